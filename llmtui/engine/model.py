@@ -1,0 +1,306 @@
+"""A decoder-only transformer in one readable file: GPT-2 and Llama families.
+
+Read it top to bottom: norms, rotary positions, attention, MLPs, the block, the
+KV cache, then the model. Differences between the families are fields of
+`ModelConfig` (norm, mlp, positions, bias), not copies of the model.
+
+References: nanoGPT's model.py (GPT-2), Hugging Face's modeling_llama.py (RoPE with
+the rotate-half convention, grouped-query attention), litgpt's KVCache.
+
+Internals (attention probabilities, the residual stream after every layer, the
+output of every attention and MLP block) are captured only when `capture=True`;
+the plain decoding path uses fused attention and stores nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from llmtui.engine.config import ModelConfig
+
+
+# --- norms -------------------------------------------------------------------
+
+
+class RMSNorm(nn.Module):
+    """Llama's norm: scale by the root mean square, no centring, no bias."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        rms = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return x * rms * self.weight
+
+
+def make_norm(config: ModelConfig) -> nn.Module:
+    if config.norm == "rmsnorm":
+        return RMSNorm(config.d_model, config.norm_eps)
+    return nn.LayerNorm(config.d_model, eps=config.norm_eps)
+
+
+# --- rotary position embedding --------------------------------------------------
+
+
+def rope_tables(config: ModelConfig, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
+    """cos and sin for every position, each (context_length, head_dim)."""
+    hd = config.head_dim
+    inv_freq = 1.0 / (config.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float32, device=device) / hd))
+    t = torch.arange(config.context_length, dtype=torch.float32, device=device)
+    freqs = torch.outer(t, inv_freq)  # (T, hd/2)
+    emb = torch.cat([freqs, freqs], dim=-1)  # (T, hd): the rotate-half layout
+    return emb.cos(), emb.sin()
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate pairs (i, i + hd/2) of x (B, nh, T, hd) by each position's angle."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated * sin
+
+
+# --- KV cache -------------------------------------------------------------------
+
+
+class KVCache:
+    """Keys and values of every layer for the tokens seen so far.
+
+    Preallocated to `max_len` positions so that decoding appends in place. `length`
+    is the number of positions filled; `truncate(n)` rewinds (used to fork a
+    generation from an earlier step).
+    """
+
+    def __init__(self, config: ModelConfig, batch: int, max_len: int, device: torch.device, dtype: torch.dtype) -> None:
+        shape = (batch, config.n_kv_head, max_len, config.head_dim)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.max_len = max_len
+        self.length = 0
+
+    def append(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Write k, v (B, n_kv, T, hd) after the cached positions; return all keys/values so far."""
+        start, end = self.length, self.length + k.shape[2]
+        if end > self.max_len:
+            raise ValueError(f"KV cache full: {end} positions needed, room for {self.max_len}")
+        self.k[layer][:, :, start:end] = k
+        self.v[layer][:, :, start:end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+    def truncate(self, length: int) -> None:
+        """Forget every position from `length` on."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"can't truncate a cache of {self.length} positions to {length}")
+        self.length = length
+
+
+# --- attention ------------------------------------------------------------------
+
+
+class Attention(nn.Module):
+    """Causal self-attention with grouped-query heads (n_kv_head <= n_head)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        hd, bias = config.head_dim, bool(config.bias)
+        self.q_proj = nn.Linear(config.d_model, config.n_head * hd, bias=bias)
+        self.k_proj = nn.Linear(config.d_model, config.n_kv_head * hd, bias=bias)
+        self.v_proj = nn.Linear(config.d_model, config.n_kv_head * hd, bias=bias)
+        self.o_proj = nn.Linear(config.n_head * hd, config.d_model, bias=bias)
+
+    def forward(
+        self,
+        x: Tensor,
+        rope: tuple[Tensor, Tensor] | None,
+        cache: KVCache | None,
+        layer: int,
+        past: int,
+        capture: bool,
+    ) -> tuple[Tensor, Tensor | None]:
+        c = self.config
+        B, T, _ = x.shape
+        q = self.q_proj(x).view(B, T, c.n_head, c.head_dim).transpose(1, 2)  # (B, nh, T, hd)
+        k = self.k_proj(x).view(B, T, c.n_kv_head, c.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
+        v = self.v_proj(x).view(B, T, c.n_kv_head, c.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
+        if rope is not None:
+            cos, sin = rope
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cache is not None:
+            k, v = cache.append(layer, k, v)  # (B, nkv, past+T, hd)
+        Tk = k.shape[2]
+
+        if capture:
+            # Spelled out so the probabilities can be kept: (B, nh, T, Tk).
+            if c.n_rep > 1:
+                k = k.repeat_interleave(c.n_rep, dim=1)
+                v = v.repeat_interleave(c.n_rep, dim=1)
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(c.head_dim)
+            scores = scores.masked_fill(~causal_mask(T, Tk, past, x.device), float("-inf"))
+            probs = scores.softmax(dim=-1)
+            y = probs @ v
+        else:
+            probs = None
+            if T == 1:
+                mask, is_causal = None, False  # one new query sees every cached key
+            elif past == 0:
+                mask, is_causal = None, True
+            else:
+                mask, is_causal = causal_mask(T, Tk, past, x.device), False
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, enable_gqa=c.n_rep > 1)
+        y = y.transpose(1, 2).reshape(B, T, c.n_head * c.head_dim)  # (B, T, nh*hd)
+        return self.o_proj(y), probs
+
+
+def causal_mask(T: int, Tk: int, past: int, device: torch.device) -> Tensor:
+    """(T, Tk) boolean: query i (at position past+i) may see key j when j <= past+i."""
+    q_pos = torch.arange(past, past + T, device=device)[:, None]
+    k_pos = torch.arange(Tk, device=device)[None, :]
+    return k_pos <= q_pos
+
+
+# --- feed-forward -----------------------------------------------------------------
+
+
+class GeluMLP(nn.Module):
+    """GPT-2's feed-forward: expand, GELU (tanh approximation), project back."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.fc = nn.Linear(config.d_model, config.d_ff, bias=bool(config.bias))
+        self.proj = nn.Linear(config.d_ff, config.d_model, bias=bool(config.bias))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(F.gelu(self.fc(x), approximate="tanh"))
+
+
+class SwiGLU(nn.Module):
+    """Llama's feed-forward: a SiLU-gated linear unit."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.gate = nn.Linear(config.d_model, config.d_ff, bias=False)
+        self.up = nn.Linear(config.d_model, config.d_ff, bias=False)
+        self.down = nn.Linear(config.d_ff, config.d_model, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.down(F.silu(self.gate(x)) * self.up(x))
+
+
+# --- the block ----------------------------------------------------------------------
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: x + attention(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.attn_norm = make_norm(config)
+        self.attn = Attention(config)
+        self.mlp_norm = make_norm(config)
+        self.mlp = SwiGLU(config) if config.mlp == "swiglu" else GeluMLP(config)
+
+
+# --- the model ------------------------------------------------------------------------
+
+
+@dataclass
+class ForwardOutput:
+    """What one forward pass returns. The lists are filled only with capture=True."""
+
+    logits: Tensor  # (B, T, V), or (B, 1, V) with last_only
+    attentions: list[Tensor] = field(default_factory=list)  # per layer (B, nh, T, Tk): rows sum to 1
+    residuals: list[Tensor] = field(default_factory=list)  # n_layer + 1 of (B, T, D): embeddings, then after each block
+    attn_outputs: list[Tensor] = field(default_factory=list)  # per layer (B, T, D): what attention added
+    mlp_outputs: list[Tensor] = field(default_factory=list)  # per layer (B, T, D): what the MLP added
+
+
+class Transformer(nn.Module):
+    """The whole decoder: embeddings, blocks, final norm, unembedding."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
+        self.pos_emb = nn.Embedding(config.context_length, config.d_model) if config.positions == "learned" else None
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.final_norm = make_norm(config)
+        # A tied model reads its unembedding from tok_emb, so the state dict has no lm_head.
+        self.lm_head = None if config.tie_embeddings else nn.Linear(config.d_model, config.vocab_size, bias=False)
+        if config.positions == "rope":
+            cos, sin = rope_tables(config)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+
+    @property
+    def unembedding(self) -> Tensor:
+        """(V, D): the matrix that turns a final vector into one logit per token."""
+        return self.tok_emb.weight if self.lm_head is None else self.lm_head.weight
+
+    def n_params(self) -> int:
+        """Parameter count, a tied matrix counted once (as model cards do)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def new_cache(self, max_len: int | None = None, batch: int = 1) -> KVCache:
+        """An empty KV cache on this model's device, room for max_len (default: the context) positions."""
+        weight = self.tok_emb.weight
+        return KVCache(self.config, batch, max_len or self.config.context_length, weight.device, weight.dtype)
+
+    def unembed(self, x: Tensor) -> Tensor:
+        """Final norm then unembedding: a residual vector (..., D) to logits (..., V)."""
+        return F.linear(self.final_norm(x), self.unembedding)
+
+    def forward(
+        self,
+        ids: Tensor,
+        cache: KVCache | None = None,
+        *,
+        capture: bool = False,
+        last_only: bool = False,
+    ) -> ForwardOutput:
+        """Run ids (B, T) through the model.
+
+        With a cache, ids continue the cached positions and their keys/values are
+        appended. last_only computes logits for the last position alone (decoding
+        needs no more). capture=True also returns the internals.
+        """
+        B, T = ids.shape
+        past = cache.length if cache is not None else 0
+        if past + T > self.config.context_length:
+            raise ValueError(
+                f"{past + T} tokens exceed the model's context window of {self.config.context_length}"
+            )
+        if cache is not None and past + T > cache.max_len:
+            raise ValueError(f"{past + T} tokens exceed the KV cache's {cache.max_len} positions")
+        x = self.tok_emb(ids)  # (B, T, D)
+        rope = None
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(torch.arange(past, past + T, device=ids.device))
+        else:
+            rope = (self.rope_cos[past : past + T], self.rope_sin[past : past + T])  # (T, hd) each
+
+        out = ForwardOutput(logits=x)
+        if capture:
+            out.residuals.append(x)
+        for i, block in enumerate(self.blocks):
+            a, probs = block.attn(block.attn_norm(x), rope, cache, i, past, capture)
+            x = x + a
+            m = block.mlp(block.mlp_norm(x))
+            x = x + m
+            if capture:
+                out.attentions.append(probs)
+                out.attn_outputs.append(a)
+                out.mlp_outputs.append(m)
+                out.residuals.append(x)
+        if cache is not None:
+            cache.length = past + T
+        if last_only:
+            x = x[:, -1:]
+        out.logits = self.unembed(x)  # (B, T, V)
+        return out
