@@ -139,7 +139,9 @@ def distribution(logits: Tensor, settings: SamplingSettings, previous_ids: Seque
         final[penalised.argmax()] = 1.0
         return Distribution(raw, adjusted, none, none, none, final)
 
-    adjusted = (penalised / settings.temperature).softmax(-1)
+    # Shift so the top logit is 0 before dividing: a tiny temperature then gives -inf, never nan.
+    shifted = penalised.double() - penalised.max()
+    adjusted = (shifted / settings.temperature).softmax(-1).float()
     keep_k = top_k_mask(adjusted, settings.top_k)
     after_k = renormalise(adjusted * keep_k)
     keep_p = top_p_mask(after_k, settings.top_p) & keep_k
