@@ -1,0 +1,269 @@
+"""Command line: the TUI by default, and headless subcommands for scripts and demos.
+
+    llmtui                              the app on the default model
+    llmtui tokenize TEXT [--json]
+    llmtui generate PROMPT [--chat] [--temperature T] [--top-k K] [--top-p P] ... [--json]
+    llmtui neighbours WORD [--json]
+    llmtui attention PROMPT --layer L --head H [--json]
+
+Every error a user can cause ends in one line on stderr and a non-zero exit
+status, never a traceback (set LLMTUI_DEBUG=1 to see one for a bug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from typing import Sequence
+
+from llmtui import __version__
+
+PANES = ("tokenizer", "embeddings", "attention", "generate")
+EXIT_USAGE, EXIT_ERROR = 2, 1
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status 1."""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="catalogue name, local path (.gguf or Hugging Face folder) or repo id")
+    parser.add_argument("--device", default=None, help="cpu (default) or cuda")
+
+
+def _sampling(parser: argparse.ArgumentParser) -> None:
+    from llmtui.engine.sampling import SamplingSettings
+
+    d = SamplingSettings()
+    parser.add_argument("--temperature", type=float, default=d.temperature, help=f"0 = greedy (default {d.temperature})")
+    parser.add_argument("--top-k", type=int, default=d.top_k, help="keep the k most probable tokens; 0 = off")
+    parser.add_argument("--top-p", type=float, default=d.top_p, help="nucleus: keep tokens until their mass reaches p; 1 = off")
+    parser.add_argument("--min-p", type=float, default=d.min_p, help="keep tokens at least p times as probable as the top one")
+    parser.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty, help="> 1 discourages repeats")
+    parser.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
+    parser.add_argument("--seed", type=int, default=None, help="fix the random draws (default: a fresh seed, printed)")
+    parser.add_argument("--top", type=int, default=10, help="candidates recorded per step (--json)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llmtui",
+        description="A terminal playground that lets you see inside a real language model.",
+    )
+    parser.add_argument("--version", action="version", version=f"llmtui {__version__}")
+    _common(parser)
+    parser.add_argument("--pane", choices=PANES, default=None, help="pane to open on")
+    parser.add_argument("--prompt", default=None, help="text to open the pane with (e.g. a prepared prompt for a talk)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("tokenize", help="cut text into tokens and ids")
+    p.add_argument("text")
+    p.add_argument("--encoding", default=None, help="an OpenAI encoding (gpt2, cl100k_base, o200k_base) instead of the model's")
+    p.add_argument("--allow-special", action="store_true", help="let text such as <|im_end|> become special tokens")
+    p.add_argument("--json", action="store_true")
+    _common(p)
+
+    p = sub.add_parser("generate", help="continue a prompt, streaming token by token")
+    p.add_argument("prompt")
+    p.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
+    p.add_argument("--json", action="store_true", help="print every step's candidates as JSON at the end")
+    _sampling(p)
+    _common(p)
+
+    p = sub.add_parser("neighbours", aliases=["neighbors"], help="tokens whose embeddings are nearest a word's")
+    p.add_argument("word")
+    p.add_argument("-k", type=int, default=20, help="how many (default 20)")
+    p.add_argument("--json", action="store_true")
+    _common(p)
+
+    p = sub.add_parser("attention", help="attention weights of one layer and head")
+    p.add_argument("prompt")
+    p.add_argument("--layer", type=int, default=0)
+    p.add_argument("--head", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    _common(p)
+    return parser
+
+
+def load_model(args: argparse.Namespace):
+    """The model named by --model/--device, with progress on stderr."""
+    from llmtui.engine.lm import DEFAULT_MODEL, LanguageModel
+
+    def progress(message: str, fraction: float) -> None:
+        if sys.stderr.isatty():
+            print(f"\r\x1b[2K{message} {fraction:.0%}", end="", file=sys.stderr, flush=True)
+
+    lm = LanguageModel.load(args.model or DEFAULT_MODEL, device=args.device or "cpu", progress=progress)
+    if sys.stderr.isatty():
+        print("\r\x1b[2K", end="", file=sys.stderr, flush=True)
+    return lm
+
+
+def cmd_tokenize(args: argparse.Namespace) -> int:
+    from llmtui.engine.text import escape_controls
+
+    if args.encoding:
+        from llmtui.engine.tokenizer import openai_encoding
+
+        enc, reason = openai_encoding(args.encoding)
+        if enc is None:
+            raise CliError(reason)
+        ids = enc.encode(args.text, disallowed_special=(), allowed_special="all" if args.allow_special else set())
+        texts = [enc.decode_single_token_bytes(i).decode("utf-8", errors="replace") for i in ids]
+        name = args.encoding
+    else:
+        lm = load_model(args)
+        ids = lm.encode(args.text, allow_special=args.allow_special)
+        texts = [lm.tokenizer.token_text(i) for i in ids]
+        name = lm.name
+    if args.json:
+        print(json.dumps({"tokenizer": name, "tokens": [{"id": i, "text": t} for i, t in zip(ids, texts)]}, ensure_ascii=False))
+    else:
+        for i, t in zip(ids, texts):
+            print(f"{i:>7}  {escape_controls(repr(t)[1:-1], keep='')}")
+        print(f"{len(ids)} tokens, {len(args.text)} characters")
+    return 0
+
+
+def sampling_settings(args: argparse.Namespace):
+    from llmtui.engine.sampling import SamplingSettings
+
+    try:
+        return SamplingSettings(
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            min_p=args.min_p,
+            repetition_penalty=args.repetition_penalty,
+            max_new_tokens=args.max_new_tokens,
+            seed=args.seed,
+        )
+    except ValueError as e:
+        raise CliError(str(e)) from None
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from llmtui.engine.generation import GenerationSession
+    from llmtui.engine.text import escape_controls
+
+    settings = sampling_settings(args)
+    if not args.prompt.strip():
+        raise CliError("the prompt is empty: give some text to continue")
+    lm = load_model(args)
+    ids = lm.encode_chat(args.prompt) if args.chat else lm.encode(args.prompt)
+    try:
+        session = GenerationSession(lm, ids, settings, top_n=args.top)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    shown = ""
+    for _ in session:
+        if args.json:
+            continue
+        text = session.text
+        if text.endswith("\ufffd"):
+            continue  # half a UTF-8 character: wait for the rest
+        print(escape_controls(text[len(shown) :]), end="", flush=True)
+        shown = text
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "model": lm.name,
+                    "prompt": args.prompt,
+                    "prompt_ids": ids,
+                    "seed": session.seed,
+                    "settings": {k: v for k, v in vars(settings).items()},
+                    "steps": [s.to_json() for s in session.steps],
+                    "text": session.text,
+                    "finish_reason": session.finish_reason,
+                },
+                ensure_ascii=False,
+            )
+        )
+    else:
+        print(escape_controls(session.text[len(shown) :]))
+        print(f"[{len(session.steps)} tokens, {session.finish_reason}, seed {session.seed}]", file=sys.stderr)
+    return 0
+
+
+def cmd_neighbours(args: argparse.Namespace) -> int:
+    from llmtui.engine.analysis import EmbeddingIndex, neighbours
+
+    if not args.word:
+        raise CliError("the word is empty")
+    lm = load_model(args)
+    ids = lm.encode(args.word)
+    if len(ids) != 1:
+        pieces = ", ".join(repr(lm.tokenizer.token_text(i)) for i in ids)
+        raise CliError(f"{args.word!r} is {len(ids)} tokens ({pieces}); give a word that is one token (try a leading space)")
+    result = neighbours(lm, EmbeddingIndex(lm.model.tok_emb.weight), ids[0], args.k)
+    if args.json:
+        print(json.dumps({"model": lm.name, "token": {"id": ids[0], "text": lm.tokenizer.token_text(ids[0])},
+                          "neighbours": [{"id": n.id, "text": n.text, "similarity": n.similarity} for n in result]},
+                         ensure_ascii=False))
+    else:
+        for n in result:
+            print(f"{n.similarity:6.3f}  {n.id:>7}  {repr(n.text)}")
+    return 0
+
+
+def cmd_attention(args: argparse.Namespace) -> int:
+    lm = load_model(args)
+    c = lm.config
+    if not 0 <= args.layer < c.n_layer:
+        raise CliError(f"--layer must be 0..{c.n_layer - 1} for {lm.name}")
+    if not 0 <= args.head < c.n_head:
+        raise CliError(f"--head must be 0..{c.n_head - 1} for {lm.name}")
+    ids = lm.encode(args.prompt)
+    try:
+        out = lm.run(ids, capture=True)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    weights = out.attentions[args.layer][0, args.head].tolist()
+    tokens = [lm.tokenizer.token_text(i) for i in ids]
+    if args.json:
+        print(json.dumps({"model": lm.name, "layer": args.layer, "head": args.head,
+                          "tokens": [{"id": i, "text": t} for i, t in zip(ids, tokens)], "weights": weights},
+                         ensure_ascii=False))
+    else:
+        for t, row in zip(tokens, weights):
+            print(f"{repr(t)[:14]:>14} " + " ".join(f"{w:4.2f}" for w in row))
+    return 0
+
+
+def run_tui(args: argparse.Namespace) -> int:
+    from llmtui.app.app import LLMTuiApp
+
+    LLMTuiApp(model=args.model, device=args.device or "cpu", pane=args.pane, prompt=args.prompt).run()
+    return 0
+
+
+COMMANDS = {"tokenize": cmd_tokenize, "generate": cmd_generate, "neighbours": cmd_neighbours,
+            "neighbors": cmd_neighbours, "attention": cmd_attention}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from llmtui.engine.errors import USER_ERRORS
+
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS.get(args.command, run_tui)(args)
+    except (CliError, *USER_ERRORS) as e:
+        print(f"llmtui: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # a bug: say so in one line, traceback only on request
+        if os.environ.get("LLMTUI_DEBUG"):
+            traceback.print_exc()
+        print(f"llmtui: internal error ({type(e).__name__}: {e}); rerun with LLMTUI_DEBUG=1 for details", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""A loaded language model: the transformer, its tokenizer and where it runs, in one object.
+
+Everything above the engine (CLI, panes, benchmarks) holds a `LanguageModel`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from llmtui.engine.config import ModelConfig
+from llmtui.engine.model import ForwardOutput, Transformer
+from llmtui.engine.tokenizer import Tokenizer
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+Progress = Callable[[str, float], None]
+
+
+class DeviceError(ValueError):
+    """The requested device can't be used; the message says why and what to do."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """'cpu', 'cuda' or 'cuda:N' as a torch.device, or DeviceError with what to do."""
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {name} asked for, but no CUDA GPU is available here; use --device cpu")
+        return torch.device(name)
+    raise DeviceError(f"unknown device {name!r}: use cpu or cuda")
+
+
+@dataclass
+class LanguageModel:
+    """A transformer and its tokenizer, ready to run on one device."""
+
+    name: str
+    source: str
+    model: Transformer
+    tokenizer: Tokenizer
+    device: torch.device
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+    @property
+    def n_params(self) -> int:
+        return self.model.n_params()
+
+    @property
+    def stop_ids(self) -> list[int]:
+        """Tokens that end a generation: the tokenizer's end-of-sequence token."""
+        return [self.tokenizer.eos_id] if self.tokenizer.eos_id is not None else []
+
+    @classmethod
+    def load(cls, spec: str = DEFAULT_MODEL, *, device: str = "cpu", progress: Progress | None = None) -> LanguageModel:
+        """Load a catalogue name, a local path (GGUF file or Hugging Face folder) or a repo id.
+
+        Raises ModelLoadError (or DeviceError) with a one-line, user-facing message.
+        """
+        from llmtui.engine.loading import load_weights
+        from llmtui.engine.tokenizer import tokenizer_from_gguf, tokenizer_from_hf_folder
+
+        dev = resolve_device(device)
+        weights = load_weights(spec, progress=progress)
+        if progress:
+            progress("building the model", 0.95)
+        model = Transformer(weights.config)
+        model.load_state_dict(weights.state_dict, strict=True)
+        model.to(dev).eval()
+        source = Path(weights.tokenizer_source)
+        tokenizer = tokenizer_from_gguf(source) if source.suffix == ".gguf" else tokenizer_from_hf_folder(source)
+        if progress:
+            progress("ready", 1.0)
+        return cls(name=weights.name, source=weights.source, model=model, tokenizer=tokenizer, device=dev)
+
+    def encode(self, text: str, allow_special: bool = False) -> list[int]:
+        return self.tokenizer.encode(text, allow_special=allow_special)
+
+    def chat_prompt(self, user_text: str, history: list[dict[str, str]] | None = None) -> str:
+        """The raw text the model continues for a chat turn, template tokens included."""
+        messages = list(history or []) + [{"role": "user", "content": user_text}]
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+
+    def encode_chat(self, user_text: str, history: list[dict[str, str]] | None = None) -> list[int]:
+        """Token ids of a chat prompt. The template's special tokens become specials; the user's text never does.
+
+        The template is rendered with a sentinel in place of each message, so that
+        only the template's own text is encoded with specials allowed.
+        """
+        messages = list(history or []) + [{"role": "user", "content": user_text}]
+        sentinels = {f"\x00llmtui-message-{i}\x00": m["content"] for i, m in enumerate(messages)}
+        rendered = self.tokenizer.apply_chat_template(
+            [{**m, "content": s} for m, s in zip(messages, sentinels)], add_generation_prompt=True
+        )
+        ids: list[int] = []
+        for piece in re.split("(" + "|".join(map(re.escape, sentinels)) + ")", rendered):
+            if piece in sentinels:
+                ids += self.encode(sentinels[piece], allow_special=False)
+            elif piece:
+                ids += self.encode(piece, allow_special=True)
+        return ids
+
+    @torch.inference_mode()
+    def run(self, ids: list[int], *, capture: bool = True) -> ForwardOutput:
+        """One forward pass over ids (no cache), internals captured by default. Tensors are on the CPU."""
+        if not ids:
+            raise ValueError("the prompt is empty: type some text first")
+        if len(ids) > self.config.context_length:
+            raise ValueError(f"the prompt is {len(ids)} tokens; the model's context window holds {self.config.context_length}")
+        out = self.model(torch.tensor([ids], device=self.device), capture=capture)
+        if self.device.type != "cpu":
+            out = ForwardOutput(
+                logits=out.logits.cpu(),
+                attentions=[a.cpu() for a in out.attentions],
+                residuals=[r.cpu() for r in out.residuals],
+                attn_outputs=[a.cpu() for a in out.attn_outputs],
+                mlp_outputs=[m.cpu() for m in out.mlp_outputs],
+            )
+        return out

@@ -1,0 +1,24 @@
+"""The engine is headless: importing it must not pull in textual or rich."""
+
+import subprocess
+import sys
+
+ENGINE_MODULES = ["config", "model", "loading", "tokenizer", "sampling", "generation", "analysis", "lm", "text", "errors"]
+
+
+def test_engine_imports_neither_textual_nor_rich():
+    code = (
+        "import sys\n"
+        + "".join(f"import llmtui.engine.{m}\n" for m in ENGINE_MODULES)
+        + "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich'))\n"
+        + "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_cli_help_does_not_import_torch():
+    # `llmtui --help` should answer at once; torch is imported only by commands that need it.
+    code = "import sys; import llmtui.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

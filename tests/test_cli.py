@@ -1,0 +1,132 @@
+"""The headless CLI: JSON shapes, and one clear line with a non-zero status for every bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from llmtui import __version__
+from llmtui.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *words):
+    assert code != 0
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("llmtui: error: ")
+    assert "Traceback" not in err
+    for w in words:
+        assert w.lower() in lines[0].lower(), lines[0]
+
+
+def test_version_and_help():
+    out = subprocess.run([sys.executable, "-m", "llmtui.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == f"llmtui {__version__}"
+    out = subprocess.run([sys.executable, "-m", "llmtui.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for command in ("tokenize", "generate", "neighbours", "attention"):
+        assert command in out.stdout
+
+
+def test_tokenize_json(tiny_hf_llama_dir, capsys):
+    code, out, _ = run_cli(capsys, "tokenize", "hello world", "--model", str(tiny_hf_llama_dir), "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert "".join(t["text"] for t in data["tokens"]) == "hello world"
+    assert all(isinstance(t["id"], int) for t in data["tokens"])
+
+
+def test_generate_json_shape(tiny_hf_gpt2_dir, capsys):
+    code, out, _ = run_cli(capsys, "generate", "hello", "--model", str(tiny_hf_gpt2_dir), "--max-new-tokens", "4",
+                           "--seed", "7", "--top-k", "5", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["seed"] == 7 and len(data["steps"]) == 4
+    for step in data["steps"]:
+        cands = step["candidates"]
+        assert len(cands) >= 10
+        assert {"id", "text", "raw_prob", "prob", "cut_by"} <= set(cands[0])
+        assert sum(c["cut_by"] is None for c in cands) <= 5  # top-k 5 leaves at most five drawable
+        assert step["token"]["id"] in [c["id"] for c in cands]
+
+
+def test_generate_same_seed_same_text(tiny_hf_gpt2_dir, capsys):
+    args = ["generate", "hello", "--model", str(tiny_hf_gpt2_dir), "--max-new-tokens", "8", "--seed", "3",
+            "--temperature", "1.5", "--json"]
+    first = json.loads(run_cli(capsys, *args)[1])
+    second = json.loads(run_cli(capsys, *args)[1])
+    assert first["text"] == second["text"]
+
+
+def test_neighbours_and_attention_json(tiny_hf_llama_dir, capsys):
+    code, out, _ = run_cli(capsys, "tokenize", "hello", "--model", str(tiny_hf_llama_dir), "--json")
+    token = json.loads(out)["tokens"][0]["text"]
+    code, out, _ = run_cli(capsys, "neighbours", token, "--model", str(tiny_hf_llama_dir), "-k", "5", "--json")
+    assert code == 0
+    sims = [n["similarity"] for n in json.loads(out)["neighbours"]]
+    assert len(sims) == 5 and sims == sorted(sims, reverse=True)
+    code, out, _ = run_cli(capsys, "attention", "hello world", "--model", str(tiny_hf_llama_dir),
+                           "--layer", "1", "--head", "0", "--json")
+    data = json.loads(out)
+    n = len(data["tokens"])
+    assert len(data["weights"]) == n and all(abs(sum(row) - 1) < 1e-5 for row in data["weights"])
+    assert all(data["weights"][i][j] == 0 for i in range(n) for j in range(i + 1, n))
+
+
+def test_unknown_model_name(capsys):
+    code, _, err = run_cli(capsys, "tokenize", "hi", "--model", "no-such-model")
+    assert_one_line_error(code, err, "no-such-model")
+
+
+def test_missing_and_corrupt_model_files(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "tokenize", "hi", "--model", str(tmp_path / "missing.gguf"))
+    assert_one_line_error(code, err, "missing.gguf")
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\x00\xff" * 50)
+    code, _, err = run_cli(capsys, "tokenize", "hi", "--model", str(bad))
+    assert_one_line_error(code, err, "bad.gguf")
+
+
+def test_truncated_gguf(default_model_path, tmp_path, capsys):
+    cut = tmp_path / "cut.gguf"
+    with open(default_model_path, "rb") as f:
+        cut.write_bytes(f.read(5_000_000))
+    code, _, err = run_cli(capsys, "generate", "hi", "--model", str(cut))
+    assert_one_line_error(code, err, "cut.gguf")
+
+
+def test_empty_prompt_and_over_long_prompt(tiny_hf_gpt2_dir, capsys):
+    code, _, err = run_cli(capsys, "generate", "  ", "--model", str(tiny_hf_gpt2_dir))
+    assert_one_line_error(code, err, "empty")
+    code, _, err = run_cli(capsys, "generate", "hello " * 2000, "--model", str(tiny_hf_gpt2_dir))
+    assert_one_line_error(code, err, "context window")
+
+
+def test_bad_knobs_and_layers(tiny_hf_gpt2_dir, capsys):
+    code, _, err = run_cli(capsys, "generate", "hi", "--model", str(tiny_hf_gpt2_dir), "--top-p", "2")
+    assert_one_line_error(code, err, "top-p")
+    code, _, err = run_cli(capsys, "attention", "hi", "--model", str(tiny_hf_gpt2_dir), "--layer", "99")
+    assert_one_line_error(code, err, "--layer")
+
+
+def test_cuda_without_a_gpu(tiny_hf_gpt2_dir, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the message is for machines without one")
+    code, _, err = run_cli(capsys, "tokenize", "hi", "--model", str(tiny_hf_gpt2_dir), "--device", "cuda")
+    assert_one_line_error(code, err, "cuda", "--device cpu")
+
+
+def test_model_output_with_escapes_is_printed_literally(tiny_hf_gpt2_dir, capsys):
+    code, out, _ = run_cli(capsys, "tokenize", "a\x1b[31mb\rc", "--model", str(tiny_hf_gpt2_dir))
+    assert code == 0
+    assert "\x1b" not in out and "\r" not in out
+    assert "\\x1b" in out
