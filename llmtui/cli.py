@@ -35,7 +35,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _sampling(parser: argparse.ArgumentParser) -> None:
-    from llmtui.engine.sampling import SamplingSettings
+    from llmtui.engine.settings import SamplingSettings
 
     d = SamplingSettings()
     parser.add_argument("--temperature", type=float, default=d.temperature, help=f"0 = greedy (default {d.temperature})")
@@ -129,7 +129,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 
 
 def sampling_settings(args: argparse.Namespace):
-    from llmtui.engine.sampling import SamplingSettings
+    from llmtui.engine.settings import SamplingSettings
 
     try:
         return SamplingSettings(

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-ENGINE_MODULES = ["config", "model", "loading", "tokenizer", "sampling", "generation", "analysis", "lm", "text", "errors"]
+ENGINE_MODULES = ["config", "settings", "model", "loading", "tokenizer", "sampling", "generation", "analysis", "lm", "text", "errors"]
 
 
 def test_engine_imports_neither_textual_nor_rich():
@@ -19,6 +19,6 @@ def test_engine_imports_neither_textual_nor_rich():
 
 def test_cli_help_does_not_import_torch():
     # `llmtui --help` should answer at once; torch is imported only by commands that need it.
-    code = "import sys; import llmtui.cli; print('torch' in sys.modules)"
+    code = "import sys, llmtui.cli; llmtui.cli.build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -12,49 +12,14 @@ cut which token.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 from torch import Tensor
 
+from llmtui.engine.settings import SamplingSettings  # re-exported: the knobs live beside their effects
 
-@dataclass(frozen=True)
-class SamplingSettings:
-    """The knobs. Replace the whole object to change them (it is frozen)."""
-
-    temperature: float = 0.7  # 0 means greedy: always the most probable token
-    top_k: int = 0  # keep the k most probable tokens; 0 = off
-    top_p: float = 1.0  # keep the smallest set whose probability adds up to p; 1 = off
-    min_p: float = 0.0  # keep tokens at least min_p times as probable as the top one; 0 = off
-    repetition_penalty: float = 1.0  # > 1 makes tokens already in the text less likely; 1 = off
-    max_new_tokens: int = 128
-    seed: int | None = None  # None: a fresh random seed per generation
-
-    def __post_init__(self) -> None:
-        problems = []
-        if not 0 <= self.temperature <= 100:
-            problems.append(f"temperature must be between 0 and 100, got {self.temperature}")
-        if self.top_k < 0:
-            problems.append(f"top-k must be 0 (off) or more, got {self.top_k}")
-        if not 0 <= self.top_p <= 1:
-            problems.append(f"top-p must be between 0 and 1, got {self.top_p}")
-        if not 0 <= self.min_p <= 1:
-            problems.append(f"min-p must be between 0 and 1, got {self.min_p}")
-        if self.repetition_penalty <= 0:
-            problems.append(f"repetition penalty must be positive, got {self.repetition_penalty}")
-        if self.max_new_tokens < 0:
-            problems.append(f"max new tokens must be 0 or more, got {self.max_new_tokens}")
-        if problems:
-            raise ValueError("; ".join(problems))
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0
-
-    def with_(self, **changes: object) -> SamplingSettings:
-        """A copy with some knobs changed (validated)."""
-        return replace(self, **changes)
 
 
 @dataclass(frozen=True)
