@@ -1,0 +1,95 @@
+"""What every weight loader shares: the error type, the cache folder and the state-dict layout.
+
+The layout is the contract with `llmtui.engine.model.Transformer`: every loader turns its
+source (GGUF, Hugging Face safetensors, our own cache) into exactly these names and shapes,
+and `check_state_dict` refuses anything else instead of guessing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import platformdirs
+import torch
+
+from llmtui.engine.config import ModelConfig
+
+Progress = Callable[[str, float], None]
+"""progress(message, fraction): fraction in [0, 1] of the current stage."""
+
+
+class ModelLoadError(Exception):
+    """One clear, user-facing line: what went wrong and what to do."""
+
+
+def user_cache_dir() -> Path:
+    """Where downloads and dequantized weights live; LLMTUI_CACHE_DIR overrides it."""
+    override = os.environ.get("LLMTUI_CACHE_DIR")
+    return Path(override).expanduser() if override else Path(platformdirs.user_cache_dir("llmtui"))
+
+
+def report(progress: Progress | None, message: str, fraction: float) -> None:
+    if progress is not None:
+        progress(message, min(max(fraction, 0.0), 1.0))
+
+
+def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Every tensor name our Transformer's state dict holds, with its (PyTorch) shape.
+
+    Linear weights are (out_features, in_features); `lm_head.weight` only when untied.
+    """
+    D, hd, V = config.d_model, config.head_dim, config.vocab_size
+    q_out, kv_out = config.n_head * hd, config.n_kv_head * hd
+    shapes: dict[str, tuple[int, ...]] = {"tok_emb.weight": (V, D)}
+    if config.positions == "learned":
+        shapes["pos_emb.weight"] = (config.context_length, D)
+    layernorm = config.norm == "layernorm"
+
+    def norm(name: str) -> None:
+        shapes[f"{name}.weight"] = (D,)
+        if layernorm:
+            shapes[f"{name}.bias"] = (D,)
+
+    def linear(name: str, out_features: int, in_features: int, bias: bool) -> None:
+        shapes[f"{name}.weight"] = (out_features, in_features)
+        if bias:
+            shapes[f"{name}.bias"] = (out_features,)
+
+    for i in range(config.n_layer):
+        b = f"blocks.{i}"
+        norm(f"{b}.attn_norm")
+        linear(f"{b}.attn.q_proj", q_out, D, bool(config.bias))
+        linear(f"{b}.attn.k_proj", kv_out, D, bool(config.bias))
+        linear(f"{b}.attn.v_proj", kv_out, D, bool(config.bias))
+        linear(f"{b}.attn.o_proj", D, q_out, bool(config.bias))
+        norm(f"{b}.mlp_norm")
+        if config.mlp == "swiglu":
+            linear(f"{b}.mlp.gate", config.d_ff, D, False)
+            linear(f"{b}.mlp.up", config.d_ff, D, False)
+            linear(f"{b}.mlp.down", D, config.d_ff, False)
+        else:
+            linear(f"{b}.mlp.fc", config.d_ff, D, bool(config.bias))
+            linear(f"{b}.mlp.proj", D, config.d_ff, bool(config.bias))
+    norm("final_norm")
+    if not config.tie_embeddings:
+        shapes["lm_head.weight"] = (V, D)
+    return shapes
+
+
+def check_state_dict(state_dict: dict[str, torch.Tensor], config: ModelConfig, where: str) -> None:
+    """Raise ModelLoadError unless the names and shapes are exactly what the config implies."""
+    expected = expected_shapes(config)
+    missing = [name for name in expected if name not in state_dict]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ModelLoadError(f"{where} lacks the weights for {missing[0]}{more}; the file is incomplete or not a {config.family} model")
+    unexpected = [name for name in state_dict if name not in expected]
+    if unexpected:
+        raise ModelLoadError(f"{where} has weights this model has no place for ({', '.join(unexpected[:3])}); it is probably not a plain {config.family} model")
+    for name, shape in expected.items():
+        if tuple(state_dict[name].shape) != shape:
+            raise ModelLoadError(
+                f"{where}: {name} has shape {tuple(state_dict[name].shape)} but the config implies {shape}; config and weights disagree"
+            )

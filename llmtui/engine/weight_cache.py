@@ -1,0 +1,104 @@
+"""A cache of dequantized GGUF weights, so only the first start pays for dequantizing.
+
+Each entry is one safetensors file of float32 tensors (our names) whose metadata holds the
+ModelConfig as JSON and a CRC-32 per tensor. An entry is used only if it parses, every CRC
+matches and every name and shape fits the config; anything else is deleted and rebuilt.
+Caching is best effort: a read-only or full disk just means no cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import tempfile
+import zlib
+from pathlib import Path
+
+import torch
+
+from llmtui.engine.config import ModelConfig
+from llmtui.engine.load_common import check_state_dict
+
+# Bump when the conversion changes (say, a fix to the q/k row order): old entries stop matching.
+FORMAT = "1"
+# Past this size a float32 copy on disk costs more than it saves (and such models hardly fit in RAM).
+MAX_CACHE_BYTES = 4 << 30
+
+
+def cache_file(cache_dir: Path, source: Path) -> Path:
+    """Entry for a GGUF file; the key changes when the file is replaced or touched."""
+    stat = source.stat()
+    ident = f"{FORMAT}:{source.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    key = hashlib.sha256(ident.encode()).hexdigest()[:16]
+    return cache_dir / "dequantized" / f"{_stem(source)}-{key}.safetensors"
+
+
+def _stem(source: Path) -> str:
+    return re.sub(r"[^\w.-]", "_", source.stem)[:80]
+
+
+def _crc(t: torch.Tensor) -> int:
+    return zlib.crc32(t.contiguous().view(torch.uint8).numpy())
+
+
+def load_cached(entry: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]] | None:
+    """The cached config and state dict, or None when there is no good entry (a bad one is deleted)."""
+    if not entry.is_file():
+        return None
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    try:
+        with safe_open(entry, framework="pt") as f:
+            meta = f.metadata() or {}
+        if meta.get("llmtui_format") != FORMAT:
+            raise ValueError("written by another version")
+        config = ModelConfig(**json.loads(meta["config"]))
+        crcs = json.loads(meta["crc32"])
+        state_dict = load_file(entry)
+        if set(crcs) != set(state_dict) or any(_crc(t) != crcs[name] for name, t in state_dict.items()):
+            raise ValueError("checksum mismatch")
+        check_state_dict(state_dict, config, entry.name)
+        return config, state_dict
+    except Exception:  # noqa: BLE001 - whatever is wrong with an entry, the answer is to rebuild it
+        try:
+            entry.unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only cache: the entry is skipped, just not removed
+        return None
+
+
+def save_cached(entry: Path, config: ModelConfig, state_dict: dict[str, torch.Tensor]) -> bool:
+    """Write an entry atomically (temp file + rename); False when the cache can't be written."""
+    if sum(t.numel() * 4 for t in state_dict.values()) > MAX_CACHE_BYTES:
+        return False
+    from safetensors.torch import save_file
+
+    metadata = {
+        "llmtui_format": FORMAT,
+        "config": json.dumps(dataclasses.asdict(config)),
+        "crc32": json.dumps({name: _crc(t) for name, t in state_dict.items()}),
+    }
+    tmp: Path | None = None
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=entry.parent, prefix=entry.name, suffix=".part")
+        os.close(fd)
+        tmp = Path(tmp_name)
+        save_file(state_dict, tmp, metadata=metadata)
+        os.replace(tmp, entry)
+        tmp = None
+        # One entry per model file name: drop the entries of older versions of the same file.
+        same_model = re.compile(re.escape(entry.name.rpartition("-")[0]) + r"-[0-9a-f]{16}\.safetensors")
+        for old in entry.parent.iterdir():
+            if old != entry and same_model.fullmatch(old.name):
+                old.unlink(missing_ok=True)
+        return True
+    except Exception:  # noqa: BLE001 - read-only folder, full disk, ...: loading works without a cache
+        return False
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
