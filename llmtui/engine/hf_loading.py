@@ -211,12 +211,6 @@ def download_hf_repo(repo_id: str, *, offline: bool, progress: Progress | None =
 
     report(progress, f"fetching {repo_id} from huggingface.co", 0.0)
     try:
-        import httpx  # huggingface_hub's HTTP client; its transport errors are not OSErrors
-
-        transport_errors: tuple[type[Exception], ...] = (OSError, httpx.TransportError)
-    except ImportError:
-        transport_errors = (OSError,)
-    try:
         folder = huggingface_hub.snapshot_download(repo_id, allow_patterns=HF_ALLOW_PATTERNS, local_files_only=offline)
     except errors.GatedRepoError as err:
         raise ModelLoadError(f"{repo_id!r} is gated on huggingface.co: accept its license there and log in with `hf auth login`, then try again") from err
@@ -224,7 +218,8 @@ def download_hf_repo(repo_id: str, *, offline: bool, progress: Progress | None =
         raise ModelLoadError(f"huggingface.co has no model {repo_id!r} (or it is private); check the name, or pass a local folder with --model PATH") from err
     except errors.HfHubHTTPError as err:
         raise ModelLoadError(f"huggingface.co refused {repo_id!r} ({str(err).splitlines()[0][:120]}); try again later") from err
-    except transport_errors as err:  # LocalEntryNotFoundError, OfflineModeIsEnabled, DNS / connection failures
+    except Exception as err:  # noqa: BLE001 - LocalEntryNotFoundError, OfflineModeIsEnabled, and the
+        # transport errors of whichever HTTP client this huggingface_hub uses (requests, httpx, ...)
         why = "offline mode is on, so llmtui can't download" if offline else "can't reach huggingface.co to download"
         raise ModelLoadError(
             f"{why} {repo_id!r} and it is not in the Hugging Face cache; connect to the internet once, or pass a local folder with --model PATH"

