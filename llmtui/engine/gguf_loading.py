@@ -26,7 +26,9 @@ from llmtui.engine.config import ModelConfig
 from llmtui.engine.load_common import ModelLoadError, Progress, check_state_dict, report
 
 Q = GGMLQuantizationType
-SUPPORTED_TYPES = frozenset({Q.F32, Q.F16, Q.BF16, Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K})
+SUPPORTED_TYPES = frozenset(
+    {Q.F32, Q.F16, Q.BF16, Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K}
+)
 
 # GGUF name -> our name, for whole-model tensors and for the part after `blk.N.`.
 TOP_NAMES = {"token_embd": "tok_emb", "position_embd": "pos_emb", "output_norm": "final_norm", "output": "lm_head"}
@@ -92,7 +94,9 @@ class _Cursor:
     def unpack(self, fmt: str) -> Any:
         size = struct.calcsize(fmt)
         if self.pos + size > len(self.buf):
-            raise ModelLoadError(f"{self.where} ends in the middle of its header; the file is truncated — download it again")
+            raise ModelLoadError(
+                f"{self.where} ends in the middle of its header; the file is truncated — download it again"
+            )
         (value,) = struct.unpack_from(fmt, self.buf, self.pos)
         self.pos += size
         return value
@@ -100,7 +104,9 @@ class _Cursor:
     def string(self) -> str:
         n = self.unpack("<Q")
         if self.pos + n > len(self.buf):
-            raise ModelLoadError(f"{self.where} ends in the middle of its header; the file is truncated — download it again")
+            raise ModelLoadError(
+                f"{self.where} ends in the middle of its header; the file is truncated — download it again"
+            )
         raw = self.buf[self.pos : self.pos + n]
         self.pos += n
         return raw.decode("utf-8", errors="surrogateescape")  # lossless even for odd token bytes
@@ -113,13 +119,18 @@ class _Cursor:
             if item_type in _SCALAR_FORMATS:  # numbers: one numpy read instead of a Python loop
                 dtype = np.dtype(_SCALAR_FORMATS[item_type].replace("?", "b1"))
                 if self.pos + count * dtype.itemsize > len(self.buf):
-                    raise ModelLoadError(f"{self.where} ends in the middle of its header; the file is truncated — download it again")
+                    raise ModelLoadError(
+                        f"{self.where} ends in the middle of its header; the file is truncated — download it again"
+                    )
                 values = np.frombuffer(self.buf, dtype=dtype, count=count, offset=self.pos).copy()
                 self.pos += count * dtype.itemsize
                 return values
             return [self.value(item_type) for _ in range(count)]
         if type_id not in _SCALAR_FORMATS:
-            raise ModelLoadError(f"{self.where} has a metadata value of unknown type {type_id}; the file is corrupt or from a newer llama.cpp")
+            raise ModelLoadError(
+                f"{self.where} has a metadata value of unknown type {type_id}; "
+                "the file is corrupt or from a newer llama.cpp"
+            )
         value = self.unpack(_SCALAR_FORMATS[type_id])
         # float32 metadata (1e-5 stored as 9.99999974e-06) reads back as the number that was meant.
         return float(f"{value:.7g}") if type_id == _FLOAT32 else value
@@ -136,7 +147,10 @@ def read_gguf_header(path: Path) -> GGUFFile:
     try:
         with path.open("rb") as f:
             if f.read(4) != b"GGUF":
-                raise ModelLoadError(f"{where} is not a GGUF file (it doesn't start with 'GGUF'); pass a .gguf file or a Hugging Face folder")
+                raise ModelLoadError(
+                    f"{where} is not a GGUF file (it doesn't start with 'GGUF'); "
+                    "pass a .gguf file or a Hugging Face folder"
+                )
             data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except OSError as err:
         raise ModelLoadError(f"can't read {path} ({err.strerror or err})") from err
@@ -170,10 +184,15 @@ def read_gguf_header(path: Path) -> GGUFFile:
         if type_id in _KNOWN_TYPES:
             block, type_size = GGML_QUANT_SIZES[Q(type_id)]
             if dims and dims[0] % block:
-                raise ModelLoadError(f"{where}: tensor {name} has rows of {dims[0]} values, not a multiple of its {Q(type_id).name} block of {block}")
+                raise ModelLoadError(
+                    f"{where}: tensor {name} has rows of {dims[0]} values, "
+                    f"not a multiple of its {Q(type_id).name} block of {block}"
+                )
             n_bytes = math.prod(dims) // block * type_size
         if data_start + offset + n_bytes > len(data):
-            raise ModelLoadError(f"{where} ends before the data of tensor {name}; the file is truncated — download it again")
+            raise ModelLoadError(
+                f"{where} ends before the data of tensor {name}; the file is truncated — download it again"
+            )
         if name in tensors:
             raise ModelLoadError(f"{where} holds tensor {name} twice; the file is corrupt")
         tensors[name] = GGUFTensorInfo(name, tuple(reversed(dims)), type_id, n_bytes, data_start + offset)
@@ -193,16 +212,24 @@ def gguf_config(gguf: GGUFFile) -> ModelConfig:
     def get(key: str, default: Any = None, required: bool = False) -> Any:
         value = meta.get(f"{arch}.{key}", default)
         if value is None and required:
-            raise ModelLoadError(f"{where} lacks the metadata key {arch}.{key}; the file is incomplete or from an unusual converter")
+            raise ModelLoadError(
+                f"{where} lacks the metadata key {arch}.{key}; the file is incomplete or from an unusual converter"
+            )
         if isinstance(value, (list, np.ndarray)):
-            raise ModelLoadError(f"{where}: {arch}.{key} differs per layer, which llmtui does not implement (its layers are all alike)")
+            raise ModelLoadError(
+                f"{where}: {arch}.{key} differs per layer, which llmtui does not implement (its layers are all alike)"
+            )
         return value
 
     scaling = get("rope.scaling.type")
     if scaling not in (None, "none"):
-        raise ModelLoadError(f"{where} uses RoPE scaling {scaling!r}, which llmtui does not implement; pick a model without it")
+        raise ModelLoadError(
+            f"{where} uses RoPE scaling {scaling!r}, which llmtui does not implement; pick a model without it"
+        )
     if "rope_freqs.weight" in gguf.tensors:
-        raise ModelLoadError(f"{where} carries per-frequency RoPE factors (Llama 3.1-style scaling), which llmtui does not implement")
+        raise ModelLoadError(
+            f"{where} carries per-frequency RoPE factors (Llama 3.1-style scaling), which llmtui does not implement"
+        )
     tokens = meta.get("tokenizer.ggml.tokens")
     embd = gguf.tensors.get("token_embd.weight")
     vocab = len(tokens) if tokens is not None else (embd.shape[0] if embd is not None else 0)
@@ -212,7 +239,9 @@ def gguf_config(gguf: GGUFFile) -> ModelConfig:
     head_dim = int(get("attention.key_length") or d_model // max(n_head, 1))
     rope_dims = get("rope.dimension_count")
     if arch == "llama" and rope_dims not in (None, head_dim):
-        raise ModelLoadError(f"{where} rotates {rope_dims} of {head_dim} head dimensions (partial RoPE), which llmtui does not implement")
+        raise ModelLoadError(
+            f"{where} rotates {rope_dims} of {head_dim} head dimensions (partial RoPE), which llmtui does not implement"
+        )
     eps_key = "attention.layer_norm_rms_epsilon" if arch == "llama" else "attention.layer_norm_epsilon"
     try:
         return ModelConfig(
@@ -279,13 +308,18 @@ def gguf_state_dict(gguf: GGUFFile, config: ModelConfig, progress: Progress | No
         if ".attn.qkv." in ours:
             q_rows, kv_rows = config.n_head * config.head_dim, config.n_kv_head * config.head_dim
             if w.shape[0] != q_rows + 2 * kv_rows:
-                raise ModelLoadError(f"{where}: {info.name} has {w.shape[0]} rows, expected {q_rows + 2 * kv_rows} for q, k and v")
-            for part, chunk in zip(("q_proj", "k_proj", "v_proj"), w.split([q_rows, kv_rows, kv_rows])):
+                raise ModelLoadError(
+                    f"{where}: {info.name} has {w.shape[0]} rows, expected {q_rows + 2 * kv_rows} for q, k and v"
+                )
+            for part, chunk in zip(("q_proj", "k_proj", "v_proj"), w.split([q_rows, kv_rows, kv_rows]), strict=True):
                 state_dict[ours.replace(".qkv.", f".{part}.")] = chunk.clone()
         else:
             state_dict[ours] = w.contiguous()
     if unknown:
-        raise ModelLoadError(f"{where} has tensors llmtui has no place for ({', '.join(unknown[:3])}); it is not a plain {config.family} model")
+        raise ModelLoadError(
+            f"{where} has tensors llmtui has no place for ({', '.join(unknown[:3])}); "
+            f"it is not a plain {config.family} model"
+        )
     check_state_dict(state_dict, config, where)
     report(progress, f"dequantizing {where}", 1.0)
     return state_dict

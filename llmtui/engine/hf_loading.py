@@ -44,8 +44,15 @@ def hf_config(raw: dict[str, Any], where: str) -> ModelConfig:
         if model_type == "gpt2":
             if raw.get("activation_function", "gelu_new") not in GELU_TANH:
                 raise refuse(f"activation {raw['activation_function']!r}")
-            if raw.get("scale_attn_by_inverse_layer_idx") or raw.get("reorder_and_upcast_attn") or raw.get("add_cross_attention"):
-                raise refuse("a GPT-2 attention variant (scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn / cross-attention)")
+            if (
+                raw.get("scale_attn_by_inverse_layer_idx")
+                or raw.get("reorder_and_upcast_attn")
+                or raw.get("add_cross_attention")
+            ):
+                raise refuse(
+                    "a GPT-2 attention variant "
+                    "(scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn / cross-attention)"
+                )
             if raw.get("scale_attn_weights") is False:
                 raise refuse("unscaled attention (scale_attn_weights=false)")
             d_model = raw["n_embd"]
@@ -93,7 +100,9 @@ def hf_config(raw: dict[str, Any], where: str) -> ModelConfig:
         raise ModelLoadError(f"{where}: config.json lacks {err.args[0]!r}; the file is incomplete") from err
     except ValueError as err:
         raise ModelLoadError(f"{where}: inconsistent config.json ({err})") from err
-    raise ModelLoadError(f"{where}: model_type {model_type!r} is not supported; llmtui reads gpt2 and llama (also mistral) models")
+    raise ModelLoadError(
+        f"{where}: model_type {model_type!r} is not supported; llmtui reads gpt2 and llama (also mistral) models"
+    )
 
 
 def safetensors_files(folder: Path) -> list[Path]:
@@ -106,7 +115,10 @@ def safetensors_files(folder: Path) -> list[Path]:
             raise ModelLoadError(f"can't read {index} ({err}); the file is damaged") from err
         missing = [name for name in shards if not (folder / name).is_file()]
         if missing:
-            raise ModelLoadError(f"{folder.name} is missing {len(missing)} of its {len(shards)} weight shards ({missing[0]}); download the model again")
+            raise ModelLoadError(
+                f"{folder.name} is missing {len(missing)} of its {len(shards)} weight shards ({missing[0]}); "
+                "download the model again"
+            )
         return [folder / name for name in shards]
     files = sorted(folder.glob("*.safetensors"))
     if files:
@@ -131,7 +143,9 @@ def read_safetensors(files: list[Path], progress: Progress | None, message: str)
                 for name in f.keys():
                     tensors[name] = f.get_tensor(name).to(torch.float32)
         except (SafetensorError, OSError, RuntimeError, ValueError) as err:
-            raise ModelLoadError(f"can't read {path.name} ({str(err).splitlines()[0][:120]}); the file is damaged — download it again") from err
+            raise ModelLoadError(
+                f"can't read {path.name} ({str(err).splitlines()[0][:120]}); the file is damaged — download it again"
+            ) from err
     return tensors
 
 
@@ -142,8 +156,16 @@ _IGNORED = re.compile(r".*(\.attn\.bias|\.attn\.masked_bias|rotary_emb\.inv_freq
 def gpt2_state_dict(hf: dict[str, torch.Tensor], config: ModelConfig) -> dict[str, torch.Tensor]:
     """GPT-2 names -> ours; Conv1D weights (in, out) are transposed to Linear's (out, in)."""
     sd: dict[str, torch.Tensor] = {}
-    renames = {"wte": "tok_emb", "wpe": "pos_emb", "ln_f": "final_norm", "ln_1": "attn_norm", "ln_2": "mlp_norm",
-               "attn.c_proj": "attn.o_proj", "mlp.c_fc": "mlp.fc", "mlp.c_proj": "mlp.proj"}  # fmt: skip
+    renames = {
+        "wte": "tok_emb",
+        "wpe": "pos_emb",
+        "ln_f": "final_norm",
+        "ln_1": "attn_norm",
+        "ln_2": "mlp_norm",
+        "attn.c_proj": "attn.o_proj",
+        "mlp.c_fc": "mlp.fc",
+        "mlp.c_proj": "mlp.proj",
+    }
     for name, w in hf.items():
         name = name.removeprefix("transformer.")
         if _IGNORED.fullmatch(name):
@@ -158,7 +180,7 @@ def gpt2_state_dict(hf: dict[str, torch.Tensor], config: ModelConfig) -> dict[st
             if kind == "weight" and module in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"):
                 w = w.t()  # Conv1D stores (in, out)
             if module == "attn.c_attn":  # fused: rows are [q | k | v] after the transpose
-                for part, chunk in zip(("q_proj", "k_proj", "v_proj"), w.chunk(3, dim=0)):
+                for part, chunk in zip(("q_proj", "k_proj", "v_proj"), w.chunk(3, dim=0), strict=True):
                     sd[f"blocks.{block}.attn.{part}.{kind}"] = chunk.contiguous()
                 continue
             sd[f"blocks.{block}.{renames.get(module, module)}.{kind}"] = w.contiguous()
@@ -171,10 +193,19 @@ def gpt2_state_dict(hf: dict[str, torch.Tensor], config: ModelConfig) -> dict[st
 def llama_state_dict(hf: dict[str, torch.Tensor], config: ModelConfig) -> dict[str, torch.Tensor]:
     """Llama names -> ours; weights are already (out, in) and in our RoPE row order."""
     sd: dict[str, torch.Tensor] = {}
-    renames = {"embed_tokens": "tok_emb", "norm": "final_norm", "input_layernorm": "attn_norm",
-               "post_attention_layernorm": "mlp_norm", "self_attn.q_proj": "attn.q_proj", "self_attn.k_proj": "attn.k_proj",
-               "self_attn.v_proj": "attn.v_proj", "self_attn.o_proj": "attn.o_proj", "mlp.gate_proj": "mlp.gate",
-               "mlp.up_proj": "mlp.up", "mlp.down_proj": "mlp.down"}  # fmt: skip
+    renames = {
+        "embed_tokens": "tok_emb",
+        "norm": "final_norm",
+        "input_layernorm": "attn_norm",
+        "post_attention_layernorm": "mlp_norm",
+        "self_attn.q_proj": "attn.q_proj",
+        "self_attn.k_proj": "attn.k_proj",
+        "self_attn.v_proj": "attn.v_proj",
+        "self_attn.o_proj": "attn.o_proj",
+        "mlp.gate_proj": "mlp.gate",
+        "mlp.up_proj": "mlp.up",
+        "mlp.down_proj": "mlp.down",
+    }
     for name, w in hf.items():
         if _IGNORED.fullmatch(name):
             continue
@@ -213,16 +244,25 @@ def download_hf_repo(repo_id: str, *, offline: bool, progress: Progress | None =
     try:
         folder = huggingface_hub.snapshot_download(repo_id, allow_patterns=HF_ALLOW_PATTERNS, local_files_only=offline)
     except errors.GatedRepoError as err:
-        raise ModelLoadError(f"{repo_id!r} is gated on huggingface.co: accept its license there and log in with `hf auth login`, then try again") from err
+        raise ModelLoadError(
+            f"{repo_id!r} is gated on huggingface.co: accept its license there "
+            "and log in with `hf auth login`, then try again"
+        ) from err
     except (errors.RepositoryNotFoundError, errors.RevisionNotFoundError) as err:
-        raise ModelLoadError(f"huggingface.co has no model {repo_id!r} (or it is private); check the name, or pass a local folder with --model PATH") from err
+        raise ModelLoadError(
+            f"huggingface.co has no model {repo_id!r} (or it is private); "
+            "check the name, or pass a local folder with --model PATH"
+        ) from err
     except errors.HfHubHTTPError as err:
-        raise ModelLoadError(f"huggingface.co refused {repo_id!r} ({str(err).splitlines()[0][:120]}); try again later") from err
+        raise ModelLoadError(
+            f"huggingface.co refused {repo_id!r} ({str(err).splitlines()[0][:120]}); try again later"
+        ) from err
     except Exception as err:  # noqa: BLE001 - LocalEntryNotFoundError, OfflineModeIsEnabled, and the
         # transport errors of whichever HTTP client this huggingface_hub uses (requests, httpx, ...)
         why = "offline mode is on, so llmtui can't download" if offline else "can't reach huggingface.co to download"
         raise ModelLoadError(
-            f"{why} {repo_id!r} and it is not in the Hugging Face cache; connect to the internet once, or pass a local folder with --model PATH"
+            f"{why} {repo_id!r} and it is not in the Hugging Face cache; "
+            "connect to the internet once, or pass a local folder with --model PATH"
         ) from err
     report(progress, f"fetching {repo_id} from huggingface.co", 1.0)
     return Path(folder)

