@@ -126,6 +126,14 @@ def default_model_path() -> Path:
     return fetch_default_model(cache_dir=USER_CACHE_DIR)
 
 
+@pytest.fixture(scope="session")
+def default_lm(default_model_path):
+    """The default model as a LanguageModel on the CPU (dequantized weights cached after the first run)."""
+    from llmtui.engine.lm import DEFAULT_MODEL, LanguageModel
+
+    return LanguageModel.load(DEFAULT_MODEL)
+
+
 @pytest.fixture
 def isolated_cache(tmp_path, monkeypatch) -> Path:
     """An empty llmtui cache for one test (LLMTUI_CACHE_DIR points at it too)."""
