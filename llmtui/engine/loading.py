@@ -112,8 +112,6 @@ def load_weights(
             raise ModelLoadError(f"catalogue entry {entry.name!r} has source 'hf' but no repo")
         folder = download_hf_repo(entry.repo, offline=hub_offline, progress=progress)
         weights = _load_hf(folder, entry.display_name, entry.name, progress)
-    elif entry is not None:
-        raise ModelLoadError(f"catalogue entry {entry.name!r} has an unknown source {entry.source!r}")
     elif source.kind == "gguf":
         path = Path(source.location)
         weights = _load_gguf(path, path.stem, source.location, cache_dir, progress)
