@@ -75,8 +75,14 @@ def top_p_mask(probs: Tensor, p: float) -> Tensor:
     """
     if p >= 1.0:
         return probs > 0
-    sorted_probs, order = torch.sort(probs.double(), descending=True)
-    mass_before = torch.cumsum(sorted_probs, 0) - sorted_probs
+    # The nucleus is usually small: sort only the top k, growing k until it holds mass p.
+    k = min(64, probs.numel())
+    while True:
+        top, order = torch.topk(probs, k)
+        mass_before = torch.cumsum(top.double(), 0) - top.double()
+        if k == probs.numel() or mass_before[-1] + top[-1] >= p:
+            break
+        k = min(k * 8, probs.numel())
     keep_sorted = mass_before < p - 1e-9  # a hair of slack so 0.25 + 0.25 counts as reaching 0.5
     keep_sorted[0] = True
     mask = torch.zeros_like(probs, dtype=torch.bool)
