@@ -1,0 +1,155 @@
+"""How the app keeps up while a generation streams: tokens/s against headless, and the UI's lag.
+
+    .venv/bin/python benchmarks/app_stream.py [--model SPEC] [--tokens 200] [--runs 3]
+
+It loads the model once, then
+
+1. decodes greedily headless (a `GenerationSession` loop, nothing else running) and
+2. drives the app headless (`App.run_test`) on the Generate pane with the same prompt
+   and knobs, pressing F5, while
+   - a repeating timer (every 20 ms) records how late each tick fires, and
+   - a key is sent every 100 ms and the time until its action runs is recorded.
+
+Tokens/s are counted the same way in both: from the first generated token to the last
+(the prompt's prefill is left out). The aim: the app at 90% of headless speed or more,
+the event loop never late by more than 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from textual import events  # noqa: E402
+from textual.binding import Binding  # noqa: E402
+
+from llmtui.app.app import LLMTuiApp  # noqa: E402
+from llmtui.app.messages import GenerationEnded  # noqa: E402
+from llmtui.engine.generation import GenerationSession  # noqa: E402
+from llmtui.engine.lm import DEFAULT_MODEL, LanguageModel  # noqa: E402
+from llmtui.engine.settings import SamplingSettings  # noqa: E402
+
+PROMPT = "Once upon a time, in a small village by the sea,"
+TICK = 0.02
+KEY_EVERY = 0.1
+
+
+def headless_rate(lm: LanguageModel, ids: list[int], settings: SamplingSettings) -> tuple[float, int]:
+    session = GenerationSession(lm, ids, settings)
+    first = last = 0.0
+    n = 0
+    for _ in session:
+        n += 1
+        last = time.perf_counter()
+        if n == 1:
+            first = last
+    return (n - 1) / (last - first), n
+
+
+class BenchApp(LLMTuiApp):
+    """The app plus one key whose action notes when it ran (for the key round trip)."""
+
+    BINDINGS = [Binding("f12", "ping", "ping", show=False, priority=True)]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.pongs: list[float] = []
+        self.ended: GenerationEnded | None = None
+
+    def action_ping(self) -> None:
+        self.pongs.append(time.perf_counter())
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+async def app_run(lm: LanguageModel, settings: SamplingSettings, size: tuple[int, int]) -> dict[str, float]:
+    app = BenchApp(lm=lm, prompt=PROMPT, settings=settings)
+    ended: list[GenerationEnded] = []
+
+    def hook(message: object) -> None:
+        if isinstance(message, GenerationEnded):
+            ended.append(message)
+
+    async with app.run_test(size=size, message_hook=hook) as pilot:
+        pane = app.pane("generate")
+        while pane.lm is None:
+            await pilot.pause(0.01)
+        await pilot.pause(0.3)  # let the first preview settle
+        ticks: list[float] = []
+        app.set_interval(TICK, lambda: ticks.append(time.perf_counter()))
+        app._driver.send_message(events.Key("f5", None))  # as a terminal would; pilot.press would wait for idle
+        round_trips: list[float] = []
+        next_key = time.perf_counter()
+        while not ended:
+            now = time.perf_counter()
+            if now >= next_key:
+                sent = now
+                n = len(app.pongs)
+                app._driver.send_message(events.Key("f12", None))
+                while len(app.pongs) == n and not ended:
+                    await asyncio.sleep(0.001)
+                if len(app.pongs) > n:
+                    round_trips.append(app.pongs[-1] - sent)
+                next_key = sent + KEY_EVERY
+            await asyncio.sleep(0.005)
+        rate = ended[0].tokens_per_s or 0.0
+        n_tokens = len(ended[0].steps)
+    gaps = [b - a - TICK for a, b in zip(ticks, ticks[1:])]
+    return {
+        "rate": rate,
+        "tokens": n_tokens,
+        "tick_late_max": max(gaps) if gaps else float("nan"),
+        "tick_late_p99": percentile(gaps, 0.99) if gaps else float("nan"),
+        "key_max": max(round_trips) if round_trips else float("nan"),
+        "key_p99": percentile(round_trips, 0.99) if round_trips else float("nan"),
+        "key_n": len(round_trips),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--tokens", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--size", default="100x30", help="terminal size, WxH")
+    args = parser.parse_args()
+    width, height = map(int, args.size.split("x"))
+
+    lm = LanguageModel.load(args.model, device=args.device)
+    settings = SamplingSettings(temperature=0, max_new_tokens=args.tokens)
+    ids = lm.encode(PROMPT)
+    print(f"model {lm.name} ({lm.n_params / 1e6:.0f}M params) on {args.device}; {os.cpu_count()} CPUs; "
+          f"torch threads {__import__('torch').get_num_threads()}; {platform.python_version()}")
+    print(f"prompt {len(ids)} tokens, {args.tokens} new tokens greedy, terminal {width}x{height}, {args.runs} runs\n")
+
+    headless_rate(lm, ids, settings.with_(max_new_tokens=8))  # warm up
+    results = []
+    for run in range(args.runs):
+        rate, n = headless_rate(lm, ids, settings)
+        app = asyncio.run(app_run(lm, settings, (width, height)))
+        results.append((rate, app))
+        print(f"run {run + 1}: headless {rate:7.1f} tok/s ({n} tokens) | app {app['rate']:7.1f} tok/s "
+              f"({app['tokens']} tokens) = {app['rate'] / rate:5.1%} | timer late max {app['tick_late_max'] * 1000:5.1f} ms "
+              f"p99 {app['tick_late_p99'] * 1000:5.1f} ms | key round trip max {app['key_max'] * 1000:5.1f} ms "
+              f"p99 {app['key_p99'] * 1000:5.1f} ms (n={app['key_n']})")
+    headless = statistics.median(r for r, _ in results)
+    in_app = statistics.median(a["rate"] for _, a in results)
+    print(f"\nmedian: headless {headless:.1f} tok/s, app {in_app:.1f} tok/s ({in_app / headless:.1%}); "
+          f"worst timer lateness {max(a['tick_late_max'] for _, a in results) * 1000:.1f} ms, "
+          f"worst key round trip {max(a['key_max'] for _, a in results) * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""The app shell: one tab per pane, a status line, the footer, and the model loaded in a worker.
+
+The screen is drawn at once; the model loads in a thread that posts its progress,
+and every pane shows "loading" until the app sends it `ModelReady`. A load error is
+shown in the panes, with what to do, and the app keeps running.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Iterable
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer, Tab, Tabs
+
+from llmtui.app.messages import ModelLoaded, ModelLoadFailed, ModelLoadProgress, ModelReady, Throughput
+from llmtui.app.panes import PANES, Pane
+from llmtui.app.screens.help import HelpScreen
+from llmtui.app.state import ModelState
+from llmtui.app.widgets.status_line import StatusLine
+
+if TYPE_CHECKING:
+    from llmtui.engine.lm import LanguageModel
+    from llmtui.engine.settings import SamplingSettings
+
+THEMES = {"dark": "textual-dark", "light": "textual-light"}
+
+APP_KEYS = [
+    ("1 … 4", "Switch pane (or click its tab)"),
+    ("F1, ?", "This help"),
+    ("ctrl+p", "Command palette: every action, and the themes"),
+    ("ctrl+q", "Quit"),
+]
+
+
+class LLMTuiApp(App[None]):
+    """See inside a real language model, one concept per pane."""
+
+    TITLE = "llmtui"
+    CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses elsewhere find it too
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (100, "-normal"), (150, "-wide")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (30, "-tall"), (45, "-very-tall")]
+
+    BINDINGS = [
+        *(
+            Binding(str(n), f"show_pane('{pane.PANE_ID}')", pane.TITLE, show=False)
+            for n, pane in enumerate(PANES, start=1)
+        ),
+        Binding("f1", "help", "Help", priority=True),
+        Binding("question_mark", "help", "Help", key_display="?"),
+    ]
+
+    model_state: reactive[ModelState] = reactive(ModelState)
+    """Where the model is: loading (with progress), ready, or failed (with the reason)."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str = "cpu",
+        pane: str | None = None,
+        prompt: str | None = None,
+        *,
+        lm: LanguageModel | None = None,
+        theme: str | None = None,
+        settings: SamplingSettings | None = None,
+    ) -> None:
+        """model: a catalogue name, a path or a repo id (None: the default model); lm: one already loaded."""
+        super().__init__()
+        self.model_spec = model  # None: the default model (its name is read in the loading thread: torch is slow to import)
+        self.device_name = device
+        self.start_pane = pane or "generate"
+        self.start_prompt = prompt
+        self.lm: LanguageModel | None = None
+        self._injected = lm
+        self._settings = settings
+        if theme is not None:
+            self.theme = THEMES.get(theme, theme)
+        self.set_reactive(LLMTuiApp.model_state, ModelState(spec=lm.name if lm else model or "the default model"))
+
+    # -- layout ----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Tabs(*(Tab(f"{n} {p.TITLE}", id=f"tab-{p.PANE_ID}") for n, p in enumerate(PANES, start=1)), id="tabs")
+        with ContentSwitcher(id="panes", initial=self.start_pane):
+            for pane_class in PANES:
+                if pane_class.PANE_ID == "generate":
+                    yield pane_class(settings=self._settings)  # type: ignore[call-arg]
+                else:
+                    yield pane_class()
+        yield StatusLine(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        tabs = self.query_one(Tabs)
+        tabs.can_focus = False  # keys stay in the pane; tabs switch by number keys and clicks
+        tabs.active = f"tab-{self.start_pane}"
+        if self.start_prompt is not None:
+            for pane in self.panes:
+                pane.set_prompt(self.start_prompt)
+        self.status.model_state = self.model_state
+        self.current_pane.focus_default()
+        if self._injected is not None:
+            self.call_after_refresh(self._model_ready, self._injected)
+        else:
+            self._load_model()
+
+    @property
+    def panes(self) -> list[Pane]:
+        return list(self.query(Pane))
+
+    @property
+    def current_pane(self) -> Pane:
+        switcher = self.query_one("#panes", ContentSwitcher)
+        return self.query_one(f"#{switcher.current}", Pane)
+
+    @property
+    def status(self) -> StatusLine:
+        return self.query_one("#status", StatusLine)
+
+    def pane(self, pane_id: str) -> Pane:
+        return self.query_one(f"#{pane_id}", Pane)
+
+    # -- panes -----------------------------------------------------------------------------
+
+    def action_show_pane(self, pane_id: str) -> None:
+        self.query_one(Tabs).active = f"tab-{pane_id}"
+
+    @on(Tabs.TabActivated, "#tabs")
+    def _tab_activated(self, event: Tabs.TabActivated) -> None:
+        pane_id = event.tab.id.removeprefix("tab-") if event.tab.id else self.start_pane
+        switcher = self.query_one("#panes", ContentSwitcher)
+        if switcher.current != pane_id:
+            switcher.current = pane_id
+            self.current_pane.focus_default()
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        pane = self.current_pane
+        self.push_screen(HelpScreen(f"{pane.TITLE} — help", pane.HELP, pane.help_keys() + APP_KEYS))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for n, pane in enumerate(PANES, start=1):
+            yield SystemCommand(f"Show the {pane.TITLE} pane", f"key {n}", lambda p=pane.PANE_ID: self.action_show_pane(p))
+        yield SystemCommand("Help for this pane", "F1 or ?", self.action_help)
+        yield SystemCommand("Dark theme", "textual-dark", lambda: setattr(self, "theme", THEMES["dark"]))
+        yield SystemCommand("Light theme", "textual-light", lambda: setattr(self, "theme", THEMES["light"]))
+        for pane in self.panes:
+            for title, help_text, callback in pane.commands():
+                yield SystemCommand(title, help_text, callback)
+
+    # -- the model -------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="model", exit_on_error=False)
+    def _load_model(self) -> None:
+        """Load the model in a thread; only post messages from here."""
+
+        def progress(message: str, fraction: float) -> None:
+            self.post_message(ModelLoadProgress(message, fraction))
+
+        try:
+            progress("starting", 0.0)
+            from llmtui.engine.errors import USER_ERRORS
+            from llmtui.engine.lm import DEFAULT_MODEL, LanguageModel
+
+            try:
+                lm = LanguageModel.load(self.model_spec or DEFAULT_MODEL, device=self.device_name, progress=progress)
+            except USER_ERRORS as e:
+                self.post_message(ModelLoadFailed(str(e)))
+                return
+        except Exception as e:  # a bug, or a broken install: one line, the app keeps running
+            self.post_message(ModelLoadFailed(f"internal error ({type(e).__name__}: {e}); rerun with LLMTUI_DEBUG=1"))
+            if __import__("os").environ.get("LLMTUI_DEBUG"):
+                raise
+            return
+        self.post_message(ModelLoaded(lm))
+
+    @on(ModelLoadProgress)
+    def _load_progress(self, message: ModelLoadProgress) -> None:
+        if self.model_state.phase == "loading":
+            self.model_state = ModelState("loading", self.model_state.spec, message.message, message.fraction)
+
+    @on(ModelLoadFailed)
+    def _load_failed(self, message: ModelLoadFailed) -> None:
+        self.model_state = ModelState("failed", self.model_state.spec, "failed", 0.0, message.error)
+        self.notify(message.error, title="The model could not be loaded", severity="error", timeout=10)
+
+    @on(ModelLoaded)
+    def _loaded(self, message: ModelLoaded) -> None:
+        self._model_ready(message.lm)
+
+    def _model_ready(self, lm: LanguageModel) -> None:
+        self.lm = lm
+        self.status.model_info = StatusLine.describe(lm.name, lm.n_params, str(lm.device))
+        self.model_state = ModelState("ready", lm.name, "ready", 1.0)
+        for pane in self.panes:
+            pane.post_message(ModelReady(lm))
+
+    def watch_model_state(self, state: ModelState) -> None:
+        if self.is_mounted:
+            self.status.model_state = state
+
+    @on(Throughput)
+    def _throughput(self, message: Throughput) -> None:
+        for status in self.query(StatusLine):  # none while the app shuts down
+            status.tokens_per_s = message.tokens_per_s

@@ -1,0 +1,112 @@
+"""Messages between workers, panes and the app shell: small dataclasses, safe to post from a thread.
+
+Data flows one way: a worker computes engine records (steps, candidates) and posts
+them; the handler on the UI thread updates widgets. Messages that stream at a high
+rate replace an older one still queued (`can_replace`), so a slow screen only ever
+draws the newest state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from textual.message import Message
+
+if TYPE_CHECKING:
+    from llmtui.engine.generation import Candidate, Step
+    from llmtui.engine.lm import LanguageModel
+    from llmtui.engine.settings import SamplingSettings
+
+
+# -- the model -----------------------------------------------------------------------------
+
+
+@dataclass
+class ModelLoadProgress(Message):
+    """The loading worker's progress: what it is doing and how far (0..1) into it."""
+
+    message: str
+    fraction: float
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ModelLoadProgress)
+
+
+@dataclass
+class ModelLoaded(Message):
+    """The loading worker finished: the model is ready to use."""
+
+    lm: LanguageModel
+
+
+@dataclass
+class ModelLoadFailed(Message):
+    """The loading worker failed; `error` is one line saying what went wrong and what to do."""
+
+    error: str
+
+
+@dataclass
+class ModelReady(Message, bubble=False):
+    """Sent by the app to every pane once the model is loaded (or injected)."""
+
+    lm: LanguageModel
+
+
+# -- generation ----------------------------------------------------------------------------
+
+
+@dataclass
+class GenerationUpdate(Message):
+    """A run's steps so far (all of them: a newer update replaces an older queued one)."""
+
+    run_id: int
+    steps: tuple[Step, ...]
+    tokens_per_s: float | None
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, GenerationUpdate) and message.run_id == self.run_id
+
+
+@dataclass
+class GenerationEnded(Message):
+    """A run stopped: finished ("stop token", "max new tokens", ...), "stopped" by the user, or failed."""
+
+    run_id: int
+    steps: tuple[Step, ...]
+    reason: str
+    error: str | None
+    tokens_per_s: float | None
+
+
+@dataclass
+class NextTokenPreview(Message):
+    """The distribution of the token that would come next, under the given knobs."""
+
+    preview_id: int
+    position: int  # index the next step would have
+    candidates: tuple[Candidate, ...]
+    settings: SamplingSettings
+    prompt_ids: tuple[int, ...]  # the prompt the preview continues
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, NextTokenPreview)
+
+
+@dataclass
+class PreviewFailed(Message):
+    """The preview could not be computed (an empty prompt, one too long, ...)."""
+
+    preview_id: int
+    error: str
+
+
+@dataclass
+class Throughput(Message):
+    """Tokens per second of the running generation, for the status line; None when idle."""
+
+    tokens_per_s: float | None
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, Throughput)

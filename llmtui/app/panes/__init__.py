@@ -1,0 +1,11 @@
+"""The panes, one per concept, in tab order. Add a pane here to give it a tab and a number key."""
+
+from llmtui.app.panes.attention import AttentionPane
+from llmtui.app.panes.base import Pane
+from llmtui.app.panes.embeddings import EmbeddingsPane
+from llmtui.app.panes.generate import GeneratePane
+from llmtui.app.panes.tokenizer import TokenizerPane
+
+PANES: tuple[type[Pane], ...] = (TokenizerPane, EmbeddingsPane, AttentionPane, GeneratePane)
+
+__all__ = ["PANES", "AttentionPane", "EmbeddingsPane", "GeneratePane", "Pane", "TokenizerPane"]

@@ -1,0 +1,72 @@
+"""What every pane shares: its id, title, help text, keys, and the hooks the shell calls.
+
+A new pane is a subclass of `Pane` in its own module, added to `PANES` in
+`llmtui/app/panes/__init__.py`: the shell builds its tab, its number key, its help
+screen and its command-palette entries from the class attributes below.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterable
+
+from textual.binding import Binding
+from textual.containers import Vertical
+
+from llmtui.app.messages import ModelReady
+
+if TYPE_CHECKING:
+    from llmtui.engine.lm import LanguageModel
+
+
+class Pane(Vertical):
+    """One concept of the model, shown in one tab."""
+
+    PANE_ID: ClassVar[str]
+    """The pane's id, also its name on the command line (--pane)."""
+    TITLE: ClassVar[str]
+    """The tab's label."""
+    HELP: ClassVar[str]
+    """Two or three plain sentences: the concept the pane shows and the keys it takes."""
+
+    def __init__(self) -> None:
+        super().__init__(id=self.PANE_ID, classes="pane")
+        self.lm: LanguageModel | None = None
+
+    def on_model_ready(self, message: ModelReady) -> None:
+        self.lm = message.lm
+        self.model_ready(message.lm)
+
+    # -- hooks for subclasses --------------------------------------------------------------
+
+    def model_ready(self, lm: LanguageModel) -> None:
+        """The model is loaded: start showing things."""
+
+    def set_prompt(self, text: str) -> None:
+        """Text from the command line (--prompt) to open with."""
+
+    def focus_default(self) -> None:
+        """Focus the pane's main widget when the pane is shown."""
+        for widget in self.query("*"):
+            if widget.focusable:
+                widget.focus()
+                return
+
+    def commands(self) -> Iterable[tuple[str, str, Callable[[], object]]]:
+        """Command-palette entries (title, help, callback); by default one per described binding."""
+        seen = set()
+        for binding in self._bindings_for_help():
+            if binding.description and binding.action not in seen:
+                seen.add(binding.action)
+                yield (f"{self.TITLE}: {binding.description}", binding.tooltip or f"key: {binding.key}",
+                       lambda action=binding.action: self.run_action(action))
+
+    def help_keys(self) -> list[tuple[str, str]]:
+        """(keys, what they do) for the help screen."""
+        keys: dict[str, list[str]] = {}
+        for binding in self._bindings_for_help():
+            if binding.description:
+                keys.setdefault(binding.description, []).append(binding.key)
+        return [(", ".join(dict.fromkeys(k for ks in v for k in ks.split(","))), d) for d, v in keys.items()]
+
+    def _bindings_for_help(self) -> list[Binding]:
+        return [b if isinstance(b, Binding) else Binding(*b) for b in self.BINDINGS]

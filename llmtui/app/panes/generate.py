@@ -1,0 +1,760 @@
+"""The Generate pane: watch the model choose its next token, and change how it chooses.
+
+A prompt editor, the sampling knobs, the output (each token coloured by the
+probability it had) and the probability table of one step. Generation runs in a
+thread worker that only posts messages; the session it advances is touched by one
+thread at a time (`_lock`), and every message carries the id of its run so that a
+stale one never lands.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from rich.style import Style
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.reactive import reactive
+from textual.timer import Timer
+from textual.widgets import Static, TextArea
+from textual.worker import get_current_worker
+
+from llmtui.app.display import StepTexts, prompt_pieces, table_label
+from llmtui.app.messages import GenerationEnded, GenerationUpdate, NextTokenPreview, PreviewFailed, Throughput
+from llmtui.app.palette import legend, prob_style
+from llmtui.app.panes.base import Pane
+from llmtui.app.screens.value_input import ValueInputScreen
+from llmtui.app.state import ModelState
+from llmtui.app.widgets.knob import KNOBS, Knob
+from llmtui.app.widgets.prob_table import ProbabilityTable, TableView
+from llmtui.app.widgets.prompt_editor import PromptEditor
+from llmtui.app.widgets.token_text import Piece, TokenText
+from llmtui.engine.settings import SamplingSettings
+
+if TYPE_CHECKING:
+    from llmtui.engine.generation import GenerationSession, Step
+    from llmtui.engine.lm import LanguageModel
+
+TOP_N = 10
+"""Candidates per step in the table (the drawn token is added when it is not among them)."""
+POST_EVERY = 0.03
+"""The worker posts the steps at most this often (seconds): the screen redraws ~30 times a second."""
+PREVIEW_DELAY = 0.3
+"""Seconds after the last key press in the prompt before the next-token preview is computed."""
+
+RunKind = Literal["generate", "step", "continue", "fork", "force"]
+
+
+@dataclass(frozen=True)
+class PromptRequest:
+    """What to encode: plain text, or one chat turn after the earlier ones."""
+
+    text: str
+    chat: bool = False
+    history: tuple[tuple[str, str], ...] = ()  # (user, assistant) turns before this one
+
+    def messages(self) -> list[dict[str, str]]:
+        out = []
+        for user, assistant in self.history:
+            out += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+        return out
+
+    def encode(self, lm: LanguageModel) -> list[int]:
+        if self.chat:
+            return lm.encode_chat(self.text, self.messages())
+        return lm.encode(self.text)
+
+
+@dataclass
+class _Run:
+    """One run of the worker. The UI thread may replace `settings` (a knob turned) or set `stop`."""
+
+    id: int
+    kind: RunKind
+    settings: SamplingSettings
+    prompt: PromptRequest
+    session: GenerationSession | None = None  # set by the worker when it creates the session
+    limit: int | None = None  # steps to take; None: until the session finishes
+    stop: threading.Event = field(default_factory=threading.Event)
+    ended: bool = False
+
+
+def check_settings(settings: SamplingSettings, name: str, value: Any) -> SamplingSettings:
+    """The settings with one knob changed, or ValueError saying why not."""
+    return settings.with_(**{name: value})
+
+
+class GeneratePane(Pane):
+    """Streamed generation with live probability tables and sampling knobs."""
+
+    PANE_ID = "generate"
+    TITLE = "Generate"
+    HELP = (
+        "A language model writes one token at a time: it gives every token of its vocabulary a "
+        "probability, one is drawn, appended, and the loop repeats. The table shows the top candidates "
+        "of a step, the model's probability and the one after the knobs (temperature, top-k, top-p, "
+        "min-p, repetition penalty); greyed rows are the ones a knob cut away.\n\n"
+        "F5 generates, esc stops, F6 (or n, space) adds one token. Tab moves to the knobs (left/right "
+        "or click − + to turn them, enter to type a value), to the output (left/right picks a past token) "
+        "and to the table (enter on another candidate forks the text there). ctrl+t switches to chat mode, "
+        "where you write as the user and see the raw text the model really continues."
+    )
+
+    BINDINGS = [
+        Binding("f5,ctrl+g", "generate", "Generate", priority=True, tooltip="Generate from the prompt (chat: send the message)"),
+        Binding("escape", "stop", "Stop", tooltip="Stop generating (takes effect before the next token)"),
+        Binding("f6", "step", "Step", priority=True, tooltip="Generate exactly one token"),
+        Binding("n,space", "step", "Step", show=False),
+        Binding("f7", "continue", "Go on", priority=True, tooltip="Go on generating from where it stopped"),
+        Binding("ctrl+t", "toggle_chat", "Chat", priority=True, tooltip="Chat mode on/off: the prompt becomes a user message"),
+        Binding("ctrl+n", "clear", "Clear", show=False, tooltip="Clear the output (and the chat so far)"),
+        Binding("c", "toggle_colour", "Colour by", show=False, tooltip="Colour tokens by the model's probability or by the probability after the knobs"),
+        Binding("ctrl+r", "reset_knobs", "Reset knobs", show=False, tooltip="Set every knob back to its default"),
+    ]
+
+    settings: reactive[SamplingSettings] = reactive(SamplingSettings, init=False)
+    """The knobs. Replaced whole (it is frozen); a running generation reads it at its next token."""
+    chat_mode: reactive[bool] = reactive(False, init=False)
+    """Chat mode: the prompt is a user message wrapped in the model's chat template."""
+    colour_by: reactive[str] = reactive("model", init=False)
+    """Colour output tokens by the model's probability ("model") or the one after the knobs ("knobs")."""
+
+    def __init__(self, settings: SamplingSettings | None = None) -> None:
+        super().__init__()
+        self.set_reactive(GeneratePane.settings, settings or SamplingSettings())
+        self._lock = threading.Lock()  # held while a thread uses the session
+        self._run: _Run | None = None
+        self._run_ids = 0
+        self._session: GenerationSession | None = None
+        self._session_prompt: PromptRequest | None = None
+        self._steps: tuple[Step, ...] = ()
+        self._prompt_ids: list[int] = []
+        self._prompt_pieces: list[Piece] = []
+        self._texts: StepTexts | None = None
+        self._preview: TableView | None = None
+        self._preview_ids = 0
+        self._preview_timer: Timer | None = None
+        self._streaming = True  # after a fork, go on generating (False after single steps)
+        self._last_seed: int | None = None
+
+    # -- layout ----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        editor = PromptEditor(
+            id="prompt",
+            soft_wrap=True,
+            tab_behavior="focus",
+            show_line_numbers=False,
+            placeholder="Type a prompt, then F5 to generate or F6 for one token",
+        )
+        editor.border_title = "Prompt"
+        yield editor
+        with Grid(id="knobs"):
+            for spec in KNOBS:
+                yield Knob(spec, getattr(self.settings, spec.name))
+        yield Static(id="gen-message")
+        with Horizontal(id="gen-main"):
+            output = TokenText(id="output")
+            output.border_title = "Output"
+            yield output
+            yield ProbabilityTable(id="probs")
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "model_state", self._model_state_changed, init=True)
+        self._update_legend()
+
+    @property
+    def editor(self) -> TextArea:
+        return self.query_one("#prompt", TextArea)
+
+    @property
+    def output(self) -> TokenText:
+        return self.query_one("#output", TokenText)
+
+    @property
+    def table(self) -> ProbabilityTable:
+        return self.query_one("#probs", ProbabilityTable)
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """The steps shown in the output."""
+        return self._steps
+
+    @property
+    def session(self) -> GenerationSession | None:
+        return self._session
+
+    @property
+    def running(self) -> bool:
+        return self._run is not None and not self._run.ended
+
+    @property
+    def message(self) -> str:
+        """The text of the pane's message line."""
+        return str(self.query_one("#gen-message", Static).render())
+
+    def knob(self, name: str) -> Knob:
+        return self.query_one(f"#knob-{name.replace('_', '-')}", Knob)
+
+    def focus_default(self) -> None:
+        self.editor.focus()
+
+    def set_prompt(self, text: str) -> None:
+        self.editor.load_text(text)
+
+    def _say(self, text: str | Text, kind: Literal["info", "error", "busy"] = "info") -> None:
+        line = self.query_one("#gen-message", Static)
+        line.update(text if isinstance(text, Text) else Text(text))
+        for k in ("info", "error", "busy"):
+            line.set_class(k == kind, f"-{k}")
+
+    def _update_legend(self) -> None:
+        self.output.border_subtitle = legend("model p " if self.colour_by == "model" else "knobs p ")
+
+    # -- the model -------------------------------------------------------------------------
+
+    def _model_state_changed(self, state: ModelState) -> None:
+        if state.phase == "ready":
+            return
+        self.output.set_placeholder(
+            state.describe() + ("\n\nQuit with ctrl+q and start again with --model NAME|PATH." if state.phase == "failed" else ""),
+            "error" if state.phase == "failed" else "placeholder",
+        )
+        if state.phase == "failed":
+            self._say("No model: it could not be loaded. Your prompt is kept.", "error")
+        else:
+            self._say("Loading the model… you can type the prompt meanwhile.", "busy")
+
+    def model_ready(self, lm: LanguageModel) -> None:
+        self._texts = StepTexts(lm.tokenizer)
+        self._say(f"Ready · {lm.config.context_length} tokens of context · F5 generate · F6 one token")
+        self._show_idle_output()
+        self._request_preview()
+
+    def _show_idle_output(self) -> None:
+        if not self._steps and not self._prompt_pieces:
+            if self.chat_mode:
+                self.output.set_placeholder("Chat mode: type a message as the user; F5 sends it.\n"
+                                            "The output shows the exact text the model continues, template tokens included.")
+            else:
+                self.output.set_placeholder("Type a prompt above. The table shows the next token's probabilities; "
+                                            "F5 generates, F6 adds one token at a time.")
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def _ready_to_run(self) -> bool:
+        state: ModelState = self.app.model_state  # type: ignore[attr-defined]
+        if self.lm is None:
+            if state.phase == "failed":
+                self._say("No model: it could not be loaded (see the output). Your prompt is kept.", "error")
+            else:
+                self._say("The model is still loading; your prompt is kept. Press the key again when it is ready.", "busy")
+            return False
+        return True
+
+    def _new_prompt_request(self) -> PromptRequest | None:
+        """The request for a fresh session from the editor, or None (with a message) when there is none."""
+        text = self.editor.text
+        if not self.chat_mode:
+            if not text.strip():
+                self._say("The prompt is empty: type some text first.", "error")
+                return None
+            return PromptRequest(text)
+        if text.strip():
+            history: tuple[tuple[str, str], ...] = ()
+            previous = self._session_prompt
+            if previous is not None and previous.chat and self._session is not None:
+                history = previous.history + ((previous.text, self._reply_text()),)
+            return PromptRequest(text, chat=True, history=history)
+        previous = self._session_prompt
+        if previous is not None and previous.chat:
+            return previous  # an empty message: draw the last reply again
+        self._say("The message is empty: type what the user says first.", "error")
+        return None
+
+    def _reply_text(self) -> str:
+        """The assistant's reply in the shown chat: the generated text without the stop token."""
+        if self.lm is None:
+            return ""
+        stops = set(self.lm.stop_ids)
+        return self.lm.tokenizer.decode([s.token_id for s in self._steps if s.token_id not in stops])
+
+    def _can_go_on(self) -> bool:
+        """Whether step/continue extend the shown session (rather than start one from the editor)."""
+        prompt = self._session_prompt
+        if self._session is None or prompt is None:
+            return False
+        if prompt.chat:
+            return self.chat_mode and not self.editor.text.strip()
+        return not self.chat_mode and self.editor.text == prompt.text
+
+    def action_generate(self) -> None:
+        """Generate from the prompt (in chat mode: send the message)."""
+        if not self._ready_to_run():
+            return
+        request = self._new_prompt_request()
+        if request is None:
+            return
+        self._streaming = True
+        self._start("generate", request, new_session=True)
+
+    def action_step(self) -> None:
+        """Exactly one token: from where the shown text stops, or from a new prompt."""
+        if self.running:
+            self.action_stop()
+            return
+        if not self._ready_to_run():
+            return
+        self._streaming = False
+        if self._can_go_on():
+            self._start("step", self._session_prompt, limit=1)  # type: ignore[arg-type]
+            return
+        request = self._new_prompt_request()
+        if request is not None:
+            self._start("step", request, new_session=True, limit=1)
+
+    def action_continue(self) -> None:
+        """Go on generating from where the text stopped."""
+        if self.running or not self._ready_to_run():
+            return
+        self._streaming = True
+        if self._can_go_on():
+            self._start("continue", self._session_prompt)  # type: ignore[arg-type]
+        else:
+            self.action_generate()
+
+    def action_stop(self) -> None:
+        """Stop the running generation before its next token."""
+        run = self._run
+        if run is None or run.ended:
+            return
+        run.stop.set()
+        self.workers.cancel_group(self, "generation")
+        self._say("Stopping…", "busy")
+
+    def action_toggle_chat(self) -> None:
+        self.chat_mode = not self.chat_mode
+
+    def action_toggle_colour(self) -> None:
+        self.colour_by = "knobs" if self.colour_by == "model" else "model"
+
+    def action_reset_knobs(self) -> None:
+        self.settings = SamplingSettings()
+        self._say("Knobs reset to their defaults.")
+
+    def action_clear(self) -> None:
+        """Forget the shown text (and the chat so far); the prompt stays in the editor."""
+        if self.running:
+            self.action_stop()
+        self._run = None
+        self._session = None
+        self._session_prompt = None
+        self._steps = ()
+        self._prompt_ids = []
+        self._prompt_pieces = []
+        self.table.show(None)
+        self._show_idle_output()
+        self._request_preview()
+        self._say("Cleared.")
+
+    def watch_chat_mode(self, chat: bool) -> None:
+        self.editor.border_title = "Message (chat mode: you are the user)" if chat else "Prompt"
+        self.editor.placeholder = (
+            "Type a message as the user, then F5 to send it" if chat else "Type a prompt, then F5 to generate or F6 for one token"
+        )
+        self.set_class(chat, "-chat")
+        self._say("Chat mode: your text is wrapped in the model's chat template." if chat else "Plain mode: the model continues your text.")
+        if not self._steps:
+            self._prompt_pieces = []
+            self._show_idle_output()
+            self._request_preview()
+
+    def watch_colour_by(self) -> None:
+        self._update_legend()
+        self._render_output()
+        self._say("Tokens coloured by the model's probability." if self.colour_by == "model"
+                  else "Tokens coloured by their probability after the knobs (what they were drawn with).")
+
+    # -- knobs -----------------------------------------------------------------------------
+
+    @on(Knob.Changed)
+    def _knob_changed(self, event: Knob.Changed) -> None:
+        event.stop()
+        name = event.knob.spec.name
+        try:
+            new = check_settings(self.settings, name, event.value)
+        except ValueError as e:
+            event.knob.value = getattr(self.settings, name)
+            self._say(str(e), "error")
+            return
+        self.settings = new
+        if self.running:
+            note = "the seed applies to the next generation" if name == "seed" else "applies from the next token"
+            self._say(f"{event.knob.text}: {note}", "busy")
+        else:
+            self._say(Text(f"{event.knob.text}: the table shows the next token under the new knobs"))
+            if self._steps and self.output.selected != len(self._steps):
+                self.output.allow_next(True)
+                self.output.selected = len(self._steps)
+
+    @on(Knob.AskValue)
+    def _ask_knob_value(self, event: Knob.AskValue) -> None:
+        event.stop()
+        knob = event.knob
+        spec = knob.spec
+
+        def check(text: str) -> Any:
+            value = spec.parse(text)
+            check_settings(self.settings, spec.name, value)
+            return value
+
+        def done(result: tuple[Any] | None) -> None:
+            if result is not None:
+                knob.set_by_user(result[0])
+
+        self.app.push_screen(ValueInputScreen(spec.label, spec.show(knob.value), check, spec.help), done)
+
+    def set_knob(self, name: str, value: Any) -> None:
+        """Set one knob as a user would (validated; an invalid value leaves a message)."""
+        self.knob(name).set_by_user(value)
+
+    def watch_settings(self, settings: SamplingSettings) -> None:
+        for spec in KNOBS:
+            self.knob(spec.name).value = getattr(settings, spec.name)
+        if self._run is not None and not self._run.ended:
+            self._run.settings = settings  # the worker reads it before its next token
+        else:
+            self._request_preview()
+
+    def action_fix_seed(self) -> None:
+        if self._last_seed is not None:
+            self.set_knob("seed", self._last_seed)
+
+    def action_random_seed(self) -> None:
+        self.set_knob("seed", None)
+
+    def on_key(self, event: Any) -> None:
+        focused = self.app.focused
+        if isinstance(focused, Knob) and focused.spec.name == "seed" and event.key in ("r", "f"):
+            event.stop()
+            self.action_random_seed() if event.key == "r" else self.action_fix_seed()
+
+    # -- running ---------------------------------------------------------------------------
+
+    def _start(self, kind: RunKind, prompt: PromptRequest, *, new_session: bool = False, limit: int | None = None,
+               fork: tuple[int, int] | None = None) -> None:
+        if self._run is not None and not self._run.ended:
+            self._run.stop.set()
+        self._run_ids += 1
+        self._preview_ids += 1  # a pending preview is stale now
+        run = _Run(self._run_ids, kind, self.settings, prompt, None if new_session else self._session, limit)
+        self._run = run
+        self.output.allow_next(False)
+        self.output.selected = None
+        self._say("Generating…" if limit is None else "Thinking…", "busy")
+        self._worker(run, fork)
+
+    @work(thread=True, exclusive=True, group="generation", exit_on_error=False)
+    def _worker(self, run: _Run, fork: tuple[int, int] | None) -> None:
+        """Advance the session in this thread; post the steps at most every POST_EVERY seconds."""
+        from llmtui.engine.generation import GenerationSession
+
+        worker = get_current_worker()
+        lm = self.lm
+        assert lm is not None
+        produced, first_at, last_post, rate = 0, 0.0, 0.0, None
+
+        def stopped() -> bool:
+            return worker.is_cancelled or run.stop.is_set()
+
+        try:
+            with self._lock:
+                if run.session is None:
+                    ids = run.prompt.encode(lm)
+                    run.session = GenerationSession(lm, ids, run.settings, top_n=TOP_N)
+            session = run.session
+            if fork is not None:
+                index, token = fork
+                with self._lock:
+                    session.settings = run.settings
+                    if run.kind == "force":
+                        step = session.step()
+                        if step is None:
+                            raise ValueError(f"the text has finished ({session.finish_reason}): no token comes next")
+                        if step.token_id != token:
+                            session.fork(step.index, token)
+                    else:
+                        session.fork(index, token)
+                self.post_message(GenerationUpdate(run.id, tuple(session.steps), None))
+            reason = ""
+            while True:
+                if run.limit is not None and produced >= run.limit:
+                    reason = session.finish_reason or ("forked" if fork is not None and produced == 0 else "paused")
+                    break
+                with self._lock:
+                    if stopped():
+                        reason = "stopped"
+                        break
+                    session.settings = run.settings
+                    step = session.step()
+                if step is None:
+                    reason = session.finish_reason or "finished"
+                    break
+                produced += 1
+                now = time.perf_counter()
+                if produced == 1:
+                    first_at = now
+                else:
+                    rate = (produced - 1) / (now - first_at)
+                if now - last_post >= POST_EVERY:
+                    last_post = now
+                    self.post_message(GenerationUpdate(run.id, tuple(session.steps), rate))
+            self.post_message(GenerationEnded(run.id, tuple(session.steps), reason, None, rate))
+        except ValueError as e:  # a prompt too long, a fork past the end, ...: the user's to fix
+            steps = tuple(run.session.steps) if run.session else ()
+            self.post_message(GenerationEnded(run.id, steps, "error", str(e), rate))
+        except Exception as e:  # a bug: say it in one line, keep the app running
+            steps = tuple(run.session.steps) if run.session else ()
+            self.post_message(GenerationEnded(run.id, steps, "error", f"internal error ({type(e).__name__}: {e})", rate))
+
+    def _adopt(self, run: _Run) -> None:
+        """Make the run's session the shown one (once the worker created it)."""
+        if run.session is not None and run.session is not self._session:
+            self._session = run.session
+            self._session_prompt = run.prompt
+            self._prompt_ids = list(run.session.prompt_ids)
+            assert self.lm is not None
+            self._prompt_pieces = [
+                Piece(p.text, role="special" if p.special else "prompt") for p in prompt_pieces(self.lm.tokenizer, self._prompt_ids)
+            ]
+            self._last_seed = run.session.seed
+            if run.prompt.chat and run.kind == "generate" and self.editor.text == run.prompt.text:
+                self.editor.load_text("")  # the message was sent: it now shows in the transcript
+
+    @on(GenerationUpdate)
+    def _on_update(self, message: GenerationUpdate) -> None:
+        run = self._run
+        if run is None or message.run_id != run.id:
+            return  # stale: a newer run has started
+        self._adopt(run)
+        self._steps = message.steps
+        self._render_output()
+        self._refresh_table()
+        if not run.ended and not run.stop.is_set():
+            self._say(f"Generating… {len(self._steps)} tokens · seed {self._last_seed}", "busy")
+        self.post_message(Throughput(message.tokens_per_s))
+
+    @on(GenerationEnded)
+    def _on_ended(self, message: GenerationEnded) -> None:
+        run = self._run
+        if run is None or message.run_id != run.id:
+            return
+        run.ended = True
+        self.post_message(Throughput(None))
+        if message.error is not None and run.session is None:
+            self._say(message.error[0].upper() + message.error[1:], "error")
+            return
+        self._adopt(run)
+        self._steps = message.steps
+        self.output.allow_next(True)
+        self._render_output()
+        self._refresh_table()
+        n = len(self._steps)
+        seed = f"seed {self._last_seed}"
+        speed = f" · {message.tokens_per_s:.1f} tok/s" if message.tokens_per_s else ""
+        if message.error is not None:
+            self._say(message.error[0].upper() + message.error[1:], "error")
+        elif message.reason == "stopped":
+            self._say(f"Stopped after {n} tokens · {seed}{speed} · F7 goes on")
+        elif message.reason == "paused":
+            self._say(f"{n} tokens · {seed} · F6 one more, F7 go on")
+        elif message.reason == "forked":
+            self._say(f"Forked at token {self._steps[-1].index + 1} · F6 one more, F7 go on" if self._steps else "Forked")
+        else:
+            self._say(f"Finished ({message.reason}): {n} tokens · {seed}{speed}")
+
+    # -- output and table ------------------------------------------------------------------
+
+    def _render_output(self) -> None:
+        if self._texts is None:
+            return
+        if not self._steps and not self._prompt_pieces:
+            self._show_idle_output()
+            return
+        texts = self._texts.update(self._steps)
+        by_model = self.colour_by == "model"
+        pieces = []
+        for i, (step, text) in enumerate(zip(self._steps, texts)):
+            style = prob_style(step.raw_prob if by_model else step.prob)
+            if step.forced:
+                style += Style(underline=True, italic=True)
+            if self._texts.is_special(i):
+                style += Style(bold=True)
+            pieces.append(Piece(text.replace("\n", "↵\n"), style, i))
+        self.output.set_content(self._prompt_pieces, pieces, len(self._steps))
+
+    @on(TokenText.Selected)
+    def _selected(self, event: TokenText.Selected) -> None:
+        event.stop()
+        self._refresh_table()
+        if event.index is not None and event.index >= len(self._steps):
+            self._request_preview()
+
+    def _step_view(self, step: Step) -> TableView:
+        assert self.lm is not None
+        tok = self.lm.tokenizer
+        drawn = table_label(tok.token_display(step.token_id) if hasattr(tok, "token_display") else step.text)
+        how = "forced" if step.forced else f"drew {drawn}"
+        return TableView(
+            title=f"Token {step.index + 1} of {len(self._steps)} · {how}",
+            index=step.index,
+            candidates=step.candidates,
+            labels=tuple(self._label(c.id, c.text) for c in step.candidates),
+            drawn=step.token_id,
+            settings=step.settings,
+        )
+
+    def _label(self, token_id: int, text: str) -> str:
+        assert self.lm is not None
+        tok = self.lm.tokenizer
+        if "\ufffd" in text and hasattr(tok, "token_display"):
+            return tok.token_display(token_id)  # a piece of a character: show its bytes
+        return table_label(text)
+
+    def _refresh_table(self) -> None:
+        selected = self.output.selected
+        steps = self._steps
+        index = selected if selected is not None else len(steps) - 1
+        if 0 <= index < len(steps):
+            self.table.show(self._step_view(steps[index]))
+        elif not self.running:
+            self.table.show(self._preview)
+
+    # -- the next-token preview ------------------------------------------------------------
+
+    @on(TextArea.Changed, "#prompt")
+    def _prompt_changed(self, event: TextArea.Changed) -> None:
+        if self._session is None and self.lm is not None:
+            if self._preview_timer is not None:
+                self._preview_timer.stop()
+            self._preview_timer = self.set_timer(PREVIEW_DELAY, self._request_preview)
+
+    def _request_preview(self) -> None:
+        """Compute the next token's distribution under the current knobs (in a thread)."""
+        if self.lm is None or self.running:
+            return
+        self._preview_ids += 1
+        if self._session is not None:
+            self._preview_worker(self._preview_ids, self._session, None, self.settings)
+            return
+        request = PromptRequest(self.editor.text, chat=self.chat_mode)
+        if not request.text.strip() and not self.chat_mode:
+            self._preview = None
+            self._prompt_pieces = []
+            self.table.show(None)
+            self._show_idle_output()
+            return
+        self._preview_worker(self._preview_ids, None, request, self.settings)
+
+    @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
+    def _preview_worker(self, preview_id: int, session: GenerationSession | None, request: PromptRequest | None,
+                        settings: SamplingSettings) -> None:
+        from llmtui.engine.generation import candidates
+        from llmtui.engine.sampling import distribution
+
+        lm = self.lm
+        assert lm is not None
+        try:
+            if session is not None:
+                with self._lock:
+                    dist = session.distribution(settings)
+                    position, ids = len(session.steps), list(session.prompt_ids)
+            else:
+                assert request is not None
+                ids = request.encode(lm)
+                if not ids:
+                    raise ValueError("the prompt is empty: type some text first")
+                if len(ids) >= lm.config.context_length:
+                    raise ValueError(f"the prompt is {len(ids)} tokens; the model's context window holds "
+                                     f"{lm.config.context_length}")
+                logits = lm.run(ids, capture=False).logits[0, -1]
+                dist, position = distribution(logits, settings, ids), 0
+            cands = candidates(lm, dist, TOP_N)
+            self.post_message(NextTokenPreview(preview_id, position, cands, settings, tuple(ids)))
+        except ValueError as e:
+            self.post_message(PreviewFailed(preview_id, str(e)))
+        except Exception as e:
+            self.post_message(PreviewFailed(preview_id, f"internal error ({type(e).__name__}: {e})"))
+
+    @on(NextTokenPreview)
+    def _on_preview(self, message: NextTokenPreview) -> None:
+        if message.preview_id != self._preview_ids or self.running or self.lm is None:
+            return
+        self._preview = TableView(
+            title=f"Next token · preview (token {message.position + 1})" if message.position else "Next token · preview",
+            index=message.position,
+            candidates=message.candidates,
+            labels=tuple(self._label(c.id, c.text) for c in message.candidates),
+            drawn=None,
+            settings=message.settings,
+            preview=True,
+        )
+        if self._session is None:  # show the prompt as the model will see it
+            self._prompt_pieces = [
+                Piece(p.text, role="special" if p.special else "prompt")
+                for p in prompt_pieces(self.lm.tokenizer, list(message.prompt_ids))
+            ]
+            self._render_output()
+            self.output.allow_next(True)
+            self.output.selected = 0
+        self._refresh_table()
+
+    @on(PreviewFailed)
+    def _on_preview_failed(self, message: PreviewFailed) -> None:
+        if message.preview_id != self._preview_ids:
+            return
+        self._preview = None
+        self.table.show(None)
+        self._say(message.error[0].upper() + message.error[1:], "error")
+
+    # -- forks -----------------------------------------------------------------------------
+
+    @on(ProbabilityTable.Chosen)
+    def _chosen(self, event: ProbabilityTable.Chosen) -> None:
+        event.stop()
+        if not self._ready_to_run():
+            return
+        if event.preview:
+            prompt = self._session_prompt if self._session is not None else PromptRequest(self.editor.text, chat=self.chat_mode)
+            if self._session is None and not prompt.text.strip():
+                self._say("The prompt is empty: type some text first.", "error")
+                return
+            self._start("force", prompt, new_session=self._session is None, limit=None if self._streaming else 0,
+                        fork=(event.index, event.token_id))
+            return
+        if not 0 <= event.index < len(self._steps):
+            return
+        if self._steps[event.index].token_id == event.token_id:
+            self._say("That is the token it drew; choose another row to fork the text there.")
+            return
+        assert self._session_prompt is not None
+        self._start("fork", self._session_prompt, limit=None if self._streaming else 0, fork=(event.index, event.token_id))
+
+    def commands(self):  # type: ignore[override]
+        yield from super().commands()
+        for spec in KNOBS:
+            for direction, word in ((1, "up"), (-1, "down")):
+                yield (f"{self.TITLE}: {spec.label} {word}", spec.help,
+                       lambda spec=spec, d=direction: self.knob(spec.name).turn(d))
+            yield (f"{self.TITLE}: set {spec.label}…", spec.help,
+                   lambda spec=spec: self.knob(spec.name).action_ask())
+        yield (f"{self.TITLE}: greedy (temperature 0)", "Always take the most probable token",
+               lambda: self.set_knob("temperature", 0.0))
+        yield (f"{self.TITLE}: random seed", "A fresh seed for every generation", self.action_random_seed)
+        yield (f"{self.TITLE}: fix the last seed", "Repeat the last generation's draws", self.action_fix_seed)

@@ -1,0 +1,55 @@
+"""The status line: the model's name, its size and device, and tokens/s while generating."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from llmtui.app.state import ModelState, human_count
+
+
+class StatusLine(Widget):
+    """One line: 'SmolLM2-135M-Instruct · 135M params · cpu · 31.2 tok/s', or the loading progress."""
+
+    DEFAULT_CSS = """
+    StatusLine {
+        width: 1fr;
+        height: 1;
+        padding: 0 1;
+        background: $panel;
+        color: $text-muted;
+        &.-failed { color: $text-error; }
+    }
+    """
+
+    model_state: reactive[ModelState] = reactive(ModelState, layout=True)
+    """Where the model is: loading (with progress), ready or failed."""
+    model_info: reactive[str] = reactive("", layout=True)
+    """'name · params · device' once the model is ready."""
+    tokens_per_s: reactive[float | None] = reactive(None, layout=True)
+    """Speed of the running generation; None when idle."""
+
+    def render(self) -> Text:
+        state = self.model_state
+        self.set_class(state.phase == "failed", "-failed")
+        if state.phase == "loading":
+            left = Text(f"loading {state.spec}: {state.message} {state.fraction:.0%}")
+        elif state.phase == "failed":
+            left = Text(f"{state.spec}: not loaded (see the pane)")
+        else:
+            left = Text(self.model_info)
+            if self.tokens_per_s is not None:
+                left.append(f" · {self.tokens_per_s:.1f} tok/s", style="bold")
+        right = Text("ctrl+q quit", style="dim")
+        width = self.content_region.width or 80
+        if left.cell_len + right.cell_len + 2 <= width:
+            left.append(" " * (width - left.cell_len - right.cell_len))
+            left.append_text(right)
+        left.no_wrap = True
+        left.overflow = "ellipsis"
+        return left
+
+    @staticmethod
+    def describe(name: str, n_params: int, device: str) -> str:
+        return f"{name} · {human_count(n_params)} params · {device}"

@@ -1,0 +1,279 @@
+"""The generated text, token by token: prompt dim, each output token coloured by its probability.
+
+A line-API widget: it wraps the pieces itself, so it knows where every token is and
+can map a click to a step, and scroll a selected step into view. A cursor selects a
+past step (left/right, home/end, or a click); `None` means "follow the newest".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.cells import cell_len, get_character_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A stretch of text with one style; `step` is the generated step it shows, None for the prompt.
+
+    `role` ("prompt", "special") adds that component class's style (from the theme) under `style`.
+    """
+
+    text: str
+    style: Style = Style()
+    step: int | None = None
+    role: str | None = None
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    x: int
+    text: str
+    style: Style
+    step: int | None
+
+    @property
+    def end(self) -> int:
+        return self.x + cell_len(self.text)
+
+
+def split_cells(text: str, room: int) -> tuple[str, str]:
+    """The longest head of text that fits in `room` cells, and the rest."""
+    used = 0
+    for i, ch in enumerate(text):
+        w = get_character_cell_size(ch)
+        if used + w > room:
+            return text[:i], text[i:]
+        used += w
+    return text, ""
+
+
+def wrap(pieces: list[Piece], width: int) -> list[list[_Chunk]]:
+    """Lay pieces out in lines of `width` cells: a piece moves to the next line whole when it fits there."""
+    width = max(1, width)
+    lines: list[list[_Chunk]] = [[]]
+    x = 0
+    for piece in pieces:
+        for k, part in enumerate(piece.text.split("\n")):
+            if k:
+                lines.append([])
+                x = 0
+            if not part:
+                if piece.step is not None and k == 0:
+                    lines[-1].append(_Chunk(x, "", piece.style, piece.step))  # a zero-width token stays selectable
+                continue
+            if x and x + cell_len(part) > width and cell_len(part) <= width:
+                lines.append([])
+                x = 0
+            while part:
+                head, part = split_cells(part, width - x)
+                if not head:
+                    if x == 0:  # a character wider than the whole line
+                        head, part = part[0], part[1:]
+                    else:
+                        lines.append([])
+                        x = 0
+                        continue
+                lines[-1].append(_Chunk(x, head, piece.style, piece.step))
+                x += cell_len(head)
+                if part:
+                    lines.append([])
+                    x = 0
+    return lines
+
+
+class TokenText(ScrollView, can_focus=True):
+    """Prompt and generated tokens, wrapped, with a selectable step cursor."""
+
+    DEFAULT_CSS = """
+    TokenText {
+        background: $surface;
+        & > .token-text--prompt { color: $text-muted; }
+        & > .token-text--special { color: $text-secondary; text-style: bold; }
+        & > .token-text--cursor { background: $accent; color: $text-accent; text-style: bold underline; }
+        & > .token-text--placeholder { color: $text-muted; text-style: italic; }
+        & > .token-text--error { color: $text-error; text-style: bold; }
+    }
+    """
+
+    COMPONENT_CLASSES = {
+        "token-text--prompt",
+        "token-text--special",
+        "token-text--cursor",
+        "token-text--placeholder",
+        "token-text--error",
+    }
+
+    BINDINGS = [
+        Binding("left", "move(-1)", "Prev token", show=False),
+        Binding("right", "move(1)", "Next token", show=False),
+        Binding("home", "first", "First token", show=False),
+        Binding("end", "follow", "Newest", show=False),
+    ]
+
+    selected: reactive[int | None] = reactive(None, layout=False)
+    """The selected step, or None to follow the newest one."""
+
+    class Selected(Message):
+        """The user moved the cursor (None: back to following the newest step)."""
+
+        def __init__(self, token_text: TokenText, index: int | None) -> None:
+            self.token_text = token_text
+            self.index = index
+            super().__init__()
+
+        @property
+        def control(self) -> TokenText:
+            return self.token_text
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._prompt: list[Piece] = []
+        self._steps: list[Piece] = []
+        self._n_steps = 0
+        self._next_allowed = False  # may the cursor stand on the token after the last step?
+        self._placeholder: tuple[str, str] | None = None
+        self._lines: list[list[_Chunk]] = []
+        self._layout_width = -1
+        self._base = Style()
+
+    # -- content ---------------------------------------------------------------------------
+
+    def set_content(self, prompt: list[Piece], steps: list[Piece], n_steps: int) -> None:
+        """Show the prompt pieces, then the step pieces (steps 0..n_steps-1)."""
+        self._prompt, self._steps, self._n_steps = prompt, steps, n_steps
+        if self.selected is not None and self.selected > self._max_index():
+            self.selected = None
+        self._placeholder = None
+        self._relayout()
+
+    def set_placeholder(self, message: str, kind: str = "placeholder") -> None:
+        """Show a message instead of text (kind: 'placeholder' or 'error')."""
+        self._placeholder = (message, kind)
+        self._prompt, self._steps, self._n_steps = [], [], 0
+        self.selected = None
+        self._relayout()
+
+    @property
+    def n_steps(self) -> int:
+        return self._n_steps
+
+    @property
+    def following(self) -> bool:
+        return self.selected is None
+
+    def _pieces(self) -> list[Piece]:
+        if self._placeholder is not None:
+            message, kind = self._placeholder
+            return [Piece(message, self.get_component_rich_style(f"token-text--{kind}"))]
+        cursor = self.get_component_rich_style("token-text--cursor")
+        roles = {role: self.get_component_rich_style(f"token-text--{role}") for role in ("prompt", "special")}
+        prompt = [Piece(p.text, roles[p.role] + p.style, p.step) if p.role in roles else p for p in self._prompt]
+        steps = []
+        for piece in self._steps:
+            if piece.role in roles:
+                piece = Piece(piece.text, roles[piece.role] + piece.style, piece.step)
+            if piece.step is not None and piece.step == self.selected:
+                piece = Piece(piece.text or "▏", piece.style + cursor, piece.step)
+            steps.append(piece)
+        if self.selected is not None and self.selected == self._n_steps:
+            steps.append(Piece("▏", cursor, self._n_steps))  # the next token, not drawn yet
+        return prompt + steps
+
+    def _relayout(self) -> None:
+        width = self.scrollable_content_region.width or self.size.width or 80
+        self._layout_width = width
+        self._lines = wrap(self._pieces(), width)
+        self.virtual_size = Size(width, len(self._lines))
+        self.refresh()
+        if self.selected is None:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        else:
+            self._scroll_to_selected()
+
+    def _scroll_to_selected(self) -> None:
+        for y, line in enumerate(self._lines):
+            for chunk in line:
+                if chunk.step == self.selected:
+                    self.scroll_to_region(Region(chunk.x, y, max(1, chunk.end - chunk.x), 1), animate=False, immediate=True)
+                    return
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.scrollable_content_region.width != self._layout_width:
+            self._relayout()
+
+    def watch_selected(self, old: int | None, new: int | None) -> None:
+        self._relayout()
+
+    # -- drawing ---------------------------------------------------------------------------
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._base = self.rich_style  # once per redraw: it is not cheap
+        return super().render_lines(crop)
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        base = self._base
+        line_no = scroll_y + y
+        if line_no >= len(self._lines):
+            return Strip.blank(width, base)
+        segments = [Segment(c.text, base + c.style) for c in self._lines[line_no] if c.text]
+        return Strip(segments).extend_cell_length(width, base).crop(scroll_x, scroll_x + width)
+
+    # -- selecting -------------------------------------------------------------------------
+
+    def step_at(self, x: int, y: int) -> int | None:
+        """The step drawn at content offset (x, y) of the whole text, or None."""
+        if not 0 <= y < len(self._lines):
+            return None
+        line = [c for c in self._lines[y] if c.step is not None]
+        for chunk in line:
+            if chunk.x <= x < max(chunk.end, chunk.x + 1):
+                return chunk.step
+        return None
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        step = self.step_at(offset.x + self.scroll_offset.x, offset.y + self.scroll_offset.y)
+        if step is not None:
+            self._select(step)
+
+    def _select(self, index: int | None) -> None:
+        if index is not None:
+            if self._max_index() < 0:
+                return
+            index = max(0, min(index, self._max_index()))
+        self.selected = index
+        self.post_message(self.Selected(self, index))
+
+    def _max_index(self) -> int:
+        """The last index the cursor may take: the newest step, or the next token when allowed."""
+        return self._n_steps if self._next_allowed else self._n_steps - 1
+
+    def allow_next(self, allowed: bool) -> None:
+        """Whether the cursor may stand past the last step, on the token not drawn yet."""
+        self._next_allowed = allowed
+        if self.selected is not None and self.selected > self._max_index():
+            self.selected = None
+
+    def action_move(self, delta: int) -> None:
+        current = self.selected if self.selected is not None else self._n_steps - 1
+        self._select(current + delta)
+
+    def action_first(self) -> None:
+        self._select(0)
+
+    def action_follow(self) -> None:
+        self._select(None)
