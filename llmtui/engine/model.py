@@ -36,8 +36,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        rms = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-        return x * rms * self.weight
+        # x / sqrt(mean(x^2) + eps) * weight, as one fused kernel
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
 
 
 def make_norm(config: ModelConfig) -> nn.Module:
@@ -104,16 +104,24 @@ class KVCache:
 
 
 class Attention(nn.Module):
-    """Causal self-attention with grouped-query heads (n_kv_head <= n_head)."""
+    """Causal self-attention with grouped-query heads (n_kv_head <= n_head).
+
+    The query, key and value projections are stacked in one matrix `qkv` (as GPT-2's
+    c_attn): one matrix product instead of three, which matters when decoding one
+    token at a time. Checkpoints with separate q_proj/k_proj/v_proj load as they are.
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
         hd, bias = config.head_dim, bool(config.bias)
-        self.q_proj = nn.Linear(config.d_model, config.n_head * hd, bias=bias)
-        self.k_proj = nn.Linear(config.d_model, config.n_kv_head * hd, bias=bias)
-        self.v_proj = nn.Linear(config.d_model, config.n_kv_head * hd, bias=bias)
+        self.split = (config.n_head * hd, config.n_kv_head * hd, config.n_kv_head * hd)
+        self.qkv = nn.Linear(config.d_model, sum(self.split), bias=bias)
         self.o_proj = nn.Linear(config.n_head * hd, config.d_model, bias=bias)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        stack_parts(state_dict, prefix, "qkv", ("q_proj", "k_proj", "v_proj"))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(
         self,
@@ -126,12 +134,11 @@ class Attention(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         c = self.config
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, c.n_head, c.head_dim).transpose(1, 2)  # (B, nh, T, hd)
-        k = self.k_proj(x).view(B, T, c.n_kv_head, c.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
-        v = self.v_proj(x).view(B, T, c.n_kv_head, c.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
+        heads = self.qkv(x).view(B, T, c.n_head + 2 * c.n_kv_head, c.head_dim).transpose(1, 2)  # (B, nh+2nkv, T, hd)
+        qk, v = heads.split([c.n_head + c.n_kv_head, c.n_kv_head], dim=1)  # v: (B, nkv, T, hd)
         if rope is not None:
-            cos, sin = rope
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            qk = apply_rope(qk, *rope)  # queries and keys rotated together
+        q, k = qk.split([c.n_head, c.n_kv_head], dim=1)  # (B, nh, T, hd), (B, nkv, T, hd)
         if cache is not None:
             k, v = cache.append(layer, k, v)  # (B, nkv, past+T, hd)
         Tk = k.shape[2]
@@ -181,16 +188,32 @@ class GeluMLP(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    """Llama's feed-forward: a SiLU-gated linear unit."""
+    """Llama's feed-forward: down(silu(gate(x)) * up(x)), a SiLU-gated linear unit.
+
+    gate and up are stacked in one matrix `gate_up` (one product instead of two);
+    checkpoints with separate gate/up load as they are.
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        self.gate = nn.Linear(config.d_model, config.d_ff, bias=False)
-        self.up = nn.Linear(config.d_model, config.d_ff, bias=False)
+        self.gate_up = nn.Linear(config.d_model, 2 * config.d_ff, bias=False)
         self.down = nn.Linear(config.d_ff, config.d_model, bias=False)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        stack_parts(state_dict, prefix, "gate_up", ("gate", "up"))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.down(F.silu(self.gate(x)) * self.up(x))
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+def stack_parts(state_dict: dict[str, Tensor], prefix: str, fused: str, parts: tuple[str, ...]) -> None:
+    """Replace the separate `parts` weights (and biases) in a state dict by one stacked `fused` entry."""
+    for kind in ("weight", "bias"):
+        keys = [f"{prefix}{p}.{kind}" for p in parts]
+        if all(k in state_dict for k in keys):
+            state_dict[f"{prefix}{fused}.{kind}"] = torch.cat([state_dict.pop(k) for k in keys])
 
 
 # --- the block ----------------------------------------------------------------------
