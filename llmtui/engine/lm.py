@@ -13,16 +13,13 @@ from typing import Callable
 import torch
 
 from llmtui.engine.config import ModelConfig
+from llmtui.engine.errors import DeviceError
 from llmtui.engine.model import ForwardOutput, Transformer
 from llmtui.engine.tokenizer import Tokenizer
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
 Progress = Callable[[str, float], None]
-
-
-class DeviceError(ValueError):
-    """The requested device can't be used; the message says why and what to do."""
 
 
 def resolve_device(name: str) -> torch.device:

@@ -15,13 +15,10 @@ import platformdirs
 import torch
 
 from llmtui.engine.config import ModelConfig
+from llmtui.engine.errors import ModelLoadError
 
 Progress = Callable[[str, float], None]
 """progress(message, fraction): fraction in [0, 1] of the current stage."""
-
-
-class ModelLoadError(Exception):
-    """One clear, user-facing line: what went wrong and what to do."""
 
 
 def user_cache_dir() -> Path:

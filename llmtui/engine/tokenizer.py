@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import mmap
 import os
 import re
 import socket
-import struct
 import tempfile
 import threading
 import unicodedata
@@ -36,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import tiktoken
+
+from llmtui.engine.gguf_header import read_gguf_header
 
 __all__ = [
     "OPENAI_ENCODINGS",
@@ -197,72 +197,9 @@ def _pattern_for_hf_pre_tokenizer(spec: Mapping[str, Any] | None) -> tuple[str, 
 # ---------------------------------------------------------------------------------------------
 # Reading a GGUF's metadata quickly
 
-_GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
-_GGUF_STRING, _GGUF_ARRAY = 8, 9
-_U64 = struct.Struct("<Q")
-
-
 def read_gguf_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """All key/value metadata of a GGUF (version 2 or 3, little-endian), stopping before the tensors.
-
-    `gguf.GGUFReader` gives the same values through `field.contents()`, but it also indexes every
-    tensor and every array element, which takes seconds for a 49k-token vocabulary; this reads
-    only the header, in tens of milliseconds.
-    """
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-        if buf[:4] != b"GGUF":
-            raise ValueError(f"{path} is not a GGUF file (it does not start with b'GGUF')")
-        (version,) = struct.unpack_from("<I", buf, 4)
-        if version not in (2, 3):
-            raise ValueError(
-                f"{path}: GGUF version {version} is not supported here (only little-endian v2/v3); "
-                "pass a gguf.GGUFReader instead"
-            )
-        _, n_kv = struct.unpack_from("<QQ", buf, 8)
-        pos = 24
-        metadata: dict[str, Any] = {}
-        for _ in range(n_kv):
-            key, pos = _gguf_string(buf, pos)
-            (value_type,) = struct.unpack_from("<I", buf, pos)
-            metadata[key], pos = _gguf_value(buf, pos + 4, value_type)
-        return metadata
-
-
-def _gguf_string(buf: mmap.mmap, pos: int) -> tuple[str, int]:
-    (n,) = _U64.unpack_from(buf, pos)
-    end = pos + 8 + n
-    return buf[pos + 8 : end].decode("utf-8"), end
-
-
-def _gguf_value(buf: mmap.mmap, pos: int, value_type: int) -> tuple[Any, int]:
-    if value_type in _GGUF_SCALARS:
-        fmt = _GGUF_SCALARS[value_type]
-        return struct.unpack_from(fmt, buf, pos)[0], pos + struct.calcsize(fmt)
-    if value_type == _GGUF_STRING:
-        return _gguf_string(buf, pos)
-    if value_type != _GGUF_ARRAY:
-        raise ValueError(f"GGUF metadata value of unknown type {value_type} at byte {pos}")
-    item_type, count = struct.unpack_from("<IQ", buf, pos)
-    pos += 12
-    if item_type in _GGUF_SCALARS:  # numbers: one unpack for the whole array
-        fmt = _GGUF_SCALARS[item_type]
-        size = struct.calcsize(fmt)
-        values = list(struct.unpack_from(f"<{count}{fmt[1]}", buf, pos))
-        return values, pos + size * count
-    if item_type == _GGUF_STRING:  # the vocabulary and the merges: the hot loop
-        strings = []
-        unpack_u64 = _U64.unpack_from
-        for _ in range(count):
-            (n,) = unpack_u64(buf, pos)
-            pos += 8
-            strings.append(buf[pos : pos + n].decode("utf-8"))
-            pos += n
-        return strings, pos
-    items = []
-    for _ in range(count):
-        item, pos = _gguf_value(buf, pos, item_type)
-        items.append(item)
-    return items, pos
+    """All key/value metadata of a GGUF file (the shared, bounds-checked header reader)."""
+    return read_gguf_header(Path(path)).metadata
 
 
 # ---------------------------------------------------------------------------------------------
