@@ -183,7 +183,7 @@ def main() -> None:
 
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, device {device}, "
           f"torch {torch.__version__}, transformers {transformers.__version__}")
-    print(f"| measure | value |\n| --- | --- |")
+    print("| measure | value |\n| --- | --- |")
     for name, value in rows:
         print(f"| {name} | {value} |")
 
