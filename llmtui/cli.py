@@ -5,6 +5,7 @@
     llmtui generate PROMPT [--chat] [--temperature T] [--top-k K] [--top-p P] ... [--json]
     llmtui neighbours WORD [--json]
     llmtui attention PROMPT --layer L --head H [--json]
+    llmtui serve [--host 127.0.0.1] [--port 8000]   the app in a web browser
 
 Every error a user can cause ends in one line on stderr and a non-zero exit
 status, never a traceback (set LLMTUI_DEBUG=1 to see one for a bug).
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import traceback
 from typing import Sequence
@@ -84,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", type=int, default=0)
     p.add_argument("--head", type=int, default=0)
     p.add_argument("--json", action="store_true")
+    _common(p)
+
+    p = sub.add_parser("serve", help="serve the app to a web browser (textual-serve), on localhost by default")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--pane", choices=PANES, default=None)
+    p.add_argument("--prompt", default=None)
     _common(p)
     return parser
 
@@ -241,8 +250,27 @@ def run_tui(args: argparse.Namespace) -> int:
     return 0
 
 
+def app_command(args: argparse.Namespace) -> str:
+    """The shell command that starts the TUI with these options (what `serve` runs per browser session)."""
+    argv = [sys.executable, "-m", "llmtui.cli"]
+    for flag in ("model", "device", "pane", "prompt"):
+        if getattr(args, flag, None):
+            argv += [f"--{flag}", getattr(args, flag)]
+    return shlex.join(argv)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from textual_serve.server import Server
+
+    if not 0 < args.port < 65536:
+        raise CliError(f"--port must be 1..65535, got {args.port}")
+    print(f"llmtui: serving on http://{args.host}:{args.port} (ctrl+c to stop)", file=sys.stderr)
+    Server(app_command(args), host=args.host, port=args.port, title="llmtui").serve()
+    return 0
+
+
 COMMANDS = {"tokenize": cmd_tokenize, "generate": cmd_generate, "neighbours": cmd_neighbours,
-            "neighbors": cmd_neighbours, "attention": cmd_attention}
+            "neighbors": cmd_neighbours, "attention": cmd_attention, "serve": cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -130,3 +130,31 @@ def test_model_output_with_escapes_is_printed_literally(tiny_hf_gpt2_dir, capsys
     assert code == 0
     assert "\x1b" not in out and "\r" not in out
     assert "\\x1b" in out
+
+
+def test_serve_answers_http_on_localhost_then_stops(tmp_path):
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "llmtui.cli", "serve", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                    page = response.read().decode()
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read().decode()
+                assert time.monotonic() < deadline, "llmtui serve did not answer within 60 s"
+                time.sleep(0.5)
+        assert response.status == 200 and "llmtui" in page
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert proc.returncode is not None
