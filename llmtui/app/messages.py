@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class ModelLoadProgress(Message):
+class ModelLoadProgress(Message, bubble=False):
     """The loading worker's progress: what it is doing and how far (0..1) into it."""
 
     message: str
@@ -34,14 +34,14 @@ class ModelLoadProgress(Message):
 
 
 @dataclass
-class ModelLoaded(Message):
+class ModelLoaded(Message, bubble=False):
     """The loading worker finished: the model is ready to use."""
 
     lm: LanguageModel
 
 
 @dataclass
-class ModelLoadFailed(Message):
+class ModelLoadFailed(Message, bubble=False):
     """The loading worker failed; `error` is one line saying what went wrong and what to do."""
 
     error: str
@@ -58,7 +58,7 @@ class ModelReady(Message, bubble=False):
 
 
 @dataclass
-class GenerationUpdate(Message):
+class GenerationUpdate(Message, bubble=False):
     """A run's steps so far (all of them: a newer update replaces an older queued one)."""
 
     run_id: int
@@ -70,7 +70,7 @@ class GenerationUpdate(Message):
 
 
 @dataclass
-class GenerationEnded(Message):
+class GenerationEnded(Message, bubble=False):
     """A run stopped: finished ("stop token", "max new tokens", ...), "stopped" by the user, or failed."""
 
     run_id: int
@@ -81,7 +81,7 @@ class GenerationEnded(Message):
 
 
 @dataclass
-class NextTokenPreview(Message):
+class NextTokenPreview(Message, bubble=False):
     """The distribution of the token that would come next, under the given knobs."""
 
     preview_id: int
@@ -95,7 +95,7 @@ class NextTokenPreview(Message):
 
 
 @dataclass
-class PreviewFailed(Message):
+class PreviewFailed(Message, bubble=False):
     """The preview could not be computed (an empty prompt, one too long, ...)."""
 
     preview_id: int

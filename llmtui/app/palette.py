@@ -68,6 +68,8 @@ def legend(title: str = "p ") -> Text:
 
 
 _EIGHTHS = " ▏▎▍▌▋▊▉"
+GHOST_STYLE = Style(dim=True)
+"""Where the model's own probability reached beyond the bar: a light shade in the text colour."""
 
 
 def bar(p: float, width: int, ghost: float = 0.0) -> Text:
@@ -80,9 +82,10 @@ def bar(p: float, width: int, ghost: float = 0.0) -> Text:
     eighths = round(max(0.0, min(1.0, p)) * width * 8)
     full, part = divmod(eighths, 8)
     solid = "█" * full + (_EIGHTHS[part] if part and full < width else "")
-    text = Text(solid, style=bin_of(p).bar_style)
+    text = Text()
+    text.append(solid, style=bin_of(p).bar_style)
     ghost_cells = round(max(0.0, min(1.0, ghost)) * width)
     if ghost_cells > len(solid):
-        text.append("░" * (ghost_cells - len(solid)), style="dim")
+        text.append("░" * (ghost_cells - len(solid)), style=GHOST_STYLE)
     text.pad_right(width - text.cell_len)
     return text

@@ -114,6 +114,7 @@ class GeneratePane(Pane):
         Binding("f7", "continue", "Go on", priority=True, tooltip="Go on generating from where it stopped"),
         Binding("ctrl+t", "toggle_chat", "Chat", priority=True, tooltip="Chat mode on/off: the prompt becomes a user message"),
         Binding("ctrl+n", "clear", "Clear", show=False, tooltip="Clear the output (and the chat so far)"),
+        Binding("enter", "focus_table", "Its candidates", show=False, tooltip="Move to the table of the selected token"),
         Binding("c", "toggle_colour", "Colour by", show=False, tooltip="Colour tokens by the model's probability or by the probability after the knobs"),
         Binding("ctrl+r", "reset_knobs", "Reset knobs", show=False, tooltip="Set every knob back to its default"),
     ]
@@ -167,6 +168,7 @@ class GeneratePane(Pane):
 
     def on_mount(self) -> None:
         self.watch(self.app, "model_state", self._model_state_changed, init=True)
+        self.watch(self.output, "selected", self._selection_changed, init=False)
         self._update_legend()
 
     @property
@@ -207,6 +209,7 @@ class GeneratePane(Pane):
 
     def set_prompt(self, text: str) -> None:
         self.editor.load_text(text)
+        self.editor.move_cursor(self.editor.document.end)  # ready to type on
 
     def _say(self, text: str | Text, kind: Literal["info", "error", "busy"] = "info") -> None:
         line = self.query_one("#gen-message", Static)
@@ -338,6 +341,17 @@ class GeneratePane(Pane):
         self.workers.cancel_group(self, "generation")
         self._say("Stopping…", "busy")
 
+    def action_focus_table(self) -> None:
+        self.table.focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Stop shows in the footer only while generating; enter goes to the table from the output."""
+        if action == "stop":
+            return self.running
+        if action == "focus_table":
+            return self.app.focused is self.output
+        return True
+
     def action_toggle_chat(self) -> None:
         self.chat_mode = not self.chat_mode
 
@@ -459,6 +473,7 @@ class GeneratePane(Pane):
         self.output.selected = None
         self._say("Generating…" if limit is None else "Thinking…", "busy")
         self._worker(run, fork)
+        self.refresh_bindings()
 
     @work(thread=True, exclusive=True, group="generation", exit_on_error=False)
     def _worker(self, run: _Run, fork: tuple[int, int] | None) -> None:
@@ -556,6 +571,7 @@ class GeneratePane(Pane):
         if run is None or message.run_id != run.id:
             return
         run.ended = True
+        self.refresh_bindings()
         self.post_message(Throughput(None))
         if message.error is not None and run.session is None:
             self._say(message.error[0].upper() + message.error[1:], "error")
@@ -567,17 +583,16 @@ class GeneratePane(Pane):
         self._refresh_table()
         n = len(self._steps)
         seed = f"seed {self._last_seed}"
-        speed = f" · {message.tokens_per_s:.1f} tok/s" if message.tokens_per_s else ""
         if message.error is not None:
             self._say(message.error[0].upper() + message.error[1:], "error")
         elif message.reason == "stopped":
-            self._say(f"Stopped after {n} tokens · {seed}{speed} · F7 goes on")
+            self._say(f"Stopped after {n} tokens · {seed} · F7 goes on")
         elif message.reason == "paused":
             self._say(f"{n} tokens · {seed} · F6 one more, F7 go on")
         elif message.reason == "forked":
             self._say(f"Forked at token {self._steps[-1].index + 1} · F6 one more, F7 go on" if self._steps else "Forked")
         else:
-            self._say(f"Finished ({message.reason}): {n} tokens · {seed}{speed}")
+            self._say(f"Finished ({message.reason}): {n} tokens · {seed}")
 
     # -- output and table ------------------------------------------------------------------
 
@@ -599,11 +614,10 @@ class GeneratePane(Pane):
             pieces.append(Piece(text.replace("\n", "↵\n"), style, i))
         self.output.set_content(self._prompt_pieces, pieces, len(self._steps))
 
-    @on(TokenText.Selected)
-    def _selected(self, event: TokenText.Selected) -> None:
-        event.stop()
+    def _selection_changed(self, index: int | None) -> None:
+        """The output's cursor moved (by the user or by the pane): show that step's table."""
         self._refresh_table()
-        if event.index is not None and event.index >= len(self._steps):
+        if index is not None and index >= len(self._steps):
             self._request_preview()
 
     def _step_view(self, step: Step) -> TableView:

@@ -99,7 +99,7 @@ class TokenText(ScrollView, can_focus=True):
         background: $surface;
         & > .token-text--prompt { color: $text-muted; }
         & > .token-text--special { color: $text-secondary; text-style: bold; }
-        & > .token-text--cursor { background: $accent; color: $text-accent; text-style: bold underline; }
+        & > .token-text--cursor { text-style: reverse bold underline; }
         & > .token-text--placeholder { color: $text-muted; text-style: italic; }
         & > .token-text--error { color: $text-error; text-style: bold; }
     }
@@ -114,7 +114,7 @@ class TokenText(ScrollView, can_focus=True):
     }
 
     BINDINGS = [
-        Binding("left", "move(-1)", "Prev token", show=False),
+        Binding("left", "move(-1)", "Pick token", show=True, key_display="←→"),
         Binding("right", "move(1)", "Next token", show=False),
         Binding("home", "first", "First token", show=False),
         Binding("end", "follow", "Newest", show=False),
@@ -143,6 +143,7 @@ class TokenText(ScrollView, can_focus=True):
         self._next_allowed = False  # may the cursor stand on the token after the last step?
         self._placeholder: tuple[str, str] | None = None
         self._lines: list[list[_Chunk]] = []
+        self._shown: list[Piece] = []
         self._layout_width = -1
         self._base = Style()
 
@@ -164,6 +165,15 @@ class TokenText(ScrollView, can_focus=True):
         self._relayout()
 
     @property
+    def plain_text(self) -> str:
+        """Everything shown, as plain text (before wrapping)."""
+        return "".join(p.text for p in self._shown)
+
+    def step_text(self, index: int) -> str:
+        """The text shown for one step."""
+        return "".join(p.text for p in self._steps if p.step == index)
+
+    @property
     def n_steps(self) -> int:
         return self._n_steps
 
@@ -175,7 +185,7 @@ class TokenText(ScrollView, can_focus=True):
         if self._placeholder is not None:
             message, kind = self._placeholder
             return [Piece(message, self.get_component_rich_style(f"token-text--{kind}"))]
-        cursor = self.get_component_rich_style("token-text--cursor")
+        cursor = self.get_component_rich_style("token-text--cursor", partial=True)
         roles = {role: self.get_component_rich_style(f"token-text--{role}") for role in ("prompt", "special")}
         prompt = [Piece(p.text, roles[p.role] + p.style, p.step) if p.role in roles else p for p in self._prompt]
         steps = []
@@ -192,7 +202,8 @@ class TokenText(ScrollView, can_focus=True):
     def _relayout(self) -> None:
         width = self.scrollable_content_region.width or self.size.width or 80
         self._layout_width = width
-        self._lines = wrap(self._pieces(), width)
+        self._shown = self._pieces()
+        self._lines = wrap(self._shown, width)
         self.virtual_size = Size(width, len(self._lines))
         self.refresh()
         if self.selected is None:

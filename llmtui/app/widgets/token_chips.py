@@ -1,0 +1,482 @@
+"""Token chips: text cut into tokens, each a coloured chip with its id under it, drawn line by line.
+
+A line-API ScrollView. The layout is a few integers per token (its line and column), and
+only the lines on screen are drawn, so 10,000 tokens cost about what 100 do. Chips
+alternate colours so that boundaries show; spaces, newlines and tabs are visible (· ↵ →);
+bytes that are not a whole character are written <0xF0>; when a character is cut
+across several tokens, a bracket under their chips shows the character they make.
+Several sections (one per tokenizer) can be stacked, each with a title line.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
+
+from rich.cells import cell_len, get_character_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from llmtui.engine.tokens import LabelKind, Tokenization, token_label
+
+if TYPE_CHECKING:
+    from llmtui.engine.tokenizer import Tokenizer
+
+GAP = 1
+"""Columns between two chips."""
+
+
+@dataclass(frozen=True)
+class ChipSection:
+    """One tokenizer's tokens (or a note instead, e.g. why it is unavailable), under an optional title."""
+
+    key: str
+    title: Text | None = None
+    tokenizer: Tokenizer | None = None
+    tokens: Tokenization | None = None
+    note: Text | None = None
+
+
+@dataclass(frozen=True)
+class _Label:
+    runs: tuple[tuple[str, LabelKind], ...]
+    width: int  # cells
+
+
+@dataclass
+class _Line:
+    """One line of chips: tokens [start, stop) of a section, their columns, and group brackets."""
+
+    start: int
+    stop: int = 0
+    brackets: list[tuple[int, int, str, bool, bool]] = field(default_factory=list)  # x0, x1, text, opens, closes
+
+
+@dataclass
+class _Layout:
+    """A section laid out at one width."""
+
+    section: ChipSection
+    labels: list[_Label]
+    ids: list[str]
+    xs: list[int]  # column of each token's chip
+    widths: list[int]  # cells of each chip
+    line_of: list[int]  # line index of each token
+    lines: list[_Line]
+    note_lines: list[Text]
+    first_row: int = 0  # the row of the section's first line (title, note or chips)
+    line_rows: list[int] = field(default_factory=list)  # first row of each chip line
+
+
+def clip(text: str, room: int) -> str:
+    """Text cut to `room` cells, with '…' when cut."""
+    if cell_len(text) <= room:
+        return text
+    out, used = [], 0
+    for ch in text:
+        w = get_character_cell_size(ch)
+        if used + w > room - 1:
+            break
+        out.append(ch)
+        used += w
+    return "".join(out) + "…"
+
+
+class TokenChips(ScrollView, can_focus=True):
+    """Tokens as chips with their ids, wrapped, with a cursor on one token."""
+
+    DEFAULT_CSS = """
+    TokenChips {
+        background: $surface;
+        & > .token-chips--even { background: $primary 45%; color: $foreground; }
+        & > .token-chips--odd { background: $secondary 65%; color: $foreground; }
+        & > .token-chips--special { background: $warning 70%; color: $text; text-style: bold; }
+        & > .token-chips--cursor { background: $accent; color: $text; text-style: bold; }
+        & > .token-chips--marker { color: $foreground 55%; }
+        & > .token-chips--byte { color: $text-warning; }
+        & > .token-chips--escape { color: $text-error; }
+        & > .token-chips--id { color: $text-muted; }
+        & > .token-chips--id-cursor { color: $text-accent; text-style: bold; }
+        & > .token-chips--group { color: $text-accent; }
+        & > .token-chips--title { color: $text; text-style: bold; }
+        & > .token-chips--note { color: $text-muted; }
+    }
+    """
+
+    COMPONENT_CLASSES = {
+        "token-chips--even",
+        "token-chips--odd",
+        "token-chips--special",
+        "token-chips--cursor",
+        "token-chips--marker",
+        "token-chips--byte",
+        "token-chips--escape",
+        "token-chips--id",
+        "token-chips--id-cursor",
+        "token-chips--group",
+        "token-chips--title",
+        "token-chips--note",
+    }
+
+    BINDINGS = [
+        Binding("left", "move(-1)", "Previous token", show=False),
+        Binding("right", "move(1)", "Next token", show=False),
+        Binding("up", "move_line(-1)", "Line up", show=False),
+        Binding("down", "move_line(1)", "Line down", show=False),
+        Binding("home", "first", "First token", show=False),
+        Binding("end", "last", "Last token", show=False),
+        Binding("enter", "open", "Embeddings", tooltip="Open the selected token in the Embeddings pane"),
+    ]
+
+    selected: reactive[int | None] = reactive(None, layout=False, always_update=True)
+    """The selected token, counted across all sections; None when nothing is selected."""
+
+    class Opened(Message):
+        """Enter (or a double click) on a token: the pane decides what opening it means."""
+
+        def __init__(self, chips: TokenChips, section: ChipSection, index: int) -> None:
+            self.chips = chips
+            self.section = section
+            self.index = index
+            super().__init__()
+
+        @property
+        def control(self) -> TokenChips:
+            return self.chips
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._sections: list[ChipSection] = []
+        self._layouts: list[_Layout] = []
+        self._offsets: list[int] = []  # flat index of each section's first token
+        self._total = 0
+        self._rows: list[tuple[int, str, int]] = []  # (section, kind, payload) for every row
+        self._width = -1
+        self._labels: WeakKeyDictionary[Tokenizer, dict[int, _Label]] = WeakKeyDictionary()
+        self._styles: dict[str, Style] = {}
+        self._base = Style()
+        self._message: Text | None = None
+        self._message_lines: list[Text] = []
+        self._kind_styles: dict[str, Style] = {}
+
+    # -- content ---------------------------------------------------------------------------
+
+    def show(self, sections: list[ChipSection], selected: int | None = None) -> None:
+        """Show these sections; `selected` (a flat index) is clamped to the tokens there are."""
+        self._sections = sections
+        self._message = None
+        self._relayout()
+        self.set_reactive(TokenChips.selected, None if selected is None or not self._total else
+                          max(0, min(selected, self._total - 1)))
+        self.mutate_reactive(TokenChips.selected)
+
+    def show_message(self, message: Text) -> None:
+        """A message instead of tokens (loading, unavailable, nothing typed yet)."""
+        self._sections = []
+        self._message = message
+        self._relayout()
+        self.selected = None
+
+    @property
+    def sections(self) -> list[ChipSection]:
+        return self._sections
+
+    @property
+    def total(self) -> int:
+        """Tokens shown, across all sections."""
+        return self._total
+
+    def locate(self, flat: int) -> tuple[ChipSection, int]:
+        """The section and token index of a flat index."""
+        s = bisect_right(self._offsets, flat) - 1
+        return self._sections[s], flat - self._offsets[s]
+
+    def flat_index(self, section_key: str, index: int) -> int | None:
+        for s, section in enumerate(self._sections):
+            if section.key == section_key and section.tokens is not None and index < section.tokens.n_tokens:
+                return self._offsets[s] + index
+        return None
+
+    def chip_label(self, tokenizer: Tokenizer | None, token_id: int, data: bytes) -> str:
+        """The text a chip shows for a token (markers and escapes included)."""
+        return "".join(text for text, _ in self._label(tokenizer, token_id, data).runs)
+
+    @property
+    def plain_lines(self) -> list[str]:
+        """Every row as plain text (for tests and the benchmark)."""
+        return [self._row_strip(y).text for y in range(len(self._rows))]
+
+    # -- layout ----------------------------------------------------------------------------
+
+    def _label(self, tokenizer: Tokenizer | None, token_id: int, data: bytes) -> _Label:
+        cache = self._labels.setdefault(tokenizer, {}) if tokenizer is not None else {}
+        label = cache.get(token_id)
+        if label is None:
+            runs = token_label(data)
+            label = cache[token_id] = _Label(runs, sum(cell_len(text) for text, _ in runs))
+        return label
+
+    def _relayout(self) -> None:
+        width = max(8, self.scrollable_content_region.width or self.size.width or 80)
+        self._width = width
+        self._layouts, self._offsets, self._rows = [], [], []
+        total = 0
+        self._message_lines = list(self._message.wrap(self.app.console, width)) if self._message is not None else []
+        self._rows = [(-1, "message", k) for k in range(len(self._message_lines))]
+        for s, section in enumerate(self._sections):
+            layout = self._layout_section(section, width)
+            self._offsets.append(total)
+            total += len(layout.ids)
+            if s:
+                self._rows.append((s, "blank", 0))
+            layout.first_row = len(self._rows)
+            if section.title is not None:
+                self._rows.append((s, "title", 0))
+            for k in range(len(layout.note_lines)):
+                self._rows.append((s, "note", k))
+            for k, line in enumerate(layout.lines):
+                layout.line_rows.append(len(self._rows))
+                self._rows.append((s, "chips", k))
+                self._rows.append((s, "ids", k))
+                if line.brackets:
+                    self._rows.append((s, "groups", k))
+            self._layouts.append(layout)
+        self._total = total
+        self.virtual_size = Size(width, len(self._rows))
+        self.refresh()
+
+    def _layout_section(self, section: ChipSection, width: int) -> _Layout:
+        tokens = section.tokens
+        note_lines = list(section.note.wrap(self.app.console, width)) if section.note is not None else []
+        if tokens is None:
+            return _Layout(section, [], [], [], [], [], [], note_lines)
+        labels = [self._label(section.tokenizer, i, data) for i, data in zip(tokens.ids, tokens.chunks)]
+        ids = [str(i) for i in tokens.ids]
+        widths = [min(width, max(label.width, len(i))) for label, i in zip(labels, ids)]
+        xs = [0] * len(ids)
+        line_of = [0] * len(ids)
+        lines: list[_Line] = [_Line(0)]
+        group_end = {g.first: g.last for g in tokens.groups}
+        x = 0
+        keep_until = -1  # the last token of the group being placed: keep it on one line when it fits
+        n = len(ids)
+        for k in range(n):
+            w = widths[k]
+            if k in group_end and k > keep_until:
+                keep_until = group_end[k]
+                unit = sum(widths[k : keep_until + 1]) + GAP * (keep_until - k)
+                if x and x + unit > width and unit <= width:
+                    lines[-1].stop = k
+                    lines.append(_Line(k))
+                    x = 0
+            if x and x + w > width:
+                lines[-1].stop = k
+                lines.append(_Line(k))
+                x = 0
+            xs[k] = x
+            line_of[k] = len(lines) - 1
+            x += w + GAP
+            if k not in tokens.special and tokens.chunks[k].endswith(b"\n") and k + 1 < n:
+                lines[-1].stop = k + 1  # a newline in the text starts a new line of chips
+                lines.append(_Line(k + 1))
+                x = 0
+        lines[-1].stop = n
+        if n == 0:
+            lines = []
+        for group in tokens.groups:
+            text = "".join(t for t, _ in token_label(group.text.encode("utf-8", "surrogatepass")))
+            first_line, last_line = line_of[group.first], line_of[group.last]
+            for ln in range(first_line, last_line + 1):
+                a = group.first if ln == first_line else lines[ln].start
+                b = group.last if ln == last_line else lines[ln].stop - 1
+                lines[ln].brackets.append((xs[a], xs[b] + widths[b], text, ln == first_line, ln == last_line))
+        return _Layout(section, labels, ids, xs, widths, line_of, lines, note_lines)
+
+    def on_resize(self, event: events.Resize) -> None:
+        if max(8, self.scrollable_content_region.width) != self._width:
+            self._relayout()
+            self._scroll_to_selected()
+
+    # -- drawing ---------------------------------------------------------------------------
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._base = self.rich_style
+        self._styles = {
+            name: self._base + self.get_component_rich_style(f"token-chips--{name}", partial=True)
+            for name in ("even", "odd", "special", "cursor", "id", "id-cursor", "group", "title", "note")
+        }
+        self._kind_styles = {
+            kind: self.get_component_rich_style(f"token-chips--{kind}", partial=True) for kind in ("marker", "byte", "escape")
+        }
+        return super().render_lines(crop)
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        if not self._styles:
+            self.render_lines(Region(0, 0, width, 1))  # styles for a direct call (tests)
+        strip = self._row_strip(scroll_y + y)
+        return strip.extend_cell_length(width, self._base).crop(scroll_x, scroll_x + width)
+
+    def _row_strip(self, row: int) -> Strip:
+        if not self._styles:
+            self.render_lines(Region(0, 0, max(1, self._width), 1))
+        base = self._base
+        if not 0 <= row < len(self._rows):
+            return Strip([])
+        s, kind, k = self._rows[row]
+        if kind == "message":
+            return Strip(list(self._message_lines[k].render(self.app.console)), self._message_lines[k].cell_len)
+        if kind == "blank":
+            return Strip([])
+        layout = self._layouts[s]
+        if kind == "title":
+            title = layout.section.title
+            assert title is not None
+            line = title.copy()
+            line.truncate(self._width, overflow="ellipsis")
+            return Strip([Segment(t.text, self._styles["title"] + t.style) for t in line.render(self.app.console)])
+        if kind == "note":
+            note = layout.note_lines[k]
+            return Strip([Segment(t.text, self._styles["note"] + t.style) for t in note.render(self.app.console)])
+        line = layout.lines[k]
+        cursor = self.selected - self._offsets[s] if self.selected is not None else None
+        segments: list[Segment] = []
+        x = 0
+        if kind == "groups":
+            style = self._styles["group"]
+            for x0, x1, text, opens, closes in line.brackets:
+                if x0 > x:
+                    segments.append(Segment(" " * (x0 - x), base))
+                span = x1 - x0
+                head = ("╰" if opens else "─") + (("─ " + text + " ") if opens else "")
+                head = clip(head, max(1, span - (1 if closes else 0)))
+                fill = span - cell_len(head) - (1 if closes else 0)
+                segments.append(Segment(head + "─" * max(0, fill) + ("╯" if closes and span > 1 else ""), style))
+                x = x1
+            return Strip(segments)
+        tokens = layout.section.tokens
+        assert tokens is not None
+        for i in range(line.start, line.stop):
+            x0 = layout.xs[i]
+            if x0 > x:
+                segments.append(Segment(" " * (x0 - x), base))
+            w = layout.widths[i]
+            if kind == "ids":
+                style = self._styles["id-cursor" if i == cursor else "id"]
+                segments.append(Segment(layout.ids[i].ljust(w), style))
+            else:
+                name = "cursor" if i == cursor else "special" if i in tokens.special else "odd" if i % 2 else "even"
+                style = self._styles[name]
+                label = layout.labels[i]
+                if label.width > w:  # a long token (a run of spaces): cut, the details show it all
+                    segments.append(Segment(clip("".join(t for t, _ in label.runs), w), style))
+                else:
+                    for text, run_kind in label.runs:
+                        segments.append(Segment(text, style + self._kind_styles[run_kind] if run_kind != "text" else style))
+                    if w > label.width:
+                        segments.append(Segment(" " * (w - label.width), style))
+            x = x0 + w
+        return Strip(segments)
+
+    # -- the cursor ------------------------------------------------------------------------
+
+    def watch_selected(self, old: int | None, new: int | None) -> None:
+        self.refresh()
+        self._scroll_to_selected()
+
+    def _position(self, flat: int) -> tuple[int, int, int]:
+        """(row, x, width) of a token's chip."""
+        s = bisect_right(self._offsets, flat) - 1
+        layout, i = self._layouts[s], flat - self._offsets[s]
+        return layout.line_rows[layout.line_of[i]], layout.xs[i], layout.widths[i]
+
+    def _scroll_to_selected(self) -> None:
+        if self.selected is None or not self._total:
+            return
+        row, x, w = self._position(self.selected)
+        top = row - 1 if row and self._rows[row - 1][1] == "title" else row
+        self.scroll_to_region(Region(x, top, max(1, w), row + 3 - top), animate=False, immediate=True)
+
+    def select(self, flat: int | None) -> None:
+        """Put the cursor on a token (clamped), or nowhere."""
+        if flat is not None:
+            if not self._total:
+                return
+            flat = max(0, min(flat, self._total - 1))
+        self.selected = flat
+
+    def action_move(self, delta: int) -> None:
+        if self.selected is None:
+            self.select(0 if delta > 0 else self._total - 1)
+        else:
+            self.select(self.selected + delta)
+
+    def action_first(self) -> None:
+        self.select(0)
+
+    def action_last(self) -> None:
+        self.select(self._total - 1)
+
+    def action_move_line(self, delta: int) -> None:
+        """The token on the line above/below that is nearest in column."""
+        if not self._total:
+            return
+        if self.selected is None:
+            self.select(0)
+            return
+        s = bisect_right(self._offsets, self.selected) - 1
+        layout, i = self._layouts[s], self.selected - self._offsets[s]
+        target_line = layout.line_of[i] + delta
+        if not 0 <= target_line < len(layout.lines):
+            # off this section's edge: the next/previous section's nearest line
+            t = s + delta
+            while 0 <= t < len(self._layouts) and not self._layouts[t].lines:
+                t += delta
+            if not 0 <= t < len(self._layouts):
+                return
+            s, layout = t, self._layouts[t]
+            target_line = 0 if delta > 0 else len(layout.lines) - 1
+        line = layout.lines[target_line]
+        x = self._position(self.selected)[1]
+        best = min(range(line.start, line.stop), key=lambda j: abs(layout.xs[j] - x))
+        self.select(self._offsets[s] + best)
+
+    def action_open(self) -> None:
+        if self.selected is not None and self._total:
+            section, index = self.locate(self.selected)
+            self.post_message(self.Opened(self, section, index))
+
+    def token_at(self, x: int, y: int) -> int | None:
+        """The flat index of the chip (or its id) drawn at virtual (x, y), or None."""
+        if not 0 <= y < len(self._rows):
+            return None
+        s, kind, k = self._rows[y]
+        if kind not in ("chips", "ids", "groups"):
+            return None
+        layout = self._layouts[s]
+        line = layout.lines[k]
+        for i in range(line.start, line.stop):
+            if layout.xs[i] <= x < layout.xs[i] + layout.widths[i] + (GAP if kind == "groups" else 0):
+                return self._offsets[s] + i
+        return None
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        flat = self.token_at(offset.x + self.scroll_offset.x, offset.y + self.scroll_offset.y)
+        if flat is not None:
+            self.select(flat)
+            if event.chain == 2:
+                self.action_open()

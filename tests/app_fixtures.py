@@ -1,0 +1,109 @@
+"""Fixtures and helpers for the app's Pilot tests (imported by tests/test_app_*.py).
+
+The fast tests run the app on a tiny random Llama (`tiny_hf_llama_dir` from conftest)
+injected as `LLMTuiApp(lm=...)`; its unembedding is scaled up so that its
+distributions are peaked enough to show colours, cuts and a nucleus. Tests that
+compare with the real model use `default_lm` (marked `default_model`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import pytest
+import torch
+
+from llmtui.app.app import LLMTuiApp
+from llmtui.app.panes.generate import GeneratePane
+from llmtui.engine.generation import GenerationSession
+from llmtui.engine.lm import LanguageModel
+from llmtui.engine.settings import SamplingSettings
+
+SHARPEN = 8.0
+"""The tiny model's unembedding is multiplied by this: random weights give nearly flat distributions."""
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tiny_hf_llama_dir) -> LanguageModel:
+    """A tiny random Llama (2 layers, 320 tokens, 128 positions, ChatML template), loaded by the engine."""
+    lm = LanguageModel.load(str(tiny_hf_llama_dir))
+    with torch.no_grad():
+        lm.model.unembedding.mul_(SHARPEN)
+    return lm
+
+
+@pytest.fixture(scope="session")
+def default_lm(default_model_path) -> LanguageModel:
+    """SmolLM2-135M-Instruct, loaded once for the session."""
+    return LanguageModel.load(str(default_model_path))
+
+
+@pytest.fixture
+def slow_steps(monkeypatch) -> Callable[[float], None]:
+    """Make every generated token take at least `seconds` (so a test can act mid-stream)."""
+
+    def slow(seconds: float = 0.03) -> None:
+        original = GenerationSession.step
+
+        def step(self):
+            time.sleep(seconds)
+            return original(self)
+
+        monkeypatch.setattr(GenerationSession, "step", step)
+
+    return slow
+
+
+def make_app(lm: LanguageModel, **kwargs) -> LLMTuiApp:
+    """The app on an injected model, opened on the Generate pane."""
+    kwargs.setdefault("pane", "generate")
+    return LLMTuiApp(lm=lm, **kwargs)
+
+
+def greedy(**changes) -> SamplingSettings:
+    return SamplingSettings(temperature=0.0, seed=0, **changes)
+
+
+async def wait_for(pilot, condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    """Pause the pilot until condition() holds; fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await pilot.pause(0.01)
+
+
+async def settle(pilot, timeout: float = 20.0) -> None:
+    """Wait until every worker has finished (cancelled ones included) and the messages are handled."""
+    await wait_for(pilot, lambda: all(w.is_finished for w in pilot.app.workers), timeout, what="the workers")
+    await pilot.pause()
+
+
+async def ready(pilot) -> GeneratePane:
+    """Wait until the Generate pane has its model and its first preview has settled."""
+    app = pilot.app
+    pane = app.query_one(GeneratePane)
+    await wait_for(pilot, lambda: pane.lm is not None, what="the model")
+    await settle(pilot)
+    return pane
+
+
+async def finished(pilot, pane: GeneratePane, timeout: float = 30.0) -> None:
+    """Wait until no generation runs and every worker is done."""
+    await wait_for(pilot, lambda: not pane.running, timeout, what="the generation to end")
+    await settle(pilot)
+
+
+async def press_now(pilot, key: str) -> None:
+    """Send a key as a terminal would, without waiting for the app to go idle (pilot.press waits
+    for every message, so it only returns once a whole generation has streamed)."""
+    from textual import events
+
+    pilot.app._driver.send_message(events.Key(key, None))
+    await pilot.pause(0.01)
+
+
+async def generate(pilot, pane: GeneratePane, key: str = "f5") -> None:
+    await pilot.press(key)
+    await finished(pilot, pane)

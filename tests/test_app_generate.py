@@ -1,0 +1,456 @@
+"""The Generate pane, driven with Pilot on a tiny random model: knobs, streaming, stop, step, fork, chat, tables."""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+
+from app_fixtures import finished, generate, greedy, make_app, press_now, ready, settle, slow_steps, tiny_lm, wait_for  # noqa: F401
+from textual import events
+
+from llmtui.app.screens.value_input import ValueInputScreen
+from llmtui.app.widgets.knob import KNOBS, Knob
+from llmtui.app.widgets.prob_table import ProbabilityTable, percent
+from llmtui.engine.generation import GenerationSession
+from llmtui.engine.sampling import distribution
+from llmtui.engine.settings import SamplingSettings
+
+PROMPT = "The capital of France is"
+
+
+def rendered_lines(widget) -> list[str]:
+    """What a line-API widget draws, as text, line by line."""
+    return ["".join(seg.text for seg in widget.render_line(y)) for y in range(widget.content_region.height)]
+
+
+def control_chars(text: str) -> set[str]:
+    return {ch for ch in text if unicodedata.category(ch) == "Cc"}
+
+
+class TestKnobs:
+    async def test_keys_turn_every_knob(self, tiny_lm):
+        """Left/right on a focused knob move it one rung of its ladder, and the pane's settings follow."""
+        app = make_app(tiny_lm, prompt=PROMPT)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            for spec in KNOBS:
+                knob = pane.knob(spec.name)
+                knob.focus()
+                before = getattr(pane.settings, spec.name)
+                await pilot.press("right")
+                up = spec.neighbour(before, 1)
+                assert getattr(pane.settings, spec.name) == up, spec.name
+                assert knob.value == up
+                await pilot.press("left")
+                assert getattr(pane.settings, spec.name) == spec.neighbour(up, -1), spec.name
+
+    async def test_clicks_turn_every_knob(self, tiny_lm):
+        """Clicking a knob's + raises it, its − lowers it."""
+        app = make_app(tiny_lm, prompt=PROMPT)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            for spec in KNOBS:
+                knob = pane.knob(spec.name)
+                before = getattr(pane.settings, spec.name)
+                await pilot.click(knob, offset=(knob.size.width - 1, 0))
+                assert getattr(pane.settings, spec.name) == spec.neighbour(before, 1), spec.name
+                await pilot.click(knob, offset=(0, 0))
+                assert getattr(pane.settings, spec.name) == spec.neighbour(spec.neighbour(before, 1), -1), spec.name
+
+    async def test_scroll_wheel_turns_a_knob(self, tiny_lm):
+        app = make_app(tiny_lm, prompt=PROMPT, settings=SamplingSettings(temperature=0.7))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            knob = pane.knob("temperature")
+            knob.post_message(events.MouseScrollUp(knob, 1, 0, 0, 0, 0, False, False, False))
+            await pilot.pause()
+            assert pane.settings.temperature == 0.8
+            knob.post_message(events.MouseScrollDown(knob, 1, 0, 0, 0, 0, False, False, False))
+            await pilot.pause()
+            assert pane.settings.temperature == 0.7
+
+    async def test_typed_value_is_validated(self, tiny_lm):
+        """Enter on a knob asks for an exact value; a bad one is refused with the reason, a good one taken."""
+        app = make_app(tiny_lm, prompt=PROMPT)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            pane.knob("top_p").focus()
+            await pilot.press("enter")
+            assert isinstance(app.screen, ValueInputScreen)
+            await pilot.press("ctrl+a", "ctrl+k", *"1.5", "enter")
+            assert isinstance(app.screen, ValueInputScreen)  # refused: still asking
+            assert "top-p must be between 0 and 1" in str(app.screen.query_one("#value-error").render())
+            await pilot.press("escape")
+            assert pane.settings.top_p == 1.0
+            pane.knob("seed").focus()
+            await pilot.press("enter", "ctrl+a", "ctrl+k", *"42", "enter")
+            assert not isinstance(app.screen, ValueInputScreen)
+            assert pane.settings.seed == 42
+            assert pane.knob("seed").text == "seed 42"
+            await pilot.press("r")  # on the seed knob: back to random
+            assert pane.settings.seed is None
+
+    async def test_knob_turned_mid_stream_applies_from_the_next_token(self, tiny_lm, slow_steps):
+        slow_steps(0.02)
+        app = make_app(tiny_lm, prompt=PROMPT, settings=greedy(max_new_tokens=40))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            await press_now(pilot, "f5")
+            await wait_for(pilot, lambda: len(pane.steps) >= 3, what="3 tokens")
+            pane.set_knob("temperature", 1.0)
+            await finished(pilot, pane)
+            temperatures = [s.settings.temperature for s in pane.session.steps]
+            assert temperatures[0] == 0.0 and temperatures[-1] == 1.0
+            switch = temperatures.index(1.0)
+            assert set(temperatures[:switch]) == {0.0} and set(temperatures[switch:]) == {1.0}
+            assert len(pane.session.steps) == 40
+
+
+class TestStreaming:
+    async def test_tokens_stream_through_the_kv_cache(self, tiny_lm, monkeypatch):
+        """After the prompt's one forward pass, each token costs a forward pass of one token."""
+        app = make_app(tiny_lm, prompt=PROMPT, settings=greedy(max_new_tokens=20))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            lengths: list[int] = []
+            forward = tiny_lm.model.forward
+
+            def counting(ids, cache=None, **kwargs):
+                lengths.append(ids.shape[1] if cache is not None else -1)
+                return forward(ids, cache, **kwargs)
+
+            monkeypatch.setattr(tiny_lm.model, "forward", counting)
+            await generate(pilot, pane)
+            n_prompt = len(tiny_lm.encode(PROMPT))
+            assert lengths[0] == n_prompt
+            assert lengths[1:20] == [1] * 19
+            assert len(pane.steps) == 20
+            assert pane.message.startswith("Finished (max new tokens): 20 tokens")
+
+    async def test_stop_takes_effect_before_the_next_token(self, tiny_lm, slow_steps):
+        slow_steps(0.03)
+        app = make_app(tiny_lm, prompt=PROMPT, settings=greedy(max_new_tokens=100))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            await press_now(pilot, "f5")
+            await wait_for(pilot, lambda: len(pane.steps) >= 3, what="3 tokens")
+            assert pane.running
+            await press_now(pilot, "escape")
+            at_stop = len(pane.session.steps)
+            await finished(pilot, pane)
+            # at most the token being computed when stop was pressed lands
+            assert at_stop <= len(pane.steps) <= at_stop + 1 < 100
+            assert pane.message.startswith(f"Stopped after {len(pane.steps)} tokens")
+            await pilot.pause(0.2)
+            assert len(pane.session.steps) == len(pane.steps)
+            await pilot.press("f7")  # go on from there
+            await finished(pilot, pane)
+            assert len(pane.steps) == 100
+
+    async def test_the_app_answers_keys_while_generating(self, tiny_lm, slow_steps):
+        """A key's action runs within 100 ms while tokens stream."""
+        slow_steps(0.02)
+        app = make_app(tiny_lm, prompt=PROMPT, settings=SamplingSettings(temperature=0.5, max_new_tokens=200))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            knob = pane.knob("top_k")
+            await press_now(pilot, "f5")
+            await wait_for(pilot, lambda: len(pane.steps) >= 2, what="2 tokens")
+            knob.focus()
+            delays = []
+            for _ in range(5):
+                before = knob.value
+                sent = time.perf_counter()
+                app._driver.send_message(events.Key("right", None))
+                await wait_for(pilot, lambda: knob.value != before, timeout=2, what="the knob to turn")
+                delays.append(time.perf_counter() - sent)
+                assert pane.running
+            await press_now(pilot, "escape")
+            await finished(pilot, pane)
+            assert sorted(delays)[len(delays) // 2] < 0.1, delays
+
+    async def test_colours_follow_the_probabilities(self, tiny_lm):
+        from llmtui.app.palette import prob_style
+
+        app = make_app(tiny_lm, prompt=PROMPT, settings=SamplingSettings(temperature=1.0, seed=3, max_new_tokens=15))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            await generate(pilot, pane)
+            pieces = {p.step: p for p in pane.output._steps}
+            for step in pane.steps:
+                assert pieces[step.index].style.bgcolor == prob_style(step.raw_prob).bgcolor
+            await pilot.press("tab", "tab", "tab", "tab", "tab", "tab", "tab", "tab")  # to the output
+            pane.output.focus()
+            await pilot.press("c")  # colour by the probability after the knobs
+            pieces = {p.step: p for p in pane.output._steps}
+            for step in pane.steps:
+                assert pieces[step.index].style.bgcolor == prob_style(step.prob).bgcolor
+
+
+class TestTable:
+    async def test_table_matches_the_engine_and_shows_the_cuts(self, tiny_lm):
+        """Each step's table holds the engine's candidates and probabilities; the cut rows are those the knobs cut."""
+        settings = SamplingSettings(temperature=0.9, top_k=8, top_p=0.7, min_p=0.05, seed=7, max_new_tokens=12)
+        headless = GenerationSession(tiny_lm, tiny_lm.encode(PROMPT), settings)
+        expected = list(headless)
+        app = make_app(tiny_lm, prompt=PROMPT, settings=settings)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            await generate(pilot, pane)
+            assert [s.token_id for s in pane.steps] == [s.token_id for s in expected]
+            table = pane.query_one(ProbabilityTable)
+            n_cut = 0
+            for want in expected:
+                pane.output.selected = want.index
+                await pilot.pause()
+                view = table.view
+                assert view.index == want.index and view.drawn == want.token_id
+                assert [c.id for c in view.candidates] == [c.id for c in want.candidates]
+                for got, c, (label, model, knobs) in zip(view.candidates, want.candidates, table.cells):
+                    assert abs(got.raw_prob - c.raw_prob) < 1e-6 and abs(got.prob - c.prob) < 1e-6
+                    assert model == percent(c.raw_prob)
+                    assert knobs == (c.cut_by if c.cut_by else percent(c.prob))
+                cut_rows = [knobs in ("top-k", "top-p", "min-p") for _, _, knobs in table.cells]
+                assert cut_rows == [c.cut_by is not None for c in want.candidates]
+                n_cut += sum(cut_rows)
+                assert table.cells[[c.id for c in want.candidates].index(want.token_id)][0].startswith("▶")
+            assert n_cut >= 2 * len(expected)  # top-k 8 of 10 candidates cuts at least two per step
+
+    async def test_preview_shows_the_next_token_before_generating(self, tiny_lm):
+        app = make_app(tiny_lm, prompt=PROMPT, settings=SamplingSettings(temperature=0.5))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            table = pane.query_one(ProbabilityTable)
+            assert table.view is not None and table.view.preview
+            ids = tiny_lm.encode(PROMPT)
+            dist = distribution(tiny_lm.run(ids, capture=False).logits[0, -1], pane.settings, ids)
+            top = dist.raw.topk(10)
+            assert [c.id for c in table.view.candidates] == top.indices.tolist()
+            assert PROMPT in pane.output.plain_text
+            # a knob turned while stopped redraws the preview under the new knobs
+            pane.set_knob("temperature", 2.0)
+            await settle(pilot)
+            assert table.view.settings.temperature == 2.0
+            assert "T 2.00" in str(table.border_subtitle)
+            flat = distribution(tiny_lm.run(ids, capture=False).logits[0, -1], pane.settings, ids)
+            assert abs(table.view.candidates[0].prob - float(flat.final[table.view.candidates[0].id])) < 1e-6
+
+    async def test_temperature_changes_the_bars(self, tiny_lm):
+        app = make_app(tiny_lm, prompt=PROMPT, settings=SamplingSettings(temperature=1.0))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            table = pane.query_one(ProbabilityTable)
+            sharp_top = table.view.candidates[0].prob
+            pane.set_knob("temperature", 3.0)
+            await settle(pilot)
+            assert table.view.candidates[0].prob < sharp_top  # flatter
+            bars = [line for line in rendered_lines(table)[1:] if "█" in line or "░" in line]
+            assert bars
+
+
+class TestSelectAndFork:
+    async def test_selecting_a_past_token_shows_its_table(self, tiny_lm):
+        app = make_app(tiny_lm, prompt=PROMPT, settings=greedy(max_new_tokens=10))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            await generate(pilot, pane)
+            table = pane.query_one(ProbabilityTable)
+            assert table.view.index == 9
+            pane.output.focus()
+            await pilot.press("left", "left", "left")
+            assert pane.output.selected == 6 and table.view.index == 6
+            await pilot.press("home")
+            assert table.view.index == 0
+            # a click on a token selects its step
+            output = pane.output
+            target = next(c for y, line in enumerate(output._lines) for c in line if c.step == 4 and c.text)
+            y = next(y for y, line in enumerate(output._lines) if target in line)
+            region = output.content_region
+            await pilot.click(output, offset=(region.x - output.region.x + target.x, region.y - output.region.y + y - output.scroll_offset.y))
+            assert output.selected == 4 and table.view.index == 4
+
+    async def test_fork_replaces_the_text_after_the_step_and_goes_on(self, tiny_lm):
+        app = make_app(tiny_lm, prompt=PROMPT, settings=greedy(max_new_tokens=12))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            await generate(pilot, pane)
+            before = [s.token_id for s in pane.steps]
+            pane.output.focus()
+            pane.output.selected = 4
+            await pilot.pause()
+            table = pane.query_one(ProbabilityTable)
+            table.focus()
+            await pilot.press("down")  # greedy drew row 0; take the runner-up
+            chosen = table.view.candidates[table.cursor].id
+            assert chosen != before[4]
+            await pilot.press("enter")
+            await finished(pilot, pane)
+            after = [s.token_id for s in pane.steps]
+            assert after[:4] == before[:4]
+            assert after[4] == chosen and pane.steps[4].forced
+            assert len(after) == 12  # it went on
+            rest = GenerationSession(tiny_lm, tiny_lm.encode(PROMPT) + after[:5], greedy(max_new_tokens=7))
+            assert [s.token_id for s in rest] == after[5:]
+            assert pane.output.step_text(4) != ""
+
+    async def test_fork_after_stepping_takes_just_that_token(self, tiny_lm):
+        app = make_app(tiny_lm, prompt=PROMPT, settings=greedy(max_new_tokens=50))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            for _ in range(5):
+                await generate(pilot, pane, "f6")
+            table = pane.query_one(ProbabilityTable)
+            pane.output.selected = 2
+            await pilot.pause()
+            table.choose(1)
+            await finished(pilot, pane)
+            assert len(pane.steps) == 3 and pane.steps[2].forced
+            assert pane.steps[2].token_id == table.view.candidates[1].id
+
+    async def test_choosing_a_candidate_of_the_preview_forces_the_next_token(self, tiny_lm):
+        app = make_app(tiny_lm, prompt=PROMPT, settings=greedy(max_new_tokens=50))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            table = pane.query_one(ProbabilityTable)
+            assert table.view.preview
+            wanted = table.view.candidates[3].id
+            await generate(pilot, pane, "f6")  # step mode: forcing takes one token
+            pane.output.selected = 1  # the next token
+            await settle(pilot)
+            assert table.view.preview and table.view.index == 1
+            wanted = table.view.candidates[3].id
+            table.choose(3)
+            await finished(pilot, pane)
+            assert [s.forced for s in pane.steps] == [False, True]
+            assert pane.steps[1].token_id == wanted
+
+    async def test_choosing_the_drawn_token_changes_nothing(self, tiny_lm):
+        app = make_app(tiny_lm, prompt=PROMPT, settings=greedy(max_new_tokens=6))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            await generate(pilot, pane)
+            ids = [s.token_id for s in pane.steps]
+            pane.query_one(ProbabilityTable).choose(0)
+            await pilot.pause()
+            assert [s.token_id for s in pane.steps] == ids
+            assert "That is the token it drew" in pane.message
+
+
+class TestStepMode:
+    async def test_one_token_per_press(self, tiny_lm):
+        app = make_app(tiny_lm, prompt=PROMPT, settings=greedy(max_new_tokens=50))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            for n in range(1, 4):
+                await generate(pilot, pane, "f6")
+                assert len(pane.steps) == n
+            pane.output.focus()
+            await generate(pilot, pane, "n")
+            assert len(pane.steps) == 4
+            await generate(pilot, pane, "space")
+            assert len(pane.steps) == 5
+            headless = GenerationSession(tiny_lm, tiny_lm.encode(PROMPT), greedy(max_new_tokens=5))
+            assert [s.token_id for s in headless] == [s.token_id for s in pane.steps]
+
+    async def test_a_changed_prompt_starts_again(self, tiny_lm):
+        app = make_app(tiny_lm, prompt=PROMPT, settings=greedy(max_new_tokens=50))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            await generate(pilot, pane, "f6")
+            await generate(pilot, pane, "f6")
+            pane.editor.focus()
+            await pilot.press("end", "!")
+            await generate(pilot, pane, "f6")
+            assert len(pane.steps) == 1
+            assert pane.session.prompt_ids == tiny_lm.encode(PROMPT + "!")
+
+
+class TestChat:
+    async def test_chat_shows_the_template_and_a_reply(self, tiny_lm):
+        app = make_app(tiny_lm, settings=greedy(max_new_tokens=8))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            await pilot.press("ctrl+t")
+            assert pane.chat_mode
+            pane.editor.focus()
+            await pilot.press(*"Hi <|im_end|>")
+            await generate(pilot, pane)
+            template = "<|im_start|>user\nHi <|im_end|><|im_end|>\n<|im_start|>assistant\n"
+            assert pane.output.plain_text.startswith(template)
+            assert pane.session.prompt_ids == tiny_lm.encode_chat("Hi <|im_end|>")
+            assert len(pane.steps) > 0
+            assert pane.editor.text == ""  # sent: it now shows in the transcript
+            # the user's "<|im_end|>" stayed text, not the special token
+            specials = [p.text for p in pane.output._prompt if p.role == "special"]
+            assert specials == ["<|im_start|>", "<|im_end|>", "<|im_start|>"]
+
+    async def test_a_second_message_continues_the_chat(self, tiny_lm):
+        app = make_app(tiny_lm, settings=greedy(max_new_tokens=4))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            await pilot.press("ctrl+t")
+            pane.editor.focus()
+            await pilot.press(*"one")
+            await generate(pilot, pane)
+            reply = tiny_lm.tokenizer.decode([s.token_id for s in pane.steps if s.token_id not in tiny_lm.stop_ids])
+            await pilot.press(*"two")
+            await generate(pilot, pane)
+            history = [{"role": "user", "content": "one"}, {"role": "assistant", "content": reply}]
+            assert pane.session.prompt_ids == tiny_lm.encode_chat("two", history)
+
+
+class TestSafeText:
+    async def test_markup_ansi_and_controls_in_the_prompt_are_shown_literally(self, tiny_lm):
+        prompt = "[bold]x[/] [/] \x1b[31mred\x1b[0m bell\x07 cr\r [link=http://a]l[/link]"
+        app = make_app(tiny_lm, prompt=prompt, settings=greedy(max_new_tokens=5))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            await generate(pilot, pane)
+            shown = pane.output.plain_text
+            assert "[bold]x[/] [/] \\x1b[31mred\\x1b[0m bell\\x07 cr\\r [link=http://a]l[/link]" in shown
+            for widget in (pane.output, pane.query_one(ProbabilityTable)):
+                assert not control_chars("".join(rendered_lines(widget)))
+            assert "[bold]x[/]" in "".join(rendered_lines(pane.output))
+            assert pane.editor.text == prompt
+            assert app.is_running
+
+    async def test_control_tokens_from_the_model_are_shown_literally(self, tiny_lm):
+        """Force the model to 'say' ESC, BEL and a markup tag: they show as escapes and plain text."""
+        app = make_app(tiny_lm, prompt=PROMPT, settings=greedy(max_new_tokens=8))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            await generate(pilot, pane, "f6")
+            table = pane.query_one(ProbabilityTable)
+            for index, text in enumerate(["\x1b", "\x07", "[", "/", "]"], start=1):
+                (token,) = tiny_lm.encode(text)
+                table.post_message(ProbabilityTable.Chosen(table, index, token, preview=True))
+                await finished(pilot, pane)
+            shown = pane.output.plain_text
+            assert shown.endswith("\\x1b\\x07[/]")
+            for index in range(1, 6):
+                pane.output.selected = index
+                await pilot.pause()
+                assert not control_chars("".join(rendered_lines(table)) + "".join(rendered_lines(pane.output)))
+
+    async def test_an_empty_prompt_gets_a_message(self, tiny_lm):
+        app = make_app(tiny_lm, prompt="   ")
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            await pilot.press("f5")
+            assert "The prompt is empty" in pane.message
+            await pilot.press("f6")
+            assert "The prompt is empty" in pane.message
+            await pilot.press("ctrl+t", "f5")
+            assert "The message is empty" in pane.message
+            assert not pane.steps and app.is_running
+
+    async def test_a_prompt_over_the_context_window_gets_a_message(self, tiny_lm):
+        long_prompt = "Paris " * 200  # far over the tiny model's 128 positions
+        app = make_app(tiny_lm, prompt=long_prompt)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            assert "context window holds 128" in pane.message  # the preview says so at once
+            await generate(pilot, pane)
+            assert "context window holds 128" in pane.message
+            assert pane.editor.text == long_prompt  # nothing the user typed is lost
+            assert not pane.steps and app.is_running

@@ -1,0 +1,218 @@
+"""The app shell: panes and their keys, help, the command palette, loading and load errors, the status line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+from app_fixtures import finished, greedy, make_app, press_now, ready, settle, slow_steps, tiny_lm, wait_for  # noqa: F401
+
+from textual.command import CommandList
+
+from llmtui.app.app import LLMTuiApp
+from llmtui.app.panes import PANES, GeneratePane
+from llmtui.app.screens.help import HelpScreen
+from llmtui.app.widgets.loading import LoadingNotice
+from llmtui.app.widgets.prob_table import ProbabilityTable
+from llmtui.app.widgets.status_line import StatusLine
+from llmtui.engine.lm import LanguageModel
+from llmtui.engine.loading import ModelLoadError
+
+
+def status_text(app) -> str:
+    return str(app.query_one(StatusLine).render())
+
+
+class TestPanes:
+    async def test_four_panes_switched_by_number_keys_and_clicks(self, tiny_lm):
+        app = make_app(tiny_lm, pane="tokenizer")
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot)
+            assert [p.PANE_ID for p in PANES] == ["tokenizer", "embeddings", "attention", "generate"]
+            assert app.current_pane.PANE_ID == "tokenizer"
+            for n, pane in enumerate(PANES, start=1):
+                app.screen.set_focus(None)
+                await pilot.press(str(n))
+                assert app.current_pane.PANE_ID == pane.PANE_ID
+            await pilot.click("#tab-embeddings")
+            assert app.current_pane.PANE_ID == "embeddings"
+            await pilot.click("#tab-generate")
+            assert app.current_pane.PANE_ID == "generate"
+            assert app.focused is app.query_one(GeneratePane).editor
+
+    async def test_number_keys_type_into_the_prompt(self, tiny_lm):
+        app = make_app(tiny_lm, prompt="")
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            await pilot.press("1", "2")
+            assert pane.editor.text == "12" and app.current_pane is pane
+
+    async def test_placeholder_panes_say_what_will_be_there(self, tiny_lm):
+        app = make_app(tiny_lm, pane="attention")
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot)
+            text = str(app.current_pane.query_one(".placeholder-text").render())
+            assert "Attention" in text and "coming soon" in text
+
+    async def test_command_line_pane_and_prompt(self, tiny_lm):
+        app = LLMTuiApp(lm=tiny_lm, pane="embeddings", prompt="Once upon a time")
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot)
+            assert app.current_pane.PANE_ID == "embeddings"
+            assert app.query_one(GeneratePane).editor.text == "Once upon a time"
+
+    async def test_default_pane_is_generate(self, tiny_lm):
+        app = LLMTuiApp(lm=tiny_lm)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot)
+            assert app.current_pane.PANE_ID == "generate"
+
+    async def test_themes(self, tiny_lm):
+        app = make_app(tiny_lm, theme="light")
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot)
+            assert app.theme == "textual-light"
+            titles = {c.title: c for c in app.get_system_commands(app.screen)}
+            titles["Dark theme"].callback()
+            assert app.theme == "textual-dark"
+
+
+class TestHelpAndPalette:
+    async def test_f1_and_question_mark_open_the_pane_help(self, tiny_lm):
+        app = make_app(tiny_lm)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            await pilot.press("f1")
+            assert isinstance(app.screen, HelpScreen)
+            assert "one token at a time" in app.screen.help_text
+            keys = dict(app.screen.keys)
+            assert keys["f5, ctrl+g"] == "Generate" and keys["ctrl+q"] == "Quit"
+            await pilot.press("escape")
+            assert not isinstance(app.screen, HelpScreen)
+            pane.output.focus()
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("question_mark")
+            assert not isinstance(app.screen, HelpScreen)
+            for pane_class in PANES:
+                sentences = [s for s in pane_class.HELP.split(". ") if s.strip()]
+                assert 2 <= len(sentences) <= 8, pane_class
+
+    async def test_the_palette_reaches_every_action(self, tiny_lm):
+        app = make_app(tiny_lm, prompt="The capital of France is", settings=greedy(max_new_tokens=5))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            titles = {c.title for c in app.get_system_commands(app.screen)}
+            for binding in GeneratePane.BINDINGS:
+                if binding.description:
+                    assert f"Generate: {binding.description}" in titles
+            for pane_class in PANES:
+                assert f"Show the {pane_class.TITLE} pane" in titles
+            assert "Generate: temperature up" in titles and "Generate: set seed…" in titles
+            await pilot.press("ctrl+p")
+            await pilot.press(*"Generate: Step")
+            commands = app.screen.query_one(CommandList)
+
+            def step_command() -> int | None:
+                prompts = [str(commands.get_option_at_index(i).prompt) for i in range(commands.option_count)]
+                return next((i for i, p in enumerate(prompts) if p.startswith("Generate: Step\n")), None)
+
+            await wait_for(pilot, lambda: step_command() is not None, timeout=5, what="the palette's match")
+            commands.highlighted = step_command()
+            await pilot.press("enter")
+            await finished(pilot, pane)
+            assert len(pane.steps) == 1
+
+
+class TestModelLoading:
+    async def test_the_app_draws_at_once_and_says_loading(self, tiny_lm, monkeypatch):
+        release = threading.Event()
+
+        def slow_load(spec, *, device="cpu", progress=None):
+            progress("reading weights", 0.4)
+            release.wait(10)
+            return tiny_lm
+
+        monkeypatch.setattr(LanguageModel, "load", staticmethod(slow_load))
+        app = LLMTuiApp(model="some-model", prompt="Hello")
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: app.model_state.message == "reading weights", what="progress")
+            assert "loading some-model: reading weights 40%" in status_text(app)
+            for pane_id in ("tokenizer", "embeddings", "attention"):
+                notice = app.pane(pane_id).query_one(LoadingNotice)
+                assert "Loading some-model" in str(notice.render()) and notice.display
+            pane = app.query_one(GeneratePane)
+            assert "Loading some-model" in pane.output.plain_text
+            await pilot.press("f5")
+            assert "still loading" in pane.message
+            await pilot.press(*" world")
+            release.set()
+            await ready(pilot)
+            assert pane.editor.text == "Hello world"  # typed while loading, kept
+            assert not app.pane("tokenizer").query_one(LoadingNotice).display
+            assert "tiny-llama" in status_text(app)
+
+    async def test_a_load_error_is_shown_with_what_to_do(self, monkeypatch):
+        def failing_load(spec, *, device="cpu", progress=None):
+            raise ModelLoadError(f"no model called {spec!r}: give a catalogue name, a .gguf file or a folder")
+
+        monkeypatch.setattr(LanguageModel, "load", staticmethod(failing_load))
+        app = LLMTuiApp(model="nope", prompt="my precious prompt")
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: app.model_state.phase == "failed", what="the failure")
+            await pilot.pause()
+            notice = str(app.pane("tokenizer").query_one(LoadingNotice).render())
+            assert "no model called 'nope'" in notice and "--model" in notice
+            pane = app.query_one(GeneratePane)
+            assert "no model called 'nope'" in pane.output.plain_text
+            await pilot.press("f5")
+            assert "could not be loaded" in pane.message
+            assert pane.editor.text == "my precious prompt"
+            assert "Traceback" not in notice and app.is_running
+
+    async def test_an_unexpected_load_failure_is_one_line(self, monkeypatch):
+        def broken_load(spec, *, device="cpu", progress=None):
+            raise RuntimeError("something odd")
+
+        monkeypatch.setattr(LanguageModel, "load", staticmethod(broken_load))
+        app = LLMTuiApp()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: app.model_state.phase == "failed", what="the failure")
+            assert app.model_state.error.startswith("internal error (RuntimeError: something odd)")
+            assert app.is_running
+
+    def test_the_shell_imports_no_torch(self):
+        """The app is drawn before torch (seconds to import) is loaded: only the loading thread needs it."""
+        code = "import sys, llmtui.app.app; print('torch' in sys.modules)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == "False"
+
+
+class TestStatusAndSize:
+    async def test_status_line_shows_model_size_device_and_speed(self, tiny_lm, slow_steps):
+        slow_steps(0.02)
+        app = make_app(tiny_lm, prompt="Hello", settings=greedy(max_new_tokens=60))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            assert "tiny-llama" in status_text(app) and "115K params" in status_text(app) and "cpu" in status_text(app)
+            await press_now(pilot, "f5")
+            await wait_for(pilot, lambda: "tok/s" in status_text(app), what="tokens/s")
+            await press_now(pilot, "escape")
+            await finished(pilot, pane)
+            assert "tok/s" not in status_text(app)
+
+    async def test_usable_at_80x24(self, tiny_lm):
+        app = make_app(tiny_lm, prompt="The capital of France is", settings=greedy(max_new_tokens=30))
+        async with app.run_test(size=(80, 24)) as pilot:
+            pane = await ready(pilot)
+            await pilot.press("f5")
+            await finished(pilot, pane)
+            screen = app.screen.region
+            for widget in [pane.editor, pane.output, pane.query_one(ProbabilityTable), *pane.query("Knob")]:
+                assert screen.contains_region(widget.region), widget
+                assert widget.region.width > 0 and widget.region.height > 0, widget
+            table = pane.query_one(ProbabilityTable)
+            assert table.content_region.height >= 11  # the header and ten candidates
+            assert all(k.render().plain.endswith("+") for k in pane.query("Knob"))
+            assert pane.output.content_region.height >= 6
