@@ -1,0 +1,172 @@
+"""Attention weights of a text, captured once: per layer and head, head means, what a token attends to, head patterns.
+
+One forward pass with capture gives, for every layer, a (1, n_head, T, T) tensor of
+attention probabilities. `capture_attention` stacks them into one
+(n_layer, n_head, T, T) tensor, so that looking at another layer or head is only
+indexing: no model runs again.
+
+    >>> w = torch.tensor([[[[1.0, 0.0], [0.25, 0.75]]]])  # 1 layer, 1 head, 2 tokens
+    >>> AttentionMap.from_weights((7, 8), w).top_keys(0, 0, query=1)
+    [(1, 0.75), (0, 0.25)]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from llmtui.engine.lm import LanguageModel
+
+MAX_TOKENS = 1024
+"""The longest text captured: the weights take n_layer * n_head * T * T floats (1 GB for 1024 tokens on SmolLM2)."""
+
+PATTERNS: tuple[str, ...] = ("previous", "first", "self", "same")
+"""Head patterns scored: attends to the previous token, to the first token, to itself, to the same token earlier."""
+
+PATTERN_HELP: dict[str, str] = {
+    "previous": "looks at the token just before",
+    "first": "looks at the first token",
+    "self": "looks at the token itself",
+    "same": "looks at earlier copies of the same token",
+}
+
+LABEL_THRESHOLD = 0.4
+"""A head is labelled with a pattern when that pattern gets at least this share of its attention on average."""
+
+
+@dataclass(frozen=True)
+class HeadScores:
+    """How much each head follows each pattern: values[layer, head, k] for PATTERNS[k], NaN where not measurable.
+
+    A score is the mean, over the queries where the pattern applies, of the weight the
+    query puts on the pattern's keys: 1.0 means the head always does exactly that.
+    """
+
+    values: Tensor  # (n_layer, n_head, len(PATTERNS))
+
+    def of(self, layer: int, head: int) -> dict[str, float]:
+        """The scores of one head, by pattern name (NaN: the text is too short to tell)."""
+        return {name: float(v) for name, v in zip(PATTERNS, self.values[layer, head])}
+
+    def label(self, layer: int, head: int, threshold: float = LABEL_THRESHOLD) -> tuple[str, float] | None:
+        """The head's strongest pattern and its score, or None when no pattern reaches `threshold`."""
+        best: tuple[str, float] | None = None
+        for name, score in self.of(layer, head).items():
+            if not math.isnan(score) and score >= threshold and (best is None or score > best[1]):
+                best = (name, score)
+        return best
+
+
+def head_scores(weights: Tensor, ids: Sequence[int]) -> HeadScores:
+    """Score every head of weights (n_layer, n_head, T, T) on each of PATTERNS.
+
+    previous and first are measured from the third token on (for the second token the
+    previous token is the first one); self from the second token on; same over the
+    tokens whose id appeared earlier in the text.
+    """
+    L, H, T, _ = weights.shape
+    w = weights.float()
+    nan = torch.full((L, H), float("nan"))
+    q = torch.arange(2, T)
+    previous = w[:, :, q, q - 1].mean(-1) if T > 2 else nan  # (L, H)
+    first = w[:, :, q, 0].mean(-1) if T > 2 else nan
+    q1 = torch.arange(1, T)
+    self_ = w[:, :, q1, q1].mean(-1) if T > 1 else nan
+    tokens = torch.tensor(list(ids))
+    earlier = torch.ones(T, T, dtype=torch.bool).tril(-1)  # (T, T): j < i
+    same_mask = (tokens[:, None] == tokens[None, :]) & earlier  # (T, T): an earlier copy of the same id
+    repeated = same_mask.any(-1)  # queries with an earlier copy of themselves
+    if repeated.any():
+        same = (w[:, :, repeated] * same_mask[repeated]).sum(-1).mean(-1)  # only those rows: (L, H, R, T) -> (L, H)
+    else:
+        same = nan
+    return HeadScores(torch.stack([previous, first, self_, same], dim=-1))
+
+
+@dataclass(frozen=True)
+class AttentionMap:
+    """The attention weights of one text for every layer and head.
+
+    weights[layer, head, i, j] is how much token i attends to token j: each row sums to
+    1 and j > i is 0 (a causal model never looks ahead).
+    """
+
+    ids: tuple[int, ...]
+    weights: Tensor  # (n_layer, n_head, T, T), float32, on the CPU
+    scores: HeadScores  # each head's pattern scores
+
+    @classmethod
+    def from_weights(cls, ids: Sequence[int], weights: Tensor) -> AttentionMap:
+        """The map of weights (n_layer, n_head, T, T) for ids, its head patterns scored."""
+        if weights.dim() != 4 or weights.shape[2] != weights.shape[3] or weights.shape[2] != len(ids):
+            raise ValueError(f"weights must be (n_layer, n_head, T, T) with T = {len(ids)} tokens, "
+                             f"not {tuple(weights.shape)}")
+        return cls(tuple(ids), weights, head_scores(weights, ids))
+
+    @property
+    def n_layer(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def n_head(self) -> int:
+        return self.weights.shape[1]
+
+    @property
+    def n_tokens(self) -> int:
+        return self.weights.shape[2]
+
+    def matrix(self, layer: int, head: int | None) -> Tensor:
+        """One head's (T, T) weights, or with head None the mean of the layer's heads (rows still sum to 1)."""
+        self._check(layer, head)
+        if head is None:
+            return self.weights[layer].mean(0)
+        return self.weights[layer, head]
+
+    def top_keys(self, layer: int, head: int | None, query: int, k: int | None = None) -> list[tuple[int, float]]:
+        """The keys token `query` attends to, strongest first, as (key index, weight); only keys j <= query."""
+        if not 0 <= query < self.n_tokens:
+            raise IndexError(f"query {query} is not a token of this text (0..{self.n_tokens - 1})")
+        row = self.matrix(layer, head)[query, : query + 1]
+        n = row.numel() if k is None else min(k, row.numel())
+        values, keys = torch.topk(row, n)  # sorted, strongest first
+        return [(int(j), float(v)) for j, v in zip(keys, values)]
+
+    def _check(self, layer: int, head: int | None) -> None:
+        if not 0 <= layer < self.n_layer:
+            raise IndexError(f"layer {layer} does not exist (0..{self.n_layer - 1})")
+        if head is not None and not 0 <= head < self.n_head:
+            raise IndexError(f"head {head} does not exist (0..{self.n_head - 1})")
+
+
+def check_length(n_tokens: int, context_length: int, max_tokens: int = MAX_TOKENS) -> None:
+    """ValueError, with what to do, when a text of n_tokens can't be captured."""
+    if n_tokens == 0:
+        raise ValueError("the prompt is empty: type some text first")
+    if n_tokens > context_length:
+        raise ValueError(f"the text is {n_tokens} tokens; the model's context window holds {context_length}: "
+                         "shorten it")
+    if n_tokens > max_tokens:
+        raise ValueError(f"the text is {n_tokens} tokens; attention is shown for up to {max_tokens} "
+                         f"(every head keeps {n_tokens}×{n_tokens} weights): shorten it")
+
+
+def capture_attention(lm: LanguageModel, ids: Sequence[int], max_tokens: int = MAX_TOKENS) -> AttentionMap:
+    """Run the model once over ids and keep every layer's attention weights.
+
+    Raises ValueError (with a user-facing message) for an empty text or one too long.
+    """
+    ids = list(ids)
+    check_length(len(ids), lm.config.context_length, max_tokens)
+    out = lm.run(ids, capture=True)
+    c = lm.config
+    T = len(ids)
+    weights = torch.empty(c.n_layer, c.n_head, T, T, dtype=torch.float32)
+    for layer in range(c.n_layer):
+        weights[layer] = out.attentions[layer][0]  # (nh, T, T)
+        out.attentions[layer] = torch.empty(0)  # drop the copy now: long texts hold hundreds of MB
+    return AttentionMap.from_weights(ids, weights)
