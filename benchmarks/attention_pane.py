@@ -1,0 +1,137 @@
+"""How fast the Attention pane answers: capture and draw for prompts of 32, 128 and 512 tokens.
+
+    .venv/bin/python benchmarks/attention_pane.py [--model SPEC] [--lengths 32 128 512] [--runs 5]
+
+It loads the model once, then for each length
+
+1. captures headless: `capture_attention` (one forward pass with every layer's
+   attention kept, stacked into one tensor, head patterns scored), median of runs;
+2. drives the app headless (`App.run_test`, 160x45) on the Attention pane:
+   - request → map: from `capture_text` until the heatmap holds the new text and the
+     screen has been drawn (capture in the worker, message, set_matrix, a refresh);
+   - next head: the pane's action plus drawing every line of the heatmap (what a key
+     press costs the UI thread; no model runs), and the same through a real key press
+     (`pilot.press`, which also waits for the app to go idle);
+   - the overview of every head of every layer (270 thumbnails on SmolLM2): building it
+     and drawing it once.
+
+Aims (issue 6): the map of a 128-token prompt within 300 ms of the request; the next
+head within 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from textual.geometry import Region  # noqa: E402
+
+from llmtui.app.app import LLMTuiApp  # noqa: E402
+from llmtui.app.panes.attention import AttentionPane  # noqa: E402
+from llmtui.engine.attention import capture_attention  # noqa: E402
+from llmtui.engine.lm import DEFAULT_MODEL, LanguageModel  # noqa: E402
+
+STORY = ("Once upon a time, a little fox lived at the edge of a quiet forest. Every morning she walked to the "
+         "river to drink and to watch the fish jump, and every evening she told the owl what she had seen. ")
+
+
+def text_of(lm: LanguageModel, n: int) -> str:
+    """A text of exactly n tokens (the story repeated and cut on a token boundary)."""
+    ids = lm.encode(STORY * (n // 10 + 2))[:n]
+    text = lm.tokenizer.decode(ids)
+    if len(lm.encode(text)) != n:  # a cut that re-encodes differently: trim until it round-trips
+        while len(lm.encode(text)) > n:
+            text = text[:-1]
+    return text
+
+
+def ms(seconds: list[float]) -> str:
+    return f"{statistics.median(seconds) * 1000:7.1f} ms (min {min(seconds) * 1000:.1f})"
+
+
+async def drive_app(lm: LanguageModel, texts: dict[int, str], runs: int) -> dict[int, dict[str, list[float]]]:
+    results: dict[int, dict[str, list[float]]] = {}
+    app = LLMTuiApp(lm=lm, pane="attention")
+    async with app.run_test(size=(160, 45)) as pilot:
+        pane = app.query_one(AttentionPane)
+        while pane.lm is None:
+            await pilot.pause(0.01)
+        heatmap = pane.heatmap
+        for n, text in texts.items():
+            r: dict[str, list[float]] = {"request": [], "head": [], "head_key": [], "overview": []}
+            ids = tuple(lm.encode(text))
+            for run in range(runs):
+                pane.attention = None
+                started = time.perf_counter()
+                pane.capture_text(text + (" " if run % 2 else ""))  # a different text each run: no shortcut
+                while pane.attention is None:
+                    await pilot.pause(0.002)
+                await pilot.pause()  # let the screen draw
+                r["request"].append(time.perf_counter() - started)
+            assert len(pane.attention.ids) in (len(ids), len(ids) + 1)
+            heatmap.focus()
+            region = Region(0, 0, heatmap.size.width, heatmap.size.height)
+            for _ in range(max(runs, 8)):
+                started = time.perf_counter()
+                pane.action_head(1 if pane.head_index < pane.attention.n_head - 1 else -1)
+                heatmap.render_lines(region)
+                r["head"].append(time.perf_counter() - started)
+            for _ in range(max(runs, 8)):
+                key = "full_stop" if pane.head_index < pane.attention.n_head - 1 else "comma"
+                started = time.perf_counter()
+                await pilot.press(key)
+                r["head_key"].append(time.perf_counter() - started)
+            for _ in range(2):
+                started = time.perf_counter()
+                pane.action_overview("all")
+                overview = pane.overview
+                overview.render_lines(Region(0, 0, overview.size.width, overview.size.height))
+                r["overview"].append(time.perf_counter() - started)
+                pane.action_back()
+                pane._overview_key = None  # build it again next time
+            results[n] = r
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[32, 128, 512])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+
+    import torch
+
+    lm = LanguageModel.load(args.model)
+    c = lm.config
+    print(f"{lm.name}: {c.n_layer} layers x {c.n_head} heads · torch {torch.__version__} · "
+          f"{torch.get_num_threads()} threads · {platform.machine()} {platform.processor() or ''}".strip())
+    texts = {n: text_of(lm, n) for n in args.lengths}
+    capture_attention(lm, lm.encode(texts[args.lengths[0]]))  # warm up
+    print("\nheadless capture (one forward pass, weights stacked, heads scored):")
+    for n, text in texts.items():
+        ids = lm.encode(text)
+        times = []
+        for _ in range(args.runs):
+            started = time.perf_counter()
+            capture_attention(lm, ids)
+            times.append(time.perf_counter() - started)
+        size = c.n_layer * c.n_head * n * n * 4 / 2**20
+        print(f"  {n:4d} tokens: {ms(times)}   weights {size:6.1f} MiB")
+
+    results = asyncio.run(drive_app(lm, texts, args.runs))
+    print("\nthe app, 160x45 (medians):")
+    print("  tokens  request→map        next head (action+draw)  next head (key press)    all-heads overview")
+    for n, r in results.items():
+        print(f"  {n:6d}  {ms(r['request'])}  {ms(r['head'])}  {ms(r['head_key'])}  {ms(r['overview'])}")
+
+
+if __name__ == "__main__":
+    main()

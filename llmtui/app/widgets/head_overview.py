@@ -1,0 +1,302 @@
+"""Small multiples: many little heatmaps side by side (every head of a layer, or of the model), one selectable.
+
+Each thumbnail is drawn with half-block characters ('▀': the top pixel in the
+foreground colour, the bottom one in the background), so one terminal cell holds
+two square pixels. Big matrices are pooled into the thumbnail's pixels, small ones
+repeated. The arrows (or the mouse) move the highlight; enter or a click posts
+`Opened` for the thumbnail, to open it large.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from llmtui.app.widgets.heatmap import ATTENTION_SCALE, ColorScale, Pool, resample
+
+MAX_PIXELS = 24
+"""The largest thumbnail side, in pixels (a pixel is half a terminal cell tall)."""
+MIN_PIXELS = 4
+
+
+@dataclass(frozen=True)
+class Thumb:
+    """One small heatmap: a title ('head 5'), a short note ('previous 0.91'), and its matrix."""
+
+    title: str
+    note: str
+    values: np.ndarray  # (R, C)
+    mask: np.ndarray | None = None  # True: no value (drawn blank)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    columns: int
+    tile_width: int  # columns per thumbnail, its one-column gap included
+    tile_height: int  # lines per thumbnail: the title line, the pixels, a blank line
+    pixels: int  # the thumbnail's side in pixels
+    label_width: int  # room for the grid rows' labels
+
+    def rows(self, n: int) -> int:
+        return -(-n // self.columns)
+
+
+class HeadOverview(ScrollView, can_focus=True):
+    """A grid of thumbnails with a highlighted one."""
+
+    DEFAULT_CSS = """
+    HeadOverview {
+        background: $surface;
+        & > .head-overview--title { color: $text-muted; }
+        & > .head-overview--note { color: $text-muted; text-style: italic; }
+        & > .head-overview--cursor { background: $accent; color: $text; text-style: bold; }
+        & > .head-overview--label { color: $text-muted; text-style: bold; }
+    }
+    """
+
+    COMPONENT_CLASSES = {"head-overview--title", "head-overview--note", "head-overview--cursor", "head-overview--label"}
+
+    BINDINGS = [
+        Binding("left", "move(-1, 0)", "Left", show=False),
+        Binding("right", "move(1, 0)", "Right", show=False),
+        Binding("up", "move(0, -1)", "Up", show=False),
+        Binding("down", "move(0, 1)", "Down", show=False),
+        Binding("enter", "open", "Open", tooltip="Open the highlighted heatmap large"),
+    ]
+
+    cursor: reactive[int] = reactive(0, init=False)
+    """The highlighted thumbnail."""
+
+    class Highlighted(Message):
+        """The highlight moved to thumbnail `index`."""
+
+        def __init__(self, overview: HeadOverview, index: int) -> None:
+            self.overview = overview
+            self.index = index
+            super().__init__()
+
+        @property
+        def control(self) -> HeadOverview:
+            return self.overview
+
+    class Opened(Message):
+        """The user chose thumbnail `index` (enter or a click)."""
+
+        def __init__(self, overview: HeadOverview, index: int) -> None:
+            self.overview = overview
+            self.index = index
+            super().__init__()
+
+        @property
+        def control(self) -> HeadOverview:
+            return self.overview
+
+    def __init__(self, *, scale: ColorScale = ATTENTION_SCALE, pool: Pool = "mean", id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.scale = scale
+        self.pool_how: Pool = pool
+        self.thumbs: list[Thumb] = []
+        self.columns: int | None = None
+        self.row_labels: list[str] = []
+        self._grid: _Grid | None = None
+        self._pixels: list[tuple[np.ndarray, np.ndarray]] = []  # per thumb: (bins, mask) at the grid's pixel size
+        self._line_styles: dict[str, Style] = {}
+
+    def set_thumbs(self, thumbs: Sequence[Thumb], *, columns: int | None = None, row_labels: Sequence[str] = (),
+                   cursor: int = 0) -> None:
+        """Show thumbnails; `columns` fixes how many per row (rows then scroll), None fits them all on screen.
+
+        row_labels name the grid's rows (say 'L0', 'L1', ... when each row is a layer).
+        """
+        self.thumbs = list(thumbs)
+        self.columns = columns
+        self.row_labels = list(row_labels)
+        self.set_reactive(HeadOverview.cursor, max(0, min(cursor, len(self.thumbs) - 1)))
+        self._pixels = []
+        self._relayout()
+        self.scroll_to(0, 0, animate=False)
+        self._follow_cursor()
+
+    # -- layout ----------------------------------------------------------------------------
+
+    def _choose_grid(self) -> _Grid | None:
+        n = len(self.thumbs)
+        if not n:
+            return None
+        width = max(1, self.content_region.width)
+        height = max(1, self.content_region.height)
+        label_width = max((cell_len(label) for label in self.row_labels), default=0)
+        label_width = label_width + 1 if label_width else 0
+        room = width - label_width
+        if self.columns is not None:
+            columns = max(1, min(self.columns, n))
+            tile_width = max(MIN_PIXELS + 1, room // columns)
+            pixels = max(MIN_PIXELS, min(MAX_PIXELS, tile_width - 1, 12))
+            return _Grid(columns, tile_width, 1 + -(-pixels // 2) + 1, pixels, label_width)
+        best: _Grid | None = None
+        for columns in range(1, n + 1):
+            rows = -(-n // columns)
+            tile_width = room // columns
+            tile_height = height // rows
+            pixels = min(MAX_PIXELS, tile_width - 1, 2 * (tile_height - 2))
+            if pixels < MIN_PIXELS and best is not None:
+                continue
+            pixels = max(MIN_PIXELS, pixels)
+            grid = _Grid(columns, max(MIN_PIXELS + 1, tile_width), 1 + -(-pixels // 2) + 1, pixels, label_width)
+            if best is None or pixels > best.pixels:
+                best = grid
+        return best
+
+    def _relayout(self) -> None:
+        grid = self._choose_grid()
+        old = self._grid
+        self._grid = grid
+        if grid is None:
+            self._pixels = []
+            self.virtual_size = Size(self.content_region.width, self.content_region.height)
+            self.refresh()
+            return
+        if old is None or old.pixels != grid.pixels or len(self._pixels) != len(self.thumbs):
+            self._pixels = []
+            for thumb in self.thumbs:
+                mask = thumb.mask if thumb.mask is not None else np.zeros(thumb.values.shape, dtype=bool)
+                values, pmask = resample(np.asarray(thumb.values, dtype=np.float32), np.asarray(mask, dtype=bool),
+                                         grid.pixels, grid.pixels, self.pool_how)
+                self._pixels.append((self.scale.bins(values), pmask))
+        rows = grid.rows(len(self.thumbs))
+        self.virtual_size = Size(grid.label_width + grid.columns * grid.tile_width, rows * grid.tile_height)
+        self.refresh()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._relayout()
+        self._follow_cursor()
+
+    def tile_at(self, x: int, y: int) -> int | None:
+        """The thumbnail at content offset (x, y) of the whole grid, or None."""
+        grid = self._grid
+        if grid is None or x < grid.label_width:
+            return None
+        column = (x - grid.label_width) // grid.tile_width
+        index = (y // grid.tile_height) * grid.columns + column
+        return index if column < grid.columns and 0 <= index < len(self.thumbs) else None
+
+    # -- cursor ----------------------------------------------------------------------------
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        self._follow_cursor()
+        self.refresh()
+        if old != new:
+            self.post_message(self.Highlighted(self, new))
+
+    def _follow_cursor(self) -> None:
+        grid = self._grid
+        if grid is None:
+            return
+        top = (self.cursor // grid.columns) * grid.tile_height
+        self.scroll_to_region(Region(0, top, 1, grid.tile_height), animate=False, immediate=True)
+
+    def action_move(self, dx: int, dy: int) -> None:
+        grid = self._grid
+        if grid is None:
+            return
+        index = self.cursor + dx + dy * grid.columns
+        if 0 <= index < len(self.thumbs):
+            self.cursor = index
+
+    def action_open(self) -> None:
+        if self.thumbs:
+            self.post_message(self.Opened(self, self.cursor))
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        index = self.tile_at(offset.x + int(self.scroll_offset.x), offset.y + int(self.scroll_offset.y))
+        if index is not None:
+            self.cursor = index
+            self.post_message(self.Opened(self, index))
+
+    # -- drawing ---------------------------------------------------------------------------
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        base = self.rich_style
+        self._line_styles = {
+            "base": base,
+            "title": base + self.get_component_rich_style("head-overview--title"),
+            "note": base + self.get_component_rich_style("head-overview--note"),
+            "cursor": base + self.get_component_rich_style("head-overview--cursor"),
+            "label": base + self.get_component_rich_style("head-overview--label"),
+        }
+        return super().render_lines(crop)
+
+    def render_line(self, y: int) -> Strip:
+        styles = self._line_styles or {k: Style() for k in ("base", "title", "note", "cursor", "label")}
+        base = styles["base"]
+        width = self.scrollable_content_region.width
+        grid = self._grid
+        if grid is None:
+            return Strip.blank(width, base)
+        scroll_x, scroll_y = int(self.scroll_offset.x), int(self.scroll_offset.y)
+        line = y + scroll_y
+        grid_row, k = divmod(line, grid.tile_height)
+        if grid_row >= grid.rows(len(self.thumbs)):
+            return Strip.blank(width, base)
+        segments: list[Segment] = []
+        if grid.label_width:
+            label = self.row_labels[grid_row] if k == 0 and grid_row < len(self.row_labels) else ""
+            segments.append(Segment(label.ljust(grid.label_width), styles["label"]))
+        for column in range(grid.columns):
+            index = grid_row * grid.columns + column
+            if index >= len(self.thumbs):
+                break
+            segments.extend(self._tile_line(index, k, grid, styles))
+        strip = Strip(Segment.simplify(segments)).extend_cell_length(scroll_x + width, base)
+        return strip.crop(scroll_x, scroll_x + width)
+
+    def _tile_line(self, index: int, k: int, grid: _Grid, styles: dict[str, Style]) -> list[Segment]:
+        """Line k of one tile: its title, then its pixels two rows at a time, then a blank line."""
+        base = styles["base"]
+        tile = grid.tile_width
+        thumb = self.thumbs[index]
+        if k == 0:
+            selected = index == self.cursor
+            title = thumb.title
+            note = (" " + thumb.note) if thumb.note else ""
+            text = (title + note)[: tile - 1]
+            title_part, note_part = text[: len(title)], text[len(title):]
+            style = styles["cursor"] if selected else styles["title"]
+            return [Segment(title_part, style), Segment(note_part, style if selected else styles["note"]),
+                    Segment(" " * (tile - cell_len(text)), base)]
+        pixel_row = 2 * (k - 1)
+        if pixel_row >= grid.pixels:
+            return [Segment(" " * tile, base)]
+        bins, mask = self._pixels[index]
+        colours = self.scale.colours
+        background = base.bgcolor
+        segments = []
+        for px in range(grid.pixels):
+            top_masked = bool(mask[pixel_row, px])
+            top = None if top_masked else colours[int(bins[pixel_row, px])]
+            if pixel_row + 1 < grid.pixels and not mask[pixel_row + 1, px]:
+                bottom: Any = colours[int(bins[pixel_row + 1, px])]
+            else:
+                bottom = background
+            if top is None:
+                segments.append(Segment(" ", Style(bgcolor=bottom)))
+            else:
+                segments.append(Segment("▀", Style(color=top, bgcolor=bottom)))
+        segments.append(Segment(" " * (tile - grid.pixels), base))
+        return segments
