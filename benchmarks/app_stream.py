@@ -11,8 +11,11 @@ It loads the model once, then
    - a key is sent every 100 ms and the time until its action runs is recorded.
 
 Tokens/s are counted the same way in both: from the first generated token to the last
-(the prompt's prefill is left out). The aim: the app at 90% of headless speed or more,
-the event loop never late by more than 50 ms.
+(the prompt's prefill is left out). Both decode on the app's model thread: torch runs on
+one thread only in this process (see llmtui/app/model_thread.py for why that matters).
+With --main-thread, a fresh process also decodes on its main thread, for reference.
+The aim: the app at 90% of headless speed or more, the event loop never late by more
+than 50 ms.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import asyncio
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,6 +37,7 @@ from textual.binding import Binding  # noqa: E402
 
 from llmtui.app.app import LLMTuiApp  # noqa: E402
 from llmtui.app.messages import GenerationEnded  # noqa: E402
+from llmtui.app.model_thread import freeze_loaded_objects, run_on_model_thread  # noqa: E402
 from llmtui.engine.generation import GenerationSession  # noqa: E402
 from llmtui.engine.lm import DEFAULT_MODEL, LanguageModel  # noqa: E402
 from llmtui.engine.settings import SamplingSettings  # noqa: E402
@@ -43,6 +48,11 @@ KEY_EVERY = 0.1
 
 
 def headless_rate(lm: LanguageModel, ids: list[int], settings: SamplingSettings) -> tuple[float, int]:
+    """Decode on the app's model thread, nothing else running (see llmtui/app/model_thread.py)."""
+    return run_on_model_thread(_decode, lm, ids, settings)
+
+
+def _decode(lm: LanguageModel, ids: list[int], settings: SamplingSettings) -> tuple[float, int]:
     session = GenerationSession(lm, ids, settings)
     first = last = 0.0
     n = 0
@@ -124,10 +134,20 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--size", default="100x30", help="terminal size, WxH")
+    parser.add_argument("--main-thread", action="store_true", help="also decode on a fresh process's main thread")
+    parser.add_argument("--only-main-thread", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
+    if args.only_main_thread:  # the reference run, in its own process: torch on the main thread only
+        lm = LanguageModel.load(args.model, device=args.device)
+        settings = SamplingSettings(temperature=0, max_new_tokens=args.tokens)
+        ids = lm.encode(PROMPT)
+        _decode(lm, ids, settings.with_(max_new_tokens=8))
+        print(statistics.median(_decode(lm, ids, settings)[0] for _ in range(args.runs)))
+        return
 
-    lm = LanguageModel.load(args.model, device=args.device)
+    lm = run_on_model_thread(LanguageModel.load, args.model, device=args.device)
+    freeze_loaded_objects()  # as the app does after loading
     settings = SamplingSettings(temperature=0, max_new_tokens=args.tokens)
     ids = lm.encode(PROMPT)
     print(f"model {lm.name} ({lm.n_params / 1e6:.0f}M params) on {args.device}; {os.cpu_count()} CPUs; "
@@ -144,6 +164,13 @@ def main() -> None:
               f"({app['tokens']} tokens) = {app['rate'] / rate:5.1%} | timer late max {app['tick_late_max'] * 1000:5.1f} ms "
               f"p99 {app['tick_late_p99'] * 1000:5.1f} ms | key round trip max {app['key_max'] * 1000:5.1f} ms "
               f"p99 {app['key_p99'] * 1000:5.1f} ms (n={app['key_n']})")
+    if args.main_thread:
+        out = subprocess.run(
+            [sys.executable, __file__, "--only-main-thread", "--model", args.model, "--device", args.device,
+             "--tokens", str(args.tokens), "--runs", str(args.runs)],
+            capture_output=True, text=True, check=True,
+        )
+        print(f"reference: headless on a fresh process's main thread {float(out.stdout.split()[-1]):.1f} tok/s (median)")
     headless = statistics.median(r for r, _ in results)
     in_app = statistics.median(a["rate"] for _, a in results)
     print(f"\nmedian: headless {headless:.1f} tok/s, app {in_app:.1f} tok/s ({in_app / headless:.1%}); "

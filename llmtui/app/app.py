@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Tab, Tabs
 
 from llmtui.app.messages import ModelLoaded, ModelLoadFailed, ModelLoadProgress, ModelReady, Throughput
+from llmtui.app.model_thread import freeze_loaded_objects, run_on_model_thread
 from llmtui.app.panes import PANES, Pane
 from llmtui.app.screens.help import HelpScreen
 from llmtui.app.state import ModelState
@@ -169,10 +170,13 @@ class LLMTuiApp(App[None]):
             from llmtui.engine.lm import DEFAULT_MODEL, LanguageModel
 
             try:
-                lm = LanguageModel.load(self.model_spec or DEFAULT_MODEL, device=self.device_name, progress=progress)
+                lm = run_on_model_thread(
+                    LanguageModel.load, self.model_spec or DEFAULT_MODEL, device=self.device_name, progress=progress
+                )
             except USER_ERRORS as e:
                 self.post_message(ModelLoadFailed(str(e)))
                 return
+            freeze_loaded_objects()  # no long garbage-collector pauses while tokens stream
         except Exception as e:  # a bug, or a broken install: one line, the app keeps running
             self.post_message(ModelLoadFailed(f"internal error ({type(e).__name__}: {e}); rerun with LLMTUI_DEBUG=1"))
             if __import__("os").environ.get("LLMTUI_DEBUG"):
@@ -196,6 +200,7 @@ class LLMTuiApp(App[None]):
 
     def _model_ready(self, lm: LanguageModel) -> None:
         self.lm = lm
+        freeze_loaded_objects(collect=False)  # the widgets too: full collections skip them from now on
         self.status.model_info = StatusLine.describe(lm.name, lm.n_params, str(lm.device))
         self.model_state = ModelState("ready", lm.name, "ready", 1.0)
         for pane in self.panes:

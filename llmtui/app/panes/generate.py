@@ -15,23 +15,24 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from rich.style import Style
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.reactive import reactive
 from textual.timer import Timer
-from textual.widgets import Static, TextArea
+from textual.widgets import TextArea
 from textual.worker import get_current_worker
 
 from llmtui.app.display import StepTexts, prompt_pieces, table_label
 from llmtui.app.messages import GenerationEnded, GenerationUpdate, NextTokenPreview, PreviewFailed, Throughput
+from llmtui.app.model_thread import run_on_model_thread
 from llmtui.app.palette import legend, prob_style
 from llmtui.app.panes.base import Pane
 from llmtui.app.screens.value_input import ValueInputScreen
 from llmtui.app.state import ModelState
 from llmtui.app.widgets.knob import KNOBS, Knob
+from llmtui.app.widgets.message_line import MessageLine
 from llmtui.app.widgets.prob_table import ProbabilityTable, TableView
 from llmtui.app.widgets.prompt_editor import PromptEditor
 from llmtui.app.widgets.token_text import Piece, TokenText
@@ -43,8 +44,9 @@ if TYPE_CHECKING:
 
 TOP_N = 10
 """Candidates per step in the table (the drawn token is added when it is not among them)."""
-POST_EVERY = 0.03
-"""The worker posts the steps at most this often (seconds): the screen redraws ~30 times a second."""
+POST_EVERY = 0.05
+"""The worker posts the steps at most this often (seconds): the screen redraws at most ~20 times a second,
+which looks like a stream and leaves the CPU to the model."""
 PREVIEW_DELAY = 0.3
 """Seconds after the last key press in the prompt before the next-token preview is computed."""
 
@@ -159,7 +161,7 @@ class GeneratePane(Pane):
         with Grid(id="knobs"):
             for spec in KNOBS:
                 yield Knob(spec, getattr(self.settings, spec.name))
-        yield Static(id="gen-message")
+        yield MessageLine(id="gen-message")
         with Horizontal(id="gen-main"):
             output = TokenText(id="output")
             output.border_title = "Output"
@@ -199,7 +201,7 @@ class GeneratePane(Pane):
     @property
     def message(self) -> str:
         """The text of the pane's message line."""
-        return str(self.query_one("#gen-message", Static).render())
+        return self.query_one("#gen-message", MessageLine).text
 
     def knob(self, name: str) -> Knob:
         return self.query_one(f"#knob-{name.replace('_', '-')}", Knob)
@@ -211,9 +213,9 @@ class GeneratePane(Pane):
         self.editor.load_text(text)
         self.editor.move_cursor(self.editor.document.end)  # ready to type on
 
-    def _say(self, text: str | Text, kind: Literal["info", "error", "busy"] = "info") -> None:
-        line = self.query_one("#gen-message", Static)
-        line.update(text if isinstance(text, Text) else Text(text))
+    def _say(self, text: str, kind: Literal["info", "error", "busy"] = "info") -> None:
+        line = self.query_one("#gen-message", MessageLine)
+        line.text = str(text)
         for k in ("info", "error", "busy"):
             line.set_class(k == kind, f"-{k}")
 
@@ -412,7 +414,7 @@ class GeneratePane(Pane):
             note = "the seed applies to the next generation" if name == "seed" else "applies from the next token"
             self._say(f"{event.knob.text}: {note}", "busy")
         else:
-            self._say(Text(f"{event.knob.text}: the table shows the next token under the new knobs"))
+            self._say(f"{event.knob.text}: the table shows the next token under the new knobs")
             if self._steps and self.output.selected != len(self._steps):
                 self.output.allow_next(True)
                 self.output.selected = len(self._steps)
@@ -492,20 +494,20 @@ class GeneratePane(Pane):
             with self._lock:
                 if run.session is None:
                     ids = run.prompt.encode(lm)
-                    run.session = GenerationSession(lm, ids, run.settings, top_n=TOP_N)
+                    run.session = run_on_model_thread(GenerationSession, lm, ids, run.settings, top_n=TOP_N)
             session = run.session
             if fork is not None:
                 index, token = fork
                 with self._lock:
                     session.settings = run.settings
                     if run.kind == "force":
-                        step = session.step()
+                        step = run_on_model_thread(session.step)
                         if step is None:
                             raise ValueError(f"the text has finished ({session.finish_reason}): no token comes next")
                         if step.token_id != token:
-                            session.fork(step.index, token)
+                            run_on_model_thread(session.fork, step.index, token)
                     else:
-                        session.fork(index, token)
+                        run_on_model_thread(session.fork, index, token)
                 self.post_message(GenerationUpdate(run.id, tuple(session.steps), None))
             reason = ""
             while True:
@@ -517,7 +519,7 @@ class GeneratePane(Pane):
                         reason = "stopped"
                         break
                     session.settings = run.settings
-                    step = session.step()
+                    step = run_on_model_thread(session.step)
                 if step is None:
                     reason = session.finish_reason or "finished"
                     break
@@ -684,12 +686,15 @@ class GeneratePane(Pane):
 
         lm = self.lm
         assert lm is not None
-        try:
+
+        def next_token() -> tuple:
             if session is not None:
-                with self._lock:
-                    dist = session.distribution(settings)
-                    position, ids = len(session.steps), list(session.prompt_ids)
-            else:
+                return candidates(lm, session.distribution(settings), TOP_N), len(session.steps), list(session.prompt_ids)
+            logits = lm.run(ids, capture=False).logits[0, -1]
+            return candidates(lm, distribution(logits, settings, ids), TOP_N), 0, ids
+
+        try:
+            if session is None:
                 assert request is not None
                 ids = request.encode(lm)
                 if not ids:
@@ -697,9 +702,8 @@ class GeneratePane(Pane):
                 if len(ids) >= lm.config.context_length:
                     raise ValueError(f"the prompt is {len(ids)} tokens; the model's context window holds "
                                      f"{lm.config.context_length}")
-                logits = lm.run(ids, capture=False).logits[0, -1]
-                dist, position = distribution(logits, settings, ids), 0
-            cands = candidates(lm, dist, TOP_N)
+            with self._lock:
+                cands, position, ids = run_on_model_thread(next_token)
             self.post_message(NextTokenPreview(preview_id, position, cands, settings, tuple(ids)))
         except ValueError as e:
             self.post_message(PreviewFailed(preview_id, str(e)))

@@ -134,6 +134,7 @@ class ProbabilityTable(Widget, can_focus=True):
         self.view: TableView | None = None
         self._rows: list[tuple[Text, ...]] = []
         self._base = Style()
+        self._strips: dict[tuple[int, bool, bool, int, Style], Strip] = {}  # (row, focused cursor, cursor, width, base)
 
     # -- content ---------------------------------------------------------------------------
 
@@ -142,6 +143,7 @@ class ProbabilityTable(Widget, can_focus=True):
         same_step = view is not None and self.view is not None and view.index == self.view.index
         self.view = view
         self._rows = self._build_rows()
+        self._strips.clear()
         if view is None:
             self.border_title, self.border_subtitle = "Next token", ""
         else:
@@ -179,6 +181,7 @@ class ProbabilityTable(Widget, can_focus=True):
 
     def on_resize(self, event: events.Resize) -> None:
         self._rows = self._build_rows()
+        self._strips.clear()
 
     @property
     def cells(self) -> list[tuple[str, str, str]]:
@@ -214,19 +217,27 @@ class ProbabilityTable(Widget, can_focus=True):
                 empty = self.get_component_rich_style("prob-table--empty")
                 return Strip([Segment(" candidates will show here.", base + empty)]).extend_cell_length(width, base)
             return Strip.blank(width, base)
-        row_style = base
-        if n == self.cursor:
-            row_style = base + self.get_component_rich_style("prob-table--cursor")
-        segments: list[Segment] = []
-        for cell in self._rows[n]:
-            segments.extend(_segments(cell))
-        strip = Strip(Segment.apply_style(segments, row_style)).extend_cell_length(width, row_style)
-        return strip.crop(0, width)
+        key = (n, n == self.cursor and self.has_focus, n == self.cursor, width, base)
+        strip = self._strips.get(key)
+        if strip is None:
+            row_style = base
+            if n == self.cursor:
+                row_style = base + self.get_component_rich_style("prob-table--cursor")
+            segments: list[Segment] = []
+            for cell in self._rows[n]:
+                segments.extend(_segments(cell))
+            strip = Strip(Segment.apply_style(segments, row_style)).extend_cell_length(width, row_style).crop(0, width)
+            self._strips[key] = strip
+        return strip
 
     # -- keys and mouse --------------------------------------------------------------------
 
     def watch_cursor(self) -> None:
         self.refresh()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips.clear()  # focus or theme changed the cursor's colours
 
     def action_cursor(self, delta: int) -> None:
         if self._rows:

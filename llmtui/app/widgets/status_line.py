@@ -23,11 +23,11 @@ class StatusLine(Widget):
     }
     """
 
-    model_state: reactive[ModelState] = reactive(ModelState, layout=True)
+    model_state: reactive[ModelState] = reactive(ModelState)
     """Where the model is: loading (with progress), ready or failed."""
-    model_info: reactive[str] = reactive("", layout=True)
+    model_info: reactive[str] = reactive("")
     """'name · params · device' once the model is ready."""
-    tokens_per_s: reactive[float | None] = reactive(None, layout=True)
+    tokens_per_s: reactive[float | None] = reactive(None)  # no layout: it changes many times a second
     """Speed of the running generation; None when idle."""
 
     def render(self) -> Text:

@@ -203,13 +203,29 @@ class TokenText(ScrollView, can_focus=True):
         width = self.scrollable_content_region.width or self.size.width or 80
         self._layout_width = width
         self._shown = self._pieces()
-        self._lines = wrap(self._shown, width)
+        old_lines, self._lines = self._lines, wrap(self._shown, width)
+        old_scroll = self.scroll_offset.y
         self.virtual_size = Size(width, len(self._lines))
-        self.refresh()
         if self.selected is None:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
         else:
             self._scroll_to_selected()
+        self._refresh_changed(old_lines, old_scroll)
+
+    def _refresh_changed(self, old_lines: list[list[_Chunk]], old_scroll: int) -> None:
+        """Redraw only the lines that changed: while tokens stream, that is the last line or two."""
+        if self.scroll_offset.y != old_scroll:
+            self.refresh()
+            return
+        first = 0
+        for first, (old, new) in enumerate(zip(old_lines, self._lines)):  # noqa: B007
+            if old != new:
+                break
+        else:
+            first = min(len(old_lines), len(self._lines))
+        end = max(len(old_lines), len(self._lines))
+        if first < end:
+            self.refresh_lines(first, end - first)
 
     def _scroll_to_selected(self) -> None:
         for y, line in enumerate(self._lines):

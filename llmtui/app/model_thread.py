@@ -1,0 +1,52 @@
+"""One thread for all of the app's work with torch: loading, generating, previews.
+
+Why one: PyTorch's CPU kernels run on OpenMP, and OpenMP keeps a team of helper
+threads for every thread that has ever started a parallel region. When the helpers
+of all those teams outnumber the CPUs, OpenMP stops letting them spin between
+regions and puts them to sleep instead; each small matrix product then pays a
+wake-up, and a small model decodes at half speed on a two-core machine. Textual's
+thread workers run on a pool of threads, so the workers hand their torch calls to
+this single thread and wait for them. The workers still own cancellation and post
+the messages; this thread only computes.
+
+    >>> run_on_model_thread(lambda: threading.current_thread().name)
+    'llmtui-model_0'
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+_PREFIX = "llmtui-model"
+_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_PREFIX)
+
+
+def on_model_thread() -> bool:
+    return threading.current_thread().name.startswith(_PREFIX)
+
+
+def run_on_model_thread(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """Call fn on the model thread and wait for its result (or its exception)."""
+    if on_model_thread():
+        return fn(*args, **kwargs)
+    return _executor.submit(fn, *args, **kwargs).result()
+
+
+def freeze_loaded_objects(collect: bool = True) -> None:
+    """Collect garbage once, then exempt every object alive now from later collections.
+
+    A loaded model brings hundreds of thousands of long-lived Python objects (its
+    vocabulary tables above all). Python's full collections walk them all, and one
+    such walk stops every thread, the UI's included, for 50-150 ms in the middle of
+    a stream. Frozen (`gc.freeze`), they are skipped: only what is made afterwards is
+    walked, and the pauses stay a few milliseconds. Without `collect` it costs nothing
+    (the app calls it again once its widgets exist, to freeze those too).
+    """
+    if collect:
+        gc.collect()
+    gc.freeze()
