@@ -10,8 +10,8 @@ It loads the model once, then for each length
    - request → map: from `capture_text` until the heatmap holds the new text and the
      screen has been drawn (capture in the worker, message, set_matrix, a refresh);
    - next head: the pane's action plus drawing every line of the heatmap (what a key
-     press costs the UI thread; no model runs), and the same through a real key press
-     (`pilot.press`, which also waits for the app to go idle);
+     press costs the UI thread; no model runs), and from a key sent as a terminal sends
+     it until the heatmap has been drawn on screen again;
    - the overview of every head of every layer (270 thumbnails on SmolLM2): building it
      and drawing it once.
 
@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from textual import events  # noqa: E402
 from textual.geometry import Region  # noqa: E402
 
 from llmtui.app.app import LLMTuiApp  # noqa: E402
@@ -83,11 +84,25 @@ async def drive_app(lm: LanguageModel, texts: dict[int, str], runs: int) -> dict
                 pane.action_head(1 if pane.head_index < pane.attention.n_head - 1 else -1)
                 heatmap.render_lines(region)
                 r["head"].append(time.perf_counter() - started)
+            drawn: list[float] = []
+            render_lines = heatmap.render_lines
+
+            def stamped(crop: Region, render_lines=render_lines, drawn=drawn) -> list:
+                strips = render_lines(crop)
+                drawn.append(time.perf_counter())
+                return strips
+
+            heatmap.render_lines = stamped  # type: ignore[method-assign]
             for _ in range(max(runs, 8)):
                 key = "full_stop" if pane.head_index < pane.attention.n_head - 1 else "comma"
+                head = pane.head_index
+                await pilot.pause(0.05)
                 started = time.perf_counter()
-                await pilot.press(key)
-                r["head_key"].append(time.perf_counter() - started)
+                app._driver.send_message(events.Key(key, None))  # as a terminal sends it (pilot.press waits for idle)
+                while pane.head_index == head or not drawn or drawn[-1] < started:
+                    await asyncio.sleep(0.001)
+                r["head_key"].append(drawn[-1] - started)
+            del heatmap.render_lines
             for _ in range(2):
                 started = time.perf_counter()
                 pane.action_overview("all")
@@ -128,7 +143,7 @@ def main() -> None:
 
     results = asyncio.run(drive_app(lm, texts, args.runs))
     print("\nthe app, 160x45 (medians):")
-    print("  tokens  request→map        next head (action+draw)  next head (key press)    all-heads overview")
+    print("  tokens  request→map             next head (action+draw)    key → heatmap drawn        all-heads overview")
     for n, r in results.items():
         print(f"  {n:6d}  {ms(r['request'])}  {ms(r['head'])}  {ms(r['head_key'])}  {ms(r['overview'])}")
 

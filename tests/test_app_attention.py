@@ -305,16 +305,16 @@ class TestPrompts:
             assert pane.prompt.value == text
 
     async def test_a_stale_capture_never_lands(self, tiny_lm, monkeypatch):
-        import threading
+        """A slow capture that finishes after a newer request is dropped: only the newer text is shown."""
+        import time as clock
 
         import llmtui.engine.attention as engine
 
-        release = threading.Event()
         original = engine.capture_attention
 
         def slow_for_the_first(lm, ids, *args, **kwargs):
             if lm.tokenizer.decode(ids).startswith("first"):
-                release.wait(5)
+                clock.sleep(0.3)
             return original(lm, ids, *args, **kwargs)
 
         monkeypatch.setattr(engine, "capture_attention", slow_for_the_first)
@@ -322,13 +322,18 @@ class TestPrompts:
         async with app.run_test(size=(100, 30)) as pilot:
             pane = app.query_one(AttentionPane)
             await wait_for(pilot, lambda: pane.lm is not None, what="the model")
+            shown = []
+            set_matrix = pane.heatmap.set_matrix
+            monkeypatch.setattr(pane.heatmap, "set_matrix", lambda values, rows, *a, **k: (
+                shown.append("".join(rows)), set_matrix(values, rows, *a, **k))[1])
             pane.capture_text("first text")
             await pilot.pause(0.05)
             pane.capture_text("second text")
             await wait_for(pilot, lambda: pane.attention is not None, what="the second capture")
-            release.set()
             await settle(pilot)
+            await pilot.pause(0.4)
             assert pane.attention.ids == tuple(tiny_lm.encode("second text"))
+            assert shown == ["second␣text"]
 
 
 class TestFollowGeneration:
@@ -393,3 +398,66 @@ class TestSnapshots:
             await pilot.pause()
 
         assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+
+
+class TestHeatmapGeometry:
+    """The widgets' pure helpers: block edges, pooling, the colour scale."""
+
+    def test_edges_cut_into_nearly_equal_runs(self):
+        from llmtui.app.widgets.heatmap import edges
+
+        assert edges(10, 3).tolist() == [0, 3, 6, 10]
+        assert edges(5, 5).tolist() == [0, 1, 2, 3, 4, 5]
+        e = edges(551, 38)
+        assert e[0] == 0 and e[-1] == 551 and np.all(np.diff(e) >= 14)
+
+    def test_pooling_mass_keeps_rows_summing_to_one(self):
+        from llmtui.app.widgets.heatmap import edges, pool
+
+        rng = np.random.default_rng(0)
+        w = np.tril(rng.random((40, 40)).astype(np.float32))
+        w /= w.sum(1, keepdims=True)
+        mask = np.triu(np.ones((40, 40), dtype=bool), 1)
+        values, pooled_mask = pool(w, mask, edges(40, 7), edges(40, 9), "mass")
+        assert values.shape == (7, 9)
+        np.testing.assert_allclose(values.sum(1), 1.0, atol=1e-5)
+        assert pooled_mask[0, -1] and not pooled_mask[-1, 0]  # top right block: all masked
+
+    def test_pooling_mean_and_max_skip_masked_cells(self):
+        from llmtui.app.widgets.heatmap import pool
+
+        values = np.array([[1.0, 9.0], [3.0, 5.0]], dtype=np.float32)
+        mask = np.array([[False, True], [False, False]])
+        e = np.array([0, 2])
+        mean, m = pool(values, mask, e, e, "mean")
+        assert mean[0, 0] == pytest.approx(3.0) and not m[0, 0]  # (1 + 3 + 5) / 3: the masked 9 left out
+        top, _ = pool(values, mask, e, e, "max")
+        assert top[0, 0] == 5.0
+
+    def test_a_stack_pools_like_each_matrix(self):
+        from llmtui.app.widgets.heatmap import edges, pool, resample_stack
+
+        rng = np.random.default_rng(1)
+        stack = np.tril(rng.random((5, 30, 30))).astype(np.float32)
+        mask = np.triu(np.ones((30, 30), dtype=bool), 1)
+        pooled, pooled_mask = resample_stack(stack, mask, 6, 6, "mass")
+        for i in range(5):
+            one, one_mask = pool(stack[i], mask, edges(30, 6), edges(30, 6), "mass")
+            np.testing.assert_allclose(pooled[i], one, rtol=1e-5)
+            assert np.array_equal(pooled_mask, one_mask)
+        small, small_mask = resample_stack(stack[:, :3, :3], mask[:3, :3], 6, 6, "mass")
+        assert small.shape == (5, 6, 6) and small[0, 0, 0] == stack[0, 0, 0] and small[0, 5, 5] == stack[0, 2, 2]
+        assert small_mask[0, 5] and not small_mask[5, 0]
+
+    def test_colour_scale_bins_and_contrast(self):
+        from llmtui.app.widgets.heatmap import ATTENTION_SCALE, ColorScale
+
+        values = np.array([0.0, 0.005, 0.01, 0.2, 0.5, 0.99, 1.0])
+        bins = ATTENTION_SCALE.bins(values)
+        assert bins.tolist() == [ATTENTION_SCALE.bin(float(v)) for v in values]
+        assert bins.tolist() == sorted(bins.tolist()) and bins[0] == 0 and bins[-1] == len(ATTENTION_SCALE.bounds) - 1
+        dark, light = ATTENTION_SCALE.styles[0], ATTENTION_SCALE.styles[-1]
+        assert dark.color.get_truecolor() == (255, 255, 255) and light.color.get_truecolor() == (0, 0, 0)
+        assert ATTENTION_SCALE.legend().plain.split() == ["weight", "%", *ATTENTION_SCALE.labels]
+        with pytest.raises(ValueError, match="go up"):
+            ColorScale((0.5, 0.1), ("#000000", "#ffffff"), ("a", "b"))

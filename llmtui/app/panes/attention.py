@@ -28,9 +28,10 @@ from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Input, Static
 
 from llmtui.app.display import table_label
+from llmtui.app.model_thread import run_on_model_thread
 from llmtui.app.panes.base import Pane
 from llmtui.app.state import ModelState
-from llmtui.app.widgets.head_overview import HeadOverview, Thumb
+from llmtui.app.widgets.head_overview import HeadOverview
 from llmtui.app.widgets.heatmap import Heatmap
 from llmtui.app.widgets.loading import LoadingNotice
 from llmtui.app.widgets.weight_bars import WeightBars, WeightRow, weight_bar
@@ -271,15 +272,15 @@ class AttentionPane(Pane):
 
     @work(thread=True, exclusive=True, group="attention", exit_on_error=False)
     def _capture_worker(self, request: int, text: str | None, ids: tuple[int, ...] | None, source: str) -> None:
-        """One forward pass with capture, in this thread; only posts messages."""
-        from llmtui.engine.attention import capture_attention
+        """One forward pass with capture, on the app's model thread; this thread only posts messages."""
+        from llmtui.engine import attention as engine
 
         lm = self.lm
         assert lm is not None
         try:
             started = time.perf_counter()
             token_ids = list(ids) if ids is not None else lm.encode(text or "")
-            attention = capture_attention(lm, token_ids)
+            attention = run_on_model_thread(engine.capture_attention, lm, token_ids)
             labels = token_labels(lm, token_ids)
             self.post_message(AttentionReady(request, attention, labels, source, time.perf_counter() - started))
         except ValueError as e:  # empty, too long: the user's to fix
@@ -327,7 +328,7 @@ class AttentionPane(Pane):
         self.attention = None
         self.labels = ()
         self.heatmap.clear(error)
-        self.overview.set_thumbs([])
+        self.overview.clear()
         self._overview_key = None
         self.bars.show(Text(""), [])
         self._update_nav()
@@ -452,7 +453,7 @@ class AttentionPane(Pane):
     def _show_overview(self) -> None:
         attention = self.attention
         if attention is None:
-            self.overview.set_thumbs([])
+            self.overview.clear()
             return
         key = (self.view, self.layer_index if self.view == "layer" else -1, id(attention))
         cursor = self.head_index if self.view == "layer" else self.layer_index * attention.n_head + self.head_index
@@ -462,18 +463,20 @@ class AttentionPane(Pane):
             return
         self._overview_key = key
         layers = [self.layer_index] if self.view == "layer" else list(range(attention.n_layer))
-        thumbs = []
+        titles, notes = [], []
         for layer in layers:
             for head in range(attention.n_head):
                 label = attention.scores.label(layer, head)
-                note = f"{SHORT[label[0]]} {label[1]:.2f}".replace("0.", ".") if label else ""
-                title = f"head {head}" if self.view == "layer" else f"{head}"
-                thumbs.append(Thumb(title, note, attention.weights[layer, head].numpy(), self._mask))
+                notes.append(f"{SHORT[label[0]]} {label[1]:.2f}".replace("0.", ".") if label else "")
+                titles.append(f"head {head}" if self.view == "layer" else f"{head}")
+        T = attention.n_tokens
         if self.view == "layer":
-            self.overview.set_thumbs(thumbs, cursor=cursor)
+            stack = attention.weights[self.layer_index].numpy()  # (n_head, T, T): a view, no copy
+            self.overview.set_thumbs(stack, titles, notes, self._mask, cursor=cursor)
         else:
-            self.overview.set_thumbs(thumbs, columns=attention.n_head, row_labels=[f"L{n}" for n in layers],
-                                     cursor=cursor)
+            stack = attention.weights.reshape(-1, T, T).numpy()  # every head of every layer, a view
+            self.overview.set_thumbs(stack, titles, notes, self._mask, columns=attention.n_head,
+                                     row_labels=[f"L{n}" for n in layers], cursor=cursor)
 
     # -- widgets' messages -----------------------------------------------------------------
 
@@ -612,3 +615,44 @@ class AttentionPane(Pane):
             return
         ids = list(session.prompt_ids) + [step.token_id for step in panes[0].steps]
         self.show_ids(ids, source="the Generate pane's text")
+
+    # -- presentation, demos and export ----------------------------------------------------
+
+    def show_head(self, layer: int, head: int) -> None:
+        """Show one head (for demos); kept within the model's layers and heads."""
+        self.layer_index, self.head_index, self.average = max(0, layer), max(0, head), False
+        if self.attention is not None:
+            self.layer_index = min(self.layer_index, self.attention.n_layer - 1)
+            self.head_index = min(self.head_index, self.attention.n_head - 1)
+            if self.view != "map":
+                self._set_view("map")
+            self._redraw()
+            self._say(f"Showing {self._head_name()}.")
+
+    def advance(self) -> bool:
+        """The advance key: the next head; after a layer's last head, the next layer's first."""
+        if self.attention is None:
+            return False
+        n = self.layer_index * self.attention.n_head + (0 if self.average else self.head_index + 1)
+        n %= self.attention.n_layer * self.attention.n_head
+        self.show_head(*divmod(n, self.attention.n_head))
+        return True
+
+    def export_data(self) -> dict | None:
+        """The map shown: its tokens and its weights (row i: how much token i attends to each token)."""
+        if self.attention is None:
+            return None
+        return {
+            "source": self.source,
+            "layer": self.layer_index,
+            "head": None if self.average else self.head_index,
+            "mean_of_heads": self.average,
+            "tokens": [{"id": i, "label": label} for i, label in zip(self.attention.ids, self.labels)],
+            "weights": self.shown_weights.tolist(),
+        }
+
+    def export_table(self) -> tuple[list[str], list[list]] | None:
+        if self.attention is None:
+            return None
+        labels = list(self.labels)
+        return ["query \\ key", *labels], [[label, *row] for label, row in zip(labels, self.shown_weights.tolist())]

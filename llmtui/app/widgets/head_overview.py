@@ -2,8 +2,9 @@
 
 Each thumbnail is drawn with half-block characters ('▀': the top pixel in the
 foreground colour, the bottom one in the background), so one terminal cell holds
-two square pixels. Big matrices are pooled into the thumbnail's pixels, small ones
-repeated. The arrows (or the mouse) move the highlight; enter or a click posts
+two square pixels. The matrices come as one (N, R, C) stack (a view of a bigger
+tensor is fine: nothing is copied) and are pooled into the thumbnails' pixels in one
+vectorised pass; small ones are repeated. The arrows (or the mouse) move the highlight; enter or a click posts
 `Opened` for the thumbnail, to open it large.
 """
 
@@ -24,7 +25,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from llmtui.app.widgets.heatmap import ATTENTION_SCALE, ColorScale, Pool, resample
+from llmtui.app.widgets.heatmap import ATTENTION_SCALE, ColorScale, Pool, resample_stack
 
 MAX_PIXELS = 24
 """The largest thumbnail side, in pixels (a pixel is half a terminal cell tall)."""
@@ -33,12 +34,11 @@ MIN_PIXELS = 4
 
 @dataclass(frozen=True)
 class Thumb:
-    """One small heatmap: a title ('head 5'), a short note ('previous 0.91'), and its matrix."""
+    """One small heatmap: a title ('head 5'), a short note ('prev .91'), and its matrix."""
 
     title: str
     note: str
     values: np.ndarray  # (R, C)
-    mask: np.ndarray | None = None  # True: no value (drawn blank)
 
 
 @dataclass(frozen=True)
@@ -108,32 +108,52 @@ class HeadOverview(ScrollView, can_focus=True):
         super().__init__(id=id, classes=classes)
         self.scale = scale
         self.pool_how: Pool = pool
-        self.thumbs: list[Thumb] = []
+        self.stack = np.zeros((0, 0, 0), dtype=np.float32)
+        self.mask: np.ndarray | None = None
+        self.titles: list[str] = []
+        self.notes: list[str] = []
         self.columns: int | None = None
         self.row_labels: list[str] = []
         self._grid: _Grid | None = None
-        self._pixels: list[tuple[np.ndarray, np.ndarray]] = []  # per thumb: (bins, mask) at the grid's pixel size
+        self._pixels: tuple[np.ndarray, np.ndarray] | None = None  # (bins (N, p, p), mask (p, p)) at the pixel size
         self._line_styles: dict[str, Style] = {}
 
-    def set_thumbs(self, thumbs: Sequence[Thumb], *, columns: int | None = None, row_labels: Sequence[str] = (),
-                   cursor: int = 0) -> None:
-        """Show thumbnails; `columns` fixes how many per row (rows then scroll), None fits them all on screen.
+    def set_thumbs(self, stack: np.ndarray, titles: Sequence[str], notes: Sequence[str] = (), mask: Any = None, *,
+                   columns: int | None = None, row_labels: Sequence[str] = (), cursor: int = 0) -> None:
+        """Show one thumbnail per matrix of `stack` (N, R, C), with its title and note.
 
+        mask (R, C), shared by all: True where a matrix has no value (drawn blank); the
+        values there must be 0, as they are in a causal attention matrix. `columns` fixes
+        how many thumbnails per row (rows then scroll), None fits them all on screen;
         row_labels name the grid's rows (say 'L0', 'L1', ... when each row is a layer).
         """
-        self.thumbs = list(thumbs)
+        stack = np.asarray(stack, dtype=np.float32)
+        if stack.ndim != 3 or len(titles) != stack.shape[0]:
+            raise ValueError(f"a stack of N matrices (N, R, C) and N titles, not {stack.shape} and {len(titles)}")
+        self.stack = stack
+        self.mask = None if mask is None else np.asarray(mask, dtype=bool)
+        self.titles = list(titles)
+        self.notes = list(notes) + [""] * (len(titles) - len(notes))
         self.columns = columns
         self.row_labels = list(row_labels)
-        self.set_reactive(HeadOverview.cursor, max(0, min(cursor, len(self.thumbs) - 1)))
-        self._pixels = []
+        self.set_reactive(HeadOverview.cursor, max(0, min(cursor, len(self.titles) - 1)))
+        self._pixels = None
         self._relayout()
         self.scroll_to(0, 0, animate=False)
         self._follow_cursor()
 
+    def clear(self) -> None:
+        self.set_thumbs(np.zeros((0, 0, 0), dtype=np.float32), [])
+
+    @property
+    def thumbs(self) -> list[Thumb]:
+        """The thumbnails shown, in order."""
+        return [Thumb(t, n, self.stack[i]) for i, (t, n) in enumerate(zip(self.titles, self.notes))]
+
     # -- layout ----------------------------------------------------------------------------
 
     def _choose_grid(self) -> _Grid | None:
-        n = len(self.thumbs)
+        n = len(self.titles)
         if not n:
             return None
         width = max(1, self.content_region.width)
@@ -165,18 +185,14 @@ class HeadOverview(ScrollView, can_focus=True):
         old = self._grid
         self._grid = grid
         if grid is None:
-            self._pixels = []
+            self._pixels = None
             self.virtual_size = Size(self.content_region.width, self.content_region.height)
             self.refresh()
             return
-        if old is None or old.pixels != grid.pixels or len(self._pixels) != len(self.thumbs):
-            self._pixels = []
-            for thumb in self.thumbs:
-                mask = thumb.mask if thumb.mask is not None else np.zeros(thumb.values.shape, dtype=bool)
-                values, pmask = resample(np.asarray(thumb.values, dtype=np.float32), np.asarray(mask, dtype=bool),
-                                         grid.pixels, grid.pixels, self.pool_how)
-                self._pixels.append((self.scale.bins(values), pmask))
-        rows = grid.rows(len(self.thumbs))
+        if old is None or old.pixels != grid.pixels or self._pixels is None:
+            values, mask = resample_stack(self.stack, self.mask, grid.pixels, grid.pixels, self.pool_how)
+            self._pixels = (self.scale.bins(values), mask)
+        rows = grid.rows(len(self.titles))
         self.virtual_size = Size(grid.label_width + grid.columns * grid.tile_width, rows * grid.tile_height)
         self.refresh()
 
@@ -191,7 +207,7 @@ class HeadOverview(ScrollView, can_focus=True):
             return None
         column = (x - grid.label_width) // grid.tile_width
         index = (y // grid.tile_height) * grid.columns + column
-        return index if column < grid.columns and 0 <= index < len(self.thumbs) else None
+        return index if column < grid.columns and 0 <= index < len(self.titles) else None
 
     # -- cursor ----------------------------------------------------------------------------
 
@@ -213,11 +229,11 @@ class HeadOverview(ScrollView, can_focus=True):
         if grid is None:
             return
         index = self.cursor + dx + dy * grid.columns
-        if 0 <= index < len(self.thumbs):
+        if 0 <= index < len(self.titles):
             self.cursor = index
 
     def action_open(self) -> None:
-        if self.thumbs:
+        if self.titles:
             self.post_message(self.Opened(self, self.cursor))
 
     def on_click(self, event: events.Click) -> None:
@@ -252,7 +268,7 @@ class HeadOverview(ScrollView, can_focus=True):
         scroll_x, scroll_y = int(self.scroll_offset.x), int(self.scroll_offset.y)
         line = y + scroll_y
         grid_row, k = divmod(line, grid.tile_height)
-        if grid_row >= grid.rows(len(self.thumbs)):
+        if grid_row >= grid.rows(len(self.titles)):
             return Strip.blank(width, base)
         segments: list[Segment] = []
         if grid.label_width:
@@ -260,7 +276,7 @@ class HeadOverview(ScrollView, can_focus=True):
             segments.append(Segment(label.ljust(grid.label_width), styles["label"]))
         for column in range(grid.columns):
             index = grid_row * grid.columns + column
-            if index >= len(self.thumbs):
+            if index >= len(self.titles):
                 break
             segments.extend(self._tile_line(index, k, grid, styles))
         strip = Strip(Segment.simplify(segments)).extend_cell_length(scroll_x + width, base)
@@ -270,11 +286,10 @@ class HeadOverview(ScrollView, can_focus=True):
         """Line k of one tile: its title, then its pixels two rows at a time, then a blank line."""
         base = styles["base"]
         tile = grid.tile_width
-        thumb = self.thumbs[index]
         if k == 0:
             selected = index == self.cursor
-            title = thumb.title
-            note = (" " + thumb.note) if thumb.note else ""
+            title = self.titles[index]
+            note = (" " + self.notes[index]) if self.notes[index] else ""
             text = (title + note)[: tile - 1]
             title_part, note_part = text[: len(title)], text[len(title):]
             style = styles["cursor"] if selected else styles["title"]
@@ -283,7 +298,9 @@ class HeadOverview(ScrollView, can_focus=True):
         pixel_row = 2 * (k - 1)
         if pixel_row >= grid.pixels:
             return [Segment(" " * tile, base)]
-        bins, mask = self._pixels[index]
+        assert self._pixels is not None
+        all_bins, mask = self._pixels
+        bins = all_bins[index]
         colours = self.scale.colours
         background = base.bgcolor
         segments = []

@@ -134,9 +134,9 @@ def pool(values: np.ndarray, mask: np.ndarray, row_edges: np.ndarray, col_edges:
     pooled_mask = cells == 0
     if how == "max":
         filled = np.where(keep, values, -np.inf)
-        out = np.maximum.reduceat(np.maximum.reduceat(filled, r0, axis=0), c0, axis=1)
-    else:
-        sums = np.add.reduceat(np.add.reduceat(np.where(keep, values, 0.0), r0, axis=0), c0, axis=1)
+        out = np.maximum.reduceat(np.maximum.reduceat(filled, c0, axis=1), r0, axis=0)
+    else:  # columns first: along the contiguous axis
+        sums = np.add.reduceat(np.add.reduceat(np.where(keep, values, 0.0), c0, axis=1), r0, axis=0)
         if how == "mass":
             out = sums / np.diff(row_edges)[:, None]
         else:
@@ -144,14 +144,30 @@ def pool(values: np.ndarray, mask: np.ndarray, row_edges: np.ndarray, col_edges:
     return np.where(pooled_mask, 0.0, out), pooled_mask
 
 
-def resample(values: np.ndarray, mask: np.ndarray, rows: int, cols: int,
-             how: Pool = "mean") -> tuple[np.ndarray, np.ndarray]:
-    """The matrix at exactly rows × cols: blocks pooled where it is bigger, cells repeated where it is smaller."""
-    R, C = values.shape
-    pooled, pooled_mask = pool(values, mask, edges(R, min(R, rows)), edges(C, min(C, cols)), how)
-    r_index = (np.arange(rows) * pooled.shape[0]) // rows
-    c_index = (np.arange(cols) * pooled.shape[1]) // cols
-    return pooled[np.ix_(r_index, c_index)], pooled_mask[np.ix_(r_index, c_index)]
+def resample_stack(stack: np.ndarray, mask: np.ndarray | None, rows: int, cols: int,
+                   how: Pool = "mean") -> tuple[np.ndarray, np.ndarray]:
+    """Every matrix of a (N, R, C) stack at rows × cols, in one pass; mask (R, C) is shared, its cells hold 0.
+
+    Returns the (N, rows, cols) values and the (rows, cols) mask. Masked cells are not
+    multiplied out (that would copy the whole stack): they must already be 0.
+    """
+    N, R, C = stack.shape
+    if mask is None:
+        mask = np.zeros((R, C), dtype=bool)
+    row_edges, col_edges = edges(R, min(R, rows)), edges(C, min(C, cols))
+    r0, c0 = row_edges[:-1], col_edges[:-1]
+    cells = np.add.reduceat(np.add.reduceat((~mask).astype(np.float32), r0, axis=0), c0, axis=1)
+    pooled_mask = cells == 0
+    if N == 0:
+        pooled = np.zeros((0, len(r0), len(c0)), dtype=np.float32)
+    elif how == "max":
+        pooled = np.maximum.reduceat(np.maximum.reduceat(stack, c0, axis=2), r0, axis=1)
+    else:  # columns first: along the contiguous axis, the big pass is three times faster
+        sums = np.add.reduceat(np.add.reduceat(stack, c0, axis=2), r0, axis=1)
+        pooled = sums / (np.diff(row_edges)[:, None] if how == "mass" else np.maximum(cells, 1))
+    r_index = (np.arange(rows) * pooled_mask.shape[0]) // rows
+    c_index = (np.arange(cols) * pooled_mask.shape[1]) // cols
+    return pooled[:, r_index][:, :, c_index], pooled_mask[np.ix_(r_index, c_index)]
 
 
 # -- the widget ----------------------------------------------------------------------------
