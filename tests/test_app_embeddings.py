@@ -430,3 +430,21 @@ class TestDefaultModel:
             assert pane.neighbour_list.rows[0].label == "␣queen"
             assert "␣king #4197 − ␣man #555 + ␣woman #4166" in pane.used
             assert "␣queen" in map_text(pane)
+
+
+class TestFollowSelection:
+    async def test_a_token_selected_elsewhere_becomes_the_query_once(self, tiny_lm):
+        """The app's current token (chosen in another pane) is shown here; a query typed afterwards stays."""
+        from types import SimpleNamespace
+
+        app = make_app(tiny_lm)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            selection = SimpleNamespace(ids=(5, 42), position=1, token_id=42, source="tokenizer")
+            pane.follow_selection(selection)
+            await settle(pilot)
+            assert pane.answer.query.terms[0].ids == (42,)
+            await ask(pilot, pane, "the")
+            pane.follow_selection(selection)  # the same selection again (the user came back to this pane)
+            await settle(pilot)
+            assert pane.answer.text == "the"

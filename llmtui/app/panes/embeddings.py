@@ -6,8 +6,9 @@ show the answer, and choosing a neighbour makes it the query. "In context" (F4):
 vector the model holds for a word after each layer, compared between two sentences.
 
 The embedding index (the matrix normalised once) is built in a thread worker when
-the model is ready. Every query runs in a thread worker too; answers carry the id of
-their request, so a stale one never lands.
+the model is ready. Every query runs in a thread worker too, its torch work handed to
+the app's model thread (see model_thread.py); answers carry the id of their request,
+so a stale one never lands.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Input, Label, OptionList, Static
 
 from llmtui.app.display import table_label
+from llmtui.app.model_thread import run_on_model_thread
 from llmtui.app.panes.base import Pane
 from llmtui.app.state import ModelState
 from llmtui.app.widgets.layer_chart import LayerChart
@@ -36,6 +38,7 @@ from llmtui.app.widgets.scatter import MapPoint, ScatterMap, shorten
 from llmtui.app.widgets.token_choice import TokenChoice
 
 if TYPE_CHECKING:
+    from llmtui.app.selection import TokenSelection
     from llmtui.engine.analysis import EmbeddingIndex, Neighbour, Query, SentenceVectors, Term
     from llmtui.engine.lm import LanguageModel
     from llmtui.engine.tokenizer import Tokenizer
@@ -360,6 +363,7 @@ class EmbeddingsPane(Pane):
         self._context_timer: Timer | None = None
         self._last_text: str | None = None  # the text of the last request (Input.Changed for it is ignored)
         self._map_neighbours = 0  # how many neighbours the last request put on the map
+        self._followed: TokenSelection | None = None  # the app's selection last shown here
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -368,7 +372,7 @@ class EmbeddingsPane(Pane):
         with ContentSwitcher(id="emb-views", initial="emb-vocab"):
             with Vertical(id="emb-vocab"):
                 query = Input(DEFAULT_QUERY, placeholder="a word, king - man + woman, or cat dog banana car",
-                              id="emb-query", select_on_focus=False)
+                              id="emb-query")
                 query.border_title = "Word · expression · list of words"
                 yield query
                 yield Static(id="emb-used")
@@ -489,7 +493,7 @@ class EmbeddingsPane(Pane):
         """Normalise the embedding matrix once per model (a query is then one matrix-vector product)."""
         from llmtui.engine.analysis import EmbeddingIndex
 
-        self.post_message(self.IndexReady(lm, EmbeddingIndex(lm.model.tok_emb.weight)))
+        self.post_message(self.IndexReady(lm, run_on_model_thread(EmbeddingIndex, lm.model.tok_emb.weight)))
 
     @on(IndexReady)
     def _index_ready(self, message: IndexReady) -> None:
@@ -533,6 +537,12 @@ class EmbeddingsPane(Pane):
         self._choice = None
         self._request(self.query_input.value, submitted=True, record=True)
 
+    def follow_selection(self, selection: TokenSelection) -> None:
+        """A token selected in another pane becomes the query (once per new selection: a query typed here stays)."""
+        if selection != self._followed:
+            self._followed = selection
+            self.show_token(selection.token_id)
+
     def _set_query_text(self, text: str) -> None:
         self._last_text = text
         self.query_input.value = text
@@ -562,8 +572,11 @@ class EmbeddingsPane(Pane):
 
         lm, index = self.lm, self._index
         assert lm is not None and index is not None
+        if request.id != self._request_ids:
+            return  # already superseded: no need to compute it
         try:
-            self.post_message(self.Answered(request, compute_answer(lm.tokenizer, index, request)))
+            answer = run_on_model_thread(compute_answer, lm.tokenizer, index, request)  # torch on the app's model thread
+            self.post_message(self.Answered(request, answer))
         except QueryError as e:
             self.post_message(self.Failed(request, str(e), (e.start, e.end)))
         except ValueError as e:
@@ -602,16 +615,22 @@ class EmbeddingsPane(Pane):
             "list": "sorted by similarity to the first word · enter: its neighbours",
         }
         self._say(hints[kind])
+        self._fit_map()
 
     @on(ScatterMap.Resized)
     def _map_resized(self, event: ScatterMap.Resized) -> None:
-        """A map that grew or shrank gets as many neighbours as it can label."""
-        answer = self._answer
-        if answer is None or answer.query.kind == "list" or self.lm is None:
+        self._fit_map()
+
+    def _fit_map(self) -> None:
+        """A map that grew or shrank (or was not laid out yet when asked) gets as many neighbours as it can label."""
+        answer, size = self._answer, self.scatter.content_region.size
+        if answer is None or answer.query.kind == "list" or self.lm is None or not size.width or not size.height:
             return
-        wanted = map_size_for(event.width, event.height)
-        if wanted != self._map_neighbours:
-            self._request(answer.text, submitted=False, record=False, choice=answer.choice)
+        if self._typing_timer is not None or answer.text != self.query_input.value:
+            return  # the user is typing another query: it will be sized when it is answered
+        if map_size_for(size.width, size.height) != self._map_neighbours:
+            self._request(answer.text, submitted=False, record=False, choice=answer.choice,
+                          leading_space=answer.query.leading_space)
 
     @on(Failed)
     def _failed(self, message: Failed) -> None:
@@ -758,8 +777,11 @@ class EmbeddingsPane(Pane):
                         cached: tuple[SentenceVectors, SentenceVectors] | None, k: int) -> None:
         lm, index = self.lm, self._index
         assert lm is not None and index is not None
+        if request_id != self._context_ids:
+            return  # already superseded
         try:
-            self.post_message(self.ContextAnswered(request_id, compute_context(lm, index, a, b, word, layer, cached, k)))
+            answer = run_on_model_thread(compute_context, lm, index, a, b, word, layer, cached, k)
+            self.post_message(self.ContextAnswered(request_id, answer))
         except ValueError as e:
             self.post_message(self.ContextFailed(request_id, str(e)))
         except Exception as e:  # a bug: one line, the app keeps running
