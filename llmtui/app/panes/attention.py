@@ -112,9 +112,20 @@ class AttentionPane(Pane):
         Binding("o", "overview('layer')", "Heads", tooltip="Every head of this layer, small"),
         Binding("O", "overview('all')", "All layers", tooltip="Every head of every layer, small"),
         Binding("g", "from_generate", "From Generate", tooltip="The Generate pane's text: prompt and generated tokens"),
-        Binding("escape", "back", "Back", show=False, tooltip="From an overview back to the map"),
-        Binding("p", "focus_prompt", "Prompt", show=False, tooltip="Edit the prompt"),
+        Binding("escape", "back", "", show=False, tooltip="From an overview back to the map"),
+        Binding("p", "focus_prompt", "Edit the prompt", show=False, tooltip="Edit the prompt"),
     ]
+
+    def help_keys(self) -> list[tuple[str, str]]:
+        """The pane's keys as they are typed ('[' rather than its key name), then the map's and the overview's."""
+        keys = [(b.key_display or b.key, b.description) for b in self._bindings_for_help() if b.description]
+        return keys + [
+            ("arrows, click", "Select a cell: a token (row) and a token it looks at (column)"),
+            ("+ -", "Zoom in (bigger cells, scrolling) and out (down to the whole map)"),
+            ("pgup pgdn home end", "Move a page up or down, to the row's first or last cell"),
+            ("enter, click", "In an overview: open the highlighted head"),
+            ("escape", "From an overview back to the map"),
+        ]
 
     def __init__(self) -> None:
         super().__init__()
