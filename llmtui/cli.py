@@ -23,7 +23,7 @@ from typing import Sequence
 
 from llmtui import __version__
 
-PANES = ("tokenizer", "embeddings", "attention", "generate")
+PANES = ("tokenizer", "embeddings", "attention", "layers", "generate")
 EXIT_USAGE, EXIT_ERROR = 2, 1
 
 

@@ -29,7 +29,7 @@ class TestPanes:
         app = make_app(tiny_lm, pane="tokenizer")
         async with app.run_test(size=(100, 30)) as pilot:
             await ready(pilot)
-            assert [p.PANE_ID for p in PANES] == ["tokenizer", "embeddings", "attention", "generate"]
+            assert [p.PANE_ID for p in PANES] == ["tokenizer", "embeddings", "attention", "layers", "generate"]
             assert app.current_pane.PANE_ID == "tokenizer"
             for n, pane in enumerate(PANES, start=1):
                 app.screen.set_focus(None)

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-ENGINE_MODULES = ["config", "settings", "model", "loading", "tokenizer", "sampling", "generation", "analysis", "lm", "text", "errors"]
+ENGINE_MODULES = ["config", "settings", "model", "loading", "tokenizer", "sampling", "generation", "analysis", "lm", "text", "errors", "lens"]
 
 
 def test_engine_imports_neither_textual_nor_rich():

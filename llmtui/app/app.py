@@ -21,6 +21,7 @@ from llmtui.app.messages import ModelLoaded, ModelLoadFailed, ModelLoadProgress,
 from llmtui.app.model_thread import freeze_loaded_objects, run_on_model_thread
 from llmtui.app.panes import PANES, Pane
 from llmtui.app.screens.help import HelpScreen
+from llmtui.app.selection import TokenSelected, TokenSelection
 from llmtui.app.state import ModelState
 from llmtui.app.widgets.status_line import StatusLine
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 THEMES = {"dark": "textual-dark", "light": "textual-light"}
 
 APP_KEYS = [
-    ("1 … 4", "Switch pane (or click its tab)"),
+    (f"1 … {len(PANES)}", "Switch pane (or click its tab)"),
     ("F1, ?", "This help"),
     ("ctrl+p", "Command palette: every action, and the themes"),
     ("ctrl+q", "Quit"),
@@ -57,6 +58,8 @@ class LLMTuiApp(App[None]):
 
     model_state: reactive[ModelState] = reactive(ModelState)
     """Where the model is: loading (with progress), ready, or failed (with the reason)."""
+    selection: reactive[TokenSelection | None] = reactive(None, init=False)
+    """The app's current token, selected in one pane and followed by the others; None until the user picks one."""
 
     def __init__(
         self,
@@ -137,6 +140,28 @@ class LLMTuiApp(App[None]):
         if switcher.current != pane_id:
             switcher.current = pane_id
             self.current_pane.focus_default()
+            self._follow(self.current_pane)
+
+    # -- the current token, shared by the panes ---------------------------------------------
+
+    @on(TokenSelected)
+    def _token_selected(self, message: TokenSelected) -> None:
+        message.stop()
+        self.selection = message.selection
+
+    def watch_selection(self, selection: TokenSelection | None) -> None:
+        if selection is None:
+            return
+        titles = {p.PANE_ID: p.TITLE for p in PANES}
+        tokenizer = self.lm.tokenizer if self.lm is not None else None
+        for status in self.query(StatusLine):
+            status.selection = selection.describe(tokenizer, titles.get(selection.source))
+        self._follow(self.current_pane)
+
+    def _follow(self, pane: Pane) -> None:
+        """Show the current token in `pane`, unless the user selected it there."""
+        if self.selection is not None and self.selection.source != pane.PANE_ID:
+            pane.follow_selection(self.selection)
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

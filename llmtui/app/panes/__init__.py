@@ -4,8 +4,9 @@ from llmtui.app.panes.attention import AttentionPane
 from llmtui.app.panes.base import Pane
 from llmtui.app.panes.embeddings import EmbeddingsPane
 from llmtui.app.panes.generate import GeneratePane
+from llmtui.app.panes.layers import LayersPane
 from llmtui.app.panes.tokenizer import TokenizerPane
 
-PANES: tuple[type[Pane], ...] = (TokenizerPane, EmbeddingsPane, AttentionPane, GeneratePane)
+PANES: tuple[type[Pane], ...] = (TokenizerPane, EmbeddingsPane, AttentionPane, LayersPane, GeneratePane)
 
-__all__ = ["PANES", "AttentionPane", "EmbeddingsPane", "GeneratePane", "Pane", "TokenizerPane"]
+__all__ = ["PANES", "AttentionPane", "EmbeddingsPane", "GeneratePane", "LayersPane", "Pane", "TokenizerPane"]

@@ -15,6 +15,7 @@ from textual.containers import Vertical
 from llmtui.app.messages import ModelReady
 
 if TYPE_CHECKING:
+    from llmtui.app.selection import TokenSelection
     from llmtui.engine.lm import LanguageModel
 
 
@@ -43,6 +44,9 @@ class Pane(Vertical):
 
     def set_prompt(self, text: str) -> None:
         """Text from the command line (--prompt) to open with."""
+
+    def follow_selection(self, selection: TokenSelection) -> None:
+        """The app's current token changed in another pane (or the user switched here): show it, if it applies."""
 
     def focus_default(self) -> None:
         """Focus the pane's main widget when the pane is shown."""

@@ -29,6 +29,8 @@ class StatusLine(Widget):
     """'name · params · device' once the model is ready."""
     tokens_per_s: reactive[float | None] = reactive(None)  # no layout: it changes many times a second
     """Speed of the running generation; None when idle."""
+    selection: reactive[str] = reactive("")
+    """The app's current token, described in one line ('' when none is selected)."""
 
     def render(self) -> Text:
         state = self.model_state
@@ -38,9 +40,14 @@ class StatusLine(Widget):
         elif state.phase == "failed":
             left = Text(f"{state.spec}: not loaded (see the pane)")
         else:
-            left = Text(self.model_info)
+            info = self.model_info
+            if self.selection and len(info) + len(self.selection) + 20 > (self.content_region.width or 80):
+                info = info.split(" · ")[0]  # narrow: the model's name is enough next to the current token
+            left = Text(info)
             if self.tokens_per_s is not None:
                 left.append(f" · {self.tokens_per_s:.1f} tok/s", style="bold")
+            if self.selection:  # Text, never markup: a token may hold '[' or control escapes
+                left.append("  ▸ ", style="dim").append(self.selection, style="bold")
         right = Text("ctrl+q quit", style="dim")
         width = self.content_region.width or 80
         if left.cell_len + right.cell_len + 2 <= width:

@@ -1,0 +1,120 @@
+"""Speed of the Layers pane's logit lens on the default model.
+
+Measures, for a 64-token prompt (31 rows x 64 columns, a projection onto the
+49,152-token vocabulary for each of the 1,984 cells):
+
+- the forward pass with capture (the residual stream of every layer),
+- the lens itself: residuals stacked and projected in batched matrix products
+  (chunks of CHUNK_CELLS cells), top 10 per cell, the final answer's rank and
+  probability everywhere,
+- the same projection done one cell at a time (on a sample of cells, scaled up),
+  to show what batching buys,
+- the whole grid for the longest prompt the pane takes (512 tokens),
+- the pane in the app (headless): from a new prompt to a complete grid on screen.
+
+Each measure is the median of several rounds.
+
+    .venv/bin/python benchmarks/layers_pane.py [--device cpu|cuda] [--rounds N] [--no-app]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import statistics
+import time
+
+import torch
+
+from llmtui.engine import lens as lens_module
+from llmtui.engine.lens import LogitLens
+from llmtui.engine.lm import LanguageModel
+
+TEXT = (
+    "The capital of France is Paris, and the capital of Italy is Rome. A transformer reads the tokens of a "
+    "text, mixes them with attention, and refines each token's vector layer by layer until the last layer "
+    "predicts the next token. Reading the earlier layers the same way shows the answer forming. "
+) * 12
+
+
+def median_time(fn, rounds: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(rounds):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+@torch.inference_mode()
+def per_cell(lm: LanguageModel, lens: LogitLens, cells: list[tuple[int, int]]) -> None:
+    """The naive way: one unembedding (a matrix-vector product) and one softmax per cell."""
+    for row, pos in cells:
+        x = lens.residuals[row, pos].to(lm.device)
+        probs = torch.softmax(lm.model.unembed(x), dim=-1)
+        probs.topk(10)
+
+
+async def app_time(lm: LanguageModel, ids_text: str, rounds: int) -> float:
+    """Seconds from a new prompt in the Layers pane to its complete grid, in the headless app."""
+    from llmtui.app.app import LLMTuiApp
+
+    app = LLMTuiApp(lm=lm, pane="layers", prompt="Hi")
+    times = []
+    async with app.run_test(size=(160, 45)) as pilot:
+        pane = app.query_one("#layers")
+        while not (pane.data is not None and pane.data.complete):
+            await pilot.pause(0.05)
+        for n in range(rounds + 1):
+            text = f"{n} {ids_text}"  # a different text each round: nothing cached
+            t0 = time.perf_counter()
+            pane.editor.load_text(text)
+            pane._request()  # at once, not after the typing pause
+            while not (pane.data is not None and pane.data.complete and pane.data.ids == tuple(lm.encode(text))):
+                await pilot.pause(0.005)
+            if n:  # the first round is a warm-up
+                times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--no-app", action="store_true", help="skip the headless-app measure")
+    args = parser.parse_args()
+
+    lm = LanguageModel.load(device=args.device)
+    all_ids = lm.encode(TEXT)
+    ids64, ids512 = all_ids[:64], all_ids[:512]
+    assert len(ids64) == 64 and len(ids512) == 512, "the benchmark text is too short"
+    print(f"{lm.name} on {lm.device}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"{platform.processor() or platform.machine()}; {args.rounds} rounds, median")
+    print(f"rows {lm.config.n_layer + 1}, vocabulary {lm.config.vocab_size}, CHUNK_CELLS {lens_module.CHUNK_CELLS}")
+
+    forward = median_time(lambda: lm.run(ids64, capture=True), args.rounds)
+    lens = LogitLens(lm, ids64)
+    project = median_time(lens.run, args.rounds)
+    whole = median_time(lambda: LogitLens(lm, ids64).run(), args.rounds)
+    sample = [(r, p) for r in range(0, 30, 5) for p in range(0, 64, 8)]  # 48 of the 1,920 hidden cells
+    naive = median_time(lambda: per_cell(lm, lens, sample), max(1, args.rounds // 2)) * (30 * 64) / len(sample)
+    print(f"64 tokens: forward with capture {forward:.3f} s · lens projection (batched) {project:.3f} s · "
+          f"whole grid {whole:.3f} s")
+    print(f"64 tokens: the same projection one cell at a time ≈ {naive:.1f} s (measured on {len(sample)} cells, "
+          f"scaled), {naive / project:.0f}x slower")
+    long = median_time(lambda: LogitLens(lm, ids512).run(), max(1, args.rounds // 2))
+    print(f"512 tokens (the pane's limit): whole grid {long:.2f} s "
+          f"(the pane shows the selected 64-token block first)")
+    if not args.no_app:
+        pane = asyncio.run(app_time(lm, lm.tokenizer.decode(ids64[1:]), args.rounds))
+        print(f"the pane (headless app, 160x45): new ~64-token prompt to complete grid {pane:.3f} s")
+
+
+if __name__ == "__main__":
+    main()

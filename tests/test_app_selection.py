@@ -1,0 +1,125 @@
+"""One token selected for the whole app: panes post it, the app keeps it and shows it, the other panes follow."""
+
+from __future__ import annotations
+
+import pytest
+from app_fixtures import make_app, settle, tiny_lm, wait_for  # noqa: F401
+from test_app_layers import lens_ready
+
+from llmtui.app.panes import PANES
+from llmtui.app.panes.base import Pane
+from llmtui.app.panes.layers import LayersPane
+from llmtui.app.selection import TokenSelected, TokenSelection
+from llmtui.app.widgets.lens_grid import Cursor
+from llmtui.app.widgets.status_line import StatusLine
+
+PROMPT = "The capital of France is"
+
+
+def status_text(app) -> str:
+    return str(app.query_one(StatusLine).render())
+
+
+class TestTokenSelection:
+    def test_the_token_must_be_the_one_at_the_position(self):
+        sel = TokenSelection.at([5, 6, 7], 1, "layers")
+        assert (sel.ids, sel.position, sel.token_id, sel.source) == ((5, 6, 7), 1, 6, "layers")
+        assert sel.same_text([5, 6, 7]) and not sel.same_text([5, 6])
+        with pytest.raises(ValueError):
+            TokenSelection((5, 6, 7), 1, 7, "layers")
+        with pytest.raises(ValueError):
+            TokenSelection.at([5, 6, 7], 3, "layers")
+
+    def test_it_describes_itself_safely(self, tiny_lm):
+        ids = tiny_lm.encode("Hello [b]x\x1b")
+        sel = TokenSelection.at(ids, len(ids) - 1, "tokenizer")
+        text = sel.describe(tiny_lm.tokenizer, "Tokenizer")
+        assert "\x1b" not in text and "\\x1b" in text
+        assert text.endswith(f"token {len(ids)} of {len(ids)} · Tokenizer")
+
+
+class TestAcrossPanes:
+    async def test_selecting_in_layers_makes_the_app_token_shown_in_the_status_line(self, tiny_lm):
+        app = make_app(tiny_lm, pane="layers", prompt=PROMPT)
+        messages = []
+        async with app.run_test(size=(100, 30), message_hook=messages.append) as pilot:
+            pane = await lens_ready(pilot)
+            assert app.selection is None
+            await pilot.press("left", "left")
+            ids = pane.data.ids
+            position = len(ids) - 3
+            assert app.selection == TokenSelection(ids, position, ids[position], "layers")
+            assert any(isinstance(m, TokenSelected) for m in messages)
+            assert f"token {position + 1} of {len(ids)} · Layers" in status_text(app)
+
+    async def test_switching_panes_asks_the_new_one_to_follow_but_never_the_source(self, tiny_lm, monkeypatch):
+        followed: list[tuple[str, TokenSelection]] = []
+        original = Pane.follow_selection
+
+        def spy(self, selection):
+            followed.append((self.PANE_ID, selection))
+            return original(self, selection)
+
+        for pane_class in {*PANES, Pane}:
+            if "follow_selection" in pane_class.__dict__:
+                monkeypatch.setattr(pane_class, "follow_selection", spy)
+        app = make_app(tiny_lm, pane="layers", prompt=PROMPT)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await lens_ready(pilot)
+            await pilot.press("left")
+            selection = app.selection
+            assert followed == []  # the pane where it was chosen is not asked
+            for n, pane_class in enumerate(PANES, start=1):
+                app.screen.set_focus(None)
+                await pilot.press(str(n))
+                assert app.current_pane.PANE_ID == pane_class.PANE_ID
+            assert [pane_id for pane_id, _ in followed] == [p.PANE_ID for p in PANES if p.PANE_ID != "layers"]
+            assert all(s == selection for _, s in followed)
+
+    async def test_a_selection_from_elsewhere_reaches_the_current_pane_at_once(self, tiny_lm):
+        app = make_app(tiny_lm, pane="layers", prompt=PROMPT)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await lens_ready(pilot)
+            ids = pane.data.ids
+            app.post_message(TokenSelected(TokenSelection.at(ids, 2, "tokenizer")))
+            await wait_for(pilot, lambda: pane.grid.cursor.position == 2, what="the Layers pane to follow")
+            assert pane.grid.cursor.row == pane.data.n_rows - 1  # the layer stays
+            assert "Tokenizer" in status_text(app)
+
+    async def test_layers_reads_another_text_through_the_lens_and_ctrl_z_brings_the_prompt_back(self, tiny_lm):
+        other = tiny_lm.encode("Hello there, how are you today?")
+        app = make_app(tiny_lm, pane="generate", prompt=PROMPT)
+        async with app.run_test(size=(100, 30)) as pilot:
+            layers = app.query_one(LayersPane)
+            await wait_for(pilot, lambda: layers.data is not None and layers.data.complete, what="the lens")
+            # the user selects a token of another text in another pane, then opens the Layers pane
+            app.query_one("#generate").post_message(TokenSelected(TokenSelection.at(other, 3, "generate")))
+            await pilot.pause()
+            app.screen.set_focus(None)
+            await pilot.press(str([p.PANE_ID for p in PANES].index("layers") + 1))
+            await wait_for(pilot, lambda: layers.data is not None and layers.data.ids == tuple(other)
+                           and layers.data.complete, what="the other text's lens")
+            await settle(pilot)
+            assert layers.grid.cursor == Cursor(layers.data.n_rows - 1, 3)
+            assert layers.editor.text == tiny_lm.tokenizer.decode(other)
+            assert "Generate" in layers.message and "ctrl+z" in layers.message
+            # the user's own prompt is one undo away
+            layers.editor.focus()
+            await pilot.press("ctrl+z")
+            assert layers.editor.text == PROMPT
+            await wait_for(pilot, lambda: layers.data is not None and layers.data.ids == tuple(tiny_lm.encode(PROMPT))
+                           and layers.data.complete, what="the prompt's lens again")
+
+    async def test_a_selection_made_before_the_model_is_ready_is_followed_once_it_is(self, tiny_lm):
+        app = make_app(tiny_lm, pane="layers", prompt=PROMPT)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = app.query_one(LayersPane)
+            ids = tuple(tiny_lm.encode("Hello world!"))
+            pane.lm = None  # as while loading
+            pane.follow_selection(TokenSelection.at(ids, 1, "tokenizer"))
+            pane.lm = tiny_lm
+            pane.model_ready(tiny_lm)
+            await wait_for(pilot, lambda: pane.data is not None and pane.data.ids == ids and pane.data.complete,
+                           what="the followed text's lens")
+            await settle(pilot)
+            assert pane.grid.cursor.position == 1
