@@ -110,7 +110,9 @@ class TestParse:
         by_id = parse_query("#42", tiny_lm.tokenizer).terms[0]
         assert by_id.kind == "id" and by_id.ids == (42,) and by_id.text == tiny_lm.tokenizer.token_text(42)
 
-    @pytest.mark.parametrize("text", ["king - man + woman", "king-man+woman", "king − man + woman", "  king -man+ woman "])
+    @pytest.mark.parametrize(
+        "text", ["king - man + woman", "king-man+woman", "king − man + woman", "  king -man+ woman "]
+    )
     def test_expressions(self, tiny_lm, text):
         query = parse_query(text, tiny_lm.tokenizer)
         assert query.kind == "expression"
@@ -179,7 +181,9 @@ class TestVectors:
     def test_an_expression_is_the_signed_sum_of_unit_vectors(self, tiny_lm, tiny_index):
         a, b, c = single_token_words(tiny_lm, 3)
         query = parse_query(f"{a} - {b} + {c}", tiny_lm.tokenizer)
-        va, vb, vc = (tiny_index.vector(t.ids[0]) if len(t.ids) == 1 else term_vector(tiny_index, t.ids) for t in query.terms)
+        va, vb, vc = (
+            tiny_index.vector(t.ids[0]) if len(t.ids) == 1 else term_vector(tiny_index, t.ids) for t in query.terms
+        )
         torch.testing.assert_close(query_vector(tiny_index, query), va - vb + vc)
 
     def test_inputs_are_left_out_only_when_asked(self, tiny_lm, tiny_index):
@@ -224,7 +228,9 @@ class TestPCA:
         assert pca_2d(torch.zeros(0, 5)).xy == ()
         assert pca_2d(torch.randn(1, 5)).xy == ((0.0, 0.0),)
         two = pca_2d(torch.tensor([[0.0, 0.0], [3.0, 4.0]]))
-        assert two.xy[0][1] == 0.0 and abs(abs(two.xy[0][0] - two.xy[1][0]) - 5.0) < 1e-9 and two.explained == (1.0, 0.0)
+        assert (
+            two.xy[0][1] == 0.0 and abs(abs(two.xy[0][0] - two.xy[1][0]) - 5.0) < 1e-9 and two.explained == (1.0, 0.0)
+        )
         assert pca_2d(torch.ones(4, 3)).xy == ((0.0, 0.0),) * 4
 
     def test_two_clusters_fall_apart_on_the_first_axis(self):

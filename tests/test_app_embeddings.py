@@ -52,9 +52,13 @@ def map_text(pane: EmbeddingsPane) -> str:
 
 def words_of(lm: LanguageModel, n: int) -> list[str]:
     """Words that are one token with a leading space in the tiny vocabulary."""
-    out = [lm.tokenizer.token_text(i)[1:] for i in range(lm.tokenizer.vocab_size)
-           if lm.tokenizer.token_text(i).startswith(" ") and lm.tokenizer.token_text(i)[1:].isalpha()
-           and len(lm.tokenizer.token_text(i)) > 3]
+    out = [
+        lm.tokenizer.token_text(i)[1:]
+        for i in range(lm.tokenizer.vocab_size)
+        if lm.tokenizer.token_text(i).startswith(" ")
+        and lm.tokenizer.token_text(i)[1:].isalpha()
+        and len(lm.tokenizer.token_text(i)) > 3
+    ]
     return out[:n]
 
 
@@ -81,7 +85,7 @@ class TestNeighbours:
 
     async def test_the_index_is_built_once_per_model(self, tiny_lm, monkeypatch):
         """Queries reuse the normalised matrix: EmbeddingIndex is built once, not per query."""
-        import llmtui.engine.analysis as analysis
+        from llmtui.engine import analysis
 
         built = []
         original = analysis.EmbeddingIndex.__init__
@@ -191,8 +195,14 @@ class TestArithmetic:
 
     @pytest.mark.parametrize(
         "text, words",
-        [("", "empty"), ("   ", "empty"), ("king - - ", "Two signs in a row"), ("+", "needs a word after it"),
-         ("king -", "needs a word after it"), ('"open', "not closed")],
+        [
+            ("", "empty"),
+            ("   ", "empty"),
+            ("king - - ", "Two signs in a row"),
+            ("+", "needs a word after it"),
+            ("king -", "needs a word after it"),
+            ('"open', "not closed"),
+        ],
     )
     async def test_empty_and_malformed_queries_get_a_clear_message(self, tiny_lm, text, words):
         app = make_app(tiny_lm)
@@ -237,7 +247,7 @@ class TestSeveralTokens:
             assert pane.answer.choice == 0 and "one of them" in pane.used
             first = query_neighbours(tiny_lm.tokenizer, index, pane.answer.query, LIST_SIZE, choice=0)
             assert [r.key for r in pane.neighbour_list.rows] == [n.id for n in first.neighbours]
-            assert [p for p in pane.scatter.points if p.role == "query"][0].key == ids[0]
+            assert next(p for p in pane.scatter.points if p.role == "query").key == ids[0]
             await ask(pilot, pane, words_of(tiny_lm, 1)[0])
             assert not choice.display
 
@@ -408,7 +418,9 @@ class TestLayout:
             chart = pane.query_one(LayerChart)
             assert chart.content_region.width >= 5 + len(pane.context.by_layer)
             lines = str(chart.render()).split("\n")
-            assert len(lines) == chart.content_region.height and all(cell_len(s) <= chart.content_region.width for s in lines)
+            assert len(lines) == chart.content_region.height and all(
+                cell_len(s) <= chart.content_region.width for s in lines
+            )
 
 
 @pytest.mark.default_model

@@ -15,8 +15,9 @@ the exact text, and `#4197` names a token by id.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor
@@ -50,7 +51,9 @@ class EmbeddingIndex:
         """Cosine similarity of query (D,) with every token, (V,)."""
         return self.unit @ torch.nn.functional.normalize(query.float().to(self.unit.device), dim=-1)
 
-    def nearest(self, query: Tensor, k: int, exclude: set[int] | frozenset[int] = frozenset()) -> list[tuple[int, float]]:
+    def nearest(
+        self, query: Tensor, k: int, exclude: set[int] | frozenset[int] = frozenset()
+    ) -> list[tuple[int, float]]:
         """The k rows most cosine-similar to query (D,), best first, skipping `exclude`."""
         sims = self.similarities(query)
         values, ids = torch.topk(sims, min(k + len(exclude), sims.numel()))
@@ -177,19 +180,29 @@ def parse_query(text: str, tokenizer: Tokenizer, leading_space: bool = True, max
     for i, x in enumerate(lexemes):
         if x.kind in ("+", "-"):
             if sign is not None:
-                raise QueryError(f"two signs in a row ('{sign.source} {x.source}'): put a word between them, "
-                                 "as in king - man + woman", sign.start, x.end)
+                raise QueryError(
+                    f"two signs in a row ('{sign.source} {x.source}'): put a word between them, "
+                    "as in king - man + woman",
+                    sign.start,
+                    x.end,
+                )
             sign = x
             continue
         if signed and terms and sign is None:
             prev = lexemes[i - 1]
-            raise QueryError(f"'{prev.source} {x.source}' needs + or - between the words of an expression "
-                             "(or leave the signs out to map a list of words)", prev.start, x.end)
+            raise QueryError(
+                f"'{prev.source} {x.source}' needs + or - between the words of an expression "
+                "(or leave the signs out to map a list of words)",
+                prev.start,
+                x.end,
+            )
         terms.append(_term(x, -1 if sign is not None and sign.kind == "-" else 1, tokenizer, leading_space))
         sign = None
     if sign is not None:
         where = "on its own" if not terms else "at the end"
-        raise QueryError(f"'{sign.source}' {where} needs a word after it, as in king - man + woman", sign.start, sign.end)
+        raise QueryError(
+            f"'{sign.source}' {where} needs a word after it, as in king - man + woman", sign.start, sign.end
+        )
     if len(terms) > max_terms:
         raise QueryError(f"{len(terms)} words: a map holds at most {max_terms}", 0, len(text))
     if signed:
@@ -205,7 +218,9 @@ def _term(x: _Lexeme, sign: int, tokenizer: Tokenizer, leading_space: bool) -> T
     if x.kind == "id":
         token_id = int(x.value)
         if not 0 <= token_id < tokenizer.vocab_size:
-            raise QueryError(f"there is no token {x.source}: ids run from 0 to {tokenizer.vocab_size - 1}", x.start, x.end)
+            raise QueryError(
+                f"there is no token {x.source}: ids run from 0 to {tokenizer.vocab_size - 1}", x.start, x.end
+            )
         return Term(sign, x.source, "id", tokenizer.token_text(token_id), (token_id,))
     if x.kind == "exact":
         if not x.value:
@@ -284,13 +299,19 @@ class NeighbourResult:
 
 
 def query_neighbours(
-    tokenizer: Tokenizer, index: EmbeddingIndex, query: Query, k: int = 30, choice: int | None = None,
+    tokenizer: Tokenizer,
+    index: EmbeddingIndex,
+    query: Query,
+    k: int = 30,
+    choice: int | None = None,
     hide_inputs: bool = True,
 ) -> NeighbourResult:
     """The k tokens nearest a word or an expression; `hide_inputs` leaves out the tokens it names."""
     vector = query_vector(index, query, choice)
     excluded = query.input_ids if hide_inputs else frozenset()
-    return NeighbourResult(query, choice, tuple(nearest_tokens(tokenizer, index, vector, k, excluded)), excluded, vector)
+    return NeighbourResult(
+        query, choice, tuple(nearest_tokens(tokenizer, index, vector, k, excluded)), excluded, vector
+    )
 
 
 # --- a map: PCA to two dimensions ----------------------------------------------------------------

@@ -13,10 +13,10 @@ so a stale one never lands.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import TYPE_CHECKING, Literal
 
-from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -90,7 +90,9 @@ class ContextAnswer:
 
 
 @dataclass(frozen=True)
-class _Request:
+class QueryRequest:
+    """What the vocabulary view asks its worker: the typed text and the switches that shape the answer."""
+
     id: int
     text: str
     leading_space: bool
@@ -125,7 +127,7 @@ def expression_label(query: Query) -> str:
     return out
 
 
-def compute_answer(tokenizer: Tokenizer, index: EmbeddingIndex, request: _Request) -> Answer:
+def compute_answer(tokenizer: Tokenizer, index: EmbeddingIndex, request: QueryRequest) -> Answer:
     """Everything the vocabulary view shows for one request (engine calls and formatting only)."""
     from llmtui.engine.analysis import (
         cosine,
@@ -145,8 +147,13 @@ def compute_answer(tokenizer: Tokenizer, index: EmbeddingIndex, request: _Reques
         )
         keys = {n: (t.ids[0] if len(t.ids) == 1 else -1 - n) for n, t in enumerate(query.terms)}
         rows = tuple(
-            NeighbourRow(keys[n], term_label(t, tokenizer), s, "first" if n == 0 else ("mean" if len(t.ids) > 1 else ""),
-                         t.source)
+            NeighbourRow(
+                keys[n],
+                term_label(t, tokenizer),
+                s,
+                "first" if n == 0 else ("mean" if len(t.ids) > 1 else ""),
+                t.source,
+            )
             for s, n, t in members
         )
         projection = map_vectors(index, [t.ids for t in query.terms])
@@ -161,8 +168,13 @@ def compute_answer(tokenizer: Tokenizer, index: EmbeddingIndex, request: _Reques
     result = query_neighbours(tokenizer, index, query, LIST_SIZE, choice, request.hide_inputs)
     inputs = query.input_ids
     rows = tuple(
-        NeighbourRow(n.id, table_label(n.text), n.similarity, "input" if n.id in inputs else "",
-                     token_query_text(tokenizer, n.id, request.leading_space))
+        NeighbourRow(
+            n.id,
+            table_label(n.text),
+            n.similarity,
+            "input" if n.id in inputs else "",
+            token_query_text(tokenizer, n.id, request.leading_space),
+        )
         for n in result.neighbours
     )
     shown = [n for n in result.neighbours if n.id not in inputs][: request.map_neighbours]
@@ -171,18 +183,26 @@ def compute_answer(tokenizer: Tokenizer, index: EmbeddingIndex, request: _Reques
         label = term_label(term, tokenizer, choice) + (" (mean)" if choice is None and len(term.ids) > 1 else "")
         key = term.ids[choice] if choice is not None else (term.ids[0] if len(term.ids) == 1 else -1)
         projection = map_vectors(index, [[n.id] for n in shown], extra=[result.vector])
-        points = tuple(MapPoint(table_label(n.text), x, y, "neighbour", n.id) for n, (x, y) in zip(shown, projection.xy))
+        points = tuple(
+            MapPoint(table_label(n.text), x, y, "neighbour", n.id) for n, (x, y) in zip(shown, projection.xy)
+        )
         points += (MapPoint(label, *projection.xy[-1], "query", key),)
         title = f"Nearest to {label}"
     else:
         projection = map_vectors(index, [t.ids for t in query.terms] + [[n.id] for n in shown], extra=[result.vector])
         xy = projection.xy
         points = tuple(
-            MapPoint(("−" if t.sign < 0 else "") + term_label(t, tokenizer), *xy[n], "input",
-                     t.ids[0] if len(t.ids) == 1 else -1 - n)
+            MapPoint(
+                ("−" if t.sign < 0 else "") + term_label(t, tokenizer),
+                *xy[n],
+                "input",
+                t.ids[0] if len(t.ids) == 1 else -1 - n,
+            )
             for n, t in enumerate(query.terms)
         )
-        points += tuple(MapPoint(table_label(n.text), *xy[len(query.terms) + k], "neighbour", n.id) for k, n in enumerate(shown))
+        points += tuple(
+            MapPoint(table_label(n.text), *xy[len(query.terms) + k], "neighbour", n.id) for k, n in enumerate(shown)
+        )
         points += (MapPoint(shorten(expression_label(query), 16), *xy[-1], "result", None),)
         title = f"Nearest to {shorten(expression_label(query), 24)}"
     return Answer(request.text, query, choice, rows, points, projection.explained, title)
@@ -240,8 +260,16 @@ def describe_query(answer: Answer, tokenizer: Tokenizer, hide_inputs: bool) -> T
     return text
 
 
-def compute_context(lm: LanguageModel, index: EmbeddingIndex, a_text: str, b_text: str, word: str, layer: int | None,
-                    cached: tuple[SentenceVectors, SentenceVectors] | None = None, k: int = 10) -> ContextAnswer:
+def compute_context(
+    lm: LanguageModel,
+    index: EmbeddingIndex,
+    a_text: str,
+    b_text: str,
+    word: str,
+    layer: int | None,
+    cached: tuple[SentenceVectors, SentenceVectors] | None = None,
+    k: int = 10,
+) -> ContextAnswer:
     """Run both sentences (or reuse `cached`), compare the word's vectors by layer, and read one layer."""
     from llmtui.engine.analysis import cosine_by_layer, cosine_to_others_by_layer, sentence_vectors
 
@@ -258,18 +286,31 @@ def compute_context(lm: LanguageModel, index: EmbeddingIndex, a_text: str, b_tex
         a, b = cached
     others = cosine_to_others_by_layer(a, b)
     layer = a.n_layers // 2 if layer is None else max(0, min(layer, a.n_layers))
-    return read_layer(lm, index, ContextAnswer(a, b, word, tuple(cosine_by_layer(a, b)), tuple(others) if others else None,
-                                               layer, (), (), ()), layer, k)
+    return read_layer(
+        lm,
+        index,
+        ContextAnswer(a, b, word, tuple(cosine_by_layer(a, b)), tuple(others) if others else None, layer, (), (), ()),
+        layer,
+        k,
+    )
 
 
-def read_layer(lm: LanguageModel, index: EmbeddingIndex, answer: ContextAnswer, layer: int, k: int = 10) -> ContextAnswer:
+def read_layer(
+    lm: LanguageModel, index: EmbeddingIndex, answer: ContextAnswer, layer: int, k: int = 10
+) -> ContextAnswer:
     """The answer with one layer read: nearest tokens of both vectors, and A's word against each token of B."""
     from llmtui.engine.analysis import cosine_to_tokens, layer_neighbours
 
     va, vb = answer.a.word_vector(layer), answer.b.word_vector(layer)
     return ContextAnswer(
-        answer.a, answer.b, answer.word, answer.by_layer, answer.others, layer,
-        tuple(layer_neighbours(lm, index, va, k)), tuple(layer_neighbours(lm, index, vb, k)),
+        answer.a,
+        answer.b,
+        answer.word,
+        answer.by_layer,
+        answer.others,
+        layer,
+        tuple(layer_neighbours(lm, index, va, k)),
+        tuple(layer_neighbours(lm, index, vb, k)),
         tuple(cosine_to_tokens(va, answer.b, layer)),
     )
 
@@ -297,7 +338,7 @@ class EmbeddingsPane(Pane):
         "see its nearest tokens and a map (PCA: the two directions along which the points differ most); an expression "
         "such as king - man + woman adds and subtracts vectors; several words (cat dog banana car) are mapped together.\n\n"
         "A bare word is looked up with a leading space (' dog', as inside a sentence; BPE keeps the space with the word): "
-        "F2 switches that, \"dog\" in quotes is exact text and #2767 a token id. Down or tab moves to the list; enter on "
+        'F2 switches that, "dog" in quotes is exact text and #2767 a token id. Down or tab moves to the list; enter on '
         "a token makes it the query, alt+left (ctrl+b) steps back. F3 shows or hides an expression's own words.\n\n"
         "F4 shows a word in context: its vector after each layer (the residual stream), compared by cosine between two "
         "sentences. The chart's muted part is what any two words of those sentences share; left/right on the chart "
@@ -306,11 +347,19 @@ class EmbeddingsPane(Pane):
 
     BINDINGS = [
         Binding("f2", "toggle_space", "Leading ␣", tooltip="Look bare words up with or without a leading space"),
-        Binding("f3", "toggle_inputs", "Inputs", tooltip="Leave an expression's own words out of its neighbours, or list them"),
-        Binding("f4", "toggle_view", "Context", tooltip="Switch between the vocabulary and a word's vectors in context"),
+        Binding(
+            "f3",
+            "toggle_inputs",
+            "Inputs",
+            tooltip="Leave an expression's own words out of its neighbours, or list them",
+        ),
+        Binding(
+            "f4", "toggle_view", "Context", tooltip="Switch between the vocabulary and a word's vectors in context"
+        ),
         Binding("alt+left,ctrl+b", "back", "Back", tooltip="The previous query"),
         Binding("alt+right,ctrl+f", "forward", "Forward", show=False, tooltip="The next query (after going back)"),
         Binding("down", "focus_down", show=False),
+        Binding("up", "focus_up", show=False),
     ]
 
     leading_space: reactive[bool] = reactive(True, init=False)
@@ -329,12 +378,12 @@ class EmbeddingsPane(Pane):
 
     @dataclass
     class Answered(Message, bubble=False):
-        request: _Request
+        request: QueryRequest
         answer: Answer
 
     @dataclass
     class Failed(Message, bubble=False):
-        request: _Request
+        request: QueryRequest
         error: str
         span: tuple[int, int]
 
@@ -371,8 +420,9 @@ class EmbeddingsPane(Pane):
         yield LoadingNotice(classes="pane-notice")
         with ContentSwitcher(id="emb-views", initial="emb-vocab"):
             with Vertical(id="emb-vocab"):
-                query = Input(DEFAULT_QUERY, placeholder="a word, king - man + woman, or cat dog banana car",
-                              id="emb-query")
+                query = Input(
+                    DEFAULT_QUERY, placeholder="a word, king - man + woman, or cat dog banana car", id="emb-query"
+                )
                 query.border_title = "Word · expression · list of words"
                 yield query
                 yield Static(id="emb-used")
@@ -466,8 +516,9 @@ class EmbeddingsPane(Pane):
         if text.strip():
             self.query_input.value = text
 
-    def _say(self, text: str | Text, kind: Literal["info", "error", "busy", "hint"] = "info",
-             where: str = "#emb-message") -> None:
+    def _say(
+        self, text: str | Text, kind: Literal["info", "error", "busy", "hint"] = "info", where: str = "#emb-message"
+    ) -> None:
         line = self.query_one(where, Static)
         line.update(text if isinstance(text, Text) else Text(text))
         for k in ("info", "error", "busy", "hint"):
@@ -500,8 +551,10 @@ class EmbeddingsPane(Pane):
         if message.lm is not self.lm:
             return
         self._index = message.index
-        self._say(f"Ready · {message.index.vocab_size:,} tokens of {message.index.unit.shape[1]} numbers each · "
-                  "enter: show · down: the list")
+        self._say(
+            f"Ready · {message.index.vocab_size:,} tokens of {message.index.unit.shape[1]} numbers each · "
+            "enter: show · down: the list"
+        )
         if self._pending_token is not None:
             token, self._pending_token = self._pending_token, None
             self.show_token(token)
@@ -515,7 +568,9 @@ class EmbeddingsPane(Pane):
             if state.phase == "failed":
                 self._say("No model: it could not be loaded. What you typed is kept.", "error", where)
             else:
-                self._say("The model is still loading; what you typed is kept and shown when it is ready.", "busy", where)
+                self._say(
+                    "The model is still loading; what you typed is kept and shown when it is ready.", "busy", where
+                )
             return False
         return True
 
@@ -548,8 +603,9 @@ class EmbeddingsPane(Pane):
         self.query_input.value = text
         self.query_input.cursor_position = len(text)
 
-    def _request(self, text: str, *, submitted: bool, record: bool, choice: int | None = None,
-                 leading_space: bool | None = None) -> None:
+    def _request(
+        self, text: str, *, submitted: bool, record: bool, choice: int | None = None, leading_space: bool | None = None
+    ) -> None:
         if self._typing_timer is not None:
             self._typing_timer.stop()
             self._typing_timer = None
@@ -558,16 +614,21 @@ class EmbeddingsPane(Pane):
             return
         self._request_ids += 1
         size = self.scatter.content_region.size
-        request = _Request(
-            self._request_ids, text, self.leading_space if leading_space is None else leading_space, self.hide_inputs,
-            choice if choice is not None else self._choice, map_size_for(size.width or 40, size.height or 12),
-            submitted, record,
+        request = QueryRequest(
+            self._request_ids,
+            text,
+            self.leading_space if leading_space is None else leading_space,
+            self.hide_inputs,
+            choice if choice is not None else self._choice,
+            map_size_for(size.width or 40, size.height or 12),
+            submitted,
+            record,
         )
         self._map_neighbours = request.map_neighbours
         self._query_worker(request)
 
     @work(thread=True, exclusive=True, group="emb-query", exit_on_error=False)
-    def _query_worker(self, request: _Request) -> None:
+    def _query_worker(self, request: QueryRequest) -> None:
         from llmtui.engine.analysis import QueryError
 
         lm, index = self.lm, self._index
@@ -575,7 +636,9 @@ class EmbeddingsPane(Pane):
         if request.id != self._request_ids:
             return  # already superseded: no need to compute it
         try:
-            answer = run_on_model_thread(compute_answer, lm.tokenizer, index, request)  # torch on the app's model thread
+            answer = run_on_model_thread(
+                compute_answer, lm.tokenizer, index, request
+            )  # torch on the app's model thread
             self.post_message(self.Answered(request, answer))
         except QueryError as e:
             self.post_message(self.Failed(request, str(e), (e.start, e.end)))
@@ -594,8 +657,9 @@ class EmbeddingsPane(Pane):
             self._record(_HistoryEntry(request.text, request.leading_space, request.choice))
         tokenizer = self.lm.tokenizer
         if answer.query.kind == "word" and len(answer.query.terms[0].ids) > 1:
-            self.choice_widget.set_tokens([table_label(tokenizer.token_text(i)) for i in answer.query.terms[0].ids],
-                                          answer.choice)
+            self.choice_widget.set_tokens(
+                [table_label(tokenizer.token_text(i)) for i in answer.query.terms[0].ids], answer.choice
+            )
         else:
             self.choice_widget.set_tokens(())
         self.query_one("#emb-used", Static).update(describe_query(answer, tokenizer, self.hide_inputs))
@@ -603,7 +667,8 @@ class EmbeddingsPane(Pane):
         self.neighbour_list.show(answer.rows)
         self.neighbour_list.border_title = answer.title
         self.neighbour_list.border_subtitle = (
-            f"{len(answer.rows)} of {self._index.vocab_size:,}" if self._index and kind != "list" else "cosine")
+            f"{len(answer.rows)} of {self._index.vocab_size:,}" if self._index and kind != "list" else "cosine"
+        )
         self.scatter.points = answer.points
         self.scatter.highlight = answer.rows[0].key if answer.rows else None
         self.scatter.border_title = f"Map · PCA of {len(answer.points)} {'words' if kind == 'list' else 'tokens'}"
@@ -629,8 +694,13 @@ class EmbeddingsPane(Pane):
         if self._typing_timer is not None or answer.text != self.query_input.value:
             return  # the user is typing another query: it will be sized when it is answered
         if map_size_for(size.width, size.height) != self._map_neighbours:
-            self._request(answer.text, submitted=False, record=False, choice=answer.choice,
-                          leading_space=answer.query.leading_space)
+            self._request(
+                answer.text,
+                submitted=False,
+                record=False,
+                choice=answer.choice,
+                leading_space=answer.query.leading_space,
+            )
 
     @on(Failed)
     def _failed(self, message: Failed) -> None:
@@ -668,7 +738,9 @@ class EmbeddingsPane(Pane):
         self._choice = None
         if self._typing_timer is not None:
             self._typing_timer.stop()
-        self._typing_timer = self.set_timer(TYPING_DELAY, lambda: self._request(event.value, submitted=False, record=False))
+        self._typing_timer = self.set_timer(
+            TYPING_DELAY, lambda: self._request(event.value, submitted=False, record=False)
+        )
 
     @on(Input.Submitted, "#emb-query")
     def _query_submitted(self, event: Input.Submitted) -> None:
@@ -734,6 +806,11 @@ class EmbeddingsPane(Pane):
     def action_focus_down(self) -> None:
         self.screen.focus_next()
 
+    def action_focus_up(self) -> None:
+        first = self.query_input if self.view == "vocab" else self.query_one("#emb-sentence-a", Input)
+        if self.app.focused is not first:  # the first field stays put rather than wrapping round
+            self.screen.focus_previous()
+
     # -- the context view ----------------------------------------------------------------------------
 
     def action_toggle_view(self) -> None:
@@ -752,8 +829,11 @@ class EmbeddingsPane(Pane):
         return True
 
     def _context_inputs(self) -> tuple[str, str, str]:
-        return (self.query_one("#emb-sentence-a", Input).value, self.query_one("#emb-sentence-b", Input).value,
-                self.query_one("#emb-word", Input).value)
+        return (
+            self.query_one("#emb-sentence-a", Input).value,
+            self.query_one("#emb-sentence-b", Input).value,
+            self.query_one("#emb-word", Input).value,
+        )
 
     def _request_context(self, layer: int | None) -> None:
         if self._context_timer is not None:
@@ -764,17 +844,36 @@ class EmbeddingsPane(Pane):
         self._context_ids += 1
         a, b, word = self._context_inputs()
         cached = None
-        if self._ctx_answer is not None and (self._ctx_answer.a.text, self._ctx_answer.b.text, self._ctx_answer.word) == (a, b, word):
+        if self._ctx_answer is not None and (
+            self._ctx_answer.a.text,
+            self._ctx_answer.b.text,
+            self._ctx_answer.word,
+        ) == (a, b, word):
             cached = (self._ctx_answer.a, self._ctx_answer.b)
         if cached is None:
             self._say("Running both sentences through the model…", "busy", "#emb-ctx-message")
         rows = self.query_one("#emb-ctx-neighbours", NeighbourColumns).content_region.height or 11
-        self._context_worker(self._context_ids, a, b, word, layer if layer is not None else (
-            self._ctx_answer.layer if self._ctx_answer is not None else None), cached, max(5, min(30, rows - 1)))
+        self._context_worker(
+            self._context_ids,
+            a,
+            b,
+            word,
+            layer if layer is not None else (self._ctx_answer.layer if self._ctx_answer is not None else None),
+            cached,
+            max(5, min(30, rows - 1)),
+        )
 
     @work(thread=True, exclusive=True, group="emb-context", exit_on_error=False)
-    def _context_worker(self, request_id: int, a: str, b: str, word: str, layer: int | None,
-                        cached: tuple[SentenceVectors, SentenceVectors] | None, k: int) -> None:
+    def _context_worker(
+        self,
+        request_id: int,
+        a: str,
+        b: str,
+        word: str,
+        layer: int | None,
+        cached: tuple[SentenceVectors, SentenceVectors] | None,
+        k: int,
+    ) -> None:
         lm, index = self.lm, self._index
         assert lm is not None and index is not None
         if request_id != self._context_ids:
@@ -796,9 +895,9 @@ class EmbeddingsPane(Pane):
         layer = answer.layer
         self.chart.show(answer.by_layer, answer.others, layer)
         same = answer.by_layer[layer]
-        word = table_label(tokenizer.decode(answer.a.ids[answer.a.span[0]: answer.a.span[1]]))
+        word = table_label(tokenizer.decode(answer.a.ids[answer.a.span[0] : answer.a.span[1]]))
         self.chart.border_title = f"{word} A·B · layer {layer}: {same:.2f}"
-        self.chart.border_subtitle = (f"muted: other words of B ({answer.others[layer]:.2f})" if answer.others else "")
+        self.chart.border_subtitle = f"muted: other words of B ({answer.others[layer]:.2f})" if answer.others else ""
         lines = sentence_line("A", tokenizer, answer.a)
         lines.append("\n")
         lines.append_text(sentence_line("B", tokenizer, answer.b, answer.to_tokens_b))
@@ -806,13 +905,19 @@ class EmbeddingsPane(Pane):
         near = self.query_one("#emb-ctx-neighbours", NeighbourColumns)
         near.border_title = f"Nearest tokens · layer {layer}"
         near.border_subtitle = "through the final norm"
-        near.show([(f"A: {word}", [(table_label(n.text), n.similarity) for n in answer.near_a]),
-                   (f"B: {word}", [(table_label(n.text), n.similarity) for n in answer.near_b])])
+        near.show(
+            [
+                (f"A: {word}", [(table_label(n.text), n.similarity) for n in answer.near_a]),
+                (f"B: {word}", [(table_label(n.text), n.similarity) for n in answer.near_b]),
+            ]
+        )
         if layer == 0:
             note = "Layer 0 is the embedding itself: the same token has the same vector in any sentence."
         elif same > 0.9999:
-            note = (f"Identical at layer {layer}: the sentences are the same up to this word, and a causal model "
-                    "only looks back.")
+            note = (
+                f"Identical at layer {layer}: the sentences are the same up to this word, and a causal model "
+                "only looks back."
+            )
         else:
             note = f"Layer {layer} · after B's tokens: their cosine with A's {word} · ←/→ on the chart"
         self._say(note, "info", "#emb-ctx-message")

@@ -9,7 +9,7 @@ Left/right (when focused) or a click selects a layer and posts `LayerChart.Selec
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from rich.style import Style
 from rich.text import Text
@@ -101,8 +101,9 @@ class LayerChart(Widget, can_focus=True):
         lows = [*self._values, *(self._base or ())]
         low = max(-1.0, min(0.9, math.floor(min(lows) * 10) / 10))  # the chart's floor, a round number
         span = 1.0 - low
-        bar, base, selected, axis = (self.get_component_rich_style(c)
-                                     for c in ("chart--bar", "chart--base", "chart--selected", "chart--axis"))
+        bar, base, selected, axis = (
+            self.get_component_rich_style(c) for c in ("chart--bar", "chart--base", "chart--selected", "chart--axis")
+        )
         lines: list[Text] = []
         for r in range(rows):
             top = rows - r  # this row covers heights (top - 1, top], in rows
@@ -130,8 +131,11 @@ class LayerChart(Widget, can_focus=True):
         axis_line = Text(" " * GUTTER + "".join(marks), style=axis)
         start = GUTTER + self.selected * col_w
         label = str(self.selected)
-        axis_line = axis_line[:start] + Text(label, self.get_component_rich_style("chart--selected-axis")) \
-            + axis_line[start + len(label):]
+        axis_line = (
+            axis_line[:start]
+            + Text(label, self.get_component_rich_style("chart--selected-axis"))
+            + axis_line[start + len(label) :]
+        )
         lines.append(axis_line)
         for line in lines:  # never wrap: a wrapped row would break the chart
             line.truncate(size.width)

@@ -7,8 +7,8 @@ on a row posts OptionList.OptionSelected; its option_index is the row's index in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from rich.cells import cell_len
 from rich.style import Style
@@ -59,7 +59,10 @@ class NeighbourList(OptionList):
     """
 
     COMPONENT_CLASSES = OptionList.COMPONENT_CLASSES | {
-        "neighbours--rank", "neighbours--number", "neighbours--bar", "neighbours--note",
+        "neighbours--rank",
+        "neighbours--number",
+        "neighbours--bar",
+        "neighbours--note",
     }
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -112,7 +115,11 @@ class NeighbourList(OptionList):
         text.append(" " * (LABEL_CELLS - cell_len(label)))
         text.append(number, self.get_component_rich_style("neighbours--number", partial=True))
         if bar_cells >= 3:
-            text.append_text(similarity_bar(row.similarity, bar_cells, self.get_component_rich_style("neighbours--bar", partial=True)))
+            text.append_text(
+                similarity_bar(
+                    row.similarity, bar_cells, self.get_component_rich_style("neighbours--bar", partial=True)
+                )
+            )
         if note:
             text.append(note, self.get_component_rich_style("neighbours--note", partial=True))
         return text

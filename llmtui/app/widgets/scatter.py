@@ -9,8 +9,9 @@ free spot, shortened only when no spot is wide enough: every point keeps a label
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 from rich.cells import cell_len
 from rich.style import Style
@@ -167,8 +168,14 @@ class ScatterMap(Widget):
     """
 
     COMPONENT_CLASSES = {
-        "scatter--query", "scatter--input", "scatter--result", "scatter--word", "scatter--neighbour",
-        "scatter--label", "scatter--highlight", "scatter--empty",
+        "scatter--query",
+        "scatter--input",
+        "scatter--result",
+        "scatter--word",
+        "scatter--neighbour",
+        "scatter--label",
+        "scatter--highlight",
+        "scatter--empty",
     }
 
     points: reactive[tuple[MapPoint, ...]] = reactive((), layout=False)
@@ -228,8 +235,15 @@ class ScatterMap(Widget):
 
         # labels first, then markers on top: a point is never hidden by a label
         for p in layout:
-            style = hi_style if p.point.key is not None and p.point.key == self.highlight else (
-                label_style if p.point.role == "neighbour" else self.get_component_rich_style(f"scatter--{p.point.role}"))
+            style = (
+                hi_style
+                if p.point.key is not None and p.point.key == self.highlight
+                else (
+                    label_style
+                    if p.point.role == "neighbour"
+                    else self.get_component_rich_style(f"scatter--{p.point.role}")
+                )
+            )
             put(p.label_col, p.label_row, p.label, style)
         for p in layout:
             role_style = self.get_component_rich_style(f"scatter--{p.point.role}")

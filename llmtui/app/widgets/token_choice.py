@@ -7,7 +7,7 @@ Left/right (when focused) or a click picks; each change posts `TokenChoice.Chang
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from rich.style import Style
 from rich.text import Text
