@@ -50,6 +50,14 @@ def _sampling(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top", type=int, default=10, help="candidates recorded per step (--json)")
 
 
+def _show(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--present", action="store_true", help="presentation mode: high contrast, keys always shown (F9)")
+    parser.add_argument("--demo", default=None, metavar="NAME|PATH",
+                        help="open a walk-through (a TOML file, or a name from demos/); F8 steps through it")
+    parser.add_argument("--export-dir", default=None, metavar="DIR",
+                        help="where ctrl+s writes a pane's SVG, JSON, Markdown and CSV (default ./llmtui-exports)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmtui",
@@ -59,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(parser)
     parser.add_argument("--pane", choices=PANES, default=None, help="pane to open on")
     parser.add_argument("--prompt", default=None, help="text to open the pane with (e.g. a prepared prompt for a talk)")
+    _show(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("tokenize", help="cut text into tokens and ids")
@@ -93,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--pane", choices=PANES, default=None)
     p.add_argument("--prompt", default=None)
+    _show(p)
     _common(p)
     return parser
 
@@ -246,16 +256,25 @@ def cmd_attention(args: argparse.Namespace) -> int:
 def run_tui(args: argparse.Namespace) -> int:
     from llmtui.app.app import LLMTuiApp
 
-    LLMTuiApp(model=args.model, device=args.device or "cpu", pane=args.pane, prompt=args.prompt).run()
+    from llmtui.demo import DemoError, load_demo
+
+    try:
+        demo = load_demo(args.demo) if args.demo else None
+    except DemoError as e:
+        raise CliError(str(e)) from None
+    LLMTuiApp(model=args.model, device=args.device or "cpu", pane=args.pane, prompt=args.prompt,
+              present=args.present, demo=demo, export_dir=args.export_dir).run()
     return 0
 
 
 def app_command(args: argparse.Namespace) -> str:
     """The shell command that starts the TUI with these options (what `serve` runs per browser session)."""
     argv = [sys.executable, "-m", "llmtui.cli"]
-    for flag in ("model", "device", "pane", "prompt"):
+    for flag in ("model", "device", "pane", "prompt", "demo", "export_dir"):
         if getattr(args, flag, None):
-            argv += [f"--{flag}", getattr(args, flag)]
+            argv += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
+    if getattr(args, "present", False):
+        argv.append("--present")
     return shlex.join(argv)
 
 

@@ -15,8 +15,10 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.theme import Theme
 from textual.widgets import ContentSwitcher, Footer, Tab, Tabs
 
+from llmtui.app.demo_runner import DemoBar, DemoRunner
 from llmtui.app.messages import ModelLoaded, ModelLoadFailed, ModelLoadProgress, ModelReady, Throughput
 from llmtui.app.model_thread import freeze_loaded_objects, run_on_model_thread
 from llmtui.app.panes import PANES, Pane
@@ -26,6 +28,7 @@ from llmtui.app.state import ModelState
 from llmtui.app.widgets.status_line import StatusLine
 
 if TYPE_CHECKING:
+    from llmtui.demo import Demo
     from llmtui.engine.lm import LanguageModel
     from llmtui.engine.settings import SamplingSettings
 
@@ -35,8 +38,22 @@ APP_KEYS = [
     (f"1 … {len(PANES)}", "Switch pane (or click its tab)"),
     ("F1, ?", "This help"),
     ("ctrl+p", "Command palette: every action, and the themes"),
+    ("F8", "Advance: the demo's next step, or the pane's (next token, next head)"),
+    ("shift+F8", "The demo's previous step"),
+    ("F9", "Presentation mode on/off (high contrast, keys always shown)"),
+    ("ctrl+s", "Export this pane: SVG screenshot, JSON data, Markdown and CSV table"),
     ("ctrl+q", "Quit"),
 ]
+
+PRESENT_THEMES = {
+    True: Theme("llmtui-present-dark", primary="#4da6ff", secondary="#ffd700", accent="#ffd700", warning="#ffd700",
+                error="#ff5555", success="#55ff55", foreground="#ffffff", background="#000000", surface="#000000",
+                panel="#202020", dark=True, variables={"text-muted": "#ffffff", "footer-key-foreground": "#ffd700"}),
+    False: Theme("llmtui-present-light", primary="#0040c0", secondary="#a000a0", accent="#c05000", warning="#a05000",
+                 error="#c00000", success="#006000", foreground="#000000", background="#ffffff", surface="#ffffff",
+                 panel="#e0e0e0", dark=False, variables={"text-muted": "#000000", "footer-key-foreground": "#0040c0"}),
+}
+"""Presentation mode's themes: pure black/white and a few saturated colours, no greys (dark and light)."""
 
 
 class LLMTuiApp(App[None]):
@@ -54,6 +71,10 @@ class LLMTuiApp(App[None]):
         ),
         Binding("f1", "help", "Help", priority=True),
         Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("f8", "advance", "Advance", show=False, priority=True),
+        Binding("shift+f8", "demo_back", "Demo: back", show=False, priority=True),
+        Binding("f9", "toggle_present", "Presentation", show=False, priority=True),
+        Binding("ctrl+s", "export", "Export", show=False, priority=True),
     ]
 
     model_state: reactive[ModelState] = reactive(ModelState)
@@ -71,9 +92,19 @@ class LLMTuiApp(App[None]):
         lm: LanguageModel | None = None,
         theme: str | None = None,
         settings: SamplingSettings | None = None,
+        present: bool = False,
+        demo: Demo | None = None,
+        export_dir: str | Path | None = None,
     ) -> None:
-        """model: a catalogue name, a path or a repo id (None: the default model); lm: one already loaded."""
+        """model: a catalogue name, a path or a repo id (None: the default model); lm: one already loaded;
+        present: presentation mode; demo: a walk-through (llmtui.demo.load_demo); export_dir: where ctrl+s writes."""
         super().__init__()
+        for theme_ in PRESENT_THEMES.values():
+            self.register_theme(theme_)
+        self.present = present
+        self._theme_before_present: str | None = None
+        self.demo_runner = DemoRunner(self, demo) if demo is not None else None
+        self.export_dir = Path(export_dir) if export_dir is not None else Path("llmtui-exports")
         self.model_spec = model  # None: the default model (its name is read in the loading thread: torch is slow to import)
         self.device_name = device
         self.start_pane = pane or "generate"
@@ -95,6 +126,7 @@ class LLMTuiApp(App[None]):
                     yield pane_class(settings=self._settings)  # type: ignore[call-arg]
                 else:
                     yield pane_class()
+        yield DemoBar(id="demo-bar")
         yield StatusLine(id="status")
         yield Footer()
 
@@ -107,6 +139,11 @@ class LLMTuiApp(App[None]):
                 pane.set_prompt(self.start_prompt)
         self.status.model_state = self.model_state
         self.current_pane.focus_default()
+        if self.present:
+            self._set_present(True)
+        if self.demo_runner is not None:
+            self.demo_runner.next()
+        self.refresh_demo_bar()
         if self._injected is not None:
             self.call_after_refresh(self._model_ready, self._injected)
         else:
@@ -169,6 +206,54 @@ class LLMTuiApp(App[None]):
         pane = self.current_pane
         self.push_screen(HelpScreen(f"{pane.TITLE} — help", pane.HELP, pane.help_keys() + APP_KEYS))
 
+    # -- presentation mode, demos, export ----------------------------------------------------
+
+    def action_toggle_present(self) -> None:
+        self._set_present(not self.present)
+
+    def _set_present(self, on: bool) -> None:
+        """High contrast (a presentation theme matching the current one's darkness), bold text, keys on screen."""
+        self.present = on
+        self.set_class(on, "-present")
+        if on and not self.theme.startswith("llmtui-present"):
+            self._theme_before_present = self.theme
+            self.theme = PRESENT_THEMES[self.current_theme.dark].name
+        elif not on and self.theme.startswith("llmtui-present"):
+            self.theme = self._theme_before_present or ("textual-dark" if self.current_theme.dark else "textual-light")
+        self.refresh_demo_bar()
+
+    def refresh_demo_bar(self) -> None:
+        runner = self.demo_runner
+        self.query_one(DemoBar).show(runner.demo if runner else None, runner.step if runner else None, self.present)
+
+    def action_advance(self) -> None:
+        """The demo's next step; after its last (or without a demo) the current pane's own next step."""
+        if self.demo_runner is not None and self.demo_runner.next():
+            return
+        if not self.current_pane.advance():
+            note = "End of the demo. " if self.demo_runner is not None else ""
+            self.notify(f"{note}Nothing to advance in the {self.current_pane.TITLE} pane.", timeout=3)
+
+    def action_demo_back(self) -> None:
+        if self.demo_runner is None:
+            self.notify("No demo is open: start one with llmtui --demo NAME.", timeout=3)
+        elif not self.demo_runner.previous():
+            self.notify("This is the demo's first step.", timeout=3)
+
+    def action_export(self) -> None:
+        """Write the current pane's screenshot (SVG) and data (JSON; its table as Markdown and CSV) to export_dir."""
+        from llmtui.export import ExportError, export_pane
+
+        pane = self.current_pane
+        try:
+            paths = export_pane(self.export_dir, pane.PANE_ID, pane.export_data(), pane.export_table(),
+                                lambda folder, name: self.save_screenshot(name, str(folder)))
+        except ExportError as e:
+            self.notify(str(e), title="Export failed", severity="error", timeout=10)
+            return
+        names = ", ".join(p.name for p in paths)
+        self.notify(f"Wrote {names} to {paths[0].parent}", title=f"{pane.TITLE} exported", timeout=8)
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for n, pane in enumerate(PANES, start=1):
@@ -176,6 +261,9 @@ class LLMTuiApp(App[None]):
         yield SystemCommand("Help for this pane", "F1 or ?", self.action_help)
         yield SystemCommand("Dark theme", "textual-dark", lambda: setattr(self, "theme", THEMES["dark"]))
         yield SystemCommand("Light theme", "textual-light", lambda: setattr(self, "theme", THEMES["light"]))
+        yield SystemCommand("Presentation mode on/off", "F9: high contrast, keys always shown", self.action_toggle_present)
+        yield SystemCommand("Export this pane", f"ctrl+s: SVG, JSON, Markdown, CSV into {self.export_dir}", self.action_export)
+        yield SystemCommand("Advance", "F8: the demo's next step, or the pane's next token / head", self.action_advance)
         for pane in self.panes:
             for title, help_text, callback in pane.commands():
                 yield SystemCommand(title, help_text, callback)
@@ -234,6 +322,11 @@ class LLMTuiApp(App[None]):
     def watch_model_state(self, state: ModelState) -> None:
         if self.is_mounted:
             self.status.model_state = state
+
+        self.action_show_pane("embeddings")
+        show_token = getattr(self.pane("embeddings"), "show_token", None)
+        if callable(show_token):
+            show_token(message.token_id)
 
     @on(Throughput)
     def _throughput(self, message: Throughput) -> None:

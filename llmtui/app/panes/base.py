@@ -48,6 +48,18 @@ class Pane(Vertical):
     def follow_selection(self, selection: TokenSelection) -> None:
         """The app's current token changed in another pane (or the user switched here): show it, if it applies."""
 
+    def advance(self) -> bool:
+        """The advance key (presentation mode, demos): the pane's next step; False when it has none."""
+        return False
+
+    def export_data(self) -> dict | None:
+        """The data behind the view, as plain JSON-able values (None: nothing shown yet)."""
+        return None
+
+    def export_table(self) -> tuple[list[str], list[list]] | None:
+        """The view's main table (header, rows) for Markdown and CSV; None when it has none."""
+        return None
+
     def focus_default(self) -> None:
         """Focus the pane's main widget when the pane is shown."""
         for widget in self.query("*"):

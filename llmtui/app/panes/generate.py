@@ -776,3 +776,47 @@ class GeneratePane(Pane):
                lambda: self.set_knob("temperature", 0.0))
         yield (f"{self.TITLE}: random seed", "A fresh seed for every generation", self.action_random_seed)
         yield (f"{self.TITLE}: fix the last seed", "Repeat the last generation's draws", self.action_fix_seed)
+
+    # -- presentation and export -----------------------------------------------------------
+
+    def advance(self) -> bool:
+        """The advance key: one more token (as F6)."""
+        self.action_step()
+        return True
+
+    def export_data(self) -> dict | None:
+        """The probability table shown, and the whole generation with every step's candidates."""
+        from dataclasses import asdict
+
+        view = self.table.view
+        session = self._session
+        if view is None and session is None:
+            return None
+        return {
+            "model": self.lm.name if self.lm is not None else None,
+            "table": None if view is None else {
+                "title": view.title,
+                "step_index": view.index,
+                "preview": view.preview,
+                "drawn": view.drawn,
+                "settings": asdict(view.settings),
+                "candidates": [{**c.to_json(), "label": label} for c, label in zip(view.candidates, view.labels)],
+            },
+            "generation": None if session is None else {
+                "prompt": self._session_prompt.text if self._session_prompt else None,
+                "chat": bool(self._session_prompt and self._session_prompt.chat),
+                "prompt_ids": list(session.prompt_ids),
+                "seed": session.seed,
+                "steps": [s.to_json() for s in self._steps],
+                "text": self.lm.tokenizer.decode([s.token_id for s in self._steps]) if self.lm else None,
+            },
+        }
+
+    def export_table(self) -> tuple[list[str], list[list]] | None:
+        view = self.table.view
+        if view is None:
+            return None
+        header = ["rank", "id", "token", "model p", "knobs p", "cut by", "drawn"]
+        rows = [[n, c.id, c.text, c.raw_prob, c.prob, c.cut_by or "", c.id == view.drawn]
+                for n, c in enumerate(view.candidates, start=1)]
+        return header, rows

@@ -1,0 +1,135 @@
+"""Runs a demo (llmtui/demo.py) in the app: each advance shows a step's pane, sets it up and shows its caption.
+
+Steps use the panes' public methods only (set_prompt, set_knob, show_head, ...). A step
+that needs the model waits for it: the runner retries until the pane has it, and a
+retry for a step the user has already left is dropped.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.widgets import Input, Static
+
+from llmtui.demo import Demo, DemoStep
+
+if TYPE_CHECKING:
+    from llmtui.app.app import LLMTuiApp
+    from llmtui.app.panes.base import Pane
+
+RETRY_S = 0.2
+"""How often a step that waits for the model tries again (seconds)."""
+
+
+class DemoBar(Static):
+    """The caption of the demo's step and, in presentation mode, the keys: always on screen when either is on."""
+
+    def show(self, demo: Demo | None, step: DemoStep | None, present: bool) -> None:
+        text = Text()
+        if demo is not None and step is not None:
+            text.append(f"{demo.title} · step {step.number}/{len(demo.steps)}", style="bold")
+            text.append("  F8 next · shift+F8 back\n" if step.number < len(demo.steps) else "  last step · shift+F8 back\n")
+            text.append(step.caption)  # Text.append: a caption's '[' is shown as typed, never read as markup
+        if present:
+            if text:
+                text.append("\n")
+            text.append("F8 advance · F9 presentation off · ctrl+s export · 1-5 panes · F1 help · ctrl+q quit",
+                        style="bold")
+        self.update(text)
+        self.display = bool(text)
+
+
+class DemoRunner:
+    """Where the app is in a demo; `next()` and `previous()` move and apply a step."""
+
+    def __init__(self, app: LLMTuiApp, demo: Demo) -> None:
+        self.app = app
+        self.demo = demo
+        self.index = -1  # no step shown yet
+        self._applied = 0  # bumped per applied step: a pending retry of an older one is dropped
+
+    @property
+    def step(self) -> DemoStep | None:
+        return self.demo.steps[self.index] if 0 <= self.index < len(self.demo.steps) else None
+
+    @property
+    def at_end(self) -> bool:
+        return self.index >= len(self.demo.steps) - 1
+
+    def next(self) -> bool:
+        """Show the next step; False at the end."""
+        if self.at_end:
+            return False
+        self.index += 1
+        self.apply()
+        return True
+
+    def previous(self) -> bool:
+        """Show the step before; False at the first."""
+        if self.index <= 0:
+            return False
+        self.index -= 1
+        self.apply()
+        return True
+
+    def apply(self) -> None:
+        step = self.step
+        if step is None:
+            return
+        self._applied += 1
+        self.app.action_show_pane(step.pane)
+        self.app.refresh_demo_bar()
+        self._set_up(step, self._applied)
+
+    def _set_up(self, step: DemoStep, applied: int) -> None:
+        if applied != self._applied:
+            return  # the user moved on
+        pane: Pane = self.app.pane(step.pane)
+        if pane.lm is None or (step.pane == "embeddings" and getattr(pane, "index", None) is None):
+            if step.prompt is not None:
+                pane.set_prompt(step.prompt)  # shown at once; computed when the model is ready
+            self.app.set_timer(RETRY_S, lambda: self._set_up(step, applied))
+            return
+        getattr(self, f"_set_up_{step.pane}")(pane, step)
+
+    # -- one method per pane ---------------------------------------------------------------
+
+    def _set_up_tokenizer(self, pane, step: DemoStep) -> None:
+        if step.prompt is not None:
+            pane.set_prompt(step.prompt)
+
+    def _set_up_embeddings(self, pane, step: DemoStep) -> None:
+        if step.prompt is not None:
+            pane.set_prompt(step.prompt)
+            field: Input = pane.query_input
+            self.app.call_later(field.action_submit)  # as if the user pressed enter: computed and kept in the history
+
+    def _set_up_attention(self, pane, step: DemoStep) -> None:
+        if step.layer is not None or step.head is not None:
+            pane.show_head(step.layer if step.layer is not None else pane.layer_index,
+                           step.head if step.head is not None else pane.head_index)
+        if step.prompt is not None:
+            pane.set_prompt(step.prompt)
+            pane.capture_text(step.prompt)
+
+    def _set_up_layers(self, pane, step: DemoStep) -> None:
+        if step.prompt is not None:
+            pane.set_prompt(step.prompt)
+
+    def _set_up_generate(self, pane, step: DemoStep) -> None:
+        from llmtui.engine.settings import SamplingSettings
+
+        if step.clear and pane.session is not None:
+            pane.action_clear()
+        if step.chat is not None and pane.chat_mode != step.chat:
+            pane.chat_mode = step.chat
+        knobs = dict(step.knobs)
+        if step.generate:
+            knobs["max_new_tokens"] = step.generate
+        if knobs:
+            pane.settings = SamplingSettings(**knobs)  # the knobs not named take their defaults: a step is repeatable
+        if step.prompt is not None:
+            pane.set_prompt(step.prompt)
+        if step.generate:
+            pane.action_generate()

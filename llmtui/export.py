@@ -1,0 +1,91 @@
+"""Writing a pane's export: its data as JSON, its table as Markdown and CSV, next to its SVG screenshot (no UI here).
+
+Files are named `<pane>-<YYYYmmdd-HHMMSS>.<ext>` (with -2, -3, ... when that name is taken) in a
+folder the user chooses; every failure (a read-only folder, a full disk) is one `ExportError`
+that says which folder and why.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+Table = tuple[Sequence[str], Sequence[Sequence[Any]]]
+
+
+class ExportError(OSError):
+    """The export could not be written; the message names the folder and the reason."""
+
+
+def export_stem(folder: Path, pane_id: str, now: float | None = None) -> str:
+    """A file stem for this export that no file in `folder` uses yet."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    stem, n = f"{pane_id}-{stamp}", 1
+    while any(folder.glob(f"{stem}.*")):
+        n += 1
+        stem = f"{pane_id}-{stamp}-{n}"
+    return stem
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
+
+
+def to_markdown(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub Markdown table; '|' and line breaks in cells are escaped, so any token text stays one cell."""
+
+    def cell(value: Any) -> str:
+        text = _cell(value).replace("\\", "\\\\").replace("|", "\\|")
+        return text.replace("\r", "\\r").replace("\n", "\\n").replace("`", "\\`")
+
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """CSV with full-precision numbers (csv quotes cells holding commas, quotes or line breaks)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([["" if v is None else v for v in row] for row in rows])
+    return out.getvalue()
+
+
+def export_pane(
+    folder: Path,
+    pane_id: str,
+    data: dict | None,
+    table: Table | None,
+    screenshot: Callable[[Path, str], object] | None = None,
+) -> list[Path]:
+    """Write `<stem>.json` (+ `.md`, `.csv` when there is a table, + `.svg` via `screenshot(folder, name)`).
+
+    Returns the paths written; raises ExportError when the folder cannot be made or written to.
+    """
+    folder = Path(folder).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = export_stem(folder, pane_id)
+        paths: list[Path] = []
+        if screenshot is not None:
+            screenshot(folder, f"{stem}.svg")
+            paths.append(folder / f"{stem}.svg")
+        if data is not None:
+            path = folder / f"{stem}.json"
+            path.write_text(json.dumps({"pane": pane_id, **data}, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+            paths.append(path)
+        if table is not None:
+            header, rows = table
+            for ext, text in (("md", to_markdown(header, rows)), ("csv", to_csv(header, rows))):
+                path = folder / f"{stem}.{ext}"
+                path.write_text(text, encoding="utf-8")
+                paths.append(path)
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise ExportError(f"Could not write to {folder}: {reason}. Choose another folder with --export-dir.") from None
+    return paths

@@ -1,0 +1,145 @@
+"""Demo files: the format's checks (headless) and the shipped demo driven through every step under Pilot."""
+
+from __future__ import annotations
+
+import pytest
+
+from app_fixtures import default_lm, settle, wait_for  # noqa: F401
+from llmtui.app.app import LLMTuiApp
+from llmtui.app.demo_runner import DemoBar
+from llmtui.cli import main
+from llmtui.demo import DEMO_DIR, DemoError, find_demo, load_demo, parse_demo
+
+GOOD = """\
+title = "t"
+
+[[step]]
+pane = "tokenizer"
+prompt = "hi"
+caption = "one"
+
+[[step]]
+pane = "generate"
+knobs = { temperature = 0 }
+generate = 2
+"""
+
+
+class TestFormat:
+    def test_a_small_demo_parses(self):
+        demo = parse_demo(GOOD)
+        assert demo.title == "t"
+        assert [s.pane for s in demo.steps] == ["tokenizer", "generate"]
+        assert demo.steps[0].line == 3 and demo.steps[1].line == 8
+        assert demo.steps[1].knobs == {"temperature": 0} and demo.steps[1].generate == 2
+
+    def test_malformed_toml_names_the_line(self):
+        text = GOOD.replace('prompt = "hi"', 'prompt = "hi')  # an unclosed string on line 5
+        with pytest.raises(DemoError) as e:
+            parse_demo(text, "my.toml")
+        assert "my.toml" in str(e.value) and "line 5" in str(e.value)
+
+    def test_unknown_pane_names_the_step_and_line(self):
+        with pytest.raises(DemoError) as e:
+            parse_demo(GOOD.replace('pane = "generate"', 'pane = "generator"'), "my.toml")
+        message = str(e.value)
+        assert "step 2" in message and "line 9" in message and "'generator'" in message and "tokenizer" in message
+
+    @pytest.mark.parametrize(
+        ("change", "words"),
+        [
+            ('knobs = { temperature = 0 }', ["knobs = { temprature = 0 }", "unknown knob 'temprature'", "line 10"]),
+            ('knobs = { temperature = 0 }', ["knobs = { temperature = -1 }", "temperature must be", "line 10"]),
+            ("generate = 2", ['generate = "two"', "generate must be a number", "line 11"]),
+            ("generate = 2", ["head = 3", "unknown setting 'head'", "line 11"]),
+        ],
+    )
+    def test_semantic_errors_name_step_line_and_what(self, change, words):
+        new, *expected = words
+        with pytest.raises(DemoError) as e:
+            parse_demo(GOOD.replace(change, new))
+        for word in expected + ["step 2"]:
+            assert word in str(e.value)
+
+    def test_no_steps(self):
+        with pytest.raises(DemoError, match="no steps"):
+            parse_demo('title = "empty"\n')
+
+    def test_unknown_name_lists_the_shipped_demos(self):
+        with pytest.raises(DemoError, match="how-llms-work"):
+            find_demo("no-such-demo")
+
+    def test_the_cli_says_what_is_wrong_in_one_line(self, tmp_path, capsys):
+        bad = tmp_path / "bad.toml"
+        bad.write_text('[[step]]\npane = "tokenizer"\ncaption = [\n')
+        assert main(["--demo", str(bad)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(bad) in err and "line" in err and "Traceback" not in err
+
+
+class TestShippedDemo:
+    def test_it_covers_the_walk_through(self):
+        demo = load_demo("how-llms-work")
+        assert find_demo("how-llms-work") == DEMO_DIR / "how-llms-work.toml"
+        by = {(s.pane, s.prompt) for s in demo.steps}
+        assert ("tokenizer", "I love pizza!") in by
+        assert ("embeddings", "dog") in by and ("embeddings", "king - man + woman") in by
+        assert ("attention", "The cat chased the dog") in by
+        assert ("layers", "The capital of France is") in by
+        generate = [s for s in demo.steps if s.pane == "generate"]
+        temperatures = [s.knobs.get("temperature") for s in generate if s.generate]
+        assert min(temperatures) <= 0.3 and max(temperatures) >= 1.5
+        assert any(s.knobs.get("top_p") == 0.5 for s in generate)
+        assert any(s.chat for s in generate)
+        assert all(s.caption for s in demo.steps)
+
+
+async def _step_done(pilot, app: LLMTuiApp, step) -> None:
+    """Wait until the step's pane shows what the step asked for."""
+    pane = app.pane(step.pane)
+    if step.pane == "tokenizer":
+        await wait_for(pilot, lambda: pane.tokens() is not None and pane.editor.text == step.prompt, what="tokens")
+    elif step.pane == "embeddings":
+        await wait_for(pilot, lambda: pane.answer is not None and pane.answer.text == step.prompt, what="neighbours")
+    elif step.pane == "attention":
+        await wait_for(pilot, lambda: pane.attention is not None
+                       and pane.attention.ids == tuple(app.lm.encode(step.prompt)), what="attention")
+        assert (pane.layer_index, pane.head_index) == (step.layer, step.head)
+    elif step.pane == "layers":
+        await wait_for(pilot, lambda: pane.data is not None and pane.editor.text == step.prompt, what="the lens")
+    elif step.pane == "generate":
+        def done() -> bool:
+            if not step.generate:
+                return pane.session is None and pane.table.view is not None and pane.table.view.preview
+            ended = pane.session is not None and pane.session.finish_reason == "stop token"
+            return not pane.running and (len(pane.steps) == step.generate or ended and len(pane.steps) > 0)
+
+        await wait_for(pilot, done, 60, what=f"step {step.number}'s tokens")
+        assert pane.chat_mode == bool(step.chat)
+    await settle(pilot, 60)
+
+
+@pytest.mark.default_model
+async def test_the_shipped_demo_runs_every_step(default_lm):
+    demo = load_demo("how-llms-work")
+    app = LLMTuiApp(lm=default_lm, demo=demo)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.lm is not None, what="the model")
+        for n, step in enumerate(demo.steps):
+            if n:
+                await pilot.press("f8")
+            assert app.demo_runner.step is step
+            assert app.current_pane.PANE_ID == step.pane
+            bar = app.query_one(DemoBar)
+            assert bar.display and step.caption[:30] in str(bar.render())
+            await _step_done(pilot, app, step)
+            for pane in app.panes:
+                assert "internal error" not in str(getattr(pane, "message", "")).lower()
+        generate = app.pane("generate")
+        assert "<|im_start|>" in app.lm.tokenizer.decode(list(generate.session.prompt_ids))  # the raw chat template
+        await pilot.press("f8")  # past the last step: the pane's own advance (here: the reply has finished)
+        await settle(pilot, 60)
+        assert app.demo_runner.step is demo.steps[-1]
+        await pilot.press("shift+f8")
+        assert app.demo_runner.step is demo.steps[-2]
+        await settle(pilot, 60)
