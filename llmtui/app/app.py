@@ -19,7 +19,7 @@ from textual.theme import Theme
 from textual.widgets import ContentSwitcher, Footer, Tab, Tabs
 
 from llmtui.app.demo_runner import DemoBar, DemoRunner
-from llmtui.app.messages import ModelLoaded, ModelLoadFailed, ModelLoadProgress, ModelReady, Throughput
+from llmtui.app.messages import ModelLoaded, ModelLoadFailed, ModelLoadProgress, ModelReady, ShowTokenInEmbeddings, Throughput
 from llmtui.app.model_thread import freeze_loaded_objects, run_on_model_thread
 from llmtui.app.panes import PANES, Pane
 from llmtui.app.screens.help import HelpScreen
@@ -323,6 +323,8 @@ class LLMTuiApp(App[None]):
         if self.is_mounted:
             self.status.model_state = state
 
+    @on(ShowTokenInEmbeddings)
+    def _show_token_in_embeddings(self, message: ShowTokenInEmbeddings) -> None:
         self.action_show_pane("embeddings")
         show_token = getattr(self.pane("embeddings"), "show_token", None)
         if callable(show_token):

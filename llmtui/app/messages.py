@@ -110,3 +110,17 @@ class Throughput(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, Throughput)
+
+
+# -- between panes -------------------------------------------------------------------------
+
+
+@dataclass
+class ShowTokenInEmbeddings(Message):
+    """Open one of the model's tokens in the Embeddings pane (sent by the Tokenizer pane, handled by the app).
+
+    The app switches to the Embeddings pane and calls its `show_token(token_id)` if it has one.
+    """
+
+    token_id: int
+    text: str

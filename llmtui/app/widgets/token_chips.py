@@ -10,7 +10,7 @@ Several sections (one per tokenizer) can be stacked, each with a title line.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
@@ -49,8 +49,12 @@ class ChipSection:
 
 @dataclass(frozen=True)
 class _Label:
+    """How one token id looks: its label's runs and width, its id as text, and its chip's width."""
+
     runs: tuple[tuple[str, LabelKind], ...]
-    width: int  # cells
+    width: int  # cells of the label
+    id_text: str
+    chip: int  # cells of the chip: the label or the id, the wider
 
 
 @dataclass
@@ -99,11 +103,11 @@ class TokenChips(ScrollView, can_focus=True):
     TokenChips {
         background: $surface;
         & > .token-chips--even { background: $primary 45%; color: $foreground; }
-        & > .token-chips--odd { background: $secondary 65%; color: $foreground; }
+        & > .token-chips--odd { background: $foreground 22%; color: $foreground; }
         & > .token-chips--special { background: $warning 70%; color: $text; text-style: bold; }
         & > .token-chips--cursor { background: $accent; color: $text; text-style: bold; }
         & > .token-chips--marker { color: $foreground 55%; }
-        & > .token-chips--byte { color: $text-warning; }
+        & > .token-chips--byte { text-style: italic; }
         & > .token-chips--escape { color: $text-error; }
         & > .token-chips--id { color: $text-muted; }
         & > .token-chips--id-cursor { color: $text-accent; text-style: bold; }
@@ -220,10 +224,14 @@ class TokenChips(ScrollView, can_focus=True):
 
     def _label(self, tokenizer: Tokenizer | None, token_id: int, data: bytes) -> _Label:
         cache = self._labels.setdefault(tokenizer, {}) if tokenizer is not None else {}
-        label = cache.get(token_id)
-        if label is None:
-            runs = token_label(data)
-            label = cache[token_id] = _Label(runs, sum(cell_len(text) for text, _ in runs))
+        return cache.get(token_id) or self._new_label(cache, token_id, data)
+
+    @staticmethod
+    def _new_label(cache: dict[int, _Label], token_id: int, data: bytes) -> _Label:
+        """A token's label, kept by id: the same id always looks the same."""
+        runs = token_label(data)
+        width, id_text = sum(cell_len(text) for text, _ in runs), str(token_id)
+        label = cache[token_id] = _Label(runs, width, id_text, max(width, len(id_text)))
         return label
 
     def _relayout(self) -> None:
@@ -260,16 +268,20 @@ class TokenChips(ScrollView, can_focus=True):
         note_lines = list(section.note.wrap(self.app.console, width)) if section.note is not None else []
         if tokens is None:
             return _Layout(section, [], [], [], [], [], [], note_lines)
-        labels = [self._label(section.tokenizer, i, data) for i, data in zip(tokens.ids, tokens.chunks)]
-        ids = [str(i) for i in tokens.ids]
-        widths = [min(width, max(label.width, len(i))) for label, i in zip(labels, ids)]
-        xs = [0] * len(ids)
-        line_of = [0] * len(ids)
+        cache = self._labels.setdefault(section.tokenizer, {}) if section.tokenizer is not None else {}
+        labels = [cache.get(i) or self._new_label(cache, i, data) for i, data in zip(tokens.ids, tokens.chunks)]
+        ids = [label.id_text for label in labels]
+        widths = [label.chip for label in labels]
+        if max(widths, default=0) > width:
+            widths = [min(width, w) for w in widths]
+        n = len(ids)
+        xs = [0] * n
+        line_of = [0] * n
         lines: list[_Line] = [_Line(0)]
         group_end = {g.first: g.last for g in tokens.groups}
-        x = 0
+        breaks = self._newline_tokens(tokens)  # a newline in the text starts a new line of chips
+        x = line_no = 0
         keep_until = -1  # the last token of the group being placed: keep it on one line when it fits
-        n = len(ids)
         for k in range(n):
             w = widths[k]
             if k in group_end and k > keep_until:
@@ -278,18 +290,18 @@ class TokenChips(ScrollView, can_focus=True):
                 if x and x + unit > width and unit <= width:
                     lines[-1].stop = k
                     lines.append(_Line(k))
-                    x = 0
+                    x, line_no = 0, line_no + 1
             if x and x + w > width:
                 lines[-1].stop = k
                 lines.append(_Line(k))
-                x = 0
+                x, line_no = 0, line_no + 1
             xs[k] = x
-            line_of[k] = len(lines) - 1
+            line_of[k] = line_no
             x += w + GAP
-            if k not in tokens.special and tokens.chunks[k].endswith(b"\n") and k + 1 < n:
-                lines[-1].stop = k + 1  # a newline in the text starts a new line of chips
+            if k in breaks and k + 1 < n:
+                lines[-1].stop = k + 1
                 lines.append(_Line(k + 1))
-                x = 0
+                x, line_no = 0, line_no + 1
         lines[-1].stop = n
         if n == 0:
             lines = []
@@ -302,6 +314,18 @@ class TokenChips(ScrollView, can_focus=True):
                 lines[ln].brackets.append((xs[a], xs[b] + widths[b], text, ln == first_line, ln == last_line))
         return _Layout(section, labels, ids, xs, widths, line_of, lines, note_lines)
 
+    @staticmethod
+    def _newline_tokens(tokens: Tokenization) -> set[int]:
+        """Indices of the tokens holding a newline ('↵', '.↵', '↵····'), found from the newlines, not the tokens."""
+        data = b"".join(tokens.chunks)
+        ends = tokens.ends
+        found = set()
+        p = data.find(b"\n")
+        while p >= 0:
+            found.add(bisect_left(ends, p + 1))  # the token holding byte p
+            p = data.find(b"\n", p + 1)
+        return found
+
     def on_resize(self, event: events.Resize) -> None:
         if max(8, self.scrollable_content_region.width) != self._width:
             self._relayout()
@@ -309,28 +333,39 @@ class TokenChips(ScrollView, can_focus=True):
 
     # -- drawing ---------------------------------------------------------------------------
 
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles = {}  # the theme or the CSS changed: look the component styles up again
+
     def render_lines(self, crop: Region) -> list[Strip]:
+        if not self._styles:
+            self._load_styles()
+        return super().render_lines(crop)
+
+    def _load_styles(self) -> None:
+        """The component styles, looked up once (it is not cheap) until the styles change."""
         self._base = self.rich_style
         self._styles = {
-            name: self._base + self.get_component_rich_style(f"token-chips--{name}", partial=True)
+            name: self._base + self.get_component_rich_style(f"token-chips--{name}")
             for name in ("even", "odd", "special", "cursor", "id", "id-cursor", "group", "title", "note")
         }
-        self._kind_styles = {
-            kind: self.get_component_rich_style(f"token-chips--{kind}", partial=True) for kind in ("marker", "byte", "escape")
-        }
-        return super().render_lines(crop)
+        # Only the colour and attributes of these: they are laid over a chip's own background.
+        self._kind_styles = {}
+        for kind in ("marker", "byte", "escape"):
+            full = self.get_component_rich_style(f"token-chips--{kind}")
+            self._kind_styles[kind] = Style(color=full.color, bold=full.bold, italic=full.italic)
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         width = self.scrollable_content_region.width
         if not self._styles:
-            self.render_lines(Region(0, 0, width, 1))  # styles for a direct call (tests)
+            self._load_styles()  # a direct call (tests)
         strip = self._row_strip(scroll_y + y)
         return strip.extend_cell_length(width, self._base).crop(scroll_x, scroll_x + width)
 
     def _row_strip(self, row: int) -> Strip:
         if not self._styles:
-            self.render_lines(Region(0, 0, max(1, self._width), 1))
+            self._load_styles()
         base = self._base
         if not 0 <= row < len(self._rows):
             return Strip([])
@@ -406,7 +441,8 @@ class TokenChips(ScrollView, can_focus=True):
             return
         row, x, w = self._position(self.selected)
         top = row - 1 if row and self._rows[row - 1][1] == "title" else row
-        self.scroll_to_region(Region(x, top, max(1, w), row + 3 - top), animate=False, immediate=True)
+        # force: right after a relayout the scrollbars are not updated yet, and would veto the scroll
+        self.scroll_to_region(Region(x, top, max(1, w), row + 3 - top), animate=False, immediate=True, force=True)
 
     def select(self, flat: int | None) -> None:
         """Put the cursor on a token (clamped), or nowhere."""
