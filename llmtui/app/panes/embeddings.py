@@ -821,6 +821,19 @@ class EmbeddingsPane(Pane):
         self.query_one("#emb-views", ContentSwitcher).current = f"emb-{view}"
         self.focus_default()
         self.refresh_bindings()
+        if view == "context":
+            self.call_after_refresh(self._fit_context)
+
+    def _context_rows(self) -> int:
+        """How many nearest tokens the context view's panel has room for."""
+        height = self.query_one("#emb-ctx-neighbours", NeighbourColumns).content_region.height or 11
+        return max(5, min(30, height - 1))
+
+    def _fit_context(self) -> None:
+        """The context answer was computed while hidden: read its layer again for the panel's real height."""
+        answer = self._ctx_answer
+        if answer is not None and len(answer.near_a) != self._context_rows() and self._context_timer is None:
+            self._request_context(answer.layer)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The vocabulary's keys show in the footer only in that view."""
@@ -852,7 +865,6 @@ class EmbeddingsPane(Pane):
             cached = (self._ctx_answer.a, self._ctx_answer.b)
         if cached is None:
             self._say("Running both sentences through the model…", "busy", "#emb-ctx-message")
-        rows = self.query_one("#emb-ctx-neighbours", NeighbourColumns).content_region.height or 11
         self._context_worker(
             self._context_ids,
             a,
@@ -860,7 +872,7 @@ class EmbeddingsPane(Pane):
             word,
             layer if layer is not None else (self._ctx_answer.layer if self._ctx_answer is not None else None),
             cached,
-            max(5, min(30, rows - 1)),
+            self._context_rows(),
         )
 
     @work(thread=True, exclusive=True, group="emb-context", exit_on_error=False)
@@ -941,3 +953,33 @@ class EmbeddingsPane(Pane):
     @on(LayerChart.Selected)
     def _layer_selected(self, event: LayerChart.Selected) -> None:
         self._request_context(event.layer)
+
+    # -- export ----------------------------------------------------------------------------
+
+    def export_data(self) -> dict | None:
+        """The vocabulary view's neighbour list (the query, and each row's token and cosine similarity)."""
+        answer = self._answer
+        if answer is None:
+            return None
+        return {
+            "query": answer.text,
+            "title": answer.title,
+            "neighbours": [
+                {
+                    "id": row.key if row.key is not None and row.key >= 0 else None,
+                    "label": row.label,
+                    "similarity": row.similarity,
+                    "note": row.note,
+                }
+                for row in answer.rows
+            ],
+        }
+
+    def export_table(self) -> tuple[list[str], list[list]] | None:
+        exported = self.export_data()
+        if exported is None:
+            return None
+        rows = [
+            [n, r["id"], r["label"], r["similarity"], r["note"]] for n, r in enumerate(exported["neighbours"], start=1)
+        ]
+        return ["rank", "id", "token", "similarity", "note"], rows
