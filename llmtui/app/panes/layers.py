@@ -460,3 +460,33 @@ class LayersPane(Pane):
 
     def on_resize(self) -> None:
         self._show_side()
+
+    # -- export ----------------------------------------------------------------------------
+
+    def export_data(self) -> dict | None:
+        """The grid: for every layer (embeddings first) and position, the top prediction and its probability."""
+        data, lm = self._data, self.lm
+        if data is None or lm is None:
+            return None
+        tok = lm.tokenizer
+
+        def cell(row: int, pos: int) -> dict | None:
+            p = data.prediction(row, pos)
+            return None if p is None else {"id": p[0], "text": tok.token_text(p[0]), "prob": p[1]}
+
+        return {
+            "tokens": [{"id": i, "text": tok.token_text(i)} for i in data.ids],
+            "rows": ["emb" if r == 0 else f"L{r}" for r in range(data.n_rows)],
+            "grid": [[cell(r, p) for p in range(data.n_positions)] for r in range(data.n_rows)],
+            "final_answer": [{"id": int(i), "text": tok.token_text(int(i))} for i in data.answer_ids.tolist()],
+            "complete": data.complete,
+        }
+
+    def export_table(self) -> tuple[list[str], list[list]] | None:
+        exported = self.export_data()
+        if exported is None:
+            return None
+        header = ["layer", *(t["text"] for t in exported["tokens"])]
+        rows = [[name, *("" if c is None else f"{c['text']} ({c['prob']:.2f})" for c in cells)]
+                for name, cells in zip(exported["rows"], exported["grid"])]
+        return header, rows
