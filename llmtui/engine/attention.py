@@ -51,7 +51,7 @@ class HeadScores:
 
     def of(self, layer: int, head: int) -> dict[str, float]:
         """The scores of one head, by pattern name (NaN: the text is too short to tell)."""
-        return {name: float(v) for name, v in zip(PATTERNS, self.values[layer, head])}
+        return dict(zip(PATTERNS, self.values[layer, head].tolist()))
 
     def label(self, layer: int, head: int, threshold: float = LABEL_THRESHOLD) -> tuple[str, float] | None:
         """The head's strongest pattern and its score, or None when no pattern reaches `threshold`."""
@@ -134,7 +134,7 @@ class AttentionMap:
         row = self.matrix(layer, head)[query, : query + 1]
         n = row.numel() if k is None else min(k, row.numel())
         values, keys = torch.topk(row, n)  # sorted, strongest first
-        return [(int(j), float(v)) for j, v in zip(keys, values)]
+        return list(zip(keys.tolist(), values.tolist()))
 
     def _check(self, layer: int, head: int | None) -> None:
         if not 0 <= layer < self.n_layer:

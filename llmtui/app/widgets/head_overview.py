@@ -247,15 +247,20 @@ class HeadOverview(ScrollView, can_focus=True):
 
     # -- drawing ---------------------------------------------------------------------------
 
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._line_styles = {}  # the theme or the CSS changed: look the styles up again
+
     def render_lines(self, crop: Region) -> list[Strip]:
-        base = self.rich_style
-        self._line_styles = {
-            "base": base,
-            "title": base + self.get_component_rich_style("head-overview--title"),
-            "note": base + self.get_component_rich_style("head-overview--note"),
-            "cursor": base + self.get_component_rich_style("head-overview--cursor"),
-            "label": base + self.get_component_rich_style("head-overview--label"),
-        }
+        if not self._line_styles:  # component styles are not cheap to look up: once per style change
+            base = self.rich_style
+            self._line_styles = {
+                "base": base,
+                "title": base + self.get_component_rich_style("head-overview--title"),
+                "note": base + self.get_component_rich_style("head-overview--note"),
+                "cursor": base + self.get_component_rich_style("head-overview--cursor"),
+                "label": base + self.get_component_rich_style("head-overview--label"),
+            }
         return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:

@@ -533,16 +533,21 @@ class Heatmap(ScrollView, can_focus=True):
 
     # -- drawing ---------------------------------------------------------------------------
 
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._line_styles = {}  # the theme or the CSS changed: look the styles up again
+
     def render_lines(self, crop: Region) -> list[Strip]:
-        # once per redraw: component styles are not cheap to look up
-        base = self.rich_style
-        self._line_styles = {
-            "base": base,
-            "label": base + self.get_component_rich_style("heatmap--label"),
-            "selected": base + self.get_component_rich_style("heatmap--selected-label"),
-            "legend": base + self.get_component_rich_style("heatmap--legend"),
-            "empty": base + self.get_component_rich_style("heatmap--empty"),
-        }
+        # component styles are not cheap to look up: once, then again only when the styles change
+        if not self._line_styles:
+            base = self.rich_style
+            self._line_styles = {
+                "base": base,
+                "label": base + self.get_component_rich_style("heatmap--label"),
+                "selected": base + self.get_component_rich_style("heatmap--selected-label"),
+                "legend": base + self.get_component_rich_style("heatmap--legend"),
+                "empty": base + self.get_component_rich_style("heatmap--empty"),
+            }
         return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
@@ -614,8 +619,9 @@ class Heatmap(ScrollView, can_focus=True):
                 elif len(text) != cw:
                     text = " " * cw
                 cells.append(Segment(text, scale_styles[int(bins[c])]))
-        strip = Strip(Segment.simplify(cells)).crop(offset, offset + max(0, width - layout.label_width))
-        return Strip(segments + list(strip)).extend_cell_length(width, base).crop(0, width)
+        if offset:  # the first column on screen is cut by the horizontal scroll
+            cells = list(Strip(cells).crop(offset, offset + max(0, width - layout.label_width)))
+        return Strip(Segment.simplify(segments + cells)).extend_cell_length(width, base).crop(0, width)
 
     def _header_line(self, y: int, width: int, layout: _Layout, styles: dict[str, Style]) -> Strip:
         base = styles["base"]
