@@ -357,11 +357,19 @@ def pca_2d(vectors: Tensor) -> Projection:
 
 def map_vectors(index: EmbeddingIndex, token_sets: Sequence[Sequence[int]], extra: Sequence[Tensor] = ()) -> Projection:
     """PCA of the tokens' unit vectors (a set of several tokens: their mean), then of `extra` vectors."""
-    rows = [term_vector(index, ids) for ids in token_sets]
-    rows += [torch.nn.functional.normalize(v.float(), dim=-1) for v in extra]
-    if not rows:
+    n = len(token_sets) + len(extra)
+    if not n:
         return Projection((), (0.0, 0.0))
-    return pca_2d(torch.stack(rows))
+    rows = torch.empty(n, index.unit.shape[1], dtype=index.unit.dtype)
+    singles = [k for k, ids in enumerate(token_sets) if len(ids) == 1]
+    if singles:  # most sets are one token: gather their rows at once (a map is many small ops otherwise)
+        rows[singles] = index.unit[[token_sets[k][0] for k in singles]]
+    for k, ids in enumerate(token_sets):
+        if len(ids) != 1:
+            rows[k] = term_vector(index, ids)
+    for k, v in enumerate(extra):
+        rows[len(token_sets) + k] = torch.nn.functional.normalize(v.float(), dim=-1)
+    return pca_2d(rows)
 
 
 # --- vectors in context: the residual stream ----------------------------------------------------
