@@ -23,6 +23,7 @@ from textual.widgets import Input, Static, Tab, Tabs, TextArea
 from llmtui.app.display import safe
 from llmtui.app.messages import ShowTokenInEmbeddings
 from llmtui.app.panes.base import Pane
+from llmtui.app.selection import TokenSelected, TokenSelection
 from llmtui.app.state import ModelState
 from llmtui.app.widgets.loading import LoadingNotice
 from llmtui.app.widgets.text_editor import TextEditor, control_pictures
@@ -96,6 +97,7 @@ class TokenizerPane(Pane):
         self._prefilled: str | None = None  # the ids put in the input by F4, until the user edits them
         self._typing = True  # the selection follows the editor's cursor (until the tokens are focused)
         self._tokenized: str | None = None  # the text the shown tokens are of
+        self._followed_text: str | None = None  # text put in the editor by follow_selection, not typed
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -460,6 +462,60 @@ class TokenizerPane(Pane):
             return
         data = section.tokens.chunks[index]
         self.post_message(ShowTokenInEmbeddings(section.tokens.ids[index], data.decode("utf-8", errors="replace")))
+
+    @on(TokenChips.Moved)
+    def _moved(self, event: TokenChips.Moved) -> None:
+        """The user picked one of the model's tokens: it becomes the app's current token (other panes follow)."""
+        event.stop()
+        tokens = event.section.tokens
+        if event.section.key != MODEL or tokens is None:
+            return
+        current: TokenSelection | None = getattr(self.app, "selection", None)
+        if current is not None and current.same_text(tokens.ids) and current.position == event.index:
+            return
+        self.post_message(TokenSelected(TokenSelection.at(tokens.ids, event.index, self.PANE_ID)))
+
+    def follow_selection(self, selection: TokenSelection) -> None:
+        """A token chosen in another pane: select it here when its text is the one shown.
+
+        An empty editor (or one holding text that came from here, not typed) takes the token's
+        text; text the user typed is never replaced.
+        """
+        if self.lm is None or self.mode != "text":
+            return
+        try:
+            text = self.lm.tokenizer.decode(list(selection.ids))
+        except ValueError:  # ids of another vocabulary
+            return
+        typed = self.editor.text
+        if typed and typed != self._followed_text:
+            self._select_if_same(selection)
+            return
+        if any(self.lm.tokenizer.is_special(i) for i in selection.ids):
+            self.allow_special = True  # a chat from the Generate pane: its template tokens stay whole
+        self.encoding = MODEL
+        self._followed_text = text
+        self.set_prompt(text)
+        self._select_if_same(selection)
+
+    def _select_if_same(self, selection: TokenSelection) -> None:
+        """Select the token, and put the editor's cursor just after its text (where typing would select it)."""
+        tokens = self._shown.get(MODEL)
+        if tokens is None or not selection.same_text(tokens.ids) or self.encoding != MODEL:
+            return
+        flat = self.chips.flat_index(MODEL, selection.position)
+        if flat is not None:
+            before = b"".join(tokens.chunks[: selection.position + 1]).decode("utf-8", errors="ignore")
+            self.editor.move_cursor(self.editor.document.get_location_from_index(len(before)))
+            self.chips.select(flat)
+
+    def advance(self) -> bool:
+        """The advance key (presentation mode): the next token."""
+        chips = self.chips
+        if not chips.total or chips.selected == chips.total - 1:
+            return False
+        chips.select(0 if chips.selected is None else chips.selected + 1)
+        return True
 
     def action_open_selected(self) -> None:
         """Open the selected token in the Embeddings pane."""

@@ -145,6 +145,19 @@ class TokenChips(ScrollView, can_focus=True):
     selected: reactive[int | None] = reactive(None, layout=False, always_update=True)
     """The selected token, counted across all sections; None when nothing is selected."""
 
+    class Moved(Message):
+        """The user put the cursor on a token (arrows, home/end, a click); not sent when the owner moves it."""
+
+        def __init__(self, chips: TokenChips, section: ChipSection, index: int) -> None:
+            self.chips = chips
+            self.section = section
+            self.index = index
+            super().__init__()
+
+        @property
+        def control(self) -> TokenChips:
+            return self.chips
+
     class Opened(Message):
         """Enter (or a double click) on a token: the pane decides what opening it means."""
 
@@ -452,24 +465,34 @@ class TokenChips(ScrollView, can_focus=True):
             flat = max(0, min(flat, self._total - 1))
         self.selected = flat
 
+    def _user_select(self, flat: int) -> None:
+        """The user moved the cursor: move it and say so."""
+        if not self._total:
+            return
+        before = self.selected
+        self.select(flat)
+        if self.selected is not None and self.selected != before:
+            section, index = self.locate(self.selected)
+            self.post_message(self.Moved(self, section, index))
+
     def action_move(self, delta: int) -> None:
         if self.selected is None:
-            self.select(0 if delta > 0 else self._total - 1)
+            self._user_select(0 if delta > 0 else self._total - 1)
         else:
-            self.select(self.selected + delta)
+            self._user_select(self.selected + delta)
 
     def action_first(self) -> None:
-        self.select(0)
+        self._user_select(0)
 
     def action_last(self) -> None:
-        self.select(self._total - 1)
+        self._user_select(self._total - 1)
 
     def action_move_line(self, delta: int) -> None:
         """The token on the line above/below that is nearest in column."""
         if not self._total:
             return
         if self.selected is None:
-            self.select(0)
+            self._user_select(0)
             return
         s = bisect_right(self._offsets, self.selected) - 1
         layout, i = self._layouts[s], self.selected - self._offsets[s]
@@ -486,7 +509,7 @@ class TokenChips(ScrollView, can_focus=True):
         line = layout.lines[target_line]
         x = self._position(self.selected)[1]
         best = min(range(line.start, line.stop), key=lambda j: abs(layout.xs[j] - x))
-        self.select(self._offsets[s] + best)
+        self._user_select(self._offsets[s] + best)
 
     def action_open(self) -> None:
         if self.selected is not None and self._total:
@@ -513,6 +536,6 @@ class TokenChips(ScrollView, can_focus=True):
             return
         flat = self.token_at(offset.x + self.scroll_offset.x, offset.y + self.scroll_offset.y)
         if flat is not None:
-            self.select(flat)
+            self._user_select(flat)
             if event.chain == 2:
                 self.action_open()
