@@ -1,0 +1,35 @@
+"""The screenshot script runs in the suite: one SVG per pane of the real app, showing what its step set up."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from app_fixtures import default_lm  # noqa: F401
+from llmtui.app.panes import PANES
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "screenshots.py"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("screenshots", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.default_model
+def test_the_script_makes_one_svg_per_pane(default_lm, tmp_path):
+    script = _load_script()
+    svgs = asyncio.run(script.make(tmp_path, default_lm))
+    assert sorted(p.stem for p in svgs) == sorted(p.PANE_ID for p in PANES)
+    expected = {"tokenizer": "pizza", "embeddings": "queen", "attention": "chased", "layers": "France", "generate": "Paris"}
+    for svg in svgs:
+        text = svg.read_text().replace("&#160;", " ")
+        assert text.startswith("<svg") and "llmtui" in text
+        assert expected[svg.stem] in text, f"{svg.stem}: {expected[svg.stem]!r} not in the picture"
+    committed = SCRIPT.parent.parent / "screenshots"
+    assert sorted(p.stem for p in committed.glob("*.svg")) == sorted(p.PANE_ID for p in PANES)
