@@ -460,3 +460,17 @@ class TestFollowSelection:
             pane.follow_selection(selection)  # the same selection again (the user came back to this pane)
             await settle(pilot)
             assert pane.answer.text == "the"
+
+    async def test_the_tokenizer_s_message_opens_a_token_here(self, tiny_lm):
+        """The app's ShowTokenInEmbeddings (sent by the Tokenizer pane) switches here and shows that token."""
+        from llmtui.app.messages import ShowTokenInEmbeddings
+
+        word = words_of(tiny_lm, 1)[0]
+        (token_id,) = tiny_lm.encode(" " + word)
+        app = make_app(tiny_lm, pane="tokenizer")
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            app.post_message(ShowTokenInEmbeddings(token_id, " " + word))
+            await wait_for(pilot, lambda: pane.answer.query.terms[0].ids == (token_id,), what="the token")
+            await settle(pilot)
+            assert app.current_pane is pane and pane.query_input.value == word
