@@ -474,3 +474,15 @@ class TestFollowSelection:
             await wait_for(pilot, lambda: pane.answer.query.terms[0].ids == (token_id,), what="the token")
             await settle(pilot)
             assert app.current_pane is pane and pane.query_input.value == word
+
+
+class TestSafeText:
+    async def test_control_characters_in_typed_text_are_escaped(self, tiny_lm):
+        app = make_app(tiny_lm)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            await ask(pilot, pane, "cap\x1b[31m - - x")
+            assert "\x1b" not in pane.used and "\\x1b[31m" in pane.used
+            assert "\x1b" not in pane.message
+            await ask(pilot, pane, "cap\x1b[31m - x")
+            assert "\x1b" not in pane.answer.title and all("\x1b" not in p.label for p in pane.scatter.points)

@@ -36,6 +36,7 @@ from llmtui.app.widgets.loading import LoadingNotice
 from llmtui.app.widgets.neighbour_list import NeighbourColumns, NeighbourList, NeighbourRow
 from llmtui.app.widgets.scatter import MapPoint, ScatterMap, shorten
 from llmtui.app.widgets.token_choice import TokenChoice
+from llmtui.engine.text import escape_controls
 
 if TYPE_CHECKING:
     from llmtui.app.selection import TokenSelection
@@ -118,13 +119,13 @@ def term_label(term: Term, tokenizer: Tokenizer, choice: int | None = None) -> s
 
 
 def expression_label(query: Query) -> str:
-    """An expression as one short label: 'king−man+woman'."""
+    """An expression as one short label, as typed: 'king−man+woman'."""
     out = ""
     for n, t in enumerate(query.terms):
         if n or t.sign < 0:
             out += "−" if t.sign < 0 else "+"
         out += t.source
-    return out
+    return escape_controls(out, keep="")
 
 
 def compute_answer(tokenizer: Tokenizer, index: EmbeddingIndex, request: QueryRequest) -> Answer:
@@ -520,7 +521,9 @@ class EmbeddingsPane(Pane):
         self, text: str | Text, kind: Literal["info", "error", "busy", "hint"] = "info", where: str = "#emb-message"
     ) -> None:
         line = self.query_one(where, Static)
-        line.update(text if isinstance(text, Text) else Text(text))
+        line.update(
+            text if isinstance(text, Text) else Text(escape_controls(text, keep=""))
+        )  # messages quote typed text
         for k in ("info", "error", "busy", "hint"):
             line.set_class(k == kind, f"-{k}")
 
@@ -712,9 +715,9 @@ class EmbeddingsPane(Pane):
         if end > start:  # show where, in what was typed
             text = message.request.text
             used = Text("In what you typed: ")
-            used.append(text[:start])
-            used.append(text[start:end], style="reverse")
-            used.append(text[end:])
+            used.append(escape_controls(text[:start], keep=""))
+            used.append(escape_controls(text[start:end], keep=""), style="reverse")
+            used.append(escape_controls(text[end:], keep=""))
             self.query_one("#emb-used", Static).update(used)
 
     def _record(self, entry: _HistoryEntry) -> None:
