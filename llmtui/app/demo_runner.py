@@ -27,15 +27,17 @@ class DemoBar(Static):
 
     def show(self, demo: Demo | None, step: DemoStep | None, present: bool) -> None:
         text = Text()
+        keys = "F8 advance · F9 presentation off · ctrl+s export · F1 help" if present else ""
         if demo is not None and step is not None:
+            last = step.number == len(demo.steps)
             text.append(f"{demo.title} · step {step.number}/{len(demo.steps)}", style="bold")
-            text.append("  F8 next · shift+F8 back\n" if step.number < len(demo.steps) else "  last step · shift+F8 back\n")
+            text.append(" · " + ("last step (F8: the pane's own)" if last else "F8 next") + " · shift+F8 back")
+            if present:
+                text.append(" · F9 · ctrl+s export")
+            text.append("\n")
             text.append(step.caption)  # Text.append: a caption's '[' is shown as typed, never read as markup
-        if present:
-            if text:
-                text.append("\n")
-            text.append("F8 advance · F9 presentation off · ctrl+s export · 1-5 panes · F1 help · ctrl+q quit",
-                        style="bold")
+        elif keys:
+            text.append(keys, style="bold")
         self.update(text)
         self.display = bool(text)
 
