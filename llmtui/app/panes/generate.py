@@ -98,14 +98,11 @@ class GeneratePane(Pane):
     PANE_ID = "generate"
     TITLE = "Generate"
     HELP = (
-        "A language model writes one token at a time: it gives every token of its vocabulary a "
-        "probability, one is drawn, appended, and the loop repeats. The table shows the top candidates "
-        "of a step, the model's probability and the one after the knobs (temperature, top-k, top-p, "
-        "min-p, repetition penalty); greyed rows are the ones a knob cut away.\n\n"
-        "F5 generates, esc stops, F6 (or n, space) adds one token. Tab moves to the knobs (left/right "
-        "or click − + to turn them, enter to type a value), to the output (left/right picks a past token) "
-        "and to the table (enter on another candidate forks the text there). ctrl+t switches to chat mode, "
-        "where you write as the user and see the raw text the model really continues."
+        "A language model writes one token at a time: it gives every token of its vocabulary a probability, "
+        "one is drawn, appended, and the loop repeats. The table shows a step's top candidates with the model's "
+        "probability and the one after the knobs (temperature, top-k, top-p, min-p, repetition penalty); struck-out "
+        "rows are the ones a knob cut away. Pick a past token in the output to see its table, and press enter on "
+        "another candidate to fork the text there; in chat mode the output shows the raw text the model really continues."
     )
 
     BINDINGS = [
@@ -763,6 +760,16 @@ class GeneratePane(Pane):
             return
         assert self._session_prompt is not None
         self._start("fork", self._session_prompt, limit=None if self._streaming else 0, fork=(event.index, event.token_id))
+
+    def help_keys(self) -> list[tuple[str, str]]:
+        return super().help_keys() + [
+            ("tab", "Move between the prompt, the knobs, the output and the table"),
+            ("←/→, −/+, wheel", "On a knob: turn it (or click its − and +)"),
+            ("enter", "On a knob: type an exact value"),
+            ("r, f", "On the seed knob: random seed, or fix the last seed used"),
+            ("←/→, home/end", "In the output: pick a past token (end: follow the newest)"),
+            ("↑/↓, enter", "In the table: choose a candidate, fork the text there"),
+        ]
 
     def commands(self):  # type: ignore[override]
         yield from super().commands()

@@ -7,6 +7,7 @@ past step (left/right, home/end, or a click); `None` means "follow the newest".
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from rich.cells import cell_len, get_character_cell_size
@@ -55,6 +56,16 @@ def split_cells(text: str, room: int) -> tuple[str, str]:
             return text[:i], text[i:]
         used += w
     return text, ""
+
+
+_WORDS = re.compile(r"\S+\s*|\s+")
+
+
+def split_words(piece: Piece) -> list[Piece]:
+    """A long stretch of prompt or message text as one piece per word, so that lines break between words."""
+    if len(piece.text) < 16:
+        return [piece]
+    return [Piece(w, piece.style, piece.step, piece.role) for w in _WORDS.findall(piece.text)]
 
 
 def wrap(pieces: list[Piece], width: int) -> list[list[_Chunk]]:
@@ -184,10 +195,14 @@ class TokenText(ScrollView, can_focus=True):
     def _pieces(self) -> list[Piece]:
         if self._placeholder is not None:
             message, kind = self._placeholder
-            return [Piece(message, self.get_component_rich_style(f"token-text--{kind}"))]
+            return split_words(Piece(message, self.get_component_rich_style(f"token-text--{kind}")))
         cursor = self.get_component_rich_style("token-text--cursor", partial=True)
         roles = {role: self.get_component_rich_style(f"token-text--{role}") for role in ("prompt", "special")}
-        prompt = [Piece(p.text, roles[p.role] + p.style, p.step) if p.role in roles else p for p in self._prompt]
+        prompt = [
+            word
+            for p in self._prompt
+            for word in split_words(Piece(p.text, roles[p.role] + p.style, p.step) if p.role in roles else p)
+        ]
         steps = []
         for piece in self._steps:
             if piece.role in roles:
