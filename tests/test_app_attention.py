@@ -139,6 +139,16 @@ class TestKeys:
             assert pane.head_index == 0
             assert "first head" in pane.message
 
+    async def test_p_edits_the_prompt_and_escape_goes_back_to_the_map(self, tiny_lm):
+        app = attention_app(tiny_lm)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await captured(pilot)
+            await pilot.press("p")
+            assert app.focused is pane.prompt
+            await pilot.press("escape")
+            assert app.focused is pane.heatmap
+            assert pane.prompt.value == PROMPT
+
     async def test_the_nav_line_is_clickable(self, tiny_lm):
         app = attention_app(tiny_lm)
         async with app.run_test(size=(100, 30)) as pilot:

@@ -594,8 +594,11 @@ class AttentionPane(Pane):
             self._say("Arrows move, enter or a click opens a head · escape goes back to the map.")
 
     def action_back(self) -> None:
+        """From an overview back to the map; from the prompt box back to the map."""
         if self.view != "map":
             self._set_view("map")
+        elif self.app.focused is self.prompt and self.attention is not None:
+            self.heatmap.focus()
 
     def _set_view(self, view: View) -> None:
         self.view = view
