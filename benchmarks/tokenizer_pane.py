@@ -57,7 +57,7 @@ def text_of(size: int) -> str:
 def summary(values: list[float]) -> str:
     ms = sorted(v * 1000 for v in values)
     p90 = ms[min(len(ms) - 1, int(0.9 * len(ms)))]
-    return f"median {statistics.median(ms):6.2f} ms · p90 {p90:6.2f} ms · max {ms[-1]:6.2f} ms"
+    return f"min {ms[0]:6.2f} ms · median {statistics.median(ms):6.2f} ms · p90 {p90:6.2f} ms · max {ms[-1]:6.2f} ms"
 
 
 async def keystroke(pilot, k: int, handler_ends: list[float], displays: list[float]) -> float:  # type: ignore[no-untyped-def]

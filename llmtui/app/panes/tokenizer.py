@@ -126,6 +126,7 @@ class TokenizerPane(Pane):
         yield Static(id="tok-info")
         chips = TokenChips(id="tok-chips")
         chips.border_title = "Tokens"
+        chips.border_subtitle = "· space  ↵ newline  → tab  <0xF0> a byte of a character"
         yield chips
         yield Static(id="tok-detail")
 
@@ -327,7 +328,10 @@ class TokenizerPane(Pane):
                 return
             tokens = self._shown[self.encoding] = tokenize(tokenizer, text, self.allow_special)
             if not tokens.n_tokens:
-                self.chips.show_message(Text("Type some text above: it is cut into tokens as you type.", style="italic"))
+                self.chips.show_message(Text(
+                    "Type some text above: it is cut into tokens as you type.\n\n"
+                    "Try a sentence; ' love' against 'love'; an emoji 🍕; a long rare word; some code; "
+                    "another language. F2 shows how another tokenizer cuts the same text.", style="italic"))
             else:
                 self.chips.show([ChipSection(self.encoding, None, tokenizer, tokens)], previous)
             self._say(self._counts(tokens, text))

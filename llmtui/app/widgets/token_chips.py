@@ -106,7 +106,7 @@ class TokenChips(ScrollView, can_focus=True):
         & > .token-chips--odd { background: $foreground 22%; color: $foreground; }
         & > .token-chips--special { background: $warning 70%; color: $text; text-style: bold; }
         & > .token-chips--cursor { background: $accent; color: $text; text-style: bold; }
-        & > .token-chips--marker { color: $foreground 55%; }
+        & > .token-chips--marker { color: $foreground 65%; }
         & > .token-chips--byte { text-style: italic; }
         & > .token-chips--escape { color: $text-error; }
         & > .token-chips--id { color: $text-muted; }
@@ -190,18 +190,21 @@ class TokenChips(ScrollView, can_focus=True):
 
     def show(self, sections: list[ChipSection], selected: int | None = None) -> None:
         """Show these sections; `selected` (a flat index) is clamped to the tokens there are."""
+        old_keys, old_scroll = self._visible_keys(), self.scroll_offset.y
         self._sections = sections
         self._message = None
         self._relayout()
         self.set_reactive(TokenChips.selected, None if selected is None or not self._total else
                           max(0, min(selected, self._total - 1)))
-        self.mutate_reactive(TokenChips.selected)
+        self._scroll_to_selected()
+        self._refresh_changed(old_keys, old_scroll)
 
     def show_message(self, message: Text) -> None:
         """A message instead of tokens (loading, unavailable, nothing typed yet)."""
         self._sections = []
         self._message = message
         self._relayout()
+        self.refresh()
         self.selected = None
 
     @property
@@ -274,7 +277,6 @@ class TokenChips(ScrollView, can_focus=True):
             self._layouts.append(layout)
         self._total = total
         self.virtual_size = Size(width, len(self._rows))
-        self.refresh()
 
     def _layout_section(self, section: ChipSection, width: int) -> _Layout:
         tokens = section.tokens
@@ -343,6 +345,7 @@ class TokenChips(ScrollView, can_focus=True):
         if max(8, self.scrollable_content_region.width) != self._width:
             self._relayout()
             self._scroll_to_selected()
+            self.refresh()
 
     # -- drawing ---------------------------------------------------------------------------
 
@@ -384,7 +387,8 @@ class TokenChips(ScrollView, can_focus=True):
             return Strip([])
         s, kind, k = self._rows[row]
         if kind == "message":
-            return Strip(list(self._message_lines[k].render(self.app.console)), self._message_lines[k].cell_len)
+            line = self._message_lines[k]
+            return Strip([Segment(t.text, base + t.style) for t in line.render(self.app.console)], line.cell_len)
         if kind == "blank":
             return Strip([])
         layout = self._layouts[s]
@@ -440,8 +444,47 @@ class TokenChips(ScrollView, can_focus=True):
     # -- the cursor ------------------------------------------------------------------------
 
     def watch_selected(self, old: int | None, new: int | None) -> None:
-        self.refresh()
+        for flat in (old, new):  # the two chips (and their ids) that change look
+            if flat is not None and flat < self._total:
+                self.refresh_lines(self._position(flat)[0], 2)
         self._scroll_to_selected()
+
+    def _row_key(self, row: int) -> tuple[object, ...]:
+        """What a row shows, cheaply: equal keys draw equal rows."""
+        s, kind, k = self._rows[row]
+        if kind in ("chips", "ids", "groups"):
+            layout = self._layouts[s]
+            line = layout.lines[k]
+            cursor = self.selected - self._offsets[s] if self.selected is not None else -1
+            tokens = layout.section.tokens
+            return (kind, layout.section.key, line.start, layout.ids[line.start : line.stop],
+                    layout.xs[line.start : line.stop], cursor if line.start <= cursor < line.stop else -1,
+                    tokens.special.intersection(range(line.start, line.stop)) if tokens is not None else (),
+                    line.brackets if kind == "groups" else ())
+        if kind == "message":
+            return (kind, self._message_lines[k].plain)
+        if kind == "note":
+            return (kind, s, self._layouts[s].note_lines[k].plain)
+        if kind == "title":
+            title = self._layouts[s].section.title
+            return (kind, s, title.plain if title is not None else "")
+        return (kind,)
+
+    def _visible_keys(self) -> list[tuple[object, ...]]:
+        top = self.scroll_offset.y
+        return [self._row_key(y) for y in range(top, min(len(self._rows), top + self.scrollable_content_region.height))]
+
+    def _refresh_changed(self, old_keys: list[tuple[object, ...]], old_scroll: int) -> None:
+        """Redraw only the rows that changed: typing at the end of a long text changes a row or two."""
+        if self.scroll_offset.y != old_scroll:
+            self.refresh()  # scrolled: every row moved
+            return
+        new_keys = self._visible_keys()
+        top = old_scroll
+        changed = [y for y in range(max(len(old_keys), len(new_keys)))
+                   if y >= len(old_keys) or y >= len(new_keys) or old_keys[y] != new_keys[y]]
+        if changed:
+            self.refresh_lines(top + changed[0], changed[-1] - changed[0] + 1)
 
     def _position(self, flat: int) -> tuple[int, int, int]:
         """(row, x, width) of a token's chip."""
