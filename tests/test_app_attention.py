@@ -365,6 +365,26 @@ class TestFollowGeneration:
             assert "Generate" in pane.source
             assert pane.prompt.value == "Once upon a time"  # the pane's own prompt box is left alone
 
+    async def test_a_token_selected_elsewhere_opens_its_row_in_its_whole_text(self, tiny_lm, monkeypatch):
+        """The app's current token (from another pane): its text is captured once, its row selected."""
+        from llmtui.app.selection import TokenSelection
+
+        app = attention_app(tiny_lm)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await captured(pilot)
+            ids = tuple(tiny_lm.encode("Once upon a time there was"))
+            pane.follow_selection(TokenSelection.at(ids, 3, "generate"))
+            await wait_for(pilot, lambda: pane.attention.ids == ids, what="the selection's text")
+            await settle(pilot)
+            assert pane.heatmap.cursor[0] == 3
+            assert "Generate" in pane.source
+            calls = []
+            forward = tiny_lm.model.forward
+            monkeypatch.setattr(tiny_lm.model, "forward", lambda *a, **k: calls.append(1) or forward(*a, **k))
+            pane.follow_selection(TokenSelection.at(ids, 5, "generate"))  # the same text: only the row moves
+            await settle(pilot)
+            assert pane.heatmap.cursor[0] == 5 and calls == []
+
     async def test_g_before_any_generation_says_so(self, tiny_lm):
         app = attention_app(tiny_lm)
         async with app.run_test(size=(100, 30)) as pilot:
