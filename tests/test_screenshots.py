@@ -33,3 +33,18 @@ def test_the_script_makes_one_svg_per_pane(default_lm, tmp_path):
         assert expected[svg.stem] in text, f"{svg.stem}: {expected[svg.stem]!r} not in the picture"
     committed = SCRIPT.parent.parent / "screenshots"
     assert sorted(p.stem for p in committed.glob("*.svg")) == sorted(p.PANE_ID for p in PANES)
+
+
+def test_the_readme_key_table_matches_the_code():
+    spec = importlib.util.spec_from_file_location("keys_table", SCRIPT.parent / "keys_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    readme = (SCRIPT.parent.parent / "README.md").read_text()
+    shown = readme.split("<!-- keys:start -->\n", 1)[1].split("<!-- keys:end -->", 1)[0]
+    assert shown == module.keys_table(), "README's key table is stale: paste the output of scripts/keys_table.py"
+
+
+def test_the_readme_shows_every_screenshot():
+    readme = (SCRIPT.parent.parent / "README.md").read_text()
+    for pane in PANES:
+        assert f"(screenshots/{pane.PANE_ID}.svg)" in readme
