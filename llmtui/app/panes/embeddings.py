@@ -563,7 +563,8 @@ class EmbeddingsPane(Pane):
             self.show_token(token)
         else:
             self._request(self.query_input.value, submitted=False, record=True)
-        self._request_context(None)
+        if self.view == "context":  # else it waits until the view is first shown (two forward passes)
+            self._request_context(None)
 
     def _ready(self, where: str = "#emb-message") -> bool:
         if self.lm is None or self._index is None:
@@ -825,7 +826,10 @@ class EmbeddingsPane(Pane):
         self.focus_default()
         self.refresh_bindings()
         if view == "context":
-            self.call_after_refresh(self._fit_context)
+            if self._ctx_answer is None and self._index is not None:
+                self._request_context(None)
+            else:
+                self.call_after_refresh(self._fit_context)
 
     def _context_rows(self) -> int:
         """How many nearest tokens the context view's panel has room for."""
@@ -936,6 +940,7 @@ class EmbeddingsPane(Pane):
         else:
             note = f"Layer {layer} · after B's tokens: their cosine with A's {word} · ←/→ on the chart"
         self._say(note, "info", "#emb-ctx-message")
+        self.call_after_refresh(self._fit_context)
 
     @on(ContextFailed)
     def _context_failed(self, message: ContextFailed) -> None:
