@@ -129,7 +129,7 @@ def parse_demo(text: str, source: str = "<demo>") -> Demo:
 
     unknown = set(data) - {"title", "description", "step"}
     if unknown:
-        raise fail(f"unknown setting {sorted(unknown)[0]!r} (a demo has title, description and [[step]] tables)")
+        raise fail(f"unknown setting {min(unknown)!r} (a demo has title, description and [[step]] tables)")
     title = data.get("title", Path(source).stem)
     description = data.get("description", "")
     if not isinstance(title, str) or not isinstance(description, str):

@@ -11,8 +11,9 @@ import csv
 import io
 import json
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 Table = tuple[Sequence[str], Sequence[Sequence[Any]]]
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from textual.binding import Binding  # noqa: E402
+from textual.binding import Binding
 
-from llmtui.app.app import APP_KEYS  # noqa: E402
-from llmtui.app.panes import PANES  # noqa: E402
+from llmtui.app.app import APP_KEYS
+from llmtui.app.panes import PANES
 
 
 def _key(binding: Binding) -> str:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from llmtui.demo import parse_demo  # noqa: E402
+from llmtui.demo import parse_demo
 
 if TYPE_CHECKING:
     from llmtui.engine.lm import LanguageModel

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from app_fixtures import default_lm, settle, wait_for  # noqa: F401
+
 from llmtui.app.app import LLMTuiApp
 from llmtui.app.demo_runner import DemoBar
 from llmtui.cli import main

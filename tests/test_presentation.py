@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from app_fixtures import ready, settle, tiny_lm, wait_for  # noqa: F401
+
 from llmtui.app.app import LLMTuiApp
 from llmtui.app.demo_runner import DemoBar
 from llmtui.app.panes import PANES

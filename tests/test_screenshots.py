@@ -7,8 +7,8 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-
 from app_fixtures import default_lm  # noqa: F401
+
 from llmtui.app.panes import PANES
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "screenshots.py"
