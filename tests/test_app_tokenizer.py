@@ -19,7 +19,6 @@ from llmtui.app.messages import ShowTokenInEmbeddings
 from llmtui.app.panes.embeddings import EmbeddingsPane
 from llmtui.app.panes.tokenizer import ENCODINGS, TokenizerPane
 from llmtui.app.selection import TokenSelection
-from llmtui.app.widgets.token_chips import TokenChips
 from llmtui.engine import tokenizer as tok_module
 from llmtui.engine.lm import LanguageModel
 from llmtui.engine.loading import ModelLoadError
@@ -45,13 +44,13 @@ def openai(monkeypatch):
     """No network: encodings made available by `openai.allow(name)` load from fakes, the rest fail at once."""
 
     class Control:
-        available: set[str] = set()
+        def __init__(self) -> None:
+            self.available: set[str] = set()
 
         def allow(self, *names: str) -> None:
             self.available.update(names)
 
     control = Control()
-    control.available = set()
     monkeypatch.setattr(tok_module, "_can_reach", lambda host, timeout: False)
     monkeypatch.setattr(tok_module, "_is_cached", lambda name: name in control.available)
     monkeypatch.setattr(tiktoken, "get_encoding", fake_encoding)
@@ -330,7 +329,7 @@ class TestSelection:
         messages: list = []
         app = make_app(tiny_lm, pane="tokenizer")
         async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
-            pane = await open_pane(pilot)
+            await open_pane(pilot)
             await pilot.press(*"Hello world", "tab", "home", "enter")
             ids = tiny_lm.tokenizer.encode("Hello world")
             # (the pane may also show it by following the app's current token, which "home" made it)
@@ -357,7 +356,7 @@ class TestAppSelection:
     async def test_picking_a_token_makes_it_the_apps_current_token(self, tiny_lm):
         app = make_app(tiny_lm, pane="tokenizer")
         async with app.run_test(size=SIZE) as pilot:
-            pane = await open_pane(pilot)
+            await open_pane(pilot)
             await pilot.press(*"Hello world")
             assert app.selection is None  # typing alone chooses nothing
             await pilot.press("tab", "home", "right")

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import unicodedata
+from itertools import pairwise
 
 import pytest
 import tiktoken
@@ -110,7 +111,7 @@ class TestCharGroups:
         """Cut the UTF-8 of any text anywhere: a token lies outside every group iff it is whole characters."""
         data = text.encode("utf-8", "surrogatepass")
         points = [0, *sorted(c for c in cuts if c < len(data)), len(data)]
-        chunks = [data[a:b] for a, b in zip(points, points[1:])]
+        chunks = [data[a:b] for a, b in pairwise(points)]
         groups = char_groups(chunks)
         grouped = set()
         for g in groups:

@@ -8,11 +8,10 @@ what the user typed is what gets tokenized.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from rich.text import Text
-from textual.document._edit import Edit
-from textual.document._document import EditResult
+from textual.widgets.text_area import Edit, EditResult
 
 from llmtui.app.widgets.prompt_editor import PromptEditor
 
