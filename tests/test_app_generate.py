@@ -359,6 +359,19 @@ class TestStepMode:
             headless = GenerationSession(tiny_lm, tiny_lm.encode(PROMPT), greedy(max_new_tokens=5))
             assert [s.token_id for s in headless] == [s.token_id for s in pane.steps]
 
+    async def test_presses_faster_than_the_model_are_not_lost(self, tiny_lm, slow_steps):
+        """A speaker's clicker may outrun the model: five quick presses give five tokens, no more, no less."""
+        slow_steps(0.05)
+        app = make_app(tiny_lm, prompt=PROMPT, settings=greedy(max_new_tokens=50))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            for _ in range(5):
+                await press_now(pilot, "f6")
+            await wait_for(pilot, lambda: len(pane.steps) == 5 and not pane.running, what="five tokens")
+            await finished(pilot, pane)
+            await pilot.pause(0.2)
+            assert len(pane.steps) == 5 and len(pane.session.steps) == 5
+
     async def test_a_changed_prompt_starts_again(self, tiny_lm):
         app = make_app(tiny_lm, prompt=PROMPT, settings=greedy(max_new_tokens=50))
         async with app.run_test(size=(100, 30)) as pilot:

@@ -82,9 +82,10 @@ class _Run:
     settings: SamplingSettings
     prompt: PromptRequest
     session: GenerationSession | None = None  # set by the worker when it creates the session
-    limit: int | None = None  # steps to take; None: until the session finishes
+    limit: int | None = None  # steps to take; None: until the session finishes (the UI may raise it)
     stop: threading.Event = field(default_factory=threading.Event)
     ended: bool = False
+    produced: int = 0  # tokens this run has drawn so far (set by the worker)
 
 
 def check_settings(settings: SamplingSettings, name: str, value: Any) -> SamplingSettings:
@@ -141,6 +142,7 @@ class GeneratePane(Pane):
         self._preview_ids = 0
         self._preview_timer: Timer | None = None
         self._streaming = True  # after a fork, go on generating (False after single steps)
+        self._note_until = 0.0  # a knob's note stays on the message line until then (time.monotonic)
         self._last_seed: int | None = None
 
     # -- layout ----------------------------------------------------------------------------
@@ -307,9 +309,17 @@ class GeneratePane(Pane):
         self._start("generate", request, new_session=True)
 
     def action_step(self) -> None:
-        """Exactly one token: from where the shown text stops, or from a new prompt."""
-        if self.running:
-            self.action_stop()
+        """Exactly one token: from where the shown text stops, or from a new prompt.
+
+        Presses that come while a step is computed are counted, not lost: a speaker's
+        clicker may be faster than the model. While streaming, it stops instead.
+        """
+        run = self._run
+        if run is not None and not run.ended:
+            if run.limit is not None and not run.stop.is_set():
+                run.limit += 1  # the worker reads it before each token
+            else:
+                self.action_stop()
             return
         if not self._ready_to_run():
             return
@@ -410,6 +420,7 @@ class GeneratePane(Pane):
         if self.running:
             note = "the seed applies to the next generation" if name == "seed" else "applies from the next token"
             self._say(f"{event.knob.text}: {note}", "busy")
+            self._note_until = time.monotonic() + 2.0
         else:
             self._say(f"{event.knob.text}: the table shows the next token under the new knobs")
             if self._steps and self.output.selected != len(self._steps):
@@ -521,6 +532,7 @@ class GeneratePane(Pane):
                     reason = session.finish_reason or "finished"
                     break
                 produced += 1
+                run.produced = produced
                 now = time.perf_counter()
                 if produced == 1:
                     first_at = now
@@ -548,7 +560,7 @@ class GeneratePane(Pane):
                 Piece(p.text, role="special" if p.special else "prompt") for p in prompt_pieces(self.lm.tokenizer, self._prompt_ids)
             ]
             self._last_seed = run.session.seed
-            if run.prompt.chat and run.kind == "generate" and self.editor.text == run.prompt.text:
+            if run.prompt.chat and run.kind in ("generate", "step") and self.editor.text == run.prompt.text:
                 self.editor.load_text("")  # the message was sent: it now shows in the transcript
 
     @on(GenerationUpdate)
@@ -560,7 +572,7 @@ class GeneratePane(Pane):
         self._steps = message.steps
         self._render_output()
         self._refresh_table()
-        if not run.ended and not run.stop.is_set():
+        if not run.ended and not run.stop.is_set() and time.monotonic() > self._note_until:
             self._say(f"Generating… {len(self._steps)} tokens · seed {self._last_seed}", "busy")
         self.post_message(Throughput(message.tokens_per_s))
 
@@ -580,6 +592,10 @@ class GeneratePane(Pane):
         self.output.allow_next(True)
         self._render_output()
         self._refresh_table()
+        pending = (run.limit or 0) - run.produced
+        if message.reason == "paused" and pending > 0 and not run.stop.is_set():
+            self._start("step", run.prompt, limit=pending)  # step presses that came in while it worked
+            return
         n = len(self._steps)
         seed = f"seed {self._last_seed}"
         if message.error is not None:
@@ -590,6 +606,8 @@ class GeneratePane(Pane):
             self._say(f"{n} tokens · {seed} · F6 one more, F7 go on")
         elif message.reason == "forked":
             self._say(f"Forked at token {self._steps[-1].index + 1} · F6 one more, F7 go on" if self._steps else "Forked")
+        elif message.reason == "max new tokens":
+            self._say(f"Finished (max new tokens): {n} tokens · {seed} · raise max tokens, then F7 goes on")
         else:
             self._say(f"Finished ({message.reason}): {n} tokens · {seed}")
 

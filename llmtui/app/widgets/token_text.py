@@ -218,11 +218,13 @@ class TokenText(ScrollView, can_focus=True):
         width = self.scrollable_content_region.width or self.size.width or 80
         self._layout_width = width
         self._shown = self._pieces()
+        at_end = self.scroll_offset.y >= self.max_scroll_y  # a reader who scrolled up is left in peace
         old_lines, self._lines = self._lines, wrap(self._shown, width)
         old_scroll = self.scroll_offset.y
         self.virtual_size = Size(width, len(self._lines))
         if self.selected is None:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            if at_end:
+                self.scroll_end(animate=False, immediate=True, x_axis=False)
         else:
             self._scroll_to_selected()
         self._refresh_changed(old_lines, old_scroll)
