@@ -125,6 +125,19 @@ class TestGrid:
             assert grid.cell(0, 0)[1] == pytest.approx(float(pane.data.answer_probs[0, 0]))
             assert grid.cell(0, 0)[0] == before[0]  # same token shown, another colour
 
+    async def test_the_advance_key_walks_down_the_layers_then_to_the_next_token(self, tiny_lm):
+        app = layers_app(tiny_lm, prompt=PROMPT)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await lens_ready(pilot)
+            await pilot.press("home", "ctrl+home")
+            n_rows = pane.data.n_rows
+            seen = [pane.grid.cursor]
+            for _ in range(n_rows + 1):
+                assert pane.advance()
+                seen.append(pane.grid.cursor)
+            assert [c.row for c in seen] == [*range(n_rows), 0, 1]
+            assert [c.position for c in seen] == [0] * n_rows + [1, 1]
+
     async def test_a_click_selects_a_cell_and_posts_the_token(self, tiny_lm):
         app = layers_app(tiny_lm, prompt=PROMPT)
         async with app.run_test(size=(100, 30)) as pilot:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from app_fixtures import make_app, settle, tiny_lm, wait_for  # noqa: F401
+from app_fixtures import finished, generate, greedy, make_app, ready, settle, tiny_lm, wait_for  # noqa: F401
 from test_app_layers import lens_ready
 
 from llmtui.app.panes import PANES
@@ -35,7 +35,7 @@ class TestTokenSelection:
         sel = TokenSelection.at(ids, len(ids) - 1, "tokenizer")
         text = sel.describe(tiny_lm.tokenizer, "Tokenizer")
         assert "\x1b" not in text and "\\x1b" in text
-        assert text.endswith(f"token {len(ids)} of {len(ids)} · Tokenizer")
+        assert text.endswith(f"at position {len(ids) - 1} · Tokenizer")
 
 
 class TestAcrossPanes:
@@ -50,7 +50,7 @@ class TestAcrossPanes:
             position = len(ids) - 3
             assert app.selection == TokenSelection(ids, position, ids[position], "layers")
             assert any(isinstance(m, TokenSelected) for m in messages)
-            assert f"token {position + 1} of {len(ids)} · Layers" in status_text(app)
+            assert f"at position {position} · Layers" in status_text(app)
 
     async def test_switching_panes_asks_the_new_one_to_follow_but_never_the_source(self, tiny_lm, monkeypatch):
         followed: list[tuple[str, TokenSelection]] = []
@@ -123,3 +123,107 @@ class TestAcrossPanes:
                            what="the followed text's lens")
             await settle(pilot)
             assert pane.grid.cursor.position == 1
+
+
+def pane_key(pane_id: str) -> str:
+    return str([p.PANE_ID for p in PANES].index(pane_id) + 1)
+
+
+async def switch_to(pilot, pane_id: str) -> None:
+    pilot.app.screen.set_focus(None)
+    await pilot.press(pane_key(pane_id))
+    assert pilot.app.current_pane.PANE_ID == pane_id
+
+
+class TestEachPane:
+    async def test_attention_posts_the_row_the_user_moves_to_and_layers_follows(self, tiny_lm):
+        from test_app_attention import captured
+
+        app = make_app(tiny_lm, pane="attention", prompt=PROMPT)
+        async with app.run_test(size=(100, 30)) as pilot:
+            attention = await captured(pilot)
+            assert app.selection is None  # the first cursor of a text is not a choice
+            attention.heatmap.focus()
+            await pilot.press("up", "up")
+            ids = attention.attention.ids
+            row = attention.heatmap.cursor[0]
+            assert row == len(ids) - 3
+            assert app.selection == TokenSelection(ids, row, ids[row], "attention")
+            assert "Attention" in status_text(app)
+            await pilot.press("right")  # another key token: the query token stays the selection
+            assert app.selection.position == row
+            await switch_to(pilot, "layers")
+            layers = await lens_ready(pilot)
+            assert layers.data.ids == ids and layers.grid.cursor.position == row
+
+    async def test_attention_shows_the_row_of_a_token_chosen_in_layers(self, tiny_lm):
+        from test_app_attention import captured
+
+        app = make_app(tiny_lm, pane="layers", prompt=PROMPT)
+        async with app.run_test(size=(100, 30)) as pilot:
+            layers = await lens_ready(pilot)
+            await pilot.press("left", "left")
+            selection = app.selection
+            await switch_to(pilot, "attention")
+            attention = app.query_one("#attention")
+            await wait_for(pilot, lambda: attention.attention is not None and attention.attention.ids == layers.data.ids,
+                           what="the Layers text in Attention")
+            await settle(pilot)
+            assert attention.heatmap.cursor[0] == selection.position  # that token's row of attention
+            assert app.selection == selection  # following does not make Attention the source
+
+    async def test_embeddings_shows_the_neighbours_of_a_token_chosen_in_layers(self, tiny_lm):
+        app = make_app(tiny_lm, pane="layers", prompt=PROMPT)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await lens_ready(pilot)
+            await pilot.press("left")
+            token = app.selection.token_id
+            await switch_to(pilot, "embeddings")
+            embeddings = app.query_one("#embeddings")
+            await wait_for(pilot, lambda: embeddings.answer is not None and embeddings.answer.query.terms[0].ids == (token,),
+                           what="the token's neighbours")
+
+    async def test_generate_posts_a_chosen_step_and_shows_the_table_of_a_step_chosen_elsewhere(self, tiny_lm):
+        app = make_app(tiny_lm, pane="generate", prompt=PROMPT, settings=greedy(max_new_tokens=6))
+        async with app.run_test(size=(100, 30)) as pilot:
+            gen = await ready(pilot)
+            await generate(pilot, gen)
+            ids = (*tiny_lm.encode(PROMPT), *(s.token_id for s in gen.steps))
+            n_prompt = len(ids) - 6
+            gen.output.focus()
+            await pilot.press("left", "left")
+            index = gen.output.selected
+            assert index == 3
+            assert app.selection == TokenSelection(ids, n_prompt + index, ids[n_prompt + index], "generate")
+            # Layers reads the whole generated text and shows that column
+            await switch_to(pilot, "layers")
+            layers = await lens_ready(pilot)
+            assert layers.data.ids == ids and layers.grid.cursor.position == n_prompt + index
+            await pilot.press("left", "left")  # the user moves two generated tokens back there
+            assert app.selection.source == "layers" and app.selection.position == n_prompt + index - 2
+            # back in Generate, that step is selected and its probability table shown
+            await switch_to(pilot, "generate")
+            assert gen.output.selected == index - 2
+            view = gen.table.view
+            assert view is not None and view.index == index - 2 and view.drawn == ids[n_prompt + index - 2]
+            # a prompt token has no table: the selection moves on, the output keeps its cursor
+            app.post_message(TokenSelected(TokenSelection.at(ids, 1, "tokenizer")))
+            await pilot.pause()
+            assert gen.output.selected == index - 2
+
+    async def test_a_token_picked_in_the_tokenizer_is_shown_in_layers(self, tiny_lm):
+        from test_app_tokenizer import open_pane
+
+        app = make_app(tiny_lm, pane="tokenizer")
+        async with app.run_test(size=(100, 30)) as pilot:
+            await open_pane(pilot)
+            await pilot.press(*"Hello world", "tab", "home", "right")
+            ids = tuple(tiny_lm.encode("Hello world"))
+            assert app.selection == TokenSelection.at(ids, 1, "tokenizer")
+            await switch_to(pilot, "layers")
+            layers = app.query_one(LayersPane)
+            await wait_for(pilot, lambda: layers.data is not None and layers.data.ids == ids and layers.data.complete,
+                           what="the Tokenizer's text in Layers")
+            await settle(pilot)
+            assert layers.grid.cursor.position == 1
+            assert "Tokenizer" in layers.message

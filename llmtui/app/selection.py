@@ -45,7 +45,7 @@ class TokenSelection:
         return tuple(ids) == self.ids
 
     def describe(self, tokenizer: Tokenizer | None, source_title: str | None = None) -> str:
-        """One line for the status line: '␣Paris (7042) · token 6 of 6 · Generate'."""
+        """One line for the status line: '␣Paris (7042) at position 5 · Generate' (positions count from 0, as ids do)."""
         label = str(self.token_id)
         if tokenizer is not None:
             try:
@@ -53,7 +53,7 @@ class TokenSelection:
                 label = f"{tokenizer.token_display(self.token_id) if chr(0xFFFD) in text else table_label(text)} ({self.token_id})"
             except ValueError:  # an id from another vocabulary
                 pass
-        return f"{label} · token {self.position + 1} of {len(self.ids)} · {source_title or self.source}"
+        return f"{label} at position {self.position} · {source_title or self.source}"
 
 
 class TokenSelected(Message):

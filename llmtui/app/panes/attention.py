@@ -30,6 +30,7 @@ from textual.widgets import ContentSwitcher, Input, Static
 from llmtui.app.display import table_label
 from llmtui.app.model_thread import run_on_model_thread
 from llmtui.app.panes.base import Pane
+from llmtui.app.selection import TokenSelected, TokenSelection
 from llmtui.app.state import ModelState
 from llmtui.app.widgets.head_overview import HeadOverview
 from llmtui.app.widgets.heatmap import Heatmap
@@ -37,7 +38,6 @@ from llmtui.app.widgets.loading import LoadingNotice
 from llmtui.app.widgets.weight_bars import WeightBars, WeightRow, weight_bar
 
 if TYPE_CHECKING:
-    from llmtui.app.selection import TokenSelection
     from llmtui.engine.attention import AttentionMap
     from llmtui.engine.lm import LanguageModel
 
@@ -147,6 +147,7 @@ class AttentionPane(Pane):
         self._typing_timer: Timer | None = None
         self._overview_key: tuple[str, int, int] | None = None  # what the overview shows, to skip rebuilding it
         self._focus_map = False  # move the focus to the map when the capture lands (enter was pressed)
+        self._cursor_at: tuple[tuple[int, ...] | None, int] = (None, -1)  # (text, row) at the last cursor move
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -317,6 +318,7 @@ class AttentionPane(Pane):
         self._pending_row = None
         strongest = int(np.argmax(values[row]))  # open on what the token looks at most (the last one by default)
         self.heatmap.set_matrix(values, self.labels, self.labels, self._mask, cursor=(row, strongest))
+        self._cursor_at = (attention.ids, row)  # a new text's first row is not a selection (see _post_selection)
         if self.view != "map":
             self._show_overview()
         self._update_nav()
@@ -495,6 +497,20 @@ class AttentionPane(Pane):
     def _cursor_moved(self, event: Heatmap.CursorMoved) -> None:
         event.stop()
         self._update_side()
+        self._post_selection(event.row)
+
+    def _post_selection(self, row: int) -> None:
+        """The cursor moved to another query token of the same text: make it the app's current token.
+
+        A new text's first cursor and a token followed from another pane are not the user's choice here:
+        the first changes the text, the second is already the app's token.
+        """
+        ids = self.attention.ids if self.attention is not None else None
+        moved = ids is not None and ids == self._cursor_at[0] and row != self._cursor_at[1]
+        self._cursor_at = (ids, row)
+        current: TokenSelection | None = getattr(self.app, "selection", None)
+        if moved and ids is not None and not (current is not None and current.same_text(ids) and current.position == row):
+            self.post_message(TokenSelected(TokenSelection.at(ids, row, self.PANE_ID)))
 
     @on(WeightBars.Chosen, "#att-bars")
     def _key_chosen(self, event: WeightBars.Chosen) -> None:

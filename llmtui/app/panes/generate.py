@@ -30,6 +30,7 @@ from llmtui.app.model_thread import run_on_model_thread
 from llmtui.app.palette import legend, prob_style
 from llmtui.app.panes.base import Pane
 from llmtui.app.screens.value_input import ValueInputScreen
+from llmtui.app.selection import TokenSelected, TokenSelection
 from llmtui.app.state import ModelState
 from llmtui.app.widgets.knob import KNOBS, Knob
 from llmtui.app.widgets.message_line import MessageLine
@@ -630,6 +631,21 @@ class GeneratePane(Pane):
                 style += Style(bold=True)
             pieces.append(Piece(text.replace("\n", "↵\n"), style, i))
         self.output.set_content(self._prompt_pieces, pieces, len(self._steps))
+
+    @on(TokenText.Selected, "#output")
+    def _step_selected(self, event: TokenText.Selected) -> None:
+        """The user picked a generated token: it becomes the app's current token (in the whole text)."""
+        if event.index is not None and 0 <= event.index < len(self._steps):
+            ids = [*self._prompt_ids, *(s.token_id for s in self._steps)]
+            self.post_message(TokenSelected(TokenSelection.at(ids, len(self._prompt_ids) + event.index, self.PANE_ID)))
+
+    def follow_selection(self, selection: TokenSelection) -> None:
+        """The app's current token, when it is one of the shown steps: select it, its table shows."""
+        ids = (*self._prompt_ids, *(s.token_id for s in self._steps))
+        n_prompt = len(self._prompt_ids)
+        # the selection's text may be an earlier state of this one (Attention or Layers took it mid-generation)
+        if self._steps and ids[: len(selection.ids)] == selection.ids and n_prompt <= selection.position < len(ids):
+            self.output.selected = selection.position - n_prompt
 
     def _selection_changed(self, index: int | None) -> None:
         """The output's cursor moved (by the user or by the pane): show that step's table."""

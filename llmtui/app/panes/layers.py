@@ -356,7 +356,7 @@ class LayersPane(Pane):
         cursor = self.grid.cursor
         row, pos = cursor.row, cursor.position
         width = max(20, (side.scrollable_content_region.width or 30))
-        side.border_title = f"{self._layer_name(row)} · token {pos + 1}"
+        side.border_title = f"{self._layer_name(row)} · position {pos}"
         cell_view.update(self._cell_text(data, row, pos, width))
         answer_view.update(self._answer_text(data, row, pos, width))
 
@@ -457,6 +457,17 @@ class LayersPane(Pane):
 
     def action_focus_prompt(self) -> None:
         self.editor.focus()
+
+    def advance(self) -> bool:
+        """The advance key (F8): one layer down the selected column; after the last layer, the next column's first."""
+        data = self._data
+        if data is None:
+            return False
+        row, position = self.grid.cursor.row + 1, self.grid.cursor.position
+        if row >= data.n_rows:
+            row, position = 0, (position + 1) % data.n_positions
+        self.grid.cursor = Cursor(row, position)
+        return True
 
     def on_resize(self) -> None:
         self._show_side()
