@@ -125,7 +125,7 @@ class TestStreaming:
             assert lengths[0] == n_prompt
             assert lengths[1:20] == [1] * 19
             assert len(pane.steps) == 20
-            assert pane.message.startswith("Finished (max new tokens): 20 tokens")
+            assert pane.message.startswith("Max tokens reached: 20 tokens")
 
     async def test_stop_takes_effect_before_the_next_token(self, tiny_lm, slow_steps):
         slow_steps(0.03)

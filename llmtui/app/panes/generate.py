@@ -608,7 +608,7 @@ class GeneratePane(Pane):
         elif message.reason == "forked":
             self._say(f"Forked at token {self._steps[-1].index + 1} · F6 one more, F7 go on" if self._steps else "Forked")
         elif message.reason == "max new tokens":
-            self._say(f"Finished (max new tokens): {n} tokens · {seed} · raise max tokens, then F7 goes on")
+            self._say(f"Max tokens reached: {n} tokens · {seed} · raise it and F7 goes on")
         else:
             self._say(f"Finished ({message.reason}): {n} tokens · {seed}")
 
