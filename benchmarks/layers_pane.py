@@ -94,8 +94,10 @@ def main() -> None:
     all_ids = lm.encode(TEXT)
     ids64, ids512 = all_ids[:64], all_ids[:512]
     assert len(ids64) == 64 and len(ids512) == 512, "the benchmark text is too short"
-    print(f"{lm.name} on {lm.device}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"{platform.processor() or platform.machine()}; {args.rounds} rounds, median")
+    print(
+        f"{lm.name} on {lm.device}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"{platform.processor() or platform.machine()}; {args.rounds} rounds, median"
+    )
     print(f"rows {lm.config.n_layer + 1}, vocabulary {lm.config.vocab_size}, CHUNK_CELLS {lens_module.CHUNK_CELLS}")
 
     forward = median_time(lambda: lm.run(ids64, capture=True), args.rounds)
@@ -104,13 +106,16 @@ def main() -> None:
     whole = median_time(lambda: LogitLens(lm, ids64).run(), args.rounds)
     sample = [(r, p) for r in range(0, 30, 5) for p in range(0, 64, 8)]  # 48 of the 1,920 hidden cells
     naive = median_time(lambda: per_cell(lm, lens, sample), max(1, args.rounds // 2)) * (30 * 64) / len(sample)
-    print(f"64 tokens: forward with capture {forward:.3f} s · lens projection (batched) {project:.3f} s · "
-          f"whole grid {whole:.3f} s")
-    print(f"64 tokens: the same projection one cell at a time ≈ {naive:.1f} s (measured on {len(sample)} cells, "
-          f"scaled), {naive / project:.0f}x slower")
+    print(
+        f"64 tokens: forward with capture {forward:.3f} s · lens projection (batched) {project:.3f} s · "
+        f"whole grid {whole:.3f} s"
+    )
+    print(
+        f"64 tokens: the same projection one cell at a time ≈ {naive:.1f} s (measured on {len(sample)} cells, "
+        f"scaled), {naive / project:.0f}x slower"
+    )
     long = median_time(lambda: LogitLens(lm, ids512).run(), max(1, args.rounds // 2))
-    print(f"512 tokens (the pane's limit): whole grid {long:.2f} s "
-          f"(the pane shows the selected 64-token block first)")
+    print(f"512 tokens (the pane's limit): whole grid {long:.2f} s (the pane shows the selected 64-token block first)")
     if not args.no_app:
         pane = asyncio.run(app_time(lm, lm.tokenizer.decode(ids64[1:]), args.rounds))
         print(f"the pane (headless app, 160x45): new ~64-token prompt to complete grid {pane:.3f} s")

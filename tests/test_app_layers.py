@@ -1,4 +1,4 @@
-"""The Layers pane (the logit lens), driven with Pilot: the grid, the cursor, the side panel, bad input, long prompts."""
+"""The Layers pane (the logit lens) driven with Pilot: the grid, the cursor, the side panel, bad input, long prompts."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import unicodedata
 
 import pytest
 import torch
-from textual.geometry import Region
 from app_fixtures import default_lm, make_app, settle, tiny_lm, wait_for  # noqa: F401
+from textual.geometry import Region
 
 from llmtui.app.display import table_label
 from llmtui.app.panes import layers as layers_module
@@ -162,8 +162,11 @@ class TestPrompt:
             for ch in " world!":
                 await pilot.press(ch if ch != " " else "space")
             expected = tuple(tiny_lm.encode("Hello world!"))
-            await wait_for(pilot, lambda: pane.data is not None and pane.data.ids == expected and pane.data.complete,
-                           what="the new lens")
+            await wait_for(
+                pilot,
+                lambda: pane.data is not None and pane.data.ids == expected and pane.data.complete,
+                what="the new lens",
+            )
             await settle(pilot)
             assert pane.editor.text == "Hello world!"
             # a result of an older request arriving late is dropped
@@ -206,8 +209,9 @@ class TestPrompt:
         app = layers_app(tiny_lm, prompt=text)
         async with app.run_test(size=(80, 24)) as pilot:
             pane = app.query_one(LayersPane)
-            await wait_for(pilot, lambda: pane.grid.placeholder and "context window" in pane.grid.placeholder,
-                           what="the refusal")
+            await wait_for(
+                pilot, lambda: pane.grid.placeholder and "context window" in pane.grid.placeholder, what="the refusal"
+            )
             assert pane.editor.text == text
 
     async def test_markup_ansi_and_controls_are_shown_literally(self, tiny_lm):
@@ -257,7 +261,7 @@ class TestDefaultModel:
             pane = await lens_ready(pilot)
             assert pane.grid.row_text(30)[-1] == "␣Paris"
             layer = pane.data.answer_layer(4)
-            assert f"top from layer {layer} (the last)" in pane.cell_text
+            assert f"top from layer {layer} (last)" in pane.cell_text
             assert f"top prediction only at layer {layer}" in " ".join(LayersPane.HELP.split())
             ranks = [rank for rank, _ in pane.data.answer_track(4)]
             assert "top ten at layer 28" in " ".join(LayersPane.HELP.split()) and ranks[28] < 10 <= ranks[27]

@@ -97,8 +97,11 @@ class TestAcrossPanes:
             await pilot.pause()
             app.screen.set_focus(None)
             await pilot.press(str([p.PANE_ID for p in PANES].index("layers") + 1))
-            await wait_for(pilot, lambda: layers.data is not None and layers.data.ids == tuple(other)
-                           and layers.data.complete, what="the other text's lens")
+            await wait_for(
+                pilot,
+                lambda: layers.data is not None and layers.data.ids == tuple(other) and layers.data.complete,
+                what="the other text's lens",
+            )
             await settle(pilot)
             assert layers.grid.cursor == Cursor(layers.data.n_rows - 1, 3)
             assert layers.editor.text == tiny_lm.tokenizer.decode(other)
@@ -107,8 +110,15 @@ class TestAcrossPanes:
             layers.editor.focus()
             await pilot.press("ctrl+z")
             assert layers.editor.text == PROMPT
-            await wait_for(pilot, lambda: layers.data is not None and layers.data.ids == tuple(tiny_lm.encode(PROMPT))
-                           and layers.data.complete, what="the prompt's lens again")
+            await wait_for(
+                pilot,
+                lambda: (
+                    layers.data is not None
+                    and layers.data.ids == tuple(tiny_lm.encode(PROMPT))
+                    and layers.data.complete
+                ),
+                what="the prompt's lens again",
+            )
 
     async def test_a_selection_made_before_the_model_is_ready_is_followed_once_it_is(self, tiny_lm):
         app = make_app(tiny_lm, pane="layers", prompt=PROMPT)
@@ -119,8 +129,11 @@ class TestAcrossPanes:
             pane.follow_selection(TokenSelection.at(ids, 1, "tokenizer"))
             pane.lm = tiny_lm
             pane.model_ready(tiny_lm)
-            await wait_for(pilot, lambda: pane.data is not None and pane.data.ids == ids and pane.data.complete,
-                           what="the followed text's lens")
+            await wait_for(
+                pilot,
+                lambda: pane.data is not None and pane.data.ids == ids and pane.data.complete,
+                what="the followed text's lens",
+            )
             await settle(pilot)
             assert pane.grid.cursor.position == 1
 
@@ -157,7 +170,6 @@ class TestEachPane:
             assert layers.data.ids == ids and layers.grid.cursor.position == row
 
     async def test_attention_shows_the_row_of_a_token_chosen_in_layers(self, tiny_lm):
-        from test_app_attention import captured
 
         app = make_app(tiny_lm, pane="layers", prompt=PROMPT)
         async with app.run_test(size=(100, 30)) as pilot:
@@ -166,8 +178,11 @@ class TestEachPane:
             selection = app.selection
             await switch_to(pilot, "attention")
             attention = app.query_one("#attention")
-            await wait_for(pilot, lambda: attention.attention is not None and attention.attention.ids == layers.data.ids,
-                           what="the Layers text in Attention")
+            await wait_for(
+                pilot,
+                lambda: attention.attention is not None and attention.attention.ids == layers.data.ids,
+                what="the Layers text in Attention",
+            )
             await settle(pilot)
             assert attention.heatmap.cursor[0] == selection.position  # that token's row of attention
             assert app.selection == selection  # following does not make Attention the source
@@ -180,8 +195,11 @@ class TestEachPane:
             token = app.selection.token_id
             await switch_to(pilot, "embeddings")
             embeddings = app.query_one("#embeddings")
-            await wait_for(pilot, lambda: embeddings.answer is not None and embeddings.answer.query.terms[0].ids == (token,),
-                           what="the token's neighbours")
+            await wait_for(
+                pilot,
+                lambda: embeddings.answer is not None and embeddings.answer.query.terms[0].ids == (token,),
+                what="the token's neighbours",
+            )
 
     async def test_generate_posts_a_chosen_step_and_shows_the_table_of_a_step_chosen_elsewhere(self, tiny_lm):
         app = make_app(tiny_lm, pane="generate", prompt=PROMPT, settings=greedy(max_new_tokens=6))
@@ -222,8 +240,11 @@ class TestEachPane:
             assert app.selection == TokenSelection.at(ids, 1, "tokenizer")
             await switch_to(pilot, "layers")
             layers = app.query_one(LayersPane)
-            await wait_for(pilot, lambda: layers.data is not None and layers.data.ids == ids and layers.data.complete,
-                           what="the Tokenizer's text in Layers")
+            await wait_for(
+                pilot,
+                lambda: layers.data is not None and layers.data.ids == ids and layers.data.complete,
+                what="the Tokenizer's text in Layers",
+            )
             await settle(pilot)
             assert layers.grid.cursor.position == 1
             assert "Tokenizer" in layers.message

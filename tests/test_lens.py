@@ -22,7 +22,7 @@ def tiny(tiny_hf_llama_dir) -> LanguageModel:
 
 
 def direct(lm: LanguageModel, ids: list[int], row: int, position: int) -> torch.Tensor:
-    """The next-token probabilities at one cell, computed on its own: residual -> final norm -> unembedding -> softmax."""
+    """The next-token probabilities of one cell, computed alone: residual -> final norm -> unembedding -> softmax."""
     with torch.inference_mode():
         out = lm.run(ids, capture=True)
         return torch.softmax(lm.model.unembed(out.residuals[row][0, position]), dim=-1)
@@ -55,7 +55,7 @@ class TestTinyModel:
             for position in range(len(ids)):
                 check_cell(tiny, ids, grid, row, position)
         probs = grid.top_probs
-        assert ((probs[..., :-1] >= probs[..., 1:]).all()), "top-k sorted, most probable first"
+        assert (probs[..., :-1] >= probs[..., 1:]).all(), "top-k sorted, most probable first"
 
     def test_chunks_and_blocks_give_the_same_grid(self, tiny, monkeypatch):
         """Chunk and block boundaries anywhere (and blocks out of order) change nothing."""

@@ -45,12 +45,13 @@ class TokenSelection:
         return tuple(ids) == self.ids
 
     def describe(self, tokenizer: Tokenizer | None, source_title: str | None = None) -> str:
-        """One line for the status line: '␣Paris (7042) at position 5 · Generate' (positions count from 0, as ids do)."""
+        """One line for the status line: '␣Paris (7042) at position 5 · Generate' (positions count from 0)."""
         label = str(self.token_id)
         if tokenizer is not None:
             try:
                 text = tokenizer.token_text(self.token_id)
-                label = f"{tokenizer.token_display(self.token_id) if chr(0xFFFD) in text else table_label(text)} ({self.token_id})"
+                shown = tokenizer.token_display(self.token_id) if "\ufffd" in text else table_label(text)
+                label = f"{shown} ({self.token_id})"  # a piece of a character shows its bytes
             except ValueError:  # an id from another vocabulary
                 pass
         return f"{label} at position {self.position} · {source_title or self.source}"

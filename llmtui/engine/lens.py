@@ -194,7 +194,7 @@ class LogitLens:
         return LensGrid(self.ids, self.n_rows, self.top_k, self.answer_ids, self.attn_share, self.mlp_share)
 
     def _read(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """From logits (N, V) and a target token per row (N,): top-k ids and probabilities, the target's rank and probability.
+        """From logits (N, V) and a target per row (N,): top-k ids and probabilities, the target's rank and probability.
 
         The softmax is never materialised: probabilities are exp(logit - logsumexp), and
         the logsumexp is taken last, in place, once the logits have been read.

@@ -97,11 +97,12 @@ class LayersPane(Pane):
         "next-token probabilities. The logit lens reads every layer that way: each cell is the token the "
         "model would predict next if it stopped after that layer (rows: the embeddings, then layers 1, 2, …), "
         "coloured by its probability; a bold cell already holds the model's final answer for that column. "
-        "The embeddings row mostly repeats the token itself: SmolLM2 and GPT-2 read and write tokens with one shared matrix. "
+        "The embeddings row mostly repeats the token itself: SmolLM2 and GPT-2 read and write tokens "
+        "with one shared matrix. "
         "The bars beside each layer show how much its attention (purple) and its MLP (teal) changed the selected "
         "token's vector: the length of what the block added over the length of the vector it added to "
         "(a full bar is 50% or more).\n\n"
-        "Try \"The capital of France is\" with the default model: at the last token, \" Paris\" is far down "
+        'Try "The capital of France is" with the default model: at the last token, " Paris" is far down '
         "the list (rank in the hundreds) until layer 24, enters the top ten at layer 28, and becomes the top "
         "prediction only at layer 30, the last one.\n\n"
         "Arrows (or a click) select a cell; space steps down one layer; a jumps to the layer where this "
@@ -110,8 +111,18 @@ class LayersPane(Pane):
     )
 
     BINDINGS = [
-        Binding("a", "answer_layer", "Answer layer", tooltip="Jump to the first layer from which this column's final answer stays on top"),
-        Binding("c", "toggle_colour", "Colour by", tooltip="Colour cells by their own top probability, or by the final answer's probability"),
+        Binding(
+            "a",
+            "answer_layer",
+            "Answer layer",
+            tooltip="Jump to the first layer from which this column's final answer stays on top",
+        ),
+        Binding(
+            "c",
+            "toggle_colour",
+            "Colour by",
+            tooltip="Colour cells by their own top probability, or by the final answer's probability",
+        ),
         Binding("ctrl+l", "focus_prompt", "Prompt", show=False, tooltip="Edit the prompt"),
     ]
 
@@ -239,8 +250,14 @@ class LayersPane(Pane):
         self._worker(self._request_id, text, pinned, current, self._want.position if self._want else None)
 
     @work(thread=True, exclusive=True, group="lens", exit_on_error=False)
-    def _worker(self, request_id: int, text: str, pinned: tuple[int, ...] | None, current: tuple[int, ...] | None,
-                focus: int | None) -> None:
+    def _worker(
+        self,
+        request_id: int,
+        text: str,
+        pinned: tuple[int, ...] | None,
+        current: tuple[int, ...] | None,
+        focus: int | None,
+    ) -> None:
         """Encode, run the model once with capture, then read the lens block by block; only posts messages."""
         from llmtui.engine.lens import LogitLens
 
@@ -253,8 +270,10 @@ class LayersPane(Pane):
                 self.post_message(LensFailed(request_id, "The prompt is empty: type some text above.", empty=True))
                 return
             if len(ids) > MAX_TOKENS:
-                raise ValueError(f"the prompt is {len(ids)} tokens; this pane reads at most {MAX_TOKENS} "
-                                 "(every layer's attention is kept while it runs): shorten it")
+                raise ValueError(
+                    f"the prompt is {len(ids)} tokens; this pane reads at most {MAX_TOKENS} "
+                    "(every layer's attention is kept while it runs): shorten it"
+                )
             if current is not None and tuple(ids) == current:
                 self.post_message(LensUnchanged(request_id))
                 return
@@ -308,8 +327,10 @@ class LayersPane(Pane):
         self._want = None
         self.grid.set_placeholder(message.error, "placeholder" if message.empty else "error")
         self._show_side()
-        self._say(message.error if message.empty else message.error + " Your prompt is kept.",
-                  "info" if message.empty else "error")
+        self._say(
+            message.error if message.empty else message.error + " Your prompt is kept.",
+            "info" if message.empty else "error",
+        )
 
     @on(LensUnchanged)
     def _unchanged(self, message: LensUnchanged) -> None:
@@ -325,11 +346,14 @@ class LayersPane(Pane):
         if data is None:
             return
         if self._pinned is not None and self._pinned[1] == data.ids and self.editor.text == self._pinned[0]:
-            self._say(f"The text of the token selected in {self._pinned_from} (ctrl+z in the prompt brings yours "
-                      "back) · ←→↑↓ select · a answer · c colour")
+            self._say(
+                f"The text of the token selected in {self._pinned_from} (ctrl+z in the prompt brings yours "
+                "back) · ←→↑↓ select · a answer · c colour"
+            )
             return
-        self._say(f"{data.n_positions} tokens × {data.n_rows} rows · ←→↑↓ select · space next layer · "
-                  "a answer · c colour")
+        self._say(
+            f"{data.n_positions} tokens × {data.n_rows} rows · ←→↑↓ select · space next layer · a answer · c colour"
+        )
 
     # -- showing a cell ----------------------------------------------------------------------
 
@@ -355,7 +379,7 @@ class LayersPane(Pane):
             return
         cursor = self.grid.cursor
         row, pos = cursor.row, cursor.position
-        width = max(20, (side.scrollable_content_region.width or 30))
+        width = max(20, cell_view.content_region.width or side.scrollable_content_region.width or 30)
         side.border_title = f"{self._layer_name(row)} · position {pos}"
         cell_view.update(self._cell_text(data, row, pos, width))
         answer_view.update(self._answer_text(data, row, pos, width))
@@ -368,15 +392,15 @@ class LayersPane(Pane):
         if not data.computed[pos]:
             return text.append("\n  computing…\n", style="italic dim")
         first = data.answer_layer(pos)
-        text.append(f" {percent(data.answer_probs[-1, pos].item())}\n")
+        text.append(f" ({percent(data.answer_probs[-1, pos].item())})\n")
         if first is not None:
             text.append("top from ", style="dim").append(self._layer_name(first), style="bold")
-            text.append(" (the last)" if first == data.n_rows - 1 else " on", style="dim")
+            text.append(" (last)" if first == data.n_rows - 1 else " on", style="dim")
         text.append("\n\n")
         token = self._token_label(data.ids[pos])
         text.append("Next after ", style="dim").append(token, style="bold")
         where = f", at {self._layer_name(row)}:"
-        text.append((where if len(token) + len(where) + 11 <= width else ":") + "\n", style="dim")
+        text.append((where if len(token) + len(where) + 11 < width else ":") + "\n", style="dim")
         label_w = max(6, min(14, width - 18))
         bar_w = max(0, width - label_w - 11)
         for n, (token_id, p) in enumerate(data.top(row, pos, TOP_N), start=1):
@@ -399,11 +423,15 @@ class LayersPane(Pane):
         if not data.computed[pos]:
             return Text()
         text = Text("\n")
-        text.append(self._token_label(int(data.answer_ids[pos])), style="bold").append(" layer by layer:\n", style="dim")
+        text.append(self._token_label(int(data.answer_ids[pos])), style="bold").append(
+            " layer by layer:\n", style="dim"
+        )
         bar_w = max(0, width - 20)
         for r, (rank, p) in enumerate(data.answer_track(pos)):
             selected = r == row
-            text.append(("▶" if selected else " ") + fit("emb" if r == 0 else f"L{r}", 4), style="bold" if selected else "dim")
+            text.append(
+                ("▶" if selected else " ") + fit("emb" if r == 0 else f"L{r}", 4), style="bold" if selected else "dim"
+            )
             text.append(f"#{rank + 1}".rjust(7), style="bold" if rank == 0 else "")
             text.append(percent(p).rjust(7) + " ")
             text.append_text(bar(p, bar_w))
@@ -430,11 +458,16 @@ class LayersPane(Pane):
             self.grid.cursor = Cursor(self.grid.cursor.row, selection.position)
             return
         if len(selection.ids) > MAX_TOKENS:
-            self._say(f"The current token's text is {len(selection.ids)} tokens; this pane reads at most {MAX_TOKENS}.", "error")
+            self._say(
+                f"The current token's text is {len(selection.ids)} tokens; this pane reads at most {MAX_TOKENS}.",
+                "error",
+            )
             return
         text = self.lm.tokenizer.decode(list(selection.ids))
         self._pinned = (text, selection.ids)
-        self._pinned_from = next((p.TITLE for p in self.app.query(Pane) if p.PANE_ID == selection.source), selection.source)
+        self._pinned_from = next(
+            (p.TITLE for p in self.app.query(Pane) if p.PANE_ID == selection.source), selection.source
+        )
         self._want = Cursor(self.grid.cursor.row if data is not None else -1, selection.position)
         if self.editor.text != text:
             # An edit, not load_text: ctrl+z in the prompt brings the user's own text back.
@@ -498,6 +531,8 @@ class LayersPane(Pane):
         if exported is None:
             return None
         header = ["layer", *(t["text"] for t in exported["tokens"])]
-        rows = [[name, *("" if c is None else f"{c['text']} ({c['prob']:.2f})" for c in cells)]
-                for name, cells in zip(exported["rows"], exported["grid"])]
+        rows = [
+            [name, *("" if c is None else f"{c['text']} ({c['prob']:.2f})" for c in cells)]
+            for name, cells in zip(exported["rows"], exported["grid"])
+        ]
         return header, rows

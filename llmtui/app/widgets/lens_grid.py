@@ -207,7 +207,9 @@ class LensGrid(ScrollView, can_focus=True):
     def _clamp(self, cursor: Cursor) -> Cursor:
         if self.data is None:
             return cursor
-        return Cursor(max(0, min(cursor.row, self.data.n_rows - 1)), max(0, min(cursor.position, self.data.n_positions - 1)))
+        return Cursor(
+            max(0, min(cursor.row, self.data.n_rows - 1)), max(0, min(cursor.position, self.data.n_positions - 1))
+        )
 
     def _scroll_to_cursor(self) -> None:
         if self.data is None:
@@ -237,8 +239,10 @@ class LensGrid(ScrollView, can_focus=True):
     # -- drawing ---------------------------------------------------------------------------
 
     def render_lines(self, crop):  # type: ignore[no-untyped-def]
-        self._styles = {name: self.get_component_rich_style(f"lens-grid--{name}") for name in
-                        ("header", "label", "crosshair", "cursor", "pending", "placeholder", "error")}
+        self._styles = {
+            name: self.get_component_rich_style(f"lens-grid--{name}")
+            for name in ("header", "label", "crosshair", "cursor", "pending", "placeholder", "error")
+        }
         self._base = self.rich_style
         if self._scroll_pending and self.data is not None:
             self._scroll_pending = False
@@ -269,7 +273,9 @@ class LensGrid(ScrollView, can_focus=True):
         if y - 1 < 0 or y - 1 >= len(lines):
             return Strip.blank(width, base)
         text = lines[y - 1]
-        return Strip([Segment(" " + text.plain, base + self._styles[kind])]).extend_cell_length(width, base).crop(0, width)
+        return (
+            Strip([Segment(" " + text.plain, base + self._styles[kind])]).extend_cell_length(width, base).crop(0, width)
+        )
 
     def _visible_columns(self, scroll_x: int, band: int) -> tuple[int, int, int]:
         """First column drawn, one past the last, and how many cells of the first are scrolled off."""
@@ -285,8 +291,13 @@ class LensGrid(ScrollView, can_focus=True):
     def _header_parts(self, scroll_x: int, band: int) -> tuple[list[Segment], list[Segment]]:
         header = self._styles["header"]
         b = self._bar
-        left = [Segment(" " * LABEL, header), Segment("attn"[:b].ljust(b), header + ATTN_STYLE),
-                Segment(" "), Segment("mlp"[:b].ljust(b), header + MLP_STYLE), Segment("│", self._styles["label"])]
+        left = [
+            Segment(" " * LABEL, header),
+            Segment("attn"[:b].ljust(b), header + ATTN_STYLE),
+            Segment(" "),
+            Segment("mlp"[:b].ljust(b), header + MLP_STYLE),
+            Segment("│", self._styles["label"]),
+        ]
         first, last, skip = self._visible_columns(scroll_x, band)
         cells: list[Segment] = []
         for pos in range(first, last):
@@ -367,7 +378,11 @@ class LensGrid(ScrollView, can_focus=True):
             self._select(Cursor(row % self.data.n_rows, self.cursor.position))
 
     def action_page(self, direction: int) -> None:
-        self._select(Cursor(self.cursor.row + direction * max(1, self.scrollable_content_region.height - 2), self.cursor.position))
+        self._select(
+            Cursor(
+                self.cursor.row + direction * max(1, self.scrollable_content_region.height - 2), self.cursor.position
+            )
+        )
 
     def on_click(self, event: events.Click) -> None:
         """A click on a cell selects it; on a column's token, that column; on a layer's name, that row."""
