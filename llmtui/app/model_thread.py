@@ -10,31 +10,55 @@ this single thread and wait for them. The workers still own cancellation and pos
 the messages; this thread only computes.
 
     >>> run_on_model_thread(lambda: threading.current_thread().name)
-    'llmtui-model_0'
+    'llmtui-model'
 """
 
 from __future__ import annotations
 
 import gc
+import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Callable, TypeVar
 
 T = TypeVar("T")
 
-_PREFIX = "llmtui-model"
-_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_PREFIX)
+_NAME = "llmtui-model"
+_jobs: queue.SimpleQueue[tuple[Future, Callable[[], object]]] = queue.SimpleQueue()
+_thread: threading.Thread | None = None
+_start_lock = threading.Lock()
+
+
+def _serve() -> None:
+    while True:
+        future, job = _jobs.get()
+        if not future.set_running_or_notify_cancel():
+            continue
+        try:
+            future.set_result(job())
+        except BaseException as error:  # handed to the caller, who re-raises it
+            future.set_exception(error)
 
 
 def on_model_thread() -> bool:
-    return threading.current_thread().name.startswith(_PREFIX)
+    return threading.current_thread().name == _NAME
 
 
 def run_on_model_thread(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
-    """Call fn on the model thread and wait for its result (or its exception)."""
+    """Call fn on the model thread and wait for its result (or its exception).
+
+    The thread is a daemon: quitting the app never waits for a model still loading.
+    """
+    global _thread
     if on_model_thread():
         return fn(*args, **kwargs)
-    return _executor.submit(fn, *args, **kwargs).result()
+    with _start_lock:
+        if _thread is None:
+            _thread = threading.Thread(target=_serve, name=_NAME, daemon=True)
+            _thread.start()
+    future: Future = Future()
+    _jobs.put((future, lambda: fn(*args, **kwargs)))
+    return future.result()
 
 
 def freeze_loaded_objects(collect: bool = True) -> None:

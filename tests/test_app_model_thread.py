@@ -1,0 +1,39 @@
+"""All of the app's torch work happens on one thread (see llmtui/app/model_thread.py for why)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from app_fixtures import finished, greedy, make_app, ready, tiny_lm  # noqa: F401
+
+from llmtui.app.model_thread import on_model_thread, run_on_model_thread
+
+
+def test_calls_run_on_one_thread_and_raise_where_they_were_made():
+    names = {run_on_model_thread(lambda: threading.current_thread().name) for _ in range(5)}
+    assert names == {"llmtui-model"}
+    assert run_on_model_thread(lambda a, b=0: a + b, 2, b=3) == 5
+    with pytest.raises(ValueError, match="bad knob"):
+        run_on_model_thread(lambda: (_ for _ in ()).throw(ValueError("bad knob")))
+    assert run_on_model_thread(lambda: run_on_model_thread(on_model_thread))  # nested: no deadlock
+
+
+async def test_the_generate_pane_runs_the_model_on_the_model_thread(tiny_lm, monkeypatch):
+    app = make_app(tiny_lm, prompt="The capital of France is", settings=greedy(max_new_tokens=6))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await ready(pilot)
+        threads: set[str] = set()
+        forward = tiny_lm.model.forward
+
+        def recording(*args, **kwargs):
+            threads.add(threading.current_thread().name)
+            return forward(*args, **kwargs)
+
+        monkeypatch.setattr(tiny_lm.model, "forward", recording)
+        await pilot.press("f5")
+        await finished(pilot, pane)
+        pane.set_knob("temperature", 1.0)  # a preview of the next token
+        await finished(pilot, pane)
+        assert len(pane.steps) == 6
+        assert threads == {"llmtui-model"}
