@@ -332,5 +332,12 @@ class LLMTuiApp(App[None]):
 
     @on(Throughput)
     def _throughput(self, message: Throughput) -> None:
-        for status in self.query(StatusLine):  # none while the app shuts down
+        # Many times a second: no DOM query (it walks every widget), the status line found once.
+        status = getattr(self, "_status_line", None)
+        if status is None:
+            statuses = self.query("#status").results(StatusLine)
+            status = self._status_line = next(statuses, None)
+            if status is None:
+                return
+        if status.is_attached:  # not while the app shuts down
             status.tokens_per_s = message.tokens_per_s

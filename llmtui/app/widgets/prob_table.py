@@ -132,7 +132,7 @@ class ProbabilityTable(Widget, can_focus=True):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.view: TableView | None = None
-        self._rows: list[tuple[Text, ...]] = []
+        self._rows: list[tuple[list[Segment], tuple[str, str, str]]] = []
         self._base = Style()
         self._strips: dict[tuple[int, bool, bool, int, Style], Strip] = {}  # (row, focused cursor, cursor, width, base)
 
@@ -158,25 +158,30 @@ class ProbabilityTable(Widget, can_focus=True):
     def bar_width(self) -> int:
         return max(4, min(48, (self.content_region.width or 40) - TOKEN_WIDTH - 2 * NUMBER_WIDTH - 2))
 
-    def _build_rows(self) -> list[tuple[Text, ...]]:
+    def _build_rows(self) -> list[tuple[list[Segment], tuple[str, str, str]]]:
+        """Each candidate's row as segments (built once per view: redraws only copy them) and as plain cells."""
         view = self.view
         if view is None:
             return []
         rows = []
         width = self.bar_width
+        bold, cut_bold = Style(bold=True), CUT_STYLE + Style(bold=True)
         for c, label in zip(view.candidates, view.labels):
             drawn = c.id == view.drawn
             cut = c.cut_by is not None
-            name = Text(_fit(("▶ " if drawn else "  ") + label, TOKEN_WIDTH))
-            model = Text(percent(c.raw_prob).rjust(NUMBER_WIDTH))
-            knobs = Text((c.cut_by if cut else percent(c.prob)).rjust(NUMBER_WIDTH))
-            if cut:
-                for cell in (name, model, knobs):
-                    cell.stylize(CUT_STYLE, 2 if cell is name else 0)
-            if drawn:
-                name.stylize("bold")
-                knobs.stylize("bold")
-            rows.append((name, model, knobs, Text("  "), bar(c.prob, width, ghost=c.raw_prob)))
+            name = _fit(("▶ " if drawn else "  ") + label, TOKEN_WIDTH)
+            model = percent(c.raw_prob).rjust(NUMBER_WIDTH)
+            knobs = (c.cut_by if cut else percent(c.prob)).rjust(NUMBER_WIDTH)
+            text_style = (cut_bold if drawn else CUT_STYLE) if cut else (bold if drawn else None)
+            segments = [
+                Segment(name[:2], bold if drawn else None),
+                Segment(name[2:], text_style),
+                Segment(model, CUT_STYLE if cut else None),
+                Segment(knobs, text_style),
+                Segment("  "),
+                *_segments(bar(c.prob, width, ghost=c.raw_prob)),
+            ]
+            rows.append((segments, (name.strip(), model.strip(), knobs.strip())))
         return rows
 
     def on_resize(self, event: events.Resize) -> None:
@@ -186,7 +191,7 @@ class ProbabilityTable(Widget, can_focus=True):
     @property
     def cells(self) -> list[tuple[str, str, str]]:
         """Each row as plain text (token, model, knobs), for tests and screen readers."""
-        return [(row[0].plain.strip(), row[1].plain.strip(), row[2].plain.strip()) for row in self._rows]
+        return [plain for _, plain in self._rows]
 
     # -- drawing ---------------------------------------------------------------------------
 
@@ -223,9 +228,7 @@ class ProbabilityTable(Widget, can_focus=True):
             row_style = base
             if n == self.cursor:
                 row_style = base + self.get_component_rich_style("prob-table--cursor")
-            segments: list[Segment] = []
-            for cell in self._rows[n]:
-                segments.extend(_segments(cell))
+            segments = self._rows[n][0]
             strip = Strip(Segment.apply_style(segments, row_style)).extend_cell_length(width, row_style).crop(0, width)
             self._strips[key] = strip
         return strip

@@ -157,6 +157,7 @@ class TokenText(ScrollView, can_focus=True):
         self._shown: list[Piece] = []
         self._layout_width = -1
         self._base = Style()
+        self._styles: dict[tuple[str, bool], Style] = {}
 
     # -- content ---------------------------------------------------------------------------
 
@@ -195,9 +196,9 @@ class TokenText(ScrollView, can_focus=True):
     def _pieces(self) -> list[Piece]:
         if self._placeholder is not None:
             message, kind = self._placeholder
-            return split_words(Piece(message, self.get_component_rich_style(f"token-text--{kind}")))
-        cursor = self.get_component_rich_style("token-text--cursor", partial=True)
-        roles = {role: self.get_component_rich_style(f"token-text--{role}") for role in ("prompt", "special")}
+            return split_words(Piece(message, self._component(kind)))
+        cursor = self._component("cursor", partial=True)
+        roles = {role: self._component(role) for role in ("prompt", "special")}
         prompt = [
             word
             for p in self._prompt
@@ -213,6 +214,19 @@ class TokenText(ScrollView, can_focus=True):
         if self.selected is not None and self.selected == self._n_steps:
             steps.append(Piece("▏", cursor, self._n_steps))  # the next token, not drawn yet
         return prompt + steps
+
+    def _component(self, name: str, partial: bool = False) -> Style:
+        """A component class's style, cached until the styles change (it is asked for on every redraw)."""
+        key = (name, partial)
+        if key not in self._styles:
+            self._styles[key] = self.get_component_rich_style(f"token-text--{name}", partial=partial)
+        return self._styles[key]
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles.clear()
+        if self.is_mounted and (self._prompt or self._steps or self._placeholder):
+            self._relayout()  # a new theme: the pieces take its colours
 
     def _relayout(self) -> None:
         width = self.scrollable_content_region.width or self.size.width or 80
