@@ -134,6 +134,8 @@ class ProbabilityTable(Widget, can_focus=True):
         self.view: TableView | None = None
         self._rows: list[tuple[list[Segment], tuple[str, str, str]]] = []
         self._base = Style()
+        self._styles: dict[str, Style] = {}
+        self._width = self._height = 0
         self._strips: dict[tuple[int, bool, bool, int, Style], Strip] = {}  # (row, focused cursor, cursor, width, base)
 
     # -- content ---------------------------------------------------------------------------
@@ -197,18 +199,25 @@ class ProbabilityTable(Widget, can_focus=True):
 
     def _first_row(self) -> int:
         """The first row drawn: the rows scroll so that the cursor stays visible."""
-        visible = max(1, self.content_region.height - 1)
+        visible = max(1, (self._height or self.content_region.height) - 1)
         return max(0, min(self.cursor - visible + 1, len(self._rows) - visible)) if self.cursor >= visible else 0
 
+    def _component(self, name: str) -> Style:
+        """A component class's style, cached until the styles change (asked for on every redraw)."""
+        if name not in self._styles:
+            self._styles[name] = self.get_component_rich_style(f"prob-table--{name}")
+        return self._styles[name]
+
     def render_lines(self, crop: Region) -> list[Strip]:
-        self._base = self.rich_style
+        self._base = self.rich_style  # once per redraw, as the size: neither is cheap to ask for
+        self._width, self._height = self.content_region.width, self.content_region.height
         return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
-        width = self.content_region.width
+        width = self._width
         base = self._base
         if y == 0:
-            header = self.get_component_rich_style("prob-table--header")
+            header = self._component("header")
             text = "  token".ljust(TOKEN_WIDTH) + "model".rjust(NUMBER_WIDTH) + "knobs".rjust(NUMBER_WIDTH) + "  after knobs"
             if not self._rows:
                 text = ""
@@ -216,10 +225,10 @@ class ProbabilityTable(Widget, can_focus=True):
         n = self._first_row() + y - 1
         if not 0 <= n < len(self._rows):
             if n == 0 and self.view is None:
-                empty = self.get_component_rich_style("prob-table--empty")
+                empty = self._component("empty")
                 return Strip([Segment(" Type a prompt: the next token's", base + empty)]).extend_cell_length(width, base)
             if n == 1 and self.view is None:
-                empty = self.get_component_rich_style("prob-table--empty")
+                empty = self._component("empty")
                 return Strip([Segment(" candidates will show here.", base + empty)]).extend_cell_length(width, base)
             return Strip.blank(width, base)
         key = (n, n == self.cursor and self.has_focus, n == self.cursor, width, base)
@@ -227,7 +236,7 @@ class ProbabilityTable(Widget, can_focus=True):
         if strip is None:
             row_style = base
             if n == self.cursor:
-                row_style = base + self.get_component_rich_style("prob-table--cursor")
+                row_style = base + self._component("cursor")
             segments = self._rows[n][0]
             strip = Strip(Segment.apply_style(segments, row_style)).extend_cell_length(width, row_style).crop(0, width)
             self._strips[key] = strip
@@ -241,6 +250,7 @@ class ProbabilityTable(Widget, can_focus=True):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._strips.clear()  # focus or theme changed the cursor's colours
+        self._styles.clear()
 
     def action_cursor(self, delta: int) -> None:
         if self._rows:
