@@ -324,8 +324,8 @@ class AttentionPane(Pane):
         self._update_nav()
         self._update_side()
         self.capture_seconds = message.seconds
-        self._say(f"{T} tokens of {message.source} · {attention.n_layer} layers × {attention.n_head} heads "
-                  "· [ ] layer · , . head · arrows pick a cell")
+        # the layer and head counts are on the nav line: this one fits 80 columns for a short source
+        self._say(f"{T} tokens of {message.source} · [ ] layer · , . head · arrows pick a cell")
         if self._focus_map or self.app.focused is None:
             self._focus_map = False
             self.focus_default()
