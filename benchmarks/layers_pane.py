@@ -12,9 +12,10 @@ Measures, for a 64-token prompt (31 rows x 64 columns, a projection onto the
 - the whole grid for the longest prompt the pane takes (512 tokens),
 - the pane in the app (headless): from a new prompt to a complete grid on screen.
 
-Each measure is the median of several rounds.
+Each measure is the median of several rounds after a warm-up, with the minimum (the
+closest to an idle machine where the CPUs are shared) in parentheses.
 
-    .venv/bin/python benchmarks/layers_pane.py [--device cpu|cuda] [--rounds N] [--no-app]
+    .venv/bin/python benchmarks/layers_pane.py [--device cpu|cuda] [--rounds N] [--threads N] [--no-app]
 """
 
 from __future__ import annotations
@@ -38,7 +39,16 @@ TEXT = (
 ) * 12
 
 
-def median_time(fn, rounds: int) -> float:
+class Timing(float):
+    """A median in seconds that also knows its minimum."""
+
+    minimum: float
+
+    def __str__(self) -> str:
+        return f"{float(self):.3f} s (min {self.minimum:.3f})"
+
+
+def median_time(fn, rounds: int) -> Timing:
     fn()  # warm-up
     times = []
     for _ in range(rounds):
@@ -49,7 +59,9 @@ def median_time(fn, rounds: int) -> float:
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    timing = Timing(statistics.median(times))
+    timing.minimum = min(times)
+    return timing
 
 
 @torch.inference_mode()
@@ -61,7 +73,7 @@ def per_cell(lm: LanguageModel, lens: LogitLens, cells: list[tuple[int, int]]) -
         probs.topk(10)
 
 
-async def app_time(lm: LanguageModel, ids_text: str, rounds: int) -> float:
+async def app_time(lm: LanguageModel, text: str, rounds: int) -> Timing:
     """Seconds from a new prompt in the Layers pane to its complete grid, in the headless app."""
     from llmtui.app.app import LLMTuiApp
 
@@ -72,23 +84,29 @@ async def app_time(lm: LanguageModel, ids_text: str, rounds: int) -> float:
         while not (pane.data is not None and pane.data.complete):
             await pilot.pause(0.05)
         for n in range(rounds + 1):
-            text = f"{n} {ids_text}"  # a different text each round: nothing cached
+            prompt = f"{n} {text}"  # a different text each round: nothing reused
+            ids = tuple(lm.encode(prompt))
             t0 = time.perf_counter()
-            pane.editor.load_text(text)
+            pane.editor.load_text(prompt)
             pane._request()  # at once, not after the typing pause
-            while not (pane.data is not None and pane.data.complete and pane.data.ids == tuple(lm.encode(text))):
+            while not (pane.data is not None and pane.data.complete and pane.data.ids == ids):
                 await pilot.pause(0.005)
             if n:  # the first round is a warm-up
                 times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    timing = Timing(statistics.median(times))
+    timing.minimum = min(times)
+    return timing
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--no-app", action="store_true", help="skip the headless-app measure")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     lm = LanguageModel.load(device=args.device)
     all_ids = lm.encode(TEXT)
@@ -96,7 +114,7 @@ def main() -> None:
     assert len(ids64) == 64 and len(ids512) == 512, "the benchmark text is too short"
     print(
         f"{lm.name} on {lm.device}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
-        f"{platform.processor() or platform.machine()}; {args.rounds} rounds, median"
+        f"{platform.processor() or platform.machine()}; {args.rounds} rounds: median (min)"
     )
     print(f"rows {lm.config.n_layer + 1}, vocabulary {lm.config.vocab_size}, CHUNK_CELLS {lens_module.CHUNK_CELLS}")
 
@@ -104,21 +122,21 @@ def main() -> None:
     lens = LogitLens(lm, ids64)
     project = median_time(lens.run, args.rounds)
     whole = median_time(lambda: LogitLens(lm, ids64).run(), args.rounds)
+    print(f"64 tokens, forward pass with capture:      {forward}")
+    print(f"64 tokens, lens projection (batched):      {project}")
+    print(f"64 tokens, whole grid (forward + lens):    {whole}")
     sample = [(r, p) for r in range(0, 30, 5) for p in range(0, 64, 8)]  # 48 of the 1,920 hidden cells
-    naive = median_time(lambda: per_cell(lm, lens, sample), max(1, args.rounds // 2)) * (30 * 64) / len(sample)
+    naive = median_time(lambda: per_cell(lm, lens, sample), max(1, args.rounds // 2))
+    scale = (30 * 64) / len(sample)
     print(
-        f"64 tokens: forward with capture {forward:.3f} s · lens projection (batched) {project:.3f} s · "
-        f"whole grid {whole:.3f} s"
-    )
-    print(
-        f"64 tokens: the same projection one cell at a time ≈ {naive:.1f} s (measured on {len(sample)} cells, "
-        f"scaled), {naive / project:.0f}x slower"
+        f"64 tokens, the projection one cell at a time: ~{naive * scale:.1f} s (min ~{naive.minimum * scale:.1f}; "
+        f"{len(sample)} cells timed, scaled to 1,920), {naive * scale / project:.0f}x the batched median"
     )
     long = median_time(lambda: LogitLens(lm, ids512).run(), max(1, args.rounds // 2))
-    print(f"512 tokens (the pane's limit): whole grid {long:.2f} s (the pane shows the selected 64-token block first)")
+    print(f"512 tokens (the pane's limit), whole grid: {long}")
     if not args.no_app:
         pane = asyncio.run(app_time(lm, lm.tokenizer.decode(ids64[1:]), args.rounds))
-        print(f"the pane (headless app, 160x45): new ~64-token prompt to complete grid {pane:.3f} s")
+        print(f"the pane (headless app 160x45), a new ~64-token prompt to its complete grid: {pane}")
 
 
 if __name__ == "__main__":

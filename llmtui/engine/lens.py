@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 
 TOP_K = 10
 """Predictions kept per cell."""
-CHUNK_CELLS = 512
-"""Cells projected to the vocabulary in one matrix product: 512 x 49,152 floats = 100 MB for SmolLM2."""
+CHUNK_CELLS = 128
+"""Cells projected to the vocabulary in one matrix product: 128 x 49,152 floats = 25 MB for SmolLM2, small
+enough that the passes over the logits that follow (top-k, rank, exp) find them in the CPU's cache."""
 BLOCK_POSITIONS = 64
 """Positions per block when a caller wants the grid in pieces (a long prompt fills in as it goes)."""
 
@@ -48,7 +49,7 @@ class LensBlock:
     start: int
     top_ids: Tensor  # (L+1, n, K) int64: most probable first
     top_probs: Tensor  # (L+1, n, K) float32
-    answer_ranks: Tensor  # (L+1, n) int64: rank of the final prediction (0 = top)
+    answer_ranks: Tensor  # (L+1, n) int32: rank of the final prediction (0 = top)
     answer_probs: Tensor  # (L+1, n) float32: its probability
 
     @property
@@ -201,7 +202,7 @@ class LogitLens:
         """
         top_logits, top_ids = logits.topk(self.top_k, dim=-1)  # (N, K)
         target_logits = logits.gather(-1, targets[:, None])  # (N, 1)
-        ranks = (logits > target_logits).sum(dim=-1)  # (N,): how many tokens beat the target
+        ranks = (logits > target_logits).sum(dim=-1, dtype=torch.int32)  # (N,): how many tokens beat the target
         peak = top_logits[:, :1]  # (N, 1): the max, for a stable exp
         lse = peak + logits.sub_(peak).exp_().sum(dim=-1, keepdim=True).log()  # (N, 1); logits overwritten
         top_probs = (top_logits - lse).exp()
