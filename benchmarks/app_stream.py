@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import platform
 import statistics
@@ -32,15 +33,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from textual import events  # noqa: E402
-from textual.binding import Binding  # noqa: E402
+from textual import events
+from textual.binding import Binding
 
-from llmtui.app.app import LLMTuiApp  # noqa: E402
-from llmtui.app.messages import GenerationEnded  # noqa: E402
-from llmtui.app.model_thread import freeze_loaded_objects, run_on_model_thread  # noqa: E402
-from llmtui.engine.generation import GenerationSession  # noqa: E402
-from llmtui.engine.lm import DEFAULT_MODEL, LanguageModel  # noqa: E402
-from llmtui.engine.settings import SamplingSettings  # noqa: E402
+from llmtui.app.app import LLMTuiApp
+from llmtui.app.messages import GenerationEnded
+from llmtui.app.model_thread import freeze_loaded_objects, run_on_model_thread
+from llmtui.engine.generation import GenerationSession
+from llmtui.engine.lm import DEFAULT_MODEL, LanguageModel
+from llmtui.engine.settings import SamplingSettings
 
 PROMPT = "Once upon a time, in a small village by the sea,"
 TICK = 0.02
@@ -80,7 +81,7 @@ class BenchApp(LLMTuiApp):
 
 def percentile(values: list[float], q: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
 async def app_run(lm: LanguageModel, settings: SamplingSettings, size: tuple[int, int]) -> dict[str, float]:
@@ -115,7 +116,7 @@ async def app_run(lm: LanguageModel, settings: SamplingSettings, size: tuple[int
             await asyncio.sleep(0.005)
         rate = ended[0].tokens_per_s or 0.0
         n_tokens = len(ended[0].steps)
-    gaps = [b - a - TICK for a, b in zip(ticks, ticks[1:])]
+    gaps = [b - a - TICK for a, b in itertools.pairwise(ticks)]
     return {
         "rate": rate,
         "tokens": n_tokens,

@@ -9,7 +9,7 @@ compare with the real model use `default_lm` (marked `default_model`).
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import torch

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+import app_fixtures
 import pytest
-from app_fixtures import default_lm, finished, make_app, ready  # noqa: F401
+from app_fixtures import finished, make_app, ready
 
 from llmtui.cli import main
 from llmtui.engine.settings import SamplingSettings
+
+default_lm = app_fixtures.default_lm  # a fixture: pytest finds it by this name
 
 pytestmark = pytest.mark.default_model
 

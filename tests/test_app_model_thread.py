@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 
+import app_fixtures
 import pytest
-from app_fixtures import finished, greedy, make_app, ready, tiny_lm  # noqa: F401
+from app_fixtures import finished, greedy, make_app, ready
 
 from llmtui.app.model_thread import on_model_thread, run_on_model_thread
+
+tiny_lm = app_fixtures.tiny_lm  # a fixture: pytest finds it by this name
 
 
 def test_calls_run_on_one_thread_and_raise_where_they_were_made():

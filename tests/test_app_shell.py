@@ -6,8 +6,8 @@ import subprocess
 import sys
 import threading
 
-from app_fixtures import finished, greedy, make_app, press_now, ready, settle, slow_steps, tiny_lm, wait_for  # noqa: F401
-
+import app_fixtures
+from app_fixtures import finished, greedy, make_app, press_now, ready, wait_for
 from textual.command import CommandList
 
 from llmtui.app.app import LLMTuiApp
@@ -19,6 +19,9 @@ from llmtui.app.widgets.prob_table import ProbabilityTable
 from llmtui.app.widgets.status_line import StatusLine
 from llmtui.engine.lm import LanguageModel
 from llmtui.engine.loading import ModelLoadError
+
+tiny_lm = app_fixtures.tiny_lm  # a fixture: pytest finds it by this name
+slow_steps = app_fixtures.slow_steps  # a fixture: pytest finds it by this name
 
 
 def status_text(app) -> str:

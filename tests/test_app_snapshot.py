@@ -7,10 +7,13 @@ After a change that alters the look on purpose, look at the new pictures
 
 from __future__ import annotations
 
-from app_fixtures import finished, greedy, make_app, ready, tiny_lm  # noqa: F401
+import app_fixtures
+from app_fixtures import finished, greedy, make_app, ready
 
 from llmtui.app.widgets.prob_table import ProbabilityTable
 from llmtui.engine.settings import SamplingSettings
+
+tiny_lm = app_fixtures.tiny_lm  # a fixture: pytest finds it by this name
 
 
 async def _still(pilot) -> None:

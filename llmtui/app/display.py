@@ -12,8 +12,9 @@ across several byte tokens (an emoji) is shown once, on the token that completes
 from __future__ import annotations
 
 import codecs
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from llmtui.engine.text import escape_controls
 

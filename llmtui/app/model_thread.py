@@ -18,8 +18,9 @@ from __future__ import annotations
 import gc
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -36,7 +37,7 @@ def _serve() -> None:
             continue
         try:
             future.set_result(job())
-        except BaseException as error:  # handed to the caller, who re-raises it
+        except BaseException as error:  # noqa: BLE001 - handed to the caller, who re-raises it
             future.set_exception(error)
 
 

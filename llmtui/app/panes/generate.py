@@ -18,14 +18,20 @@ from rich.style import Style
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, Vertical
+from textual.containers import Grid, Horizontal
 from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widgets import TextArea
 from textual.worker import get_current_worker
 
 from llmtui.app.display import StepTexts, prompt_pieces, table_label
-from llmtui.app.messages import GenerationEnded, GenerationUpdate, NextTokenPreview, PreviewFailed, Throughput
+from llmtui.app.messages import (
+    GenerationEnded,
+    GenerationUpdate,
+    NextTokenPreview,
+    PreviewFailed,
+    Throughput,
+)
 from llmtui.app.model_thread import run_on_model_thread
 from llmtui.app.palette import legend, prob_style
 from llmtui.app.panes.base import Pane
@@ -546,7 +552,7 @@ class GeneratePane(Pane):
         except ValueError as e:  # a prompt too long, a fork past the end, ...: the user's to fix
             steps = tuple(run.session.steps) if run.session else ()
             self.post_message(GenerationEnded(run.id, steps, "error", str(e), rate))
-        except Exception as e:  # a bug: say it in one line, keep the app running
+        except Exception as e:  # noqa: BLE001 - a bug: say it in one line, keep the app running
             steps = tuple(run.session.steps) if run.session else ()
             self.post_message(GenerationEnded(run.id, steps, "error", f"internal error ({type(e).__name__}: {e})", rate))
 
@@ -738,7 +744,7 @@ class GeneratePane(Pane):
             self.post_message(NextTokenPreview(preview_id, position, cands, settings, tuple(ids)))
         except ValueError as e:
             self.post_message(PreviewFailed(preview_id, str(e)))
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a bug: one line in the pane, the app keeps running
             self.post_message(PreviewFailed(preview_id, f"internal error ({type(e).__name__}: {e})"))
 
     @on(NextTokenPreview)

@@ -8,8 +8,9 @@ posts `Knob.Changed`; the owner validates it (and may set the value back).
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from rich.style import Style
 from rich.text import Text
@@ -131,7 +132,7 @@ KNOBS: tuple[KnobSpec, ...] = (
     KnobSpec(
         "seed",
         "seed",
-        (None, *range(0, 10)),
+        (None, *range(10)),
         "Fixes the random draws so a generation can be repeated; random draws a fresh seed each time "
         "(r: random, f: fix the last seed used).",
         show=_show_seed,

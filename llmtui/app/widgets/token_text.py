@@ -21,6 +21,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+PLAIN = Style()
+
 
 @dataclass(frozen=True)
 class Piece:
@@ -30,7 +32,7 @@ class Piece:
     """
 
     text: str
-    style: Style = Style()
+    style: Style = PLAIN
     step: int | None = None
     role: str | None = None
 
@@ -249,7 +251,7 @@ class TokenText(ScrollView, can_focus=True):
             self.refresh()
             return
         first = 0
-        for first, (old, new) in enumerate(zip(old_lines, self._lines)):  # noqa: B007
+        for first, (old, new) in enumerate(zip(old_lines, self._lines)):
             if old != new:
                 break
         else:
