@@ -264,7 +264,10 @@ class TestDefaultModel:
             assert f"top from layer {layer} (last)" in pane.cell_text
             assert f"top prediction only at layer {layer}" in " ".join(LayersPane.HELP.split())
             ranks = [rank for rank, _ in pane.data.answer_track(4)]
-            assert "top ten at layer 28" in " ".join(LayersPane.HELP.split()) and ranks[28] < 10 <= ranks[27]
+            help_text = " ".join(LayersPane.HELP.split())
+            assert "top ten at layer 28" in help_text and ranks[28] < 10 <= ranks[27]
+            assert "until layer 23, about 400th at layer 24" in help_text
+            assert min(ranks[:24]) >= 1000 and 350 <= ranks[24] < 450
 
 
 class TestSnapshot:

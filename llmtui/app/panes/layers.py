@@ -102,9 +102,9 @@ class LayersPane(Pane):
         "The bars beside each layer show how much its attention (purple) and its MLP (teal) changed the selected "
         "token's vector: the length of what the block added over the length of the vector it added to "
         "(a full bar is 50% or more).\n\n"
-        'Try "The capital of France is" with the default model: at the last token, " Paris" is far down '
-        "the list (rank in the hundreds) until layer 24, enters the top ten at layer 28, and becomes the top "
-        "prediction only at layer 30, the last one.\n\n"
+        'Try "The capital of France is" with the default model: at the last token, " Paris" is thousands of '
+        "places down the list until layer 23, about 400th at layer 24, enters the top ten at layer 28, and "
+        "becomes the top prediction only at layer 30, the last one.\n\n"
         "Arrows (or a click) select a cell; space steps down one layer; a jumps to the layer where this "
         "column's answer takes the lead; c colours the cells by the final answer's probability instead. "
         "Selecting a token here makes it the app's current token: the other panes follow it."
