@@ -31,7 +31,7 @@ title = "Screenshots"
 
 [[step]]
 pane = "tokenizer"
-prompt = "I love pizza! Tokenizers cut text into pieces: ' pizza' is one token, 'Tokenizers' is three."
+prompt = "I love pizza! 🍕 The emoji takes three tokens, 'tokenization' two."
 
 [[step]]
 pane = "embeddings"
