@@ -51,9 +51,11 @@ if TYPE_CHECKING:
 
 TOP_N = 10
 """Candidates per step in the table (the drawn token is added when it is not among them)."""
-POST_EVERY = 0.05
-"""The worker posts the steps at most this often (seconds): the screen redraws at most ~20 times a second,
-which looks like a stream and leaves the CPU to the model."""
+POST_EVERY = 0.1
+"""The worker posts the steps at most this often (seconds). Ten redraws a second still read as a
+stream (a fast model shows a few tokens per frame), and leave the CPU and the GIL to the model:
+on two cores, 20 redraws a second cost the model ~20% of its speed, 10 about half that
+(benchmarks/app_stream.py)."""
 PREVIEW_DELAY = 0.3
 """Seconds after the last key press in the prompt before the next-token preview is computed."""
 
@@ -150,6 +152,7 @@ class GeneratePane(Pane):
         self._preview_timer: Timer | None = None
         self._streaming = True  # after a fork, go on generating (False after single steps)
         self._note_until = 0.0  # a knob's note stays on the message line until then (time.monotonic)
+        self._speed_shown_at = 0.0  # when tokens/s last went to the status line (time.monotonic)
         self._last_seed: int | None = None
 
     # -- layout ----------------------------------------------------------------------------
@@ -382,7 +385,9 @@ class GeneratePane(Pane):
         """Forget the shown text (and the chat so far); the prompt stays in the editor."""
         if self.running:
             self.action_stop()
+            self.post_message(Throughput(None))
         self._run = None
+        self.refresh_bindings()
         self._session = None
         self._session_prompt = None
         self._steps = ()
@@ -429,6 +434,12 @@ class GeneratePane(Pane):
             self._say(f"{event.knob.text}: {note}", "busy")
             self._note_until = time.monotonic() + 2.0
         else:
+            if name == "seed":
+                self._say(f"{event.knob.text}: applies to the next generation")
+                return
+            if name == "max_new_tokens":
+                self._say(f"{event.knob.text}: the most this text may have (F7 goes on up to it)")
+                return
             self._say(f"{event.knob.text}: the table shows the next token under the new knobs")
             if self._steps and self.output.selected != len(self._steps):
                 self.output.allow_next(True)
@@ -581,7 +592,10 @@ class GeneratePane(Pane):
         self._refresh_table()
         if not run.ended and not run.stop.is_set() and time.monotonic() > self._note_until:
             self._say(f"Generating… {len(self._steps)} tokens · seed {self._last_seed}", "busy")
-        self.post_message(Throughput(message.tokens_per_s))
+        now = time.monotonic()
+        if message.tokens_per_s is not None and now - self._speed_shown_at >= 1.0:  # the status line: once a second
+            self._speed_shown_at = now
+            self.post_message(Throughput(message.tokens_per_s))
 
     @on(GenerationEnded)
     def _on_ended(self, message: GenerationEnded) -> None:

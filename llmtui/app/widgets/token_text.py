@@ -20,6 +20,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 
 PLAIN = Style()
 
@@ -159,6 +160,7 @@ class TokenText(ScrollView, can_focus=True):
         self._shown: list[Piece] = []
         self._layout_width = -1
         self._base = Style()
+        self._width = 0
         self._styles: dict[tuple[str, bool], Style] = {}
 
     # -- content ---------------------------------------------------------------------------
@@ -237,13 +239,28 @@ class TokenText(ScrollView, can_focus=True):
         at_end = self.scroll_offset.y >= self.max_scroll_y  # a reader who scrolled up is left in peace
         old_lines, self._lines = self._lines, wrap(self._shown, width)
         old_scroll = self.scroll_offset.y
-        self.virtual_size = Size(width, len(self._lines))
+        self._set_virtual_size(Size(width, len(self._lines)))
         if self.selected is None:
             if at_end:
                 self.scroll_end(animate=False, immediate=True, x_axis=False)
         else:
             self._scroll_to_selected()
         self._refresh_changed(old_lines, old_scroll)
+
+    def _set_virtual_size(self, size: Size) -> None:
+        """Grow the scrollable area without a relayout of the whole screen.
+
+        `virtual_size` is a layout reactive: setting it lays out every widget again, which
+        costs milliseconds each time the text gains a line. Only the scrollbars depend on
+        it here, so they alone are updated (a scrollbar that appears still relayouts).
+        """
+        if size == self.virtual_size:
+            return
+        if not hasattr(self, "_scroll_update"):  # a Textual without the hook: the plain way
+            self.virtual_size = size
+            return
+        self.set_reactive(Widget.virtual_size, size)
+        self._scroll_update(size)
 
     def _refresh_changed(self, old_lines: list[list[_Chunk]], old_scroll: int) -> None:
         """Redraw only the lines that changed: while tokens stream, that is the last line or two."""
@@ -277,12 +294,13 @@ class TokenText(ScrollView, can_focus=True):
     # -- drawing ---------------------------------------------------------------------------
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        self._base = self.rich_style  # once per redraw: it is not cheap
+        self._base = self.rich_style  # once per redraw, as the width: neither is cheap to ask for
+        self._width = self.scrollable_content_region.width
         return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
-        width = self.scrollable_content_region.width
+        width = self._width or self.scrollable_content_region.width
         base = self._base
         line_no = scroll_y + y
         if line_no >= len(self._lines):
