@@ -58,7 +58,7 @@ def our_decode(model: Transformer, prompt: torch.Tensor, *, table: bool = False,
     from llmtui.engine.sampling import SamplingSettings, distribution
 
     greedy = SamplingSettings(temperature=0)
-    cache = model.new_cache(PROMPT_TOKENS + DECODE_TOKENS + 1)
+    cache = model.new_cache(initial=PROMPT_TOKENS + DECODE_TOKENS + 1)
     logits = model(prompt, cache, last_only=True).logits[0, -1]
     ids = prompt[0].tolist()
     lm = type("LM", (), {"tokenizer": tokenizer})
@@ -151,7 +151,7 @@ def main() -> None:
 
     def prefill_ours() -> None:
         with torch.inference_mode():
-            ours(prompt, ours.new_cache(PROMPT_TOKENS), last_only=True)
+            ours(prompt, ours.new_cache(initial=PROMPT_TOKENS), last_only=True)
 
     def prefill_hf() -> None:
         with torch.inference_mode():

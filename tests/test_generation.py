@@ -83,3 +83,27 @@ def test_random_seed_is_recorded_and_replays(lm):
     text = [s.token_id for s in first]
     again = GenerationSession(lm, lm.encode("hello"), settings.with_(seed=first.seed))
     assert [s.token_id for s in again] == text
+
+
+def test_the_kv_cache_holds_what_the_run_asks_for_and_grows_when_it_goes_on(lm):
+    """A short run allocates a few positions, not the whole window; going on past them grows the
+    cache and the steps still equal recomputing from scratch, up to the context window."""
+    ids = lm.encode("hello")
+    settings = SamplingSettings(temperature=0.9, top_k=20, seed=3, max_new_tokens=4)
+    session = GenerationSession(lm, ids, settings)
+    list(session)
+    cache = session.kv_cache
+    assert cache.capacity == len(ids) + 4 < lm.config.context_length
+    session.settings = settings.with_(max_new_tokens=1000)  # "go on" with a bigger budget
+    list(session)
+    assert session.finish_reason == "context window full"
+    assert len(session.ids) == lm.config.context_length
+    assert cache.capacity == lm.config.context_length  # doubled, then capped at the window
+    for step in session.steps[::7]:
+        before = session.ids[: step.position]
+        dist = distribution(lm.run(before, capture=False).logits[0, -1], step.settings, before)
+        assert step.raw_prob == pytest.approx(float(dist.raw[step.token_id]), abs=1e-5)
+    # A fork back near the start keeps the grown room and goes on to the end again.
+    session.fork(1, session.steps[1].candidates[2].id)
+    list(session)
+    assert session.finish_reason == "context window full" and session.step() is None

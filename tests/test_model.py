@@ -127,3 +127,59 @@ def test_cuda_matches_cpu():
         cpu = model(ids).logits
         gpu = model.to("cuda")(ids.to("cuda")).logits.cpu()
     torch.testing.assert_close(gpu, cpu, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_cache_grows_across_its_boundary_and_equals_recomputing(family):
+    """A cache that starts with room for 4 positions doubles as decoding needs more; logits stay exact."""
+    model = tiny(family)
+    ids = torch.randint(0, 97, (1, 30), generator=torch.Generator().manual_seed(4))
+    cache = model.new_cache(initial=4)
+    assert cache.capacity == 4
+    capacities = []
+    with torch.no_grad():
+        step_logits = [model(ids[:, :3], cache).logits[0, -1]]
+        for t in range(3, 30):
+            step_logits.append(model(ids[:, t : t + 1], cache).logits[0, -1])
+            capacities.append(cache.capacity)
+        for t, logits in enumerate(step_logits, start=3):
+            torch.testing.assert_close(logits, model(ids[:, :t]).logits[0, -1], atol=1e-5, rtol=0)
+    assert sorted(set(capacities)) == [4, 8, 16, 32]  # doubled when 5, 9 and 17 positions were needed
+    # A multi-token chunk that crosses the boundary after a rewind grows it too.
+    cache = model.new_cache(initial=4)
+    with torch.no_grad():
+        model(ids[:, :3], cache)
+        chunk = model(ids[:, 3:20], cache).logits
+        torch.testing.assert_close(chunk, model(ids[:, :20]).logits[:, 3:], atol=1e-5, rtol=0)
+        cache.truncate(2)
+        again = model(ids[:, 2:25], cache).logits
+        torch.testing.assert_close(again, model(ids[:, :25]).logits[:, 2:], atol=1e-5, rtol=0)
+    assert cache.capacity == 32 and cache.length == 25
+
+
+def test_cache_growth_stops_at_the_context_window_with_an_error():
+    """Doubling is capped at the context length (40 here, not 64); past it a forward pass says why."""
+    model = tiny("llama")
+    cache = model.new_cache(initial=5)
+    with torch.no_grad():
+        model(torch.zeros(1, 21, dtype=torch.long), cache)  # 5 -> 10 -> 20 -> 40
+        assert cache.capacity == 40
+        for _ in range(19):
+            model(torch.zeros(1, 1, dtype=torch.long), cache)
+        assert cache.length == 40 and cache.capacity == 40
+        with pytest.raises(ValueError, match="context window of 40"):
+            model(torch.zeros(1, 1, dtype=torch.long), cache)
+    assert cache.length == 40  # the failed call changed nothing
+    # Used directly, the cache itself refuses past its cap (a ValueError, never an IndexError).
+    small = model.new_cache(max_len=6, initial=2)
+    k = torch.zeros(1, 2, 7, model.config.head_dim)
+    with pytest.raises(ValueError, match="room for at most 6"):
+        small.append(0, k, k)
+
+
+def test_a_new_cache_is_small_until_it_is_used():
+    model = tiny("llama")
+    per_position = model.new_cache(initial=1).nbytes
+    assert model.new_cache(initial=8).nbytes == 8 * per_position
+    assert model.new_cache().capacity == model.config.context_length  # 40 < the default block
+    assert model.new_cache(initial=1000).capacity == 40

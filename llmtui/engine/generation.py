@@ -20,6 +20,7 @@ from llmtui.engine.sampling import Distribution, SamplingSettings, distribution,
 
 if TYPE_CHECKING:
     from llmtui.engine.lm import LanguageModel
+    from llmtui.engine.model import KVCache
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,8 @@ class GenerationSession:
         self.seed = settings.seed if settings.seed is not None else int.from_bytes(os.urandom(4), "little")
         self.generator = make_generator(self.seed)
         self.steps: list[Step] = []
-        self._cache = lm.model.new_cache()
+        # Room for what this generation asks for; the cache grows if a knob or "go on" asks for more.
+        self._cache = lm.model.new_cache(initial=len(self.prompt_ids) + settings.max_new_tokens)
         self._fed = 0  # tokens of self.ids whose keys/values are in the cache
         self._next_logits: torch.Tensor | None = None
 
@@ -118,6 +120,11 @@ class GenerationSession:
     def text(self) -> str:
         """The generated text, decoded as a whole so multi-token characters come out right."""
         return self.lm.tokenizer.decode(self.generated_ids)
+
+    @property
+    def kv_cache(self) -> KVCache:
+        """The keys and values computed so far (read it; the session writes it)."""
+        return self._cache
 
     @property
     def context_used(self) -> int:

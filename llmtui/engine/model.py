@@ -69,26 +69,70 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 # --- KV cache -------------------------------------------------------------------
 
 
+CACHE_BLOCK = 256
+"""Positions a new cache has room for when its user doesn't say (it grows from there)."""
+
+
 class KVCache:
     """Keys and values of every layer for the tokens seen so far.
 
-    Preallocated to `max_len` positions so that decoding appends in place. `length`
-    is the number of positions filled; `truncate(n)` rewinds (used to fork a
-    generation from an earlier step).
+    Grows on demand: it starts with room for `initial` positions and doubles (up to
+    `max_len`, the model's context window by default) when an append needs more, so a
+    short generation holds megabytes, not the whole window (377 MB for SmolLM2's 8,192
+    positions). `length` is the number of positions filled; `truncate(n)` rewinds (used
+    to fork a generation from an earlier step) and keeps the room already made.
     """
 
-    def __init__(self, config: ModelConfig, batch: int, max_len: int, device: torch.device, dtype: torch.dtype) -> None:
-        shape = (batch, config.n_kv_head, max_len, config.head_dim)
-        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
-        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+    def __init__(
+        self,
+        config: ModelConfig,
+        batch: int,
+        max_len: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        initial: int | None = None,
+    ) -> None:
+        if max_len < 1:
+            raise ValueError(f"a KV cache needs room for at least one position, got max_len={max_len}")
         self.max_len = max_len
         self.length = 0
+        room = max_len if initial is None else max(1, min(initial, max_len))
+        # Positions past `length` are never read (attention stops at the filled ones): no zero fill needed.
+        shape = (batch, config.n_kv_head, room, config.head_dim)  # (B, nkv, room, hd)
+        self.k = [torch.empty(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.v = [torch.empty(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+
+    @property
+    def capacity(self) -> int:
+        """Positions the cache has room for now (it grows up to max_len)."""
+        return self.k[0].shape[2]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the keys and values of every layer."""
+        return sum(t.numel() * t.element_size() for t in (*self.k, *self.v))
+
+    def reserve(self, n: int) -> None:
+        """Make room for n positions: double the capacity (capped at max_len) until it fits."""
+        if n > self.max_len:
+            raise ValueError(f"KV cache full: {n} positions needed, room for at most {self.max_len}")
+        if n <= self.capacity:
+            return
+        room = self.capacity
+        while room < n:
+            room *= 2
+        room = min(room, self.max_len)
+        for kv in (self.k, self.v):
+            for i, old in enumerate(kv):
+                grown = old.new_empty((*old.shape[:2], room, old.shape[3]))
+                grown[:, :, : self.length] = old[:, :, : self.length]
+                kv[i] = grown
 
     def append(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Write k, v (B, n_kv, T, hd) after the cached positions; return all keys/values so far."""
         start, end = self.length, self.length + k.shape[2]
-        if end > self.max_len:
-            raise ValueError(f"KV cache full: {end} positions needed, room for {self.max_len}")
+        if end > self.k[layer].shape[2]:
+            self.reserve(end)  # the model reserves before its first layer; this covers direct use
         self.k[layer][:, :, start:end] = k
         self.v[layer][:, :, start:end] = v
         return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
@@ -270,10 +314,14 @@ class Transformer(nn.Module):
         """Parameter count, a tied matrix counted once (as model cards do)."""
         return sum(p.numel() for p in self.parameters())
 
-    def new_cache(self, max_len: int | None = None, batch: int = 1) -> KVCache:
-        """An empty KV cache on this model's device, room for max_len (default: the context) positions."""
+    def new_cache(self, max_len: int | None = None, batch: int = 1, *, initial: int = CACHE_BLOCK) -> KVCache:
+        """An empty KV cache on this model's device for up to max_len (default: the context) positions.
+
+        It starts with room for `initial` positions (pass what you know you need) and
+        grows by doubling when a forward pass needs more.
+        """
         weight = self.tok_emb.weight
-        return KVCache(self.config, batch, max_len or self.config.context_length, weight.device, weight.dtype)
+        return KVCache(self.config, batch, max_len or self.config.context_length, weight.device, weight.dtype, initial)
 
     def unembed(self, x: Tensor) -> Tensor:
         """Final norm then unembedding: a residual vector (..., D) to logits (..., V)."""
@@ -299,8 +347,10 @@ class Transformer(nn.Module):
             raise ValueError(
                 f"{past + T} tokens exceed the model's context window of {self.config.context_length}"
             )
-        if cache is not None and past + T > cache.max_len:
-            raise ValueError(f"{past + T} tokens exceed the KV cache's {cache.max_len} positions")
+        if cache is not None:
+            if past + T > cache.max_len:
+                raise ValueError(f"{past + T} tokens exceed the KV cache's {cache.max_len} positions")
+            cache.reserve(past + T)  # every layer grows at once, before the first writes
         x = self.tok_emb(ids)  # (B, T, D)
         rope = None
         if self.pos_emb is not None:
