@@ -169,6 +169,18 @@ class TestHeadPatterns:
         assert s["self"] == pytest.approx(0.5)
         assert head_scores(w, [1, 2]).label(0, 0) == ("self", pytest.approx(0.5))
 
+    def test_a_one_token_text_has_no_measurable_pattern(self):
+        """One token (a prompt of one character): every score is NaN, no range error (found by the soak test)."""
+        s = head_scores(torch.ones(2, 3, 1, 1), [7])
+        assert s.values.shape == (2, 3, len(PATTERNS))
+        assert all(math.isnan(v) for v in s.of(1, 2).values())
+        assert s.label(0, 0) is None
+
+    def test_a_one_token_capture(self, lm):
+        attention = capture_attention(lm, lm.encode("a")[:1])
+        assert attention.n_tokens == 1
+        assert attention.matrix(0, None).tolist() == [[pytest.approx(1.0)]]
+
 
 def test_engine_module_imports_neither_textual_nor_rich():
     code = ("import sys, llmtui.engine.attention\n"

@@ -72,10 +72,10 @@ def head_scores(weights: Tensor, ids: Sequence[int]) -> HeadScores:
     L, H, T, _ = weights.shape
     w = weights.float()
     nan = torch.full((L, H), float("nan"))
-    q = torch.arange(2, T)
+    q = torch.arange(2, max(T, 2))  # empty for T < 3 (arange(2, 1) would raise)
     previous = w[:, :, q, q - 1].mean(-1) if T > 2 else nan  # (L, H)
     first = w[:, :, q, 0].mean(-1) if T > 2 else nan
-    q1 = torch.arange(1, T)
+    q1 = torch.arange(1, max(T, 1))
     self_ = w[:, :, q1, q1].mean(-1) if T > 1 else nan
     tokens = torch.tensor(list(ids))
     earlier = torch.ones(T, T, dtype=torch.bool).tril(-1)  # (T, T): j < i
