@@ -134,10 +134,10 @@ class GenerationSession:
     def finish_reason(self) -> str | None:
         if self.steps and self.steps[-1].token_id in self.stop_ids:
             return "stop token"
+        if self.context_used >= self.lm.config.context_length:
+            return "context window full"  # before max new tokens: raising that knob would not help
         if len(self.steps) >= self.settings.max_new_tokens:
             return "max new tokens"
-        if self.context_used >= self.lm.config.context_length:
-            return "context window full"
         return None
 
     @property

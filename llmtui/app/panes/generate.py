@@ -97,6 +97,19 @@ class _Run:
     produced: int = 0  # tokens this run has drawn so far (set by the worker)
 
 
+def check_fits(request: PromptRequest, n_tokens: int, window: int) -> None:
+    """ValueError, saying what to do, when a prompt leaves no room in the context window for one token."""
+    if n_tokens < window:
+        return
+    if request.chat and request.history:
+        raise ValueError(f"the chat so far and this message are {n_tokens:,} tokens; the model's context window holds "
+                         f"{window:,}: ctrl+n clears the chat (your message is kept)")
+    what = "message" if request.chat else "prompt"
+    full = ", no room for one more token" if n_tokens == window else ""
+    raise ValueError(f"the {what} is {n_tokens:,} tokens; the model's context window holds {window:,}{full}: "
+                     f"shorten it (it is kept)")
+
+
 def check_settings(settings: SamplingSettings, name: str, value: Any) -> SamplingSettings:
     """The settings with one knob changed, or ValueError saying why not."""
     return settings.with_(**{name: value})
@@ -154,6 +167,7 @@ class GeneratePane(Pane):
         self._note_until = 0.0  # a knob's note stays on the message line until then (time.monotonic)
         self._speed_shown_at = 0.0  # when tokens/s last went to the status line (time.monotonic)
         self._last_seed: int | None = None
+        self._preview_len = 0  # tokens of the previewed prompt (no session yet)
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -230,6 +244,23 @@ class GeneratePane(Pane):
 
     def _update_legend(self) -> None:
         self.output.border_subtitle = legend("model p " if self.colour_by == "model" else "knobs p ")
+
+    @property
+    def context_used(self) -> int:
+        """Tokens of the context window the shown text takes: the prompt (as encoded) and the generated tokens."""
+        if self._session is not None:
+            return len(self._prompt_ids) + len(self._steps)
+        return self._preview_len
+
+    def _show_context(self) -> None:
+        """The output's title says how much of the context window the text uses (always in view)."""
+        used = self.context_used
+        if self.lm is None or not used:
+            self.output.border_title = "Output"
+            return
+        window = self.lm.config.context_length
+        full = " · full" if used >= window else ""
+        self.output.border_title = f"Output · context {used:,} / {window:,}{full}"
 
     # -- the model -------------------------------------------------------------------------
 
@@ -393,6 +424,8 @@ class GeneratePane(Pane):
         self._steps = ()
         self._prompt_ids = []
         self._prompt_pieces = []
+        self._preview_len = 0
+        self._show_context()
         self.table.show(None)
         self._show_idle_output()
         self._request_preview()
@@ -520,6 +553,7 @@ class GeneratePane(Pane):
             with self._lock:
                 if run.session is None:
                     ids = run.prompt.encode(lm)
+                    check_fits(run.prompt, len(ids), lm.config.context_length)
                     run.session = run_on_model_thread(GenerationSession, lm, ids, run.settings, top_n=TOP_N)
             session = run.session
             if fork is not None:
@@ -629,6 +663,10 @@ class GeneratePane(Pane):
             self._say(f"Forked at token {self._steps[-1].index + 1} · F6 one more, F7 go on" if self._steps else "Forked")
         elif message.reason == "max new tokens":
             self._say(f"Max tokens reached: {n} tokens · {seed} · raise it and F7 goes on")
+        elif message.reason == "context window full":
+            window = self.lm.config.context_length if self.lm is not None else self.context_used
+            self._say(f"Context window full: {self.context_used:,} of {window:,} tokens · fork earlier or ctrl+n clears",
+                      "error")
         else:
             self._say(f"Finished ({message.reason}): {n} tokens · {seed}")
 
@@ -637,6 +675,7 @@ class GeneratePane(Pane):
     def _render_output(self) -> None:
         if self._texts is None:
             return
+        self._show_context()
         if not self._steps and not self._prompt_pieces:
             self._show_idle_output()
             return
@@ -724,6 +763,8 @@ class GeneratePane(Pane):
         if not request.text.strip() and not self.chat_mode:
             self._preview = None
             self._prompt_pieces = []
+            self._preview_len = 0
+            self._show_context()
             self.table.show(None)
             self._show_idle_output()
             return
@@ -750,9 +791,7 @@ class GeneratePane(Pane):
                 ids = request.encode(lm)
                 if not ids:
                     raise ValueError("the prompt is empty: type some text first")
-                if len(ids) >= lm.config.context_length:
-                    raise ValueError(f"the prompt is {len(ids)} tokens; the model's context window holds "
-                                     f"{lm.config.context_length}")
+                check_fits(request, len(ids), lm.config.context_length)
             with self._lock:
                 cands, position, ids = run_on_model_thread(next_token)
             self.post_message(NextTokenPreview(preview_id, position, cands, settings, tuple(ids)))
@@ -775,6 +814,7 @@ class GeneratePane(Pane):
             preview=True,
         )
         if self._session is None:  # show the prompt as the model will see it
+            self._preview_len = len(message.prompt_ids)
             self._prompt_pieces = [
                 Piece(p.text, role="special" if p.special else "prompt")
                 for p in prompt_pieces(self.lm.tokenizer, list(message.prompt_ids))
@@ -789,6 +829,9 @@ class GeneratePane(Pane):
         if message.preview_id != self._preview_ids:
             return
         self._preview = None
+        if self._session is None:
+            self._preview_len = 0
+            self._show_context()
         self.table.show(None)
         self._say(message.error[0].upper() + message.error[1:], "error")
 
