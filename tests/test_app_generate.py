@@ -103,6 +103,24 @@ class TestKnobs:
             await pilot.press("r")  # on the seed knob: back to random
             assert pane.settings.seed is None
 
+    async def test_a_double_enter_in_the_value_box_sets_the_value_once(self, tiny_lm):
+        """Two enters before the box closes (a fast typist; found by the soak test): the value is set
+        once, the box closes, and the second enter pops no other screen (it used to raise ScreenStackError)."""
+        app = make_app(tiny_lm, prompt=PROMPT)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            pane.knob("top_k").focus()
+            await pilot.press("enter")
+            assert isinstance(app.screen, ValueInputScreen)
+            await pilot.press(*"7")
+            app._driver.send_message(events.Key("enter", "\r"))
+            app._driver.send_message(events.Key("enter", "\r"))
+            await pilot.pause()
+            await pilot.pause()
+            assert app._exception is None
+            assert len(app.screen_stack) == 1
+            assert pane.settings.top_k == 7
+
     async def test_knob_turned_mid_stream_applies_from_the_next_token(self, tiny_lm, slow_steps):
         slow_steps(0.02)
         app = make_app(tiny_lm, prompt=PROMPT, settings=greedy(max_new_tokens=40))

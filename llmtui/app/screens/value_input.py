@@ -57,10 +57,13 @@ class ValueInputScreen(ModalScreen["tuple[Any] | None"]):
     def _submit(self, event: Input.Submitted) -> None:
         try:
             value = self.check(event.value)
+        if self.app.screen is not self:
+            return  # a second enter queued before the box closed: dismissing again would pop another screen
         except (ValueError, TypeError) as e:
             self.query_one("#value-error", Static).update(Text(str(e) or "not a valid value"))
             return
         self.dismiss((value,))
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        if self.app.screen is self:
+            self.dismiss(None)
