@@ -5,9 +5,18 @@ No torch here: the CLI and the tokenizer catch these without loading the model c
 
 from __future__ import annotations
 
+from llmtui.engine.text import escape_controls
+
 
 class ModelLoadError(ValueError):
-    """A model could not be loaded: one clear, user-facing line, what went wrong and what to do."""
+    """A model could not be loaded: one clear, user-facing line, what went wrong and what to do.
+
+    Messages quote names read from the file (tensor names, metadata values); a damaged file
+    can put newlines or terminal escapes in those, so they are escaped here: always one line.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(escape_controls(message, keep=""))
 
 
 class DeviceError(ValueError):
