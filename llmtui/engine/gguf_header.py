@@ -125,7 +125,10 @@ def read_gguf_header(path: Path) -> GGUFFile:
         raise ModelLoadError(f"{where} is GGUF version {version}; llmtui reads versions 2 and 3 (little-endian)")
     n_tensors, n_kv = cur.unpack("<Q"), cur.unpack("<Q")
     if n_tensors > len(data) // 24 or n_kv > len(data) // 12:  # each needs at least that many bytes
-        raise ModelLoadError(f"{where} claims {n_tensors} tensors and {n_kv} metadata keys; the file is corrupt")
+        raise ModelLoadError(
+            f"{where} claims {n_tensors:,} tensors and {n_kv:,} metadata keys in {len(data):,} bytes; "
+            "the file is truncated or corrupt"
+        )
     metadata: dict[str, Any] = {}
     for _ in range(n_kv):
         key = cur.string()
@@ -134,9 +137,11 @@ def read_gguf_header(path: Path) -> GGUFFile:
     for _ in range(n_tensors):
         name = cur.string()
         n_dims = cur.unpack("<I")
-        if n_dims > 4:
+        if not 1 <= n_dims <= 4:
             raise ModelLoadError(f"{where}: tensor {name} has {n_dims} dimensions; the file is corrupt")
         dims = [cur.unpack("<Q") for _ in range(n_dims)]
+        if 0 in dims:  # ggml has no empty tensors; an empty one would only fail later, less clearly
+            raise ModelLoadError(f"{where}: tensor {name} has shape {tuple(reversed(dims))}; the file is corrupt")
         infos.append((name, dims, cur.unpack("<I"), cur.unpack("<Q")))
     alignment = metadata.get("general.alignment", 32)
     if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
