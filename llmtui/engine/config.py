@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -42,6 +44,18 @@ class ModelConfig:
         }
         if self.family not in defaults:
             raise ValueError(f"unknown model family {self.family!r}: expected 'gpt2' or 'llama'")
+        # Types and signs first: a damaged file's "abc", NaN or 0 must not reach the arithmetic below.
+        for name in ("vocab_size", "n_layer", "n_head", "d_model", "d_ff", "context_length", "n_kv_head", "head_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"{name} must be a whole number, got {value!r}")  # noqa: TRY004 - loaders catch ValueError
+            if value < 0 or (value == 0 and name not in ("n_kv_head", "head_dim")):  # 0 there means "derive it"
+                raise ValueError(f"{name} must be positive, got {value}")
+        for name in ("norm_eps", "rope_theta"):
+            value = getattr(self, name)
+            low_ok = value > 0 if name == "rope_theta" else value >= 0
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (low_ok and value < math.inf):
+                raise ValueError(f"{name} must be a finite, positive number, got {value!r}")
         for name, value in defaults[self.family].items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
@@ -53,9 +67,6 @@ class ModelConfig:
             object.__setattr__(self, "head_dim", self.d_model // self.n_head)
         if self.n_head % self.n_kv_head:
             raise ValueError(f"n_head {self.n_head} is not a multiple of n_kv_head {self.n_kv_head}")
-        for name in ("vocab_size", "n_layer", "n_head", "d_model", "d_ff", "context_length"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
     @property
     def n_rep(self) -> int:
