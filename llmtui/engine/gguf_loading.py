@@ -58,8 +58,10 @@ def gguf_config(gguf: GGUFFile) -> ModelConfig:
     """ModelConfig from the `{arch}.*` metadata keys."""
     where, meta = gguf.path.name, gguf.metadata
     arch = meta.get("general.architecture")
-    if arch not in BLOCK_NAMES:
-        raise ModelLoadError(f"{where}: architecture {arch!r} is not supported; llmtui reads llama and gpt2 GGUF files")
+    if not isinstance(arch, str) or arch not in BLOCK_NAMES:
+        raise ModelLoadError(
+            f"{where}: architecture {_short(arch)} is not supported; llmtui reads llama and gpt2 GGUF files"
+        )
 
     def get(key: str, default: Any = None, required: bool = False) -> Any:
         value = meta.get(f"{arch}.{key}", default)
@@ -71,6 +73,9 @@ def gguf_config(gguf: GGUFFile) -> ModelConfig:
             raise ModelLoadError(
                 f"{where}: {arch}.{key} differs per layer, which llmtui does not implement (its layers are all alike)"
             )
+        # A damaged file can hold a string or a bool where a number belongs: say which key, not int()'s error.
+        if value is not None and key != "rope.scaling.type" and (isinstance(value, (bool, str)) or not np.isreal(value)):
+            raise ModelLoadError(f"{where}: {arch}.{key} is {_short(value)}, not a number; the file is corrupt")
         return value
 
     scaling = get("rope.scaling.type")
@@ -84,19 +89,14 @@ def gguf_config(gguf: GGUFFile) -> ModelConfig:
         )
     tokens = meta.get("tokenizer.ggml.tokens")
     embd = gguf.tensors.get("token_embd.weight")
-    vocab = len(tokens) if tokens is not None else (embd.shape[0] if embd is not None else 0)
+    vocab = len(tokens) if isinstance(tokens, list) else (embd.shape[0] if embd is not None else 0)
 
-    n_head = int(get("attention.head_count", required=True))
-    d_model = int(get("embedding_length", required=True))
-    head_dim = int(get("attention.key_length") or d_model // max(n_head, 1))
-    rope_dims = get("rope.dimension_count")
-    if arch == "llama" and rope_dims not in (None, head_dim):
-        raise ModelLoadError(
-            f"{where} rotates {rope_dims} of {head_dim} head dimensions (partial RoPE), which llmtui does not implement"
-        )
     eps_key = "attention.layer_norm_rms_epsilon" if arch == "llama" else "attention.layer_norm_epsilon"
-    try:
-        return ModelConfig(
+    try:  # int() of a NaN or an infinity read from a damaged file raises too
+        n_head = int(get("attention.head_count", required=True))
+        d_model = int(get("embedding_length", required=True))
+        head_dim = int(get("attention.key_length") or d_model // max(n_head, 1))
+        config = ModelConfig(
             family=arch,
             vocab_size=vocab,
             n_layer=int(get("block_count", required=True)),
@@ -110,8 +110,23 @@ def gguf_config(gguf: GGUFFile) -> ModelConfig:
             tie_embeddings="output.weight" not in gguf.tensors,
             head_dim=head_dim,
         )
-    except (ValueError, TypeError) as err:
+    except ModelLoadError:
+        raise
+    except (ValueError, TypeError, OverflowError) as err:
         raise ModelLoadError(f"{where}: inconsistent model metadata ({err})") from err
+    rope_dims = get("rope.dimension_count")  # checked once the config is known to be sane (n_head > 0)
+    if arch == "llama" and rope_dims not in (None, config.head_dim):
+        raise ModelLoadError(
+            f"{where} rotates {rope_dims} of {config.head_dim} head dimensions (partial RoPE), "
+            "which llmtui does not implement"
+        )
+    return config
+
+
+def _short(value: Any) -> str:
+    """A metadata value for a message: a damaged file can hold megabytes where a name belongs."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def unpermute_rope_rows(w: torch.Tensor, n_heads: int) -> torch.Tensor:
@@ -149,7 +164,13 @@ def gguf_state_dict(gguf: GGUFFile, config: ModelConfig, progress: Progress | No
             continue
         prefix = f"blocks.{match['block']}." if match["block"] is not None else ""
         ours = f"{prefix}{table[match['name']]}.{match['kind']}"
-        values = dequantize(gguf.raw(info), Q(info.type_id))
+        # Damaged scales overflow to inf in numpy (a RuntimeWarning on stderr): checked below instead.
+        with np.errstate(over="ignore", invalid="ignore"):
+            values = dequantize(gguf.raw(info), Q(info.type_id))
+        if not np.isfinite(values).all():
+            raise ModelLoadError(
+                f"{where}: tensor {info.name} holds NaN or infinite values; the file is damaged — download it again"
+            )
         # F32 comes back as a view into the memory-mapped file: copy so it outlives the map.
         w = torch.from_numpy(values.copy() if info.type_id == Q.F32 else values).reshape(info.shape)
         if ours.endswith((".attn.q_proj.weight", ".attn.k_proj.weight")):  # llama; gpt2 has a fused qkv
