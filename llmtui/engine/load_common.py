@@ -75,8 +75,23 @@ def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+MAX_CONTEXT = 1 << 20
+"""Longest context window accepted: the RoPE tables hold every position (512 MB at this length)."""
+
+
 def check_state_dict(state_dict: dict[str, torch.Tensor], config: ModelConfig, where: str) -> None:
     """Raise ModelLoadError unless the names and shapes are exactly what the config implies."""
+    # Absurd numbers from a damaged file: refused before anything is sized by them.
+    if config.n_layer > len(state_dict):  # every layer has several tensors
+        raise ModelLoadError(
+            f"{where} says the model has {config.n_layer:,} layers but holds only {len(state_dict)} tensors; "
+            "the file is incomplete or corrupt"
+        )
+    if config.context_length > MAX_CONTEXT:
+        raise ModelLoadError(
+            f"{where} says the context window is {config.context_length:,} tokens; llmtui handles up to "
+            f"{MAX_CONTEXT:,} (the file is corrupt, or the model is beyond what llmtui runs)"
+        )
     expected = expected_shapes(config)
     missing = [name for name in expected if name not in state_dict]
     if missing:
