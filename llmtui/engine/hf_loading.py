@@ -26,11 +26,27 @@ GELU_TANH = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")  # our GPT-2 MLP uses
 def read_config_json(folder: Path) -> dict[str, Any]:
     path = folder / "config.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as err:
         raise ModelLoadError(f"{folder} has no config.json; pass a Hugging Face model folder or a .gguf file") from err
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"can't read {path} ({err}); the file is damaged") from err
+    if not isinstance(raw, dict):
+        raise ModelLoadError(f"{path} holds a JSON {type(raw).__name__}, not an object; the file is damaged")
+    return raw
+
+
+_WHOLE_NUMBERS = frozenset(
+    {"vocab_size", "n_layer", "n_head", "n_embd", "n_inner", "n_positions", "num_hidden_layers",
+     "num_attention_heads", "num_key_value_heads", "hidden_size", "intermediate_size", "max_position_embeddings",
+     "head_dim", "sliding_window"}
+)  # fmt: skip
+_NUMBERS = frozenset({"layer_norm_epsilon", "rms_norm_eps", "rope_theta"})
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def hf_config(raw: dict[str, Any], where: str) -> ModelConfig:
@@ -40,6 +56,13 @@ def hf_config(raw: dict[str, Any], where: str) -> ModelConfig:
     def refuse(what: str) -> ModelLoadError:
         return ModelLoadError(f"{where}: {what}, which llmtui does not implement; pick a plain GPT-2 or Llama model")
 
+    for key, value in raw.items():  # types first, so that the arithmetic below can trust them
+        if key in _WHOLE_NUMBERS and value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ModelLoadError(f"{where}: config.json has {key} = {_short(value)}, not a whole number")
+        if key in _NUMBERS and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ModelLoadError(f"{where}: config.json has {key} = {_short(value)}, not a number")
+        if key in ("rope_scaling", "rope_parameters") and value is not None and not isinstance(value, dict):
+            raise ModelLoadError(f"{where}: config.json has {key} = {_short(value)}, not an object")
     try:
         if model_type == "gpt2":
             if raw.get("activation_function", "gelu_new") not in GELU_TANH:
@@ -98,7 +121,7 @@ def hf_config(raw: dict[str, Any], where: str) -> ModelConfig:
             )
     except KeyError as err:
         raise ModelLoadError(f"{where}: config.json lacks {err.args[0]!r}; the file is incomplete") from err
-    except ValueError as err:
+    except (ValueError, TypeError) as err:
         raise ModelLoadError(f"{where}: inconsistent config.json ({err})") from err
     raise ModelLoadError(
         f"{where}: model_type {model_type!r} is not supported; llmtui reads gpt2 and llama (also mistral) models"
@@ -110,9 +133,12 @@ def safetensors_files(folder: Path) -> list[Path]:
     index = folder / "model.safetensors.index.json"
     if index.is_file():
         try:
-            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-        except (OSError, ValueError, KeyError, AttributeError) as err:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            shards = sorted({str(name) for name in weight_map.values()})
+        except (OSError, ValueError, KeyError, AttributeError, TypeError) as err:
             raise ModelLoadError(f"can't read {index} ({err}); the file is damaged") from err
+        if any(Path(name).name != name for name in shards):  # "../x": only files inside the folder
+            raise ModelLoadError(f"{index.name} names a shard outside the folder; the file is damaged")
         missing = [name for name in shards if not (folder / name).is_file()]
         if missing:
             raise ModelLoadError(
@@ -138,6 +164,8 @@ def read_safetensors(files: list[Path], progress: Progress | None, message: str)
     tensors: dict[str, torch.Tensor] = {}
     for i, path in enumerate(files):
         report(progress, message, i / len(files))
+        if not path.is_file():  # safe_open would say "No such device" of a folder
+            raise ModelLoadError(f"{path.name} is a folder, not a safetensors file; download the model again")
         try:
             with safe_open(path, framework="pt") as f:
                 for name in f.keys():
