@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 
 from llmtui.engine.config import ModelConfig
-from llmtui.engine.errors import DeviceError
+from llmtui.engine.errors import DeviceError, ModelLoadError
 from llmtui.engine.model import ForwardOutput, Transformer
 from llmtui.engine.tokenizer import Tokenizer
 
@@ -31,6 +31,31 @@ def resolve_device(name: str) -> torch.device:
             raise DeviceError(f"--device {name} asked for, but no CUDA GPU is available here; use --device cpu")
         return torch.device(name)
     raise DeviceError(f"unknown device {name!r}: use cpu or cuda")
+
+
+def load_tokenizer(source: Path, vocab_size: int) -> Tokenizer:
+    """The tokenizer stored with a model (a .gguf file or a Hugging Face folder), checked against its vocabulary.
+
+    The tokenizer readers raise ValueError, KeyError or OSError on a damaged or unsupported
+    vocabulary; for a model being loaded that is the file's fault, so it becomes a ModelLoadError.
+    """
+    from llmtui.engine.tokenizer import tokenizer_from_gguf, tokenizer_from_hf_folder
+
+    try:
+        tokenizer = tokenizer_from_gguf(source) if source.suffix == ".gguf" else tokenizer_from_hf_folder(source)
+    except ModelLoadError:
+        raise
+    except KeyError as err:
+        raise ModelLoadError(f"{source.name}: the tokenizer lacks {err}; the file is incomplete or damaged") from err
+    except (ValueError, TypeError, OSError) as err:
+        why = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+        raise ModelLoadError(f"{source.name}: can't read its tokenizer ({why})") from err
+    if tokenizer.vocab_size > vocab_size:  # ids the embedding has no row for: an IndexError mid-generation
+        raise ModelLoadError(
+            f"{source.name}: the tokenizer has {tokenizer.vocab_size} tokens but the model only {vocab_size}; "
+            "the tokenizer belongs to another model"
+        )
+    return tokenizer
 
 
 @dataclass
@@ -63,17 +88,15 @@ class LanguageModel:
         Raises ModelLoadError (or DeviceError) with a one-line, user-facing message.
         """
         from llmtui.engine.loading import load_weights
-        from llmtui.engine.tokenizer import tokenizer_from_gguf, tokenizer_from_hf_folder
 
         dev = resolve_device(device)
         weights = load_weights(spec, progress=progress)
+        tokenizer = load_tokenizer(Path(weights.tokenizer_source), weights.config.vocab_size)
         if progress:
             progress("building the model", 0.95)
         model = Transformer(weights.config)
         model.load_state_dict(weights.state_dict, strict=True)
         model.to(dev).eval()
-        source = Path(weights.tokenizer_source)
-        tokenizer = tokenizer_from_gguf(source) if source.suffix == ".gguf" else tokenizer_from_hf_folder(source)
         if progress:
             progress("ready", 1.0)
         return cls(name=weights.name, source=weights.source, model=model, tokenizer=tokenizer, device=dev)
