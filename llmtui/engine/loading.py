@@ -73,6 +73,8 @@ def resolve_spec(spec: str) -> ModelSource:
             return ModelSource("gguf", str(ggufs[0]))
         if ggufs:
             raise ModelLoadError(f"{path} holds {len(ggufs)} GGUF files; pass one of them, e.g. --model {ggufs[0]}")
+        if not path.is_dir():  # /dev/null, a pipe, a socket: glob() above found nothing in it
+            raise ModelLoadError(f"{path} is not a regular file or folder; pass a .gguf file or a Hugging Face folder")
         raise ModelLoadError(
             f"{path} is a folder without config.json or a .gguf file; pass a Hugging Face model folder or a .gguf file"
         )
