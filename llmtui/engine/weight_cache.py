@@ -23,15 +23,19 @@ from llmtui.engine.config import ModelConfig
 from llmtui.engine.load_common import check_state_dict
 
 # Bump when the conversion changes (say, a fix to the q/k row order): old entries stop matching.
-FORMAT = "1"
+FORMAT = "2"  # 2: the key covers inode and ctime; each entry records its own name
 # Past this size a float32 copy on disk costs more than it saves (and such models hardly fit in RAM).
 MAX_CACHE_BYTES = 4 << 30
 
 
 def cache_file(cache_dir: Path, source: Path) -> Path:
-    """Entry for a GGUF file; the key changes when the file is replaced or touched."""
+    """Entry for a GGUF file; the key changes when the file is replaced or touched.
+
+    Size and mtime alone miss a file rewritten in place with its old mtime put back (os.utime,
+    `cp -p`, `touch -r`); the inode and the ctime, which no tool can set back, catch those.
+    """
     stat = source.stat()
-    ident = f"{FORMAT}:{source.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    ident = f"{FORMAT}:{source.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}:{stat.st_ctime_ns}"
     key = hashlib.sha256(ident.encode()).hexdigest()[:16]
     return cache_dir / "dequantized" / f"{_stem(source)}-{key}.safetensors"
 
@@ -56,6 +60,8 @@ def load_cached(entry: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]] | No
             meta = f.metadata() or {}
         if meta.get("llmtui_format") != FORMAT:
             raise ValueError("written by another version")
+        if meta.get("entry") != entry.name:  # a good entry of another file, copied or renamed here
+            raise ValueError("an entry for another file")
         config = ModelConfig(**json.loads(meta["config"]))
         crcs = json.loads(meta["crc32"])
         state_dict = load_file(entry)
@@ -79,6 +85,7 @@ def save_cached(entry: Path, config: ModelConfig, state_dict: dict[str, torch.Te
 
     metadata = {
         "llmtui_format": FORMAT,
+        "entry": entry.name,
         "config": json.dumps(dataclasses.asdict(config)),
         "crc32": json.dumps({name: _crc(t) for name, t in state_dict.items()}),
     }
