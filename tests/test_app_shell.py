@@ -131,6 +131,27 @@ class TestHelpAndPalette:
             await finished(pilot, pane)
             assert len(pane.steps) == 1
 
+    async def test_enter_then_escape_in_the_palette_closes_it_once(self, tiny_lm):
+        """A command chosen and escape pressed before the palette closed (found by the soak test): the app
+        keeps running with its one screen (Textual's palette dismissed itself twice: ScreenStackError)."""
+        from textual.widgets import OptionList
+
+        app = make_app(tiny_lm)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot)
+            await pilot.press("ctrl+p")
+            await pilot.press(*"Light theme")
+            commands = app.screen.query_one(CommandList)
+            await wait_for(pilot, lambda: commands.option_count > 0, timeout=5, what="the palette's match")
+            commands.highlighted = 0
+            palette = app.screen
+            palette.post_message(OptionList.OptionSelected(commands, commands.get_option_at_index(0), 0))  # enter: the choice is queued ...
+            palette._action_escape()  # ... and escape is handled before it
+            for _ in range(5):
+                await pilot.pause()
+            assert app._exception is None
+            assert len(app.screen_stack) == 1
+
 
 class TestModelLoading:
     async def test_the_app_draws_at_once_and_says_loading(self, tiny_lm, monkeypatch):

@@ -16,15 +16,17 @@ from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.theme import Theme
-from textual.widgets import ContentSwitcher, Footer, Tab, Tabs
+from textual.widgets import ContentSwitcher, Tab, Tabs
 
 from llmtui.app.demo_runner import DemoBar, DemoRunner
 from llmtui.app.messages import ModelLoaded, ModelLoadFailed, ModelLoadProgress, ModelReady, ShowTokenInEmbeddings, Throughput
 from llmtui.app.model_thread import freeze_loaded_objects, run_on_model_thread
 from llmtui.app.panes import PANES, Pane
+from llmtui.app.screens.command_palette import CommandPalette
 from llmtui.app.screens.help import HelpScreen
 from llmtui.app.selection import TokenSelected, TokenSelection
 from llmtui.app.state import ModelState
+from llmtui.app.widgets.footer import Footer
 from llmtui.app.widgets.status_line import StatusLine
 
 if TYPE_CHECKING:
@@ -199,6 +201,11 @@ class LLMTuiApp(App[None]):
         """Show the current token in `pane`, unless the user selected it there."""
         if self.selection is not None and self.selection.source != pane.PANE_ID:
             pane.follow_selection(self.selection)
+
+    def action_command_palette(self) -> None:
+        """Textual's palette, in a version that closes at most once (see screens/command_palette.py)."""
+        if self.use_command_palette and not CommandPalette.is_open(self):
+            self.push_screen(CommandPalette(id="--command-palette"))
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
