@@ -24,10 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 import torch
 from app_fixtures import wait_for
 from gguf import GGMLQuantizationType as Q
 from gguf import GGUFReader, GGUFValueType, GGUFWriter
+from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
 from test_gguf import write_llama_gguf
 
 from llmtui.app.app import LLMTuiApp
@@ -339,11 +341,16 @@ def _repo_offline(env: Env) -> str:
     return "someone/absent-model"
 
 
-def _repo_unreachable(error: type[Exception]) -> Callable[[Env], str]:
+def _repo_unreachable(error: type[Exception], offline: bool = False) -> Callable[[Env], str]:
+    """snapshot_download raising what huggingface_hub (or its HTTP client) raises without a network."""
+
     def build(env: Env) -> str:
         def no_network(repo_id, **kwargs):
             raise error("[Errno -3] Temporary failure in name resolution")
 
+        if offline:
+            env.monkeypatch.setattr("huggingface_hub.snapshot_download", no_network)
+            return "someone/tiny-model"
         env.monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         env.monkeypatch.delenv("LLMTUI_OFFLINE", raising=False)
         env.monkeypatch.setattr("huggingface_hub.snapshot_download", no_network)
@@ -491,6 +498,13 @@ FAULTS = [
     Fault("repo-offline", _repo_offline, ("offline mode is on", "someone/absent-model", "--model PATH")),
     Fault("repo-unreachable-oserror", _repo_unreachable(ConnectionError), ("can't reach huggingface.co",)),
     Fault("repo-unreachable-timeout", _repo_unreachable(TimeoutError), ("can't reach huggingface.co",)),
+    Fault("repo-unreachable-requests", _repo_unreachable(requests.ConnectionError), ("can't reach huggingface.co",)),
+    Fault("repo-not-in-hf-cache", _repo_unreachable(LocalEntryNotFoundError), ("can't reach huggingface.co",)),
+    Fault(
+        "repo-hub-offline-mode",
+        _repo_unreachable(OfflineModeIsEnabled, offline=True),
+        ("offline mode is on", "not in the Hugging Face cache"),
+    ),
     Fault("download-offline", _default_offline, ("offline", "not in the cache yet"), names="Fake tiny"),
     Fault(
         "download-cache-read-only",
