@@ -8,9 +8,13 @@ what the user typed is what gets tokenized.
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import TextArea
+from textual.widgets.text_area import Edit, EditResult
 
 from llmtui.engine.text import BIDI_CONTROLS
 
@@ -24,6 +28,18 @@ _PICTURES = {code: 0x2400 + code for code in range(0x20) if code != 0x09} | {0x7
 _PICTURES |= {code: 0xFFFD for code in [*range(0x80, 0xA0), *map(ord, BIDI_CONTROLS), *range(0xD800, 0xE000)]}
 
 
+# Every character str.splitlines() breaks at. Textual's document splits lines there but ends a line
+# only at \r or \n: a trailing \x0b, \x0c, \x85, U+2028 ... would be dropped, the others become the
+# document's newline. So the editor turns them all into "\n" before the document sees them: the one
+# change it makes to what is typed or pasted, and nothing is lost.
+_LINE_BREAK = re.compile("\r\n|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def one_newline(text: str) -> str:
+    """Text with every line break as '\\n' ('a\\r\\nb\\x0b' -> 'a\\nb\\n')."""
+    return _LINE_BREAK.sub("\n", text)
+
+
 def control_pictures(text: str) -> str:
     """Text with controls drawn as symbols ('a\\x1b[0m' -> 'a␛[0m'); tabs stay, the length is unchanged."""
     return text.translate(_PICTURES)
@@ -32,13 +48,24 @@ def control_pictures(text: str) -> str:
 class PromptEditor(TextArea, inherit_bindings=False):
     """A soft-wrapped TextArea for prompts; tab moves focus on, F5-F7 belong to the Generate pane.
 
-    Its lines show control characters as symbols (␛, ␀, ␡); the document keeps the real ones.
+    Its lines show control characters as symbols (␛, ␀, ␡); the document keeps the real ones. Line
+    breaks of every kind are kept as "\\n" (see `one_newline`).
     """
 
     BINDINGS = [
         b for b in TextArea.BINDINGS
         if isinstance(b, Binding) and not set(b.key.split(",")) & _PANE_KEYS
     ]
+
+    def __init__(self, text: str = "", **kwargs: Any) -> None:
+        super().__init__(one_newline(text), **kwargs)
+
+    def load_text(self, text: str) -> None:
+        super().load_text(one_newline(text))
+
+    def edit(self, edit: Edit) -> EditResult:
+        edit.text = one_newline(edit.text)  # typing, pasting, replacing: every edit passes here
+        return super().edit(edit)
 
     def get_line(self, line_index: int) -> Text:
         # Not TextArea.get_line: rich's Text drops some controls (BEL, backspace, CR) on the way in.
