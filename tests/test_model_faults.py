@@ -788,3 +788,34 @@ def test_stale_entry_of_a_file_rewritten_in_place_with_its_old_mtime(cached, hf_
     fresh = load_weights(str(other), cache_dir=path.parent / "fresh-cache")
     torch.testing.assert_close(_logits(loaded), _logits(fresh), rtol=0, atol=0)
     assert not torch.equal(_logits(loaded), _logits(first))
+
+
+# -- finite weights so large that the model's output overflows ------------------------------------
+
+
+@pytest.fixture
+def overflowing_gguf(good_gguf, tmp_path) -> Path:
+    """Every weight of the final norm at 3e38: finite (the load accepts it), but the logits overflow to inf/NaN."""
+    huge = np.full(64, 3e38, dtype=np.float32)
+    return rewrite_gguf(good_gguf, tmp_path / "huge.gguf", tensors={"output_norm.weight": huge})
+
+
+def test_cli_generate_on_overflowing_weights_says_one_line(overflowing_gguf, isolated_cache, capsys):
+    for argv in (["--temperature", "0"], ["--temperature", "1", "--seed", "3"]):  # argmax and multinomial
+        code = main(["generate", "hello", "--model", str(overflowing_gguf), "--max-new-tokens", "3", *argv])
+        _, err = capsys.readouterr()
+        lines = err.splitlines()
+        assert code == 1 and len(lines) == 1 and "internal error" not in err, err
+        assert "NaN or infinity" in lines[0] and "damaged" in lines[0]
+
+
+async def test_app_on_overflowing_weights_says_why_and_keeps_the_prompt(overflowing_gguf, isolated_cache):
+    app = LLMTuiApp(model=str(overflowing_gguf), pane="generate", prompt="hello")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.model_state.phase == "ready", timeout=30, what="the model")
+        pane = app.query_one(GeneratePane)
+        await wait_for(pilot, lambda: "NaN or infinity" in pane.message, what="the preview's message")
+        await pilot.press(*" there", "f5")
+        await wait_for(pilot, lambda: not pane.running, what="the generation to stop")
+        assert "NaN or infinity" in pane.message and "internal error" not in pane.message
+        assert pane.editor.text == "hello there" and app.is_running

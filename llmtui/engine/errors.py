@@ -19,8 +19,12 @@ class ModelLoadError(ValueError):
         super().__init__(escape_controls(message, keep=""))
 
 
+class ModelOutputError(ValueError):
+    """The model's output is unusable (NaN or infinite logits): its weights are damaged, though finite."""
+
+
 class DeviceError(ValueError):
     """The requested device can't be used; the message says why and what to do."""
 
 
-USER_ERRORS: tuple[type[Exception], ...] = (ModelLoadError, DeviceError)
+USER_ERRORS: tuple[type[Exception], ...] = (ModelLoadError, ModelOutputError, DeviceError)

@@ -18,6 +18,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from llmtui.engine.errors import ModelOutputError
 from llmtui.engine.settings import SamplingSettings  # re-exported: the knobs live beside their effects
 
 
@@ -100,6 +101,11 @@ def min_p_mask(probs: Tensor, min_p: float) -> Tensor:
 def distribution(logits: Tensor, settings: SamplingSettings, previous_ids: Sequence[int] = ()) -> Distribution:
     """All stages for one step's logits (V,), computed in float32 on the logits' device."""
     logits = logits.float()
+    if not torch.isfinite(logits).all():  # else multinomial fails deep in torch, or argmax picks garbage
+        raise ModelOutputError(
+            "the model's output holds NaN or infinity: its weights are damaged (finite, but so large they "
+            "overflow) — download the model file again"
+        )
     raw = logits.softmax(-1)
     penalised = apply_repetition_penalty(logits, previous_ids, settings.repetition_penalty)
     none = torch.zeros_like(raw, dtype=torch.bool)
