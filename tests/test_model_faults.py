@@ -307,6 +307,15 @@ def _truncated_safetensors(env: Env) -> str:
     return str(env.hf)
 
 
+def _nan_safetensors(env: Env) -> str:
+    from safetensors.torch import load_file, save_file
+
+    state_dict = load_file(env.hf / "model.safetensors")
+    state_dict["model.layers.1.mlp.up_proj.weight"][5, 7] = float("inf")
+    save_file(state_dict, env.hf / "model.safetensors", metadata={"format": "pt"})
+    return str(env.hf)
+
+
 def _config(change: Callable[[dict], object]) -> Callable[[Env], str]:
     def build(env: Env) -> str:
         config = json.loads((env.hf / "config.json").read_text())
@@ -480,6 +489,12 @@ FAULTS = [
         "truncated-safetensors",
         _truncated_safetensors,
         ("can't read model.safetensors", "damaged"),
+        names="model.safetensors",
+    ),
+    Fault(
+        "nan-safetensors",
+        _nan_safetensors,
+        ("model.layers.1.mlp.up_proj.weight", "NaN or infinite"),
         names="model.safetensors",
     ),
     Fault(

@@ -170,6 +170,11 @@ def read_safetensors(files: list[Path], progress: Progress | None, message: str)
             with safe_open(path, framework="pt") as f:
                 for name in f.keys():
                     tensors[name] = f.get_tensor(name).to(torch.float32)
+                    if not torch.isfinite(tensors[name]).all():
+                        raise ModelLoadError(
+                            f"{path.name}: tensor {name} holds NaN or infinite values; "
+                            "the file is damaged — download it again"
+                        )
         except (SafetensorError, OSError, RuntimeError, ValueError) as err:
             raise ModelLoadError(
                 f"can't read {path.name} ({str(err).splitlines()[0][:120]}); the file is damaged — download it again"
