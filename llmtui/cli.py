@@ -292,10 +292,24 @@ COMMANDS = {"tokenize": cmd_tokenize, "generate": cmd_generate, "neighbours": cm
             "neighbors": cmd_neighbours, "attention": cmd_attention, "serve": cmd_serve}
 
 
+def _text_arguments_as_unicode(args: argparse.Namespace) -> None:
+    """Text given as arguments, with bytes that were not UTF-8 (lone surrogates in argv) as U+FFFD.
+
+    That is what the tokenizer sees, so --json's "prompt" is the text the model got, and it
+    can be printed (a lone surrogate made printing the JSON fail).
+    """
+    from llmtui.engine.text import without_lone_surrogates
+
+    for name in ("text", "prompt", "word"):
+        if isinstance(value := getattr(args, name, None), str):
+            setattr(args, name, without_lone_surrogates(value))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from llmtui.engine.errors import USER_ERRORS
 
     args = build_parser().parse_args(argv)
+    _text_arguments_as_unicode(args)
     try:
         return COMMANDS.get(args.command, run_tui)(args)
     except (CliError, *USER_ERRORS) as e:

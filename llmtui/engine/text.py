@@ -30,3 +30,14 @@ def escape_controls(text: str, keep: str = "\n\t") -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def without_lone_surrogates(text: str) -> str:
+    """Text with each lone surrogate replaced by U+FFFD, as the tokenizer encodes it ('a\\udcff' -> 'a\ufffd').
+
+    A str may hold lone surrogates (a command-line argument that was not UTF-8 gets them from
+    Python's surrogateescape), but no UTF-8 output can: printed as they are, they fail.
+    """
+    if not any("\ud800" <= ch <= "\udfff" for ch in text):
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
