@@ -35,6 +35,7 @@ from llmtui.app.state import ModelState
 from llmtui.app.widgets.head_overview import HeadOverview
 from llmtui.app.widgets.heatmap import Heatmap
 from llmtui.app.widgets.loading import LoadingNotice
+from llmtui.app.widgets.safe_input import SafeInput
 from llmtui.app.widgets.weight_bars import WeightBars, WeightRow, weight_bar
 
 if TYPE_CHECKING:
@@ -155,7 +156,7 @@ class AttentionPane(Pane):
         yield LoadingNotice(classes="pane-notice")
         with Horizontal(id="att-top"):
             yield Static("Prompt ›", id="att-prompt-label")
-            yield Input(id="att-prompt", placeholder="Type a prompt and press enter to see its attention")
+            yield SafeInput(id="att-prompt", placeholder="Type a prompt and press enter to see its attention")
         yield Static(id="att-nav")
         yield Static(id="att-message")
         with Horizontal(id="att-main"):

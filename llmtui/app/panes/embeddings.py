@@ -34,6 +34,7 @@ from llmtui.app.state import ModelState
 from llmtui.app.widgets.layer_chart import LayerChart
 from llmtui.app.widgets.loading import LoadingNotice
 from llmtui.app.widgets.neighbour_list import NeighbourColumns, NeighbourList, NeighbourRow
+from llmtui.app.widgets.safe_input import SafeInput
 from llmtui.app.widgets.scatter import MapPoint, ScatterMap, shorten
 from llmtui.app.widgets.token_choice import TokenChoice
 from llmtui.engine.text import escape_controls
@@ -421,7 +422,7 @@ class EmbeddingsPane(Pane):
         yield LoadingNotice(classes="pane-notice")
         with ContentSwitcher(id="emb-views", initial="emb-vocab"):
             with Vertical(id="emb-vocab"):
-                query = Input(
+                query = SafeInput(
                     DEFAULT_QUERY, placeholder="a word, king - man + woman, or cat dog banana car", id="emb-query"
                 )
                 query.border_title = "Word · expression · list of words"
@@ -436,13 +437,13 @@ class EmbeddingsPane(Pane):
                 a, b, word = DEFAULT_SENTENCES
                 with Horizontal(classes="emb-row"):
                     yield Label("Sentence A", classes="emb-label")
-                    yield Input(a, id="emb-sentence-a", compact=True, select_on_focus=False)
+                    yield SafeInput(a, id="emb-sentence-a", compact=True, select_on_focus=False)
                 with Horizontal(classes="emb-row"):
                     yield Label("Sentence B", classes="emb-label")
-                    yield Input(b, id="emb-sentence-b", compact=True, select_on_focus=False)
+                    yield SafeInput(b, id="emb-sentence-b", compact=True, select_on_focus=False)
                 with Horizontal(classes="emb-row"):
                     yield Label("Word", classes="emb-label")
-                    yield Input(word, id="emb-word", compact=True, select_on_focus=False)
+                    yield SafeInput(word, id="emb-word", compact=True, select_on_focus=False)
                     yield Static("  a word of both sentences · tab: chart", id="emb-word-hint")
                 yield Static(id="emb-ctx-message")
                 yield Static(id="emb-ctx-tokens")

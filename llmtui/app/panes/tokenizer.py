@@ -26,7 +26,8 @@ from llmtui.app.panes.base import Pane
 from llmtui.app.selection import TokenSelected, TokenSelection
 from llmtui.app.state import ModelState
 from llmtui.app.widgets.loading import LoadingNotice
-from llmtui.app.widgets.text_editor import TextEditor, control_pictures
+from llmtui.app.widgets.safe_input import SafeInput
+from llmtui.app.widgets.text_editor import TextEditor
 from llmtui.app.widgets.token_chips import ChipSection, TokenChips
 from llmtui.engine import tokenizer as tokenizer_module
 from llmtui.engine.tokens import Tokenization, from_ids, parse_ids, token_label, tokenize
@@ -113,7 +114,7 @@ class TokenizerPane(Pane):
         editor.border_title = "Text"
         yield editor
         with Vertical(id="tok-ids-box"):
-            ids = Input(id="tok-ids", placeholder="Token ids, e.g. 40, 3047, 27941, 0")
+            ids = SafeInput(id="tok-ids", placeholder="Token ids, e.g. 40, 3047, 27941, 0")
             ids.border_title = "Token ids"
             yield ids
             with VerticalScroll(id="tok-decoded-box") as box:
@@ -294,10 +295,6 @@ class TokenizerPane(Pane):
 
     @on(Input.Changed, "#tok-ids")
     def _ids_changed(self, event: Input.Changed) -> None:
-        shown = control_pictures(event.value)
-        if shown != event.value:  # an Input would send controls to the terminal; ids never hold them
-            self.ids_input.value = shown
-            return
         if event.value != self._prefilled:
             self._prefilled = None
         if self.mode == "ids":

@@ -13,6 +13,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from llmtui.app.widgets.safe_input import SafeInput
+
 
 class ValueInputScreen(ModalScreen["tuple[Any] | None"]):
     """Asks for one value; `check` turns the text into a value or raises ValueError with the reason.
@@ -50,15 +52,15 @@ class ValueInputScreen(ModalScreen["tuple[Any] | None"]):
             box.border_subtitle = "enter to set · esc to cancel"
             if self.help_text:
                 yield Static(Text(self.help_text))
-            yield Input(value=self.current, id="value-input", select_on_focus=True)
+            yield SafeInput(value=self.current, id="value-input", select_on_focus=True)
             yield Static("", id="value-error")
 
     @on(Input.Submitted)
     def _submit(self, event: Input.Submitted) -> None:
-        try:
-            value = self.check(event.value)
         if self.app.screen is not self:
             return  # a second enter queued before the box closed: dismissing again would pop another screen
+        try:
+            value = self.check(event.value)
         except (ValueError, TypeError) as e:
             self.query_one("#value-error", Static).update(Text(str(e) or "not a valid value"))
             return

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 from textual.widgets.text_area import Edit, EditResult
 
-from llmtui.app.widgets.prompt_editor import PromptEditor, control_pictures
+from llmtui.app.widgets.prompt_editor import PromptEditor
 
-__all__ = ["TextEditor", "control_pictures"]
+__all__ = ["TextEditor"]
 
 
 class TextEditor(PromptEditor):
