@@ -1,0 +1,555 @@
+"""Hostile text at every text entry point: shown literally, no crash, and the user's text kept exactly.
+
+Inventory (keep it complete when a pane or a command gains a text field):
+
+Typed by the user (app)
+- Tokenizer: the text editor (`#tok-text`, TextEditor), the ids → text input (`#tok-ids`, F4), the
+  tokenizer choice and the compare view (F2/F3: the same text under every tokenizer).
+- Embeddings: the query input (`#emb-query`: a word, an expression, a list), the context view's
+  sentence A/B and word inputs (`#emb-sentence-a`, `#emb-sentence-b`, `#emb-word`, F4).
+- Attention: the prompt input (`#att-prompt`).
+- Layers: the prompt editor (`#lens-prompt`, PromptEditor).
+- Generate: the prompt editor (`#prompt`), the same editor as a chat message (ctrl+t), and the knob value
+  dialog (ValueInputScreen's `#value-input`, enter on a knob).
+- The command palette's search field (ctrl+p; Textual's own CommandInput).
+- Demo files: `prompt` and `caption` strings (`--demo FILE`), shown in the demo bar and put in the panes.
+
+Given on the command line
+- `llmtui tokenize TEXT`, `generate PROMPT`, `neighbours WORD`, `attention PROMPT`, `llmtui --prompt TEXT`;
+  each in the human format (escapes shown, never sent) and `--json` (valid JSON, round-trips).
+
+Written by the model (any token: the vocabulary has control characters, markup-like pieces and single
+bytes of a UTF-8 character)
+- Generate: the output's tokens, the probability table's candidate texts, the status line's current token.
+- Tokenizer: token chips (also from pasted ids), the selected token's details.
+- Attention: the heatmap's row/column labels and the weight bars (`g` takes Generate's tokens).
+- Layers: the lens grid's column headers and cells.
+- Embeddings: the neighbour list and the map's labels.
+- Export (`llmtui/export.py`): JSON, Markdown and CSV of every pane.
+
+Behaviour chosen (and checked here)
+- Controls (C0, C1, DEL), bidi controls and lone surrogates are never written to the terminal: editors and
+  inputs draw them as control pictures (ESC as ␛) or U+FFFD, keeping the real characters in their value;
+  token labels and messages show them as escapes (\\x1b, \\u202e, \\ud800, `escape_controls`).
+- Rich markup is never parsed: "[bold]" shows as typed and styles nothing.
+- Lone surrogates (a str may hold them; `llmtui tokenize $'\\xff'` gets one from argv) are kept in the
+  editor, drawn as U+FFFD, and encoded as U+FFFD (as tiktoken does). They are not UTF-8, so the CLI's
+  --json says U+FFFD for them; every other string round-trips exactly.
+- Textual's TextArea keeps one line-break style: a pasted \\r, \\r\\n, \\x0b, \\x0c, \\x1c-\\x1e, \\x85,
+  U+2028 or U+2029 becomes "\\n" (`LINE_BREAKS` in hostile.py). That is the only change the editors make
+  to pasted text, and the "kept exactly" property allows exactly that. One-line inputs keep the first
+  line of a paste (Textual's Input), so they are fed strings without line breaks.
+
+Inputs tried: every test below counts what it fed in (`TRIED`); `-s` prints the counts, and the
+README's "inputs tried" figure is their sum at the default profile. HYPOTHESIS_PROFILE=hunt tries 20x more.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+from collections import Counter
+
+import pytest
+from app_fixtures import greedy, tiny_lm  # noqa: F401
+from hostile import EXAMPLES, LINE_BREAKS, LiveApp, hostile_line, hostile_text, obeyed
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from rich.cells import cell_len
+from textual import events
+
+from llmtui.app.app import LLMTuiApp
+from llmtui.app.panes.attention import AttentionPane
+from llmtui.app.panes.embeddings import EmbeddingsPane
+from llmtui.app.panes.generate import GeneratePane
+from llmtui.app.panes.layers import LayersPane
+from llmtui.app.panes.tokenizer import TokenizerPane
+from llmtui.app.widgets.prompt_editor import control_pictures
+from llmtui.cli import main
+
+settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True, print_blob=True,
+                          suppress_health_check=list(HealthCheck))
+settings.register_profile("hunt", max_examples=800, deadline=None, print_blob=True,
+                          suppress_health_check=list(HealthCheck))
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+SCALE = {"ci": 1, "hunt": 20}.get(PROFILE, 1)
+
+
+def examples(n: int):
+    """Settings for one property: n examples at the default profile (derandomized: the same every run)."""
+    return settings(settings.get_profile(PROFILE), max_examples=n * SCALE)
+
+
+TRIED: Counter[str] = Counter()
+"""Strings fed to each entry point in this run."""
+
+EXAMPLE_TEXTS = list(EXAMPLES.values())
+ONE_LINE_EXAMPLES = ["".join(ch for ch in s if ch not in LINE_BREAKS) for s in EXAMPLE_TEXTS]
+# Markup tags that Rich would consume if the text were parsed as markup (no spaces: they never wrap apart).
+TAGS = ["[bold]", "[/]", "[/bold]", "[link=http://x]", "[/link]", "[i]", "[reverse]", "[@click=app.quit]"]
+
+
+def with_examples(texts: list[str], **others):
+    """`@example` for each fixed string (each class of hostile text is tried on every run); `others` fills
+    the test's other arguments."""
+
+    def decorate(test):
+        for text in reversed(texts):
+            test = example(text=text, **others)(test)
+        return test
+
+    return decorate
+
+
+def kept_by_editor(text: str) -> str:
+    """What a TextArea keeps of pasted text: every line break (\\r\\n counts as one) becomes '\\n'."""
+    return re.sub("\r\n|[" + "".join(sorted(LINE_BREAKS)) + "]", "\n", text)
+
+
+def screen_problems(app) -> list[str]:
+    """What on the whole screen a terminal would obey, or what markup in the text styled (links, clicks)."""
+    problems = []
+    for y, strip in enumerate(app.screen._compositor.render_strips()):
+        line = "".join(seg.text for seg in strip)
+        if bad := obeyed(line):
+            problems.append(f"line {y}: raw {sorted(bad)!r}: {line!r}")
+        for seg in strip:
+            if seg.style is not None and (seg.style.link or "app.quit" in repr(seg.style.meta)):
+                problems.append(f"line {y}: a link or click from markup on {seg.text!r}")
+    return problems
+
+
+def screen_text(app) -> str:
+    return "\n".join("".join(seg.text for seg in strip) for strip in app.screen._compositor.render_strips())
+
+
+def assert_literal_tags(app, drawn: str, width: int) -> None:
+    """Markup tags in a one-line text that fits are on screen as typed (had they been parsed, they'd be gone)."""
+    if any(ch in LINE_BREAKS for ch in drawn) or cell_len(drawn) > width:
+        return
+    shown = screen_text(app)
+    for tag in TAGS:
+        if tag in drawn:
+            assert tag in shown, f"{tag!r} typed but not shown"
+
+
+async def paste(pilot, widget, text: str) -> None:
+    """Replace the widget's text by a paste of `text`, the way a terminal delivers it (to the app)."""
+    widget.focus()
+    if hasattr(widget, "document"):
+        widget.clear()
+    else:
+        widget.value = ""
+    await pilot.pause()
+    pilot.app.post_message(events.Paste(text))
+    await pilot.pause()
+
+
+async def settle(pilot, timeout: float = 30.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not all(w.is_finished for w in pilot.app.workers):
+        assert time.monotonic() < deadline, "workers still running"
+        await pilot.pause(0.01)
+    await pilot.pause()
+
+
+def live(lm, pane: str, **kwargs) -> LiveApp:
+    async def start(pilot) -> None:
+        import time
+
+        deadline = time.monotonic() + 60
+        while pilot.app.query_one(GeneratePane).lm is None:
+            assert time.monotonic() < deadline
+            await pilot.pause(0.02)
+        await settle(pilot)
+
+    return LiveApp(LLMTuiApp(lm=lm, pane=pane, **kwargs), size=(120, 40), start=start)
+
+
+def check_alive(app) -> None:
+    assert app.is_running and app._exception is None, app._exception
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_counts():
+    yield
+    print("\ninputs tried:", dict(TRIED), "total", sum(TRIED.values()))
+
+
+# -- Tokenizer --------------------------------------------------------------------------------------------
+
+
+class TestTokenizer:
+    def test_text_editor(self, tiny_lm):
+        """Any pasted text: kept (line breaks aside), tokenized as kept, chips and screen draw nothing raw."""
+        app = live(tiny_lm, "tokenizer")
+        try:
+            pane = app.app.query_one(TokenizerPane)
+            tokenizer = tiny_lm.tokenizer
+
+            @examples(60)
+            @with_examples(EXAMPLE_TEXTS, compare=False)
+            @given(text=hostile_text(), compare=st.booleans())
+            def check(text: str, compare: bool) -> None:
+                TRIED["tokenizer text"] += 1
+
+                async def drive(pilot):
+                    pane.compare = compare
+                    await paste(pilot, pane.editor, text)
+                    return pane.editor.text, list(pane.tokens().ids), screen_problems(pilot.app)
+
+                kept, ids, problems = app.run(drive)
+                check_alive(app.app)
+                assert kept == kept_by_editor(text)
+                assert ids == tokenizer.encode(kept)
+                assert not problems, problems
+                for line in pane.chips.plain_lines + [pane.detail, pane.info]:
+                    assert not obeyed(line), repr(line)
+
+            check()
+        finally:
+            app.close()
+
+    def test_ids_input(self, tiny_lm):
+        """Any pasted 'ids': kept as pasted, problems named with escapes, nothing raw on screen."""
+        app = live(tiny_lm, "tokenizer")
+        try:
+            pane = app.app.query_one(TokenizerPane)
+            app.run(lambda pilot: pilot.press("f4"))
+            vocab = tiny_lm.tokenizer.vocab_size
+
+            @examples(40)
+            @with_examples(ONE_LINE_EXAMPLES)
+            @given(text=st.one_of(hostile_line(), st.lists(st.integers(-5, vocab + 5).map(str)).map(" ".join)))
+            def check(text: str) -> None:
+                TRIED["tokenizer ids"] += 1
+
+                async def drive(pilot):
+                    await paste(pilot, pane.ids_input, text)
+                    decoded = str(pane.query_one("#tok-decoded").render())
+                    return pane.ids_input.value, screen_problems(pilot.app), decoded
+
+                kept, problems, decoded = app.run(drive)
+                check_alive(app.app)
+                assert kept == text
+                assert not problems, problems
+                assert not obeyed(pane.info) and not obeyed(decoded.replace("\n", ""))
+                assert_literal_tags(app.app, control_pictures(text), 80)
+
+            check()
+        finally:
+            app.close()
+
+
+# -- Embeddings -------------------------------------------------------------------------------------------
+
+
+class TestEmbeddings:
+    def test_query_input(self, tiny_lm):
+        """Any query, submitted: kept in the input, answered or refused in one line, nothing raw on screen."""
+        app = live(tiny_lm, "embeddings")
+        try:
+            pane = app.app.query_one(EmbeddingsPane)
+
+            @examples(40)
+            @with_examples(ONE_LINE_EXAMPLES)
+            @given(text=hostile_line())
+            def check(text: str) -> None:
+                TRIED["embeddings query"] += 1
+
+                async def drive(pilot):
+                    await paste(pilot, pane.query_input, text)
+                    await pilot.press("enter")
+                    await settle(pilot)
+                    return pane.query_input.value, screen_problems(pilot.app)
+
+                kept, problems = app.run(drive)
+                check_alive(app.app)
+                assert kept == text
+                assert not problems, problems
+                assert_literal_tags(app.app, control_pictures(text), 90)
+
+            check()
+        finally:
+            app.close()
+
+    def test_context_inputs(self, tiny_lm):
+        """Any two sentences and word in the context view (F4): kept, and nothing raw on screen."""
+        app = live(tiny_lm, "embeddings")
+        try:
+            pane = app.app.query_one(EmbeddingsPane)
+            app.run(lambda pilot: pilot.press("f4"))
+
+            @examples(20)
+            @with_examples(ONE_LINE_EXAMPLES[:4], word="x")
+            @given(text=hostile_line(), word=hostile_line(3))
+            def check(text: str, word: str) -> None:
+                TRIED["embeddings context"] += 1
+
+                async def drive(pilot):
+                    fields = [pane.query_one(f"#emb-{name}") for name in ("sentence-a", "sentence-b", "word")]
+                    for field, value in zip(fields, [text, "The " + text, word], strict=True):
+                        await paste(pilot, field, value)
+                    await pilot.press("enter")
+                    await settle(pilot)
+                    return [f.value for f in fields], screen_problems(pilot.app)
+
+                kept, problems = app.run(drive)
+                check_alive(app.app)
+                assert kept == [text, "The " + text, word]
+                assert not problems, problems
+
+            check()
+        finally:
+            app.close()
+
+
+# -- Attention --------------------------------------------------------------------------------------------
+
+
+class TestAttention:
+    def test_prompt_input(self, tiny_lm):
+        """Any prompt, submitted: kept, the map's labels are the tokens shown literally, nothing raw on screen."""
+        app = live(tiny_lm, "attention")
+        try:
+            pane = app.app.query_one(AttentionPane)
+
+            @examples(40)
+            @with_examples(ONE_LINE_EXAMPLES)
+            @given(text=hostile_line())
+            def check(text: str) -> None:
+                TRIED["attention prompt"] += 1
+
+                async def drive(pilot):
+                    await paste(pilot, pane.prompt, text)
+                    await pilot.press("enter")
+                    await settle(pilot)
+                    return pane.prompt.value, screen_problems(pilot.app), list(pane.labels)
+
+                kept, problems, labels = app.run(drive)
+                check_alive(app.app)
+                assert kept == text
+                assert not problems, problems
+                for label in labels:
+                    assert not obeyed(label), repr(label)
+
+            check()
+        finally:
+            app.close()
+
+
+# -- Layers -----------------------------------------------------------------------------------------------
+
+
+class TestLayers:
+    def test_prompt_editor(self, tiny_lm):
+        """Any prompt: kept (line breaks aside), the grid's headers and cells draw nothing raw."""
+        app = live(tiny_lm, "layers")
+        try:
+            pane = app.app.query_one(LayersPane)
+
+            @examples(40)
+            @with_examples(EXAMPLE_TEXTS)
+            @given(text=hostile_text())
+            def check(text: str) -> None:
+                TRIED["layers prompt"] += 1
+
+                async def drive(pilot):
+                    await paste(pilot, pane.editor, text)
+                    await pilot.pause(0.05)
+                    await settle(pilot)
+                    return pane.editor.text, screen_problems(pilot.app), list(pane.grid._header)
+
+                kept, problems, header = app.run(drive)
+                check_alive(app.app)
+                assert kept == kept_by_editor(text)
+                assert not problems, problems
+                assert all(not obeyed(label) for label in header)
+
+            check()
+        finally:
+            app.close()
+
+
+# -- Generate ---------------------------------------------------------------------------------------------
+
+
+class TestGenerate:
+    @pytest.mark.parametrize("chat", [False, True], ids=["prompt", "chat"])
+    def test_prompt_editor(self, tiny_lm, chat):
+        """Any prompt or chat message, generated from: kept after success or error, nothing raw on screen."""
+        app = live(tiny_lm, "generate", settings=greedy(max_new_tokens=3))
+        try:
+            pane = app.app.query_one(GeneratePane)
+            if chat:
+                app.run(lambda pilot: pilot.press("ctrl+t"))
+
+            @examples(30)
+            @with_examples(EXAMPLE_TEXTS)
+            @given(text=hostile_text())
+            def check(text: str) -> None:
+                TRIED["generate chat" if chat else "generate prompt"] += 1
+
+                async def drive(pilot):
+                    if chat:
+                        await pilot.press("ctrl+n")  # a fresh chat each time: the context is small
+                    await paste(pilot, pane.editor, text)
+                    await pilot.press("f5")
+                    await pilot.pause(0.02)
+                    while pane.running:
+                        await pilot.pause(0.01)
+                    await settle(pilot)
+                    sent = pane._session_prompt.text if pane._session_prompt is not None else None
+                    return pane.editor.text, screen_problems(pilot.app), pane.output.plain_text, sent
+
+                kept, problems, output, sent = app.run(drive)
+                check_alive(app.app)
+                if chat and kept == "" and text:  # a chat message that was sent leaves the editor for the chat
+                    assert sent == kept_by_editor(text)
+                else:  # a prompt stays; a message stays after an error (empty, too long)
+                    assert kept == kept_by_editor(text)
+                assert not problems, problems
+                assert not obeyed(output.replace("\n", ""))
+
+            check()
+        finally:
+            app.close()
+
+
+# -- bugs the properties found (one focused test each) ----------------------------------------------------
+
+
+def drawn_lines(widget) -> list[str]:
+    return ["".join(seg.text for seg in widget.render_line(y)) for y in range(widget.content_region.height)]
+
+
+class TestFoundBugs:
+    def test_escape_controls_escapes_bidi_controls(self):
+        """A right-to-left override in a prompt or a message reordered the rest of the line on screen."""
+        from llmtui.engine.text import escape_controls
+
+        assert escape_controls("a\u202eb\u2066c\u2069\u200f") == "a\\u202eb\\u2066c\\u2069\\u200f"
+        assert escape_controls("👩\u200d👧 x\u200by") == "👩\u200d👧 x\u200by"  # joiners hold emoji together
+
+    @pytest.mark.parametrize("pane_id", ["generate", "layers"])
+    async def test_prompt_editors_draw_controls_as_symbols(self, tiny_lm, pane_id):
+        """The Generate and Layers editors sent a pasted ESC [ 2 J to the terminal (only the Tokenizer's drew it)."""
+        text = "red\x1b[31m bell\x07 rtl\u202e lone\ud800 [bold]b[/]"
+        app = LLMTuiApp(lm=tiny_lm, pane=pane_id)
+        async with app.run_test(size=(120, 40)) as pilot:
+            pane = app.query_one(GeneratePane if pane_id == "generate" else LayersPane)
+            await paste(pilot, pane.editor, text)
+            await settle(pilot)
+            assert pane.editor.text == text
+            lines = drawn_lines(pane.editor)
+            assert any("red␛[31m bell␇ rtl� lone� [bold]b[/]" in line for line in lines), lines
+            assert not screen_problems(app)
+
+    @pytest.mark.parametrize("pasted, kept", [("a\x0b", "a\n"), ("b\u2028", "b\n"), ("c\x0c\x85d\u2029", "c\n\nd\n"),
+                                              ("e\r\nf\rg", "e\nf\ng")])
+    async def test_no_line_break_is_dropped(self, tiny_lm, pasted, kept):
+        """A pasted text ending in \\x0b, \\x0c, \\x85, U+2028 or U+2029 lost that character (Textual's document
+        ends a line only at \\r or \\n); now every line break is kept, as '\\n'."""
+        app = LLMTuiApp(lm=tiny_lm, pane="tokenizer")
+        async with app.run_test(size=(120, 40)) as pilot:
+            pane = app.query_one(TokenizerPane)
+            await paste(pilot, pane.editor, pasted)
+            assert pane.editor.text == kept
+            pane.set_prompt("x\ry")  # loaded text too (a \r used to make every later Enter insert \r)
+            await pilot.pause()
+            pane.editor.move_cursor(pane.editor.document.end)
+            await pilot.press("enter")
+            assert pane.editor.text == "x\ny\n"
+
+    async def test_inputs_draw_controls_as_symbols_and_keep_them(self, tiny_lm):
+        """One-line inputs (Embeddings, Attention, a knob's value, pasted ids) drew ESC, C1, bidi and lone
+        surrogates raw; the ids input replaced them in the user's text instead."""
+        text = "x\x1b[2J\x9b1m\u202e\ud800[bold]y"
+        app = LLMTuiApp(lm=tiny_lm, pane="embeddings")
+        async with app.run_test(size=(120, 40)) as pilot:
+            for pane_id, field in [("embeddings", lambda: app.query_one(EmbeddingsPane).query_input),
+                                   ("attention", lambda: app.query_one(AttentionPane).prompt),
+                                   ("tokenizer", lambda: app.query_one(TokenizerPane).ids_input)]:
+                await app.run_action(f"show_pane('{pane_id}')")
+                if pane_id == "tokenizer":
+                    await pilot.press("f4")
+                await paste(pilot, field(), text)
+                assert field().value == text
+                drawn = "".join(seg.text for seg in field().render_line(0))
+                assert "x␛[2J�1m��[bold]y" in drawn and not obeyed(drawn), (pane_id, drawn)
+                assert not screen_problems(app)
+
+    def test_cli_json_with_a_non_utf8_argument_prints(self, tiny_hf_gpt2_dir):
+        """`llmtui generate $'a\\xff' --json` failed with UnicodeEncodeError on a UTF-8 stdout (argv's lone
+        surrogate was copied into the JSON); the prompt is now the text the model got, U+FFFD for the byte."""
+        code, out, err = run_cli("generate", "a\udcff", "--json", "--max-new-tokens", "1", "--seed", "1",
+                                 "--model", str(tiny_hf_gpt2_dir))
+        assert code == 0, err
+        assert json.loads(out)["prompt"] == "a\ufffd"
+
+
+# -- the command line -------------------------------------------------------------------------------------
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    """main(argv) with stdout and stderr as a terminal's: UTF-8, strict (a lone surrogate can't be printed)."""
+    out, err = io.BytesIO(), io.BytesIO()
+    out_text = io.TextIOWrapper(out, encoding="utf-8", errors="strict", newline="\n")
+    err_text = io.TextIOWrapper(err, encoding="utf-8", errors="strict", newline="\n")
+    with contextlib.redirect_stdout(out_text), contextlib.redirect_stderr(err_text):
+        code = main(list(argv))
+    out_text.flush()
+    err_text.flush()
+    return code, out.getvalue().decode(), err.getvalue().decode()
+
+
+def as_model_sees(text: str) -> str:
+    """The text the tokenizer encodes: lone surrogates become U+FFFD."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+class TestCommandLine:
+    @pytest.mark.parametrize("command", ["tokenize", "generate", "attention", "neighbours"])
+    def test_human_and_json_output(self, tiny_hf_gpt2_dir, command):
+        """Any text argument: the human format prints no raw control, bidi or markup-styled text; --json is
+        valid JSON whose text round-trips exactly (lone surrogates as U+FFFD); errors are one plain line."""
+        model = ["--model", str(tiny_hf_gpt2_dir)]
+        extra = {"generate": ["--max-new-tokens", "2", "--seed", "1", "--top", "3"], "neighbours": ["-k", "3"]}
+        extra = extra.get(command, [])
+
+        @examples(25)
+        @with_examples(EXAMPLE_TEXTS + ["[bold]x", "\x1b", "\ud800"])
+        @given(text=hostile_text())
+        def check(text: str) -> None:
+            TRIED[f"cli {command}"] += 1
+            for fmt in ([], ["--json"]):
+                code, out, err = run_cli(command, text, *extra, *fmt, *model)
+                assert "Traceback" not in err and "internal error" not in err, err
+                if code != 0:  # refused (an empty prompt, a word that is not one token): one plain line
+                    assert code == 1 and len(err.strip().splitlines()) == 1 and not obeyed(err.strip()), err
+                    assert out == ""
+                    continue
+                assert not obeyed(err.replace("\n", ""))
+                if not fmt:
+                    assert not obeyed(out.replace("\n", "")), out
+                    continue
+                data = json.loads(out)
+                if command == "tokenize":
+                    assert tokenizer.decode([t["id"] for t in data["tokens"]]) == as_model_sees(text)
+                elif command == "generate":
+                    assert data["prompt"] == as_model_sees(text)
+                    assert data["prompt_ids"] == tokenizer.encode(text)
+                elif command == "attention":
+                    assert [t["id"] for t in data["tokens"]] == tokenizer.encode(text)
+                else:
+                    assert data["token"]["id"] == tokenizer.encode(text)[0]
+
+        from llmtui.engine.lm import LanguageModel
+
+        tokenizer = LanguageModel.load(str(tiny_hf_gpt2_dir)).tokenizer
+        check()
