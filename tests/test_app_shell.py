@@ -152,6 +152,34 @@ class TestHelpAndPalette:
             assert app._exception is None
             assert len(app.screen_stack) == 1
 
+    async def test_a_page_key_as_the_palette_results_appear(self, tiny_lm):
+        """pageup/pagedown between the palette's results showing and their first layout (found by the soak
+        test): Textual's list raised KeyError there; the page key now waits for the layout."""
+        from textual.widgets.option_list import Option
+
+        app = make_app(tiny_lm)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot)
+            await pilot.press("ctrl+p")
+            commands = app.screen.query_one(CommandList)
+            commands.clear_options()
+            commands.remove_class("--visible")  # as before a search
+            await pilot.pause()
+            assert not commands.scrollable_content_region
+            # what the palette does when results come in, and the page keys before the next layout
+            commands.add_options([Option(f"command {n}") for n in range(30)])
+            commands.add_class("--visible")
+            commands.highlighted = 0
+            app.screen.set_focus(None)  # the palette's own page keys (as while it opens)
+            for key in ("pagedown", "pagedown", "pageup"):  # what the keys run, before any layout
+                bound = app.screen.active_bindings[key]
+                await app.run_action(bound.binding.action, bound.node)
+            for _ in range(5):
+                await pilot.pause()
+            assert app._exception is None
+            assert commands.scrollable_content_region
+            assert commands.highlighted not in (None, 0)  # the page keys did move
+
 
 class TestModelLoading:
     async def test_the_app_draws_at_once_and_says_loading(self, tiny_lm, monkeypatch):

@@ -1,17 +1,42 @@
-"""Textual's command palette, made to close at most once."""
+"""Textual's command palette, made robust to keys that come faster than it redraws."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.await_complete import AwaitComplete
+from textual.binding import Binding, BindingType
+from textual.command import CommandList
 from textual.command import CommandPalette as TextualCommandPalette
 
 
 class CommandPalette(TextualCommandPalette):
-    """The palette (ctrl+p). Textual's may handle a choice that was queued before escape closed it
-    (enter then escape, fast) and dismiss itself a second time, which pops the app's last screen
-    (ScreenStackError). Once closed, this one ignores further closes."""
+    """The palette (ctrl+p), with two races of Textual's fixed:
+
+    - a choice queued before escape closed it (enter then escape, fast) made it dismiss itself a
+      second time, popping the app's last screen (ScreenStackError): once closed, it ignores closes;
+    - a page key between the results showing and their first layout raised KeyError in the list
+      (its lines are only measured once it has a size): the key waits for the layout.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("pagedown", "page_commands(1)", "Next page", show=False),
+        Binding("pageup", "page_commands(-1)", "Previous page", show=False),
+    ]
 
     def dismiss(self, result: object = None) -> AwaitComplete:
         if self.app.screen is not self:
             return AwaitComplete.nothing()
         return super().dismiss(result)
+
+    def action_page_commands(self, direction: int, waited: bool = False) -> None:
+        """Move the highlight a page down (1) or up (-1)."""
+        commands = self.query_one(CommandList)
+        if commands.highlighted is not None and not commands.scrollable_content_region:
+            if not waited:
+                self.call_after_refresh(self.action_page_commands, direction, True)
+            return
+        if direction > 0:
+            commands.action_page_down()
+        else:
+            commands.action_page_up()
