@@ -10,10 +10,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from llmtui.engine.text import escape_controls, without_lone_surrogates
+
+# Only inside JSON strings can a surrogate appear: json.dumps writes everything else as ASCII syntax.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 Table = tuple[Sequence[str], Sequence[Sequence[Any]]]
 
@@ -37,23 +43,35 @@ def _cell(value: Any) -> str:
 
 
 def to_markdown(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A GitHub Markdown table; '|' and line breaks in cells are escaped, so any token text stays one cell."""
+    """A GitHub Markdown table; '|', line breaks and other controls in cells are escaped, so any token text
+    stays one cell and nothing in the file acts on a terminal that shows it."""
 
     def cell(value: Any) -> str:
-        text = _cell(value).replace("\\", "\\\\").replace("|", "\\|")
-        return text.replace("\r", "\\r").replace("\n", "\\n").replace("`", "\\`")
+        text = escape_controls(_cell(value).replace("\\", "\\\\"), keep="")  # \n, \x1b, \u202e, \ud800
+        return text.replace("|", "\\|").replace("`", "\\`")
 
     lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
+def _unicode(value: Any) -> Any:
+    # A lone surrogate (a str may hold one) has no UTF-8: U+FFFD, as the tokenizer reads it.
+    return without_lone_surrogates(value) if isinstance(value, str) else value
+
+
+def to_json(data: dict) -> str:
+    """JSON that keeps every string exactly: readable UTF-8, with a lone surrogate written as its \\u escape."""
+    text = json.dumps(data, ensure_ascii=False, indent=1)
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def to_csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """CSV with full-precision numbers (csv quotes cells holding commas, quotes or line breaks)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows([["" if v is None else v for v in row] for row in rows])
+    writer.writerow([_unicode(h) for h in header])
+    writer.writerows([["" if v is None else _unicode(v) for v in row] for row in rows])
     return out.getvalue()
 
 
@@ -78,7 +96,7 @@ def export_pane(
             paths.append(folder / f"{stem}.svg")
         if data is not None:
             path = folder / f"{stem}.json"
-            path.write_text(json.dumps({"pane": pane_id, **data}, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+            path.write_text(to_json({"pane": pane_id, **data}) + "\n", encoding="utf-8")
             paths.append(path)
         if table is not None:
             header, rows = table
