@@ -493,6 +493,25 @@ class TestFoundBugs:
         assert json.loads(out)["prompt"] == "a\ufffd"
 
 
+    def test_export_keeps_a_lone_surrogate_and_does_not_crash(self, tmp_path):
+        """ctrl+s after pasting a lone surrogate ended the app (UnicodeEncodeError writing the JSON)."""
+        from llmtui.export import export_pane
+
+        data = {"text": "lone \ud800 [bold]\x1b"}
+        paths = export_pane(tmp_path, "tokenizer", data, (["token"], [["\udfff"]]))
+        by_ext = {p.suffix: p for p in paths}
+        assert json.loads(by_ext[".json"].read_text(encoding="utf-8")) == {"pane": "tokenizer", **data}  # exact
+        assert by_ext[".csv"].read_text(encoding="utf-8") == "token\n\ufffd\n"  # CSV: as the tokenizer reads it
+        assert "\\udfff" in by_ext[".md"].read_text(encoding="utf-8")
+
+    def test_markdown_escapes_every_control(self):
+        """The Markdown table escaped only \\r and \\n: a token's ESC, DEL, C1 or bidi control went into the file raw."""
+        from llmtui.export import to_markdown
+
+        md = to_markdown(["token"], [["\x1b[31m\x7f\x9b\u202e|`\\x1b"]])
+        assert md.splitlines()[2] == "| \\x1b[31m\\x7f\\x9b\\u202e\\|\\`\\\\x1b |"
+        assert not obeyed(md.replace("\n", ""))
+
 # -- the command line -------------------------------------------------------------------------------------
 
 
@@ -553,3 +572,65 @@ class TestCommandLine:
 
         tokenizer = LanguageModel.load(str(tiny_hf_gpt2_dir)).tokenizer
         check()
+
+
+# -- export -----------------------------------------------------------------------------------------------
+
+
+def md_cells(line: str) -> list[str]:
+    """The cells of a Markdown table row ('|' escaped as '\\|' stays in its cell)."""
+    return re.split(r"(?<!\\)\|", re.sub(r"\\\\", "", line))[1:-1]
+
+
+class TestExport:
+    @pytest.mark.parametrize("pane_id", ["tokenizer", "generate"])
+    def test_export_files(self, tiny_lm, tmp_path, pane_id):
+        """ctrl+s after any text: one notice, no crash; the JSON holds the text exactly, the Markdown keeps every
+        cell in its column and escapes controls, the CSV parses back to the same number of rows."""
+        import csv
+
+        folder = tmp_path / "exports"
+        app = live(tiny_lm, pane_id, settings=greedy(max_new_tokens=1), export_dir=folder)
+        try:
+            pane = app.app.query_one(TokenizerPane if pane_id == "tokenizer" else GeneratePane)
+
+            @examples(15)
+            @with_examples(EXAMPLE_TEXTS)
+            @given(text=hostile_text())
+            def check(text: str) -> None:
+                TRIED[f"export {pane_id}"] += 1
+
+                async def drive(pilot):
+                    before = set(folder.glob("*")) if folder.exists() else set()
+                    await paste(pilot, pane.editor, text)
+                    if pane_id == "generate":
+                        await pilot.press("f6")
+                        await pilot.pause(0.02)
+                        while pane.running:
+                            await pilot.pause(0.01)
+                        await settle(pilot)
+                    await pilot.press("ctrl+s")
+                    await pilot.pause()
+                    sent = getattr(pane, "_session_prompt", None)
+                    return sorted(set(folder.glob("*")) - before), pane.editor.text, sent and sent.text
+
+                new, kept, sent = app.run(drive)
+                check_alive(app.app)
+                by_ext = {p.suffix: p for p in new}
+                if ".json" not in by_ext:
+                    return  # nothing to export yet (an empty text, a refused prompt)
+                data = json.loads(by_ext[".json"].read_text(encoding="utf-8"))
+                if pane_id == "tokenizer":
+                    assert data["text"] == kept == kept_by_editor(text)
+                else:  # the generation shown: from this text, or the last one when this one was refused
+                    assert data["generation"]["prompt"] == sent
+                if ".md" in by_ext:
+                    md = by_ext[".md"].read_text(encoding="utf-8").splitlines()
+                    rows = list(csv.reader(io.StringIO(by_ext[".csv"].read_text(encoding="utf-8"), newline="")))
+                    assert len(md) == len(rows) + 1
+                    assert all(len(md_cells(line)) == len(rows[0]) for line in md), md
+                    assert not obeyed("".join(md))
+
+            check()
+        finally:
+            app.close()
