@@ -643,6 +643,9 @@ class GeneratePane(Pane):
             self._say(message.error[0].upper() + message.error[1:], "error")
             return
         self._adopt(run)
+        # The pane holds the session now. Textual keeps a finished worker (and so its run) reachable
+        # for a while through context variables; without this, each kept an old session and its KV cache.
+        run.session = None
         self._steps = message.steps
         self.output.allow_next(True)
         self._render_output()
