@@ -28,17 +28,30 @@ _NAME = "llmtui-model"
 _jobs: queue.SimpleQueue[tuple[Future, Callable[[], object]]] = queue.SimpleQueue()
 _thread: threading.Thread | None = None
 _start_lock = threading.Lock()
+_pending = 0  # jobs queued or running (guarded by _pending_lock)
+_pending_lock = threading.Lock()
 
 
 def _serve() -> None:
+    global _pending
     while True:
         future, job = _jobs.get()
-        if not future.set_running_or_notify_cancel():
-            continue
         try:
-            future.set_result(job())
-        except BaseException as error:  # noqa: BLE001 - handed to the caller, who re-raises it
-            future.set_exception(error)
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(job())
+            except BaseException as error:  # noqa: BLE001 - handed to the caller, who re-raises it
+                future.set_exception(error)
+        finally:
+            with _pending_lock:
+                _pending -= 1
+
+
+def model_thread_idle() -> bool:
+    """Whether the model thread has nothing queued or running (tests check it after a session ends)."""
+    with _pending_lock:
+        return _pending == 0
 
 
 def on_model_thread() -> bool:
@@ -50,7 +63,7 @@ def run_on_model_thread(fn: Callable[..., T], *args: object, **kwargs: object) -
 
     The thread is a daemon: quitting the app never waits for a model still loading.
     """
-    global _thread
+    global _thread, _pending
     if on_model_thread():
         return fn(*args, **kwargs)
     with _start_lock:
@@ -58,6 +71,8 @@ def run_on_model_thread(fn: Callable[..., T], *args: object, **kwargs: object) -
             _thread = threading.Thread(target=_serve, name=_NAME, daemon=True)
             _thread.start()
     future: Future = Future()
+    with _pending_lock:
+        _pending += 1
     _jobs.put((future, lambda: fn(*args, **kwargs)))
     return future.result()
 

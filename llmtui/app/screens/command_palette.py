@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from textual.app import ComposeResult
 from textual.await_complete import AwaitComplete
 from textual.binding import Binding, BindingType
-from textual.command import CommandList
+from textual.command import CommandInput, CommandList
 from textual.command import CommandPalette as TextualCommandPalette
+
+from llmtui.app.widgets.safe_input import SafeDrawing
+
+
+class SafeCommandInput(CommandInput, SafeDrawing):
+    """The palette's search field, drawing a pasted ESC or bidi control as a symbol (Textual's drew it raw).
+
+    CommandInput comes first: Textual's CSS type names (and `query_one(CommandInput)`) follow the first base.
+    """
 
 
 class CommandPalette(TextualCommandPalette):
-    """The palette (ctrl+p), with two races of Textual's fixed:
+    """The palette (ctrl+p), its search field drawn safely (SafeCommandInput), with two races of Textual's fixed:
 
     - a choice queued before escape closed it (enter then escape, fast) made it dismiss itself a
       second time, popping the app's last screen (ScreenStackError): once closed, it ignores closes;
@@ -23,6 +33,12 @@ class CommandPalette(TextualCommandPalette):
         Binding("pagedown", "page_commands(1)", "Next page", show=False),
         Binding("pageup", "page_commands(-1)", "Previous page", show=False),
     ]
+
+    def compose(self) -> ComposeResult:
+        for widget in super().compose():
+            if type(widget) is CommandInput:
+                widget = SafeCommandInput(placeholder=widget.placeholder, select_on_focus=False)
+            yield widget
 
     def dismiss(self, result: object = None) -> AwaitComplete:
         if self.app.screen is not self:
