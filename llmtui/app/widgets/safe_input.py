@@ -16,8 +16,12 @@ from textual.widgets import Input
 from llmtui.app.widgets.prompt_editor import control_pictures
 
 
-class SafeInput(Input):
-    """An Input whose controls are drawn as symbols (␛, ␀, ␡, or � for C1, bidi and lone surrogates)."""
+class SafeDrawing(Input):
+    """Input's drawing, with controls drawn as symbols (␛, ␀, ␡, or � for C1, bidi and lone surrogates).
+
+    A base for any Input subclass (the command palette's input too): list it after that class, whose own
+    methods do not draw (Textual's CSS type names follow the first base).
+    """
 
     @property
     def _value(self) -> Text:
@@ -42,3 +46,7 @@ class SafeInput(Input):
                 return index
             cell_offset += width
         return max(0, min(offset, len(self.value)))
+
+
+class SafeInput(SafeDrawing):
+    """An Input whose controls are drawn as symbols; its value keeps them."""
