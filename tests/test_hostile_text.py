@@ -158,6 +158,15 @@ async def settle(pilot, timeout: float = 30.0) -> None:
     await pilot.pause()
 
 
+async def wait_until(pilot, condition, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await pilot.pause(0.02)
+
+
 def live(lm, pane: str, **kwargs) -> LiveApp:
     async def start(pilot) -> None:
         import time
@@ -512,6 +521,22 @@ class TestFoundBugs:
         assert md.splitlines()[2] == "| \\x1b[31m\\x7f\\x9b\\u202e\\|\\`\\\\x1b |"
         assert not obeyed(md.replace("\n", ""))
 
+    async def test_command_palette_search_draws_controls_as_symbols(self, tiny_lm):
+        """The palette's search field (Textual's Input) drew a pasted ESC [ 2 J raw; it still searches."""
+        from textual.command import CommandInput, CommandList
+
+        app = LLMTuiApp(lm=tiny_lm, pane="generate")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("ctrl+p")
+            await pilot.pause(0.05)
+            field = app.screen.query_one(CommandInput)
+            await paste(pilot, field, "\x1b[2J\u202e")
+            drawn = "".join(seg.text for seg in field.render_line(0))
+            assert field.value == "\x1b[2J\u202e" and "␛[2J�" in drawn and not screen_problems(app)
+            await paste(pilot, field, "Export this")
+            await wait_until(pilot, lambda: app.screen.query_one(CommandList).option_count > 0)
+            assert "Export this pane" in str(app.screen.query_one(CommandList).get_option_at_index(0).prompt)
+
 # -- the command line -------------------------------------------------------------------------------------
 
 
@@ -630,6 +655,112 @@ class TestExport:
                     assert len(md) == len(rows) + 1
                     assert all(len(md_cells(line)) == len(rows[0]) for line in md), md
                     assert not obeyed("".join(md))
+
+            check()
+        finally:
+            app.close()
+
+
+# -- text the model writes --------------------------------------------------------------------------------
+
+
+class TestModelText:
+    def test_any_tokens_the_model_writes(self, tiny_lm):
+        """Force any tokens as the model's output (control bytes, halves of UTF-8 characters, specials, markup
+        pieces): the output, the probability table, the status line, and the attention map of that text (`g`)
+        draw nothing raw and style nothing from markup."""
+        from llmtui.app.widgets.prob_table import ProbabilityTable
+
+        app = live(tiny_lm, "generate", settings=greedy(max_new_tokens=20), prompt="The")
+        vocab = tiny_lm.tokenizer.vocab_size
+        markup_ids = [i for i in range(vocab) if any(c in tiny_lm.tokenizer.token_bytes(i) for c in b"[]\x1b\x07\x9b")]
+        try:
+            pane = app.app.query_one(GeneratePane)
+            attention = app.app.query_one(AttentionPane)
+
+            @examples(8)
+            @example(ids=markup_ids[:12])
+            @given(ids=st.lists(st.one_of(st.integers(0, vocab - 1), st.sampled_from(markup_ids)), min_size=1,
+                                max_size=8))
+            def check(ids: list[int]) -> None:
+                TRIED["model tokens"] += 1
+
+                async def drive(pilot):
+                    await pilot.press("ctrl+n")
+                    await pilot.press("f6")
+                    await settle(pilot)
+                    table = pane.query_one(ProbabilityTable)
+                    for token_id in ids:
+                        table.post_message(ProbabilityTable.Chosen(table, len(pane.steps), token_id, preview=True))
+                        await pilot.pause(0.01)
+                        while pane.running:
+                            await pilot.pause(0.01)
+                        await settle(pilot)
+                    pane.output.selected = len(pane.steps) - 1
+                    await pilot.pause()
+                    problems = screen_problems(pilot.app)
+                    forced = [s.token_id for s in pane.steps][1:]
+                    await pilot.app.run_action("show_pane('attention')")
+                    attention.action_from_generate()
+                    await pilot.pause(0.05)
+                    await settle(pilot)
+                    problems += screen_problems(pilot.app)
+                    await pilot.app.run_action("show_pane('generate')")
+                    await pilot.pause()
+                    return problems, forced
+
+                problems, forced = app.run(drive)
+                check_alive(app.app)
+                assert forced == ids[: len(forced)] and forced  # the tokens shown are the ones forced
+                assert not problems, problems
+
+            check()
+        finally:
+            app.close()
+
+
+# -- dialogs ----------------------------------------------------------------------------------------------
+
+
+class TestDialogs:
+    def test_knob_value_and_command_palette(self, tiny_lm):
+        """Any text typed as a knob's value (refused in one line, kept in the field) or searched for in the
+        command palette: nothing raw on screen, no crash."""
+        app = live(tiny_lm, "generate")
+        try:
+            pane = app.app.query_one(GeneratePane)
+
+            @examples(20)
+            @with_examples(ONE_LINE_EXAMPLES, where="knob")
+            @given(text=hostile_line(), where=st.sampled_from(["knob", "palette"]))
+            def check(text: str, where: str) -> None:
+                TRIED[f"{where} input"] += 1
+
+                async def drive(pilot):
+                    if where == "knob":
+                        pane.knob("temperature").focus()
+                        await pilot.press("enter")
+                    else:
+                        await pilot.press("ctrl+p")
+                    await pilot.pause(0.05)
+                    field = pilot.app.screen.query_one("Input")
+                    await paste(pilot, field, text)
+                    if where == "knob":
+                        await pilot.press("enter")
+                    await pilot.pause(0.05)
+                    problems = screen_problems(pilot.app)
+                    still_open = pilot.app.screen is field.screen
+                    kept = field.value
+                    if still_open:
+                        await pilot.press("escape")
+                        await pilot.pause()
+                    return problems, kept, still_open
+
+                problems, kept, still_open = app.run(drive)
+                check_alive(app.app)
+                assert not problems, problems
+                if still_open:  # a refused value stays as typed
+                    assert kept == text
 
             check()
         finally:
