@@ -41,6 +41,8 @@ MODEL = "model"
 ENCODINGS: tuple[str, ...] = (MODEL, *tokenizer_module.OPENAI_ENCODINGS)
 OPENAI_LABELS = {"gpt2": "gpt2 (GPT-2)", "cl100k_base": "cl100k (GPT-4)", "o200k_base": "o200k (GPT-4o)"}
 MAX_BYTES_SHOWN = 16
+MAX_LIVE_CHARS = 50_000
+"""Characters tokenized as you type (about 0.13 s per edit at this size); a longer text's tail is kept, not tokenized."""
 """The details line lists a token's bytes up to this many."""
 
 Mode = Literal["text", "ids"]
@@ -312,7 +314,10 @@ class TokenizerPane(Pane):
         self._show_detail(self.chips.selected)
 
     def _refresh_text(self) -> None:
-        text = self._tokenized = self.editor.text
+        self._tokenized = self.editor.text
+        # The tokens are made on the UI thread, in the frame of the edit, at ~2.5 s per MB (most of it
+        # laying out the chips): past MAX_LIVE_CHARS only the start is tokenized; the editor keeps it all.
+        text = self._tokenized[:MAX_LIVE_CHARS]
         keys = ENCODINGS if self.compare else (self.encoding,)
         for key in keys:
             self._ensure_loaded(key)
@@ -331,7 +336,7 @@ class TokenizerPane(Pane):
                     "another language. F2 shows how another tokenizer cuts the same text.", style="italic"))
             else:
                 self.chips.show([ChipSection(self.encoding, None, tokenizer, tokens)], previous)
-            self._say(self._counts(tokens, text))
+            self._say(self._counts(tokens, text).append(self._cut_note()))
             self.chips.border_title = f"Tokens · {self._tab_label(self.encoding)}"
         else:
             sections = []
@@ -346,11 +351,18 @@ class TokenizerPane(Pane):
                 sections.append(ChipSection(key, title, tokenizer, tokens))
             self.chips.show(sections, previous)
             data = len(text.encode("utf-8", "surrogatepass"))
-            self._say(f"Comparing {len(keys)} tokenizers on {len(text)} characters, {data} bytes"
-                      + (" · specials on" if self.allow_special else ""))
+            self._say(Text(f"Comparing {len(keys)} tokenizers on {len(text)} characters, {data} bytes"
+                           + (" · specials on" if self.allow_special else "")).append(self._cut_note()))
             self.chips.border_title = "Tokens · every tokenizer"
         if self._typing and (self.editor.has_focus or previous is None):
             self._select_at_cursor()
+
+    def _cut_note(self) -> Text:
+        """' · the first 50,000 of 1,048,576 characters' when the text is longer than the pane tokenizes."""
+        n = len(self._tokenized or "")
+        if n <= MAX_LIVE_CHARS:
+            return Text()
+        return Text(f" · tokens of the first {MAX_LIVE_CHARS:,} of {n:,} characters (all kept above)", style="bold")
 
     def _counts(self, tokens: Tokenization, text: str) -> Text:
         line = Text()
