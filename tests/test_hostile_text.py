@@ -765,3 +765,50 @@ class TestDialogs:
             check()
         finally:
             app.close()
+
+
+# -- 1 MB pastes ------------------------------------------------------------------------------------------
+
+
+class TestLargePaste:
+    def test_one_mb_in_every_editor(self, tiny_lm):
+        """A 1 MB paste of hostile text into each editor: kept exactly, nothing raw on screen, and the app
+        still answers keys (the Tokenizer tokenizes the first MAX_LIVE_CHARS and says so)."""
+        from hostile import one_mb_paste
+
+        from llmtui.app.panes.tokenizer import MAX_LIVE_CHARS
+
+        big = one_mb_paste()
+        app = live(tiny_lm, "tokenizer")
+        try:
+            cases = [("tokenizer", lambda a: a.query_one(TokenizerPane).editor, big),
+                     ("generate", lambda a: a.query_one(GeneratePane).editor, big),
+                     ("layers", lambda a: a.query_one(LayersPane).editor, big)]
+            for pane_id, field, text in cases:
+                TRIED["1 MB paste"] += 1
+
+                async def drive(pilot, pane_id=pane_id, field=field, text=text):
+                    await pilot.app.run_action(f"show_pane('{pane_id}')")
+                    await pilot.pause()  # the pane focuses its default widget first
+                    widget = field(pilot.app)
+                    await paste(pilot, widget, text)
+                    if pane_id == "generate":
+                        await pilot.press("f5")  # refused (longer than the context): the prompt stays
+                    await pilot.pause(0.05)
+                    await settle(pilot)
+                    kept = widget.text if hasattr(widget, "document") else widget.value
+                    problems = screen_problems(pilot.app)
+                    await pilot.press("f1")  # still answers keys: the help opens, and closes
+                    opened = type(pilot.app.screen).__name__
+                    await pilot.press("escape")
+                    return kept, problems, opened
+
+                kept, problems, opened = app.run(drive, timeout=120)
+                check_alive(app.app)
+                assert kept == text, pane_id  # the one-MB text holds no line break but \n: kept exactly
+                assert not problems, (pane_id, problems)
+                assert opened == "HelpScreen", (pane_id, opened)
+            info = app.app.query_one(TokenizerPane).info
+            assert f"first {MAX_LIVE_CHARS:,} of {len(big):,} characters" in info, info
+        finally:
+            app.close()
