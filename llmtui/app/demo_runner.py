@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual.widgets import Input, Static
 
+from llmtui.app.display import safe
 from llmtui.demo import Demo, DemoStep
+from llmtui.engine.text import escape_controls
 
 if TYPE_CHECKING:
     from llmtui.app.app import LLMTuiApp
@@ -30,12 +32,13 @@ class DemoBar(Static):
         keys = "F8 advance · F9 presentation off · ctrl+s export · F1 help" if present else ""
         if demo is not None and step is not None:
             last = step.number == len(demo.steps)
-            text.append(f"{demo.title} · step {step.number}/{len(demo.steps)}", style="bold")
+            # A demo file's text may hold controls (TOML's "\u001b"): escaped, as any text shown.
+            text.append(f"{escape_controls(demo.title, keep='')} · step {step.number}/{len(demo.steps)}", style="bold")
             text.append(" · " + ("last step (F8: the pane's own)" if last else "F8 next") + " · shift+F8 back")
             if present:
                 text.append(" · F9 · ctrl+s export")
             text.append("\n")
-            text.append(step.caption)  # Text.append: a caption's '[' is shown as typed, never read as markup
+            text.append(safe(step.caption))  # Text.append: a caption's '[' is shown as typed, never read as markup
         elif keys:
             text.append(keys, style="bold")
         self.update(text)
