@@ -537,6 +537,19 @@ class TestFoundBugs:
             await wait_until(pilot, lambda: app.screen.query_one(CommandList).option_count > 0)
             assert "Export this pane" in str(app.screen.query_one(CommandList).get_option_at_index(0).prompt)
 
+    async def test_demo_caption_and_title_are_escaped(self, tiny_lm):
+        """A demo file's caption or title holding "\u001b[2J" (valid TOML) reached the terminal raw."""
+        from llmtui.demo import parse_demo
+
+        demo = parse_demo('title = "T\\u001b]0;x\\u0007"\n[[step]]\npane = "tokenizer"\ncaption = "[bold]c\\u001b[2J\\u202e"\n')
+        app = LLMTuiApp(lm=tiny_lm, pane="tokenizer", demo=demo)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("f8")
+            await pilot.pause()
+            shown = screen_text(app)
+            assert "T\\x1b]0;x\\x07 · step 1/1" in shown and "[bold]c\\x1b[2J\\u202e" in shown
+            assert not screen_problems(app)
+
 # -- the command line -------------------------------------------------------------------------------------
 
 
@@ -810,5 +823,57 @@ class TestLargePaste:
                 assert opened == "HelpScreen", (pane_id, opened)
             info = app.app.query_one(TokenizerPane).info
             assert f"first {MAX_LIVE_CHARS:,} of {len(big):,} characters" in info, info
+        finally:
+            app.close()
+
+
+# -- demo files -------------------------------------------------------------------------------------------
+
+
+def toml_string(text: str) -> str:
+    """A TOML basic string holding `text` exactly (every character that is not printable ASCII escaped)."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif " " <= ch <= "~":
+            out.append(ch)
+        else:
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
+
+
+class TestDemoFiles:
+    def test_captions_and_prompts(self, tiny_lm):
+        """A demo whose caption, title and prompts hold any text: shown literally, the prompt in the pane exactly."""
+        from llmtui.app.demo_runner import DemoRunner
+        from llmtui.demo import parse_demo
+
+        app = live(tiny_lm, "tokenizer")
+        try:
+            no_surrogates = hostile_text().map(lambda s: "".join(c for c in s if not "\ud800" <= c <= "\udfff"))
+
+            @examples(15)
+            @with_examples([s for s in EXAMPLE_TEXTS if "\ud800" not in s])
+            @given(text=no_surrogates)
+            def check(text: str) -> None:
+                TRIED["demo text"] += 1
+                source = (f"title = {toml_string(text[:20] or 'x')}\n"
+                          f"[[step]]\npane = \"tokenizer\"\nprompt = {toml_string(text)}\ncaption = {toml_string(text)}\n")
+                demo = parse_demo(source, "hostile.toml")
+
+                async def drive(pilot):
+                    pilot.app.demo_runner = DemoRunner(pilot.app, demo)
+                    await pilot.press("f8")
+                    await pilot.pause(0.05)
+                    await settle(pilot)
+                    return pilot.app.query_one(TokenizerPane).editor.text, screen_problems(pilot.app)
+
+                kept, problems = app.run(drive)
+                check_alive(app.app)
+                assert kept == kept_by_editor(text)
+                assert not problems, problems
+
+            check()
         finally:
             app.close()
