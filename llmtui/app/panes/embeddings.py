@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from llmtui.engine.tokenizer import Tokenizer
 
 LIST_SIZE = 30
+CONTEXT_CHARS = 60
+"""Characters shown either side of a mistake in what was typed."""
 """Neighbours in the list (the issue asks for at least 20)."""
 TYPING_DELAY = 0.25
 """Seconds after the last key press before a query is answered as you type."""
@@ -717,9 +719,11 @@ class EmbeddingsPane(Pane):
         if end > start:  # show where, in what was typed
             text = message.request.text
             used = Text("In what you typed: ")
-            used.append(escape_controls(text[:start], keep=""))
-            used.append(escape_controls(text[start:end], keep=""), style="reverse")
-            used.append(escape_controls(text[end:], keep=""))
+            # Around the mistake only (a pasted megabyte would make this line thousands of lines long).
+            before, after = text[max(0, start - CONTEXT_CHARS):start], text[end:end + CONTEXT_CHARS]
+            used.append(("…" if start > CONTEXT_CHARS else "") + escape_controls(before, keep=""))
+            used.append(escape_controls(text[start:end][:CONTEXT_CHARS * 2], keep=""), style="reverse")
+            used.append(escape_controls(after, keep="") + ("…" if end + CONTEXT_CHARS < len(text) else ""))
             self.query_one("#emb-used", Static).update(used)
 
     def _record(self, entry: _HistoryEntry) -> None:
