@@ -550,6 +550,27 @@ class TestFoundBugs:
             assert "T\\x1b]0;x\\x07 · step 1/1" in shown and "[bold]c\\x1b[2J\\u202e" in shown
             assert not screen_problems(app)
 
+    async def test_a_long_input_value_is_drawn_around_the_view(self, tiny_lm):
+        """A 1 MB one-line paste: Input drew the whole value every frame (~2 s each, the cursor blinks twice a
+        second), so every key waited seconds; now only the characters around the view are drawn."""
+        from llmtui.app.widgets.safe_input import LONG
+
+        text = ("[b]x\x1b[31m 東京 🍕 " * 70_000)[: 2**20]
+        app = LLMTuiApp(lm=tiny_lm, pane="attention")
+        async with app.run_test(size=(80, 24)) as pilot:
+            field = app.query_one(AttentionPane).prompt
+            await paste(pilot, field, text)
+            assert field.value == text and len(text) > LONG
+            width = field.scrollable_content_region.width
+            drawn = "".join(seg.text for seg in field.render_line(0))
+            tail = control_pictures(text)[-(width // 2):]
+            assert tail in drawn, (tail, drawn)  # the end, where the cursor is
+            await pilot.press("home")
+            drawn = "".join(seg.text for seg in field.render_line(0))
+            assert drawn.startswith(control_pictures(text)[:20]), drawn
+            assert field.content_width == cell_len(control_pictures(text)) + 1
+            assert not screen_problems(app)
+
 # -- the command line -------------------------------------------------------------------------------------
 
 
@@ -784,19 +805,22 @@ class TestDialogs:
 
 
 class TestLargePaste:
-    def test_one_mb_in_every_editor(self, tiny_lm):
-        """A 1 MB paste of hostile text into each editor: kept exactly, nothing raw on screen, and the app
-        still answers keys (the Tokenizer tokenizes the first MAX_LIVE_CHARS and says so)."""
+    def test_one_mb_in_every_editor_and_input(self, tiny_lm):
+        """A 1 MB paste of hostile text into each editor and one-line input: kept exactly, nothing raw on
+        screen, and the app still answers keys (the Tokenizer tokenizes the first MAX_LIVE_CHARS and says so)."""
         from hostile import one_mb_paste
 
         from llmtui.app.panes.tokenizer import MAX_LIVE_CHARS
 
         big = one_mb_paste()
+        line = big.replace("\n", " ")  # a one-line input keeps the first line of a paste
         app = live(tiny_lm, "tokenizer")
         try:
             cases = [("tokenizer", lambda a: a.query_one(TokenizerPane).editor, big),
                      ("generate", lambda a: a.query_one(GeneratePane).editor, big),
-                     ("layers", lambda a: a.query_one(LayersPane).editor, big)]
+                     ("layers", lambda a: a.query_one(LayersPane).editor, big),
+                     ("embeddings", lambda a: a.query_one(EmbeddingsPane).query_input, line),
+                     ("attention", lambda a: a.query_one(AttentionPane).prompt, line)]
             for pane_id, field, text in cases:
                 TRIED["1 MB paste"] += 1
 
@@ -805,8 +829,8 @@ class TestLargePaste:
                     await pilot.pause()  # the pane focuses its default widget first
                     widget = field(pilot.app)
                     await paste(pilot, widget, text)
-                    if pane_id == "generate":
-                        await pilot.press("f5")  # refused (longer than the context): the prompt stays
+                    if pane_id in ("generate", "embeddings", "attention"):  # refused: too long, or not words
+                        await pilot.press("f5" if pane_id == "generate" else "enter")
                     await pilot.pause(0.05)
                     await settle(pilot)
                     kept = widget.text if hasattr(widget, "document") else widget.value
