@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
+from textual import events
 
 from llmtui.app.app import LLMTuiApp
 from llmtui.app.model_thread import freeze_loaded_objects, run_on_model_thread
@@ -75,22 +76,24 @@ def row(label: str, extra: str = "") -> str:
             f"holding {stats['cache_mb']:6.1f} MB | gc objects {stats['objects']:8d}{extra}")
 
 
-async def wait(pilot, condition, timeout: float = 120.0) -> None:
+async def wait(condition, timeout: float = 300.0) -> None:
+    """Poll with plain sleeps: pilot.pause() visits every widget each time, which under a stream
+    takes the GIL from the model thread often enough to slow decoding several times over."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise TimeoutError("the app did not finish a generation in time")
-        await pilot.pause(0.02)
+        await asyncio.sleep(0.05)
 
 
 async def session(lm: LanguageModel, generations: int, settings: SamplingSettings, size: tuple[int, int]) -> None:
     app = LLMTuiApp(lm=lm, pane="generate", settings=settings)
     async with app.run_test(size=size) as pilot:
         pane = app.query_one(GeneratePane)
-        await wait(pilot, lambda: pane.lm is not None)
+        await wait(lambda: pane.lm is not None)
 
         async def done() -> None:
-            await wait(pilot, lambda: not pane.running and all(w.is_finished for w in app.workers))
+            await wait(lambda: not pane.running and all(w.is_finished for w in app.workers))
             await pilot.pause()
 
         print(row("app ready"))
@@ -102,7 +105,9 @@ async def session(lm: LanguageModel, generations: int, settings: SamplingSetting
             if chat != pane.chat_mode:
                 await pilot.press("ctrl+t")
             pane.set_prompt(("Tell me more." if n % 20 == 0 else "Hello! Who are you?") if chat else PROMPTS[n % len(PROMPTS)])
-            await pilot.press("f5")
+            runs = pane._run_ids
+            app._driver.send_message(events.Key("f5", None))  # as a terminal would: pilot.press waits for idle
+            await wait(lambda: pane._run_ids > runs)  # the key reached the pane and a run started
             await done()
             if n % 10 == 5 and len(pane.steps) > 3:  # fork at the third token; it streams on
                 pane.output.selected = 2

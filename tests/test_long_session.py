@@ -8,6 +8,7 @@ the real model is in benchmarks/RESULTS.md (benchmarks/long_session.py).
 from __future__ import annotations
 
 import gc
+import time
 import weakref
 
 import app_fixtures
@@ -99,3 +100,21 @@ async def test_clear_releases_the_shown_session(tiny_lm, sessions):
         assert pane.session is None and pane.steps == ()
         assert [ref() for ref in sessions if ref() is not None] == []
         assert live(KVCache) == []
+
+
+def test_the_model_thread_keeps_nothing_of_a_finished_job():
+    """Between jobs, the idle model thread must not hold the last job's arguments or result."""
+    from llmtui.app.model_thread import model_thread_idle, run_on_model_thread
+
+    class Payload:
+        pass
+
+    payload = Payload()
+    ref = weakref.ref(payload)
+    assert run_on_model_thread(lambda p: p, payload) is payload
+    deadline = time.monotonic() + 10
+    while not model_thread_idle() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    del payload
+    gc.collect()
+    assert ref() is None

@@ -44,6 +44,9 @@ def _serve() -> None:
             except BaseException as error:  # noqa: BLE001 - handed to the caller, who re-raises it
                 future.set_exception(error)
         finally:
+            # Let go of the job and its result now: waiting for the next job, they would keep
+            # the last caller's objects (a whole generation session and its KV cache) alive.
+            del future, job
             with _pending_lock:
                 _pending -= 1
 
