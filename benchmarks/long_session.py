@@ -107,7 +107,7 @@ async def session(lm: LanguageModel, generations: int, settings: SamplingSetting
             pane.set_prompt(("Tell me more." if n % 20 == 0 else "Hello! Who are you?") if chat else PROMPTS[n % len(PROMPTS)])
             runs = pane._run_ids
             app._driver.send_message(events.Key("f5", None))  # as a terminal would: pilot.press waits for idle
-            await wait(lambda: pane._run_ids > runs)  # the key reached the pane and a run started
+            await wait(lambda runs=runs: pane._run_ids > runs)  # the key reached the pane and a run started
             await done()
             if n % 10 == 5 and len(pane.steps) > 3:  # fork at the third token; it streams on
                 pane.output.selected = 2
