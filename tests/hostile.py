@@ -11,7 +11,8 @@ Used by tests/test_hostile_text.py. Each class of trouble has its own strategy a
 - lone surrogates (a Python str may hold them; they are not UTF-8)
 - special-token text ("<|im_start|>", "<|endoftext|>")
 
-`hostile_text()` mixes all of them with ordinary words.
+`hostile_text()` mixes all of them with ordinary words. `LiveApp` runs one Pilot app per entry point
+in its own thread, so that a plain `@given` test can feed it many strings.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def _pieces() -> st.SearchStrategy[str]:
         st.sampled_from(SURROGATES),
         st.sampled_from(SPECIALS),
         st.sampled_from(WORDS),
-        st.text(max_size=4),  # anything at all (hypothesis' own text may hold surrogates? it does not)
+        st.text(max_size=4),  # anything else (hypothesis' text() has no surrogates: they come from the lists)
         st.characters(codec=None, categories=["Cc", "Cf", "Cs", "Mn", "Zl", "Zp", "Co", "Cn"]),
     )
 
