@@ -28,6 +28,7 @@ from app_fixtures import make_app, wait_for
 from textual import events
 from textual.command import CommandList, CommandPalette
 from textual.widgets import Input, TextArea
+from textual.worker import Worker, WorkerState
 
 from llmtui.app.model_thread import model_thread_idle
 from llmtui.app.panes.generate import GeneratePane
@@ -97,6 +98,10 @@ class Walk:
     set_extremes: Counter = field(default_factory=Counter)
     generated_at: Counter = field(default_factory=Counter)
     internal_errors: list = field(default_factory=list)
+    run_kinds: Counter = field(default_factory=Counter)  # generations started, by kind (generate, step, fork, ...)
+    sizes: Counter = field(default_factory=Counter)
+    mid_generation_switches: int = 0
+    next_size: int = 0
     last_run_id: int = 0
     next_extreme: int = 0
 
@@ -153,6 +158,7 @@ class Walk:
 
     async def resize(self, width: int, height: int) -> None:
         self.events += 1
+        self.sizes[(width, height)] += 1
         await self.pilot.resize_terminal(width, height)  # type: ignore[attr-defined]
 
     async def until(self, condition, timeout: float = 10.0, what: str = "condition") -> bool:
@@ -228,6 +234,7 @@ class Walk:
 
     async def switch_pane(self) -> None:
         target = self.rng.choice(PANE_IDS)
+        self.mid_generation_switches += self.generate_pane.running
         how = self.rng.random()
         if how < 0.5:  # in a text box, the digit is typed: the pane stays
             self.log.append(f"key {PANE_IDS.index(target) + 1} ({target})")
@@ -299,11 +306,20 @@ class Walk:
         if self.pane_id != "generate":
             self.log.append("key 5 (generate)")
             await self.key("5")
-        key = self.rng.choice(["f5", "f5", "ctrl+g", "f6", "f6", "f7", "escape", "ctrl+n", "ctrl+t"])
-        self.log.append(f"key {key} on generate")
-        await self.key(key)
+        pane = self.generate_pane
+        if self.rng.random() < 0.25 and not pane.running:
+            self.log.append("key f6, then f7 once it has stepped (one token, then go on)")
+            runs = pane._run_ids
+            await self.key("f6")
+            await self.until(lambda: pane._run_ids != runs and not pane.running, 3, "the step")
+            await self.key("f7")
+        else:
+            key = self.rng.choice(["f5", "f5", "ctrl+g", "f6", "f6", "f7", "escape", "ctrl+n", "ctrl+t"])
+            self.log.append(f"key {key} on generate")
+            await self.key(key)
         if self.rng.random() < 0.4:
             target = self.rng.choice(PANE_IDS)
+            self.mid_generation_switches += self.generate_pane.running
             self.log.append(f"key {PANE_IDS.index(target) + 1} ({target}) right after")
             await self.key(str(PANE_IDS.index(target) + 1))
 
@@ -333,8 +349,12 @@ class Walk:
         self.next_extreme += 1
         pane = self.generate_pane
         knob = pane.knob(extreme.knob)
+        if self.pane_id != "generate" and self.rng.random() < 0.7:
+            self.log.append("click tab generate")
+            await self.click_widget(self.app.query_one("#tab-generate"))
+            await self.until(lambda: self.pane_id == "generate", 2, "the Generate pane")
         knob_region = knob.region.intersection(self.app.screen.region)
-        if self.pane_id == "generate" and knob_region.area and self.rng.random() < 0.7:
+        if self.pane_id == "generate" and knob_region.area and self.rng.random() < 0.8:
             self.log.append(f"click knob {extreme.knob}, enter")
             await self.mouse(knob_region.x + knob_region.width // 2, knob_region.y)
             await self.until(lambda: self.app.focused is knob, 2, "the knob's focus")
@@ -416,8 +436,11 @@ class Walk:
             await self.palette_command(which.lower(), which)
 
     async def resize_random(self) -> None:
-        width, height = self.rng.choice(SIZES) if self.rng.random() < 0.6 else (
-            self.rng.randint(40, 300), self.rng.randint(12, 100))
+        if self.rng.random() < 0.6:  # the listed sizes in turn (the smallest and the largest first), or any size
+            width, height = SIZES[self.next_size % len(SIZES)]
+            self.next_size += 1
+        else:
+            width, height = self.rng.randint(40, 300), self.rng.randint(12, 100)
         self.log.append(f"resize {width}x{height}")
         await self.resize(width, height)
 
@@ -431,12 +454,16 @@ class Walk:
         run = pane._run
         if run is not None and run.id != self.last_run_id:
             self.last_run_id = run.id
+            self.run_kinds[run.kind] += 1
             for extreme in self.extremes:
                 if getattr(run.settings, extreme.knob) == extreme.value:
                     self.generated_at[extreme.label] += 1
 
     def record(self, message) -> None:
-        """The message hook: an "internal error" in any message is a bug the app caught and showed."""
+        """The message hook: an "internal error" in any message is a bug the app caught and showed; a worker
+        that ended in error is one nobody showed (exit_on_error=False keeps it from reaching the app)."""
+        if isinstance(message, Worker.StateChanged) and message.state == WorkerState.ERROR:
+            self.internal_errors.append(f"worker {message.worker.name}: {message.worker.error!r}")
         for value in vars(message).values():
             if isinstance(value, str) and "internal error" in value:
                 self.internal_errors.append(f"{type(message).__name__}: {value}")
@@ -531,13 +558,20 @@ async def test_soak_random_walk(tiny_lm, seed, tmp_path):
     walk = await run_walk(tiny_lm, seed, STEPS, tmp_path)
     elapsed = time.perf_counter() - started
     print(f"\nseed {seed}: {walk.events} events ({walk.keys} keys, {walk.clicks} clicks) in {elapsed:.1f}s; "
-          f"per pane {dict(walk.per_pane)}; extremes generated {dict(walk.generated_at)}; kinds {dict(walk.kinds)} time {({k: round(v, 1) for k, v in walk.kind_time.items()})}")
+          f"per pane {dict(walk.per_pane)}; extremes generated {dict(walk.generated_at)}; runs {dict(walk.run_kinds)}; "
+          f"mid-generation switches {walk.mid_generation_switches}; sizes {len(walk.sizes)}; kinds {dict(walk.kinds)} time {({k: round(v, 1) for k, v in walk.kind_time.items()})}")
     assert walk.events >= STEPS
     assert not walk.internal_errors
     # every knob extreme was reached, and generated with (the walk cannot silently stop covering them)
     for extreme in walk.extremes:
         assert walk.set_extremes[extreme.label] > 0, walk.failure(f"{extreme.label} never set")
         assert walk.generated_at[extreme.label] > 0, walk.failure(f"never generated at {extreme.label}")
+    # generations of every kind, forks among them, panes switched while one ran, the smallest and largest terminal
+    for kind in ("generate", "step", "continue"):
+        assert walk.run_kinds[kind] > 0, walk.failure(f"no {kind} run: {dict(walk.run_kinds)}")
+    assert walk.run_kinds["fork"] + walk.run_kinds["force"] > 0, walk.failure(f"no fork: {dict(walk.run_kinds)}")
+    assert walk.mid_generation_switches > 0, walk.failure("no pane switch while generating")
+    assert walk.sizes[(40, 12)] and walk.sizes[(300, 100)], walk.failure(f"sizes {dict(walk.sizes)}")
     # every pane got a meaningful share of the actions
     total = sum(walk.per_pane.values())
     for pane_id in PANE_IDS:
