@@ -8,7 +8,11 @@ import app_fixtures
 import pytest
 from app_fixtures import finished, greedy, make_app, ready
 
-from llmtui.app.model_thread import on_model_thread, run_on_model_thread
+from llmtui.app.model_thread import (
+    model_thread_idle,
+    on_model_thread,
+    run_on_model_thread,
+)
 
 tiny_lm = app_fixtures.tiny_lm  # a fixture: pytest finds it by this name
 
@@ -20,6 +24,26 @@ def test_calls_run_on_one_thread_and_raise_where_they_were_made():
     with pytest.raises(ValueError, match="bad knob"):
         run_on_model_thread(lambda: (_ for _ in ()).throw(ValueError("bad knob")))
     assert run_on_model_thread(lambda: run_on_model_thread(on_model_thread))  # nested: no deadlock
+
+
+def test_idle_only_when_nothing_is_queued_or_running():
+    """model_thread_idle (what the soak test waits for) is False while a job runs, True after, errors included."""
+    started, release = threading.Event(), threading.Event()
+
+    def job() -> None:
+        started.set()
+        release.wait(5)
+
+    caller = threading.Thread(target=run_on_model_thread, args=(job,))
+    caller.start()
+    assert started.wait(5)
+    assert not model_thread_idle()
+    release.set()
+    caller.join(5)
+    assert model_thread_idle()
+    with pytest.raises(ValueError):
+        run_on_model_thread(lambda: (_ for _ in ()).throw(ValueError("bad knob")))
+    assert model_thread_idle()
 
 
 async def test_the_generate_pane_runs_the_model_on_the_model_thread(tiny_lm, monkeypatch):
