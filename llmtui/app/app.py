@@ -19,6 +19,7 @@ from textual.theme import Theme
 from textual.widgets import ContentSwitcher, Tab, Tabs
 
 from llmtui.app.demo_runner import DemoBar, DemoRunner
+from llmtui.app.display import safe
 from llmtui.app.messages import ModelLoaded, ModelLoadFailed, ModelLoadProgress, ModelReady, ShowTokenInEmbeddings, Throughput
 from llmtui.app.model_thread import freeze_loaded_objects, run_on_model_thread
 from llmtui.app.panes import PANES, Pane
@@ -28,8 +29,11 @@ from llmtui.app.selection import TokenSelected, TokenSelection
 from llmtui.app.state import ModelState
 from llmtui.app.widgets.footer import Footer
 from llmtui.app.widgets.status_line import StatusLine
+from llmtui.engine.text import escape_controls
 
 if TYPE_CHECKING:
+    from textual.notifications import SeverityLevel
+
     from llmtui.demo import Demo
     from llmtui.engine.lm import LanguageModel
     from llmtui.engine.settings import SamplingSettings
@@ -228,6 +232,14 @@ class LLMTuiApp(App[None]):
         elif not on and self.theme.startswith("llmtui-present"):
             self.theme = self._theme_before_present or ("textual-dark" if self.current_theme.dark else "textual-light")
         self.refresh_demo_bar()
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Textual's notify, plain text by default: messages quote file names, model names and typed text,
+        and Textual would read a '[/]' in them as markup (MarkupError when the toast is drawn: the app ended)."""
+        if not markup:
+            message, title = safe(message), escape_controls(title, keep="")
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def refresh_demo_bar(self) -> None:
         runner = self.demo_runner

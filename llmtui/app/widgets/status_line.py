@@ -7,6 +7,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from llmtui.app.state import ModelState, human_count
+from llmtui.engine.text import escape_controls
 
 
 class StatusLine(Widget):
@@ -36,9 +37,9 @@ class StatusLine(Widget):
         state = self.model_state
         self.set_class(state.phase == "failed", "-failed")
         if state.phase == "loading":
-            left = Text(f"loading {state.spec}: {state.message} {state.fraction:.0%}")
+            left = Text(f"loading {escape_controls(state.spec, keep='')}: {state.message} {state.fraction:.0%}")
         elif state.phase == "failed":
-            left = Text(f"{state.spec}: not loaded (see the pane)")
+            left = Text(f"{escape_controls(state.spec, keep='')}: not loaded (see the pane)")  # the --model given
         else:
             info = self.model_info
             if self.selection and len(info) + len(self.selection) + 20 > (self.content_region.width or 80):
