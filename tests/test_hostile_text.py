@@ -576,6 +576,20 @@ class TestFoundBugs:
             assert field.content_width == cell_len(control_pictures(text)) + 1
             assert not screen_problems(app)
 
+    async def test_a_model_name_with_markup_or_escapes_fails_plainly(self, tmp_path):
+        """`llmtui --model 'x[/]\x1b[31m'`: the failure's toast read the name as markup (MarkupError when drawn:
+        the app ended) and the status line wrote the ESC raw."""
+        app = LLMTuiApp(model=str(tmp_path / "x[/]\x1b[31m.gguf"), pane="tokenizer")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: app.model_state.phase == "failed", timeout=30)
+            await pilot.pause()
+            notes = list(app._notifications)
+            assert notes and all(not n.markup for n in notes)  # a toast draws a markup message with from_markup
+            assert any("x[/]\\x1b[31m.gguf" in n.message for n in notes), notes
+            assert "x[/]\\x1b[31m.gguf: not loaded" in screen_text(app)
+            assert not screen_problems(app)
+            check_alive(app)
+
 # -- the command line -------------------------------------------------------------------------------------
 
 
