@@ -86,9 +86,9 @@ LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 def obeyed(text: str) -> set[str]:
-    """Characters a terminal would act on (or reorder text by) instead of showing: controls and format chars.
-
-    Newlines are a line break, not drawn; the zero-width joiner is allowed (it holds emoji together).
+    """Characters a terminal would act on, reorder text by, or fail to encode: controls (Cc), lone surrogates
+    (Cs) and bidi controls. Newlines are line breaks, not drawn. Zero-width characters (U+200B..U+200D,
+    U+FEFF) are allowed: they draw as nothing, and the joiner holds emoji together.
     """
     return {ch for ch in text if unicodedata.category(ch) in ("Cc", "Cs") and ch != "\n"} | {
         ch for ch in text if ch in BIDI
