@@ -151,6 +151,26 @@ class TestGrid:
             assert grid.cursor == Cursor(1, 2)
             assert app.selection is not None and app.selection.position == 2 and app.selection.source == "layers"
 
+    async def test_a_cell_selected_in_a_text_that_was_replaced_is_dropped(self, tiny_lm):
+        """A click or key queued on the grid of a longer text, handled once a shorter one shows (found by the
+        soak test): it used to raise ValueError (position outside the text); now it is stale and dropped."""
+        from llmtui.app.widgets.lens_grid import LensGrid
+
+        app = layers_app(tiny_lm, prompt=PROMPT + " and then some more words")
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await lens_ready(pilot)
+            grid = pane.grid
+            old = pane.data
+            late = LensGrid.CellSelected(grid, Cursor(1, old.n_positions - 1), True, old)
+            pane.editor.load_text("Hi")
+            await wait_for(pilot, lambda: pane.data is not old and pane.data.complete, what="the new lens")
+            assert pane.data.n_positions < old.n_positions
+            grid.post_message(late)
+            await pilot.pause()
+            await pilot.pause()
+            assert app._exception is None
+            assert app.selection is None
+
 
 class TestPrompt:
     async def test_editing_the_prompt_recomputes_and_stale_results_never_land(self, tiny_lm):

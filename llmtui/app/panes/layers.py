@@ -445,7 +445,7 @@ class LayersPane(Pane):
         """The user picked a cell: its column's token becomes the app's current token."""
         event.stop()
         data = self._data
-        if data is not None:
+        if data is not None and event.data is data:  # not a cell of a text the grid no longer shows
             self.post_message(TokenSelected(TokenSelection.at(data.ids, event.cursor.position, self.PANE_ID)))
 
     def follow_selection(self, selection: TokenSelection) -> None:

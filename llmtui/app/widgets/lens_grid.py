@@ -125,10 +125,11 @@ class LensGrid(ScrollView, can_focus=True):
     class CellSelected(Message):
         """The user moved the cursor (a key or a click)."""
 
-        def __init__(self, grid: LensGrid, cursor: Cursor, moved_column: bool) -> None:
+        def __init__(self, grid: LensGrid, cursor: Cursor, moved_column: bool, data: LensData) -> None:
             self.grid = grid
             self.cursor = cursor
             self.moved_column = moved_column
+            self.data = data  # the grid the cursor is in: by the time this is handled, another may show
             super().__init__()
 
         @property
@@ -364,7 +365,7 @@ class LensGrid(ScrollView, can_focus=True):
         cursor = self._clamp(cursor)
         moved_column = cursor.position != self.cursor.position
         self.cursor = cursor
-        self.post_message(self.CellSelected(self, cursor, moved_column))
+        self.post_message(self.CellSelected(self, cursor, moved_column, self.data))
 
     def action_move(self, rows: int, columns: int) -> None:
         self._select(Cursor(self.cursor.row + rows, self.cursor.position + columns))
