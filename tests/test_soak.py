@@ -234,6 +234,8 @@ class Walk:
 
     async def switch_pane(self) -> None:
         target = self.rng.choice(PANE_IDS)
+        if self.rng.random() < 0.4:  # the least visited pane: Generate's actions would draw the walk there
+            target = min(PANE_IDS, key=lambda p: self.per_pane[p])
         self.mid_generation_switches += self.generate_pane.running
         how = self.rng.random()
         if how < 0.5:  # in a text box, the digit is typed: the pane stays
@@ -465,7 +467,7 @@ class Walk:
         if isinstance(message, Worker.StateChanged) and message.state == WorkerState.ERROR:
             self.internal_errors.append(f"worker {message.worker.name}: {message.worker.error!r}")
         for value in vars(message).values():
-            if isinstance(value, str) and "internal error" in value:
+            if isinstance(value, str) and "internal error" in value.lower():
                 self.internal_errors.append(f"{type(message).__name__}: {value}")
 
     def failure(self, what: str) -> str:
