@@ -43,7 +43,7 @@ Behaviour chosen (and checked here)
 - Size: the Tokenizer tokenizes the first `MAX_LIVE_CHARS` (50,000) characters as you type and says so;
   one-line inputs draw a long value only around the view. A 1 MB paste is kept exactly everywhere.
 
-Inputs tried: every test below counts what it fed in (`TRIED`); `-s` prints the counts (402 strings at
+Inputs tried: every test below counts what it fed in (`TRIED`); `-s` prints the counts (398 strings at
 the default profile, which is derandomized: the same strings every run; a failure prints the string and
 a @reproduce_failure blob). For bug hunting, HYPOTHESIS_PROFILE=hunt tries 20x more, randomly.
 """
