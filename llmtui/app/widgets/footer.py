@@ -13,7 +13,7 @@ class Footer(TextualFooter):
     follows the footer's `compact` with `data_bind`, which adds a watcher to the footer;
     Textual 8 prunes a closed widget's watcher only when `compact` changes, which it
     never does here, so every old key stayed alive with its styles and render caches
-    (about 1,600 objects per generation: benchmarks/long_session.py). After each
+    (about 1,500 objects per generation: benchmarks/long_session.py). After each
     rebuild, the watchers of keys that are gone are dropped.
     """
 
