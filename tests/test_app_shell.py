@@ -180,6 +180,25 @@ class TestHelpAndPalette:
             assert commands.scrollable_content_region
             assert commands.highlighted not in (None, 0)  # the page keys did move
 
+    async def test_closing_the_palette_stops_its_no_matches_countdown(self, tiny_lm):
+        """Escape right after a search with no match (found by the soak test): the palette's 'No matches found'
+        timer is stopped, so it cannot fire while the palette is being removed (it raised NoMatches)."""
+        from textual import events
+
+        app = make_app(tiny_lm)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot)
+            await pilot.press("ctrl+p")
+            palette = app.screen
+            for key in ("z", "q", "x", "j"):
+                app._driver.send_message(events.Key(key, key))
+            await wait_for(pilot, lambda: palette._no_matches_timer is not None, timeout=5, what="the countdown")
+            app._driver.send_message(events.Key("escape", "\x1b"))
+            await wait_for(pilot, lambda: len(app.screen_stack) == 1, timeout=5, what="the palette to close")
+            assert palette._no_matches_timer is None
+            await pilot.pause(0.7)
+            assert app._exception is None
+
 
 class TestModelLoading:
     async def test_the_app_draws_at_once_and_says_loading(self, tiny_lm, monkeypatch):

@@ -203,7 +203,7 @@ class Walk:
             (14, self.click_something),
             (3, self.wheel),
             (8 if self.pane_id == "generate" else 2, self.generation),
-            (3, self.knob_extreme),
+            (2, self.knob_extreme),
             (3 if self.pane_id == "generate" else 1, self.fork),
             (1, self.palette),
             (1, self.theme),
@@ -309,7 +309,11 @@ class Walk:
             self.log.append("key 5 (generate)")
             await self.key("5")
         pane = self.generate_pane
-        if self.rng.random() < 0.25 and not pane.running:
+        if self.rng.random() < 0.25:
+            if pane.running:
+                self.log.append("escape (stop), then wait")
+                await self.key("escape")
+                await self.until(lambda: not pane.running, 5, "the generation to stop")
             self.log.append("key f6, then f7 once it has stepped (one token, then go on)")
             runs = pane._run_ids
             await self.key("f6")

@@ -26,7 +26,9 @@ class CommandPalette(TextualCommandPalette):
     - a choice queued before escape closed it (enter then escape, fast) made it dismiss itself a
       second time, popping the app's last screen (ScreenStackError): once closed, it ignores closes;
     - a page key between the results showing and their first layout raised KeyError in the list
-      (its lines are only measured once it has a size): the key waits for the layout.
+      (its lines are only measured once it has a size): the key waits for the layout;
+    - closed within half a second of a search with no match, its "No matches found" timer could fire
+      while the palette was being removed (NoMatches): closing stops it.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -43,6 +45,7 @@ class CommandPalette(TextualCommandPalette):
     def dismiss(self, result: object = None) -> AwaitComplete:
         if self.app.screen is not self:
             return AwaitComplete.nothing()
+        self._stop_no_matches_countdown()  # it would look for the list while the closing palette removes it
         return super().dismiss(result)
 
     def action_page_commands(self, direction: int, waited: bool = False) -> None:
