@@ -95,6 +95,7 @@ class Walk:
     per_pane: Counter = field(default_factory=Counter)
     kinds: Counter = field(default_factory=Counter)
     kind_time: Counter = field(default_factory=Counter)
+    gave_up: Counter = field(default_factory=Counter)  # waits that timed out (the walk went on)
     set_extremes: Counter = field(default_factory=Counter)
     generated_at: Counter = field(default_factory=Counter)
     internal_errors: list = field(default_factory=list)
@@ -167,6 +168,7 @@ class Walk:
             await wait_for(self.pilot, condition, timeout, what)
         except AssertionError:
             self.log.append(f"  (gave up waiting for {what})")
+            self.gave_up[what] += 1
             return False
         return True
 
@@ -203,7 +205,7 @@ class Walk:
             (14, self.click_something),
             (3, self.wheel),
             (8 if self.pane_id == "generate" else 2, self.generation),
-            (2, self.knob_extreme),
+            (1, self.knob_extreme),
             (3 if self.pane_id == "generate" else 1, self.fork),
             (1, self.palette),
             (1, self.theme),
@@ -225,9 +227,11 @@ class Walk:
             await self.key("escape")
         elif choice < 0.8:
             text = self.rng.choice(["0", "1", "-3", "x", "1e9", "nan", "inf", "random", "", "[b]", "99999"])
-            self.log.append(f"type {text!r} + enter on {type(screen).__name__}")
+            # enter in the palette would run whatever command is highlighted, Quit included
+            last = "escape" if isinstance(screen, CommandPalette) else "enter"
+            self.log.append(f"type {text!r} + {last} on {type(screen).__name__}")
             await self.type(text)
-            await self.key("enter")
+            await self.key(last)
         else:
             await self.click_something()
         self.kinds["modal"] += 1
@@ -308,17 +312,8 @@ class Walk:
         if self.pane_id != "generate":
             self.log.append("key 5 (generate)")
             await self.key("5")
-        pane = self.generate_pane
-        if self.rng.random() < 0.25:
-            if pane.running:
-                self.log.append("escape (stop), then wait")
-                await self.key("escape")
-                await self.until(lambda: not pane.running, 5, "the generation to stop")
-            self.log.append("key f6, then f7 once it has stepped (one token, then go on)")
-            runs = pane._run_ids
-            await self.key("f6")
-            await self.until(lambda: pane._run_ids != runs and not pane.running, 3, "the step")
-            await self.key("f7")
+        if self.rng.random() < 0.2:
+            await self.step_then_go_on()
         else:
             key = self.rng.choice(["f5", "f5", "ctrl+g", "f6", "f6", "f7", "escape", "ctrl+n", "ctrl+t"])
             self.log.append(f"key {key} on generate")
@@ -328,6 +323,23 @@ class Walk:
             self.mid_generation_switches += self.generate_pane.running
             self.log.append(f"key {PANE_IDS.index(target) + 1} ({target}) right after")
             await self.key(str(PANE_IDS.index(target) + 1))
+
+    async def step_then_go_on(self) -> None:
+        """F6 (one token), then F7 once it is done (go on from there); a running generation is stopped first."""
+        pane = self.generate_pane
+        if self.pane_id != "generate":
+            await self.click_widget(self.app.query_one("#tab-generate"))
+            await self.until(lambda: self.pane_id == "generate", 2, "the Generate pane")
+        if pane.running:
+            self.log.append("escape (stop), then wait")
+            pane.editor.focus()
+            await self.key("escape")
+            await self.until(lambda: not pane.running, 2, "the generation to stop")
+        self.log.append("key f6, then f7 once it has stepped (one token, then go on)")
+        runs = pane._run_ids
+        await self.key("f6")
+        await self.until(lambda: pane._run_ids != runs and not pane.running, 2, "the step")
+        await self.key("f7")
 
     async def palette_command(self, query: str, prompt_starts: str) -> bool:
         """Open the palette, type `query`, pick the command whose prompt starts with `prompt_starts`."""
@@ -349,10 +361,11 @@ class Walk:
         await self.key("enter")
         return True
 
-    async def knob_extreme(self) -> None:
+    async def knob_extreme(self, extreme: Extreme | None = None) -> None:
         """Set the next knob extreme (typed in its value box), then usually generate there."""
-        extreme = self.extremes[self.next_extreme % len(self.extremes)]
-        self.next_extreme += 1
+        if extreme is None:
+            extreme = self.extremes[self.next_extreme % len(self.extremes)]
+            self.next_extreme += 1
         pane = self.generate_pane
         knob = pane.knob(extreme.knob)
         if self.pane_id != "generate" and self.rng.random() < 0.7:
@@ -375,7 +388,7 @@ class Walk:
         await self.type(extreme.typed)
         await self.key("enter")
         await self.until(lambda: self.on_main_screen, 5, "the value box to close")
-        if self.rng.random() < 0.85:
+        if self.rng.random() < 0.9:
             if self.pane_id != "generate":
                 await self.key("5")
             if pane.running:
@@ -403,7 +416,7 @@ class Walk:
             await self.mouse(x, y)
             await self.mouse(x, y)
         else:
-            moves = self.rng.randint(0, 5)
+            moves = self.rng.randint(1, 5)  # row 0 is often the drawn token: choosing it again forks nothing
             self.log.append(f"fork by keys: focus table, down x{moves}, enter")
             self.generate_pane.output.focus()  # the user tabs there; tab order differs by size
             await self.key("enter")
@@ -474,9 +487,21 @@ class Walk:
             if isinstance(value, str) and "internal error" in value.lower():
                 self.internal_errors.append(f"{type(message).__name__}: {value}")
 
+    def state(self) -> str:
+        """Where the app is, for a failure's message."""
+        try:
+            app = self.app
+            tabs = app.query_one("#tabs")
+            return (f"screens {[type(s).__name__ for s in app.screen_stack]}, size {app.size}, "
+                    f"pane {app.query_one('#panes').current}, focused {app.focused!r}, "
+                    f"tabs region {tabs.region} active {tabs.active}")
+        except Exception as e:  # noqa: BLE001 - only a description
+            return f"(state unavailable: {e!r})"
+
     def failure(self, what: str) -> str:
         actions = "\n".join(f"  {a}" for a in self.log)
         return (f"soak walk failed with seed {self.seed} after {self.events} events ({what}).\n"
+                f"State: {self.state()}\n"
                 f"Replay: LLMTUI_SOAK_SEED={self.seed} LLMTUI_SOAK_STEPS={STEPS} "
                 f".venv/bin/python -m pytest tests/test_soak.py\nThe last actions:\n{actions}")
 
@@ -544,6 +569,25 @@ async def run_walk(tiny_lm, seed: int, steps: int, tmp_path) -> Walk:
                 walk.observe()
                 if app._exception is not None:
                     break
+                assert app.return_code is None, "the walk quit the app"
+            for extreme in walk.extremes:  # an extreme the dice left out (or a wait gave up on) is walked to now
+                while app._exception is None and not walk.generated_at[extreme.label] and walk.kinds["top-up"] < 30:
+                    walk.kinds["top-up"] += 1
+                    await walk.knob_extreme(extreme)
+                    await pilot.pause(0)
+                    walk.observe()
+            topped = 0  # likewise a fork and a go-on, if none happened
+            while app._exception is None and not (walk.run_kinds["fork"] + walk.run_kinds["force"]) and topped < 10:
+                topped += 1
+                await walk.fork()
+                await pilot.pause(0)
+                walk.observe()
+            while app._exception is None and not walk.run_kinds["continue"] and topped < 20:
+                topped += 1
+                await walk.step_then_go_on()
+                await pilot.pause(0)
+                walk.observe()
+            walk.kinds["top-up"] += topped
             if app._exception is None:
                 await settle_all(walk)
                 await still_answers(walk)
@@ -565,7 +609,8 @@ async def test_soak_random_walk(tiny_lm, seed, tmp_path):
     elapsed = time.perf_counter() - started
     print(f"\nseed {seed}: {walk.events} events ({walk.keys} keys, {walk.clicks} clicks) in {elapsed:.1f}s; "
           f"per pane {dict(walk.per_pane)}; extremes generated {dict(walk.generated_at)}; runs {dict(walk.run_kinds)}; "
-          f"mid-generation switches {walk.mid_generation_switches}; sizes {len(walk.sizes)}; kinds {dict(walk.kinds)} time {({k: round(v, 1) for k, v in walk.kind_time.items()})}")
+          f"mid-generation switches {walk.mid_generation_switches}; sizes {len(walk.sizes)}; kinds {dict(walk.kinds)} time {({k: round(v, 1) for k, v in walk.kind_time.items()})}; "
+          f"gave up waiting for {dict(walk.gave_up)}")
     assert walk.events >= STEPS
     assert not walk.internal_errors
     # every knob extreme was reached, and generated with (the walk cannot silently stop covering them)
