@@ -169,6 +169,16 @@ class TestNeighbours:
             assert pane.query_input.value == f"#{newline}"
             assert "\\n" in pane.used and "\n" not in pane.used.strip("\n")
 
+    async def test_a_closing_tag_in_a_query_is_a_title_not_markup(self, tiny_lm):
+        """An expression like "[/] + a" (found by the soak test) titles the neighbour list literally; as markup it
+        raised MarkupError and stopped the app."""
+        app = make_app(tiny_lm)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            await ask(pilot, pane, "[/] + a")
+            assert app._exception is None
+            assert "[/]" in str(pane.neighbour_list.border_title)
+
 
 class TestArithmetic:
     async def test_an_expression_lists_its_neighbours_and_says_which_tokens(self, tiny_lm):

@@ -579,6 +579,15 @@ async def run_walk(tiny_lm, seed: int, steps: int, tmp_path) -> Walk:
             topped = 0  # likewise a fork and a go-on, if none happened
             while app._exception is None and not (walk.run_kinds["fork"] + walk.run_kinds["force"]) and topped < 10:
                 topped += 1
+                pane = walk.generate_pane
+                if pane.chat_mode or not pane.editor.text.strip():  # a table to fork from: a plain prompt
+                    await walk.click_widget(app.query_one("#tab-generate"))
+                    pane.editor.focus()
+                    await walk.key("ctrl+n")
+                    if pane.chat_mode:
+                        await walk.key("ctrl+t")
+                    await walk.type(" Once upon")
+                    await walk.until(lambda p=pane: p.table.view is not None, 5, "the table")
                 await walk.fork()
                 await pilot.pause(0)
                 walk.observe()

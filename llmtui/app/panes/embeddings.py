@@ -672,7 +672,7 @@ class EmbeddingsPane(Pane):
         self.query_one("#emb-used", Static).update(describe_query(answer, tokenizer, self.hide_inputs))
         kind = answer.query.kind
         self.neighbour_list.show(answer.rows)
-        self.neighbour_list.border_title = answer.title
+        self.neighbour_list.border_title = Text(answer.title)  # a Text: the query's [brackets] are not markup
         self.neighbour_list.border_subtitle = (
             f"{len(answer.rows)} of {self._index.vocab_size:,}" if self._index and kind != "list" else "cosine"
         )
@@ -920,7 +920,7 @@ class EmbeddingsPane(Pane):
         self.chart.show(answer.by_layer, answer.others, layer)
         same = answer.by_layer[layer]
         word = table_label(tokenizer.decode(answer.a.ids[answer.a.span[0] : answer.a.span[1]]))
-        self.chart.border_title = f"{word} A·B · layer {layer}: {same:.2f}"
+        self.chart.border_title = Text(f"{word} A·B · layer {layer}: {same:.2f}")  # the word literally
         self.chart.border_subtitle = f"muted: other words of B ({answer.others[layer]:.2f})" if answer.others else ""
         lines = sentence_line("A", tokenizer, answer.a)
         lines.append("\n")

@@ -149,7 +149,7 @@ class ProbabilityTable(Widget, can_focus=True):
         if view is None:
             self.border_title, self.border_subtitle = "Next token", ""
         else:
-            self.border_title, self.border_subtitle = view.title, settings_summary(view.settings)
+            self.border_title, self.border_subtitle = Text(view.title), settings_summary(view.settings)  # tokens literally
         if not same_step and view is not None:
             drawn = [n for n, c in enumerate(view.candidates) if c.id == view.drawn]
             self.set_reactive(ProbabilityTable.cursor, drawn[0] if drawn else 0)
