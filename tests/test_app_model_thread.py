@@ -64,3 +64,17 @@ async def test_the_generate_pane_runs_the_model_on_the_model_thread(tiny_lm, mon
         await finished(pilot, pane)
         assert len(pane.steps) == 6
         assert threads == {"llmtui-model"}
+
+
+async def test_an_ended_app_thaws_what_it_froze(tiny_lm):
+    """The app freezes what it has loaded (fewer GC pauses mid-stream) and thaws it when it ends:
+    a frozen object is never collected, so every app a process ran would stay in memory."""
+    import gc
+
+    app = make_app(tiny_lm)
+    async with app.run_test() as pilot:
+        pane = await ready(pilot)
+        await pilot.press("f5")
+        await finished(pilot, pane)
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0

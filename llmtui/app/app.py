@@ -21,7 +21,7 @@ from textual.widgets import ContentSwitcher, Tab, Tabs
 from llmtui.app.demo_runner import DemoBar, DemoRunner
 from llmtui.app.display import safe
 from llmtui.app.messages import ModelLoaded, ModelLoadFailed, ModelLoadProgress, ModelReady, ShowTokenInEmbeddings, Throughput
-from llmtui.app.model_thread import freeze_loaded_objects, run_on_model_thread
+from llmtui.app.model_thread import freeze_loaded_objects, run_on_model_thread, thaw_frozen_objects
 from llmtui.app.panes import PANES, Pane
 from llmtui.app.screens.command_palette import CommandPalette
 from llmtui.app.screens.help import HelpScreen
@@ -135,6 +135,9 @@ class LLMTuiApp(App[None]):
         yield DemoBar(id="demo-bar")
         yield StatusLine(id="status")
         yield Footer()
+
+    def on_unmount(self) -> None:
+        thaw_frozen_objects()  # this app's widgets and the loaded model can be collected once it is gone
 
     def on_mount(self) -> None:
         tabs = self.query_one(Tabs)

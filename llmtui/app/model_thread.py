@@ -93,3 +93,13 @@ def freeze_loaded_objects(collect: bool = True) -> None:
     if collect:
         gc.collect()
     gc.freeze()
+
+
+def thaw_frozen_objects() -> None:
+    """Undo `freeze_loaded_objects` when an app ends.
+
+    A frozen object is never collected, so without this every app that ran in a
+    process stays in memory for good: harmless for `llmtui` (one app, then exit),
+    but the test suite runs hundreds of apps in one process.
+    """
+    gc.unfreeze()
