@@ -312,6 +312,19 @@ class TestMap:
         placed = layout_map(points, 30, 8)
         assert all(p.label for p in placed) and len(placed) == 24
 
+    @pytest.mark.parametrize("size", [(30, 1), (2, 1), (2, 2), (30, 2), (3, 5)])
+    def test_a_tiny_map_keeps_every_point_on_its_grid(self, size):
+        """A map one row high (a 91x13 terminal) placed points on a second row: an IndexError (the soak test)."""
+        width, height = size
+        spread = [MapPoint(f"w{i}", float(i % 4), float(i // 4)) for i in range(12)]  # both axes spread
+        tall = [MapPoint(f"t{i}", 0.0, float(i)) for i in range(5)]  # spread only up and down
+        wide = [MapPoint(f"v{i}", float(i), 0.0) for i in range(5)]  # only sideways
+        for points in (spread, tall, wide):
+            placed = layout_map(points, width, height)
+            assert [p.point for p in placed] == points
+            for p in placed:
+                assert 0 <= p.col < width and 0 <= p.row < height, (size, p)
+
 
 class TestShowToken:
     async def test_another_pane_opens_a_token_here(self, tiny_lm):

@@ -59,13 +59,17 @@ def _grid_positions(points: Sequence[MapPoint], width: int, height: int) -> list
         return []
     xs, ys = [p.x for p in points], [p.y for p in points]
     x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
-    cols, rows = max(1, width - 1), max(1, height - 1)
+    cols, rows = width - 1, height - 1  # the last column and row: cells run from 0 to these
     span_x, span_y = x1 - x0, y1 - y0
-    if span_x <= 0 and span_y <= 0:
-        return [(cols // 2, rows // 2)] * len(points)
-    # units per column: the larger of what each axis needs
-    unit = max(span_x / cols if span_x > 0 else 0.0, span_y / (rows * ROW_ASPECT) if span_y > 0 else 0.0)
-    used_cols, used_rows = span_x / unit, span_y / (unit * ROW_ASPECT)
+    # units per column: the larger of what each axis needs; an axis one cell long shows no spread
+    # (a map one row high once put points on row 1: an IndexError found by the soak test)
+    unit = max(
+        span_x / cols if span_x > 0 and cols > 0 else 0.0,
+        span_y / (rows * ROW_ASPECT) if span_y > 0 and rows > 0 else 0.0,
+    )
+    if unit <= 0:
+        return [(max(cols, 0) // 2, max(rows, 0) // 2)] * len(points)
+    used_cols, used_rows = min(span_x / unit, cols), min(span_y / (unit * ROW_ASPECT), rows)
     off_c, off_r = (cols - used_cols) / 2, (rows - used_rows) / 2  # centre the cloud
     out = []
     for p in points:
