@@ -199,6 +199,35 @@ class TestHelpAndPalette:
             await pilot.pause(0.7)
             assert app._exception is None
 
+    async def test_typing_handled_after_escape_starts_no_search(self, tiny_lm):
+        """Text typed and escape pressed before the palette handled the typing (found by the soak test's
+        10,000-event walk, seed 7): the search the typing started ran on while the palette was being removed
+        and its results looked for the removed list (NoMatches). Closing stops the search and the busy and
+        no-matches timers, and a closing palette starts no search."""
+        from textual.command import CommandInput
+        from textual.widgets import Input
+
+        app = make_app(tiny_lm)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot)
+            await pilot.press("ctrl+p")
+            palette = app.screen
+            field = palette.query_one(CommandInput)
+            palette._input(Input.Changed(field, "[b]"))  # a search runs ...
+            running = [w for w in palette.workers if w.node is palette and not w.is_finished]
+            assert running
+            palette._action_escape()  # ... escape closes the palette ...
+            assert all(w.is_cancelled for w in running)
+            assert palette._busy_timer is None and palette._no_matches_timer is None
+            palette._input(Input.Changed(field, "[bo]"))  # ... and the typing after it starts none
+            assert not [w for w in palette.workers if w.node is palette and not w.is_cancelled]
+            await wait_for(pilot, lambda: len(app.screen_stack) == 1, timeout=5, what="the palette to close")
+            await pilot.pause(0.7)
+            assert app._exception is None
+            app.screen.set_focus(None)
+            await pilot.press("2")  # the app still answers keys
+            await wait_for(pilot, lambda: app.current_pane.PANE_ID == "embeddings", timeout=5, what="pane 2")
+
 
 class TestModelLoading:
     async def test_the_app_draws_at_once_and_says_loading(self, tiny_lm, monkeypatch):

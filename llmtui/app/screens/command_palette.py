@@ -9,6 +9,7 @@ from textual.await_complete import AwaitComplete
 from textual.binding import Binding, BindingType
 from textual.command import CommandInput, CommandList
 from textual.command import CommandPalette as TextualCommandPalette
+from textual.worker import Worker
 
 from llmtui.app.widgets.safe_input import SafeDrawing
 
@@ -27,8 +28,10 @@ class CommandPalette(TextualCommandPalette):
       second time, popping the app's last screen (ScreenStackError): once closed, it ignores closes;
     - a page key between the results showing and their first layout raised KeyError in the list
       (its lines are only measured once it has a size): the key waits for the layout;
-    - closed within half a second of a search with no match, its "No matches found" timer could fire
-      while the palette was being removed (NoMatches): closing stops it.
+    - closed within half a second of a search, its "No matches found" or "busy" timer, a search still
+      running, or one started by typing it handled after escape could reach the list while the palette
+      was being removed (NoMatches): closing stops the timers and the search, and a closed palette
+      starts no search.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -42,11 +45,23 @@ class CommandPalette(TextualCommandPalette):
                 widget = SafeCommandInput(placeholder=widget.placeholder, select_on_focus=False)
             yield widget
 
+    _dismissed = False  # not `_closing`: Textual's message pump has one
+
     def dismiss(self, result: object = None) -> AwaitComplete:
-        if self.app.screen is not self:
+        if self._dismissed or self.app.screen is not self:
             return AwaitComplete.nothing()
-        self._stop_no_matches_countdown()  # it would look for the list while the closing palette removes it
+        # What follows would look for the list while the closing palette removes it.
+        self._dismissed = True
+        self._cancel_gather_commands()
+        self._stop_no_matches_countdown()
+        self._stop_busy_countdown()
         return super().dismiss(result)
+
+    def _gather_commands(self, search_value: str) -> Worker[None] | None:  # type: ignore[override]
+        """Start a search (Textual's worker), unless the palette is closing: typing handled after escape."""
+        if self._dismissed:
+            return None
+        return super()._gather_commands(search_value)
 
     def action_page_commands(self, direction: int, waited: bool = False) -> None:
         """Move the highlight a page down (1) or up (-1)."""
