@@ -25,6 +25,7 @@ from llmtui.app.model_thread import freeze_loaded_objects, run_on_model_thread, 
 from llmtui.app.panes import PANES, Pane
 from llmtui.app.screens.command_palette import CommandPalette
 from llmtui.app.screens.help import HelpScreen
+from llmtui.app.screens.live_hits import MainScreen
 from llmtui.app.selection import TokenSelected, TokenSelection
 from llmtui.app.state import ModelState
 from llmtui.app.widgets.footer import Footer
@@ -123,6 +124,9 @@ class LLMTuiApp(App[None]):
         self.set_reactive(LLMTuiApp.model_state, ModelState(spec=lm.name if lm else model or "the default model"))
 
     # -- layout ----------------------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen:
+        return MainScreen(id="_default")  # Textual's Screen, with mouse hits only on live widgets
 
     def compose(self) -> ComposeResult:
         yield Tabs(*(Tab(f"{n} {p.TITLE}", id=f"tab-{p.PANE_ID}") for n, p in enumerate(PANES, start=1)), id="tabs")

@@ -11,6 +11,7 @@ from textual.command import CommandInput, CommandList
 from textual.command import CommandPalette as TextualCommandPalette
 from textual.worker import Worker
 
+from llmtui.app.screens.live_hits import LiveHits
 from llmtui.app.widgets.safe_input import SafeDrawing
 
 
@@ -21,7 +22,7 @@ class SafeCommandInput(CommandInput, SafeDrawing):
     """
 
 
-class CommandPalette(TextualCommandPalette):
+class CommandPalette(LiveHits, TextualCommandPalette):
     """The palette (ctrl+p), its search field drawn safely (SafeCommandInput), with two races of Textual's fixed:
 
     - a choice queued before escape closed it (enter then escape, fast) made it dismiss itself a

@@ -10,8 +10,10 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from llmtui.app.screens.live_hits import LiveHits
 
-class HelpScreen(ModalScreen[None]):
+
+class HelpScreen(LiveHits, ModalScreen[None]):
     """A modal card: the pane's title, its help text and a table of keys. Any of esc, ?, F1, q closes it."""
 
     DEFAULT_CSS = """

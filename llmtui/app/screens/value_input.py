@@ -13,10 +13,11 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from llmtui.app.screens.live_hits import LiveHits
 from llmtui.app.widgets.safe_input import SafeInput
 
 
-class ValueInputScreen(ModalScreen["tuple[Any] | None"]):
+class ValueInputScreen(LiveHits, ModalScreen["tuple[Any] | None"]):
     """Asks for one value; `check` turns the text into a value or raises ValueError with the reason.
 
     Dismissed with `(value,)`, or None when cancelled (a value may itself be None: a random seed).
