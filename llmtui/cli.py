@@ -118,6 +118,10 @@ def load_model(args: argparse.Namespace):
     lm = LanguageModel.load(args.model or DEFAULT_MODEL, device=args.device or "cpu", progress=progress)
     if sys.stderr.isatty():
         print("\r\x1b[2K", end="", file=sys.stderr, flush=True)
+    from llmtui.engine.text import escape_controls
+
+    for note in lm.notes:
+        print(f"llmtui: note: {escape_controls(note, keep='')}", file=sys.stderr)
     return lm
 
 

@@ -6,7 +6,7 @@ offline, ...) and returns the --model spec, with the words its message must cont
 run twice: through `llmtui.cli.main` (exit 1, exactly one line on stderr, no traceback) and
 through the app under Pilot (the reason shown, the app still running, typed text kept).
 
-A cache that can't be written (read-only, full) is not a fault: loading works without it.
+A cache that can't be written (read-only, full) is not a fault: loading works without it, with one note.
 A damaged cache entry is found by its checksums and rebuilt (TestBadCacheEntries).
 Nothing here touches the network: hub and PyPI access are monkeypatched or offline.
 """
@@ -630,7 +630,7 @@ def test_random_damage_to_the_header_gives_only_model_load_errors(good_gguf, tmp
     assert outcomes["refused"] > 100, outcomes
 
 
-# -- caches that can't be written: loading works without them ----------------------------------
+# -- caches that can't be written: loading works without them, with a note that says why ----------
 
 
 def _read_only(monkeypatch) -> None:
@@ -654,6 +654,7 @@ def _full(monkeypatch) -> None:
 
 
 UNWRITABLE = {"read-only": _read_only, "full": _full}
+REASONS = {"read-only": "Read-only file system", "full": "No space left on device"}
 
 
 @pytest.mark.parametrize("cache", UNWRITABLE)
@@ -666,7 +667,9 @@ def test_cli_works_without_a_writable_cache(cache, good_gguf, isolated_cache, mo
         code = main(["tokenize", "The capital of France", "--model", str(good_gguf)])
         out, err = capsys.readouterr()
         assert code == 0 and out == expected
-        assert len(err.splitlines()) <= 1 and "Traceback" not in err
+        assert len(err.splitlines()) == 1 and "Traceback" not in err  # one note, why the cache is not written
+        assert err.startswith("llmtui: note: can't write the cache") and REASONS[cache] in err
+        assert str(isolated_cache / "dequantized") in err
         entries = isolated_cache / "dequantized"
         assert not entries.exists() or list(entries.iterdir()) == []
 
@@ -680,6 +683,8 @@ async def test_app_works_without_a_writable_cache(cache, good_gguf, isolated_cac
         assert app.model_state.phase == "ready" and app.lm is not None
         entries = isolated_cache / "dequantized"
         assert not entries.exists() or list(entries.iterdir()) == []
+        notes = [n for n in app._notifications if n.severity == "warning"]
+        assert len(notes) == 1 and "can't write the cache" in notes[0].message and REASONS[cache] in notes[0].message
 
 
 # -- damaged cache entries: found by their checksums and rebuilt, never used --------------------

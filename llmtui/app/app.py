@@ -344,6 +344,8 @@ class LLMTuiApp(App[None]):
         self.model_state = ModelState("ready", lm.name, "ready", 1.0)
         for pane in self.panes:
             pane.post_message(ModelReady(lm))
+        for note in lm.notes:
+            self.notify(note, title="Note", severity="warning", timeout=10)
 
     def watch_model_state(self, state: ModelState) -> None:
         if self.is_mounted:

@@ -67,6 +67,7 @@ class LanguageModel:
     model: Transformer
     tokenizer: Tokenizer
     device: torch.device
+    notes: tuple[str, ...] = ()  # what loading wants the user to know that is no error (see LoadedWeights)
 
     @property
     def config(self) -> ModelConfig:
@@ -99,7 +100,8 @@ class LanguageModel:
         model.to(dev).eval()
         if progress:
             progress("ready", 1.0)
-        return cls(name=weights.name, source=weights.source, model=model, tokenizer=tokenizer, device=dev)
+        return cls(name=weights.name, source=weights.source, model=model, tokenizer=tokenizer, device=dev,
+                   notes=weights.notes)
 
     def encode(self, text: str, allow_special: bool = False) -> list[int]:
         return self.tokenizer.encode(text, allow_special=allow_special)

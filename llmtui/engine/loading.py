@@ -51,6 +51,7 @@ class LoadedWeights:
     name: str  # for display, e.g. "SmolLM2-135M-Instruct"
     source: str  # what was asked for: catalogue name, path or repo id
     from_cache: bool = False  # True when dequantized weights came from the cache
+    notes: tuple[str, ...] = ()  # what the user should know that is no error (the cache couldn't be written)
 
 
 def resolve_spec(spec: str) -> ModelSource:
@@ -145,7 +146,8 @@ def _load_gguf(path: Path, name: str, source: str, cache_dir: Path, progress: Pr
     state_dict = gguf_state_dict(gguf, config, progress)
     if any(info.type_id not in _FLOAT_TYPES for info in gguf.tensors.values()):
         report(progress, f"caching the dequantized weights of {name}", 1.0)
-        save_cached(entry, config, state_dict)
+        note = save_cached(entry, config, state_dict)
+        return LoadedWeights(config, state_dict, path, name, source, notes=(note,) if note else ())
     return LoadedWeights(config, state_dict, path, name, source)
 
 

@@ -3,7 +3,7 @@
 Each entry is one safetensors file of float32 tensors (our names) whose metadata holds the
 ModelConfig as JSON and a CRC-32 per tensor. An entry is used only if it parses, every CRC
 matches and every name and shape fits the config; anything else is deleted and rebuilt.
-Caching is best effort: a read-only or full disk just means no cache.
+Caching is best effort: a read-only or full disk means no cache, and a note that says so.
 """
 
 from __future__ import annotations
@@ -77,10 +77,14 @@ def load_cached(entry: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]] | No
         return None
 
 
-def save_cached(entry: Path, config: ModelConfig, state_dict: dict[str, torch.Tensor]) -> bool:
-    """Write an entry atomically (temp file + rename); False when the cache can't be written."""
+def save_cached(entry: Path, config: ModelConfig, state_dict: dict[str, torch.Tensor]) -> str | None:
+    """Write an entry atomically (temp file + rename).
+
+    Returns None when it is written (or the model is too large to be worth it), else a note
+    for the user saying why the cache can't be written: loading works on without it.
+    """
     if sum(t.numel() * 4 for t in state_dict.values()) > MAX_CACHE_BYTES:
-        return False
+        return None
     from safetensors.torch import save_file
 
     metadata = {
@@ -103,9 +107,11 @@ def save_cached(entry: Path, config: ModelConfig, state_dict: dict[str, torch.Te
         for old in entry.parent.iterdir():
             if old != entry and same_model.fullmatch(old.name):
                 old.unlink(missing_ok=True)
-        return True
-    except Exception:  # noqa: BLE001 - read-only folder, full disk, ...: loading works without a cache
-        return False
+        return None
+    except Exception as err:  # noqa: BLE001 - read-only folder, full disk, ...: loading works without a cache
+        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        return (f"can't write the cache of dequantized weights in {entry.parent} ({reason}); "
+                "the model works, but each start dequantizes it again")
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
