@@ -197,6 +197,25 @@ class TestKeys:
             assert pane.bars.rows[0].index == pane.attention.top_keys(0, 0, target)[0][0]
 
 
+    async def test_a_cursor_move_of_a_longer_text_before_still_queued(self, tiny_lm):
+        """A cursor move on a longer text handled after a shorter one is shown (found by the soak test's
+        10,000-event walk, seed 7): row 32 of a 12-token text made the app's token selection raise
+        ValueError and stopped the app. A stale move selects nothing; a live one still does."""
+        app = attention_app(tiny_lm)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await captured(pilot)
+            n = pane.attention.n_tokens
+            before = app.selection
+            pane.heatmap.post_message(Heatmap.CursorMoved(pane.heatmap, n + 20, 0))  # the old text's row
+            await settle(pilot)
+            assert app._exception is None and app.selection == before
+            pane.heatmap.focus()
+            await pilot.press("up")  # a move on the shown text still becomes the app's token
+            await wait_for(pilot, lambda: app.selection is not None and app.selection.source == "attention",
+                           timeout=5, what="the selection")
+            assert app.selection.position == pane.heatmap.cursor[0] < n
+
+
 class TestOverview:
     async def test_the_layer_overview_opens_the_chosen_head(self, tiny_lm):
         reference = engine_weights(tiny_lm, PROMPT)

@@ -498,7 +498,8 @@ class AttentionPane(Pane):
     def _cursor_moved(self, event: Heatmap.CursorMoved) -> None:
         event.stop()
         self._update_side()
-        self._post_selection(event.row)
+        if (event.row, event.col) == self.heatmap.cursor:  # else a stale move, on a text shown before this one
+            self._post_selection(event.row)
 
     def _post_selection(self, row: int) -> None:
         """The cursor moved to another query token of the same text: make it the app's current token.
@@ -507,7 +508,7 @@ class AttentionPane(Pane):
         the first changes the text, the second is already the app's token.
         """
         ids = self.attention.ids if self.attention is not None else None
-        moved = ids is not None and ids == self._cursor_at[0] and row != self._cursor_at[1]
+        moved = ids is not None and ids == self._cursor_at[0] and row != self._cursor_at[1] and 0 <= row < len(ids)
         self._cursor_at = (ids, row)
         current: TokenSelection | None = getattr(self.app, "selection", None)
         if moved and ids is not None and not (current is not None and current.same_text(ids) and current.position == row):
