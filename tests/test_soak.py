@@ -22,6 +22,7 @@ import sys
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import app_fixtures
 import pytest
@@ -343,15 +344,19 @@ class Walk:
         await self.key("f7")
 
     async def plain_prompt(self) -> None:
-        """Unless Generate already has one, a new plain (not chat) prompt, its table shown: for the top-ups."""
+        """A new short plain (not chat) prompt, its table shown: for the top-ups (the walk may have left an
+        empty prompt, a chat, or one over the tiny model's 128-token window)."""
         pane = self.generate_pane
-        if not pane.chat_mode and pane.editor.text.strip():
-            return
-        await self.click_widget(self.app.query_one("#tab-generate"))
+        await settle_all(self)
+        self.app.set_focus(None)  # a digit in a text box is typed
+        await self.key("5")
+        await self.until(lambda: self.pane_id == "generate", 5, "the Generate pane")
         pane.editor.focus()
         await self.key("ctrl+n")
         if pane.chat_mode:
             await self.key("ctrl+t")
+        await self.pilot.pause()  # type: ignore[attr-defined]
+        pane.editor.clear()  # what a user would select and delete
         await self.type(" Once upon")
         await self.until(lambda: pane.table.view is not None, 5, "the table")
 
@@ -520,6 +525,20 @@ class Walk:
                 f".venv/bin/python -m pytest tests/test_soak.py\nThe last actions:\n{actions}")
 
 
+def thread_stacks() -> str:
+    """Where every thread is (the innermost frames of ours or Textual's): why a worker cannot finish."""
+    import threading
+    import traceback
+
+    names = {t.ident: t.name for t in threading.enumerate()}
+    lines = []
+    for ident, frame in sys._current_frames().items():
+        frames = [f for f in traceback.extract_stack(frame) if "llmtui" in f.filename or "textual" in f.filename]
+        where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames[-4:]))
+        lines.append(f"  {names.get(ident, ident)}: {where or '(library code only)'}")
+    return "\n".join(lines)
+
+
 async def settle_all(walk: Walk, timeout: float = 60.0) -> None:
     """Close any open screen, stop a generation, wait for every worker and the model thread."""
     app = walk.app
@@ -532,7 +551,12 @@ async def settle_all(walk: Walk, timeout: float = 60.0) -> None:
         pane.editor.focus()
         await walk.key("escape")
     await wait_for(walk.pilot, lambda: not pane.running, timeout, "the generation to stop")
-    await wait_for(walk.pilot, lambda: all(w.is_finished for w in app.workers), timeout, "every worker to finish")
+    running = lambda: [f"{w.description} ({w.state.name}) on {type(w.node).__name__}"  # noqa: E731
+                       for w in app.workers if not w.is_finished]
+    try:
+        await wait_for(walk.pilot, lambda: not running(), timeout, "every worker to finish")
+    except AssertionError as error:
+        raise AssertionError(f"{error}; still running: {running()}; threads:\n{thread_stacks()}") from None
     await wait_for(walk.pilot, model_thread_idle, timeout, "the model thread to go idle")
     await walk.pilot.pause()  # type: ignore[attr-defined]
 
