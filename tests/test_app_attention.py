@@ -251,6 +251,25 @@ class TestOverview:
             assert (pane.layer_index, pane.head_index) == divmod(index, 4)
             np.testing.assert_allclose(pane.shown_weights, reference[1, 3].numpy(), atol=1e-6)
 
+    async def test_a_choice_in_the_model_overview_handled_after_the_layer_overview_shows(self, tiny_lm):
+        """A thumbnail chosen in the model overview (layer 1, head 1: index 5) and 'o' pressed before the choice
+        was handled (found by the soak test, seeds 2 and 3): the layer overview read index 5 as head 5 of 4
+        (IndexError stopped the app). A choice among thumbnails since replaced opens nothing."""
+        app = attention_app(tiny_lm)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await captured(pilot)
+            await pilot.press("O")
+            overview = pane.query_one(HeadOverview)
+            assert pane.view == "all" and len(overview.thumbs) == 8
+            overview.cursor = 5
+            overview.action_open()  # the choice is queued ...
+            pane.action_overview("layer")  # ... and "o" is handled before it
+            await settle(pilot)
+            assert app._exception is None
+            assert pane.view == "layer" and (pane.layer_index, pane.head_index) == (0, 0)
+            await pilot.press("right", "enter")  # a choice in the overview shown still opens
+            assert pane.view == "map" and (pane.layer_index, pane.head_index) == (0, 1)
+
     async def test_escape_goes_back_and_labels_come_from_the_scores(self, tiny_lm):
         app = attention_app(tiny_lm)
         async with app.run_test(size=(100, 30)) as pilot:

@@ -530,6 +530,9 @@ class AttentionPane(Pane):
         event.stop()
         if self.attention is None:
             return
+        shown = self.attention.n_head * (self.attention.n_layer if self.view == "all" else 1)
+        if self.view not in ("layer", "all") or event.count != shown or not 0 <= event.index < shown:
+            return  # a choice among thumbnails shown before (another view or text), still queued
         if self.view == "all":
             self.layer_index, self.head_index = divmod(event.index, self.attention.n_head)
         else:

@@ -92,11 +92,12 @@ class HeadOverview(ScrollView, can_focus=True):
             return self.overview
 
     class Opened(Message):
-        """The user chose thumbnail `index` (enter or a click)."""
+        """The user chose thumbnail `index` (enter or a click) of the `count` shown then."""
 
-        def __init__(self, overview: HeadOverview, index: int) -> None:
+        def __init__(self, overview: HeadOverview, index: int, count: int) -> None:
             self.overview = overview
             self.index = index
+            self.count = count  # a listener can tell a choice made among thumbnails since replaced
             super().__init__()
 
         @property
@@ -234,7 +235,7 @@ class HeadOverview(ScrollView, can_focus=True):
 
     def action_open(self) -> None:
         if self.titles:
-            self.post_message(self.Opened(self, self.cursor))
+            self.post_message(self.Opened(self, self.cursor, len(self.titles)))
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
@@ -243,7 +244,7 @@ class HeadOverview(ScrollView, can_focus=True):
         index = self.tile_at(offset.x + int(self.scroll_offset.x), offset.y + int(self.scroll_offset.y))
         if index is not None:
             self.cursor = index
-            self.post_message(self.Opened(self, index))
+            self.post_message(self.Opened(self, index, len(self.titles)))
 
     # -- drawing ---------------------------------------------------------------------------
 
