@@ -551,8 +551,18 @@ async def settle_all(walk: Walk, timeout: float = 60.0) -> None:
         pane.editor.focus()
         await walk.key("escape")
     await wait_for(walk.pilot, lambda: not pane.running, timeout, "the generation to stop")
-    running = lambda: [f"{w.description} ({w.state.name}) on {type(w.node).__name__}"  # noqa: E731
-                       for w in app.workers if not w.is_finished]
+    def running() -> list[str]:
+        """The unfinished workers, with where their asyncio task waits."""
+        out = []
+        for w in app.workers:
+            if w.is_finished:
+                continue
+            task = w._task
+            stack = task.get_stack(limit=3) if task is not None and not task.done() else []
+            where = " <- ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in stack) or f"task {task!r}"[:120]
+            out.append(f"{w.description} ({w.state.name}) on {type(w.node).__name__}, waiting in {where}")
+        return out
+
     try:
         await wait_for(walk.pilot, lambda: not running(), timeout, "every worker to finish")
     except AssertionError as error:
