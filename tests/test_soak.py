@@ -33,7 +33,7 @@ from textual.widgets import Input, TextArea
 from textual.worker import Worker, WorkerState
 
 from llmtui.app.model_thread import model_thread_idle
-from llmtui.app.panes.generate import GeneratePane
+from llmtui.app.panes.generate import PREVIEW_DELAY, GeneratePane
 from llmtui.app.screens.help import HelpScreen
 from llmtui.app.screens.value_input import ValueInputScreen
 
@@ -105,7 +105,6 @@ class Walk:
     sizes: Counter = field(default_factory=Counter)
     mid_generation_switches: int = 0
     next_size: int = 0
-    last_run_id: int = 0
     next_extreme: int = 0
 
     @property
@@ -358,7 +357,13 @@ class Walk:
         await self.pilot.pause()  # type: ignore[attr-defined]
         pane.editor.clear()  # what a user would select and delete
         await self.type(" Once upon")
-        await self.until(lambda: pane.table.view is not None, 5, "the table")
+        # every key handled before the next action moves the focus (an "n" that reached the output was a step)
+        await self.until(lambda: pane.editor.text == " Once upon", 5, "the typed prompt")
+        # and the preview of this prompt shown: a fork chosen while the table is empty (the edit's preview
+        # still waiting out its debounce) chooses nothing
+        await self.pilot.pause(PREVIEW_DELAY + 0.1)  # type: ignore[attr-defined]
+        await self.until(lambda: pane.table.view is not None and pane.table.view.preview
+                         and all(w.is_finished for w in self.app.workers if w.group == "preview"), 5, "the table")
 
     async def palette_command(self, query: str, prompt_starts: str) -> bool:
         """Open the palette, type `query`, pick the command whose prompt starts with `prompt_starts`."""
@@ -489,13 +494,23 @@ class Walk:
         for extreme in self.extremes:
             if getattr(pane.settings, extreme.knob) == extreme.value:
                 self.set_extremes[extreme.label] += 1
-        run = pane._run
-        if run is not None and run.id != self.last_run_id:
-            self.last_run_id = run.id
+
+    def count_runs(self) -> None:
+        """Count every generation the Generate pane starts, as it starts it. (Looking at the pane's latest run
+        after each action missed runs: keys are handled after the action returns, and a later run or ctrl+n
+        replaces the one before. A seed-1 walk in CI counted 10 forks by keys as none.)"""
+        pane = self.generate_pane
+        start = pane._start
+
+        def counted(kind, *args, **kwargs) -> None:
+            start(kind, *args, **kwargs)
+            run = pane._run
             self.run_kinds[run.kind] += 1
             for extreme in self.extremes:
                 if getattr(run.settings, extreme.knob) == extreme.value:
                     self.generated_at[extreme.label] += 1
+
+        pane._start = counted
 
     def record(self, message) -> None:
         """The message hook: an "internal error" in any message is a bug the app caught and showed; a worker
@@ -611,6 +626,7 @@ async def run_walk(tiny_lm, seed: int, steps: int, tmp_path) -> Walk:
         async with app.run_test(size=(100, 30), message_hook=lambda m: hook and hook[0](m)) as pilot:
             walk = Walk(seed, rng, pilot, extremes)
             hook.append(walk.record)
+            walk.count_runs()
             await wait_for(pilot, lambda: app.lm is not None, 30, "the model")
             progress_at = time.perf_counter()
             while walk.keys + walk.clicks < steps:
