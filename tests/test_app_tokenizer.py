@@ -14,6 +14,8 @@ from app_fixtures import make_app, settle, tiny_lm, wait_for  # noqa: F401
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.style import Style
+from textual import events
+from textual.widgets import Tabs
 
 from llmtui.app.messages import ShowTokenInEmbeddings
 from llmtui.app.panes.embeddings import EmbeddingsPane
@@ -240,6 +242,28 @@ class TestEncodings:
             await pilot.click("#enc-cl100k_base")
             assert pane.encoding == "cl100k_base"
             assert pane.editor.text == "Hello love"
+
+    async def test_fast_encoding_presses_end_on_the_last_one(self, tiny_lm, openai):
+        """F2 pressed again before the first press's tab change was handled: the pane settles on the last
+        encoding. (A stale tab change switched back, whose own tab change then switched forward, forever:
+        the soak walk saw thousands of encoding loads and workers that never all finished.)"""
+        openai.allow("gpt2", "cl100k_base", "o200k_base")
+        app = make_app(tiny_lm, pane="tokenizer")
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await open_pane(pilot)
+            await pilot.press(*"Hello")
+            await loaded(pilot, pane)
+            seen: list[str] = []
+            pane.watch(pane, "encoding", lambda key: seen.append(key), init=False)
+            for _ in range(2):  # as a terminal sends them: the second comes before the first is handled
+                app._driver.send_message(events.Key("f2", None))
+            await pilot.pause(0.5)
+            await settle(pilot)
+            assert seen == ["gpt2", "cl100k_base"]
+            await pilot.pause(0.5)
+            assert seen == ["gpt2", "cl100k_base"] and pane.encoding == "cl100k_base"
+            assert pane.query_one("#tok-encodings", Tabs).active == "enc-cl100k_base"
+            assert list(pane.tokens().ids) == fake_encoding("cl100k_base").encode_ordinary("Hello")
 
     async def test_an_unavailable_encoding_says_what_to_do(self, tiny_lm):
         """Offline, no cache: the pane says so, with what to do, and the rest goes on working."""

@@ -548,6 +548,10 @@ class TokenizerPane(Pane):
     @on(Tabs.TabActivated, "#tok-encodings")
     def _tab_activated(self, event: Tabs.TabActivated) -> None:
         event.stop()
+        if event.tab.id != event.tabs.active:
+            # Stale: another tab was made active since (F2 pressed again). Following it switched back,
+            # and that switch's own message switched forward again, forever.
+            return
         key = (event.tab.id or "").removeprefix("enc-")
         if key in ENCODINGS and key != self.encoding:
             self.encoding = key
