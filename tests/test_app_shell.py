@@ -47,6 +47,25 @@ class TestPanes:
             assert app.current_pane.PANE_ID == "generate"
             assert app.focused is app.query_one(GeneratePane).editor
 
+    async def test_fast_pane_keys_show_only_the_last_pane(self, tiny_lm):
+        """A second pane key sent before the first one's tab change is handled: no detour through the
+        first pane (its stale tab change is ignored), and the last pane stays."""
+        from textual import events
+        from textual.widgets import ContentSwitcher
+
+        app = make_app(tiny_lm, pane="generate")
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot)
+            app.screen.set_focus(None)
+            switcher = app.query_one("#panes", ContentSwitcher)
+            shown: list[str] = []
+            switcher.watch(switcher, "current", lambda current: shown.append(current), init=False)
+            for key in ("1", "2"):
+                app._driver.send_message(events.Key(key, key))
+            await pilot.pause(0.3)
+            assert app.current_pane.PANE_ID == "embeddings"
+            assert shown == ["embeddings"]
+
     async def test_number_keys_type_into_the_prompt(self, tiny_lm):
         app = make_app(tiny_lm, prompt="")
         async with app.run_test(size=(100, 30)) as pilot:

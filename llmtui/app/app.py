@@ -185,6 +185,8 @@ class LLMTuiApp(App[None]):
 
     @on(Tabs.TabActivated, "#tabs")
     def _tab_activated(self, event: Tabs.TabActivated) -> None:
+        if event.tab.id != event.tabs.active:
+            return  # stale: a later pane key (or click) made another tab active; its own message follows
         pane_id = event.tab.id.removeprefix("tab-") if event.tab.id else self.start_pane
         switcher = self.query_one("#panes", ContentSwitcher)
         if switcher.current != pane_id:
