@@ -141,6 +141,32 @@ class TestNeighbours:
             await pilot.press("ctrl+f")
             assert "Nothing further on" in pane.message
 
+    async def test_a_click_on_a_row_that_is_gone_chooses_nothing(self, tiny_lm):
+        """A click on a row drawn before the list was rebuilt shorter (a new query's neighbours, an
+        arithmetic error): Textual's list looked its index up in the new list (IndexError stopped the app).
+        Such a click chooses nothing; a click on a row that is there makes it the query."""
+        from rich.style import Style
+        from textual import events
+
+        word = words_of(tiny_lm, 1)[0]
+        app = make_app(tiny_lm)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            await ask(pilot, pane, word)
+            neighbours = pane.neighbour_list
+
+            def click(option: int) -> events.Click:
+                x, y = neighbours.region.x + 2, neighbours.region.y
+                return events.Click(neighbours, 2, 0, 0, 0, 1, False, False, False, x, y, style=Style(meta={"option": option}))
+
+            neighbours.post_message(click(neighbours.option_count + 5))
+            await settle(pilot)
+            assert app._exception is None and pane.query_input.value == word
+            row = neighbours.rows[1]
+            neighbours.post_message(click(1))
+            await settle(pilot)
+            assert app._exception is None and pane.query_input.value == row.query_text
+
     async def test_leading_space_switch_offers_the_other_token(self, tiny_lm):
         """F2 looks bare words up without the leading space; the pane always says which token it used."""
         word = words_of(tiny_lm, 1)[0]

@@ -172,6 +172,37 @@ class TestHelpAndPalette:
             assert app._exception is None
             assert len(app.screen_stack) == 1
 
+    async def test_a_click_on_a_result_that_is_gone_chooses_nothing(self, tiny_lm):
+        """A click on a result drawn before the results narrowed (found by the soak test, seeds 1 and 8): the
+        click carries the index drawn under the mouse, and Textual's list looked it up in the shorter list
+        (IndexError stopped the app). Such a click chooses nothing; one on a result still there chooses it."""
+        from rich.style import Style
+        from textual import events
+
+        app = make_app(tiny_lm)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot)
+            theme = app.theme
+            await pilot.press("ctrl+p")
+            await pilot.press(*"Light theme")
+            palette = app.screen
+            commands = palette.query_one(CommandList)
+            await wait_for(pilot, lambda: commands.option_count > 0, timeout=5, what="the palette's match")
+
+            def click(option: int) -> events.Click:
+                x, y = commands.region.x + 2, commands.region.y
+                return events.Click(commands, 2, 0, 0, 0, 1, False, False, False, x, y, style=Style(meta={"option": option}))
+
+            commands.post_message(click(commands.option_count + 3))  # a row of the longer list before
+            for _ in range(3):
+                await pilot.pause()
+            assert app._exception is None
+            assert app.screen is palette and app.theme == theme
+            commands.post_message(click(0))
+            await wait_for(pilot, lambda: len(app.screen_stack) == 1 and app.theme != theme, timeout=5,
+                           what="the palette to close and the theme to change")
+            assert app._exception is None
+
     async def test_a_page_key_as_the_palette_results_appear(self, tiny_lm):
         """pageup/pagedown between the palette's results showing and their first layout (found by the soak
         test): Textual's list raised KeyError there; the page key now waits for the layout."""

@@ -12,6 +12,7 @@ from textual.command import CommandPalette as TextualCommandPalette
 from textual.worker import Worker
 
 from llmtui.app.screens.live_hits import LiveHits
+from llmtui.app.widgets.option_clicks import FreshOptionClicks
 from llmtui.app.widgets.safe_input import SafeDrawing
 
 
@@ -22,8 +23,15 @@ class SafeCommandInput(CommandInput, SafeDrawing):
     """
 
 
+class SafeCommandList(CommandList, FreshOptionClicks):
+    """The palette's results, where a click on a result that is gone chooses nothing (FreshOptionClicks).
+
+    CommandList comes first, for Textual's CSS type names and `query_one(CommandList)`.
+    """
+
+
 class CommandPalette(LiveHits, TextualCommandPalette):
-    """The palette (ctrl+p), its search field drawn safely (SafeCommandInput), with two races of Textual's fixed:
+    """The palette (ctrl+p), its search field drawn safely (SafeCommandInput), with races of Textual's fixed:
 
     - a choice queued before escape closed it (enter then escape, fast) made it dismiss itself a
       second time, popping the app's last screen (ScreenStackError): once closed, it ignores closes;
@@ -44,6 +52,8 @@ class CommandPalette(LiveHits, TextualCommandPalette):
         for widget in super().compose():
             if type(widget) is CommandInput:
                 widget = SafeCommandInput(placeholder=widget.placeholder, select_on_focus=False)
+            elif type(widget) is CommandList:
+                widget = SafeCommandList()
             yield widget
 
     _dismissed = False  # not `_closing`: Textual's message pump has one

@@ -18,6 +18,7 @@ from textual.widget import Widget
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from llmtui.app.widgets.option_clicks import FreshOptionClicks
 from llmtui.app.widgets.scatter import shorten
 
 _EIGHTHS = " ▏▎▍▌▋▊▉"
@@ -44,7 +45,7 @@ def similarity_bar(similarity: float, cells: int, style: Style) -> Text:
     return text
 
 
-class NeighbourList(OptionList):
+class NeighbourList(FreshOptionClicks):
     """Tokens ranked by similarity; choosing one posts OptionSelected."""
 
     DEFAULT_CSS = """
