@@ -622,50 +622,58 @@ async def run_walk(tiny_lm, seed: int, steps: int, tmp_path) -> Walk:
     walk: Walk | None = None
     app = make_app(tiny_lm, pane=rng.choice(PANE_IDS), prompt="The cat", export_dir=tmp_path / "exports")
     hook = []  # the message hook must exist before the walk does
+    body_error: list[Exception] = []
     try:
         async with app.run_test(size=(100, 30), message_hook=lambda m: hook and hook[0](m)) as pilot:
-            walk = Walk(seed, rng, pilot, extremes)
-            hook.append(walk.record)
-            walk.count_runs()
-            await wait_for(pilot, lambda: app.lm is not None, 30, "the model")
-            progress_at = time.perf_counter()
-            while walk.keys + walk.clicks < steps:
-                await walk.act()
-                walk.observe()
-                if time.perf_counter() - progress_at > 60:  # a long walk (LLMTUI_SOAK_STEPS) shows it is alive
-                    progress_at = time.perf_counter()
-                    print(f"seed {seed}: {walk.keys + walk.clicks} of {steps} keys and clicks", file=sys.__stderr__, flush=True)
-                if app._exception is not None:
-                    break
-                assert app.return_code is None, "the walk quit the app"
-            for extreme in walk.extremes:  # an extreme the dice left out (or a wait gave up on) is walked to now
-                while app._exception is None and not walk.generated_at[extreme.label] and walk.kinds["top-up"] < 30:
-                    walk.kinds["top-up"] += 1
-                    await walk.knob_extreme(extreme)
+            try:
+                walk = Walk(seed, rng, pilot, extremes)
+                hook.append(walk.record)
+                walk.count_runs()
+                await wait_for(pilot, lambda: app.lm is not None, 30, "the model")
+                progress_at = time.perf_counter()
+                while walk.keys + walk.clicks < steps:
+                    await walk.act()
+                    walk.observe()
+                    if time.perf_counter() - progress_at > 60:  # a long walk (LLMTUI_SOAK_STEPS) shows it is alive
+                        progress_at = time.perf_counter()
+                        print(f"seed {seed}: {walk.keys + walk.clicks} of {steps} keys and clicks", file=sys.__stderr__, flush=True)
+                    if app._exception is not None:
+                        break
+                    assert app.return_code is None, "the walk quit the app"
+                for extreme in walk.extremes:  # an extreme the dice left out (or a wait gave up on) is walked to now
+                    while app._exception is None and not walk.generated_at[extreme.label] and walk.kinds["top-up"] < 30:
+                        walk.kinds["top-up"] += 1
+                        await walk.knob_extreme(extreme)
+                        await pilot.pause(0)
+                        walk.observe()
+                topped = 0  # likewise a fork and a go-on, if none happened
+                while app._exception is None and not (walk.run_kinds["fork"] + walk.run_kinds["force"]) and topped < 10:
+                    topped += 1
+                    await walk.plain_prompt()  # a table to fork from
+                    await walk.fork()
                     await pilot.pause(0)
                     walk.observe()
-            topped = 0  # likewise a fork and a go-on, if none happened
-            while app._exception is None and not (walk.run_kinds["fork"] + walk.run_kinds["force"]) and topped < 10:
-                topped += 1
-                await walk.plain_prompt()  # a table to fork from
-                await walk.fork()
-                await pilot.pause(0)
-                walk.observe()
-            while app._exception is None and not walk.run_kinds["continue"] and topped < 20:
-                topped += 1
-                await walk.plain_prompt()  # an empty prompt or one the walk left in chat mode has nothing to go on from
-                await walk.step_then_go_on()
-                await pilot.pause(0)
-                walk.observe()
-            walk.kinds["top-up"] += topped
-            if app._exception is None:
-                await settle_all(walk)
-                await still_answers(walk)
-                await settle_all(walk)
-                walk.observe()
+                while app._exception is None and not walk.run_kinds["continue"] and topped < 20:
+                    topped += 1
+                    await walk.plain_prompt()  # an empty prompt or one the walk left in chat mode has nothing to go on from
+                    await walk.step_then_go_on()
+                    await pilot.pause(0)
+                    walk.observe()
+                walk.kinds["top-up"] += topped
+                if app._exception is None:
+                    await settle_all(walk)
+                    await still_answers(walk)
+                    await settle_all(walk)
+                    walk.observe()
+            except Exception as error:  # the walk's own failure, before the app is shut down: a key still
+                body_error.append(error)  # queued then meets no screen, and Textual raises that instead
+                raise
     except Exception as error:
-        what = f"{type(error).__name__}: {error}"
-        raise AssertionError(walk.failure(what) if walk else f"seed {seed}: {what}") from error
+        first = body_error[0] if body_error else error
+        what = f"{type(first).__name__}: {first}"
+        if first is not error:
+            what += f" (and at shutdown {type(error).__name__}: {error})"
+        raise AssertionError(walk.failure(what) if walk else f"seed {seed}: {what}") from first
     assert app._exception is None, walk.failure(f"app exception {app._exception!r}")
     assert not walk.internal_errors, walk.failure(f"internal errors: {walk.internal_errors[:5]}")
     return walk
