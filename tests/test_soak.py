@@ -594,10 +594,13 @@ async def still_answers(walk: Walk) -> None:
     await walk.click_widget(app.query_one("#tab-layers"))
     await wait_for(walk.pilot, lambda: walk.pane_id == "layers", 10, "the Layers pane after a click on its tab")
     for target in ("attention", "tokenizer", "generate"):
+        await walk.pilot.pause()  # type: ignore[attr-defined]  # the pane's own focus (a call_later) lands first
         if isinstance(app.focused, (TextArea, Input)):  # digits type into text boxes, as they should
             app.set_focus(None)
+        focused = app.focused
         await walk.key(str(PANE_IDS.index(target) + 1))
-        await wait_for(walk.pilot, lambda t=target: walk.pane_id == t, 10, f"the {target} pane after its key")
+        await wait_for(walk.pilot, lambda t=target: walk.pane_id == t, 10,
+                       f"the {target} pane after its key (pressed with the focus on {focused!r})")
     pane = walk.generate_pane
     await walk.click_widget(pane.editor)
     await wait_for(walk.pilot, lambda: app.focused is pane.editor, 5, "the prompt's focus after a click")
