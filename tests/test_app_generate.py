@@ -467,6 +467,27 @@ class TestSafeText:
             assert pane.editor.text == prompt.replace("\r", "\n")
             assert app.is_running
 
+    async def test_undoing_a_long_paste_gives_the_prompt_back(self, tiny_lm):
+        """ctrl+z after pasting more lines than the prompt box shows (found by the soak test, seed 6): Textual's
+        undo put the shorter text back before the cursor, and the scrollbar going away in between asked for
+        the cursor's line, gone by then (ValueError stopped the app; Textualize/textual#6686)."""
+        app = make_app(tiny_lm, prompt="Once upon a time")
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            pane.editor.focus()
+            pane.editor.move_cursor(pane.editor.document.end)
+            await pilot.pause()
+            app.post_message(events.Paste("\n".join(f"line {n}" for n in range(40))))
+            await wait_for(pilot, lambda: pane.editor.document.line_count == 40, what="the paste")
+            await pilot.pause()
+            assert pane.editor.show_vertical_scrollbar
+            await pilot.press("ctrl+z")
+            await pilot.pause()
+            assert app._exception is None
+            assert pane.editor.text == "Once upon a time" and not pane.editor.show_vertical_scrollbar
+            await pilot.press(*" there")
+            assert pane.editor.text == "Once upon a time there"
+
     async def test_control_tokens_from_the_model_are_shown_literally(self, tiny_lm):
         """Force the model to 'say' ESC, BEL and a markup tag: they show as escapes and plain text."""
         app = make_app(tiny_lm, prompt=PROMPT, settings=greedy(max_new_tokens=8))

@@ -67,6 +67,12 @@ class PromptEditor(TextArea, inherit_bindings=False):
         edit.text = one_newline(edit.text)  # typing, pasting, replacing: every edit passes here
         return super().edit(edit)
 
+    def _recompute_cursor_offset(self) -> None:
+        # Textual's undo puts the shorter text back before it moves the cursor back; a scrollbar going
+        # away in between asks where the cursor is, on a line that is gone (ValueError stopped the app:
+        # Textualize/textual#6686). Only the drawn offset is clamped: the undo restores the cursor next.
+        self._cursor_offset = self.wrapped_document.location_to_offset(self.clamp_visitable(self.cursor_location))
+
     def get_line(self, line_index: int) -> Text:
         # Not TextArea.get_line: rich's Text drops some controls (BEL, backspace, CR) on the way in.
         # The cursor is placed by the document's widths, where a control takes no cell and a
