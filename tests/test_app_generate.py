@@ -95,6 +95,13 @@ class TestKnobs:
             assert "top-p must be between 0 and 1" in str(app.screen.query_one("#value-error").render())
             await pilot.press("escape")
             assert pane.settings.top_p == 1.0
+            pane.knob("repetition_penalty").focus()
+            for typed in ("nan", "inf"):  # float() takes both; nan made every probability nan
+                await pilot.press("enter", "ctrl+a", "ctrl+k", *typed, "enter")
+                assert isinstance(app.screen, ValueInputScreen)
+                assert "repetition penalty must be between" in str(app.screen.query_one("#value-error").render())
+                await pilot.press("escape")
+            assert pane.settings.repetition_penalty == 1.0
             pane.knob("seed").focus()
             await pilot.press("enter", "ctrl+a", "ctrl+k", *"42", "enter")
             assert not isinstance(app.screen, ValueInputScreen)

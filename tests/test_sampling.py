@@ -121,9 +121,34 @@ def test_same_seed_same_draws():
         ({"top_k": -3}, "top-k"),
         ({"min_p": 2}, "min-p"),
         ({"repetition_penalty": 0}, "repetition penalty"),
+        ({"repetition_penalty": float("nan")}, "repetition penalty"),  # nan made every probability nan
+        ({"repetition_penalty": float("inf")}, "repetition penalty"),
+        ({"repetition_penalty": 101}, "repetition penalty must be between 0.01 and 100"),
+        ({"repetition_penalty": 1e-300}, "repetition penalty must be between 0.01 and 100"),
+        ({"temperature": float("nan")}, "temperature"),
         ({"max_new_tokens": -1}, "max new tokens"),
     ],
 )
 def test_bad_settings_say_which_knob(changes, message):
     with pytest.raises(ValueError, match=message):
         SamplingSettings(**changes)
+
+
+@given(
+    st.lists(st.floats(allow_nan=False, allow_infinity=False, width=32), min_size=2, max_size=40).map(torch.tensor),
+    st.one_of(st.just(0.0), st.floats(1e-300, 100)),
+    st.floats(0.01, 100),
+    st.integers(0, 50),
+    st.floats(0, 1),
+    st.floats(0, 1),
+)
+@hsettings(max_examples=300, deadline=None)
+def test_any_valid_knobs_on_any_finite_logits_give_a_distribution_to_draw_from(logits, t, rep, k, p, mp):
+    """Every token already in the text (a long text on a small vocabulary), the largest finite logits, the
+    smallest temperatures and the largest penalties: the final distribution is finite, sums to 1, and a
+    draw works (a float32 penalty used to overflow to inf, and inf - inf is nan)."""
+    s = SamplingSettings(temperature=t, top_k=k, top_p=p, min_p=mp, repetition_penalty=rep)
+    dist = distribution(logits, s, previous_ids=list(range(len(logits))))
+    assert torch.isfinite(dist.final).all() and (dist.final >= 0).all()
+    assert math.isclose(float(dist.final.sum()), 1.0, abs_tol=1e-4)
+    assert 0 <= sample(dist, make_generator(0)) < len(logits)

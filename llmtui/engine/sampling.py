@@ -107,17 +107,18 @@ def distribution(logits: Tensor, settings: SamplingSettings, previous_ids: Seque
             "overflow) — download the model file again"
         )
     raw = logits.softmax(-1)
-    penalised = apply_repetition_penalty(logits, previous_ids, settings.repetition_penalty)
+    # In float64: a large penalty on large logits can't overflow to inf (inf - inf would be nan below).
+    penalised = apply_repetition_penalty(logits.double(), previous_ids, settings.repetition_penalty)
     none = torch.zeros_like(raw, dtype=torch.bool)
     if settings.greedy:
         # Temperature 0 is the limit of ever sharper softmax: all mass on the top token.
-        adjusted = penalised.softmax(-1)
+        adjusted = penalised.softmax(-1).float()
         final = torch.zeros_like(raw)
         final[penalised.argmax()] = 1.0
         return Distribution(raw, adjusted, none, none, none, final)
 
     # Shift so the top logit is 0 before dividing: a tiny temperature then gives -inf, never nan.
-    shifted = penalised.double() - penalised.max()
+    shifted = penalised - penalised.max()
     adjusted = (shifted / settings.temperature).softmax(-1).float()
     keep_k = top_k_mask(adjusted, settings.top_k)
     after_k = renormalise(adjusted * keep_k)

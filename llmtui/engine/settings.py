@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+REPETITION_PENALTY_MIN, REPETITION_PENALTY_MAX = 0.01, 100.0
+"""Far past any useful penalty either way (the knob's ladder spans 0.8 to 2). Before, nan, inf and 1e-300
+were let through and made every probability nan ("probability tensor contains nan": an internal error)."""
+
 
 @dataclass(frozen=True)
 class SamplingSettings:
@@ -27,8 +31,9 @@ class SamplingSettings:
             problems.append(f"top-p must be between 0 and 1, got {self.top_p}")
         if not 0 <= self.min_p <= 1:
             problems.append(f"min-p must be between 0 and 1, got {self.min_p}")
-        if self.repetition_penalty <= 0:
-            problems.append(f"repetition penalty must be positive, got {self.repetition_penalty}")
+        if not REPETITION_PENALTY_MIN <= self.repetition_penalty <= REPETITION_PENALTY_MAX:  # refuses nan, inf
+            problems.append(f"repetition penalty must be between {REPETITION_PENALTY_MIN:g} and "
+                            f"{REPETITION_PENALTY_MAX:g}, got {self.repetition_penalty}")
         if self.max_new_tokens < 0:
             problems.append(f"max new tokens must be 0 or more, got {self.max_new_tokens}")
         if problems:
