@@ -371,14 +371,20 @@ class Walk:
         await self.key("ctrl+p")
         if not await self.until(lambda: isinstance(self.app.screen, CommandPalette), 5, "the palette"):
             return False
+        palette = self.app.screen
         await self.type(query)
-        commands = self.app.screen.query_one(CommandList)
+        # The palette seen may be an earlier one that an escape still queued then closed (the walk does not wait).
+        if palette is not self.app.screen or not palette.query(CommandList):
+            self.log.append("  (the palette closed: an earlier escape)")
+            return False
+        commands = palette.query_one(CommandList)
 
         def match() -> int | None:
             prompts = [str(commands.get_option_at_index(i).prompt) for i in range(commands.option_count)]
             return next((i for i, p in enumerate(prompts) if p.startswith(prompt_starts)), None)
 
-        if not await self.until(lambda: match() is not None, 5, f"the palette's {prompt_starts!r}"):
+        if not await self.until(lambda: match() is not None or palette is not self.app.screen, 5,
+                                f"the palette's {prompt_starts!r}") or palette is not self.app.screen:
             await self.key("escape")
             return False
         commands.highlighted = match()  # where a user would move with the arrows (which may take 50 presses)
