@@ -49,12 +49,15 @@ class Distribution:
 
 
 def apply_repetition_penalty(logits: Tensor, previous_ids: Sequence[int], penalty: float) -> Tensor:
-    """CTRL's penalty, as in Hugging Face: divide positive logits of seen tokens by it, multiply negative ones."""
+    """CTRL's penalty, as in Hugging Face: divide positive logits of seen tokens by it, multiply negative ones.
+
+    Returns the logits themselves when nothing is penalised, else a float64 copy."""
     if penalty == 1.0 or len(previous_ids) == 0:
         return logits
     ids = torch.as_tensor(sorted(set(previous_ids)), dtype=torch.long, device=logits.device)
-    seen = logits[ids]
-    out = logits.clone()
+    # In float64: a large penalty on large float32 logits can't overflow to inf (and inf - inf is nan).
+    out = logits.to(torch.float64, copy=True)
+    seen = out[ids]
     out[ids] = torch.where(seen > 0, seen / penalty, seen * penalty)
     return out
 
@@ -107,8 +110,7 @@ def distribution(logits: Tensor, settings: SamplingSettings, previous_ids: Seque
             "overflow) — download the model file again"
         )
     raw = logits.softmax(-1)
-    # In float64: a large penalty on large logits can't overflow to inf (inf - inf would be nan below).
-    penalised = apply_repetition_penalty(logits.double(), previous_ids, settings.repetition_penalty)
+    penalised = apply_repetition_penalty(logits, previous_ids, settings.repetition_penalty)
     none = torch.zeros_like(raw, dtype=torch.bool)
     if settings.greedy:
         # Temperature 0 is the limit of ever sharper softmax: all mass on the top token.
@@ -118,7 +120,7 @@ def distribution(logits: Tensor, settings: SamplingSettings, previous_ids: Seque
         return Distribution(raw, adjusted, none, none, none, final)
 
     # Shift so the top logit is 0 before dividing: a tiny temperature then gives -inf, never nan.
-    shifted = penalised - penalised.max()
+    shifted = penalised.double() - penalised.max()
     adjusted = (shifted / settings.temperature).softmax(-1).float()
     keep_k = top_k_mask(adjusted, settings.top_k)
     after_k = renormalise(adjusted * keep_k)
