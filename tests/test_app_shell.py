@@ -66,6 +66,26 @@ class TestPanes:
             assert app.current_pane.PANE_ID == "embeddings"
             assert shown == ["embeddings"]
 
+    @pytest.mark.parametrize("width", [40, 50, 61, 62, 120])
+    async def test_every_tab_shows_and_clicks_at_any_width(self, tiny_lm, width):
+        """Under 62 columns the full labels ran off the screen: Generate's tab could not be seen or clicked."""
+        app = make_app(tiny_lm, pane="tokenizer")
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot)
+            await pilot.resize_terminal(width, 20)
+            await pilot.pause()
+            labels = [tab.label_text for tab in app.query("#tabs Tab")]
+            full = [f"{n} {p.TITLE}" for n, p in enumerate(PANES, start=1)]
+            assert labels == full if width >= 62 else labels == [f"{n} {p.SHORT_TITLE}" for n, p in enumerate(PANES, start=1)]
+            for pane in reversed(PANES):  # Generate, the rightmost, first
+                tab = app.query_one(f"#tab-{pane.PANE_ID}")
+                assert tab.region.right <= width, f"{tab.label_text} ends at column {tab.region.right} of {width}"
+                await pilot.click(tab, offset=(tab.region.width - 1, 0))  # its last column
+                assert app.current_pane.PANE_ID == pane.PANE_ID
+            await pilot.resize_terminal(120, 20)  # widened again: the full labels come back
+            await pilot.pause()
+            assert [tab.label_text for tab in app.query("#tabs Tab")] == full
+
     async def test_number_keys_type_into_the_prompt(self, tiny_lm):
         app = make_app(tiny_lm, prompt="")
         async with app.run_test(size=(100, 30)) as pilot:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Iterable
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
@@ -40,6 +40,19 @@ if TYPE_CHECKING:
     from llmtui.engine.settings import SamplingSettings
 
 THEMES = {"dark": "textual-dark", "light": "textual-light"}
+
+
+def tab_labels(width: int | None = None, padding: int = 2) -> list[str]:
+    """The pane tabs' labels: "1 Tokenizer" where `width` columns hold them all, else "1 Tok", else "1".
+
+    Without the shorter labels, a terminal under 62 columns cut off the Layers and Generate tabs.
+    """
+    ladder = [[f"{n} {p.TITLE}" for n, p in enumerate(PANES, start=1)],
+              [f"{n} {p.SHORT_TITLE}" for n, p in enumerate(PANES, start=1)],
+              [str(n) for n in range(1, len(PANES) + 1)]]
+    if width is None:
+        return ladder[0]
+    return next((labels for labels in ladder if sum(len(label) + padding for label in labels) <= width), ladder[-1])
 
 APP_KEYS = [
     (f"1 … {len(PANES)}", "Switch pane (or click its tab)"),
@@ -129,7 +142,7 @@ class LLMTuiApp(App[None]):
         return MainScreen(id="_default")  # Textual's Screen, with mouse hits only on live widgets
 
     def compose(self) -> ComposeResult:
-        yield Tabs(*(Tab(f"{n} {p.TITLE}", id=f"tab-{p.PANE_ID}") for n, p in enumerate(PANES, start=1)), id="tabs")
+        yield Tabs(*(Tab(label, id=f"tab-{p.PANE_ID}") for label, p in zip(tab_labels(), PANES)), id="tabs")
         with ContentSwitcher(id="panes", initial=self.start_pane):
             for pane_class in PANES:
                 if pane_class.PANE_ID == "generate":
@@ -146,6 +159,7 @@ class LLMTuiApp(App[None]):
     def on_mount(self) -> None:
         tabs = self.query_one(Tabs)
         tabs.can_focus = False  # keys stay in the pane; tabs switch by number keys and clicks
+        self._fit_tab_labels(self.size.width)
         tabs.active = f"tab-{self.start_pane}"
         if self.start_prompt is not None:
             for pane in self.panes:
@@ -179,6 +193,17 @@ class LLMTuiApp(App[None]):
         return self.query_one(f"#{pane_id}", Pane)
 
     # -- panes -----------------------------------------------------------------------------
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_tab_labels(event.size.width)
+
+    def _fit_tab_labels(self, width: int) -> None:
+        """Every tab stays on screen: shorter labels where the full ones would run off a narrow terminal."""
+        tabs = list(self.query_one(Tabs).query(Tab))
+        padding = max((tab.styles.gutter.width for tab in tabs), default=0)
+        for label, tab in zip(tab_labels(width, padding), tabs):
+            if tab.label_text != label:
+                tab.label = label
 
     def action_show_pane(self, pane_id: str) -> None:
         self.query_one(Tabs).active = f"tab-{pane_id}"

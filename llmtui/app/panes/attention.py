@@ -90,6 +90,7 @@ class AttentionPane(Pane):
 
     PANE_ID = "attention"
     TITLE = "Attention"
+    SHORT_TITLE = "Attn"
     HELP = (
         "In every layer, each attention head lets a token weigh the tokens before it: a row of the map is one "
         "token (the query), its cells how much it looks at each earlier token (the keys). A row sums to 1 and "

@@ -27,6 +27,8 @@ class Pane(Vertical):
     """The pane's id, also its name on the command line (--pane)."""
     TITLE: ClassVar[str]
     """The tab's label."""
+    SHORT_TITLE: ClassVar[str]
+    """The tab's label on a terminal too narrow for every TITLE (at most 6 characters)."""
     HELP: ClassVar[str]
     """Two or three plain sentences: the concept the pane shows and the keys it takes."""
 

@@ -336,6 +336,7 @@ class EmbeddingsPane(Pane):
 
     PANE_ID = "embeddings"
     TITLE = "Embeddings"
+    SHORT_TITLE = "Emb"
     HELP = (
         "Each token id picks a row of a learned matrix: a vector (576 numbers for SmolLM2). Tokens used alike get "
         "similar vectors, measured by cosine similarity: ' dog' lies near ' dogs', ' puppy' and ' cat'. Type a word to "

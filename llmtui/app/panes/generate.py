@@ -120,6 +120,7 @@ class GeneratePane(Pane):
 
     PANE_ID = "generate"
     TITLE = "Generate"
+    SHORT_TITLE = "Gen"
     HELP = (
         "A language model writes one token at a time: it gives every token of its vocabulary a probability, "
         "one is drawn, appended, and the loop repeats. The table shows a step's top candidates with the model's "

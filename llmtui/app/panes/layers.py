@@ -91,6 +91,7 @@ class LayersPane(Pane):
 
     PANE_ID = "layers"
     TITLE = "Layers"
+    SHORT_TITLE = "Layers"
     HELP = (
         "A token's vector passes through every layer; attention and the feed-forward network (MLP) "
         "each add to it (the residual stream), and after the last layer the unembedding turns it into "

@@ -53,6 +53,7 @@ class TokenizerPane(Pane):
 
     PANE_ID = "tokenizer"
     TITLE = "Tokenizer"
+    SHORT_TITLE = "Tok"
     HELP = (
         "A model never sees letters: text is cut into tokens (whole words, pieces of words, single bytes) "
         "and each token is an integer id. A leading space belongs to the token, so ' love' and 'love' are "
