@@ -652,6 +652,9 @@ async def run_walk(tiny_lm, seed: int, steps: int, tmp_path) -> Walk:
                 for extreme in walk.extremes:  # an extreme the dice left out (or a wait gave up on) is walked to now
                     while app._exception is None and not walk.generated_at[extreme.label] and walk.kinds["top-up"] < 30:
                         walk.kinds["top-up"] += 1
+                        # from a known place: the walk may have ended on any pane with a text box focused, where
+                        # "5" is typed and F5 is that pane's key (a CI walk never got back to Generate this way)
+                        await walk.plain_prompt()
                         await walk.knob_extreme(extreme)
                         await pilot.pause(0)
                         walk.observe()
