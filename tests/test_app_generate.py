@@ -6,6 +6,7 @@ import time
 import unicodedata
 
 import app_fixtures
+import pytest
 from app_fixtures import (
     finished,
     generate,
@@ -81,6 +82,24 @@ class TestKnobs:
             knob.post_message(events.MouseScrollDown(knob, 1, 0, 0, 0, 0, False, False, False))
             await pilot.pause()
             assert pane.settings.temperature == 0.7
+    @pytest.mark.parametrize("width", [40, 50, 120])
+    async def test_knob_labels_stay_distinct_on_a_narrow_terminal(self, tiny_lm, width):
+        """Each knob's label starts with a word no other shown knob's starts with: cut to fit, "top-k" and
+        "top-p" both read "t"; the short labels ("k", "p") are used instead, the full ones where they fit."""
+        app = make_app(tiny_lm, prompt=PROMPT)
+        async with app.run_test(size=(width, 24)) as pilot:
+            pane = await ready(pilot)
+            labels = {}
+            for spec in KNOBS:
+                knob = pane.knob(spec.name)
+                drawn = knob.render().plain
+                assert drawn.startswith("− ") and drawn.endswith(f"{spec.show(knob.value)} +"), drawn
+                labels[spec.name] = drawn[2:].split(" ")[0]
+                assert labels[spec.name] and (spec.label.startswith(labels[spec.name])
+                                              or spec.short.startswith(labels[spec.name])), drawn
+            assert len(set(labels.values())) == len(KNOBS), labels
+            if width >= 120:
+                assert labels == {spec.name: spec.label.split(" ")[0] for spec in KNOBS}
 
     async def test_typed_value_is_validated(self, tiny_lm):
         """Enter on a knob asks for an exact value; a bad one is refused with the reason, a good one taken."""

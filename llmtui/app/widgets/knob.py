@@ -36,6 +36,7 @@ class KnobSpec:
     show: Callable[[Any], str] = _fmt_float
     parse: Callable[[str], Any] = float
     open_ended: bool = False  # + past the ladder's end adds one (the seed)
+    short: str = ""  # the label where the full one does not fit: distinct from its neighbours' ("k", "p")
 
     def neighbour(self, value: Any, direction: int) -> Any:
         """The next value up (+1) or down (-1) the ladder from `value` (which may lie between rungs)."""
@@ -92,6 +93,7 @@ KNOBS: tuple[KnobSpec, ...] = (
         "temperature",
         _seq(0.0, 2.0, 0.1) + (2.5, 3.0, 5.0),
         "Divides the logits before the softmax: below 1 sharpens, above 1 flattens; 0 is greedy.",
+        short="temp",
     ),
     KnobSpec(
         "top_k",
@@ -100,6 +102,7 @@ KNOBS: tuple[KnobSpec, ...] = (
         "Keeps only the k most probable tokens; off keeps all.",
         show=_show_int_off,
         parse=_parse_int,
+        short="k",
     ),
     KnobSpec(
         "top_p",
@@ -107,6 +110,7 @@ KNOBS: tuple[KnobSpec, ...] = (
         _seq(0.05, 1.0, 0.05),
         "Keeps the smallest set of most probable tokens whose probabilities add up to p; 1 is off.",
         show=_show_p,
+        short="p",
     ),
     KnobSpec(
         "min_p",
@@ -114,6 +118,7 @@ KNOBS: tuple[KnobSpec, ...] = (
         (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0),
         "Keeps tokens at least min-p times as probable as the top one; 0 is off.",
         show=_show_p,
+        short="min",
     ),
     KnobSpec(
         "max_new_tokens",
@@ -122,12 +127,14 @@ KNOBS: tuple[KnobSpec, ...] = (
         "How many tokens to generate at most.",
         show=str,
         parse=int,
+        short="max",
     ),
     KnobSpec(
         "repetition_penalty",
         "repeat",
         _seq(0.8, 2.0, 0.05),
         "Repetition penalty: above 1 makes tokens already in the text less likely; 1 is off.",
+        short="rep",
     ),
     KnobSpec(
         "seed",
@@ -214,6 +221,9 @@ class Knob(Widget, can_focus=True):
         label, value = self.spec.label, self.spec.show(self.value)
         width = self.content_region.width or len(label) + len(value) + 5
         fill = width - len(label) - len(value) - 4
+        if fill < 1 and self.spec.short:  # "top-k" and "top-p" cut to one letter would both read "t"
+            label = self.spec.short
+            fill = width - len(label) - len(value) - 4
         if fill < 1:
             label = label[: max(1, len(label) + fill - 1)]
             fill = 1
