@@ -839,3 +839,27 @@ async def test_app_on_overflowing_weights_says_why_and_keeps_the_prompt(overflow
         await wait_for(pilot, lambda: not pane.running, what="the generation to stop")
         assert "NaN or infinity" in pane.message and "internal error" not in pane.message
         assert pane.editor.text == "hello there" and app.is_running
+
+
+def test_logit_lens_on_overflowing_weights_says_why(overflowing_gguf, isolated_cache):
+    """Every cell's logits overflow: the lens refuses with the reason, not a grid of nan% (LogitLens reads
+    the model's own output first, then each layer's, and both pass the same check)."""
+    from llmtui.engine.errors import ModelOutputError
+    from llmtui.engine.lens import LogitLens
+    from llmtui.engine.lm import LanguageModel
+
+    lm = LanguageModel.load(str(overflowing_gguf))
+    with pytest.raises(ModelOutputError, match="NaN or infinity.*damaged"):
+        LogitLens(lm, lm.encode("hello there"))
+
+
+async def test_layers_pane_on_overflowing_weights_says_why_and_keeps_the_prompt(overflowing_gguf, isolated_cache):
+    from llmtui.app.panes.layers import LayersPane
+
+    app = LLMTuiApp(model=str(overflowing_gguf), pane="layers", prompt="hello there")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.model_state.phase == "ready", timeout=30, what="the model")
+        pane = app.query_one(LayersPane)
+        await wait_for(pilot, lambda: "NaN or infinity" in pane.message, what="the lens's message")
+        assert "Your prompt is kept" in pane.message and "internal error" not in pane.message.lower()
+        assert "nan%" not in pane.cell_text and pane.editor.text == "hello there" and app.is_running

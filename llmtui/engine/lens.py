@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 import torch
 from torch import Tensor
 
+from llmtui.engine.errors import ModelOutputError
+
 if TYPE_CHECKING:
     from llmtui.engine.lm import LanguageModel
 
@@ -205,6 +207,8 @@ class LogitLens:
         ranks = (logits > target_logits).sum(dim=-1, dtype=torch.int32)  # (N,): how many tokens beat the target
         peak = top_logits[:, :1]  # (N, 1): the max, for a stable exp
         lse = peak + logits.sub_(peak).exp_().sum(dim=-1, keepdim=True).log()  # (N, 1); logits overwritten
+        if not torch.isfinite(lse).all():  # a NaN or +inf logit makes it NaN: a grid of "nan%" would say nothing
+            raise ModelOutputError()
         top_probs = (top_logits - lse).exp()
         target_probs = (target_logits - lse).exp()[:, 0]
         return top_ids.cpu(), top_probs.float().cpu(), ranks.cpu(), target_probs.float().cpu()

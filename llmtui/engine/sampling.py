@@ -105,10 +105,7 @@ def distribution(logits: Tensor, settings: SamplingSettings, previous_ids: Seque
     """All stages for one step's logits (V,), computed in float32 on the logits' device."""
     logits = logits.float()
     if not torch.isfinite(logits).all():  # else multinomial fails deep in torch, or argmax picks garbage
-        raise ModelOutputError(
-            "the model's output holds NaN or infinity: its weights are damaged (finite, but so large they "
-            "overflow) — download the model file again"
-        )
+        raise ModelOutputError()
     raw = logits.softmax(-1)
     penalised = apply_repetition_penalty(logits, previous_ids, settings.repetition_penalty)
     none = torch.zeros_like(raw, dtype=torch.bool)
