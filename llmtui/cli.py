@@ -234,6 +234,10 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
 
 
 def cmd_attention(args: argparse.Namespace) -> int:
+    import torch
+
+    from llmtui.engine.errors import ModelOutputError
+
     lm = load_model(args)
     c = lm.config
     if not 0 <= args.layer < c.n_layer:
@@ -245,7 +249,10 @@ def cmd_attention(args: argparse.Namespace) -> int:
         out = lm.run(ids, capture=True)
     except ValueError as e:
         raise CliError(str(e)) from None
-    weights = out.attentions[args.layer][0, args.head].tolist()
+    head = out.attentions[args.layer][0, args.head]
+    if not torch.isfinite(head).all():  # else NaN in the table, and --json's NaN is not JSON
+        raise ModelOutputError("attention")
+    weights = head.tolist()
     tokens = [lm.tokenizer.token_text(i) for i in ids]
     if args.json:
         print(json.dumps({"model": lm.name, "layer": args.layer, "head": args.head,

@@ -863,3 +863,53 @@ async def test_layers_pane_on_overflowing_weights_says_why_and_keeps_the_prompt(
         await wait_for(pilot, lambda: "NaN or infinity" in pane.message, what="the lens's message")
         assert "Your prompt is kept" in pane.message and "internal error" not in pane.message.lower()
         assert "nan%" not in pane.cell_text and pane.editor.text == "hello there" and app.is_running
+
+
+@pytest.fixture
+def overflowing_attention_gguf(good_gguf, tmp_path) -> Path:
+    """Layer 0's query and key weights at 3e38: query·key overflows, so every attention weight is NaN."""
+    reader = GGUFReader(good_gguf)
+    tensors = {}
+    for t in reader.tensors:
+        if t.name in ("blk.0.attn_q.weight", "blk.0.attn_k.weight"):
+            rows = int(t.shape[-1])  # GGUF lists the dimensions innermost first
+            tensors[t.name] = np.full((rows, int(t.n_elements) // rows), 3e38, dtype=np.float32)
+    assert len(tensors) == 2
+    return rewrite_gguf(good_gguf, tmp_path / "huge-attention.gguf", tensors=tensors)
+
+
+def test_cli_attention_on_overflowing_weights_says_one_line(overflowing_attention_gguf, isolated_cache, capsys):
+    for json_flag in ([], ["--json"]):  # before: a table of nan, and a --json that was not JSON (NaN)
+        code = main(["attention", "hello there", "--model", str(overflowing_attention_gguf), "--layer", "0",
+                     "--head", "0", *json_flag])
+        out, err = capsys.readouterr()
+        assert code == 1 and out == "" and len(err.splitlines()) == 1, (out, err)
+        assert "attention holds NaN or infinity" in err and "internal error" not in err
+
+
+async def test_attention_pane_on_overflowing_weights_says_why_and_keeps_the_prompt(overflowing_attention_gguf,
+                                                                                  isolated_cache):
+    """Before, the heatmap's NaN percentages raised in its render: the app stopped."""
+    from llmtui.app.panes.attention import AttentionPane
+
+    app = LLMTuiApp(model=str(overflowing_attention_gguf), pane="attention", prompt="hello there")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.model_state.phase == "ready", timeout=30, what="the model")
+        pane = app.query_one(AttentionPane)
+        await wait_for(pilot, lambda: "NaN or infinity" in pane.message, what="the pane's message")
+        assert "internal error" not in pane.message.lower() and pane.attention is None
+        assert pane.prompt.value == "hello there" and app.is_running
+
+
+async def test_embeddings_in_context_on_overflowing_weights_says_why(overflowing_attention_gguf, isolated_cache):
+    """Vectors in context (F4) come from the hidden states, NaN past the damaged layer: said, not a chart of nan."""
+    from llmtui.app.panes.embeddings import EmbeddingsPane
+
+    app = LLMTuiApp(model=str(overflowing_attention_gguf), pane="embeddings")
+    async with app.run_test(size=(110, 30)) as pilot:
+        await wait_for(pilot, lambda: app.model_state.phase == "ready", timeout=30, what="the model")
+        pane = app.query_one(EmbeddingsPane)
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: "NaN or infinity" in pane.context_message, what="the context view's message")
+        assert "hidden state holds" in pane.context_message and "internal error" not in pane.context_message.lower()
+        assert pane.context is None and app.is_running  # nothing drawn from the NaN vectors

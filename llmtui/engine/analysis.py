@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor
 
+from llmtui.engine.errors import ModelOutputError
+
 if TYPE_CHECKING:
     from llmtui.engine.lm import LanguageModel
     from llmtui.engine.tokenizer import Tokenizer
@@ -415,13 +417,16 @@ def locate_word(tokenizer: Tokenizer, ids: Sequence[int], word: str) -> tuple[in
 
 
 def sentence_vectors(lm: LanguageModel, sentence: str, word: str) -> SentenceVectors:
-    """Run a sentence (one forward pass, internals captured) and find the word in it; ValueError if absent."""
+    """Run a sentence (one forward pass, internals captured) and find the word in it; ValueError if absent,
+    ModelOutputError (a ValueError) if damaged weights overflow."""
     if not sentence.strip():
         raise ValueError("the sentence is empty")
     ids = lm.encode(sentence)
     span = locate_word(lm.tokenizer, ids, word)
     out = lm.run(ids, capture=True)
     residuals = torch.stack([r[0] for r in out.residuals]).detach().float()  # (L+1, T, D)
+    if not torch.isfinite(residuals).all():  # every cosine would read "nan"
+        raise ModelOutputError("hidden state")
     return SentenceVectors(sentence, tuple(ids), residuals, span)
 
 

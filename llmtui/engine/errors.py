@@ -22,14 +22,11 @@ class ModelLoadError(ValueError):
 class ModelOutputError(ValueError):
     """The model's output is unusable (NaN or infinite logits): its weights are damaged, though finite."""
 
-    def __init__(self, message: str = "") -> None:
-        super().__init__(message or DAMAGED_OUTPUT)
-
-
-DAMAGED_OUTPUT = (
-    "the model's output holds NaN or infinity: its weights are damaged (finite, but so large they "
-    "overflow) — download the model file again"
-)
+    def __init__(self, what: str = "output") -> None:
+        super().__init__(
+            f"the model's {what} holds NaN or infinity: its weights are damaged (finite, but so large they "
+            "overflow) — download the model file again"
+        )
 
 
 class DeviceError(ValueError):
