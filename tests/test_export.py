@@ -153,3 +153,26 @@ async def test_an_unwritable_folder_is_a_message_and_the_app_goes_on(tiny_lm, tm
         assert severity == "error" and "Could not write to" in message and "--export-dir" in message
         await pilot.press("x")
         assert app.pane("generate").editor.text.endswith("x")  # still running, still typing
+
+
+async def test_tokenizer_export_of_a_text_longer_than_the_pane_tokenizes_says_where_its_tokens_stop(tiny_lm, tmp_path):
+    """The whole text is kept; its tokens are those of the first MAX_LIVE_CHARS characters, and the JSON says so."""
+    from llmtui.app.panes.tokenizer import MAX_LIVE_CHARS
+
+    folder = tmp_path / "exports"
+    app = LLMTuiApp(lm=tiny_lm, pane="tokenizer", export_dir=folder)
+    notes = _notes(app)
+    text = "The cat sat. " * (MAX_LIVE_CHARS // 10)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await ready(pilot)
+        tok = app.pane("tokenizer")
+        tok.set_prompt(text)
+        await wait_for(pilot, lambda: tok.tokens() is not None and tok.tokens().n_chars == MAX_LIVE_CHARS, what="tokens")
+        data = await _export(pilot, notes, folder, "tokenizer")
+        assert data["text"] == text and data["tokenized_chars"] == MAX_LIVE_CHARS < len(text)
+        assert "".join(t["text"] for t in data["tokens"]) == text[: data["tokenized_chars"]]
+
+        tok.set_prompt("Hello world")
+        await wait_for(pilot, lambda: tok.tokens().n_chars == len("Hello world"), what="tokens")
+        data = await _export(pilot, notes, folder, "tokenizer")
+        assert data["text"] == "Hello world" and data["tokenized_chars"] == len("Hello world")

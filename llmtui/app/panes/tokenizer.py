@@ -632,14 +632,20 @@ class TokenizerPane(Pane):
     # -- export ----------------------------------------------------------------------------
 
     def export_data(self) -> dict | None:
-        """The token list shown: each token's id, its text and its bytes (hex), under the current tokenizer."""
+        """The token list shown: each token's id, its text and its bytes (hex), under the current tokenizer.
+
+        "text" is all of it; the tokens are those of its first "tokenized_chars" characters (the pane
+        tokenizes at most MAX_LIVE_CHARS, and says so).
+        """
         tokens = self.tokens()
         if tokens is None:
             return None
+        text = self.editor.text if self.mode == "text" else self.decoded
         return {
             "tokenizer": self._tokenizer_name(self.encoding),
             "mode": self.mode,
-            "text": self.editor.text if self.mode == "text" else self.decoded,
+            "text": text,
+            "tokenized_chars": min(len(text), MAX_LIVE_CHARS) if self.mode == "text" else len(text),
             "tokens": [{"id": i, "text": chunk.decode("utf-8", errors="replace"), "bytes": chunk.hex(),
                         "special": n in tokens.special} for n, (i, chunk) in enumerate(zip(tokens.ids, tokens.chunks))],
         }
