@@ -86,6 +86,22 @@ class TestPanes:
             await pilot.pause()
             assert [tab.label_text for tab in app.query("#tabs Tab")] == full
 
+    @pytest.mark.parametrize("width", [40, 60, 100])
+    async def test_the_main_view_keeps_the_larger_share_on_a_narrow_terminal(self, tiny_lm, width):
+        """Attention's map and Layers' grid are the panes' point: their fixed-width side panels (30 and 32
+        columns) left them a sliver at 40 columns; a side panel now takes at most 45 % of the width."""
+        app = make_app(tiny_lm, pane="attention", prompt="The cat sat")
+        async with app.run_test(size=(width, 24)) as pilot:
+            await ready(pilot)
+            for pane_id, main, side, side_width in (("attention", "#att-views", "#att-side", {100: 36}),
+                                                    ("layers", "#lens-grid", "#lens-side", {100: 40})):
+                app.action_show_pane(pane_id)
+                await pilot.pause()
+                main_width, side_now = app.query_one(main).size.width, app.query_one(side).outer_size.width
+                assert side_now <= 0.45 * width and main_width > side_now, (pane_id, main_width, side_now)
+                if width in side_width:  # a wide enough terminal keeps the panel's own width
+                    assert side_now == side_width[width], (pane_id, side_now)
+
     async def test_number_keys_type_into_the_prompt(self, tiny_lm):
         app = make_app(tiny_lm, prompt="")
         async with app.run_test(size=(100, 30)) as pilot:
