@@ -54,6 +54,7 @@ def tab_labels(width: int | None = None, padding: int = 2) -> list[str]:
         return ladder[0]
     return next((labels for labels in ladder if sum(len(label) + padding for label in labels) <= width), ladder[-1])
 
+
 APP_KEYS = [
     (f"1 … {len(PANES)}", "Switch pane (or click its tab)"),
     ("F1, ?", "This help"),
