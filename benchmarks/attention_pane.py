@@ -6,7 +6,8 @@ It loads the model once, then for each length
 
 1. captures headless: `capture_attention` (one forward pass with every layer's
    attention kept, stacked into one tensor, head patterns scored), median of runs,
-   wall time and CPU time (all threads: on a shared machine it moves less than wall time);
+   wall time and CPU time (all threads: on a shared machine it moves less than wall time),
+   and the share of it that is the check for NaN (damaged weights);
 2. drives the app headless (`App.run_test`, 160x45) on the Attention pane:
    - request → map: from `capture_text` until the heatmap holds the new text and the
      screen has been drawn (capture in the worker, message, set_matrix, a refresh);
@@ -37,7 +38,7 @@ from textual.geometry import Region  # noqa: E402
 
 from llmtui.app.app import LLMTuiApp  # noqa: E402
 from llmtui.app.panes.attention import AttentionPane  # noqa: E402
-from llmtui.engine.attention import capture_attention  # noqa: E402
+from llmtui.engine.attention import capture_attention, check_finite  # noqa: E402
 from llmtui.engine.lm import DEFAULT_MODEL, LanguageModel  # noqa: E402
 
 STORY = ("Once upon a time, a little fox lived at the edge of a quiet forest. Every morning she walked to the "
@@ -146,14 +147,20 @@ def main() -> None:
     print("\nheadless capture (one forward pass, weights stacked, heads scored):")
     for n, text in texts.items():
         ids = lm.encode(text)
-        times, cpu = [], []
+        times, cpu, checks = [], [], []
         for _ in range(args.runs):
             started, started_cpu = time.perf_counter(), time.process_time()
-            capture_attention(lm, ids)
+            attention = capture_attention(lm, ids)
             times.append(time.perf_counter() - started)
             cpu.append(time.process_time() - started_cpu)
+            started = time.perf_counter()  # the capture's NaN check alone, on every layer as it runs it
+            for layer in attention.weights:
+                check_finite(layer)
+            checks.append(time.perf_counter() - started)
         size = c.n_layer * c.n_head * n * n * 4 / 2**20
-        print(f"  {n:4d} tokens: {ms(times)}   CPU time {ms(cpu)}   weights {size:6.1f} MiB")
+        share = statistics.median(checks) / statistics.median(times) * 100
+        print(f"  {n:4d} tokens: {ms(times)}   CPU time {ms(cpu)}   weights {size:6.1f} MiB   "
+              f"of it the NaN check {ms(checks)} ({share:.1f} %)")
 
     results = asyncio.run(drive_app(lm, texts, args.runs))
     print("\nthe app, 160x45 (medians):")

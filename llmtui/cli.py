@@ -234,9 +234,7 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
 
 
 def cmd_attention(args: argparse.Namespace) -> int:
-    import torch
-
-    from llmtui.engine.errors import ModelOutputError
+    from llmtui.engine.attention import check_finite
 
     lm = load_model(args)
     c = lm.config
@@ -250,8 +248,7 @@ def cmd_attention(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise CliError(str(e)) from None
     head = out.attentions[args.layer][0, args.head]
-    if not torch.isfinite(head).all():  # else NaN in the table, and --json's NaN is not JSON
-        raise ModelOutputError("attention")
+    check_finite(head)  # else NaN in the table, and --json's NaN is not JSON
     weights = head.tolist()
     tokens = [lm.tokenizer.token_text(i) for i in ids]
     if args.json:

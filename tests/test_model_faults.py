@@ -19,6 +19,7 @@ import shutil
 import struct
 import zipfile
 from collections.abc import Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -813,6 +814,15 @@ def test_stale_entry_of_a_file_rewritten_in_place_with_its_old_mtime(cached, hf_
 # -- finite weights so large that the model's output overflows ------------------------------------
 
 
+@asynccontextmanager
+async def app_on(model: Path, pane: str, prompt: str | None = None, size: tuple[int, int] = (100, 30)):
+    """The app on `model`, showing `pane`, once the model has loaded: (app, pilot)."""
+    app = LLMTuiApp(model=str(model), pane=pane, prompt=prompt)
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: app.model_state.phase == "ready", timeout=30, what="the model")
+        yield app, pilot
+
+
 @pytest.fixture
 def overflowing_gguf(good_gguf, tmp_path) -> Path:
     """Every weight of the final norm at 3e38: finite (the load accepts it), but the logits overflow to inf/NaN."""
@@ -830,9 +840,7 @@ def test_cli_generate_on_overflowing_weights_says_one_line(overflowing_gguf, iso
 
 
 async def test_app_on_overflowing_weights_says_why_and_keeps_the_prompt(overflowing_gguf, isolated_cache):
-    app = LLMTuiApp(model=str(overflowing_gguf), pane="generate", prompt="hello")
-    async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: app.model_state.phase == "ready", timeout=30, what="the model")
+    async with app_on(overflowing_gguf, "generate", "hello") as (app, pilot):
         pane = app.query_one(GeneratePane)
         await wait_for(pilot, lambda: "NaN or infinity" in pane.message, what="the preview's message")
         await pilot.press(*" there", "f5")
@@ -856,9 +864,7 @@ def test_logit_lens_on_overflowing_weights_says_why(overflowing_gguf, isolated_c
 async def test_layers_pane_on_overflowing_weights_says_why_and_keeps_the_prompt(overflowing_gguf, isolated_cache):
     from llmtui.app.panes.layers import LayersPane
 
-    app = LLMTuiApp(model=str(overflowing_gguf), pane="layers", prompt="hello there")
-    async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: app.model_state.phase == "ready", timeout=30, what="the model")
+    async with app_on(overflowing_gguf, "layers", "hello there") as (app, pilot):
         pane = app.query_one(LayersPane)
         await wait_for(pilot, lambda: "NaN or infinity" in pane.message, what="the lens's message")
         assert "Your prompt is kept" in pane.message and "internal error" not in pane.message.lower()
@@ -892,9 +898,7 @@ async def test_attention_pane_on_overflowing_weights_says_why_and_keeps_the_prom
     """Before, the heatmap's NaN percentages raised in its render: the app stopped."""
     from llmtui.app.panes.attention import AttentionPane
 
-    app = LLMTuiApp(model=str(overflowing_attention_gguf), pane="attention", prompt="hello there")
-    async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: app.model_state.phase == "ready", timeout=30, what="the model")
+    async with app_on(overflowing_attention_gguf, "attention", "hello there") as (app, pilot):
         pane = app.query_one(AttentionPane)
         await wait_for(pilot, lambda: "NaN or infinity" in pane.message, what="the pane's message")
         assert "internal error" not in pane.message.lower() and pane.attention is None
@@ -905,9 +909,7 @@ async def test_embeddings_in_context_on_overflowing_weights_says_why(overflowing
     """Vectors in context (F4) come from the hidden states, NaN past the damaged layer: said, not a chart of nan."""
     from llmtui.app.panes.embeddings import EmbeddingsPane
 
-    app = LLMTuiApp(model=str(overflowing_attention_gguf), pane="embeddings")
-    async with app.run_test(size=(110, 30)) as pilot:
-        await wait_for(pilot, lambda: app.model_state.phase == "ready", timeout=30, what="the model")
+    async with app_on(overflowing_attention_gguf, "embeddings", size=(110, 30)) as (app, pilot):
         pane = app.query_one(EmbeddingsPane)
         await pilot.press("f4")
         await wait_for(pilot, lambda: "NaN or infinity" in pane.context_message, what="the context view's message")

@@ -172,8 +172,16 @@ def capture_attention(lm: LanguageModel, ids: Sequence[int], max_tokens: int = M
     for layer in range(c.n_layer):
         weights[layer] = out.attentions[layer][0]  # (nh, T, T)
         out.attentions[layer] = torch.empty(0)  # drop the copy now: long texts hold hundreds of MB
-        # query·key overflowed: NaN has no colour nor percentage. (Rows sum to 1, and NaN spreads into
-        # the sum: checked 35x faster than isfinite on every weight, 40 ms against 1.4 s at 1024 tokens.)
-        if not torch.isfinite(weights[layer].sum(-1)).all():
-            raise ModelOutputError("attention")
+        check_finite(weights[layer])
     return AttentionMap.from_weights(ids, weights)
+
+
+def check_finite(weights: Tensor) -> None:
+    """ModelOutputError if attention weights (rows on the last axis) hold NaN or infinity: damaged weights
+    whose query·key overflowed. NaN has no colour nor percentage (the heatmap's raised in its render).
+
+    Rows sum to 1 and NaN spreads into the sum: 35x faster than isfinite on every weight
+    (40 ms against 1.4 s for all layers at 1024 tokens on this project's box).
+    """
+    if not torch.isfinite(weights.sum(-1)).all():
+        raise ModelOutputError("attention")
