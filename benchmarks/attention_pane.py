@@ -38,7 +38,7 @@ from textual.geometry import Region  # noqa: E402
 
 from llmtui.app.app import LLMTuiApp  # noqa: E402
 from llmtui.app.panes.attention import AttentionPane  # noqa: E402
-from llmtui.engine.attention import capture_attention, check_finite  # noqa: E402
+from llmtui.engine.studies.attention import capture_attention, check_finite  # noqa: E402
 from llmtui.engine.lm import DEFAULT_MODEL, LanguageModel  # noqa: E402
 
 STORY = ("Once upon a time, a little fox lived at the edge of a quiet forest. Every morning she walked to the "

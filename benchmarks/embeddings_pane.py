@@ -30,7 +30,7 @@ import torch
 from llmtui.app.display import table_label
 from llmtui.app.panes.embeddings import QueryRequest, compute_answer
 from llmtui.app.widgets.scatter import MapPoint, layout_map
-from llmtui.engine.analysis import EmbeddingIndex, map_vectors, parse_query, query_neighbours
+from llmtui.engine.studies.embeddings import EmbeddingIndex, map_vectors, parse_query, query_neighbours
 from llmtui.engine.lm import DEFAULT_MODEL, LanguageModel
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from llmtui.engine.config import ModelConfig
-from llmtui.engine.model import Transformer
+from llmtui.engine.model.config import ModelConfig
+from llmtui.engine.model.transformer import Transformer
 
 PROMPT_TOKENS, DECODE_TOKENS, ROUNDS = 200, 128, 5
 
@@ -128,8 +128,8 @@ def main() -> None:
 
         tokenizer = _Tok()
     else:
-        from llmtui.engine.loading import fetch_default_model, load_weights
-        from llmtui.engine.tokenizer import tokenizer_from_gguf
+        from llmtui.engine.loading.load import fetch_default_model, load_weights
+        from llmtui.engine.tokenizer.tokenizer import tokenizer_from_gguf
 
         path = fetch_default_model()
         with tempfile.TemporaryDirectory() as tmp:

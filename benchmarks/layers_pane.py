@@ -28,8 +28,8 @@ import time
 
 import torch
 
-from llmtui.engine import lens as lens_module
-from llmtui.engine.lens import LogitLens
+from llmtui.engine.studies import lens as lens_module
+from llmtui.engine.studies.lens import LogitLens
 from llmtui.engine.lm import LanguageModel
 
 TEXT = (

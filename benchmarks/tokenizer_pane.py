@@ -38,7 +38,7 @@ from textual import events  # noqa: E402
 from llmtui.app.app import LLMTuiApp  # noqa: E402
 from llmtui.app.panes.tokenizer import TokenizerPane  # noqa: E402
 from llmtui.engine.lm import DEFAULT_MODEL, LanguageModel  # noqa: E402
-from llmtui.engine.tokens import tokenize  # noqa: E402
+from llmtui.engine.tokenizer.tokens import tokenize  # noqa: E402
 
 SAMPLE = (
     "The capital of France is Paris. Once upon a time, in a small village by the sea, a curious "

@@ -129,7 +129,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     from llmtui.engine.text import escape_controls
 
     if args.encoding:
-        from llmtui.engine.tokenizer import openai_encoding
+        from llmtui.engine.tokenizer.tokenizer import openai_encoding
 
         enc, reason = openai_encoding(args.encoding)
         if enc is None:
@@ -213,7 +213,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_neighbours(args: argparse.Namespace) -> int:
-    from llmtui.engine.analysis import EmbeddingIndex, neighbours
+    from llmtui.engine.studies.embeddings import EmbeddingIndex, neighbours
 
     if not args.word:
         raise CliError("the word is empty")
@@ -234,7 +234,7 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
 
 
 def cmd_attention(args: argparse.Namespace) -> int:
-    from llmtui.engine.attention import check_finite
+    from llmtui.engine.studies.attention import check_finite
 
     lm = load_model(args)
     c = lm.config

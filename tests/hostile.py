@@ -1,6 +1,6 @@
 """Hypothesis strategies for hostile text, and checks that a string is shown literally.
 
-Used by tests/test_hostile_text.py. Each class of trouble has its own strategy and a few fixed
+Used by tests/robustness/test_hostile_text.py. Each class of trouble has its own strategy and a few fixed
 `EXAMPLES` (fed to tests with `@example`, so every run tries them whatever hypothesis draws):
 
 - Rich markup, balanced or not: "[bold]x[/]", "[/]", "[link=http://x]a[/link]", "[red on blue]"

@@ -20,7 +20,7 @@ from llmtui.engine.text import escape_controls
 
 if TYPE_CHECKING:
     from llmtui.engine.generation import Step
-    from llmtui.engine.tokenizer import Tokenizer
+    from llmtui.engine.tokenizer.tokenizer import Tokenizer
 
 TAB = "    "
 

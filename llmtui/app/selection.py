@@ -16,7 +16,7 @@ from textual.message import Message
 from llmtui.app.display import table_label
 
 if TYPE_CHECKING:
-    from llmtui.engine.tokenizer import Tokenizer
+    from llmtui.engine.tokenizer.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from typing import Callable
 
 import torch
 
-from llmtui.engine.config import ModelConfig
+from llmtui.engine.model.config import ModelConfig
 from llmtui.engine.errors import DeviceError, ModelLoadError
-from llmtui.engine.model import ForwardOutput, Transformer
-from llmtui.engine.tokenizer import Tokenizer
+from llmtui.engine.model.transformer import ForwardOutput, Transformer
+from llmtui.engine.tokenizer.tokenizer import Tokenizer
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
@@ -39,7 +39,7 @@ def load_tokenizer(source: Path, vocab_size: int) -> Tokenizer:
     The tokenizer readers raise ValueError, KeyError or OSError on a damaged or unsupported
     vocabulary; for a model being loaded that is the file's fault, so it becomes a ModelLoadError.
     """
-    from llmtui.engine.tokenizer import tokenizer_from_gguf, tokenizer_from_hf_folder
+    from llmtui.engine.tokenizer.tokenizer import tokenizer_from_gguf, tokenizer_from_hf_folder
 
     try:
         tokenizer = tokenizer_from_gguf(source) if source.suffix == ".gguf" else tokenizer_from_hf_folder(source)
@@ -88,7 +88,7 @@ class LanguageModel:
 
         Raises ModelLoadError (or DeviceError) with a one-line, user-facing message.
         """
-        from llmtui.engine.loading import load_weights
+        from llmtui.engine.loading.load import load_weights
 
         dev = resolve_device(device)
         weights = load_weights(spec, progress=progress)

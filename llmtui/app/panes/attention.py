@@ -39,7 +39,7 @@ from llmtui.app.widgets.safe_input import SafeInput
 from llmtui.app.widgets.weight_bars import WeightBars, WeightRow, weight_bar
 
 if TYPE_CHECKING:
-    from llmtui.engine.attention import AttentionMap
+    from llmtui.engine.studies.attention import AttentionMap
     from llmtui.engine.lm import LanguageModel
 
 View = Literal["map", "layer", "all"]
@@ -287,7 +287,7 @@ class AttentionPane(Pane):
     @work(thread=True, exclusive=True, group="attention", exit_on_error=False)
     def _capture_worker(self, request: int, text: str | None, ids: tuple[int, ...] | None, source: str) -> None:
         """One forward pass with capture, on the app's model thread; this thread only posts messages."""
-        from llmtui.engine import attention as engine
+        from llmtui.engine.studies import attention as engine
 
         lm = self.lm
         assert lm is not None

@@ -41,9 +41,9 @@ from llmtui.engine.text import escape_controls
 
 if TYPE_CHECKING:
     from llmtui.app.selection import TokenSelection
-    from llmtui.engine.analysis import EmbeddingIndex, Neighbour, Query, SentenceVectors, Term
+    from llmtui.engine.studies.embeddings import EmbeddingIndex, Neighbour, Query, SentenceVectors, Term
     from llmtui.engine.lm import LanguageModel
-    from llmtui.engine.tokenizer import Tokenizer
+    from llmtui.engine.tokenizer.tokenizer import Tokenizer
 
 LIST_SIZE = 30
 CONTEXT_CHARS = 60
@@ -133,7 +133,7 @@ def expression_label(query: Query) -> str:
 
 def compute_answer(tokenizer: Tokenizer, index: EmbeddingIndex, request: QueryRequest) -> Answer:
     """Everything the vocabulary view shows for one request (engine calls and formatting only)."""
-    from llmtui.engine.analysis import (
+    from llmtui.engine.studies.embeddings import (
         cosine,
         map_vectors,
         parse_query,
@@ -275,7 +275,7 @@ def compute_context(
     k: int = 10,
 ) -> ContextAnswer:
     """Run both sentences (or reuse `cached`), compare the word's vectors by layer, and read one layer."""
-    from llmtui.engine.analysis import cosine_by_layer, cosine_to_others_by_layer, sentence_vectors
+    from llmtui.engine.studies.embeddings import cosine_by_layer, cosine_to_others_by_layer, sentence_vectors
 
     if cached is None:
         try:
@@ -303,7 +303,7 @@ def read_layer(
     lm: LanguageModel, index: EmbeddingIndex, answer: ContextAnswer, layer: int, k: int = 10
 ) -> ContextAnswer:
     """The answer with one layer read: nearest tokens of both vectors, and A's word against each token of B."""
-    from llmtui.engine.analysis import cosine_to_tokens, layer_neighbours
+    from llmtui.engine.studies.embeddings import cosine_to_tokens, layer_neighbours
 
     va, vb = answer.a.word_vector(layer), answer.b.word_vector(layer)
     return ContextAnswer(
@@ -549,7 +549,7 @@ class EmbeddingsPane(Pane):
     @work(thread=True, exclusive=True, group="emb-index", exit_on_error=False)
     def _build_index(self, lm: LanguageModel) -> None:
         """Normalise the embedding matrix once per model (a query is then one matrix-vector product)."""
-        from llmtui.engine.analysis import EmbeddingIndex
+        from llmtui.engine.studies.embeddings import EmbeddingIndex
 
         self.post_message(self.IndexReady(lm, run_on_model_thread(EmbeddingIndex, lm.model.tok_emb.weight)))
 
@@ -594,7 +594,7 @@ class EmbeddingsPane(Pane):
         if not 0 <= token_id < self._index.vocab_size:
             self._say(f"There is no token #{token_id}: ids run from 0 to {self._index.vocab_size - 1}.", "error")
             return
-        from llmtui.engine.analysis import token_query_text
+        from llmtui.engine.studies.embeddings import token_query_text
 
         self._set_query_text(token_query_text(self.lm.tokenizer, token_id, self.leading_space))
         self._choice = None
@@ -637,7 +637,7 @@ class EmbeddingsPane(Pane):
 
     @work(thread=True, exclusive=True, group="emb-query", exit_on_error=False)
     def _query_worker(self, request: QueryRequest) -> None:
-        from llmtui.engine.analysis import QueryError
+        from llmtui.engine.studies.embeddings import QueryError
 
         lm, index = self.lm, self._index
         assert lm is not None and index is not None

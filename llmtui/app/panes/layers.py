@@ -38,8 +38,8 @@ from llmtui.app.widgets.prob_table import percent
 from llmtui.app.widgets.prompt_editor import PromptEditor
 
 if TYPE_CHECKING:
-    from llmtui.engine.lens import LensBlock
-    from llmtui.engine.lens import LensGrid as LensData
+    from llmtui.engine.studies.lens import LensBlock
+    from llmtui.engine.studies.lens import LensGrid as LensData
     from llmtui.engine.lm import LanguageModel
 
 EXAMPLE = "The capital of France is"
@@ -260,7 +260,7 @@ class LayersPane(Pane):
         focus: int | None,
     ) -> None:
         """Encode, run the model once with capture, then read the lens block by block; only posts messages."""
-        from llmtui.engine.lens import LogitLens
+        from llmtui.engine.studies.lens import LogitLens
 
         lm = self.lm
         assert lm is not None

@@ -29,12 +29,12 @@ from llmtui.app.widgets.loading import LoadingNotice
 from llmtui.app.widgets.safe_input import SafeInput
 from llmtui.app.widgets.text_editor import TextEditor
 from llmtui.app.widgets.token_chips import ChipSection, TokenChips
-from llmtui.engine import tokenizer as tokenizer_module
-from llmtui.engine.tokens import Tokenization, from_ids, parse_ids, token_label, tokenize
+from llmtui.engine.tokenizer import tokenizer as tokenizer_module
+from llmtui.engine.tokenizer.tokens import Tokenization, from_ids, parse_ids, token_label, tokenize
 
 if TYPE_CHECKING:
     from llmtui.engine.lm import LanguageModel
-    from llmtui.engine.tokenizer import Tokenizer
+    from llmtui.engine.tokenizer.tokenizer import Tokenizer
 
 MODEL = "model"
 """The key of the loaded model's own tokenizer (the others are tiktoken's encoding names)."""

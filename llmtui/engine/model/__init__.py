@@ -1,0 +1,1 @@
+"""The transformer and its configuration: one readable model, families as configuration."""

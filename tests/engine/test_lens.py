@@ -1,0 +1,179 @@
+"""The logit lens (llmtui.engine.studies.lens) against a direct computation from the engine's residual stream."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from llmtui.engine.studies import lens as lens_module
+from llmtui.engine.studies.lens import LogitLens, layer_name, logit_lens
+from llmtui.engine.lm import LanguageModel
+
+PROMPT = "The capital of France is"
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_hf_llama_dir) -> LanguageModel:
+    """The tiny random Llama, its unembedding sharpened so that its distributions have clear winners."""
+    lm = LanguageModel.load(str(tiny_hf_llama_dir))
+    with torch.no_grad():
+        lm.model.unembedding.mul_(8.0)
+    return lm
+
+
+def direct(lm: LanguageModel, ids: list[int], row: int, position: int) -> torch.Tensor:
+    """The next-token probabilities of one cell, computed alone: residual -> final norm -> unembedding -> softmax."""
+    with torch.inference_mode():
+        out = lm.run(ids, capture=True)
+        return torch.softmax(lm.model.unembed(out.residuals[row][0, position]), dim=-1)
+
+
+def check_cell(lm: LanguageModel, ids: list[int], grid, row: int, position: int) -> None:
+    probs = direct(lm, ids, row, position)
+    top_p, top_i = probs.topk(grid.top_ids.shape[-1])
+    assert grid.top_ids[row, position].tolist() == top_i.tolist(), (row, position)
+    torch.testing.assert_close(grid.top_probs[row, position], top_p, rtol=1e-4, atol=1e-6)
+    answer = int(grid.answer_ids[position])
+    assert int(grid.answer_ranks[row, position]) == int((probs > probs[answer]).sum())
+    torch.testing.assert_close(grid.answer_probs[row, position], probs[answer], rtol=1e-4, atol=1e-7)
+
+
+class TestTinyModel:
+    def test_last_row_is_the_models_prediction(self, tiny):
+        ids = tiny.encode("The capital of Italy is Rome. Hello world!")
+        grid = logit_lens(tiny, ids)
+        logits = tiny.run(ids, capture=False).logits[0]  # the plain (fused attention) path
+        assert grid.top_ids[-1, :, 0].tolist() == logits.argmax(-1).tolist()
+        assert grid.answer_ids.tolist() == logits.argmax(-1).tolist()
+        assert (grid.answer_ranks[-1] == 0).all()
+        assert grid.n_rows == tiny.config.n_layer + 1 and grid.complete
+
+    def test_every_cell_equals_a_direct_computation(self, tiny):
+        ids = tiny.encode("Hello there, how are you today?")
+        grid = logit_lens(tiny, ids)
+        for row in range(grid.n_rows):
+            for position in range(len(ids)):
+                check_cell(tiny, ids, grid, row, position)
+        probs = grid.top_probs
+        assert (probs[..., :-1] >= probs[..., 1:]).all(), "top-k sorted, most probable first"
+
+    def test_chunks_and_blocks_give_the_same_grid(self, tiny, monkeypatch):
+        """Chunk and block boundaries anywhere (and blocks out of order) change nothing."""
+        ids = tiny.encode("The capital of Spain is Madrid. Numbers like 12345")
+        whole = logit_lens(tiny, ids)
+        monkeypatch.setattr(lens_module, "CHUNK_CELLS", 7)
+        lens = LogitLens(tiny, ids)
+        grid = lens.empty_grid()
+        starts = []
+        for block in lens.blocks(first=9, size=4):
+            starts.append(block.start)
+            grid.add(block)
+        assert starts == [8, 0, 4] + list(range(12, len(ids), 4))
+        assert grid.complete
+        assert torch.equal(grid.top_ids, whole.top_ids)
+        assert torch.equal(grid.answer_ranks, whole.answer_ranks)
+        torch.testing.assert_close(grid.top_probs, whole.top_probs)
+
+    def test_a_partly_computed_grid_says_so(self, tiny):
+        ids = tiny.encode("Hello world! Hello there")
+        lens = LogitLens(tiny, ids)
+        grid = lens.empty_grid()
+        grid.add(lens.block(0, 2))
+        assert grid.computed.tolist() == [True, True] + [False] * (len(ids) - 2)
+        assert not grid.complete
+        assert grid.prediction(0, 1) is not None and grid.prediction(0, 2) is None
+        assert grid.answer_layer(len(ids) - 1) is None
+        assert grid.top(1, len(ids) - 1) == []
+
+    def test_one_token(self, tiny):
+        ids = tiny.encode("Hello")[:1]
+        grid = logit_lens(tiny, ids)
+        assert grid.top_ids.shape == (tiny.config.n_layer + 1, 1, 10)
+        assert grid.top_ids[-1, 0, 0] == tiny.run(ids).logits[0, 0].argmax()
+        layer = grid.answer_layer(0)
+        assert layer is not None and 0 <= layer <= grid.n_layers
+        assert all(rank == 0 for rank, _ in grid.answer_track(0)[layer:])
+        check_cell(tiny, ids, grid, 0, 0)
+
+    def test_the_longest_prompt_never_projects_all_cells_at_once(self, tiny, monkeypatch):
+        """A full context window (128 tokens here) goes through the unembedding CHUNK_CELLS cells at a time."""
+        ids = (tiny.encode("The capital of France is Paris. ") * 20)[: tiny.config.context_length]
+        assert len(ids) == tiny.config.context_length
+        monkeypatch.setattr(lens_module, "CHUNK_CELLS", 100)
+        sizes: list[int] = []
+        unembed = tiny.model.unembed
+
+        def recording(x):
+            if x.dim() == 2:  # the lens's (cells, D) chunks; the model's own forward passes (1, T, D)
+                sizes.append(x.shape[0])
+            return unembed(x)
+
+        monkeypatch.setattr(tiny.model, "unembed", recording)
+        grid = logit_lens(tiny, ids)
+        assert max(sizes) == 100  # batched: whole chunks, not one cell at a time
+        assert sum(sizes) == tiny.config.n_layer * len(ids)  # every hidden row once; the last row is the model's own
+        monkeypatch.setattr(tiny.model, "unembed", unembed)
+        for row, position in [(0, 0), (1, 70), (2, 127)]:
+            check_cell(tiny, ids, grid, row, position)
+
+    def test_contributions_are_block_outputs_over_the_residual(self, tiny):
+        ids = tiny.encode("A transformer reads tokens")
+        grid = logit_lens(tiny, ids)
+        out = tiny.run(ids, capture=True)
+        for layer in range(1, tiny.config.n_layer + 1):
+            for position in range(len(ids)):
+                before = out.residuals[layer - 1][0, position]
+                a, m = out.attn_outputs[layer - 1][0, position], out.mlp_outputs[layer - 1][0, position]
+                share = grid.contribution(layer, position)
+                assert share.attention == pytest.approx(float(a.norm() / before.norm()), rel=1e-4)
+                assert share.mlp == pytest.approx(float(m.norm() / (before + a).norm()), rel=1e-4)
+                # the residual after the layer is what the blocks added to it
+                torch.testing.assert_close(out.residuals[layer][0, position], before + a + m)
+
+    def test_bad_prompts_raise_a_clear_error(self, tiny):
+        with pytest.raises(ValueError, match="empty"):
+            LogitLens(tiny, [])
+        with pytest.raises(ValueError, match="context window"):
+            LogitLens(tiny, [1] * (tiny.config.context_length + 1))
+
+    def test_row_names(self):
+        assert [layer_name(r) for r in range(3)] == ["emb", "L1", "L2"]
+
+
+@pytest.mark.default_model
+class TestDefaultModel:
+    def test_last_row_is_the_models_prediction(self, default_lm):
+        ids = default_lm.encode("A transformer reads tokens, mixes them with attention, and predicts the next token.")
+        grid = logit_lens(default_lm, ids)
+        logits = default_lm.run(ids, capture=False).logits[0]
+        assert grid.n_rows == 31
+        assert grid.top_ids[-1, :, 0].tolist() == logits.argmax(-1).tolist()
+
+    def test_cells_equal_a_direct_computation(self, default_lm):
+        ids = default_lm.encode(PROMPT)
+        grid = logit_lens(default_lm, ids)
+        for row, position in [(0, 0), (1, 2), (12, 4), (24, 4), (29, 4), (30, 4), (17, 1)]:
+            check_cell(default_lm, ids, grid, row, position)
+
+    def test_a_long_prompt(self, default_lm):
+        """300 tokens: 9,300 cells, in chunks; the last row is still the model's prediction, cells still exact."""
+        text = "The capital of France is Paris. The capital of Italy is Rome. " * 40
+        ids = default_lm.encode(text)[:300]
+        grid = logit_lens(default_lm, ids)
+        logits = default_lm.run(ids, capture=False).logits[0]
+        assert grid.complete and grid.top_ids.shape == (31, 300, 10)
+        assert grid.top_ids[-1, :, 0].tolist() == logits.argmax(-1).tolist()
+        for row, position in [(3, 150), (20, 299), (29, 64)]:
+            check_cell(default_lm, ids, grid, row, position)
+
+    def test_paris_takes_the_lead_only_at_the_last_layer(self, default_lm):
+        """The example the pane's help tells: " Paris" climbs from the hundreds into the top ten, then to the top."""
+        ids = default_lm.encode(PROMPT)
+        grid = logit_lens(default_lm, ids)
+        paris = default_lm.encode(" Paris")
+        assert len(paris) == 1 and int(grid.answer_ids[-1]) == paris[0]
+        ranks = [rank for rank, _ in grid.answer_track(len(ids) - 1)]
+        assert grid.answer_layer(len(ids) - 1) == 30
+        assert min(ranks[:24]) >= 1000 and 100 <= ranks[24] < 1000  # "thousands ... until layer 23, about 400th at 24"
+        assert ranks[27] >= 10 and ranks[28] < 10 and ranks[30] == 0
+        assert grid.answer_probs[-1, -1] == pytest.approx(0.77, abs=0.01)
