@@ -62,7 +62,7 @@ def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
         linear(f"{b}.attn.v_proj", kv_out, D, bool(config.bias))
         linear(f"{b}.attn.o_proj", D, q_out, bool(config.bias))
         norm(f"{b}.mlp_norm")
-        if config.mlp == "swiglu":
+        if config.mlp == "gated":
             linear(f"{b}.mlp.gate", config.d_ff, D, False)
             linear(f"{b}.mlp.up", config.d_ff, D, False)
             linear(f"{b}.mlp.down", D, config.d_ff, False)

@@ -271,7 +271,7 @@ class Block(nn.Module):
         self.attn_norm = make_norm(config)
         self.attn = Attention(config)
         self.mlp_norm = make_norm(config)
-        self.mlp = SwiGLU(config) if config.mlp == "swiglu" else GeluMLP(config)
+        self.mlp = SwiGLU(config) if config.mlp == "gated" else GeluMLP(config)
 
 
 # --- the model ------------------------------------------------------------------------
