@@ -20,7 +20,7 @@ from llmtui.engine.sampling import Distribution, SamplingSettings, distribution,
 
 if TYPE_CHECKING:
     from llmtui.engine.lm import LanguageModel
-    from llmtui.engine.model.transformer import KVCache
+    from llmtui.engine.model.kv_cache import KVCache
 
 
 @dataclass(frozen=True)

@@ -245,6 +245,8 @@ class ModelConfig:
             raise ValueError(f"rotary_dim must be even and at most head_dim {self.head_dim}, got {self.rotary_dim}")
         if self.positions != "rope" and (self.rope_scaling is not None or self.rope_local_theta):
             raise ValueError("rope_scaling and rope_local_theta need positions='rope'")
+        if self.rope_local_theta and not self.sliding_window:
+            raise ValueError("rope_local_theta is the base of sliding layers: it needs a sliding_window")
         if self.sliding_layers:
             if len(self.sliding_layers) != self.n_layer or not all(isinstance(s, bool) for s in self.sliding_layers):
                 raise ValueError(f"sliding_layers must hold one true/false per layer ({self.n_layer})")
