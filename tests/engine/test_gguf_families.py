@@ -119,8 +119,11 @@ def _partial_rotary(config) -> float:
     return getattr(config, "partial_rotary_factor", None) or _rope(config).get("partial_rotary_factor") or 1.0
 
 
-def write_family_gguf(path: Path, name: str, model, tokenizer, qtype: Q = Q.F32, add=_add) -> Path:
-    """`model` as llama.cpp's converter writes it; `add(writer, name, tensor, qtype)` stores each tensor."""
+def write_family_gguf(
+    path: Path, name: str, model, tokenizer, qtype: Q = Q.F32, add=_add, add_vocabulary=_add_tokenizer
+) -> Path:
+    """`model` as llama.cpp's converter writes it; `add(writer, name, tensor, qtype)` stores each tensor,
+    `add_vocabulary(writer, tokenizer)` the vocabulary."""
     c = model.config
     _, arch, _ = FAMILIES[name]
     n_head = c.num_attention_heads
@@ -147,7 +150,7 @@ def write_family_gguf(path: Path, name: str, model, tokenizer, qtype: Q = Q.F32,
     for key in ("attn_logit_softcapping", "final_logit_softcapping"):
         if getattr(c, key, None):
             getattr(writer, f"add_{key}")(getattr(c, key))
-    _add_tokenizer(writer, tokenizer)
+    add_vocabulary(writer, tokenizer)
 
     names = _tensor_names(name, c.num_hidden_layers)
     for hf, w in model.state_dict().items():
@@ -276,6 +279,28 @@ def test_attention_weights_and_greedy_tokens_equal_transformers(family, tmp_path
         for _ in range(20):
             ids = torch.cat([ids, ours(ids).logits[:, -1:].argmax(-1)], dim=1)
     assert ids[0, 4:].tolist() == reference.tolist()
+
+
+def test_gemma_gguf_with_its_sentencepiece_vocabulary_loads_whole(tmp_path, isolated_cache):
+    """The app's path: a gemma3 GGUF whose vocabulary is SentencePiece (tokenizer.ggml.model "llama")."""
+    from test_sentencepiece import TOKENS, add_spm_vocabulary, from_transformers, write_spm_gguf
+
+    from llmtui.engine.lm import LanguageModel
+    from llmtui.engine.tokenizer.sentencepiece import SentencePieceTokenizer
+
+    hf = _hf_model("gemma3", vocab_size=len(TOKENS))
+    path = write_family_gguf(tmp_path / "gemma.gguf", "gemma3", hf, None,
+                             add_vocabulary=lambda writer, _: add_spm_vocabulary(writer, add_space_prefix=False))
+    vocab_file = write_spm_gguf(tmp_path / "vocab.gguf", "gemma3", add_space_prefix=False)  # transformers' input
+    lm = LanguageModel.load(str(path))
+    assert isinstance(lm.tokenizer, SentencePieceTokenizer)
+    text = "The capital of France is Paris 🍕"
+    ids = lm.encode(text)
+    assert ids == from_transformers(tmp_path, gguf_file=vocab_file.name)[False](text, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        expected = torch.softmax(hf(torch.tensor([ids])).logits[0, -1].double(), -1)
+    got = torch.softmax(lm.run(ids, capture=False).logits[0, -1].double(), -1)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,12 +20,13 @@ References:
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tokenizers import AddedToken, Tokenizer as HFTokenizer, decoders, models, normalizers, pre_tokenizers
 
-from llmtui.engine.tokenizer.tokenizer import Tokenizer
+from llmtui.engine.tokenizer.tokenizer import Tokenizer, _Tables
 
 __all__ = ["SentencePieceTokenizer", "sentencepiece_from_gguf", "sentencepiece_from_json"]
 
@@ -61,23 +62,24 @@ class SentencePieceTokenizer(Tokenizer):
         add_bos: bool = False,
         warnings: Sequence[str] = (),
     ) -> None:
-        self.name = name
-        self.encoding = None  # type: ignore[assignment]  # no tiktoken Encoding: `tokenizers` encodes
-        self._backends = {True: backend, False: HFTokenizer.from_str(backend.to_str())}
-        self._backends[False].encode_special_tokens = True  # special-token text stays plain text
+        self._backend = backend
+        self._lock = threading.Lock()  # `encode_special_tokens` is the backend's state: one encode at a time
         pieces = {i: t for t, i in backend.get_vocab(with_added_tokens=True).items()}
-        self.vocab_size = 1 + max(pieces, default=-1)
-        whole = {**specials, **added}
-        self._token_bytes = [_piece_bytes(pieces.get(i), i in whole.values()) for i in range(self.vocab_size)]
-        self.special_ids = dict(specials)
-        self.added_ids = dict(added)
-        self._special_id_set = frozenset(self.special_ids.values())
-        self.missing_bytes = frozenset()  # byte fallback: every byte has a token, or <unk> stands for it
+        whole = {*specials.values(), *added.values()}
+        token_bytes = [_piece_bytes(pieces.get(i), i in whole) for i in range(1 + max(pieces, default=-1))]
+        # No tiktoken Encoding, ranks or pattern: `tokenizers` encodes. Byte fallback leaves no byte without a token.
+        tables = _Tables(token_bytes, pattern="", ranks={}, special_ids=dict(specials), added_ids=dict(added))
+        super().__init__(
+            name,
+            None,  # type: ignore[arg-type]
+            tables,
+            bos_id=bos_id,
+            eos_id=eos_id,
+            chat_template=chat_template,
+            add_bos=add_bos,
+            warnings=warnings,
+        )
         self._strips_prefix = strips_prefix
-        self.bos_id, self.eos_id = bos_id, eos_id
-        self.chat_template = chat_template
-        self.add_bos = add_bos
-        self.warnings = list(warnings)
 
     def __repr__(self) -> str:
         return f"SentencePieceTokenizer({self.name!r}, vocab_size={self.vocab_size}, specials={len(self.special_ids)})"
@@ -88,7 +90,9 @@ class SentencePieceTokenizer(Tokenizer):
             text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
         if not text:
             return []
-        return self._backends[allow_special].encode(text, add_special_tokens=False).ids
+        with self._lock:
+            self._backend.encode_special_tokens = not allow_special  # True: special-token text stays plain text
+            return self._backend.encode(text, add_special_tokens=False).ids
 
     def decode_bytes(self, ids: Sequence[int]) -> bytes:
         """The text's bytes: the tokens' bytes joined, less the space the tokenizer put in front."""
