@@ -455,6 +455,16 @@ class Transformer(nn.Module):
         weight = self.tok_emb.weight
         return KVCache(self.config, batch, max_len or self.config.context_length, weight.device, weight.dtype, initial)
 
+    def reusable_cache(self, cached: int, total: int) -> int:
+        """How many of `cached` positions stay valid when the sequence grows to `total` tokens.
+
+        All of them, except when longrope switches to its long factors: the cached keys were
+        rotated with the short ones, so the sequence is fed again from the start (as
+        transformers' Phi-3 `generate` does; a plain forward pass would mix the two).
+        """
+        long_after = self.rotary.long_after if self.rotary is not None else 0
+        return 0 if long_after and cached <= long_after < total else cached
+
     def embed(self, ids: Tensor, past: int = 0) -> Tensor:
         """Token ids (B, T) at positions past.. to the residual stream entering layer 0 (B, T, D)."""
         x = self.tok_emb(ids)
