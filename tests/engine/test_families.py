@@ -62,7 +62,8 @@ FAMILIES: dict[str, tuple[str, dict]] = {
 def make_reference(folder: Path, config_class: str, overrides: dict, seed: int):
     """A transformers model with random weights (norms included), saved in folder; returned in eval mode."""
     fields = {**SHAPE, **overrides}  # an override of None drops the key (GPT-NeoX has no num_key_value_heads)
-    config = getattr(transformers, config_class)(**{k: v for k, v in fields.items() if k not in overrides or v is not None})
+    kept = {k: v for k, v in fields.items() if k not in overrides or v is not None}
+    config = getattr(transformers, config_class)(**kept)
     torch.manual_seed(seed)
     model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
     generator = torch.Generator().manual_seed(seed)

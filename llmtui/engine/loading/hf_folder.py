@@ -48,26 +48,31 @@ _NUMBERS = frozenset(
 
 # What transformers assumes when a key is absent, per model type (its config classes' defaults).
 _CLASS_DEFAULTS: dict[str, dict[str, Any]] = {
-    "llama": dict(max_position_embeddings=2048, rms_norm_eps=1e-6),
-    "mistral": dict(max_position_embeddings=131072, rms_norm_eps=1e-6, sliding_window=4096, num_key_value_heads=8),
-    "qwen2": dict(max_position_embeddings=32768, rms_norm_eps=1e-6, num_key_value_heads=32, max_window_layers=28),
-    "qwen3": dict(max_position_embeddings=32768, rms_norm_eps=1e-6, num_key_value_heads=32, max_window_layers=28,
-                  head_dim=128),
-    "gemma2": dict(max_position_embeddings=8192, rms_norm_eps=1e-6, num_key_value_heads=4, head_dim=256,
-                   sliding_window=4096, query_pre_attn_scalar=256, attn_logit_softcapping=50.0,
-                   final_logit_softcapping=30.0, tie_word_embeddings=True),
-    "gemma3_text": dict(max_position_embeddings=131072, rms_norm_eps=1e-6, num_key_value_heads=4, head_dim=256,
+    "llama": dict(hidden_act="silu", max_position_embeddings=2048, rms_norm_eps=1e-6),
+    "mistral": dict(hidden_act="silu", max_position_embeddings=131072, rms_norm_eps=1e-6, sliding_window=4096,
+                    num_key_value_heads=8),
+    "qwen2": dict(hidden_act="silu", max_position_embeddings=32768, rms_norm_eps=1e-6, num_key_value_heads=32,
+                  max_window_layers=28),
+    "qwen3": dict(hidden_act="silu", max_position_embeddings=32768, rms_norm_eps=1e-6, num_key_value_heads=32,
+                  max_window_layers=28, head_dim=128),
+    "gemma2": dict(hidden_activation="gelu_pytorch_tanh", max_position_embeddings=8192, rms_norm_eps=1e-6,
+                   num_key_value_heads=4, head_dim=256, sliding_window=4096, query_pre_attn_scalar=256,
+                   attn_logit_softcapping=50.0, final_logit_softcapping=30.0, tie_word_embeddings=True),
+    "gemma3_text": dict(vocab_size=262_208, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26,
+                        num_attention_heads=8, num_key_value_heads=4, head_dim=256,
+                        hidden_activation="gelu_pytorch_tanh", max_position_embeddings=131072, rms_norm_eps=1e-6,
                         sliding_window=4096, query_pre_attn_scalar=256, tie_word_embeddings=True, rope_theta=1e6,
                         rope_local_base_freq=10000.0, sliding_window_pattern=6),
-    "phi3": dict(max_position_embeddings=4096, rms_norm_eps=1e-5),
-    "olmo2": dict(max_position_embeddings=2048, rms_norm_eps=1e-5),
-    "gpt_neox": dict(max_position_embeddings=2048, layer_norm_eps=1e-5, rotary_pct=0.25, rotary_emb_base=10000.0,
-                     use_parallel_residual=True, attention_bias=True, hidden_act="gelu"),
+    "phi3": dict(hidden_act="silu", max_position_embeddings=4096, rms_norm_eps=1e-5),
+    "olmo2": dict(hidden_act="silu", max_position_embeddings=2048, rms_norm_eps=1e-5),
+    "gpt_neox": dict(hidden_act="gelu", max_position_embeddings=2048, layer_norm_eps=1e-5, rotary_pct=0.25,
+                     rotary_emb_base=10000.0, use_parallel_residual=True, attention_bias=True),
 }  # fmt: skip
 SUPPORTED_TYPES = ("gpt2", *_CLASS_DEFAULTS, "gemma3")
 # Our family name (llama.cpp's architecture names) for each model_type.
 _FAMILY = {"gpt2": "gpt2", "llama": "llama", "mistral": "mistral", "qwen2": "qwen2", "qwen3": "qwen3",
-           "gemma2": "gemma2", "gemma3_text": "gemma3", "phi3": "phi3", "olmo2": "olmo2", "gpt_neox": "gptneox"}  # fmt: skip
+           "gemma2": "gemma2", "gemma3_text": "gemma3", "phi3": "phi3", "olmo2": "olmo2",
+           "gpt_neox": "gptneox"}  # fmt: skip
 
 _ACTIVATIONS = {"silu": "silu", "swish": "silu", "gelu": "gelu", "gelu_pytorch_tanh": "gelu_tanh",
                 "gelu_new": "gelu_tanh", "gelu_fast": "gelu_tanh"}  # fmt: skip
@@ -115,8 +120,10 @@ class _Config:
 
     def get(self, key: str, default: Any = None) -> Any:
         self.read.add(key)
-        value = self.raw.get(key)
-        return self.defaults.get(key, default) if value is None else value
+        if key not in self.raw:
+            return self.defaults.get(key, default)
+        value = self.raw[key]  # an explicit null is "none" (Mistral's sliding_window), not the class default
+        return default if value is None else value
 
     def require(self, key: str) -> Any:
         value = self.get(key)
@@ -410,7 +417,7 @@ def read_safetensors(files: list[Path], progress: Progress | None, message: str)
 
 
 # Buffers some checkpoints carry that are not weights.
-_IGNORED = re.compile(r".*(\.attn\.bias|\.attn\.masked_bias|\.attention\.bias|\.attention\.masked_bias|rotary_emb\.inv_freq)$")
+_IGNORED = re.compile(r".*(\.(attn|attention)\.(bias|masked_bias)|rotary_emb\.inv_freq)$")
 
 
 def gpt2_state_dict(hf: dict[str, torch.Tensor], config: ModelConfig) -> dict[str, torch.Tensor]:
@@ -528,10 +535,29 @@ def rope_model_state_dict(hf: dict[str, torch.Tensor], config: ModelConfig) -> d
     return sd
 
 
+def gemma3_text_weights(hf: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The language model's weights of a multimodal Gemma 3 checkpoint, named as a text-only one.
+
+    transformers 4.x saves them as language_model.model.*, 5.x as model.language_model.*;
+    the vision tower and its projector are dropped (llmtui reads text).
+    """
+    text: dict[str, torch.Tensor] = {}
+    for name, w in hf.items():
+        for prefix in ("language_model.model.", "model.language_model."):
+            if name.startswith(prefix):
+                text["model." + name.removeprefix(prefix)] = w
+        if name in ("lm_head.weight", "language_model.lm_head.weight"):
+            text["lm_head.weight"] = w
+    return text
+
+
 def read_hf_folder(folder: Path, progress: Progress | None = None) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     """Config and float32 state dict (our names) of a Hugging Face model folder."""
-    config = hf_config(read_config_json(folder), folder.name)
+    raw = read_config_json(folder)
+    config = hf_config(raw, folder.name)
     hf = read_safetensors(safetensors_files(folder), progress, f"reading {folder.name}")
+    if raw.get("model_type") == "gemma3":
+        hf = gemma3_text_weights(hf)
     convert = gpt2_state_dict if config.family == "gpt2" else rope_model_state_dict
     state_dict = convert(hf, config)
     check_state_dict(state_dict, config, folder.name)
