@@ -123,3 +123,22 @@ def test_greedy_decoding_with_the_cache_matches(pair, tiny_hf_llama_dir):
     while session.step() is not None:
         pass
     assert session.ids == expected[0].tolist()
+
+
+def test_gemma3_multimodal_checkpoint_reads_as_its_text_model(tmp_path):
+    """gemma-3-4b and up ship as Gemma3ForConditionalGeneration: llmtui reads the language model, drops vision."""
+    text = {**SHAPE, "head_dim": 8, "sliding_window": WINDOW, "num_hidden_layers": 2}
+    vision = dict(hidden_size=16, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2, image_size=16,
+                  patch_size=8)  # fmt: skip
+    config = transformers.Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4,
+                                       image_token_index=95, boi_token_index=93, eoi_token_index=94)  # fmt: skip
+    torch.manual_seed(0)
+    theirs = transformers.Gemma3ForConditionalGeneration(config).eval()
+    theirs.save_pretrained(tmp_path)
+    weights = load_weights(str(tmp_path))
+    ours = Transformer(weights.config).eval()
+    ours.load_state_dict(weights.state_dict, strict=True)
+    with torch.no_grad():
+        expected = theirs(input_ids=prompt()).logits.softmax(-1)
+        torch.testing.assert_close(ours(prompt()).logits.softmax(-1), expected, atol=1e-4, rtol=0)
+    assert weights.config.family == "gemma3" and weights.config.n_layer == 2
