@@ -19,6 +19,7 @@ from textual.widget import Widget
 from textual.theme import Theme
 from textual.widgets import ContentSwitcher, Tab, Tabs
 
+from llmtui.app import textual_workarounds
 from llmtui.app.demo_runner import DemoBar, DemoRunner
 from llmtui.app.display import safe
 from llmtui.app.messages import ModelLoaded, ModelLoadFailed, ModelLoadProgress, ModelReady, ShowTokenInEmbeddings, Throughput
@@ -33,6 +34,8 @@ from llmtui.app.widgets.footer import Footer
 from llmtui.app.widgets.status_line import StatusLine
 from llmtui.app.widgets.text_box import is_text_box
 from llmtui.engine.text import escape_controls
+
+textual_workarounds.install()  # pastes are read whole (see textual_workarounds.py)
 
 if TYPE_CHECKING:
     from textual.notifications import SeverityLevel
