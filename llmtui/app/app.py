@@ -63,7 +63,7 @@ def tab_labels(width: int | None = None, padding: int = 2) -> list[str]:
 APP_KEYS = [
     (f"alt+1 … {len(PANES)}", "Switch pane, from anywhere (or click its tab)"),
     (f"1 … {len(PANES)}", "Switch pane, outside a text box (in one, digits are typed)"),
-    ("escape", "Leave the text box (a second escape: the pane's own, e.g. stop generating)"),
+    ("escape", "Leave the text box (in Generate, while generating: stop first)"),
     ("ctrl+l", "Put the cursor in the pane's text box"),
     ("F1, ?", "This help"),
     ("ctrl+p", "Command palette: every action, and the themes"),
