@@ -99,7 +99,7 @@ def rope_frequencies(
 
 
 def _yarn(dim: int, theta: float, scaling: RopeScaling, original: int, inv_freq: Tensor) -> tuple[Tensor, float]:
-    """YaRN: interpolate the slow frequencies, keep the fast ones, ramp between (transformers' _compute_yarn_parameters)."""
+    """YaRN: interpolate slow frequencies, keep fast ones, ramp between (transformers' _compute_yarn_parameters)."""
 
     def mscale(scale: float, m: float = 1.0) -> float:
         return 1.0 if scale <= 1 else 0.1 * m * math.log(scale) + 1.0
@@ -141,7 +141,8 @@ class Rotary(nn.Module):
         self.long_after = 0
         if scaling is not None and scaling.kind == "longrope":
             self.long_after = scaling.original_context or config.context_length
-            self.register_buffer("long_inv_freq", rope_frequencies(config, theta, scaling, long=True)[0], persistent=False)
+            long_inv_freq = rope_frequencies(config, theta, scaling, long=True)[0]
+            self.register_buffer("long_inv_freq", long_inv_freq, persistent=False)
 
     def forward(self, past: int, T: int) -> tuple[Tensor, Tensor]:
         """cos, sin for positions past .. past+T-1, each (T, rotary_dim) in the rotate-half layout."""
@@ -413,7 +414,8 @@ class ForwardOutput:
 
     logits: Tensor  # (B, T, V), or (B, 1, V) with last_only
     attentions: list[Tensor | None] = field(default_factory=list)  # per layer (B, nh, T, Tk): rows sum to 1
-    residuals: list[Tensor | None] = field(default_factory=list)  # n_layer + 1 of (B, T, D): embeddings, then after each block
+    # n_layer + 1 of (B, T, D): the embeddings, then the stream after each block
+    residuals: list[Tensor | None] = field(default_factory=list)
     attn_outputs: list[Tensor | None] = field(default_factory=list)  # per layer (B, T, D): what attention added
     mlp_outputs: list[Tensor | None] = field(default_factory=list)  # per layer (B, T, D): what the MLP added
 
@@ -454,6 +456,16 @@ class Transformer(nn.Module):
         """
         weight = self.tok_emb.weight
         return KVCache(self.config, batch, max_len or self.config.context_length, weight.device, weight.dtype, initial)
+
+    def reusable_cache(self, cached: int, total: int) -> int:
+        """How many of `cached` positions stay valid when the sequence grows to `total` tokens.
+
+        All of them, except when longrope switches to its long factors: the cached keys were
+        rotated with the short ones, so the sequence is fed again from the start (as
+        transformers' Phi-3 `generate` does; a plain forward pass would mix the two).
+        """
+        long_after = self.rotary.long_after if self.rotary is not None else 0
+        return 0 if long_after and cached <= long_after < total else cached
 
     def embed(self, ids: Tensor, past: int = 0) -> Tensor:
         """Token ids (B, T) at positions past.. to the residual stream entering layer 0 (B, T, D)."""
