@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from tokenizers import AddedToken, Tokenizer as HFTokenizer, decoders, models, normalizers, pre_tokenizers
@@ -231,12 +232,20 @@ def sentencepiece_from_gguf(name: str, meta: Mapping[str, Any]) -> SentencePiece
 def merges_from_scores(vocab: Mapping[str, int], scores: Mapping[str, float]) -> list[tuple[str, str]]:
     """Every split of a token into two tokens, best-scoring result first (ties: longer left part first).
 
-    transformers' `generate_merges` with scores, so both build the same BPE from a GGUF.
+    transformers' `generate_merges` with scores, so both build the same BPE from a GGUF; written
+    for speed (a right part is sliced only after its left part is found), since Gemma has 262,144 tokens.
     """
-    merges: list[tuple[str, str, float]] = []
+    merges: list[tuple[float, int, int, str, str]] = []
     for token, score in scores.items():
-        local = [(token[:k], token[k:], score) for k in range(1, len(token)) if token[:k] in vocab and token[k:] in vocab]
-        local.sort(key=lambda m: (vocab[m[0]], vocab[m[1]]))
-        merges += local
-    merges.sort(key=lambda m: (m[2], len(m[0]), len(m[1])), reverse=True)
-    return [(a, b) for a, b, _ in merges]
+        local = []
+        for k in range(1, len(token)):
+            left = token[:k]
+            if left in vocab:
+                right = token[k:]
+                if right in vocab:
+                    local.append((vocab[left], vocab[right], left, right))
+        if len(local) > 1:
+            local.sort()  # by the parts' ids, as transformers orders one token's splits
+        merges += [(score, len(left), len(right), left, right) for _, _, left, right in local]
+    merges.sort(key=itemgetter(0, 1, 2), reverse=True)  # stable: equal keys keep the order above
+    return [(left, right) for *_, left, right in merges]
