@@ -213,6 +213,24 @@ def test_gguf_ids_equal_transformers(tmp_path, arch, prefix):
         assert ours.decode(ours.encode(text)) == text
 
 
+@pytest.fixture(scope="module", params=[("llama", True), ("gemma3", False), ("phi3", True)], ids=lambda p: p[0])
+def gguf_pair(request, tmp_path_factory) -> tuple[SentencePieceTokenizer, dict]:
+    arch, prefix = request.param
+    folder = tmp_path_factory.mktemp(arch)
+    path = write_spm_gguf(folder / f"{arch}.gguf", arch, prefix)
+    return tokenizer_from_gguf(path), from_transformers(folder, gguf_file=path.name)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=hostile_text())
+@example(text=EXAMPLES["specials"])
+@example(text=EXAMPLES["combining_wide"])
+def test_gguf_ids_equal_transformers_on_hostile_text(gguf_pair, text):
+    ours, reference = gguf_pair
+    text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")  # what both tokenize
+    assert_same(ours, reference, text)
+
+
 def test_gguf_and_tokenizer_json_agree_on_trained_text(tmp_path, folder_pair):
     """Merges rebuilt from the GGUF's scores cut the training text as the trained merges do."""
     ours_json, _ = folder_pair
