@@ -356,6 +356,28 @@ def test_unknown_rope_scaling_is_one_line(tiny_tokenizer, tmp_path):
         gguf_config(header)
 
 
+def test_linear_and_yarn_scaling_and_window_patterns_from_metadata(tiny_tokenizer, tmp_path):
+    """Keys the converter writes for other checkpoints than the tiny ones above, set on a parsed header."""
+    from llmtui.engine.model.config import RopeScaling
+
+    header = read_gguf_header(write_family_gguf(tmp_path / "q.gguf", "qwen2", _hf_model("qwen2"), tiny_tokenizer))
+    meta = header.metadata
+    meta.update({"qwen2.rope.scaling.type": "linear", "qwen2.rope.scaling.factor": 4.0})
+    assert gguf_config(header).rope_scaling == RopeScaling("linear", factor=4.0)
+    meta.update({"qwen2.rope.scaling.type": "yarn", "qwen2.rope.scaling.original_context_length": 16,
+                 "qwen2.rope.scaling.yarn_beta_fast": 16.0})  # fmt: skip
+    assert gguf_config(header).rope_scaling == RopeScaling(
+        "yarn", factor=4.0, original_context=16, beta_fast=16.0, beta_slow=1.0
+    )
+    del meta["qwen2.rope.scaling.type"]
+    meta["qwen2.attention.sliding_window"] = 3
+    assert gguf_config(header).sliding_layers == ()  # no pattern: every layer slides
+    meta["qwen2.attention.sliding_window_pattern"] = [True, False]
+    assert gguf_config(header).sliding_layers == (True, False)
+    meta["qwen2.attention.sliding_window_pattern"] = 2
+    assert gguf_config(header).sliding_layers == (True, False)
+
+
 def test_unsupported_architecture_lists_the_supported_ones(tmp_path):
     writer = GGUFWriter(str(tmp_path / "m.gguf"), arch="mamba")
     writer.write_header_to_file()
