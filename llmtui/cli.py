@@ -180,7 +180,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not args.prompt.strip():
         raise CliError("the prompt is empty: give some text to continue")
     lm = load_model(args)
-    ids = lm.encode_chat(args.prompt) if args.chat else lm.encode(args.prompt)
+    ids = lm.encode_chat(args.prompt) if args.chat else lm.prompt_ids(args.prompt)
     try:
         session = GenerationSession(lm, ids, settings, top_n=args.top)
     except ValueError as e:
@@ -247,7 +247,7 @@ def cmd_attention(args: argparse.Namespace) -> int:
         raise CliError(f"--layer must be 0..{c.n_layer - 1} for {lm.name}")
     if not 0 <= args.head < c.n_head:
         raise CliError(f"--head must be 0..{c.n_head - 1} for {lm.name}")
-    ids = lm.encode(args.prompt)
+    ids = lm.prompt_ids(args.prompt)  # what the model sees: BOS included where it has one
     try:
         out = lm.run(ids, capture=Capture(frozenset({"attn_weights"}), layers=frozenset({args.layer})))
     except ValueError as e:

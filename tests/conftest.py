@@ -8,6 +8,7 @@ and ones), and saved as safetensors next to a byte-level BPE trained on a few se
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,21 @@ def tiny_hf_llama_dir(tmp_path_factory, tiny_tokenizer) -> Path:
     _randomise(model, seed=2)
     model.save_pretrained(folder)
     _save_tokenizer(tiny_tokenizer, folder, bos="<|im_start|>", eos="<|im_end|>")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_llama_bos_dir(tmp_path_factory, tiny_hf_llama_dir) -> Path:
+    """tiny_hf_llama_dir whose tokenizer.json puts BOS (<|im_start|>) first, as Llama 3's does."""
+    from tokenizers import Tokenizer
+
+    from transformers_reference import with_bos_post_processor
+
+    folder = tmp_path_factory.mktemp("tiny-llama-bos")
+    for file in tiny_hf_llama_dir.iterdir():
+        shutil.copy(file, folder)
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    with_bos_post_processor(tokenizer, "<|im_start|>").save(str(folder / "tokenizer.json"))
     return folder
 
 

@@ -5,7 +5,6 @@ Everything above the engine (CLI, panes, benchmarks) holds a `LanguageModel`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable, Iterable
@@ -104,7 +103,12 @@ class LanguageModel:
                    notes=weights.notes)
 
     def encode(self, text: str, allow_special: bool = False) -> list[int]:
+        """The text's own tokens (what the Tokenizer pane shows): never BOS; see `prompt_ids`."""
         return self.tokenizer.encode(text, allow_special=allow_special)
+
+    def prompt_ids(self, text: str) -> list[int]:
+        """The ids the model runs on for a plain prompt: BOS first where the tokenizer says (see Tokenizer.prompt_ids)."""
+        return self.tokenizer.prompt_ids(text)
 
     def chat_prompt(self, user_text: str, history: list[dict[str, str]] | None = None) -> str:
         """The raw text the model continues for a chat turn, template tokens included."""
@@ -112,23 +116,8 @@ class LanguageModel:
         return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
 
     def encode_chat(self, user_text: str, history: list[dict[str, str]] | None = None) -> list[int]:
-        """Token ids of a chat prompt. The template's special tokens become specials; the user's text never does.
-
-        The template is rendered with a sentinel in place of each message, so that
-        only the template's own text is encoded with specials allowed.
-        """
-        messages = list(history or []) + [{"role": "user", "content": user_text}]
-        sentinels = {f"\x00llmtui-message-{i}\x00": m["content"] for i, m in enumerate(messages)}
-        rendered = self.tokenizer.apply_chat_template(
-            [{**m, "content": s} for m, s in zip(messages, sentinels)], add_generation_prompt=True
-        )
-        ids: list[int] = []
-        for piece in re.split("(" + "|".join(map(re.escape, sentinels)) + ")", rendered):
-            if piece in sentinels:
-                ids += self.encode(sentinels[piece], allow_special=False)
-            elif piece:
-                ids += self.encode(piece, allow_special=True)
-        return ids
+        """Token ids of a chat prompt, the user's text never special (see Tokenizer.encode_chat)."""
+        return self.tokenizer.encode_chat(list(history or []) + [{"role": "user", "content": user_text}])
 
     @torch.inference_mode()
     def run(self, ids: list[int], *, capture: bool | Iterable[str] | Capture = True) -> ForwardOutput:

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from llmtui import __version__
 from llmtui.cli import main
@@ -158,3 +159,25 @@ def test_serve_answers_http_on_localhost_then_stops(tmp_path):
         proc.terminate()
         proc.wait(timeout=20)
     assert proc.returncode is not None
+
+
+def test_prompts_run_with_bos_where_the_tokenizer_adds_one(tiny_hf_llama_bos_dir, capsys):
+    """generate and attention run the model on what transformers' tokenizer(text) gives (BOS first, from
+    tokenizer.json's post-processor, as Llama 3's); tokenize shows the text's own tokens only."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = str(tiny_hf_llama_bos_dir)
+    expected = AutoTokenizer.from_pretrained(folder)("The capital of France is")["input_ids"]
+    bos = expected[0]
+    greedy = ["--max-new-tokens", "1", "--temperature", "0", "--json"]
+    data = json.loads(run_cli(capsys, "generate", "The capital of France is", "--model", folder, *greedy)[1])
+    assert data["prompt_ids"] == expected
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    with torch.no_grad():
+        logits = model(torch.tensor([expected])).logits[0, -1]
+    assert data["steps"][0]["token"]["id"] == int(logits.argmax())
+    data = json.loads(run_cli(capsys, "attention", "The capital of France is", "--model", folder,
+                              "--layer", "0", "--head", "0", "--json")[1])
+    assert [t["id"] for t in data["tokens"]] == expected
+    data = json.loads(run_cli(capsys, "tokenize", "The capital of France is", "--model", folder, "--json")[1])
+    assert [t["id"] for t in data["tokens"]] == expected[1:] and bos not in expected[1:]

@@ -20,7 +20,9 @@ def test_default_model_shape(default_lm):
 
 
 def test_greedy_next_token_after_the_capital_of_france_is_paris(default_lm):
-    session = GenerationSession(default_lm, default_lm.encode("The capital of France is"), GREEDY.with_(max_new_tokens=1))
+    ids = default_lm.prompt_ids("The capital of France is")
+    assert ids == default_lm.encode("The capital of France is")  # SmolLM2 runs without BOS, as in transformers
+    session = GenerationSession(default_lm, ids, GREEDY.with_(max_new_tokens=1))
     step = session.step()
     assert step.text == " Paris"
     assert step.candidates[0].id == step.token_id
@@ -47,7 +49,7 @@ def test_chat_prompt_is_the_template_and_user_text_stays_plain(default_lm):
 def test_cli_generate_json_matches_the_engine(default_lm, capsys):
     assert main(["generate", "The capital of France is", "--temperature", "0", "--max-new-tokens", "5", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    session = GenerationSession(default_lm, default_lm.encode("The capital of France is"), GREEDY.with_(max_new_tokens=5))
+    session = GenerationSession(default_lm, default_lm.prompt_ids("The capital of France is"), GREEDY.with_(max_new_tokens=5))
     steps = list(session)
     assert [s["token"]["id"] for s in out["steps"]] == [s.token_id for s in steps]
     assert out["steps"][0]["token"]["text"] == " Paris"

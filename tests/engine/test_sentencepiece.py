@@ -14,12 +14,13 @@ from pathlib import Path
 import gguf
 import pytest
 from hypothesis import HealthCheck, example, given, settings
-from tokenizers import AddedToken, Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import AddedToken, Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 from hostile import EXAMPLES, hostile_text
 from llmtui.engine.tokenizer.sentencepiece import SentencePieceTokenizer
 from llmtui.engine.tokenizer.tokenizer import tokenizer_from_gguf, tokenizer_from_hf_folder
 from llmtui.engine.tokenizer.tokens import char_groups, token_label, tokenize
+from transformers_reference import assert_chat_ids_equal, from_transformers
 
 TRAINING_TEXT = [
     "The quick brown fox jumps over the lazy dog, isn't it? 12345 times.",
@@ -79,7 +80,12 @@ def reference_tokenizer(prepend: bool = True) -> HFTokenizer:
 def folder(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("spm") / "llama2ish"
     path.mkdir()
-    reference_tokenizer().save(str(path / "tokenizer.json"))
+    reference = reference_tokenizer()
+    # Llama 2's tokenizer.json: BOS comes from the post-processor (transformers 5 reads only that)
+    reference.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
+    )
+    reference.save(str(path / "tokenizer.json"))
     config = {"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": True, "chat_template": TEMPLATE}
     (path / "tokenizer_config.json").write_text(json.dumps(config))
     return path
@@ -112,16 +118,6 @@ def add_spm_vocabulary(writer: gguf.GGUFWriter, add_space_prefix: bool) -> None:
 
 def transformers_ids(reference, text: str, allow_special: bool) -> list[int]:
     return reference[allow_special](text, add_special_tokens=False)["input_ids"]
-
-
-def from_transformers(location: Path, **kwargs) -> dict[bool, object]:
-    """{allow_special: transformers tokenizer}; split_special_tokens=True reads special text as plain text."""
-    from transformers import AutoTokenizer
-
-    return {
-        allow: AutoTokenizer.from_pretrained(str(location), split_special_tokens=not allow, **kwargs)
-        for allow in (False, True)
-    }
 
 
 def assert_same(ours: SentencePieceTokenizer, reference, text: str) -> None:
@@ -237,3 +233,34 @@ def test_gguf_and_tokenizer_json_agree_on_trained_text(tmp_path, folder_pair):
     ours_gguf = tokenizer_from_gguf(write_spm_gguf(tmp_path / "l.gguf", "llama", True))
     for text in ["The quick brown fox jumps over the lazy dog", "the square of x", "Naïve café"]:
         assert ours_gguf.encode(text) == ours_json.encode(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# What a model runs on: BOS, chats
+
+
+def test_prompt_ids_are_transformers_with_special_tokens(folder_pair, gguf_pair):
+    """BOS first, as `tokenizer(text)` gives it: from the folder's post-processor, from GGUF's add_bos_token."""
+    for ours, reference in (folder_pair, gguf_pair):
+        for text in CORPUS:
+            assert ours.prompt_ids(text) == reference[False](text)["input_ids"], text
+        assert ours.prompt_ids("The capital")[0] == 1
+        assert ours.encode("The capital")[0] != 1  # the text's own tokens carry no BOS
+
+
+def test_gguf_without_bos_has_none(tmp_path):
+    writer = gguf.GGUFWriter(str(tmp_path / "nobos.gguf"), "llama")
+    add_spm_vocabulary(writer, add_space_prefix=True)
+    writer.add_add_bos_token(False)
+    for write in (writer.write_header_to_file, writer.write_kv_data_to_file, writer.write_tensors_to_file, writer.close):
+        write()
+    ours = tokenizer_from_gguf(tmp_path / "nobos.gguf")
+    reference = from_transformers(tmp_path, gguf_file="nobos.gguf")
+    assert ours.prompt_ids("The capital") == reference[False]("The capital")["input_ids"] == ours.encode("The capital")
+
+
+def test_chat_ids_equal_transformers(folder_pair, gguf_pair):
+    """A message after template text gets no ▁ of its own (Llama 2's "<s>[INST]"), Phi-3's normalizer still
+    prepends one after each special token; templates that trim the message trim it here too."""
+    for ours, reference in (folder_pair, gguf_pair):
+        assert_chat_ids_equal(ours, reference[True], "</s>")

@@ -20,7 +20,7 @@ import pytest
 import tiktoken
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tokenizers import AddedToken, Regex, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import AddedToken, Regex, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from tokenizers import Tokenizer as HFTokenizer
 
 from llmtui.engine.tokenizer import tokenizer as tok_module
@@ -41,6 +41,7 @@ from llmtui.engine.tokenizer.tokenizer import (
     tokenizer_from_hf_folder,
 )
 from llmtui.engine.tokenizer.wheel_encodings import WHEEL_FILES
+from transformers_reference import assert_chat_ids_equal, from_transformers, with_bos_post_processor
 
 # Text the default model's tokenizer must split exactly as Hugging Face does.
 CORPUS = [
@@ -533,7 +534,9 @@ def test_hf_folder_config_bos_eos_and_template(trained, tmp_path):
 # GGUF files written here
 
 
-def write_gguf(path: Path, reference: HFTokenizer, pre: str, template: str | None = None) -> Path:
+def write_gguf(
+    path: Path, reference: HFTokenizer, pre: str, template: str | None = None, add_bos: bool | None = None
+) -> Path:
     """A metadata-only GGUF holding `reference`'s vocabulary the way llama.cpp's converter writes it."""
     spec = json.loads(reference.to_str())
     by_id = {i: t for t, i in spec["model"]["vocab"].items()}
@@ -554,6 +557,8 @@ def write_gguf(path: Path, reference: HFTokenizer, pre: str, template: str | Non
     writer.add_eos_token_id(2)
     if template:
         writer.add_chat_template(template)
+    if add_bos is not None:
+        writer.add_add_bos_token(add_bos)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -770,3 +775,52 @@ def test_digit_pattern_matches_hugging_face_pre_tokenizer():
     for text in [*CORPUS, *SYNTHETIC_CORPUS, "a 1 \n2\n\n 3  ", "  12  ab  3", "x\u00a0\u00a01"]:
         expected = [span for _, span in reference.pre_tokenize_str(text)]
         assert [m.span() for m in ours.finditer(text)] == expected, text
+
+
+# ---------------------------------------------------------------------------------------------
+# What a model runs on: BOS, chats
+
+
+@pytest.fixture(scope="module")
+def llama3_pairs(trained, tmp_path_factory) -> list[tuple[Tokenizer, dict]]:
+    """(ours, transformers' tokenizers by allow_special) for a Llama-3-style folder (BOS from tokenizer.json's
+    post-processor alone) and a GGUF with add_bos_token."""
+    root = tmp_path_factory.mktemp("llama3")
+    folder = save_folder(
+        with_bos_post_processor(trained["llama3"], "<|im_start|>"), root / "folder", bos_token="<|im_start|>", eos_token="<|im_end|>"
+    )
+    path = write_gguf(root / "llama3.gguf", trained["llama3"], "llama-bpe", add_bos=True)
+    return [
+        (tokenizer_from_hf_folder(folder), from_transformers(folder)),
+        (tokenizer_from_gguf(path), from_transformers(root, gguf_file=path.name)),
+    ]
+
+
+def test_prompt_ids_are_transformers_with_special_tokens(llama3_pairs):
+    for ours, reference in llama3_pairs:
+        assert ours.add_bos and ours.bos_id == 1
+        for text in SYNTHETIC_CORPUS:
+            assert ours.prompt_ids(text) == reference[False](text)["input_ids"], text
+        assert ours.encode("The quick")[0] != 1  # the text's own tokens carry no BOS
+
+
+def test_no_bos_where_the_tokenizer_adds_none(trained, tmp_path):
+    """A post-processor without a leading special token, no post-processor, a GGUF without add_bos_token."""
+    plain = HFTokenizer.from_str(trained["gpt2"].to_str())
+    plain.post_processor = processors.ByteLevel(trim_offsets=False)
+    folders = [
+        save_folder(plain, tmp_path / "bytelevel", bos_token="<|im_start|>"),
+        save_folder(trained["gpt2"], tmp_path / "none"),
+    ]
+    for folder in folders:
+        ours, reference = tokenizer_from_hf_folder(folder), from_transformers(folder)[False]
+        assert ours.prompt_ids("The quick") == reference("The quick")["input_ids"] == ours.encode("The quick")
+    ours = tokenizer_from_gguf(write_gguf(tmp_path / "plain.gguf", trained["gpt2"], "gpt-2"))
+    assert ours.prompt_ids("The quick") == ours.encode("The quick")
+
+
+def test_chat_ids_equal_transformers(llama3_pairs):
+    """The message is encoded with the template text around it, as transformers does ("[user] hi" gives
+    " hi", not " " and "hi"); a typed <|im_end|> stays text."""
+    for ours, reference in llama3_pairs:
+        assert_chat_ids_equal(ours, reference[True], "<|im_end|>")

@@ -421,7 +421,7 @@ def sentence_vectors(lm: LanguageModel, sentence: str, word: str) -> SentenceVec
     ModelOutputError (a ValueError) if damaged weights overflow."""
     if not sentence.strip():
         raise ValueError("the sentence is empty")
-    ids = lm.encode(sentence)
+    ids = lm.prompt_ids(sentence)  # as the model reads it, BOS first where it has one
     span = locate_word(lm.tokenizer, ids, word)
     out = lm.run(ids, capture={"resid_post"})
     residuals = torch.stack([r[0] for r in out.residuals]).detach().float()  # (L+1, T, D)

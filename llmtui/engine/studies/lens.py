@@ -11,7 +11,7 @@ final layer predicts.
 The last row is the model's own output (its logits), so it equals the model's
 prediction by construction.
 
-    lens = LogitLens(lm, lm.encode("The capital of France is"))
+    lens = LogitLens(lm, lm.prompt_ids("The capital of France is"))
     grid = lens.run()
     grid.top_ids[-1, -1, 0]         # the model's next token: " Paris"
     grid.answer_layer(4)            # the first layer from which " Paris" stays on top

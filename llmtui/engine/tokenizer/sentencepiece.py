@@ -19,15 +19,17 @@ References:
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from operator import itemgetter
 from typing import Any
 
 from tokenizers import AddedToken, Tokenizer as HFTokenizer, decoders, models, normalizers, pre_tokenizers
 
-from llmtui.engine.tokenizer.tokenizer import Tokenizer, _Tables
+from llmtui.engine.tokenizer.tokenizer import Tokenizer, replace_surrogates, _Tables
 
 __all__ = ["SentencePieceTokenizer", "sentencepiece_from_gguf", "sentencepiece_from_json"]
 
@@ -85,15 +87,40 @@ class SentencePieceTokenizer(Tokenizer):
     def __repr__(self) -> str:
         return f"SentencePieceTokenizer({self.name!r}, vocab_size={self.vocab_size}, specials={len(self.special_ids)})"
 
-    def encode(self, text: str, allow_special: bool = False) -> list[int]:
-        """Token ids of `text`, exactly as Hugging Face's tokenizer gives them (without BOS)."""
+    def encode(self, text: str, allow_special: bool = False, *, literal: Sequence[tuple[int, int]] = ()) -> list[int]:
+        """Token ids of `text`, exactly as Hugging Face's tokenizer gives them (without BOS).
+
+        With `literal` spans (see Tokenizer.encode) the special tokens are found here and the text
+        between them goes to the backend piece by piece, each piece told where it stands.
+        """
         if _SURROGATE.search(text):  # lone surrogates cannot be UTF-8: U+FFFD, as the byte-level path does
-            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+            text = replace_surrogates(text)
+        if literal:
+            return super().encode(text, allow_special, literal=literal)
         if not text:
             return []
         with self._lock:
             self._backend.encode_special_tokens = not allow_special  # True: special-token text stays plain text
             return self._backend.encode(text, add_special_tokens=False).ids
+
+    def _encode_plain(self, text: str, offset: int) -> list[int]:
+        """Ids of text holding no added token. Only text at the start gets the leading ▁ of a
+        Metaspace that prepends to the first piece: Hugging Face's backend, given the whole text,
+        does not prepend after a special token (Llama 2's "<s>[INST]" has no "▁[")."""
+        if not text:
+            return []
+        backend = self._backend if offset == 0 else self._backend_after_start
+        with self._lock:
+            backend.encode_special_tokens = True
+            return backend.encode(text, add_special_tokens=False).ids
+
+    @cached_property
+    def _backend_after_start(self) -> HFTokenizer:
+        """The backend for text that does not start the input: a Metaspace's prepend scheme 'first' made 'never'."""
+        spec = json.loads(self._backend.to_str())
+        if not _first_prepend_to_never(spec.get("pre_tokenizer")):
+            return self._backend
+        return HFTokenizer.from_str(json.dumps(spec))
 
     def decode_bytes(self, ids: Sequence[int]) -> bytes:
         """The text's bytes: the tokens' bytes joined, less the space the tokenizer put in front."""
@@ -103,6 +130,18 @@ class SentencePieceTokenizer(Tokenizer):
     def token_bytes(self, id: int) -> bytes:
         """One token's bytes, its leading space kept ('▁Paris' -> b' Paris', '<0xE2>' -> b'\\xe2')."""
         return super().decode_bytes([id])
+
+
+def _first_prepend_to_never(spec: dict[str, Any] | None) -> bool:
+    """Turn every Metaspace pre-tokenizer's prepend_scheme 'first' into 'never'; whether one was."""
+    if not spec:
+        return False
+    if spec.get("type") == "Sequence":
+        return any([_first_prepend_to_never(p) for p in spec.get("pretokenizers", [])])  # a list: change them all
+    if spec.get("type") == "Metaspace" and spec.get("prepend_scheme") == "first":
+        spec["prepend_scheme"] = "never"
+        return True
+    return False
 
 
 def _piece_bytes(piece: str | None, whole: bool) -> bytes | None:

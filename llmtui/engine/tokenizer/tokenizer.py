@@ -229,6 +229,9 @@ def render_token(data: bytes) -> str:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Whitespace around each message's marker, unlikely in a template's own text: trimmed, it shows the template trims.
+_PAD = "\t\u3000"
+_MARKER = re.compile(f"(?P<before>{_PAD})?\x00llmtui-message-(?P<index>\\d+)\x00(?P<after>{_PAD[::-1]})?")
 
 # Fallback chat template: plain ChatML, what transformers used when a model had none.
 CHATML_TEMPLATE = (
@@ -326,24 +329,34 @@ class Tokenizer:
 
     # -- text <-> ids ----------------------------------------------------------------------------
 
-    def encode(self, text: str, allow_special: bool = False) -> list[int]:
-        """Token ids of `text`. Special-token text stays plain text unless `allow_special`."""
+    def encode(self, text: str, allow_special: bool = False, *, literal: Sequence[tuple[int, int]] = ()) -> list[int]:
+        """Token ids of `text`. Special-token text stays plain text unless `allow_special`.
+
+        `literal`: (start, end) spans of `text` where special-token text stays plain text even
+        with `allow_special` (a user's message inside a chat template). The text is still encoded
+        in one piece from special token to special token, as Hugging Face encodes it, so a span's
+        edges change no ids.
+        """
         if _SURROGATE.search(text):  # lone surrogates cannot be UTF-8: U+FFFD, as tiktoken does
-            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+            text = replace_surrogates(text)
         matcher = self._matchers[allow_special]
         if matcher is None:
-            return self._encode_plain(text)
+            return self._encode_plain(text, 0)
         ids: list[int] = []
-        start = 0
-        for match in matcher.finditer(text):
-            ids += self._encode_plain(text[start : match.start()])
+        start = search = 0
+        while match := matcher.search(text, search):
+            if match.group() in self.special_ids and _overlaps(match.span(), literal):
+                search = match.start() + 1  # a special token may still begin inside this match
+                continue
+            ids += self._encode_plain(text[start : match.start()], start)
             ids.append(self._whole[match.group()])
-            start = match.end()
-        ids += self._encode_plain(text[start:])
+            start = search = match.end()
+        ids += self._encode_plain(text[start:], start)
         return ids
 
-    def _encode_plain(self, text: str) -> list[int]:
-        """Ids of text that holds no added token: tiktoken's split and BPE."""
+    def _encode_plain(self, text: str, offset: int) -> list[int]:
+        """Ids of text that holds no added token, found at `offset` of the text being encoded:
+        tiktoken's split and BPE (the offset matters to SentencePiece's leading space only)."""
         if not text:
             return []
         if self._tables.normalizer:
@@ -440,9 +453,53 @@ class Tokenizer:
             eos_token=token.get(self.eos_id, "") if self.eos_id is not None else "",
         )
 
+    def prompt_ids(self, text: str) -> list[int]:
+        """The ids a model runs on for a plain prompt: BOS first where this tokenizer adds one (Llama 2
+        and 3, Gemma, Mistral), then `encode(text)`; what Hugging Face's `tokenizer(text)` gives."""
+        bos = [self.bos_id] if self.add_bos and self.bos_id is not None else []
+        return bos + self.encode(text)
+
+    def encode_chat(self, messages: Sequence[Mapping[str, str]]) -> list[int]:
+        """Token ids of a chat prompt: Hugging Face's `apply_chat_template(..., tokenize=True)`, except
+        that the user's text never becomes special tokens (a typed "<|im_end|>" stays text).
+
+        The template is rendered with a marker in place of each message, to learn where the
+        messages go and whether the template trims them; the text is then encoded whole (as
+        Hugging Face does: tokens may not cut where a message starts), specials matched only
+        outside the messages. BOS is the template's to write.
+        """
+        rendered = self.apply_chat_template(
+            [{**m, "content": f"{_PAD}\x00llmtui-message-{i}\x00{_PAD[::-1]}"} for i, m in enumerate(messages)],
+            add_generation_prompt=True,
+        )
+        text, start = "", 0
+        literal: list[tuple[int, int]] = []
+        for marker in _MARKER.finditer(rendered):
+            content = messages[int(marker["index"])]["content"]
+            if not marker["before"]:  # the template trimmed the marker: it trims the message too
+                content = content.lstrip()
+            if not marker["after"]:
+                content = content.rstrip()
+            text += replace_surrogates(rendered[start : marker.start()])  # lengths fixed before spans are taken
+            content = replace_surrogates(content)
+            literal.append((len(text), len(text) + len(content)))
+            text += content
+            start = marker.end()
+        text += replace_surrogates(rendered[start:])
+        return self.encode(text, allow_special=True, literal=literal)
+
     @cached_property
     def _compiled_template(self) -> Any:
         return _compile_template(self.chat_template or CHATML_TEMPLATE)
+
+
+def replace_surrogates(text: str) -> str:
+    """Lone surrogates cannot be UTF-8: each becomes U+FFFD, as tiktoken does. Lengths are kept."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _overlaps(span: tuple[int, int], spans: Sequence[tuple[int, int]]) -> bool:
+    return any(span[0] < end and start < span[1] for start, end in spans)
 
 
 def _alternation(tokens: Mapping[str, int]) -> re.Pattern[str] | None:
@@ -729,6 +786,28 @@ def _normalizer_name(spec: Mapping[str, Any] | None, warnings: list[str]) -> str
     return None
 
 
+def _adds_bos(config: Mapping[str, Any], spec: Mapping[str, Any] | None) -> bool:
+    """Whether Hugging Face's `tokenizer(text)` puts BOS first. tokenizer.json's post_processor
+    decides where there is one (Llama 2 and 3, Gemma: a TemplateProcessing whose single sequence
+    starts with a special token, perhaps inside a Sequence), as in transformers 5; else
+    tokenizer_config.json's `add_bos_token`."""
+    post_processor = (spec or {}).get("post_processor")
+    if post_processor:
+        return _post_processor_adds_bos(post_processor)
+    return bool(config.get("add_bos_token", False))
+
+
+def _post_processor_adds_bos(spec: Mapping[str, Any] | None) -> bool:
+    if not spec:
+        return False
+    if spec.get("type") == "Sequence":
+        return any(_post_processor_adds_bos(p) for p in spec.get("processors", []))
+    if spec.get("type") == "TemplateProcessing":
+        single = spec.get("single") or []
+        return bool(single) and "SpecialToken" in single[0]
+    return False
+
+
 def tokenizer_from_hf_folder(path: str | os.PathLike[str]) -> Tokenizer:
     """The tokenizer of a Hugging Face model folder.
 
@@ -739,6 +818,7 @@ def tokenizer_from_hf_folder(path: str | os.PathLike[str]) -> Tokenizer:
     byte fallback) runs on Hugging Face's `tokenizers` as it is written (see `sentencepiece`).
     """
     folder = Path(path)
+    spec: dict[str, Any] | None = None  # tokenizer.json, where there is one
     config = _read_json(folder / "tokenizer_config.json") or {}
     special_map = _read_json(folder / "special_tokens_map.json") or {}
     template = config.get("chat_template")
@@ -763,12 +843,12 @@ def tokenizer_from_hf_folder(path: str | os.PathLike[str]) -> Tokenizer:
                 bos_token=token_text("bos_token"),
                 eos_token=token_text("eos_token"),
                 chat_template=template,
-                add_bos=bool(config.get("add_bos_token", False)),
+                add_bos=_adds_bos(config, spec),
             )
     warnings: list[str] = []
     added: list[tuple[str, int, bool]] = []
     normalizer = None
-    if (folder / "tokenizer.json").exists():
+    if spec is not None:
         model = spec["model"]
         if model.get("type", "BPE") != "BPE":
             raise ValueError(
@@ -821,7 +901,7 @@ def tokenizer_from_hf_folder(path: str | os.PathLike[str]) -> Tokenizer:
         bos_id=token_id("bos_token"),
         eos_id=token_id("eos_token"),
         chat_template=template,
-        add_bos=bool(config.get("add_bos_token", False)),
+        add_bos=_adds_bos(config, spec),
     )
 
 
