@@ -10,6 +10,7 @@ import pytest
 import torch
 from app_fixtures import tiny_lm  # noqa: F401
 
+from llmtui.engine.lm import LanguageModel
 from llmtui.engine.studies.embeddings import (
     EmbeddingIndex,
     QueryError,
@@ -285,6 +286,14 @@ class TestContext:
         assert others is not None and abs(others[layer] - sum(rest) / len(rest)) < 1e-5
         alone = sentence_vectors(tiny_lm, "capital", "capital")
         assert cosine_to_others_by_layer(a, alone) is None
+
+    def test_a_model_with_bos_reads_the_sentence_after_it(self, tiny_hf_llama_bos_dir):
+        lm = LanguageModel.load(str(tiny_hf_llama_bos_dir))
+        a = sentence_vectors(lm, "The capital of France is Paris", "France")
+        bos = lm.tokenizer.bos_id
+        assert a.ids == (bos, *lm.encode("The capital of France is Paris"))  # as the model is run on it
+        assert lm.tokenizer.decode(a.ids[a.span[0] : a.span[1]]) == " France"
+        torch.testing.assert_close(a.residuals[0, 0], lm.model.tok_emb.weight[bos].detach())
 
     def test_words_not_in_the_sentence(self, tiny_lm):
         with pytest.raises(ValueError, match="not a word of this sentence"):
