@@ -17,6 +17,7 @@ from textual.widgets import Static
 
 from llmtui.app.selection import TokenSelected, TokenSelection
 from llmtui.app.state import ModelState
+from llmtui.app.widgets.text_box import is_text_box
 from llmtui.engine.text import escape_controls
 
 if TYPE_CHECKING:
@@ -120,6 +121,24 @@ class Pane(Vertical):
             if widget.focusable:
                 widget.focus()
                 return
+
+    def focus_main(self) -> None:
+        """Focus the pane's first widget on screen that is not a text box (pane switches, Escape from a text box)."""
+        self._focus_first(lambda widget: not is_text_box(widget))
+
+    def leave_text(self) -> None:
+        """Escape in one of the pane's text boxes: back to its main widget."""
+        self.focus_main()
+
+    def focus_text(self) -> None:
+        """Put the cursor in the pane's first text box on screen (ctrl+l in every pane)."""
+        self._focus_first(is_text_box)
+
+    def _focus_first(self, wanted: Callable[[object], bool]) -> None:
+        mine = [w for w in self.screen.focus_chain if self in w.ancestors]
+        target = next((w for w in mine if wanted(w)), None)
+        if target is not None:
+            target.focus()
 
     def commands(self) -> Iterable[tuple[str, str, Callable[[], object]]]:
         """Command-palette entries (title, help, callback); by default one per described binding."""
