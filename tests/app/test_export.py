@@ -95,8 +95,21 @@ async def test_every_pane_exports_what_it_shows(tiny_lm, tmp_path):
         await emb.query_input.action_submit()
         await wait_for(pilot, lambda: emb.answer is not None and emb.answer.text == "Hello", what="neighbours")
         data = await _export(pilot, notes, folder, "embeddings")
-        assert data["query"] == "Hello"
+        assert (data["view"], data["query"]) == ("vocab", "Hello")
         assert [(n["label"], n["similarity"]) for n in data["neighbours"]] == [(r.label, r.similarity) for r in emb.answer.rows]
+
+        await pilot.press("f4")  # vectors in context: its own data, never the neighbour list exported before (bug 2)
+        emb.query_one("#emb-sentence-a").value = "I sat by the river bank"
+        emb.query_one("#emb-sentence-b").value = "I paid at the bank"
+        emb.query_one("#emb-word").value = "bank"
+        await wait_for(pilot, lambda: emb.context is not None and emb.context.word == "bank", 30, what="the context")
+        await settle(pilot)
+        data = await _export(pilot, notes, folder, "embeddings")
+        assert (data["view"], data["word"], data["sentence_b"]) == ("context", "bank", "I paid at the bank")
+        assert [r["cosine_a_b"] for r in data["by_layer"]] == list(emb.context.by_layer)
+        assert [float(r[1]) for r in data["_csv"][1:]] == list(emb.context.by_layer)
+        assert [n["id"] for n in data["next_token_readouts"]["a"]] == [n.id for n in emb.context.near_a]
+        await pilot.press("f4")
 
         app.action_show_pane("attention")
         att = app.pane("attention")
