@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from app_fixtures import default_lm, settle, wait_for  # noqa: F401
+
+from textual.binding import Binding
 
 from llmtui.app.app import LLMTuiApp
 from llmtui.app.demo_runner import DemoBar
@@ -79,7 +83,44 @@ class TestFormat:
         assert len(err.splitlines()) == 1 and str(bad) in err and "line" in err and "Traceback" not in err
 
 
+KEY_NAMES = re.compile(r"\b(?:(?:shift|ctrl|alt)\+)?(?:F\d{1,2}|[a-z])\b(?=[ .,:;)])|'(.)'", re.I)
+COLOUR_WORDS = {"grey", "gray", "greyer", "greyed", "red", "blue", "yellow", "orange", "green", "purple", "pink",
+                "brighter", "darker", "faded", "dim", "dimmer", "white", "black"}
+
+
+def _keys_of(binding_owner) -> set[str]:
+    """Every key a class's bindings answer, as typed ('.' for full_stop) and by name."""
+    keys = set()
+    for b in binding_owner.BINDINGS:
+        b = b if isinstance(b, Binding) else Binding(*b)
+        keys |= {k.strip().lower() for k in b.key.split(",")} | ({b.key_display.lower()} if b.key_display else set())
+    return keys
+
+
 class TestShippedDemo:
+    @pytest.mark.parametrize("name", SHIPPED)
+    def test_captions_name_only_keys_and_colours_the_app_has(self, name):
+        """Bug 6: step 4 said "F8 shows the next head" (F8 is the demo's next step) and step 7 "Greyer tokens"
+        (tokens are coloured, from blue to red)."""
+        from llmtui.app.app import LLMTuiApp
+        from llmtui.app.palette import BINS
+        from llmtui.app.panes import PANES
+
+        panes = {p.PANE_ID: p for p in PANES}
+        colours = {word for b in BINS for word in b.name.split()}
+        demo = load_demo(name)
+        for step in demo.steps:
+            last = step.number == len(demo.steps)
+            for match in KEY_NAMES.finditer(step.caption):
+                key = (match[1] or match[0]).lower()
+                if not match[1] and len(key) == 1:
+                    continue  # a one-letter word ("a"), not a key
+                assert key in _keys_of(panes[step.pane]) | _keys_of(LLMTuiApp), (step.number, key)
+                if key in ("f8", "shift+f8") and not last:
+                    raise AssertionError(f"step {step.number}: {key} goes to another step of the demo here")
+            words = set(re.findall(r"[a-z]+", step.caption.lower()))
+            assert words & COLOUR_WORDS <= colours, (step.number, words & COLOUR_WORDS)
+
     def test_it_covers_the_walk_through(self):
         demo = load_demo("how-llms-work")
         assert find_demo("how-llms-work") == DEMO_DIR / "how-llms-work.toml"
