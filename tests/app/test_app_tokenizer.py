@@ -534,3 +534,16 @@ class TestLayout:
             assert pane.chips.scroll_offset.y > 0
             ids_line = next(line for line in visible_text(pane.chips) if line.strip() and line.split()[0].isdigit())
             assert ids_line
+
+
+class TestSmallScreens:
+    @pytest.mark.parametrize("size", [(40, 12), (80, 24), (120, 36)])
+    async def test_the_tokens_box_keeps_rows_at_every_size(self, tiny_lm, size):
+        """Bug 8: at 40x12 the Tokens box was zero rows high."""
+        app = make_app(tiny_lm, pane="tokenizer", prompt="I love pizza!")
+        async with app.run_test(size=size) as pilot:
+            pane = await open_pane(pilot)
+            chips = pane.chips
+            assert chips.content_region.height >= 1, chips.region
+            assert chips.region.bottom <= pane.region.bottom  # on screen, not pushed out of the pane
+            assert pane.tokens() is not None and pane.editor.size.height >= 1
