@@ -493,7 +493,7 @@ class GeneratePane(Pane):
         spec = knob.spec
 
         def check(text: str) -> Any:
-            value = spec.parse(text)
+            value = spec.read(text)
             check_settings(self.settings, spec.name, value)
             return value
 
