@@ -536,6 +536,17 @@ class TestLayout:
             assert ids_line
 
 
+async def test_one_token_is_said_in_the_singular(tiny_lm):
+    """Bug 9: "1 tokens"."""
+    app = make_app(tiny_lm, pane="tokenizer", prompt="a")
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_pane(pilot)
+        assert pane.info.startswith("1 token · 1 character · 1 byte · ")
+        await pilot.press("f3")
+        await loaded(pilot, pane)
+        assert "1 token ·" in str(pane.chips.sections[0].title)
+
+
 class TestSmallScreens:
     @pytest.mark.parametrize("size", [(40, 12), (80, 24), (120, 36)])
     async def test_the_tokens_box_keeps_rows_at_every_size(self, tiny_lm, size):

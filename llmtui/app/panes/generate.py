@@ -24,7 +24,7 @@ from textual.timer import Timer
 from textual.widgets import TextArea
 from textual.worker import get_current_worker
 
-from llmtui.app.display import StepTexts, prompt_pieces, table_label
+from llmtui.app.display import StepTexts, count, prompt_pieces, table_label
 from llmtui.app.messages import (
     GenerationEnded,
     GenerationUpdate,
@@ -633,7 +633,7 @@ class GeneratePane(Pane):
         self._render_output()
         self._refresh_table()
         if not run.ended and not run.stop.is_set() and time.monotonic() > self._note_until:
-            self._say(f"Generating… {len(self._steps)} tokens · seed {self._last_seed}", "busy")
+            self._say(f"Generating… {count(len(self._steps), 'token')} · seed {self._last_seed}", "busy")
         now = time.monotonic()
         if message.tokens_per_s is not None and now - self._speed_shown_at >= 1.0:  # the status line: once a second
             self._speed_shown_at = now
@@ -667,13 +667,13 @@ class GeneratePane(Pane):
         if message.error is not None:
             self._say(message.error[0].upper() + message.error[1:], "error")
         elif message.reason == "stopped":
-            self._say(f"Stopped after {n} tokens · {seed} · F7 goes on")
+            self._say(f"Stopped after {count(n, 'token')} · {seed} · F7 goes on")
         elif message.reason == "paused":
-            self._say(f"{n} tokens · {seed} · F6 one more, F7 go on")
+            self._say(f"{count(n, 'token')} · {seed} · F6 one more, F7 go on")
         elif message.reason == "forked":
             self._say(f"Forked at token {self._steps[-1].index + 1} · F6 one more, F7 go on" if self._steps else "Forked")
         elif message.reason == "max new tokens":
-            self._say(f"Max tokens reached: {n} tokens · {seed} · raise it and F7 goes on")
+            self._say(f"Max tokens reached: {count(n, 'token')} · {seed} · raise it and F7 goes on")
         elif message.reason == "context window full":
             window = self.lm.config.context_length if self.lm is not None else self.context_used
             self._say(f"Context window full: {self.context_used:,} of {window:,} tokens · fork earlier or ctrl+n clears",
