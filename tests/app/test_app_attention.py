@@ -554,3 +554,12 @@ class TestSmallScreens:
                 assert all(any(label[:1] in line for line in lines[1:3]) for label in labels), lines[:3]
             else:
                 assert "above" in heatmap.view_note and "key" in lines[0], (heatmap.view_note, lines[0])
+
+
+def test_the_palette_shows_keys_as_typed():
+    """Bug 9: the palette said "key: full_stop" and "key: left_square_bracket"."""
+    from llmtui.app.panes.attention import AttentionPane
+
+    helps = [help_text for _, help_text, _ in AttentionPane().commands()]
+    assert {"key: .", "key: ,", "key: [", "key: ]"} <= set(helps)
+    assert not any("_" in h for h in helps if h.startswith("key: "))
