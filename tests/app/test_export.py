@@ -20,6 +20,11 @@ class TestWriting:
         assert lines[0] == "| token | p |" and lines[1] == "| --- | --- |"
         assert lines[2] == "| a\\|b | 0.5 |" and lines[3] == "| line\\nbreak |  |"
 
+    def test_markdown_keeps_a_tokens_outer_spaces(self):
+        """Bug 9: ' Paris' became 'Paris' (Markdown trims cells)."""
+        md = to_markdown(["token"], [[" Paris"], ["a  "], ["  "], ["in side"]])
+        assert md.splitlines()[2:] == ["| ␣Paris |", "| a␣␣ |", "| ␣␣ |", "| in side |"]
+
     def test_csv_round_trips(self):
         rows = [["a,b", 0.123456789], ['say "hi"\n', 2]]
         back = list(csv.reader(to_csv(["t", "p"], rows).splitlines(keepends=True)))
@@ -138,11 +143,17 @@ async def test_every_pane_exports_what_it_shows(tiny_lm, tmp_path):
         app.action_show_pane("generate")
         await pilot.pause()
         gen.set_prompt("The capital of France is")
+        await wait_for(pilot, lambda: gen.table.view is not None and gen.table.view.preview, what="the preview")
+        await settle(pilot)
+        data = await _export(pilot, notes, folder, "generate")  # bug 9: the preview's export had no prompt
+        assert data["prompt"] == {"text": "The capital of France is", "chat": False} and data["generation"] is None
+        assert data["table"]["preview"] and data["table"]["candidates"]
         for n in (1, 2, 3):
             await pilot.press("f8")  # the advance key: one more token
             await finished(pilot, gen)
             assert len(gen.steps) == n
         data = await _export(pilot, notes, folder, "generate")
+        assert data["prompt"]["text"] == "The capital of France is"
         steps = data["generation"]["steps"]
         assert [s["token"]["id"] for s in steps] == [s.token_id for s in gen.steps]
         assert [[c["id"] for c in s["candidates"]] for s in steps] == [[c.id for c in s.candidates] for s in gen.steps]

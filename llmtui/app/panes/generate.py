@@ -907,8 +907,10 @@ class GeneratePane(Pane):
         session = self._session
         if view is None and session is None:
             return None
+        prompt = self._session_prompt if session is not None else PromptRequest(self.editor.text, chat=self.chat_mode)
         return {
             "model": self.lm.name if self.lm is not None else None,
+            "prompt": {"text": prompt.text if prompt else None, "chat": bool(prompt and prompt.chat)},  # the table's
             "table": None if view is None else {
                 "title": view.title,
                 "step_index": view.index,
