@@ -39,6 +39,7 @@ def test_how_a_run_ended_is_said_in_one_line(session):
     steps = session.steps
     n = len(steps)
     assert view.ended_line("stopped", steps, 7, 0, 0) == (f"Stopped after {n} tokens · seed 7 · F7 goes on", "info")
+    assert view.ended_line("paused", steps[:1], 7, 0, 0)[0].startswith("1 token · seed 7")
     assert view.ended_line("max new tokens", steps, 7, 0, 0)[0].startswith(f"Max tokens reached: {n} tokens")
     assert view.ended_line("forked", steps, 7, 0, 0)[0].startswith(f"Forked at token {steps[-1].index + 1}")
     assert view.ended_line("forked", (), 7, 0, 0)[0] == "Forked"
@@ -50,11 +51,12 @@ def test_how_a_run_ended_is_said_in_one_line(session):
 def test_the_export_holds_the_table_and_every_step(session, tiny_lm):
     table = view.step_view(tiny_lm.tokenizer, session.steps[0], len(session.steps))
     prompt = PromptRequest("Once upon a time")
-    exported = view.export_data("tiny", table, session, prompt, tuple(session.steps), tiny_lm.tokenizer)
+    exported = view.export_data("tiny", table, prompt, session, prompt, tuple(session.steps), tiny_lm.tokenizer)
+    assert exported["prompt"] == {"text": "Once upon a time", "chat": False}
     assert exported["generation"]["prompt_ids"] == list(session.prompt_ids)
     assert exported["generation"]["text"] == tiny_lm.tokenizer.decode([s.token_id for s in session.steps])
     assert exported["table"]["step_index"] == 0 and exported["table"]["settings"]["temperature"] == 0
-    assert view.export_data("tiny", None, None, None, (), None) is None
+    assert view.export_data("tiny", None, None, None, None, (), None) is None
     header, rows = view.export_table(table)
     assert header[0] == "rank" and [r[6] for r in rows].count(True) == 1
 

@@ -22,7 +22,7 @@ from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widgets import TextArea
 
-from llmtui.app.display import StepTexts, prompt_pieces
+from llmtui.app.display import StepTexts, count, prompt_pieces
 from llmtui.app.messages import Throughput
 from llmtui.app.model_thread import call
 from llmtui.app.palette import legend, prob_style
@@ -423,7 +423,7 @@ class GeneratePane(Pane):
         spec = knob.spec
 
         def check(text: str) -> Any:
-            value = spec.parse(text)
+            value = spec.read(text)
             check_settings(self.settings, spec.name, value)
             return value
 
@@ -551,7 +551,7 @@ class GeneratePane(Pane):
         self._render_output()
         self._refresh_table()
         if not run.ended and not run.stop.is_set() and time.monotonic() > self._note_until:
-            self.say(f"Generating… {len(self._steps)} tokens · seed {self._last_seed}", "busy")
+            self.say(f"Generating… {count(len(self._steps), 'token')} · seed {self._last_seed}", "busy")
         now = time.monotonic()
         if tokens_per_s is not None and now - self._speed_shown_at >= 1.0:  # the status line: once a second
             self._speed_shown_at = now
@@ -776,7 +776,8 @@ class GeneratePane(Pane):
     def export_data(self) -> dict | None:
         """The probability table shown, and the whole generation with every step's candidates."""
         lm = self.lm
-        return view.export_data(lm.name if lm else None, self.table.view, self._session, self._session_prompt,
+        shown = self._session_prompt if self._session is not None else PromptRequest(self.editor.text, chat=self.chat_mode)
+        return view.export_data(lm.name if lm else None, self.table.view, shown, self._session, self._session_prompt,
                                 self._steps, lm.tokenizer if lm else None)
 
     def export_table(self) -> tuple[list[str], list[list]] | None:

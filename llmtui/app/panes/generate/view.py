@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from llmtui.app.display import table_label
+from llmtui.app.display import count, table_label
 from llmtui.app.widgets.prob_table import TableView
 
 if TYPE_CHECKING:
@@ -78,27 +78,30 @@ def preview_view(tokenizer: Tokenizer, position: int, candidates: Sequence[Candi
 def ended_line(reason: str, steps: Sequence[Step], seed: int | None, context_used: int,
                window: int) -> tuple[str, str]:
     """What the message line says when a run ends, and how it is coloured."""
-    n, seed_text = len(steps), f"seed {seed}"
+    n, seed_text = count(len(steps), "token"), f"seed {seed}"
     if reason == "stopped":
-        return f"Stopped after {n} tokens · {seed_text} · F7 goes on", "info"
+        return f"Stopped after {n} · {seed_text} · F7 goes on", "info"
     if reason == "paused":
-        return f"{n} tokens · {seed_text} · F6 one more, F7 go on", "info"
+        return f"{n} · {seed_text} · F6 one more, F7 go on", "info"
     if reason == "forked":
         return (f"Forked at token {steps[-1].index + 1} · F6 one more, F7 go on" if steps else "Forked"), "info"
     if reason == "max new tokens":
-        return f"Max tokens reached: {n} tokens · {seed_text} · raise it and F7 goes on", "info"
+        return f"Max tokens reached: {n} · {seed_text} · raise it and F7 goes on", "info"
     if reason == "context window full":
         return f"Context window full: {context_used:,} of {window:,} tokens · fork earlier or ctrl+n clears", "error"
-    return f"Finished ({reason}): {n} tokens · {seed_text}", "info"
+    return f"Finished ({reason}): {n} · {seed_text}", "info"
 
 
-def export_data(model: str | None, table: TableView | None, session: GenerationSession | None,
-                prompt: PromptRequest | None, steps: Sequence[Step], tokenizer: Tokenizer | None) -> dict | None:
-    """The probability table shown, and the whole generation with every step's candidates."""
+def export_data(model: str | None, table: TableView | None, shown: PromptRequest | None,
+                session: GenerationSession | None, prompt: PromptRequest | None, steps: Sequence[Step],
+                tokenizer: Tokenizer | None) -> dict | None:
+    """The probability table shown (and `shown`, the prompt it is for), and the whole generation with every
+    step's candidates (`prompt`: the session's)."""
     if table is None and session is None:
         return None
     return {
         "model": model,
+        "prompt": {"text": shown.text if shown else None, "chat": bool(shown and shown.chat)},  # the table's
         "table": None if table is None else {
             "title": table.title,
             "step_index": table.index,
