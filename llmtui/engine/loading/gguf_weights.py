@@ -29,7 +29,7 @@ from gguf.quants import dequantize
 
 from llmtui.engine.errors import ModelLoadError
 from llmtui.engine.loading.common import Progress, check_state_dict, report
-from llmtui.engine.loading.gguf_header import KNOWN_TYPES, GGUFFile, GGUFTensorInfo, read_gguf_header
+from llmtui.engine.loading.gguf_header import KNOWN_TYPES, GGUFFile, GGUFTensorInfo
 from llmtui.engine.model.config import ModelConfig, RopeScaling
 
 Q = GGMLQuantizationType
@@ -373,9 +373,3 @@ def _split_fused(ours: str, w: torch.Tensor, config: ModelConfig, where: str) ->
         )
     return [(ours.replace(fused, f".{n}."), part.clone()) for n, part in zip(names, w.split(sizes), strict=True)]
 
-
-def read_gguf(path: Any, progress: Progress | None = None) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """Config and float32 state dict (our names) of a GGUF file."""
-    gguf = read_gguf_header(path)
-    config = gguf_config(gguf)
-    return config, gguf_state_dict(gguf, config, progress)

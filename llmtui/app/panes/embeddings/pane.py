@@ -5,336 +5,64 @@ expression (king - man + woman) or several words (a map); the list and the PCA m
 show the answer, and choosing a neighbour makes it the query. "In context" (F4): the
 vector the model holds for a word after each layer, compared between two sentences.
 
-The embedding index (the matrix normalised once) is built in a thread worker when
-the model is ready. Every query runs in a thread worker too, its torch work handed to
-the app's model thread (see model_thread.py); answers carry the id of their request,
-so a stale one never lands.
+The embedding index (the matrix normalised once) is built on the model thread when
+the model is ready; every query is an exclusive worker awaiting the model thread (see
+model_thread.py), so a newer query cancels an older one. What it computes and draws
+apart from the widgets is in view.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Input, Label, OptionList, Static
 
 from llmtui.app.display import table_label
-from llmtui.app.model_thread import run_on_model_thread
-from llmtui.app.panes.base import Pane
+from llmtui.app.model_thread import call
+from llmtui.app.panes.base import Pane, error_line
+from llmtui.app.panes.embeddings.view import (
+    Answer,
+    CONTEXT_CHARS,
+    ContextAnswer,
+    DEFAULT_QUERY,
+    DEFAULT_SENTENCES,
+    HistoryEntry,
+    QueryRequest,
+    TYPING_DELAY,
+    View,
+    compute_answer,
+    compute_context,
+    describe_query,
+    map_size_for,
+    sentence_line,
+)
 from llmtui.app.state import ModelState
 from llmtui.app.widgets.layer_chart import LayerChart
 from llmtui.app.widgets.loading import LoadingNotice
-from llmtui.app.widgets.neighbour_list import NeighbourColumns, NeighbourList, NeighbourRow
+from llmtui.app.widgets.neighbour_list import NeighbourColumns, NeighbourList
 from llmtui.app.widgets.safe_input import SafeInput
-from llmtui.app.widgets.scatter import MapPoint, ScatterMap, shorten
+from llmtui.app.widgets.scatter import ScatterMap
 from llmtui.app.widgets.token_choice import TokenChoice
 from llmtui.engine.text import escape_controls
 
 if TYPE_CHECKING:
     from llmtui.app.selection import TokenSelection
-    from llmtui.engine.studies.embeddings import EmbeddingIndex, Neighbour, Query, SentenceVectors, Term
+    from llmtui.engine.studies.embeddings import EmbeddingIndex, Neighbour, SentenceVectors
     from llmtui.engine.lm import LanguageModel
-    from llmtui.engine.tokenizer.tokenizer import Tokenizer
-
-LIST_SIZE = 30
-CONTEXT_CHARS = 60
-"""Characters shown either side of a mistake in what was typed."""
-"""Neighbours in the list (the issue asks for at least 20)."""
-TYPING_DELAY = 0.25
-"""Seconds after the last key press before a query is answered as you type."""
-DEFAULT_QUERY = "dog"
-DEFAULT_SENTENCES = ("The cat chased the dog", "I pet the cat", "cat")
-
-View = Literal["vocab", "context"]
-
-
-def map_size_for(width: int, height: int) -> int:
-    """How many neighbours the map can label legibly in a width x height area."""
-    return max(6, min(15, (width * height) // 55))
-
-
-# -- what a worker computes (plain data, built off the UI thread) -----------------------------------
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A query's answer as the pane shows it: the parsed query, the list's rows and the map's points."""
-
-    text: str
-    query: Query
-    choice: int | None
-    rows: tuple[NeighbourRow, ...]
-    points: tuple[MapPoint, ...]
-    explained: tuple[float, float]
-    title: str  # the list's title: "Nearest to ␣dog"
-
-
-@dataclass(frozen=True)
-class ContextAnswer:
-    """Two sentences through the model, the word located in each, compared at every layer."""
-
-    a: SentenceVectors
-    b: SentenceVectors
-    word: str
-    by_layer: tuple[float, ...]
-    others: tuple[float, ...] | None
-    layer: int
-    near_a: tuple[Neighbour, ...]
-    near_b: tuple[Neighbour, ...]
-    to_tokens_b: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class QueryRequest:
-    """What the vocabulary view asks its worker: the typed text and the switches that shape the answer."""
-
-    id: int
-    text: str
-    leading_space: bool
-    hide_inputs: bool
-    choice: int | None
-    map_neighbours: int
-    submitted: bool  # enter (or a choice): errors are shown loudly; typing: quietly
-    record: bool  # add to the history once answered
-
-
-@dataclass(frozen=True)
-class _HistoryEntry:
-    text: str
-    leading_space: bool
-    choice: int | None
-
-
-def term_label(term: Term, tokenizer: Tokenizer, choice: int | None = None) -> str:
-    """A term as a label: its one token ('␣dog'), its pieces joined by '·', or the chosen piece."""
-    if choice is not None and len(term.ids) > 1:
-        return table_label(tokenizer.token_text(term.ids[choice]))
-    return "·".join(table_label(tokenizer.token_text(i)) for i in term.ids)
-
-
-def expression_label(query: Query) -> str:
-    """An expression as one short label, as typed: 'king−man+woman'."""
-    out = ""
-    for n, t in enumerate(query.terms):
-        if n or t.sign < 0:
-            out += "−" if t.sign < 0 else "+"
-        out += t.source
-    return escape_controls(out, keep="")
-
-
-def compute_answer(tokenizer: Tokenizer, index: EmbeddingIndex, request: QueryRequest) -> Answer:
-    """Everything the vocabulary view shows for one request (engine calls and formatting only)."""
-    from llmtui.engine.studies.embeddings import (
-        cosine,
-        map_vectors,
-        parse_query,
-        query_neighbours,
-        term_vector,
-        token_query_text,
-    )
-
-    query = parse_query(request.text, tokenizer, request.leading_space)
-    if query.kind == "list":
-        first = term_vector(index, query.terms[0].ids)
-        members = sorted(
-            ((cosine(first, term_vector(index, t.ids)), n, t) for n, t in enumerate(query.terms)),
-            key=lambda x: (-x[0], x[1]),
-        )
-        keys = {n: (t.ids[0] if len(t.ids) == 1 else -1 - n) for n, t in enumerate(query.terms)}
-        rows = tuple(
-            NeighbourRow(
-                keys[n],
-                term_label(t, tokenizer),
-                s,
-                "first" if n == 0 else ("mean" if len(t.ids) > 1 else ""),
-                t.source,
-            )
-            for s, n, t in members
-        )
-        projection = map_vectors(index, [t.ids for t in query.terms])
-        points = tuple(
-            MapPoint(term_label(t, tokenizer), x, y, "word", keys[n])
-            for n, (t, (x, y)) in enumerate(zip(query.terms, projection.xy))
-        )
-        title = f"Similarity to {term_label(query.terms[0], tokenizer)}"
-        return Answer(request.text, query, None, rows, points, projection.explained, title)
-
-    choice = request.choice if query.kind == "word" and len(query.terms[0].ids) > 1 else None
-    result = query_neighbours(tokenizer, index, query, LIST_SIZE, choice, request.hide_inputs)
-    inputs = query.input_ids
-    rows = tuple(
-        NeighbourRow(
-            n.id,
-            table_label(n.text),
-            n.similarity,
-            "input" if n.id in inputs else "",
-            token_query_text(tokenizer, n.id, request.leading_space),
-        )
-        for n in result.neighbours
-    )
-    shown = [n for n in result.neighbours if n.id not in inputs][: request.map_neighbours]
-    if query.kind == "word":
-        term = query.terms[0]
-        label = term_label(term, tokenizer, choice) + (" (mean)" if choice is None and len(term.ids) > 1 else "")
-        key = term.ids[choice] if choice is not None else (term.ids[0] if len(term.ids) == 1 else -1)
-        projection = map_vectors(index, [[n.id] for n in shown], extra=[result.vector])
-        points = tuple(
-            MapPoint(table_label(n.text), x, y, "neighbour", n.id) for n, (x, y) in zip(shown, projection.xy)
-        )
-        points += (MapPoint(label, *projection.xy[-1], "query", key),)
-        title = f"Nearest to {label}"
-    else:
-        projection = map_vectors(index, [t.ids for t in query.terms] + [[n.id] for n in shown], extra=[result.vector])
-        xy = projection.xy
-        points = tuple(
-            MapPoint(
-                ("−" if t.sign < 0 else "") + term_label(t, tokenizer),
-                *xy[n],
-                "input",
-                t.ids[0] if len(t.ids) == 1 else -1 - n,
-            )
-            for n, t in enumerate(query.terms)
-        )
-        points += tuple(
-            MapPoint(table_label(n.text), *xy[len(query.terms) + k], "neighbour", n.id) for k, n in enumerate(shown)
-        )
-        points += (MapPoint(shorten(expression_label(query), 16), *xy[-1], "result", None),)
-        title = f"Nearest to {shorten(expression_label(query), 24)}"
-    return Answer(request.text, query, choice, rows, points, projection.explained, title)
-
-
-def describe_query(answer: Answer, tokenizer: Tokenizer, hide_inputs: bool) -> Text:
-    """Which tokens the answer used, exactly, and the other spacing on offer."""
-    query = answer.query
-    text = Text()
-
-    def token(term: Term, choice: int | None = None) -> None:
-        text.append(term_label(term, tokenizer, choice), style="bold")
-        ids = term.ids if choice is None else (term.ids[choice],)
-        text.append(" #" + ",".join(map(str, ids)), style="dim")
-
-    if query.kind == "word":
-        term = query.terms[0]
-        if len(term.ids) == 1:
-            text.append("Token ")
-            token(term)
-        else:
-            text.append(f"{len(term.ids)} tokens: ")
-            token(term)
-            text.append(" · using " + ("their mean" if answer.choice is None else "one of them (picked below)"))
-    elif query.kind == "expression":
-        for n, term in enumerate(query.terms):
-            if n or term.sign < 0:
-                text.append(" − " if term.sign < 0 else " + ")
-            token(term)
-            if len(term.ids) > 1:
-                text.append(" (mean)", style="dim")
-        text.append(" · inputs " + ("left out (F3)" if hide_inputs else "listed (F3)"))
-    else:
-        text.append(f"{len(query.terms)} words: ")
-        for n, term in enumerate(query.terms):
-            if n:
-                text.append("  ")
-            text.append(term_label(term, tokenizer), style="bold")
-            if len(term.ids) > 1:
-                text.append(" (mean)", style="dim")
-    words = [t for t in query.terms if t.kind == "word"]
-    if words:
-        spacing = "without the space" if query.leading_space else "with a leading space"
-        if query.kind == "word":
-            alt = words[0]
-            alt_label = "·".join(table_label(tokenizer.token_text(i)) for i in alt.alt_ids)
-            count = "" if len(alt.alt_ids) == 1 else f" ({len(alt.alt_ids)} tokens)"
-            text.append(f" · {spacing}: ")
-            text.append(alt_label, style="bold")
-            if len(alt.alt_ids) == 1:
-                text.append(f" #{alt.alt_ids[0]}", style="dim")
-            text.append(f"{count} (F2)")
-        else:
-            text.append(f" · F2: words {spacing}")
-    return text
-
-
-def compute_context(
-    lm: LanguageModel,
-    index: EmbeddingIndex,
-    a_text: str,
-    b_text: str,
-    word: str,
-    layer: int | None,
-    cached: tuple[SentenceVectors, SentenceVectors] | None = None,
-    k: int = 10,
-) -> ContextAnswer:
-    """Run both sentences (or reuse `cached`), compare the word's vectors by layer, and read one layer."""
-    from llmtui.engine.studies.embeddings import cosine_by_layer, cosine_to_others_by_layer, sentence_vectors
-
-    if cached is None:
-        try:
-            a = sentence_vectors(lm, a_text, word)
-        except ValueError as e:
-            raise ValueError(f"Sentence A: {e}") from None
-        try:
-            b = sentence_vectors(lm, b_text, word)
-        except ValueError as e:
-            raise ValueError(f"Sentence B: {e}") from None
-    else:
-        a, b = cached
-    others = cosine_to_others_by_layer(a, b)
-    layer = a.n_layers // 2 if layer is None else max(0, min(layer, a.n_layers))
-    return read_layer(
-        lm,
-        index,
-        ContextAnswer(a, b, word, tuple(cosine_by_layer(a, b)), tuple(others) if others else None, layer, (), (), ()),
-        layer,
-        k,
-    )
-
-
-def read_layer(
-    lm: LanguageModel, index: EmbeddingIndex, answer: ContextAnswer, layer: int, k: int = 10
-) -> ContextAnswer:
-    """The answer with one layer read: nearest tokens of both vectors, and A's word against each token of B."""
-    from llmtui.engine.studies.embeddings import cosine_to_tokens, layer_neighbours
-
-    va, vb = answer.a.word_vector(layer), answer.b.word_vector(layer)
-    return ContextAnswer(
-        answer.a,
-        answer.b,
-        answer.word,
-        answer.by_layer,
-        answer.others,
-        layer,
-        tuple(layer_neighbours(lm, index, va, k)),
-        tuple(layer_neighbours(lm, index, vb, k)),
-        tuple(cosine_to_tokens(va, answer.b, layer)),
-    )
-
-
-def sentence_line(name: str, tokenizer: Tokenizer, s: SentenceVectors, sims: Sequence[float] | None = None) -> Text:
-    """A sentence as its tokens, the word's tokens highlighted; with `sims`, each token's cosine after it."""
-    text = Text(f"{name} ", style="bold")
-    for p, token_id in enumerate(s.ids):
-        in_word = s.span[0] <= p < s.span[1]
-        text.append(table_label(tokenizer.token_text(token_id)), style="reverse bold" if in_word else "")
-        if sims is not None:
-            text.append(f" {sims[p]:.2f}", style="bold" if in_word else "dim")
-        text.append("  " if sims is not None else " ")
-    return text
 
 
 class EmbeddingsPane(Pane):
     """Nearest neighbours, vector arithmetic, a PCA map, and a word's vector in context."""
 
     PANE_ID = "embeddings"
+    MESSAGE_LINE = "#emb-message"
     TITLE = "Embeddings"
     SHORT_TITLE = "Emb"
     HELP = (
@@ -374,50 +102,19 @@ class EmbeddingsPane(Pane):
     view: reactive[View] = reactive("vocab", init=False)
     """Which view shows: the vocabulary, or a word in context."""
 
-    # -- messages from the workers ------------------------------------------------------------
-
-    @dataclass
-    class IndexReady(Message, bubble=False):
-        lm: LanguageModel
-        index: EmbeddingIndex
-
-    @dataclass
-    class Answered(Message, bubble=False):
-        request: QueryRequest
-        answer: Answer
-
-    @dataclass
-    class Failed(Message, bubble=False):
-        request: QueryRequest
-        error: str
-        span: tuple[int, int]
-
-    @dataclass
-    class ContextAnswered(Message, bubble=False):
-        request_id: int
-        answer: ContextAnswer
-
-    @dataclass
-    class ContextFailed(Message, bubble=False):
-        request_id: int
-        error: str
-
     def __init__(self) -> None:
         super().__init__()
         self._index: EmbeddingIndex | None = None
-        self._request_ids = 0
-        self._context_ids = 0
         self._answer: Answer | None = None
         self._ctx_answer: ContextAnswer | None = None
         self._choice: int | None = None
-        self._history: list[_HistoryEntry] = []
+        self._history: list[HistoryEntry] = []
         self._history_pos = -1
         self._pending_token: int | None = None
         self._typing_timer: Timer | None = None
         self._context_timer: Timer | None = None
         self._last_text: str | None = None  # the text of the last request (Input.Changed for it is ignored)
         self._map_neighbours = 0  # how many neighbours the last request put on the map
-        self._followed: TokenSelection | None = None  # the app's selection last shown here
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -460,7 +157,6 @@ class EmbeddingsPane(Pane):
         self.neighbour_list.border_title = "Nearest tokens"
         self.query_one("#emb-layers", LayerChart).border_title = "Cosine by layer"
         self.query_one("#emb-ctx-neighbours", NeighbourColumns).border_title = "Nearest tokens"
-        self.watch(self.app, "model_state", self._model_state_changed, init=True)
 
     @property
     def query_input(self) -> Input:
@@ -497,6 +193,10 @@ class EmbeddingsPane(Pane):
         return self._index
 
     @property
+    def ready(self) -> bool:
+        return self.lm is not None and self._index is not None
+
+    @property
     def message(self) -> str:
         """The vocabulary view's message line, as text."""
         return str(self.query_one("#emb-message", Static).render())
@@ -521,45 +221,37 @@ class EmbeddingsPane(Pane):
         if text.strip():
             self.query_input.value = text
 
-    def _say(
-        self, text: str | Text, kind: Literal["info", "error", "busy", "hint"] = "info", where: str = "#emb-message"
-    ) -> None:
-        line = self.query_one(where, Static)
-        line.update(
-            text if isinstance(text, Text) else Text(escape_controls(text, keep=""))
-        )  # messages quote typed text
-        for k in ("info", "error", "busy", "hint"):
-            line.set_class(k == kind, f"-{k}")
-
     # -- the model and the index -------------------------------------------------------------------
 
-    def _model_state_changed(self, state: ModelState) -> None:
+    def model_state_changed(self, state: ModelState) -> None:
         if state.phase == "failed":
-            self._say("No model: it could not be loaded. What you typed is kept.", "error")
-            self._say("No model: it could not be loaded.", "error", "#emb-ctx-message")
+            self.say("No model: it could not be loaded. What you typed is kept.", "error")
+            self.say("No model: it could not be loaded.", "error", "#emb-ctx-message")
         elif state.phase == "loading":
-            self._say("Loading the model… you can type meanwhile.", "busy")
-            self._say("Loading the model… you can type meanwhile.", "busy", "#emb-ctx-message")
+            self.say("Loading the model… you can type meanwhile.", "busy")
+            self.say("Loading the model… you can type meanwhile.", "busy", "#emb-ctx-message")
 
     def model_ready(self, lm: LanguageModel) -> None:
         self._index = None
-        self._say("Preparing the embedding index…", "busy")
+        self.say("Preparing the embedding index…", "busy")
         self._build_index(lm)
 
-    @work(thread=True, exclusive=True, group="emb-index", exit_on_error=False)
-    def _build_index(self, lm: LanguageModel) -> None:
+    @work(exclusive=True, group="emb-index", exit_on_error=False)
+    async def _build_index(self, lm: LanguageModel) -> None:
         """Normalise the embedding matrix once per model (a query is then one matrix-vector product)."""
         from llmtui.engine.studies.embeddings import EmbeddingIndex
 
-        self.post_message(self.IndexReady(lm, run_on_model_thread(EmbeddingIndex, lm.model.tok_emb.weight)))
-
-    @on(IndexReady)
-    def _index_ready(self, message: IndexReady) -> None:
-        if message.lm is not self.lm:
+        try:
+            index = await call(EmbeddingIndex.of, lm)
+        except Exception as e:  # a bug: one line, the app keeps running
+            self.say(error_line(e), "error")
             return
-        self._index = message.index
-        self._say(
-            f"Ready · {message.index.vocab_size:,} tokens of {message.index.unit.shape[1]} numbers each · "
+        self._index_ready(index)
+
+    def _index_ready(self, index: EmbeddingIndex) -> None:
+        self._index = index
+        self.say(
+            f"Ready · {index.vocab_size:,} tokens of {index.unit.shape[1]} numbers each · "
             "enter: show · down: the list"
         )
         if self._pending_token is not None:
@@ -572,11 +264,10 @@ class EmbeddingsPane(Pane):
 
     def _ready(self, where: str = "#emb-message") -> bool:
         if self.lm is None or self._index is None:
-            state: ModelState = self.app.model_state  # type: ignore[attr-defined]
-            if state.phase == "failed":
-                self._say("No model: it could not be loaded. What you typed is kept.", "error", where)
+            if self.model_state.phase == "failed":
+                self.say("No model: it could not be loaded. What you typed is kept.", "error", where)
             else:
-                self._say(
+                self.say(
                     "The model is still loading; what you typed is kept and shown when it is ready.", "busy", where
                 )
             return False
@@ -589,10 +280,10 @@ class EmbeddingsPane(Pane):
         self.view = "vocab"
         if self.lm is None or self._index is None:
             self._pending_token = token_id
-            self._say(f"The model is still loading: token #{token_id} will show when it is ready.", "busy")
+            self.say(f"The model is still loading: token #{token_id} will show when it is ready.", "busy")
             return
         if not 0 <= token_id < self._index.vocab_size:
-            self._say(f"There is no token #{token_id}: ids run from 0 to {self._index.vocab_size - 1}.", "error")
+            self.say(f"There is no token #{token_id}: ids run from 0 to {self._index.vocab_size - 1}.", "error")
             return
         from llmtui.engine.studies.embeddings import token_query_text
 
@@ -601,10 +292,8 @@ class EmbeddingsPane(Pane):
         self._request(self.query_input.value, submitted=True, record=True)
 
     def follow_selection(self, selection: TokenSelection) -> None:
-        """A token selected in another pane becomes the query (once per new selection: a query typed here stays)."""
-        if selection != self._followed:
-            self._followed = selection
-            self.show_token(selection.token_id)
+        """A token selected in another pane becomes the query (the app sends each selection once: a query typed here stays)."""
+        self.show_token(selection.token_id)
 
     def _set_query_text(self, text: str) -> None:
         self._last_text = text
@@ -620,10 +309,8 @@ class EmbeddingsPane(Pane):
         self._last_text = text
         if not self._ready():
             return
-        self._request_ids += 1
         size = self.scatter.content_region.size
         request = QueryRequest(
-            self._request_ids,
             text,
             self.leading_space if leading_space is None else leading_space,
             self.hide_inputs,
@@ -635,34 +322,27 @@ class EmbeddingsPane(Pane):
         self._map_neighbours = request.map_neighbours
         self._query_worker(request)
 
-    @work(thread=True, exclusive=True, group="emb-query", exit_on_error=False)
-    def _query_worker(self, request: QueryRequest) -> None:
+    @work(exclusive=True, group="emb-query", exit_on_error=False)
+    async def _query_worker(self, request: QueryRequest) -> None:
         from llmtui.engine.studies.embeddings import QueryError
 
         lm, index = self.lm, self._index
         assert lm is not None and index is not None
-        if request.id != self._request_ids:
-            return  # already superseded: no need to compute it
         try:
-            answer = run_on_model_thread(
-                compute_answer, lm.tokenizer, index, request
-            )  # torch on the app's model thread
-            self.post_message(self.Answered(request, answer))
+            answer = await call(compute_answer, lm.tokenizer, index, request)
         except QueryError as e:
-            self.post_message(self.Failed(request, str(e), (e.start, e.end)))
-        except ValueError as e:
-            self.post_message(self.Failed(request, str(e), (0, 0)))
-        except Exception as e:  # a bug: one line, the app keeps running
-            self.post_message(self.Failed(request, f"internal error ({type(e).__name__}: {e})", (0, 0)))
+            self._failed(request, error_line(e), (e.start, e.end))
+            return
+        except Exception as e:  # the user's to fix (ValueError), or a bug: one line, the app keeps running
+            self._failed(request, error_line(e), (0, 0))
+            return
+        self._answered(request, answer)
 
-    @on(Answered)
-    def _answered(self, message: Answered) -> None:
-        if message.request.id != self._request_ids or self.lm is None:
-            return  # a newer request is on its way
-        answer, request = message.answer, message.request
+    def _answered(self, request: QueryRequest, answer: Answer) -> None:
+        assert self.lm is not None
         self._answer = answer
         if request.record:
-            self._record(_HistoryEntry(request.text, request.leading_space, request.choice))
+            self._record(HistoryEntry(request.text, request.leading_space, request.choice))
         tokenizer = self.lm.tokenizer
         if answer.query.kind == "word" and len(answer.query.terms[0].ids) > 1:
             self.choice_widget.set_tokens(
@@ -687,7 +367,7 @@ class EmbeddingsPane(Pane):
             "expression": "the sum of the words' unit vectors, signed · ✚ on the map",
             "list": "sorted by similarity to the first word · enter: its neighbours",
         }
-        self._say(hints[kind])
+        self.say(hints[kind])
         self._fit_map()
 
     @on(ScatterMap.Resized)
@@ -710,15 +390,11 @@ class EmbeddingsPane(Pane):
                 leading_space=answer.query.leading_space,
             )
 
-    @on(Failed)
-    def _failed(self, message: Failed) -> None:
-        if message.request.id != self._request_ids:
-            return
-        error = message.error[0].upper() + message.error[1:]
-        self._say(error, "error" if message.request.submitted else "hint")
-        start, end = message.span
+    def _failed(self, request: QueryRequest, error: str, span: tuple[int, int]) -> None:
+        self.say(error, "error" if request.submitted else "hint")
+        start, end = span
         if end > start:  # show where, in what was typed
-            text = message.request.text
+            text = request.text
             used = Text("In what you typed: ")
             # Around the mistake only (a pasted megabyte would make this line thousands of lines long).
             before, after = text[max(0, start - CONTEXT_CHARS):start], text[end:end + CONTEXT_CHARS]
@@ -727,7 +403,7 @@ class EmbeddingsPane(Pane):
             used.append(escape_controls(after, keep="") + ("…" if end + CONTEXT_CHARS < len(text) else ""))
             self.query_one("#emb-used", Static).update(used)
 
-    def _record(self, entry: _HistoryEntry) -> None:
+    def _record(self, entry: HistoryEntry) -> None:
         if 0 <= self._history_pos < len(self._history) and self._history[self._history_pos] == entry:
             return
         del self._history[self._history_pos + 1 :]
@@ -789,7 +465,7 @@ class EmbeddingsPane(Pane):
             return
         pos = self._history_pos + step
         if not 0 <= pos < len(self._history):
-            self._say("Nothing further back." if step < 0 else "Nothing further on.")
+            self.say("Nothing further back." if step < 0 else "Nothing further on.")
             return
         self._history_pos = pos
         entry = self._history[pos]
@@ -867,7 +543,6 @@ class EmbeddingsPane(Pane):
             self._context_timer = None
         if not self._ready("#emb-ctx-message"):
             return
-        self._context_ids += 1
         a, b, word = self._context_inputs()
         cached = None
         if self._ctx_answer is not None and (
@@ -877,9 +552,8 @@ class EmbeddingsPane(Pane):
         ) == (a, b, word):
             cached = (self._ctx_answer.a, self._ctx_answer.b)
         if cached is None:
-            self._say("Running both sentences through the model…", "busy", "#emb-ctx-message")
+            self.say("Running both sentences through the model…", "busy", "#emb-ctx-message")
         self._context_worker(
-            self._context_ids,
             a,
             b,
             word,
@@ -888,10 +562,9 @@ class EmbeddingsPane(Pane):
             self._context_rows(),
         )
 
-    @work(thread=True, exclusive=True, group="emb-context", exit_on_error=False)
-    def _context_worker(
+    @work(exclusive=True, group="emb-context", exit_on_error=False)
+    async def _context_worker(
         self,
-        request_id: int,
         a: str,
         b: str,
         word: str,
@@ -901,21 +574,16 @@ class EmbeddingsPane(Pane):
     ) -> None:
         lm, index = self.lm, self._index
         assert lm is not None and index is not None
-        if request_id != self._context_ids:
-            return  # already superseded
         try:
-            answer = run_on_model_thread(compute_context, lm, index, a, b, word, layer, cached, k)
-            self.post_message(self.ContextAnswered(request_id, answer))
-        except ValueError as e:
-            self.post_message(self.ContextFailed(request_id, str(e)))
-        except Exception as e:  # a bug: one line, the app keeps running
-            self.post_message(self.ContextFailed(request_id, f"internal error ({type(e).__name__}: {e})"))
-
-    @on(ContextAnswered)
-    def _context_answered(self, message: ContextAnswered) -> None:
-        if message.request_id != self._context_ids or self.lm is None:
+            answer = await call(compute_context, lm, index, a, b, word, layer, cached, k)
+        except Exception as e:  # the user's to fix (ValueError), or a bug: one line, the app keeps running
+            self.say(error_line(e), "error", "#emb-ctx-message")
             return
-        answer = self._ctx_answer = message.answer
+        self._context_answered(answer)
+
+    def _context_answered(self, answer: ContextAnswer) -> None:
+        assert self.lm is not None
+        self._ctx_answer = answer
         tokenizer = self.lm.tokenizer
         layer = answer.layer
         self.chart.show(answer.by_layer, answer.others, layer)
@@ -945,14 +613,8 @@ class EmbeddingsPane(Pane):
             )
         else:
             note = f"Layer {layer} · after B's tokens: their cosine with A's {word} · ←/→ on the chart"
-        self._say(note, "info", "#emb-ctx-message")
+        self.say(note, "info", "#emb-ctx-message")
         self.call_after_refresh(self._fit_context)
-
-    @on(ContextFailed)
-    def _context_failed(self, message: ContextFailed) -> None:
-        if message.request_id != self._context_ids:
-            return
-        self._say(message.error[0].upper() + message.error[1:], "error", "#emb-ctx-message")
 
     @on(Input.Changed, "#emb-sentence-a, #emb-sentence-b, #emb-word")
     def _context_changed(self, event: Input.Changed) -> None:
@@ -971,11 +633,14 @@ class EmbeddingsPane(Pane):
     # -- export ----------------------------------------------------------------------------
 
     def export_data(self) -> dict | None:
-        """The vocabulary view's neighbour list (the query, and each row's token and cosine similarity)."""
+        """What the view on screen shows: the vocabulary's neighbour list, or the word in context by layer."""
+        if self.view == "context":
+            return self._context_export()
         answer = self._answer
         if answer is None:
             return None
         return {
+            "view": "vocab",
             "query": answer.text,
             "title": answer.title,
             "neighbours": [
@@ -989,10 +654,37 @@ class EmbeddingsPane(Pane):
             ],
         }
 
+    def _context_export(self) -> dict | None:
+        """The context view: the sentences, the word, its cosine A·B at every layer, and the chosen layer's read-outs."""
+        answer = self._ctx_answer
+        if answer is None or self.lm is None:
+            return None
+        tokenizer = self.lm.tokenizer
+
+        def readouts(near: tuple[Neighbour, ...]) -> list[dict]:
+            return [{"id": n.id, "text": n.text, "similarity": n.similarity} for n in near]
+
+        return {
+            "view": "context",
+            "sentence_a": answer.a.text,
+            "sentence_b": answer.b.text,
+            "word": answer.word,
+            "word_tokens_a": [tokenizer.token_text(i) for i in answer.a.ids[answer.a.span[0]:answer.a.span[1]]],
+            "layer": answer.layer,
+            "by_layer": [
+                {"layer": n, "cosine_a_b": same, "cosine_a_others_of_b": answer.others[n] if answer.others else None}
+                for n, same in enumerate(answer.by_layer)
+            ],
+            "next_token_readouts": {"a": readouts(answer.near_a), "b": readouts(answer.near_b)},
+        }
+
     def export_table(self) -> tuple[list[str], list[list]] | None:
         exported = self.export_data()
         if exported is None:
             return None
+        if exported["view"] == "context":  # the chart: one row per layer
+            rows = [[r["layer"], r["cosine_a_b"], r["cosine_a_others_of_b"]] for r in exported["by_layer"]]
+            return ["layer", "cosine A·B", "cosine A·other words of B"], rows
         rows = [
             [n, r["id"], r["label"], r["similarity"], r["note"]] for n, r in enumerate(exported["neighbours"], start=1)
         ]
