@@ -242,8 +242,9 @@ def test_gguf_and_tokenizer_json_agree_on_trained_text(tmp_path, folder_pair):
 def test_prompt_ids_are_transformers_with_special_tokens(folder_pair, gguf_pair):
     """BOS first, as `tokenizer(text)` gives it: from the folder's post-processor, from GGUF's add_bos_token."""
     for ours, reference in (folder_pair, gguf_pair):
-        for text in CORPUS:
+        for text in filter(None, CORPUS):
             assert ours.prompt_ids(text) == reference[False](text)["input_ids"], text
+        assert ours.prompt_ids("") == []  # an empty prompt stays empty (transformers: a lone BOS)
         assert ours.prompt_ids("The capital")[0] == 1
         assert ours.encode("The capital")[0] != 1  # the text's own tokens carry no BOS
 

@@ -801,6 +801,7 @@ def test_prompt_ids_are_transformers_with_special_tokens(llama3_pairs):
         assert ours.add_bos and ours.bos_id == 1
         for text in SYNTHETIC_CORPUS:
             assert ours.prompt_ids(text) == reference[False](text)["input_ids"], text
+        assert ours.prompt_ids("") == []
         assert ours.encode("The quick")[0] != 1  # the text's own tokens carry no BOS
 
 

@@ -455,7 +455,10 @@ class Tokenizer:
 
     def prompt_ids(self, text: str) -> list[int]:
         """The ids a model runs on for a plain prompt: BOS first where this tokenizer adds one (Llama 2
-        and 3, Gemma, Mistral), then `encode(text)`; what Hugging Face's `tokenizer(text)` gives."""
+        and 3, Gemma, Mistral), then `encode(text)`; what Hugging Face's `tokenizer(text)` gives.
+        No text gives no ids (not a lone BOS), so an empty prompt is still empty to whoever runs it."""
+        if not text:
+            return []
         bos = [self.bos_id] if self.add_bos and self.bos_id is not None else []
         return bos + self.encode(text)
 

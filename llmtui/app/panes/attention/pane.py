@@ -212,7 +212,7 @@ class AttentionPane(Pane):
         assert lm is not None
         try:
             started = time.perf_counter()
-            token_ids = list(ids) if ids is not None else await call(lm.encode, text or "")
+            token_ids = list(ids) if ids is not None else await call(lm.prompt_ids, text or "")  # what the model sees: BOS too
             attention = await call(engine.capture_attention, lm, token_ids)
             labels = view.token_labels(lm.tokenizer, token_ids)
         except Exception as e:  # empty or too long (the user's to fix), or a bug: one line, the app keeps running

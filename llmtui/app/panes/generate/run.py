@@ -37,7 +37,7 @@ class PromptRequest:
     def encode(self, lm: LanguageModel) -> list[int]:
         if self.chat:
             return lm.encode_chat(self.text, self.messages())
-        return lm.encode(self.text)
+        return lm.prompt_ids(self.text)  # BOS first where the model's tokenizer adds one
 
 
 @dataclass

@@ -184,7 +184,7 @@ class LayersPane(Pane):
         lm = self.lm
         assert lm is not None
         try:
-            ids = list(pinned) if pinned is not None else await call(lm.encode, text)
+            ids = list(pinned) if pinned is not None else await call(lm.prompt_ids, text)  # what the model sees: BOS too
             if not ids:
                 self._failed("The prompt is empty: type some text above.", empty=True)
                 return
