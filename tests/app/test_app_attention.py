@@ -563,3 +563,17 @@ def test_the_palette_shows_keys_as_typed():
     helps = [help_text for _, help_text, _ in AttentionPane().commands()]
     assert {"key: .", "key: ,", "key: [", "key: ]"} <= set(helps)
     assert not any("_" in h for h in helps if h.startswith("key: "))
+
+
+async def test_a_model_with_bos_is_captured_with_it(tiny_hf_llama_bos_dir):
+    """The pane runs the model on what it reads (BOS first, as transformers' tokenizer(text) gives) and shows that."""
+    from llmtui.engine.lm import LanguageModel
+
+    lm = LanguageModel.load(str(tiny_hf_llama_bos_dir))
+    ids = lm.prompt_ids(PROMPT)
+    assert ids[0] == lm.tokenizer.bos_id and ids[1:] == lm.encode(PROMPT)
+    async with attention_app(lm).run_test(size=(100, 30)) as pilot:
+        pane = await captured(pilot)
+        assert list(pane.attention.ids) == ids
+        expected = lm.run(ids, capture=True).attentions[0][0, 0]
+        np.testing.assert_allclose(pane.shown_weights, expected.numpy(), atol=1e-6)

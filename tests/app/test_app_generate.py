@@ -559,3 +559,18 @@ class TestSafeText:
             assert "context window holds 128" in pane.message
             assert pane.editor.text == long_prompt  # nothing the user typed is lost
             assert not pane.steps and app.is_running
+
+
+async def test_a_model_with_bos_generates_after_it(tiny_hf_llama_bos_dir):
+    """A plain prompt runs as transformers' tokenizer(text) gives it (BOS first); the same greedy tokens as headless."""
+    from llmtui.engine.lm import LanguageModel
+
+    lm = LanguageModel.load(str(tiny_hf_llama_bos_dir))
+    ids = lm.prompt_ids(PROMPT)
+    assert ids[0] == lm.tokenizer.bos_id and ids[1:] == lm.encode(PROMPT)
+    async with make_app(lm, prompt=PROMPT, settings=greedy(max_new_tokens=5)).run_test(size=(100, 30)) as pilot:
+        pane = await ready(pilot)
+        await generate(pilot, pane)
+        assert pane.session.prompt_ids == ids
+        headless = GenerationSession(lm, ids, greedy(max_new_tokens=5))
+        assert [s.token_id for s in pane.session.steps] == [s.token_id for s in headless]

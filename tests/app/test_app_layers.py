@@ -321,3 +321,18 @@ class TestSnapshot:
             await pilot.pause()
 
         assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+async def test_a_model_with_bos_is_read_with_it(tiny_hf_llama_bos_dir):
+    """The lens runs the model on what it reads (BOS first, as transformers' tokenizer(text) gives)."""
+    from llmtui.engine.lm import LanguageModel
+
+    lm = LanguageModel.load(str(tiny_hf_llama_bos_dir))
+    ids = lm.prompt_ids(PROMPT)
+    assert ids[0] == lm.tokenizer.bos_id and ids[1:] == lm.encode(PROMPT)
+    async with layers_app(lm, prompt=PROMPT).run_test(size=(100, 30)) as pilot:
+        pane = await lens_ready(pilot)
+        assert pane.data.ids == tuple(ids)
+        logits = lm.run(ids, capture=False).logits[0]
+        grid = pane.grid
+        assert grid.row_text(grid.data.n_rows - 1) == [label(lm, int(i)) for i in logits.argmax(-1)]
