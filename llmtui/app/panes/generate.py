@@ -647,6 +647,7 @@ class GeneratePane(Pane):
         run.ended = True
         self.refresh_bindings()
         self.post_message(Throughput(None))
+        self._reselect()
         if message.error is not None and run.session is None:
             self._say(message.error[0].upper() + message.error[1:], "error")
             return
@@ -708,6 +709,14 @@ class GeneratePane(Pane):
         if event.index is not None and 0 <= event.index < len(self._steps):
             ids = [*self._prompt_ids, *(s.token_id for s in self._steps)]
             self.post_message(TokenSelected(TokenSelection.at(ids, len(self._prompt_ids) + event.index, self.PANE_ID)))
+
+    def _reselect(self) -> None:
+        """After a fork, the app's current token (picked here) is the new text's token at its position, not the old one."""
+        selection = self.app.selection  # type: ignore[attr-defined]
+        ids = (*self._prompt_ids, *(s.token_id for s in self._steps))
+        if (selection is not None and selection.source == self.PANE_ID and selection.position < len(ids)
+                and ids[: selection.position + 1] != tuple(selection.ids[: selection.position + 1])):
+            self.post_message(TokenSelected(TokenSelection.at(list(ids), selection.position, self.PANE_ID)))
 
     def follow_selection(self, selection: TokenSelection) -> None:
         """The app's current token, when it is one of the shown steps: select it, its table shows."""
