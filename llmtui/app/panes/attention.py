@@ -27,7 +27,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Input, Static
 
-from llmtui.app.display import table_label
+from llmtui.app.display import count, table_label
 from llmtui.app.model_thread import run_on_model_thread
 from llmtui.app.panes.base import Pane
 from llmtui.app.selection import TokenSelected, TokenSelection
@@ -326,7 +326,7 @@ class AttentionPane(Pane):
         self._update_side()
         self.capture_seconds = message.seconds
         # the layer and head counts are on the nav line: this one fits 80 columns for a short source
-        self._say(f"{T} tokens of {message.source} · [ ] layer · , . head · arrows pick a cell")
+        self._say(f"{count(T, 'token')} of {message.source} · [ ] layer · , . head · arrows pick a cell")
         if self._focus_map or self.app.focused is None:
             self._focus_map = False
             self.focus_default()
@@ -409,7 +409,7 @@ class AttentionPane(Pane):
         if self.attention is not None:
             n = self.attention.n_tokens
             what = "every head of every layer" if self.view == "all" else f"layer {self.layer_index}: every head"
-            self.overview.border_title = f"{what} · {n} tokens · enter or a click opens one"
+            self.overview.border_title = f"{what} · {count(n, 'token')} · enter or a click opens one"
 
     @on(events.Click, "#att-nav")
     async def _nav_clicked(self, event: events.Click) -> None:

@@ -459,7 +459,7 @@ class EmbeddingsPane(Pane):
         self.scatter.border_title = "Map"
         self.neighbour_list.border_title = "Nearest tokens"
         self.query_one("#emb-layers", LayerChart).border_title = "Cosine by layer"
-        self.query_one("#emb-ctx-neighbours", NeighbourColumns).border_title = "Nearest tokens"
+        self.query_one("#emb-ctx-neighbours", NeighbourColumns).border_title = "Read as next tokens"
         self.watch(self.app, "model_state", self._model_state_changed, init=True)
 
     @property
@@ -928,8 +928,8 @@ class EmbeddingsPane(Pane):
         lines.append_text(sentence_line("B", tokenizer, answer.b, answer.to_tokens_b))
         self.query_one("#emb-ctx-tokens", Static).update(lines)
         near = self.query_one("#emb-ctx-neighbours", NeighbourColumns)
-        near.border_title = f"Nearest tokens · layer {layer}"
-        near.border_subtitle = "through the final norm"
+        near.border_title = f"Read as next tokens · layer {layer}"  # the logit lens's read-out, not neighbours
+        near.border_subtitle = "final norm, then the nearest token rows"
         near.show(
             [
                 (f"A: {word}", [(table_label(n.text), n.similarity) for n in answer.near_a]),
@@ -971,11 +971,14 @@ class EmbeddingsPane(Pane):
     # -- export ----------------------------------------------------------------------------
 
     def export_data(self) -> dict | None:
-        """The vocabulary view's neighbour list (the query, and each row's token and cosine similarity)."""
+        """What the view on screen shows: the vocabulary's neighbour list, or the word in context by layer."""
+        if self.view == "context":
+            return self._context_export()
         answer = self._answer
         if answer is None:
             return None
         return {
+            "view": "vocab",
             "query": answer.text,
             "title": answer.title,
             "neighbours": [
@@ -989,10 +992,37 @@ class EmbeddingsPane(Pane):
             ],
         }
 
+    def _context_export(self) -> dict | None:
+        """The context view: the sentences, the word, its cosine A·B at every layer, and the chosen layer's read-outs."""
+        answer = self._ctx_answer
+        if answer is None or self.lm is None:
+            return None
+        tokenizer = self.lm.tokenizer
+
+        def readouts(near: tuple[Neighbour, ...]) -> list[dict]:
+            return [{"id": n.id, "text": n.text, "similarity": n.similarity} for n in near]
+
+        return {
+            "view": "context",
+            "sentence_a": answer.a.text,
+            "sentence_b": answer.b.text,
+            "word": answer.word,
+            "word_tokens_a": [tokenizer.token_text(i) for i in answer.a.ids[answer.a.span[0]:answer.a.span[1]]],
+            "layer": answer.layer,
+            "by_layer": [
+                {"layer": n, "cosine_a_b": same, "cosine_a_others_of_b": answer.others[n] if answer.others else None}
+                for n, same in enumerate(answer.by_layer)
+            ],
+            "next_token_readouts": {"a": readouts(answer.near_a), "b": readouts(answer.near_b)},
+        }
+
     def export_table(self) -> tuple[list[str], list[list]] | None:
         exported = self.export_data()
         if exported is None:
             return None
+        if exported["view"] == "context":  # the chart: one row per layer
+            rows = [[r["layer"], r["cosine_a_b"], r["cosine_a_others_of_b"]] for r in exported["by_layer"]]
+            return ["layer", "cosine A·B", "cosine A·other words of B"], rows
         rows = [
             [n, r["id"], r["label"], r["similarity"], r["note"]] for n, r in enumerate(exported["neighbours"], start=1)
         ]

@@ -24,7 +24,7 @@ from textual.timer import Timer
 from textual.widgets import TextArea
 from textual.worker import get_current_worker
 
-from llmtui.app.display import StepTexts, prompt_pieces, table_label
+from llmtui.app.display import StepTexts, count, prompt_pieces, table_label
 from llmtui.app.messages import (
     GenerationEnded,
     GenerationUpdate,
@@ -493,7 +493,7 @@ class GeneratePane(Pane):
         spec = knob.spec
 
         def check(text: str) -> Any:
-            value = spec.parse(text)
+            value = spec.read(text)
             check_settings(self.settings, spec.name, value)
             return value
 
@@ -633,7 +633,7 @@ class GeneratePane(Pane):
         self._render_output()
         self._refresh_table()
         if not run.ended and not run.stop.is_set() and time.monotonic() > self._note_until:
-            self._say(f"Generating… {len(self._steps)} tokens · seed {self._last_seed}", "busy")
+            self._say(f"Generating… {count(len(self._steps), 'token')} · seed {self._last_seed}", "busy")
         now = time.monotonic()
         if message.tokens_per_s is not None and now - self._speed_shown_at >= 1.0:  # the status line: once a second
             self._speed_shown_at = now
@@ -647,6 +647,7 @@ class GeneratePane(Pane):
         run.ended = True
         self.refresh_bindings()
         self.post_message(Throughput(None))
+        self._reselect()
         if message.error is not None and run.session is None:
             self._say(message.error[0].upper() + message.error[1:], "error")
             return
@@ -667,13 +668,13 @@ class GeneratePane(Pane):
         if message.error is not None:
             self._say(message.error[0].upper() + message.error[1:], "error")
         elif message.reason == "stopped":
-            self._say(f"Stopped after {n} tokens · {seed} · F7 goes on")
+            self._say(f"Stopped after {count(n, 'token')} · {seed} · F7 goes on")
         elif message.reason == "paused":
-            self._say(f"{n} tokens · {seed} · F6 one more, F7 go on")
+            self._say(f"{count(n, 'token')} · {seed} · F6 one more, F7 go on")
         elif message.reason == "forked":
             self._say(f"Forked at token {self._steps[-1].index + 1} · F6 one more, F7 go on" if self._steps else "Forked")
         elif message.reason == "max new tokens":
-            self._say(f"Max tokens reached: {n} tokens · {seed} · raise it and F7 goes on")
+            self._say(f"Max tokens reached: {count(n, 'token')} · {seed} · raise it and F7 goes on")
         elif message.reason == "context window full":
             window = self.lm.config.context_length if self.lm is not None else self.context_used
             self._say(f"Context window full: {self.context_used:,} of {window:,} tokens · fork earlier or ctrl+n clears",
@@ -708,6 +709,14 @@ class GeneratePane(Pane):
         if event.index is not None and 0 <= event.index < len(self._steps):
             ids = [*self._prompt_ids, *(s.token_id for s in self._steps)]
             self.post_message(TokenSelected(TokenSelection.at(ids, len(self._prompt_ids) + event.index, self.PANE_ID)))
+
+    def _reselect(self) -> None:
+        """After a fork, the app's current token (picked here) is the new text's token at its position, not the old one."""
+        selection = self.app.selection  # type: ignore[attr-defined]
+        ids = (*self._prompt_ids, *(s.token_id for s in self._steps))
+        if (selection is not None and selection.source == self.PANE_ID and selection.position < len(ids)
+                and ids[: selection.position + 1] != tuple(selection.ids[: selection.position + 1])):
+            self.post_message(TokenSelected(TokenSelection.at(list(ids), selection.position, self.PANE_ID)))
 
     def follow_selection(self, selection: TokenSelection) -> None:
         """The app's current token, when it is one of the shown steps: select it, its table shows."""
@@ -907,8 +916,10 @@ class GeneratePane(Pane):
         session = self._session
         if view is None and session is None:
             return None
+        prompt = self._session_prompt if session is not None else PromptRequest(self.editor.text, chat=self.chat_mode)
         return {
             "model": self.lm.name if self.lm is not None else None,
+            "prompt": {"text": prompt.text if prompt else None, "chat": bool(prompt and prompt.chat)},  # the table's
             "table": None if view is None else {
                 "title": view.title,
                 "step_index": view.index,

@@ -27,7 +27,7 @@ from textual.timer import Timer
 from textual.widgets import Static, TextArea
 from textual.worker import get_current_worker
 
-from llmtui.app.display import table_label
+from llmtui.app.display import count, table_label
 from llmtui.app.model_thread import run_on_model_thread
 from llmtui.app.palette import bar, legend
 from llmtui.app.panes.base import Pane
@@ -302,7 +302,7 @@ class LayersPane(Pane):
         if want is not None:
             cursor = Cursor(want.row if want.row >= 0 else data.n_rows - 1, want.position)
         self.grid.show(data, self._token_label, cursor)
-        self._say(f"Reading every layer… 0 of {data.n_positions} tokens", "busy")
+        self._say(f"Reading every layer… 0 of {count(data.n_positions, 'token')}", "busy")
         self._show_side()
 
     @on(LensBlockReady)
@@ -317,7 +317,7 @@ class LayersPane(Pane):
         if data.complete:
             self._say_ready()
         else:
-            self._say(f"Reading every layer… {done} of {data.n_positions} tokens", "busy")
+            self._say(f"Reading every layer… {done} of {count(data.n_positions, 'token')}", "busy")
 
     @on(LensFailed)
     def _failed(self, message: LensFailed) -> None:
@@ -352,7 +352,7 @@ class LayersPane(Pane):
             )
             return
         self._say(
-            f"{data.n_positions} tokens × {data.n_rows} rows · ←→↑↓ select · space next layer · a answer · c colour"
+            f"{count(data.n_positions, 'token')} × {data.n_rows} rows · ←→↑↓ select · space next layer · a answer · c colour"
         )
 
     # -- showing a cell ----------------------------------------------------------------------
@@ -409,6 +409,9 @@ class LayersPane(Pane):
             text.append(percent(p).rjust(7) + " ")
             text.append_text(bar(p, bar_w))
             text.append("\n")
+        if row == 0:  # why " France" may read as "<filename>" here
+            text.append("The token's raw embedding read through the unembedding: no layer has run yet, "
+                        "so its top tokens may look unrelated.\n", style="italic dim")
         if row > 0:
             share = data.contribution(row, pos)
             text.append("changed by ", style="dim")

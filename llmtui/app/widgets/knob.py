@@ -37,6 +37,15 @@ class KnobSpec:
     parse: Callable[[str], Any] = float
     open_ended: bool = False  # + past the ladder's end adds one (the seed)
     short: str = ""  # the label where the full one does not fit: distinct from its neighbours' ("k", "p")
+    expects: str = "a number, such as 0.7"  # what a typed value should look like, in the error
+
+    def read(self, text: str) -> Any:
+        """A typed value, or ValueError saying what the knob takes (never Python's "could not convert...")."""
+        try:
+            return self.parse(text)
+        except ValueError:
+            typed = f"not {text.strip()!r}" if text.strip() else "type one"
+            raise ValueError(f"{self.label} takes {self.expects}; {typed}") from None
 
     def neighbour(self, value: Any, direction: int) -> Any:
         """The next value up (+1) or down (-1) the ladder from `value` (which may lie between rungs)."""
@@ -103,6 +112,7 @@ KNOBS: tuple[KnobSpec, ...] = (
         show=_show_int_off,
         parse=_parse_int,
         short="k",
+        expects="a whole number, such as 40 (0 or off: no limit)",
     ),
     KnobSpec(
         "top_p",
@@ -128,6 +138,7 @@ KNOBS: tuple[KnobSpec, ...] = (
         show=str,
         parse=int,
         short="max",
+        expects="a whole number, such as 128",
     ),
     KnobSpec(
         "repetition_penalty",
@@ -145,6 +156,7 @@ KNOBS: tuple[KnobSpec, ...] = (
         show=_show_seed,
         parse=_parse_seed,
         open_ended=True,
+        expects="a whole number, such as 42, or random",
     ),
 )
 
