@@ -88,15 +88,19 @@ class LanguageModel:
 
         Raises ModelLoadError (or DeviceError) with a one-line, user-facing message.
         """
+        from llmtui.engine.loading.gguf_packed import build_packed_transformer
         from llmtui.engine.loading.load import load_weights
 
         dev = resolve_device(device)
-        weights = load_weights(spec, progress=progress)
+        weights = load_weights(spec, progress=progress, packed=dev.type == "cpu")  # GPUs get float32 weights
         tokenizer = load_tokenizer(Path(weights.tokenizer_source), weights.config.vocab_size)
         if progress:
             progress("building the model", 0.95)
-        model = Transformer(weights.config)
-        model.load_state_dict(weights.state_dict, strict=True)
+        if weights.packed:
+            model = build_packed_transformer(weights.config, weights.state_dict, weights.packed)
+        else:
+            model = Transformer(weights.config)
+            model.load_state_dict(weights.state_dict, strict=True)
         model.to(dev).eval()
         if progress:
             progress("ready", 1.0)

@@ -143,8 +143,13 @@ def _type_name(type_id: int) -> str:
     return Q(type_id).name if type_id in KNOWN_TYPES else f"type number {type_id}"
 
 
-def gguf_state_dict(gguf: GGUFFile, config: ModelConfig, progress: Progress | None = None) -> dict[str, torch.Tensor]:
-    """All tensors dequantized to float32, under our names, checked against the config."""
+def gguf_state_dict(
+    gguf: GGUFFile, config: ModelConfig, progress: Progress | None = None, *, check: bool = True
+) -> dict[str, torch.Tensor]:
+    """All tensors dequantized to float32, under our names, checked against the config.
+
+    check=False leaves the check to a caller that reads some tensors otherwise (gguf_packed.py).
+    """
     where = gguf.path.name
     for info in gguf.tensors.values():
         if info.type_id not in SUPPORTED_TYPES:
@@ -193,7 +198,8 @@ def gguf_state_dict(gguf: GGUFFile, config: ModelConfig, progress: Progress | No
             f"{where} has tensors llmtui has no place for ({', '.join(unknown[:3])}); "
             f"it is not a plain {config.family} model"
         )
-    check_state_dict(state_dict, config, where)
+    if check:
+        check_state_dict(state_dict, config, where)
     report(progress, f"dequantizing {where}", 1.0)
     return state_dict
 
