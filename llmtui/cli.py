@@ -195,6 +195,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "model": lm.name,
+                    "compute": lm.compute,
                     "prompt": args.prompt,
                     "prompt_ids": ids,
                     "seed": session.seed,
@@ -252,7 +253,7 @@ def cmd_attention(args: argparse.Namespace) -> int:
     weights = head.tolist()
     tokens = [lm.tokenizer.token_text(i) for i in ids]
     if args.json:
-        print(json.dumps({"model": lm.name, "layer": args.layer, "head": args.head,
+        print(json.dumps({"model": lm.name, "compute": lm.compute, "layer": args.layer, "head": args.head,
                           "tokens": [{"id": i, "text": t} for i, t in zip(ids, tokens)], "weights": weights},
                          ensure_ascii=False))
     else:

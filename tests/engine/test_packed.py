@@ -235,3 +235,18 @@ def test_default_model_probabilities_equal_float32_weights(default_model_path, b
     prompts = ["The capital of France is", "def fibonacci(n):", "Once upon a time, in a small village,"]
     worst = max(_assert_same_run(reference, model, lm_tokenizer.encode(p), steps=128) for p in prompts)
     assert worst < 1e-5
+
+
+def test_language_model_says_once_which_path_runs(tmp_path, hf_llama, tiny_tokenizer, monkeypatch):
+    path = write_llama_gguf(tmp_path / "m.gguf", hf_llama, tiny_tokenizer, Q.Q4_1)
+    monkeypatch.setenv("LLMTUI_KERNELS", "torch")
+    kernels = native.NativeKernels()
+    monkeypatch.setattr(native, "KERNELS", kernels)
+    monkeypatch.setattr(packed_module, "KERNELS", kernels)
+    lm = LanguageModel.load(str(path))
+    assert lm.compute == {"precision": "exact", "weights": "packed GGUF blocks", "kernels": "torch",
+                          "why": "LLMTUI_KERNELS=torch"}
+    assert lm.compute_label == "exact, packed"
+    assert [n for n in lm.notes if "plain torch (LLMTUI_KERNELS=torch)" in n]
+    on_gpu_or_hf = LanguageModel(lm.name, lm.source, Transformer(lm.config), lm.tokenizer, lm.device)
+    assert on_gpu_or_hf.compute == {"precision": "exact", "weights": "float32", "kernels": "torch"}

@@ -139,6 +139,11 @@ class NativeKernels:
         self.lib = _bind(lib)
         self.path = KernelPath("native", how)
 
+    @property
+    def settled(self) -> bool:
+        """Whether the path is final: started, and no build still running."""
+        return self._started and (self._thread is None or not self._thread.is_alive())
+
     def wait(self, timeout: float | None = None) -> KernelPath:
         """Block until the build is over (tests, benchmarks); returns the path taken."""
         self.start()
