@@ -2,8 +2,8 @@
 
 The dequantizing reader (gguf_weights.py) turns every tensor into float32: 540 MB for
 SmolLM2-135M's 98 MB file. Here each 2-D weight stored as Q4_0, Q4_1, Q8_0, Q4_K or
-Q6_K keeps its bytes (a copy out of the memory map, rows reordered as the dequantizing
-reader reorders them), and becomes a PackedLinear or PackedEmbedding
+Q6_K keeps its bytes (copied out of the memory map once, rows reordered as the
+dequantizing reader reorders them) and becomes a PackedLinear or PackedEmbedding
 (llmtui/engine/model/packed.py); norms, biases and matrices of other types are read by
 the dequantizing reader's code, unchanged. The model computes the same numbers either way.
 """
@@ -11,14 +11,17 @@ the dequantizing reader's code, unchanged. The model computes the same numbers e
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import re
 
+import numpy as np
 import torch
 from torch import nn
 
 from llmtui.engine.errors import ModelLoadError
-from llmtui.engine.kernels.blocks import BLOCK_SIZES, PACKED_TYPES, scales_finite
+from llmtui.engine.kernels.blocks import BLOCK_SIZES, PACKED_TYPES, row_bytes, scales_finite
 from llmtui.engine.loading.common import Progress, check_state_dict, report
-from llmtui.engine.loading.gguf_header import GGUFFile
+from llmtui.engine.loading.gguf_header import GGUFFile, GGUFTensorInfo
 from llmtui.engine.loading.gguf_weights import (
     _TENSOR_NAME,
     BLOCK_NAMES,
@@ -32,6 +35,7 @@ from llmtui.engine.model.transformer import Transformer, rope_tables
 
 # Our stacked matrices and the state-dict parts they are made of (Attention.qkv, SwiGLU.gate_up).
 STACKED = {"attn.qkv": ("attn.q_proj", "attn.k_proj", "attn.v_proj"), "mlp.gate_up": ("mlp.gate", "mlp.up")}
+_WEIGHT = re.compile(r"(?P<block>blocks\.\d+\.)?(?P<local>.+)\.weight")
 
 
 def _our_name(gguf_name: str, family: str) -> str | None:
@@ -47,12 +51,19 @@ def _our_name(gguf_name: str, family: str) -> str | None:
 
 def read_packed(
     gguf: GGUFFile, config: ModelConfig, progress: Progress | None = None
-) -> tuple[dict[str, torch.Tensor], dict[str, PackedMatrix]]:
-    """(float32 state dict of what is not packed, packed matrices), both under our names, checked."""
+) -> tuple[dict[str, torch.Tensor], dict[str, list[PackedMatrix]]]:
+    """(float32 state dict of what is not packed, packed matrices), both under our names, checked.
+
+    Packed matrices are keyed by their module's weight: q, k and v as
+    `blocks.N.attn.qkv.weight`, gate and up as `blocks.N.mlp.gate_up.weight`, with one
+    PackedMatrix per run of parts of one block type. Each is copied out of the file once,
+    straight into its place: no float32 copy and no transient one, so the memory held
+    after loading stays near the file's size.
+    """
     where = gguf.path.name
-    packed: dict[str, PackedMatrix] = {}
-    rest = {}
-    for i, (name, info) in enumerate(gguf.tensors.items()):
+    found: dict[str, GGUFTensorInfo] = {}
+    rest: dict[str, GGUFTensorInfo] = {}
+    for name, info in gguf.tensors.items():
         ours = _our_name(name, config.family)
         keep = (
             ours is not None
@@ -62,29 +73,70 @@ def read_packed(
             and info.shape[1] % BLOCK_SIZES[info.type_id] == 0
             and ".attn.qkv." not in ours  # gpt2's fused rows: the dequantizing reader splits them
         )
-        if not keep:
+        if keep:
+            found[ours] = info
+        else:
             rest[name] = info
-            continue
-        report(progress, f"reading {where}", i / len(gguf.tensors))
-        rows = torch.from_numpy(gguf.raw(info).copy())  # (out, bytes per row), outliving the memory map
-        if not scales_finite(info.type_id, rows):
-            raise ModelLoadError(
-                f"{where}: tensor {name} holds NaN or infinite values; the file is damaged — download it again"
-            )
-        if ours.endswith((".attn.q_proj.weight", ".attn.k_proj.weight")):
-            heads = config.n_head if ".q_proj." in ours else config.n_kv_head
-            if rows.shape[0] % (2 * heads):
-                raise ModelLoadError(f"{where}: {name} has {rows.shape[0]} rows, not a whole number of heads")
-            rows = unpermute_rope_rows(rows, heads)  # reorders whole rows: the same on packed bytes
-        packed[ours] = PackedMatrix(info.type_id, rows, info.shape[1])
+    groups = _groups(found)
+    for module, parts in list(groups.items()):  # a stack with a part that can't stay packed: float32, whole
+        if not all(p in found for p in parts):
+            del groups[module]
+            for p in parts:
+                if p in found:
+                    info = found.pop(p)
+                    rest[info.name] = info
     floats = gguf_state_dict(dataclasses.replace(gguf, tensors=rest), config, progress, check=False)
-    shapes = {name: torch.empty(m.rows, m.columns, device="meta") for name, m in packed.items()}
+    shapes = {name: torch.empty(info.shape, device="meta") for name, info in found.items()}
     check_state_dict({**floats, **shapes}, config, where)
+
+    packed: dict[str, list[PackedMatrix]] = {}
+    for i, (module, parts) in enumerate(groups.items()):
+        report(progress, f"reading {where}", i / len(groups))
+        runs = [list(run) for _, run in itertools.groupby(parts, key=lambda p: found[p].type_id)]
+        packed[module] = [_read_run(gguf, config, [(p, found[p]) for p in run]) for run in runs]
     return floats, packed
 
 
+def _groups(found: dict[str, GGUFTensorInfo]) -> dict[str, tuple[str, ...]]:
+    """Module weight name -> the state-dict weights stacked in it, in order (one, q/k/v, or gate/up)."""
+    groups: dict[str, tuple[str, ...]] = {}
+    for name in found:
+        match = _WEIGHT.fullmatch(name)
+        block, local = match["block"] or "", match["local"]
+        fused = next((f for f, parts in STACKED.items() if local in parts), None)
+        if fused is None:
+            groups[name] = (name,)
+        else:
+            groups[f"{block}{fused}.weight"] = tuple(f"{block}{p}.weight" for p in STACKED[fused])
+    return groups
+
+
+def _read_run(gguf: GGUFFile, config: ModelConfig, parts: list[tuple[str, GGUFTensorInfo]]) -> PackedMatrix:
+    """Stacked rows of parts of one block type, copied from the file once; q and k rows put in our order."""
+    qtype, columns = parts[0][1].type_id, parts[0][1].shape[1]
+    out = np.empty((sum(info.shape[0] for _, info in parts), row_bytes(qtype, columns)), dtype=np.uint8)
+    row = 0
+    for ours, info in parts:
+        raw, rows = gguf.raw(info), info.shape[0]
+        if ours.endswith((".attn.q_proj.weight", ".attn.k_proj.weight")):
+            heads = config.n_head if ".q_proj." in ours else config.n_kv_head
+            if rows % (2 * heads):
+                raise ModelLoadError(f"{gguf.path.name}: {info.name} has {rows} rows, not a whole number of heads")
+            order = unpermute_rope_rows(torch.arange(rows)[:, None], heads)[:, 0].numpy()  # moves whole rows
+            np.take(raw, order, axis=0, out=out[row : row + rows])
+        else:
+            np.copyto(out[row : row + rows], raw)
+        if not scales_finite(qtype, torch.from_numpy(out[row : row + rows])):
+            raise ModelLoadError(
+                f"{gguf.path.name}: tensor {info.name} holds NaN or infinite values; the file is damaged — "
+                "download it again"
+            )
+        row += rows
+    return PackedMatrix(qtype, torch.from_numpy(out), columns)
+
+
 def build_packed_transformer(
-    config: ModelConfig, floats: dict[str, torch.Tensor], packed: dict[str, PackedMatrix]
+    config: ModelConfig, floats: dict[str, torch.Tensor], packed: dict[str, list[PackedMatrix]]
 ) -> Transformer:
     """A CPU Transformer whose packed matrices are PackedLinear/PackedEmbedding modules.
 
@@ -94,23 +146,17 @@ def build_packed_transformer(
     with torch.device("meta"):
         model = Transformer(config)
     for name, module in list(model.named_modules()):
-        if isinstance(module, nn.Embedding) and f"{name}.weight" in packed:
-            _replace(model, name, PackedEmbedding(packed[f"{name}.weight"]))
+        runs = packed.get(f"{name}.weight")
+        if runs is None:
+            continue
+        if isinstance(module, nn.Embedding):
+            _replace(model, name, PackedEmbedding(runs[0]))
         elif isinstance(module, nn.Linear):
-            local = name.split(".", 2)[-1] if name.startswith("blocks.") else name
-            prefix = name[: len(name) - len(local)]
-            part_names = [f"{prefix}{p}.weight" for p in STACKED.get(local, (local,))]
-            if all(p in packed for p in part_names):
-                bias = torch.empty(module.out_features) if module.bias is not None else None
-                _replace(model, name, PackedLinear([packed[p] for p in part_names], bias))
-            elif any(p in packed for p in part_names):  # a stack of packed and float parts: all float
-                for p in part_names:
-                    if p in packed:
-                        m = packed.pop(p)
-                        floats[p] = m.unpack(0, m.rows, torch.empty(m.rows, m.columns))
+            bias = torch.empty(module.out_features) if module.bias is not None else None
+            _replace(model, name, PackedLinear(runs, bias))
     model.to_empty(device="cpu")  # norms, biases, float matrices: uninitialised until loaded below
     missing, unexpected = model.load_state_dict(floats, strict=False)
-    if unexpected or any(not k.endswith("rope_cos") and not k.endswith("rope_sin") for k in missing):
+    if missing or unexpected:
         raise ModelLoadError(f"packed model: {len(missing)} weights missing, {len(unexpected)} unexpected")
     if config.positions == "rope":  # non-persistent buffers, emptied by to_empty
         model.rope_cos, model.rope_sin = rope_tables(config)

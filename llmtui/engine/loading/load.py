@@ -58,7 +58,7 @@ class LoadedWeights:
     source: str  # what was asked for: catalogue name, path or repo id
     from_cache: bool = False  # True when dequantized weights came from the cache
     notes: tuple[str, ...] = ()  # what the user should know that is no error (the cache couldn't be written)
-    packed: dict[str, PackedMatrix] = field(default_factory=dict)
+    packed: dict[str, list[PackedMatrix]] = field(default_factory=dict)  # module weight name -> its parts
 
 
 def resolve_spec(spec: str) -> ModelSource:

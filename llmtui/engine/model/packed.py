@@ -82,14 +82,15 @@ class PackedWeight(nn.Module):
     """A (out_features, in_features) weight kept packed: one or more stacked `PackedMatrix` parts.
 
     Parts let a stacked matrix (q, k and v; gate and up) mix block types, as Q4_K_M
-    files do (v and down often in Q6_K, the rest in Q4_K).
+    files do (v and down often in Q6_K, the rest in Q4_K); rows of one type are best one
+    part (one kernel call).
     """
 
     def __init__(self, parts: list[PackedMatrix]) -> None:
         super().__init__()
         if not parts or len({p.columns for p in parts}) != 1:
             raise ValueError("a packed weight needs parts with the same number of columns")
-        self.parts = _merge_same_type(parts)
+        self.parts = parts
         self.in_features = parts[0].columns
         self.out_features = sum(p.rows for p in parts)
         KERNELS.start()  # build (or load) the C++ kernels in the background; torch runs meanwhile
@@ -134,18 +135,6 @@ class PackedWeight(nn.Module):
                     out[:, row + start : row + stop] = x2 @ w.T
             row += part.rows
         return out.reshape(*lead, self.out_features)
-
-
-def _merge_same_type(parts: list[PackedMatrix]) -> list[PackedMatrix]:
-    """Neighbouring parts of one block type become one (one kernel call instead of several)."""
-    merged = [parts[0]]
-    for part in parts[1:]:
-        last = merged[-1]
-        if part.qtype == last.qtype:
-            merged[-1] = PackedMatrix(last.qtype, torch.cat([last.data, part.data]), last.columns)
-        else:
-            merged.append(part)
-    return merged
 
 
 class PackedLinear(PackedWeight):
