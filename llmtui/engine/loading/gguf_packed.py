@@ -10,9 +10,12 @@ the dequantizing reader's code, unchanged. The model computes the same numbers e
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import re
+import threading
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -31,7 +34,7 @@ from llmtui.engine.loading.gguf_weights import (
 )
 from llmtui.engine.model.config import ModelConfig
 from llmtui.engine.model.packed import PackedEmbedding, PackedLinear, PackedMatrix
-from llmtui.engine.model.transformer import Transformer, rope_tables
+from llmtui.engine.model.transformer import Transformer
 
 # Our stacked matrices and the state-dict parts they are made of (Attention.qkv, SwiGLU.gate_up).
 STACKED = {"attn.qkv": ("attn.q_proj", "attn.k_proj", "attn.v_proj"), "mlp.gate_up": ("mlp.gate", "mlp.up")}
@@ -140,10 +143,11 @@ def build_packed_transformer(
 ) -> Transformer:
     """A CPU Transformer whose packed matrices are PackedLinear/PackedEmbedding modules.
 
-    Built on the meta device (no float32 copy of the packed weights is ever made), the
-    packed modules swapped in, then the rest given memory and loaded from `floats`.
+    Built with its random initialisation skipped (its float32 matrices are allocated but
+    never written, so they never take memory, and are dropped when the packed modules take
+    their place), then the rest loaded from `floats`.
     """
-    with torch.device("meta"):
+    with _uninitialised_parameters():
         model = Transformer(config)
     for name, module in list(model.named_modules()):
         runs = packed.get(f"{name}.weight")
@@ -154,13 +158,28 @@ def build_packed_transformer(
         elif isinstance(module, nn.Linear):
             bias = torch.empty(module.out_features) if module.bias is not None else None
             _replace(model, name, PackedLinear(runs, bias))
-    model.to_empty(device="cpu")  # norms, biases, float matrices: uninitialised until loaded below
     missing, unexpected = model.load_state_dict(floats, strict=False)
     if missing or unexpected:
         raise ModelLoadError(f"packed model: {len(missing)} weights missing, {len(unexpected)} unexpected")
-    if config.positions == "rope":  # non-persistent buffers, emptied by to_empty
-        model.rope_cos, model.rope_sin = rope_tables(config)
     return model.eval()
+
+
+_INIT_FUNCTIONS = ("kaiming_uniform_", "uniform_", "normal_", "trunc_normal_", "zeros_", "ones_")
+_init_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _uninitialised_parameters() -> Iterator[None]:
+    """Modules built inside skip torch.nn.init's random fills (as transformers' no_init_weights does)."""
+    with _init_lock:
+        saved = {name: getattr(nn.init, name) for name in _INIT_FUNCTIONS}
+        for name in _INIT_FUNCTIONS:
+            setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        try:
+            yield
+        finally:
+            for name, fn in saved.items():
+                setattr(nn.init, name, fn)
 
 
 def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
