@@ -23,6 +23,13 @@ from typing import Sequence
 
 from llmtui import __version__
 
+# OpenMP threads that finish a parallel region sleep instead of spinning for the next one
+# (read once, when torch loads OpenMP: here, before anything imports torch). Decoding runs
+# hundreds of small regions a token; on a busy machine spinning threads steal the cores
+# they wait for: 0.3 tok/s against 14.8 (benchmarks/busy_machine.py). OMP_WAIT_POLICY set
+# by the user wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 PANES = ("tokenizer", "embeddings", "attention", "layers", "generate")
 EXIT_USAGE, EXIT_ERROR = 2, 1
 

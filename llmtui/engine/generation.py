@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 import torch
 
 from llmtui.engine.sampling import Distribution, SamplingSettings, distribution, make_generator, sample
-from llmtui.engine.threads import adapt_threads
 
 if TYPE_CHECKING:
     from llmtui.engine.lm import LanguageModel
@@ -104,7 +103,6 @@ class GenerationSession:
         self.seed = settings.seed if settings.seed is not None else int.from_bytes(os.urandom(4), "little")
         self.generator = make_generator(self.seed)
         self.steps: list[Step] = []
-        adapt_threads()  # the cores others leave free now (threads.py): spinning on a busy core costs 9x
         # Room for what this generation asks for; the cache grows if a knob or "go on" asks for more.
         self._cache = lm.model.new_cache(initial=len(self.prompt_ids) + settings.max_new_tokens)
         self._fed = 0  # tokens of self.ids whose keys/values are in the cache
