@@ -29,10 +29,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the app runs (llmtui/cli.py); before torch loads OpenMP
 
-from llmtui.engine.model.config import ModelConfig
-from llmtui.engine.model.transformer import Transformer
+import torch  # noqa: E402
+
+from llmtui.engine.model.config import ModelConfig  # noqa: E402
+from llmtui.engine.model.transformer import Transformer  # noqa: E402
 
 PROMPT_TOKENS, DECODE_TOKENS, ROUNDS = 200, 128, 5
 

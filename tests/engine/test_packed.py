@@ -158,9 +158,10 @@ class TestBuild:
         lib, how = native.build(tmp_path, compiler)
         assert lib.llmtui_dequantize is not None and "-march=native" in how
 
-    def test_portable_build_when_native_flags_fail(self, built_kernels, monkeypatch, tmp_path):
-        """Where -march=native fails (an old compiler, an unknown CPU) the portable flags are used."""
-        monkeypatch.setattr(native, "FLAG_SETS", (["-march=no-such-cpu"], []))
+    @pytest.mark.parametrize("fallback", [["-fopenmp"], []], ids=["portable", "portable-one-thread"])
+    def test_portable_build_when_native_flags_fail(self, built_kernels, monkeypatch, tmp_path, fallback):
+        """Where -march=native fails (an old compiler, an unknown CPU; no OpenMP on Apple's clang): portable code."""
+        monkeypatch.setattr(native, "FLAG_SETS", (("native", ["-march=no-such-cpu"]), ("portable", fallback)))
         lib, how = native.build(tmp_path, native.find_compiler())
         assert how.startswith("portable")
         kernels = native.NativeKernels()

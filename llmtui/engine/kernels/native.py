@@ -7,8 +7,8 @@ in a background thread: until it is ready (and forever where there is no compile
 the packed layers run the plain-torch path of blocks.py, which gives the same numbers.
 `LLMTUI_KERNELS=torch` forces that path.
 
-Flags: -march=native (AVX-512, AVX2 or NEON, whatever this CPU has, by the compiler's
-vectorizer) first, then a portable build if that fails.
+Flags: -march=native (AVX-512, AVX2 or NEON, whatever this CPU has) first, then a
+portable build, then one without OpenMP, each tried where the one before fails.
 """
 
 from __future__ import annotations
@@ -27,8 +27,14 @@ from pathlib import Path
 from llmtui.engine.loading.common import user_cache_dir
 
 SOURCE = Path(__file__).with_name("packed.cpp")
-_COMMON_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-fopenmp", "-ffp-contract=off"]
-FLAG_SETS = (["-march=native"], [])  # this CPU's vector instructions, else portable code
+_COMMON_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-ffp-contract=off"]
+# This CPU's vector instructions with torch's OpenMP threads, else portable code, else one
+# thread (Apple's clang has no -fopenmp).
+FLAG_SETS = (
+    ("-march=native", ["-fopenmp", "-march=native"]),
+    ("portable", ["-fopenmp"]),
+    ("portable, one thread", []),
+)
 
 
 @dataclass(frozen=True)
@@ -73,10 +79,9 @@ def library_path(cache_dir: Path, compiler: str, flags: list[str]) -> Path:
 def build(cache_dir: Path, compiler: str) -> tuple[ctypes.CDLL, str]:
     """Load the cached library, or compile it (trying each flag set); raise OSError with why it failed."""
     errors = []
-    for extra in FLAG_SETS:
+    for kind, extra in FLAG_SETS:
         flags = _COMMON_FLAGS + extra
         target = library_path(cache_dir, compiler, flags)
-        kind = "-march=native" if extra else "portable"
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
