@@ -15,9 +15,11 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.theme import Theme
 from textual.widgets import ContentSwitcher, Tab, Tabs
 
+from llmtui.app import textual_workarounds
 from llmtui.app.demo_runner import DemoBar, DemoRunner
 from llmtui.app.display import safe
 from llmtui.app.messages import ModelLoaded, ModelLoadFailed, ModelLoadProgress, ModelReady, ShowTokenInEmbeddings, Throughput
@@ -30,7 +32,10 @@ from llmtui.app.selection import TokenSelected, TokenSelection
 from llmtui.app.state import ModelState
 from llmtui.app.widgets.footer import Footer
 from llmtui.app.widgets.status_line import StatusLine
+from llmtui.app.widgets.text_box import is_text_box
 from llmtui.engine.text import escape_controls
+
+textual_workarounds.install()  # pastes are read whole (see textual_workarounds.py)
 
 if TYPE_CHECKING:
     from textual.notifications import SeverityLevel
@@ -56,7 +61,10 @@ def tab_labels(width: int | None = None, padding: int = 2) -> list[str]:
 
 
 APP_KEYS = [
-    (f"1 … {len(PANES)}", "Switch pane (or click its tab)"),
+    (f"alt+1 … {len(PANES)}", "Switch pane, from anywhere (or click its tab)"),
+    (f"1 … {len(PANES)}", "Switch pane, outside a text box (in one, digits are typed)"),
+    ("escape", "Leave the text box (in Generate, while generating: stop first)"),
+    ("ctrl+l", "Put the cursor in the pane's text box"),
     ("F1, ?", "This help"),
     ("ctrl+p", "Command palette: every action, and the themes"),
     ("F8", "Advance: the demo's next step, or the pane's (next token, next head)"),
@@ -90,6 +98,11 @@ class LLMTuiApp(App[None]):
             Binding(str(n), f"show_pane('{pane.PANE_ID}')", pane.TITLE, show=False)
             for n, pane in enumerate(PANES, start=1)
         ),
+        *(  # terminals send alt+digit as ESC then the digit, which a text box never takes
+            Binding(f"alt+{n}", f"show_pane('{pane.PANE_ID}')", pane.TITLE, show=False, priority=True)
+            for n, pane in enumerate(PANES, start=1)
+        ),
+        Binding("ctrl+l", "focus_text", "Edit text", show=False, priority=True),
         Binding("f1", "help", "Help", priority=True),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("f8", "advance", "Advance", show=False, priority=True),
@@ -166,6 +179,7 @@ class LLMTuiApp(App[None]):
             for pane in self.panes:
                 pane.set_prompt(self.start_prompt)
         self.status.model_state = self.model_state
+        self.watch(self.screen, "focused", self._focus_changed)  # the status line says which keys apply
         self.current_pane.focus_default()
         if self.present:
             self._set_present(True)
@@ -209,6 +223,12 @@ class LLMTuiApp(App[None]):
     def action_show_pane(self, pane_id: str) -> None:
         self.query_one(Tabs).active = f"tab-{pane_id}"
 
+    def action_focus_text(self) -> None:
+        self.current_pane.focus_text()
+
+    def _focus_changed(self, focused: Widget | None) -> None:
+        self.status.in_text = is_text_box(focused)
+
     @on(Tabs.TabActivated, "#tabs")
     def _tab_activated(self, event: Tabs.TabActivated) -> None:
         if event.tab.id != event.tabs.active:
@@ -217,7 +237,7 @@ class LLMTuiApp(App[None]):
         switcher = self.query_one("#panes", ContentSwitcher)
         if switcher.current != pane_id:
             switcher.current = pane_id
-            self.current_pane.focus_default()
+            self.current_pane.focus_main()  # not its text box: the next digit switches panes again
             self._follow(self.current_pane)
 
     # -- the current token, shared by the panes ---------------------------------------------
@@ -321,6 +341,47 @@ class LLMTuiApp(App[None]):
         for pane in self.panes:
             for title, help_text, callback in pane.commands():
                 yield SystemCommand(title, help_text, callback)
+        yield from self._model_commands()
+
+    def _model_commands(self) -> Iterable[SystemCommand]:
+        """One "Switch to" entry per catalogue model, saying what it needs and whether it is here and fits."""
+        from llmtui.engine.loading.fetch import available_memory, catalogue, describe, gigabytes
+
+        try:
+            entries = catalogue()
+        except Exception:  # noqa: BLE001 - a broken catalogue file: no entries, the palette still opens
+            return
+        available = available_memory()
+        for name, entry in entries.items():
+            row = describe(entry, available)
+            needs = f"needs {gigabytes(row['memory_needed'])}" if row["memory_needed"] else "memory unknown"
+            where = "downloaded" if row["downloaded"] else f"downloads {row['download_mb'] or '?'} MB"
+            fits = "; too big for this machine" if row["fits"] is False else ""
+            yield SystemCommand(f"Switch to {entry.display_name}", f"{entry.family}, {needs}, {where}{fits}",
+                                lambda spec=name: self.switch_model(spec))  # fmt: skip
+
+    def switch_model(self, spec: str) -> None:
+        """Load another model in place of this one; the panes reload when it is ready.
+
+        A catalogue model that cannot fit is refused before anything is downloaded; a load that
+        fails leaves the current model in place.
+        """
+        from llmtui.engine.loading.fetch import catalogue, check_fits
+        from llmtui.engine.loading.load import ModelLoadError
+
+        if self.model_state.phase == "loading":
+            self.notify("A model is loading already: wait for it, then switch.", severity="warning")
+            return
+        entry = catalogue().get(spec)
+        if entry is not None:
+            try:
+                check_fits(entry)
+            except ModelLoadError as e:
+                self.notify(str(e), title="Not switched", severity="error", timeout=10)
+                return
+        self.model_spec = spec
+        self.model_state = ModelState("loading", spec, "starting", 0.0)
+        self._load_model()
 
     # -- the model -------------------------------------------------------------------------
 
@@ -358,6 +419,10 @@ class LLMTuiApp(App[None]):
 
     @on(ModelLoadFailed)
     def _load_failed(self, message: ModelLoadFailed) -> None:
+        if self.lm is not None:  # a switch that failed: the model already shown stays
+            self.model_state = ModelState("ready", self.lm.name, "ready", 1.0)
+            self.notify(message.error, title="Not switched", severity="error", timeout=10)
+            return
         self.model_state = ModelState("failed", self.model_state.spec, "failed", 0.0, message.error)
         self.notify(message.error, title="The model could not be loaded", severity="error", timeout=10)
 

@@ -27,8 +27,9 @@ from llmtui.engine.loading.common import Progress, check_state_dict, report
 from llmtui.engine.loading.gguf_header import GGUFFile, GGUFTensorInfo
 from llmtui.engine.loading.gguf_weights import (
     _TENSOR_NAME,
-    BLOCK_NAMES,
+    ARCHITECTURES,
     TOP_NAMES,
+    Architecture,
     gguf_state_dict,
     unpermute_rope_rows,
 )
@@ -41,11 +42,11 @@ STACKED = {"attn.qkv": ("attn.q_proj", "attn.k_proj", "attn.v_proj"), "mlp.gate_
 _WEIGHT = re.compile(r"(?P<block>blocks\.\d+\.)?(?P<local>.+)\.weight")
 
 
-def _our_name(gguf_name: str, family: str) -> str | None:
+def _our_name(gguf_name: str, arch: Architecture) -> str | None:
     match = _TENSOR_NAME.fullmatch(gguf_name)
     if match is None:
         return None
-    table = TOP_NAMES if match["block"] is None else BLOCK_NAMES[family]
+    table = TOP_NAMES if match["block"] is None else arch.blocks
     if match["name"] not in table:
         return None
     prefix = f"blocks.{match['block']}." if match["block"] is not None else ""
@@ -64,17 +65,19 @@ def read_packed(
     after loading stays near the file's size.
     """
     where = gguf.path.name
+    arch = ARCHITECTURES[gguf.metadata["general.architecture"]]  # known: gguf_config checked it
     found: dict[str, GGUFTensorInfo] = {}
     rest: dict[str, GGUFTensorInfo] = {}
     for name, info in gguf.tensors.items():
-        ours = _our_name(name, config.family)
+        ours = _our_name(name, arch)
         keep = (
             ours is not None
             and ours.endswith(".weight")
             and info.type_id in PACKED_TYPES
             and len(info.shape) == 2
             and info.shape[1] % BLOCK_SIZES[info.type_id] == 0
-            and ".attn.qkv." not in ours  # gpt2's fused rows: the dequantizing reader splits them
+            # fused rows in the file (gpt2's q/k/v, phi3's gate/up): the dequantizing reader splits them
+            and not ours.endswith((".attn.qkv.weight", ".mlp.gate_up.weight"))
         )
         if keep:
             found[ours] = info
@@ -96,7 +99,7 @@ def read_packed(
     for i, (module, parts) in enumerate(groups.items()):
         report(progress, f"reading {where}", i / len(groups))
         runs = [list(run) for _, run in itertools.groupby(parts, key=lambda p: found[p].type_id)]
-        packed[module] = [_read_run(gguf, config, [(p, found[p]) for p in run]) for run in runs]
+        packed[module] = [_read_run(gguf, config, arch, [(p, found[p]) for p in run]) for run in runs]
     return floats, packed
 
 
@@ -114,14 +117,16 @@ def _groups(found: dict[str, GGUFTensorInfo]) -> dict[str, tuple[str, ...]]:
     return groups
 
 
-def _read_run(gguf: GGUFFile, config: ModelConfig, parts: list[tuple[str, GGUFTensorInfo]]) -> PackedMatrix:
+def _read_run(
+    gguf: GGUFFile, config: ModelConfig, arch: Architecture, parts: list[tuple[str, GGUFTensorInfo]]
+) -> PackedMatrix:
     """Stacked rows of parts of one block type, copied from the file once; q and k rows put in our order."""
     qtype, columns = parts[0][1].type_id, parts[0][1].shape[1]
     out = np.empty((sum(info.shape[0] for _, info in parts), row_bytes(qtype, columns)), dtype=np.uint8)
     row = 0
     for ours, info in parts:
         raw, rows = gguf.raw(info), info.shape[0]
-        if ours.endswith((".attn.q_proj.weight", ".attn.k_proj.weight")):
+        if arch.interleaved_rope and ours.endswith((".attn.q_proj.weight", ".attn.k_proj.weight")):
             heads = config.n_head if ".q_proj." in ours else config.n_kv_head
             if rows % (2 * heads):
                 raise ModelLoadError(f"{gguf.path.name}: {info.name} has {rows} rows, not a whole number of heads")
