@@ -310,8 +310,8 @@ def main() -> None:
         size = path.stat().st_size // 2**20
         for mode in ("packed", "float32"):
             rss, peak = memory_after_load(mode)
-            rows.append((f"memory after load, {mode} (torch and tokenizer alone: {base} MB; file {size} MB)",
-                         f"{rss} MB ({rss - base} MB over torch; peak {peak} MB)"))
+            rows.append((f"memory after load, {mode} (a process with torch and llmtui imported: {base} MB; "
+                         f"file {size} MB)", f"{rss} MB ({rss - base} MB more, tokenizer included; peak {peak} MB)"))
     if peer is not None:
         peer.close()
     import transformers
