@@ -7,7 +7,7 @@ Each family is a tiny random model (d_model 128, 4 layers, 2,048 tokens; sliding
 weights, its own KV cache, greedy. Rounds are interleaved (every model in turn, round after
 round; median), so the machine's noise falls on all alike.
 
-    .venv/bin/python benchmarks/families.py [--rounds 3] [--mid]
+    .venv/bin/python benchmarks/families.py [--rounds 3] [--mid] [--only NAME ...]
 
 Load is llmtui's whole path: config.json, safetensors to float32, the state dict checked,
 the Transformer built and filled.
@@ -49,7 +49,8 @@ FAMILIES: dict[str, tuple[str, dict]] = {
     "phi3 (longrope)": ("Phi3Config", TINY | dict(original_max_position_embeddings=128, rope_scaling=dict(
         rope_type="longrope", short_factor=[1.0] * 16, long_factor=[2.0] * 16))),
     "olmo2": ("Olmo2Config", TINY),
-    "gpt-neox": ("GPTNeoXConfig", {k: v for k, v in TINY.items() if k != "num_key_value_heads"} | dict(rotary_pct=0.25)),
+    "gpt-neox": ("GPTNeoXConfig",
+                 {k: v for k, v in TINY.items() if k != "num_key_value_heads"} | dict(rotary_pct=0.25)),
 }  # fmt: skip
 MID = ("Qwen2Config", dict(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
                            num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768,
@@ -95,11 +96,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--mid", action="store_true", help="also a random model with Qwen2.5-0.5B's config")
+    parser.add_argument("--only", nargs="*", help="run these rows alone (names as in the table)")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     models = {name: (cls, fields, 96, 64) for name, (cls, fields) in FAMILIES.items()}  # prompt 96, decode 64
     if args.mid:
         models["qwen2.5-0.5B shape (random)"] = (*MID, 64, 32)
+    if args.only:
+        models = {name: spec for name, spec in models.items() if name in args.only}
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads, "
           f"{platform.processor() or platform.machine()}, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,16 +128,16 @@ def main() -> None:
                     ours_s[name].append(ours_t)
                     theirs_s[name].append(theirs_t)
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}\n")
-    print("| model | parameters | load | llmtui prefill+decode | transformers | llmtui / transformers |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| model | parameters | load | prompt + tokens | llmtui | transformers | llmtui / transformers |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, (_, _, prompt_len, n) in models.items():
         params = sum(p.numel() for p in theirs[name].parameters())
         ours_rate = n / statistics.median(ours_s[name])
         theirs_rate = n / statistics.median(theirs_s[name])
-        print(f"| {name} | {params / 1e6:.2f} M | {statistics.median(loads[name]) * 1000:.0f} ms | "
-              f"{ours_rate:.0f} tok/s | {theirs_rate:.0f} tok/s | {ours_rate / theirs_rate:.2f}x |")  # fmt: skip
-    print(f"\n(prompt {prompt_len} then {n} greedy tokens for the last row; tiny rows: prompt 96, 64 tokens; "
-          f"median of {args.rounds} interleaved rounds)")  # fmt: skip
+        load_ms = statistics.median(loads[name]) * 1000
+        print(f"| {name} | {params / 1e6:.2f} M | {load_ms:.0f} ms | {prompt_len} + {n} | "
+              f"{ours_rate:.1f} tok/s | {theirs_rate:.1f} tok/s | {ours_rate / theirs_rate:.2f}x |")  # fmt: skip
+    print(f"\n(tok/s: generated tokens over the time of prefill and decoding; median of {args.rounds} rounds)")
 
 
 if __name__ == "__main__":
