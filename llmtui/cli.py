@@ -23,6 +23,13 @@ from typing import Sequence
 
 from llmtui import __version__
 
+# OpenMP threads that finish a parallel region sleep instead of spinning for the next one
+# (read once, when torch loads OpenMP: here, before anything imports torch). Decoding runs
+# hundreds of small regions a token; on a busy machine spinning threads steal the cores
+# they wait for: 0.3 tok/s against 14.8 (benchmarks/busy_machine.py). OMP_WAIT_POLICY set
+# by the user wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 PANES = ("tokenizer", "embeddings", "attention", "layers", "generate")
 EXIT_USAGE, EXIT_ERROR = 2, 1
 
@@ -188,6 +195,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "model": lm.name,
+                    "compute": lm.compute,
                     "prompt": args.prompt,
                     "prompt_ids": ids,
                     "seed": session.seed,
@@ -254,7 +262,7 @@ def cmd_attention(args: argparse.Namespace) -> int:
     weights = head.tolist()
     tokens = [lm.tokenizer.token_text(i) for i in ids]
     if args.json:
-        print(json.dumps({"model": lm.name, "layer": args.layer, "head": args.head,
+        print(json.dumps({"model": lm.name, "compute": lm.compute, "layer": args.layer, "head": args.head,
                           "tokens": [{"id": i, "text": t} for i, t in zip(ids, tokens)], "weights": weights},
                          ensure_ascii=False))
     else:

@@ -260,6 +260,8 @@ class LLMTuiApp(App[None]):
         self.selection = selection  # a reactive: a selection equal to the current one changes nothing
 
     def watch_selection(self, selection: TokenSelection | None) -> None:
+        for pane in self.panes:
+            pane.selection = selection
         if selection is None:
             return
         titles = {p.PANE_ID: p.TITLE for p in PANES}
@@ -449,7 +451,7 @@ class LLMTuiApp(App[None]):
     def _model_ready(self, lm: LanguageModel) -> None:
         self.lm = lm
         freeze_loaded_objects(collect=False)  # the widgets too: full collections skip them from now on
-        self.status.model_info = StatusLine.describe(lm.name, lm.n_params, str(lm.device))
+        self.status.model_info = StatusLine.describe(lm.name, lm.n_params, str(lm.device), lm.compute_label)
         self.model_state = ModelState("ready", lm.name, "ready", 1.0)
         for note in lm.notes:
             self.notify(note, title="Note", severity="warning", timeout=10)
@@ -486,3 +488,6 @@ class LLMTuiApp(App[None]):
                 return
         if status.is_attached:  # not while the app shuts down
             status.tokens_per_s = message.tokens_per_s
+            if self.lm is not None:  # the kernels may have finished building since the model loaded
+                status.model_info = StatusLine.describe(self.lm.name, self.lm.n_params, str(self.lm.device),
+                                                        self.lm.compute_label)

@@ -13,10 +13,15 @@ Remove one when the Textual we pin has the upstream fix.
    out at once as key presses (ESC as "^") and the paste's text before it only at the end, so
    `a\\x1b[31mb` pasted arrived as "^[31mb" typed, then "a" pasted. `WholePasteParser` takes
    everything between the paste's start and end markers as the paste's text, as it is.
+3. alt+digit arrives as a character (Textual 8.2.8's `_ansi_sequences.py` maps ESC 1 … ESC 5, what a
+   terminal sends for alt+1 … alt+5, to a Mac keyboard's option characters ¡ ™ £ ¢ ∞; no upstream
+   issue yet), so a text box would type "£" and no binding could tell alt+3 from a typed £.
+   `WholePasteParser` reads ESC followed by a digit as the key alt+digit.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from textual import events
@@ -26,6 +31,7 @@ from textual.widget import Widget
 
 PASTE_START = "\x1b[200~"
 PASTE_END = "\x1b[201~"
+ALT_DIGIT = re.compile("\x1b([0-9])")
 
 
 class KeysInOrder:
@@ -45,7 +51,8 @@ class KeysInOrder:
 
 
 class WholePasteParser(XTermParser):
-    """Textual's terminal parser, except that a bracketed paste becomes one Paste event holding all its text.
+    """Textual's terminal parser, except that a bracketed paste becomes one Paste event holding all its text,
+    and ESC followed by a digit is alt+digit.
 
     The paste's text is kept exactly (controls included; the widgets draw them as symbols), but
     NUL, which Textual drops from pastes too (Textualize/textual#1661). A paste may span many
@@ -65,10 +72,10 @@ class WholePasteParser(XTermParser):
             if self._paste is None:
                 start = data.find(PASTE_START)
                 if start < 0:
-                    out.extend(super().feed(data))
+                    out.extend(self._keys(data))
                     break
                 if start:
-                    out.extend(super().feed(data[:start]))
+                    out.extend(self._keys(data[:start]))
                 self._paste, self._held, data = [], "", data[start + len(PASTE_START):]
                 continue
             window = self._held + data
@@ -81,6 +88,16 @@ class WholePasteParser(XTermParser):
             self._paste.append(window[:end])
             out.append(events.Paste("".join(self._paste).replace("\x00", "")))
             self._paste, self._held, data = None, "", window[end + len(PASTE_END):]
+        return out
+
+    def _keys(self, data: str) -> list[Message]:
+        """Textual's parsing of `data`, but ESC then a digit is the key alt+digit (not ¡ ™ £ ¢ ∞)."""
+        out: list[Message] = []
+        for n, part in enumerate(ALT_DIGIT.split(data)):
+            if n % 2:  # a captured digit
+                out.append(events.Key(f"alt+{part}", None))
+            elif part:
+                out.extend(super().feed(part))
         return out
 
 

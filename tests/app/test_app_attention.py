@@ -358,15 +358,16 @@ class TestPrompts:
 
     async def test_a_stale_capture_never_lands(self, tiny_lm, monkeypatch):
         """A slow capture that finishes after a newer request is dropped: only the newer text is shown."""
-        import time as clock
+        import threading
 
         import llmtui.engine.studies.attention as engine
 
         original = engine.capture_attention
+        newer_asked = threading.Event()  # the first capture ends only once the second is asked for, however loaded
 
         def slow_for_the_first(lm, ids, *args, **kwargs):
             if lm.tokenizer.decode(ids).startswith("first"):
-                clock.sleep(0.3)
+                newer_asked.wait(10)
             return original(lm, ids, *args, **kwargs)
 
         monkeypatch.setattr(engine, "capture_attention", slow_for_the_first)
@@ -381,6 +382,7 @@ class TestPrompts:
             pane.capture_text("first text")
             await pilot.pause(0.05)
             pane.capture_text("second text")
+            newer_asked.set()
             await wait_for(pilot, lambda: pane.attention is not None, what="the second capture")
             await settle(pilot)
             await pilot.pause(0.4)

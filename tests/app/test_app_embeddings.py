@@ -418,6 +418,10 @@ class TestContext:
             assert chart.values == context.by_layer and chart.selected == context.layer
             columns = pane.query_one(NeighbourColumns).columns
             assert [label for label, _ in columns[0][1]] == [table_label(n.text) for n in context.near_a]
+            # bug 9: the list is the layer's read-out as next tokens, and the chart fills its box (it filled half)
+            assert str(pane.query_one(NeighbourColumns).border_title).startswith("Read as next tokens")
+            bars = chart.render().split("\n")[0].plain  # a row of bars, its gutter included
+            assert len(bars) >= 0.9 * chart.content_region.width
             assert "Layer 0 is the embedding" not in pane.context_message
             chart.focus()
             await pilot.press("home")

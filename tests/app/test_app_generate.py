@@ -19,6 +19,7 @@ from app_fixtures import (
 )
 from textual import events
 
+from llmtui.app.selection import TokenSelection
 from llmtui.app.screens.value_input import ValueInputScreen
 from llmtui.app.widgets.knob import KNOBS
 from llmtui.app.widgets.prob_table import ProbabilityTable, percent
@@ -347,6 +348,8 @@ class TestSelectAndFork:
             before = [s.token_id for s in pane.steps]
             pane.output.focus()
             pane.output.selected = 4
+            n_prompt = len(tiny_lm.encode(PROMPT))
+            app.selection = TokenSelection.at([*tiny_lm.encode(PROMPT), *before], n_prompt + 4, "generate")  # picked
             await pilot.pause()
             table = pane.query_one(ProbabilityTable)
             table.focus()
@@ -362,6 +365,9 @@ class TestSelectAndFork:
             rest = GenerationSession(tiny_lm, tiny_lm.encode(PROMPT) + after[:5], greedy(max_new_tokens=7))
             assert [s.token_id for s in rest] == after[5:]
             assert pane.output.step_text(4) != ""
+            # bug 9: the status line still named the token the fork replaced
+            assert app.selection.ids[n_prompt + 4] == chosen and app.selection.position == n_prompt + 4
+            assert f"({chosen}) at position {n_prompt + 4}" in str(app.query_one("#status").render())
 
     async def test_fork_after_stepping_takes_just_that_token(self, tiny_lm):
         app = make_app(tiny_lm, prompt=PROMPT, settings=greedy(max_new_tokens=50))

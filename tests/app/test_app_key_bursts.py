@@ -82,3 +82,18 @@ async def test_a_pasted_esc_keeps_the_text_in_order(tiny_lm, pane_id):
         await pilot.pause()
         assert await typed(pilot, editor, "x" + PASTE_START + HOSTILE_PASTE + PASTE_END + "y", chunks=3) == \
             "x" + HOSTILE_PASTE + "y"
+
+
+def test_alt_digits_are_keys_not_characters():
+    """Textual read ESC 3 (alt+3) as a typed "£": a text box would type it and no pane switch could happen."""
+    events = list(WholePasteParser().feed("a\x1b3\x1b[Db"))
+    assert [(e.key, e.character) for e in events] == [("a", "a"), ("alt+3", None), ("left", None), ("b", "b")]
+
+
+async def test_alt_digits_from_a_text_box_switch_panes(tiny_lm):
+    app = make_app(tiny_lm, prompt="")
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await ready(pilot)
+        assert app.focused is pane.editor
+        assert await typed(pilot, pane.editor, "ab\x1b1") == "ab"
+        assert app.current_pane.PANE_ID == "tokenizer"

@@ -82,6 +82,17 @@ class TestGrid:
             await pilot.press("down", "down", "down", "right")
             assert grid.cursor == Cursor(last_row, last_pos)  # clamped at the edges
 
+    async def test_the_embeddings_row_says_what_it_reads(self, tiny_lm):
+        """Bug 9: the embeddings row showed "<filename>" for " France" with no hint why."""
+        app = layers_app(tiny_lm, prompt=PROMPT)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await lens_ready(pilot)
+            side = pane.query_one("#lens-cell")
+            assert "raw embedding" not in str(side.render())
+            await pilot.press("ctrl+home")
+            await pilot.pause()
+            assert "raw embedding read through the unembedding" in str(side.render()).replace("\n", " ")
+
     async def test_the_side_panel_shows_the_cells_top_10_and_the_answer_layer_by_layer(self, tiny_lm):
         app = layers_app(tiny_lm, prompt=PROMPT)
         async with app.run_test(size=(100, 30)) as pilot:

@@ -7,7 +7,6 @@ from app_fixtures import make_app, ready, settle, wait_for
 
 from llmtui.engine.loading import fetch
 
-tiny_lm = app_fixtures.tiny_lm  # a fixture: pytest finds it by this name
 SIZE = (100, 30)
 GB = 10**9
 

@@ -547,6 +547,19 @@ async def test_one_token_is_said_in_the_singular(tiny_lm):
         assert "1 token ·" in str(pane.chips.sections[0].title)
 
 
+async def test_the_tokens_box_names_the_encoding_chosen_even_before_it_loads(tiny_lm):
+    """Bug 9: the box kept "SmolLM2 (the model's)" while o200k was selected (loading, or unavailable)."""
+    app = make_app(tiny_lm, pane="tokenizer", prompt="Hello")
+    async with app.run_test(size=(120, 30)) as pilot:
+        pane = await open_pane(pilot)
+        assert "the model's" in str(pane.chips.border_title)
+        pane.encoding = "o200k_base"
+        await pilot.pause()
+        assert "o200k" in str(pane.chips.border_title) and "model's" not in str(pane.chips.border_title)
+        await loaded(pilot, pane)
+        assert "o200k" in str(pane.chips.border_title)
+
+
 class TestSmallScreens:
     @pytest.mark.parametrize("size", [(40, 12), (80, 24), (120, 36)])
     async def test_the_tokens_box_keeps_rows_at_every_size(self, tiny_lm, size):

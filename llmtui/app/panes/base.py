@@ -53,6 +53,8 @@ class Pane(Vertical):
         super().__init__(id=self.PANE_ID, classes="pane")
         self.lm: LanguageModel | None = None
         self.model_state = ModelState()
+        self.selection: TokenSelection | None = None
+        """The app's current token (set by the app on every pane; `follow_selection` is what a pane does with it)."""
 
     @property
     def ready(self) -> bool:

@@ -323,6 +323,7 @@ class TokenizerPane(Pane):
             self._ensure_loaded(key)
         previous = self.chips.selected
         if not self.compare:
+            self.chips.border_title = f"Tokens · {self._tab_label(self.encoding)}"  # also while it loads or fails
             tokenizer = self._tokenizers.get(self.encoding)
             if tokenizer is None:
                 self.chips.show_message(self._missing_note(self.encoding))

@@ -83,8 +83,12 @@ class LayerChart(Widget, can_focus=True):
     def action_jump(self, layer: int) -> None:
         self.select(layer if layer >= 0 else len(self._values) - 1)
 
-    def _column_width(self, width: int) -> int:
-        return max(1, min(3, (width - GUTTER) // max(1, len(self._values))))
+    def _column_edges(self, width: int) -> list[int]:
+        """Where each layer's column starts (and the last one ends), across the whole width: the chart fills
+        its box (capped at 3 cells a column it filled half of it)."""
+        n = max(1, len(self._values))
+        room = max(n, width - GUTTER)
+        return [round(i * room / n) for i in range(n + 1)]
 
     def on_click(self, event: events.Click) -> None:
         layer = event.style.meta.get("layer")
@@ -97,7 +101,7 @@ class LayerChart(Widget, can_focus=True):
         if not self._values or size.height < 3 or size.width < GUTTER + 2:
             return Text("")
         rows = size.height - 1  # the last row is the axis
-        col_w = self._column_width(size.width)
+        edges = self._column_edges(size.width)
         lows = [*self._values, *(self._base or ())]
         low = max(-1.0, min(0.9, math.floor(min(lows) * 10) / 10))  # the chart's floor, a round number
         span = 1.0 - low
@@ -114,22 +118,23 @@ class LayerChart(Widget, can_focus=True):
                 b = self._base[i] if self._base is not None else None
                 base_height = max(0.0, (b - low) / span) * rows if b is not None else 0.0
                 meta = Style(meta={"layer": i})
+                col_w = edges[i + 1] - edges[i]
                 if fill == 0 and b is not None and top - 1 < base_height <= top:  # the baseline above the bar
                     line.append("─" * col_w, base + meta)
                 else:
                     style = selected if i == self.selected else (base if top <= base_height + 0.5 else bar)
                     line.append(_LOWER[fill] * col_w, style + meta)
             lines.append(line)
-        marks = [" "] * (len(self._values) * col_w)
-        for n in range(0, len(self._values), 5 if col_w > 1 else 10):
-            if abs(n - self.selected) * col_w < len(str(max(n, self.selected))) + 1 and n != self.selected:
+        marks = [" "] * edges[-1]
+        for n in range(0, len(self._values), 5 if edges[-1] >= 2 * len(self._values) else 10):
+            if abs(edges[n] - edges[self.selected]) < len(str(max(n, self.selected))) + 1 and n != self.selected:
                 continue  # the selected layer's number goes there
-            if n * col_w + len(str(n)) > len(marks):
+            if edges[n] + len(str(n)) > len(marks):
                 continue  # it would be cut
             for k, ch in enumerate(str(n)):
-                marks[n * col_w + k] = ch
+                marks[edges[n] + k] = ch
         axis_line = Text(" " * GUTTER + "".join(marks), style=axis)
-        start = GUTTER + self.selected * col_w
+        start = GUTTER + edges[self.selected]
         label = str(self.selected)
         axis_line = (
             axis_line[:start]

@@ -319,8 +319,13 @@ def _check_types(gguf: GGUFFile) -> None:
             )
 
 
-def gguf_state_dict(gguf: GGUFFile, config: ModelConfig, progress: Progress | None = None) -> dict[str, torch.Tensor]:
-    """All tensors dequantized to float32, under our names, checked against the config."""
+def gguf_state_dict(
+    gguf: GGUFFile, config: ModelConfig, progress: Progress | None = None, *, check: bool = True
+) -> dict[str, torch.Tensor]:
+    """All tensors dequantized to float32, under our names, checked against the config.
+
+    check=False leaves the check to a caller that reads some tensors otherwise (gguf_packed.py).
+    """
     where = gguf.path.name
     _check_types(gguf)
     arch = ARCHITECTURES[gguf.metadata["general.architecture"]]
@@ -352,7 +357,8 @@ def gguf_state_dict(gguf: GGUFFile, config: ModelConfig, progress: Progress | No
             f"{where} has tensors llmtui has no place for ({', '.join(unknown[:3])}); "
             f"it is not a plain {config.family} model"
         )
-    check_state_dict(state_dict, config, where)
+    if check:
+        check_state_dict(state_dict, config, where)
     report(progress, f"dequantizing {where}", 1.0)
     return state_dict
 

@@ -449,7 +449,8 @@ class Transformer(nn.Module):
 
     def n_params(self) -> int:
         """Parameter count, a tied matrix counted once (as model cards do)."""
-        return sum(p.numel() for p in self.parameters())
+        packed = sum(getattr(m, "packed_numel", 0) for m in self.modules())  # weights kept in GGUF blocks (packed.py)
+        return sum(p.numel() for p in self.parameters()) + packed
 
     def new_cache(self, max_len: int | None = None, batch: int = 1, *, initial: int = CACHE_BLOCK) -> KVCache:
         """An empty KV cache on this model's device for up to max_len (default: the context) positions.
@@ -457,7 +458,7 @@ class Transformer(nn.Module):
         It starts with room for `initial` positions (pass what you know you need) and
         grows by doubling when a forward pass needs more.
         """
-        weight = self.tok_emb.weight
+        weight = self.final_norm.weight  # a float parameter in every model (tok_emb may be packed)
         return KVCache(self.config, batch, max_len or self.config.context_length, weight.device, weight.dtype, initial)
 
     def reusable_cache(self, cached: int, total: int) -> int:
@@ -481,7 +482,11 @@ class Transformer(nn.Module):
 
     def unembed(self, x: Tensor) -> Tensor:
         """Final norm then unembedding: a residual vector (..., D) to logits (..., V)."""
-        logits = F.linear(self.final_norm(x), self.unembedding)
+        head = self.tok_emb if self.lm_head is None else self.lm_head
+        if hasattr(head, "linear"):  # weights kept in GGUF blocks (model/packed.py): multiplied without unpacking
+            logits = head.linear(self.final_norm(x))
+        else:
+            logits = F.linear(self.final_norm(x), self.unembedding)
         cap = self.config.final_softcap
         return torch.tanh(logits / cap) * cap if cap else logits
 

@@ -156,7 +156,7 @@ class EmbeddingsPane(Pane):
         self.scatter.border_title = "Map"
         self.neighbour_list.border_title = "Nearest tokens"
         self.query_one("#emb-layers", LayerChart).border_title = "Cosine by layer"
-        self.query_one("#emb-ctx-neighbours", NeighbourColumns).border_title = "Nearest tokens"
+        self.query_one("#emb-ctx-neighbours", NeighbourColumns).border_title = "Read as next tokens"
 
     @property
     def query_input(self) -> Input:
@@ -596,8 +596,8 @@ class EmbeddingsPane(Pane):
         lines.append_text(sentence_line("B", tokenizer, answer.b, answer.to_tokens_b))
         self.query_one("#emb-ctx-tokens", Static).update(lines)
         near = self.query_one("#emb-ctx-neighbours", NeighbourColumns)
-        near.border_title = f"Nearest tokens · layer {layer}"
-        near.border_subtitle = "through the final norm"
+        near.border_title = f"Read as next tokens · layer {layer}"  # the logit lens's read-out, not neighbours
+        near.border_subtitle = "final norm, then the nearest token rows"
         near.show(
             [
                 (f"A: {word}", [(table_label(n.text), n.similarity) for n in answer.near_a]),

@@ -562,6 +562,7 @@ class GeneratePane(Pane):
         run.ended = True
         self.refresh_bindings()
         self.post_message(Throughput(None))
+        self._reselect()
         if error is not None and run.session is None:
             self.say(error, "error")
             return
@@ -616,6 +617,14 @@ class GeneratePane(Pane):
         if self._session is None:
             return None
         return (*self._session.prompt_ids, *(step.token_id for step in self._steps))
+
+    def _reselect(self) -> None:
+        """After a fork, the app's current token (picked here) is the new text's token at its position, not the old one."""
+        selection = self.selection  # the app's, handed down
+        ids = (*self._prompt_ids, *(s.token_id for s in self._steps))
+        if (selection is not None and selection.source == self.PANE_ID and selection.position < len(ids)
+                and ids[: selection.position + 1] != tuple(selection.ids[: selection.position + 1])):
+            self.select_token(ids, selection.position)
 
     def follow_selection(self, selection: TokenSelection) -> None:
         """The app's current token, when it is one of the shown steps: select it, its table shows."""

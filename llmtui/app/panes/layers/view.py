@@ -111,6 +111,9 @@ def cell_text(data: LensGrid, row: int, pos: int, width: int, label: Label) -> T
         text.append(percent(p).rjust(7) + " ")
         text.append_text(bar(p, bar_w))
         text.append("\n")
+    if row == 0:  # why " France" may read as "<filename>" here
+        text.append("The token's raw embedding read through the unembedding: no layer has run yet, "
+                    "so its top tokens may look unrelated.\n", style="italic dim")
     if row > 0:
         share = data.contribution(row, pos)
         text.append("changed by ", style="dim")
