@@ -23,6 +23,13 @@ from typing import Sequence
 
 from llmtui import __version__
 
+# OpenMP threads that finish a parallel region sleep instead of spinning for the next one
+# (read once, when torch loads OpenMP: here, before anything imports torch). Decoding runs
+# hundreds of small regions a token; on a busy machine spinning threads steal the cores
+# they wait for: 0.3 tok/s against 14.8 (benchmarks/busy_machine.py). OMP_WAIT_POLICY set
+# by the user wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 PANES = ("tokenizer", "embeddings", "attention", "layers", "generate")
 EXIT_USAGE, EXIT_ERROR = 2, 1
 
@@ -99,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head", type=int, default=0)
     p.add_argument("--json", action="store_true")
     _common(p)
+
+    p = sub.add_parser("models", help="the models llmtui knows by name: downloaded or not, and whether they fit here")
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("serve", help="serve the app to a web browser (textual-serve), on localhost by default")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -198,6 +208,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "model": lm.name,
+                    "compute": lm.compute,
                     "prompt": args.prompt,
                     "prompt_ids": ids,
                     "seed": session.seed,
@@ -264,7 +275,7 @@ def cmd_attention(args: argparse.Namespace) -> int:
     weights = head.tolist()
     tokens = [lm.tokenizer.token_text(i) for i in ids]
     if args.json:
-        print(json.dumps({"model": lm.name, "layer": args.layer, "head": args.head,
+        print(json.dumps({"model": lm.name, "compute": lm.compute, "layer": args.layer, "head": args.head,
                           "tokens": [{"id": i, "text": t} for i, t in zip(ids, tokens)], "weights": weights},
                          ensure_ascii=False))
     else:
@@ -308,8 +319,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from llmtui.engine.loading.fetch import available_memory, catalogue, describe, gigabytes
+
+    available = available_memory()
+    rows = [describe(entry, available) for entry in catalogue().values()]
+    if args.json:
+        print(json.dumps({"available_memory": available, "models": rows}, ensure_ascii=False, indent=2))
+        return 0
+    yes_no = {True: "yes", False: "no", None: "?"}
+    print(f"{'NAME':<24} {'FAMILY':<8} {'PARAMS':>6} {'DOWNLOAD':>8} {'MEMORY':>7} {'HERE':>4} {'FITS':>4}")
+    for row in rows:
+        params = f"{row['params'] / 1e9:.1f}B" if (row["params"] or 0) >= 0.95e9 else (
+            f"{row['params'] / 1e6:.0f}M" if row["params"] else "?")  # fmt: skip
+        download = f"{row['download_mb'] / 1000:.1f} GB" if (row["download_mb"] or 0) >= 1000 else (
+            f"{row['download_mb']} MB" if row["download_mb"] else "?")  # fmt: skip
+        memory = gigabytes(row["memory_needed"]) if row["memory_needed"] else "?"
+        name = row["name"] + (" *" if row["default"] else "")
+        print(f"{name:<24} {row['family']:<8} {params:>6} {download:>8} {memory:>7} "
+              f"{yes_no[row['downloaded']]:>4} {yes_no[row['fits']]:>4}")  # fmt: skip
+    where = f"{gigabytes(available)} free here" if available else "free memory unknown"
+    print(f"* the default. MEMORY: what llmtui needs (float32); {where}.")
+    print("HERE: downloaded already. Load one with: llmtui --model NAME")
+    return 0
+
+
 COMMANDS = {"tokenize": cmd_tokenize, "generate": cmd_generate, "neighbours": cmd_neighbours,
-            "neighbors": cmd_neighbours, "attention": cmd_attention, "serve": cmd_serve}
+            "neighbors": cmd_neighbours, "attention": cmd_attention, "models": cmd_models, "serve": cmd_serve}
 
 
 def _text_arguments_as_unicode(args: argparse.Namespace) -> None:

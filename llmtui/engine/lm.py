@@ -78,6 +78,24 @@ class LanguageModel:
         return self.model.n_params()
 
     @property
+    def compute(self) -> dict[str, str]:
+        """How this model computes, for --json, exports and the log: precision, weights, kernels (and why)."""
+        from llmtui.engine.kernels.native import KERNELS
+        from llmtui.engine.model.packed import PackedWeight
+
+        if not any(isinstance(m, PackedWeight) for m in self.model.modules()):
+            return {"precision": "exact", "weights": "float32", "kernels": "torch"}
+        path = KERNELS.path
+        return {"precision": "exact", "weights": "packed GGUF blocks", "kernels": path.name, "why": path.why}
+
+    @property
+    def compute_label(self) -> str:
+        """A few words for the status line: 'exact, packed C++'."""
+        c = self.compute
+        weights = "packed" if c["weights"].startswith("packed") else c["weights"]
+        return f"{c['precision']}, {weights}" + (" C++" if c["kernels"] == "native" else "")
+
+    @property
     def stop_ids(self) -> list[int]:
         """Tokens that end a generation: the tokenizer's end-of-sequence token."""
         return [self.tokenizer.eos_id] if self.tokenizer.eos_id is not None else []
@@ -88,20 +106,30 @@ class LanguageModel:
 
         Raises ModelLoadError (or DeviceError) with a one-line, user-facing message.
         """
+        from llmtui.engine.kernels.native import KERNELS
+        from llmtui.engine.loading.gguf_packed import build_packed_transformer
         from llmtui.engine.loading.load import load_weights
 
         dev = resolve_device(device)
-        weights = load_weights(spec, progress=progress)
+        if dev.type == "cpu":
+            KERNELS.start()  # build or load the packed weights' kernels while the file is read
+        weights = load_weights(spec, progress=progress, packed=dev.type == "cpu")  # GPUs get float32 weights
         tokenizer = load_tokenizer(Path(weights.tokenizer_source), weights.config.vocab_size)
         if progress:
             progress("building the model", 0.95)
-        model = Transformer(weights.config)
-        model.load_state_dict(weights.state_dict, strict=True)
+        if weights.packed:
+            model = build_packed_transformer(weights.config, weights.state_dict, weights.packed)
+        else:
+            model = Transformer(weights.config)
+            model.load_state_dict(weights.state_dict, strict=True)
         model.to(dev).eval()
         if progress:
             progress("ready", 1.0)
+        notes = weights.notes
+        if weights.packed and KERNELS.settled and KERNELS.lib is None:  # said once: slower, same numbers
+            notes += (KERNELS.path.describe() + "; the numbers are the same, decoding is slower",)
         return cls(name=weights.name, source=weights.source, model=model, tokenizer=tokenizer, device=dev,
-                   notes=weights.notes)
+                   notes=notes)
 
     def encode(self, text: str, allow_special: bool = False) -> list[int]:
         return self.tokenizer.encode(text, allow_special=allow_special)

@@ -70,5 +70,5 @@ class StatusLine(Widget):
         return left
 
     @staticmethod
-    def describe(name: str, n_params: int, device: str) -> str:
-        return f"{name} · {human_count(n_params)} params · {device}"
+    def describe(name: str, n_params: int, device: str, compute: str = "") -> str:
+        return f"{name} · {human_count(n_params)} params · {device}" + (f" · {compute}" if compute else "")

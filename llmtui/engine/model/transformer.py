@@ -255,16 +255,19 @@ class Attention(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         c = self.config
         B, T, _ = x.shape
-        q, k, v = self.qkv(x).split(self.split, dim=-1)
-        if c.qk_norm == "proj":
-            q, k = self.q_norm(q), self.k_norm(k)
-        q = q.view(B, T, c.n_head, c.head_dim).transpose(1, 2)  # (B, nh, T, hd)
-        k = k.view(B, T, c.n_kv_head, c.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
-        v = v.view(B, T, c.n_kv_head, c.head_dim).transpose(1, 2)
-        if c.qk_norm == "head":
-            q, k = self.q_norm(q), self.k_norm(k)
+        nq, nkv = c.n_head, c.n_kv_head
+        heads = self.qkv(x)  # (B, T, (nh+2nkv)*hd)
+        if c.qk_norm == "proj":  # OLMo 2: one norm over all query heads, one over all key heads
+            q, k, v = heads.split(self.split, dim=-1)
+            heads = torch.cat([self.q_norm(q), self.k_norm(k), v], dim=-1)
+        heads = heads.view(B, T, nq + 2 * nkv, c.head_dim).transpose(1, 2)  # (B, nh+2nkv, T, hd)
+        qk, v = heads.split([nq + nkv, nkv], dim=1)  # v: (B, nkv, T, hd)
+        if c.qk_norm == "head":  # Qwen3, Gemma 3: each head normalised on its own
+            q, k = qk.split([nq, nkv], dim=1)
+            qk = torch.cat([self.q_norm(q), self.k_norm(k)], dim=1)
         if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+            qk = apply_rope(qk, *rope)  # queries and keys rotated together: fewer, larger operations
+        q, k = qk.split([nq, nkv], dim=1)  # (B, nh, T, hd), (B, nkv, T, hd)
         if cache is not None:
             k, v = cache.append(self.layer, k, v)  # (B, nkv, past+T, hd)
         Tk = k.shape[2]
@@ -446,7 +449,8 @@ class Transformer(nn.Module):
 
     def n_params(self) -> int:
         """Parameter count, a tied matrix counted once (as model cards do)."""
-        return sum(p.numel() for p in self.parameters())
+        packed = sum(getattr(m, "packed_numel", 0) for m in self.modules())  # weights kept in GGUF blocks (packed.py)
+        return sum(p.numel() for p in self.parameters()) + packed
 
     def new_cache(self, max_len: int | None = None, batch: int = 1, *, initial: int = CACHE_BLOCK) -> KVCache:
         """An empty KV cache on this model's device for up to max_len (default: the context) positions.
@@ -454,7 +458,7 @@ class Transformer(nn.Module):
         It starts with room for `initial` positions (pass what you know you need) and
         grows by doubling when a forward pass needs more.
         """
-        weight = self.tok_emb.weight
+        weight = self.final_norm.weight  # a float parameter in every model (tok_emb may be packed)
         return KVCache(self.config, batch, max_len or self.config.context_length, weight.device, weight.dtype, initial)
 
     def reusable_cache(self, cached: int, total: int) -> int:
@@ -478,7 +482,11 @@ class Transformer(nn.Module):
 
     def unembed(self, x: Tensor) -> Tensor:
         """Final norm then unembedding: a residual vector (..., D) to logits (..., V)."""
-        logits = F.linear(self.final_norm(x), self.unembedding)
+        head = self.tok_emb if self.lm_head is None else self.lm_head
+        if hasattr(head, "linear"):  # weights kept in GGUF blocks (model/packed.py): multiplied without unpacking
+            logits = head.linear(self.final_norm(x))
+        else:
+            logits = F.linear(self.final_norm(x), self.unembedding)
         cap = self.config.final_softcap
         return torch.tanh(logits / cap) * cap if cap else logits
 

@@ -222,7 +222,7 @@ class LogitLens:
         targets = self.answer_ids[start:stop].repeat(n_hidden)  # (cells,): each cell's final prediction
         parts: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
         for s in range(0, x.shape[0], CHUNK_CELLS):
-            chunk = x[s : s + CHUNK_CELLS].to(device=device, dtype=model.unembedding.dtype)
+            chunk = x[s : s + CHUNK_CELLS].to(device=device, dtype=model.final_norm.weight.dtype)
             logits = model.unembed(chunk).float()  # (chunk, V): final norm + unembedding, one matrix product
             parts.append(self._read(logits, targets[s : s + CHUNK_CELLS].to(device)))
         K = self.top_k
