@@ -112,8 +112,7 @@ def cell_text(data: LensGrid, row: int, pos: int, width: int, label: Label) -> T
         text.append_text(bar(p, bar_w))
         text.append("\n")
     if row == 0:  # why " France" may read as "<filename>" here
-        text.append("The token's raw embedding read through the unembedding: no layer has run yet, "
-                    "so its top tokens may look unrelated.\n", style="italic dim")
+        text.append("The raw embedding read through the unembedding: no layer has run yet.\n", style="italic dim")
     if row > 0:
         share = data.contribution(row, pos)
         text.append("changed by ", style="dim")
