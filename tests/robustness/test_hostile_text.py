@@ -640,9 +640,9 @@ class TestCommandLine:
                     assert tokenizer.decode([t["id"] for t in data["tokens"]]) == as_model_sees(text)
                 elif command == "generate":
                     assert data["prompt"] == as_model_sees(text)
-                    assert data["prompt_ids"] == tokenizer.encode(text)
+                    assert data["prompt_ids"] == tokenizer.prompt_ids(text)
                 elif command == "attention":
-                    assert [t["id"] for t in data["tokens"]] == tokenizer.encode(text)
+                    assert [t["id"] for t in data["tokens"]] == tokenizer.prompt_ids(text)
                 else:
                     assert data["token"]["id"] == tokenizer.encode(text)[0]
 
