@@ -164,7 +164,7 @@ def test_serve_answers_http_on_localhost_then_stops(tmp_path):
 @pytest.mark.parametrize("query", ["dog", "king - man + woman", '" dog"'])
 def test_neighbours_take_the_panes_queries_and_give_its_numbers(tiny_hf_llama_dir, capsys, query):
     """Bug 7: the CLI looked up bare "dog" (the pane: " dog") and refused king - man + woman."""
-    from llmtui.app.panes.embeddings import LIST_SIZE, QueryRequest, compute_answer
+    from llmtui.app.panes.embeddings.view import LIST_SIZE, QueryRequest, compute_answer
     from llmtui.engine.lm import LanguageModel
     from llmtui.engine.studies.embeddings import EmbeddingIndex
 
@@ -172,9 +172,9 @@ def test_neighbours_take_the_panes_queries_and_give_its_numbers(tiny_hf_llama_di
     assert code == 0, err
     data = json.loads(out)
     lm = LanguageModel.load(str(tiny_hf_llama_dir))
-    request = QueryRequest(1, query, leading_space=True, hide_inputs=True, choice=None, map_neighbours=0,
+    request = QueryRequest(query, leading_space=True, hide_inputs=True, choice=None, map_neighbours=0,
                            submitted=True, record=False)
-    answer = compute_answer(lm.tokenizer, EmbeddingIndex(lm.model.tok_emb.weight), request)
+    answer = compute_answer(lm.tokenizer, EmbeddingIndex.of(lm), request)
     assert [(n["id"], n["similarity"]) for n in data["neighbours"]] == [(r.key, r.similarity) for r in answer.rows]
     assert [t["ids"] for t in data["terms"]] == [list(t.ids) for t in answer.query.terms]
     if query == "dog":
