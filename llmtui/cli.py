@@ -3,6 +3,7 @@
     llmtui                              the app on the default model
     llmtui tokenize TEXT [--json]
     llmtui generate PROMPT [--chat] [--temperature T] [--top-k K] [--top-p P] ... [--json]
+    llmtui generate PROMPT --endpoint URL [--remote-model NAME]   a model served by vLLM, SGLang or llama.cpp
     llmtui neighbours WORD [--json]
     llmtui attention PROMPT --layer L --head H [--json]
     llmtui serve [--host 127.0.0.1] [--port 8000]   the app in a web browser
@@ -36,6 +37,18 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu (default) or cuda")
 
 
+def _remote(parser: argparse.ArgumentParser) -> None:
+    from llmtui.engine.remote.endpoint import API_KEY_VARIABLE, DEFAULT_TIMEOUT
+
+    parser.add_argument("--endpoint", default=None, metavar="URL",
+                        help="a served model's OpenAI-compatible base URL (vLLM, SGLang, llama.cpp's server), "
+                             f"e.g. http://127.0.0.1:8000; an API key goes in {API_KEY_VARIABLE}")
+    parser.add_argument("--remote-model", default=None, metavar="NAME",
+                        help="which of the server's models (default: the first it lists)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+                        help=f"seconds to wait for the server (default {DEFAULT_TIMEOUT:g})")
+
+
 def _sampling(parser: argparse.ArgumentParser) -> None:
     from llmtui.engine.settings import SamplingSettings
 
@@ -47,7 +60,8 @@ def _sampling(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty, help="> 1 discourages repeats")
     parser.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
     parser.add_argument("--seed", type=int, default=None, help="fix the random draws (default: a fresh seed, printed)")
-    parser.add_argument("--top", type=int, default=10, help="candidates recorded per step (--json)")
+    parser.add_argument("--top", type=int, default=None,
+                        help="candidates recorded per step (--json; default 10, or 20 from a served model)")
 
 
 def _show(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-special", action="store_true", help="let text such as <|im_end|> become special tokens")
     p.add_argument("--json", action="store_true")
     _common(p)
+    _remote(p)
 
     p = sub.add_parser("generate", help="continue a prompt, streaming token by token")
     p.add_argument("prompt")
@@ -84,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print every step's candidates as JSON at the end")
     _sampling(p)
     _common(p)
+    _remote(p)
 
     p = sub.add_parser("neighbours", aliases=["neighbors"], help="tokens whose embeddings are nearest a word's")
     p.add_argument("word")
@@ -126,10 +142,28 @@ def load_model(args: argparse.Namespace):
     return lm
 
 
+def connect(args: argparse.Namespace):
+    """The served model named by --endpoint, --remote-model and --timeout."""
+    from llmtui.engine.remote.client import RemoteModel
+    from llmtui.engine.remote.endpoint import Endpoint
+
+    if args.model:
+        raise CliError("give --model (a local model) or --endpoint (a served one), not both")
+    return RemoteModel.connect(Endpoint.parse(args.endpoint, args.remote_model, args.timeout))
+
+
 def cmd_tokenize(args: argparse.Namespace) -> int:
     from llmtui.engine.text import escape_controls
 
-    if args.encoding:
+    if args.endpoint and args.encoding:
+        raise CliError("give --encoding or --endpoint, not both")
+    if args.endpoint:
+        if args.allow_special:
+            raise CliError("--allow-special is the server's business with --endpoint (servers parse special text)")
+        remote = connect(args)
+        pairs = remote.tokenize(args.text)
+        ids, texts, name = [i for i, _ in pairs], [t for _, t in pairs], remote.name
+    elif args.encoding:
         from llmtui.engine.tokenizer.tokenizer import openai_encoding
 
         enc, reason = openai_encoding(args.encoding)
@@ -176,10 +210,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     settings = sampling_settings(args)
     if not args.prompt.strip():
         raise CliError("the prompt is empty: give some text to continue")
+    if args.endpoint:
+        return generate_remote(args, settings)
     lm = load_model(args)
     ids = lm.encode_chat(args.prompt) if args.chat else lm.encode(args.prompt)
     try:
-        session = GenerationSession(lm, ids, settings, top_n=args.top)
+        session = GenerationSession(lm, ids, settings, top_n=10 if args.top is None else args.top)
     except ValueError as e:
         raise CliError(str(e)) from None
     shown = ""
@@ -210,6 +246,46 @@ def cmd_generate(args: argparse.Namespace) -> int:
     else:
         print(escape_controls(session.text[len(shown) :]))
         print(f"[{len(session.steps)} tokens, {session.finish_reason}, seed {session.seed}]", file=sys.stderr)
+    return 0
+
+
+def generate_remote(args: argparse.Namespace, settings) -> int:
+    """`generate --endpoint`: the served model streams; a dropped stream prints what came, then says where it stopped."""
+    from llmtui.engine.remote.session import RemoteSession
+    from llmtui.engine.remote.transport import StreamDropped
+    from llmtui.engine.text import escape_controls
+
+    remote = connect(args)
+    try:
+        session = RemoteSession(remote, args.prompt, settings, top_n=20 if args.top is None else args.top, chat=args.chat)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    dropped = None
+    try:
+        for step in session.stream():
+            if not args.json:
+                print(escape_controls(step.text), end="", flush=True)
+    except StreamDropped as e:
+        dropped = e
+    traffic = session.traffic
+    if args.json:
+        print(json.dumps({
+            "endpoint": remote.endpoint.url, "model": remote.model, "prompt": args.prompt, "chat": args.chat,
+            "prompt_tokens": session.prompt_tokens, "settings": dict(vars(settings)),
+            "steps": [s.to_json() for s in session.steps], "text": session.text,
+            "finish_reason": session.finish_reason, "notes": session.notes,
+            "latency_s": traffic.latency_s if traffic else None,
+            "tokens_per_s": traffic.tokens_per_s if traffic else None,
+        }, ensure_ascii=False, allow_nan=False))
+    else:
+        print()
+        for note in session.notes:
+            print(f"llmtui: note: {note}", file=sys.stderr)
+        speed = f", {traffic.latency_s * 1000:.0f} ms to the first token" if traffic else ""
+        rate = f", {traffic.tokens_per_s:.1f} tokens/s" if traffic and traffic.tokens_per_s else ""
+        print(f"[{len(session.steps)} tokens, {session.finish_reason}, {remote.name}{speed}{rate}]", file=sys.stderr)
+    if dropped:
+        raise CliError(str(dropped))
     return 0
 
 

@@ -18,8 +18,12 @@ import torch
 
 from fake_server import MODEL, SCRIPT, fake_server
 from llmtui.engine.errors import RemoteError
-from llmtui.engine.remote import UNDECIDED, Endpoint, HttpFault, RemoteModel, RemoteSession, StreamDropped, judge
 from llmtui.engine.remote import transport
+from llmtui.engine.remote.client import RemoteModel
+from llmtui.engine.remote.endpoint import Endpoint
+from llmtui.engine.remote.judge import UNDECIDED, judge
+from llmtui.engine.remote.session import RemoteSession
+from llmtui.engine.remote.transport import HttpFault, StreamDropped
 from llmtui.engine.sampling import distribution
 from llmtui.engine.settings import SamplingSettings
 
@@ -246,7 +250,7 @@ def test_a_stream_dropped_midway_keeps_what_came_and_goes_on():
         with pytest.raises(StreamDropped) as e:
             for _ in session.stream():
                 pass
-        assert "kept 2 tokens" in one_line(e.value) and "F7 goes on" in str(e.value)
+        assert "kept 2 tokens" in one_line(e.value)
         assert session.text == " Paris." and session.finish_reason == "dropped after 2 tokens"
         srv.fault = None
         list(session.stream())  # going on sends the text so far
@@ -312,3 +316,59 @@ def test_step_records_are_json():
         session = RemoteSession(connect(srv.url), "x", SamplingSettings(temperature=2, top_p=0.5))
         steps = list(session.stream())
     json.dumps([s.to_json() for s in steps], allow_nan=False)
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+def test_cli_generate_streams_from_the_endpoint(capsys):
+    from llmtui.cli import main
+
+    with fake_server() as srv:
+        assert main(["generate", "The capital of France is", "--endpoint", srv.url, "--temperature", "0"]) == 0
+    out, err = capsys.readouterr()
+    assert out == " Paris. It is\n" and f"{MODEL} @ {srv.url}" in err and "tokens/s" in err
+
+
+def test_cli_generate_json_holds_the_servers_logprobs(capsys):
+    from llmtui.cli import main
+
+    with fake_server() as srv:
+        assert main(["generate", "Hi", "--endpoint", srv.url, "--remote-model", MODEL, "--json", "--top", "3"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["model"] == MODEL and data["text"] == " Paris. It is" and data["finish_reason"] == "stop token"
+    first = data["steps"][0]
+    assert [(c["text"], c["raw_prob"]) for c in first["candidates"]] == [
+        (t, pytest.approx(math.exp(v))) for t, v in SCRIPT[0][1][:3]]
+
+
+def test_cli_generate_keeps_what_a_dropped_stream_sent(capsys):
+    from llmtui.cli import main
+
+    with fake_server(fault="drop") as srv:
+        assert main(["generate", "Hi", "--endpoint", srv.url]) == 1
+    out, err = capsys.readouterr()
+    assert out == " Paris.\n" and err.count("llmtui: error:") == 1 and "kept 2 tokens" in err
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["generate", "Hi", "--endpoint", "file:///etc"], "http:// or https://"),
+    (["generate", "Hi", "--endpoint", "http://127.0.0.1:1", "--model", "x.gguf"], "not both"),
+    (["tokenize", "Hi", "--endpoint", "http://127.0.0.1:1", "--encoding", "gpt2"], "not both"),
+    (["generate", "Hi", "--endpoint", "http://127.0.0.1:1", "--timeout", "-1"], "positive number"),
+])
+def test_cli_endpoint_mistakes_are_one_line(capsys, argv, words):
+    from llmtui.cli import main
+
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err
+
+
+def test_cli_tokenize_uses_the_servers_tokenizer(capsys):
+    from llmtui.cli import main
+
+    with fake_server() as srv:
+        assert main(["tokenize", "hé", "--endpoint", srv.url, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["tokens"] == [{"id": 104, "text": "h"}, {"id": 233, "text": "é"}] and srv.url in data["tokenizer"]

@@ -1,10 +1,10 @@
-"""A model served elsewhere (vLLM, SGLang, llama.cpp's server) through the OpenAI-compatible API with logprobs."""
+"""A model served elsewhere (vLLM, SGLang, llama.cpp's server) through the OpenAI-compatible API with logprobs.
 
-from llmtui.engine.remote.client import RemoteModel
-from llmtui.engine.remote.endpoint import API_KEY_VARIABLE, Endpoint
-from llmtui.engine.remote.judge import UNDECIDED, judge
-from llmtui.engine.remote.session import RemoteSession, Traffic
-from llmtui.engine.remote.transport import HttpFault, StreamDropped
+    endpoint.py   the URL, model name and timeout; the API key stays in LLMTUI_API_KEY
+    transport.py  HTTP and server-sent events, every fault one RemoteError line
+    client.py     RemoteModel: the model list check and the tokenizer routes
+    session.py    RemoteSession: streamed completions as the local engine's Step records
+    judge.py      what the knobs would cut among the listed top-N, where the list decides it
 
-__all__ = ["API_KEY_VARIABLE", "Endpoint", "HttpFault", "RemoteModel", "RemoteSession", "StreamDropped", "Traffic",
-           "UNDECIDED", "judge"]
+Nothing is imported here: the CLI reads endpoint.py without pulling in torch (session.py does).
+"""

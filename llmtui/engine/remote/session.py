@@ -202,7 +202,7 @@ class RemoteSession:
                     yield step
         except transport.StreamDropped as e:
             self.stopped = f"dropped after {len(self.steps)} tokens"
-            raise transport.StreamDropped(f"{e}; kept {len(self.steps)} tokens, F7 goes on") from None
+            raise transport.StreamDropped(f"{e}; kept {len(self.steps)} tokens") from None
         if self._reason == "stop":
             self.stopped = "stop token"
         elif self._reason == "length" and got < n:
