@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pane", choices=PANES, default=None, help="pane to open on")
     parser.add_argument("--prompt", default=None, help="text to open the pane with (e.g. a prepared prompt for a talk)")
     _show(parser)
+    _remote(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("tokenize", help="cut text into tokens and ids")
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", default=None)
     _show(p)
     _common(p)
+    _remote(p)
     return parser
 
 
@@ -347,17 +349,24 @@ def run_tui(args: argparse.Namespace) -> int:
         demo = load_demo(args.demo) if args.demo else None
     except DemoError as e:
         raise CliError(str(e)) from None
+    endpoint = None
+    if args.endpoint:
+        from llmtui.engine.remote.endpoint import Endpoint
+
+        endpoint = Endpoint.parse(args.endpoint, args.remote_model, args.timeout)  # a bad URL: one line, no app
     LLMTuiApp(model=args.model, device=args.device or "cpu", pane=args.pane, prompt=args.prompt,
-              present=args.present, demo=demo, export_dir=args.export_dir).run()
+              present=args.present, demo=demo, export_dir=args.export_dir, endpoint=endpoint).run()
     return 0
 
 
 def app_command(args: argparse.Namespace) -> str:
     """The shell command that starts the TUI with these options (what `serve` runs per browser session)."""
     argv = [sys.executable, "-m", "llmtui.cli"]
-    for flag in ("model", "device", "pane", "prompt", "demo", "export_dir"):
+    for flag in ("model", "device", "pane", "prompt", "demo", "export_dir", "endpoint", "remote_model"):
         if getattr(args, flag, None):
             argv += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
+    if getattr(args, "endpoint", None):
+        argv += ["--timeout", str(args.timeout)]
     if getattr(args, "present", False):
         argv.append("--present")
     return shlex.join(argv)

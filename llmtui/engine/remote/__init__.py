@@ -8,3 +8,6 @@
 
 Nothing is imported here: the CLI reads endpoint.py without pulling in torch (session.py does).
 """
+
+UNDECIDED = "?"
+"""cut_by of a listed candidate whose fate depends on the unlisted tail (or on a repetition penalty)."""

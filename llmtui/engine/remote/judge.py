@@ -23,10 +23,8 @@ import math
 from typing import Sequence
 
 from llmtui.engine.generation import Candidate
+from llmtui.engine.remote import UNDECIDED
 from llmtui.engine.settings import SamplingSettings
-
-UNDECIDED = "?"
-"""cut_by of a listed candidate whose fate depends on the unlisted tail (or on a repetition penalty)."""
 
 _SLACK = 1e-9  # the local top-p's slack: 0.25 + 0.25 counts as reaching 0.5
 

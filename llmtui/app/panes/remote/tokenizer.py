@@ -1,0 +1,96 @@
+"""The Tokenizer pane on a served model: the server's own /tokenize cuts the text (vLLM, llama.cpp)."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.timer import Timer
+from textual.widgets import Static, TextArea
+
+from llmtui.app.panes.base import Pane
+from llmtui.app.panes.remote.messages import RemoteConnected, RemoteFailed
+from llmtui.app.panes.remote.view import token_chips
+from llmtui.app.widgets.message_line import MessageLine
+from llmtui.app.widgets.prompt_editor import PromptEditor
+
+DELAY = 0.3  # seconds after the last key before the text goes to the server
+MAX_CHARS = 50_000  # as the local pane: longer text is tokenized up to here, and says so
+
+
+class RemoteTokenizerPane(Pane):
+    """The text cut into the served model's tokens, with their ids."""
+
+    PANE_ID = "tokenizer"
+    TITLE = "Tokenizer"
+    SHORT_TITLE = "Tok"
+    HELP = ("A model reads tokens, not letters. Type text: the served model's own tokenizer (the server's "
+            "/tokenize route) cuts it, and each token shows with its id.")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.remote = None
+        self._timer: Timer | None = None
+        self.pairs: list[tuple[int, str]] = []
+
+    def compose(self) -> ComposeResult:
+        editor = PromptEditor(id="tok-input", soft_wrap=True, show_line_numbers=False, placeholder="Type text to tokenize")
+        editor.border_title = "Text"
+        yield editor
+        yield MessageLine(id="tok-message")
+        with VerticalScroll(id="tok-chips-scroll"):
+            yield Static(id="tok-chips")
+
+    @property
+    def message(self) -> str:
+        return self.query_one("#tok-message", MessageLine).text
+
+    def set_prompt(self, text: str) -> None:
+        self.query_one("#tok-input", TextArea).load_text(text)
+
+    def _say(self, text: str, error: bool = False) -> None:
+        line = self.query_one("#tok-message", MessageLine)
+        line.text = text
+        line.set_class(error, "-error")
+
+    def on_remote_connected(self, message: RemoteConnected) -> None:
+        self.remote = message.remote
+        self._tokenize()
+
+    def on_remote_failed(self, message: RemoteFailed) -> None:
+        self._say(message.error, error=True)
+
+    @on(TextArea.Changed, "#tok-input")
+    def _changed(self, event: TextArea.Changed) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(DELAY, self._tokenize)
+
+    def _tokenize(self) -> None:
+        if self.remote is not None:
+            self._worker(self.query_one("#tok-input", TextArea).text)
+
+    @work(exclusive=True, group="remote-tokenize", exit_on_error=False)
+    async def _worker(self, text: str) -> None:
+        """Newer text cancels the older request's wait (exclusive); the HTTP call runs in a thread."""
+        import asyncio
+
+        from llmtui.engine.errors import RemoteError
+
+        cut = text[:MAX_CHARS]
+        try:
+            pairs = await asyncio.to_thread(self.remote.tokenize, cut) if cut else []
+        except RemoteError as e:
+            self._say(str(e), error=True)
+            return
+        except Exception as e:  # a bug: one line, the app keeps running
+            self._say(f"internal error ({type(e).__name__}: {e})", error=True)
+            return
+        self.pairs = pairs
+        self.query_one("#tok-chips", Static).update(token_chips(pairs))
+        more = f" (the first {MAX_CHARS:,})" if len(text) > MAX_CHARS else ""
+        self._say(f"{len(pairs)} tokens, {len(cut):,} characters{more} · cut by {self.remote.name}")
+
+    def export_data(self) -> dict | None:
+        return {"tokenizer": self.remote.name if self.remote else None,
+                "tokens": [{"id": i, "text": t} for i, t in self.pairs]}
