@@ -372,3 +372,35 @@ def test_cli_tokenize_uses_the_servers_tokenizer(capsys):
         assert main(["tokenize", "hé", "--endpoint", srv.url, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["tokens"] == [{"id": 104, "text": "h"}, {"id": 233, "text": "é"}] and srv.url in data["tokenizer"]
+
+
+def test_a_chunked_stream_cut_inside_a_chunk_keeps_what_came():
+    """The server dies halfway through a chunk of its chunked encoding (http.client's IncompleteRead)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    event = (b'data: {"choices": [{"text": " Paris", "logprobs": {"tokens": [" Paris"], "token_logprobs": [-0.1], '
+             b'"top_logprobs": [{" Paris": -0.1}]}, "finish_reason": null}]}\n\n')
+
+    def serve() -> None:  # every route but the completion is "not found"; at most 5 connections
+        listener.settimeout(10)
+        for _ in range(5):
+            conn, _ = listener.accept()
+            request = conn.recv(65536)
+            if not request.startswith(b"POST /v1/completions"):
+                conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                conn.close()
+                continue
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         + f"{len(event):x}\r\n".encode() + event + b"\r\n" + b"400\r\ndata: {")
+            conn.close()
+            return
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    session = RemoteSession(connect(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=5), "Hi",
+                            SamplingSettings())
+    with pytest.raises(StreamDropped) as e:
+        list(session.stream())
+    t.join(5)
+    listener.close()
+    assert session.text == " Paris" and "kept 1 tokens" in one_line(e.value)
+    assert "in the middle of an answer" in str(e.value)

@@ -125,6 +125,8 @@ def connection_fault(endpoint: Endpoint, e: BaseException) -> RemoteError:
         return RemoteError(f"{endpoint.url}'s TLS certificate failed verification ({reason.verify_message})")
     if isinstance(reason, ssl.SSLError):
         return RemoteError(f"TLS with {endpoint.url} failed ({reason.reason or reason})")
+    if isinstance(reason, http.client.IncompleteRead):
+        return RemoteError(f"{endpoint.url} closed the connection in the middle of an answer")
     if isinstance(reason, (ConnectionResetError, http.client.RemoteDisconnected, http.client.BadStatusLine)):
         return RemoteError(f"{endpoint.url} closed the connection without an answer: is it an HTTP server?")
     return RemoteError(f"cannot reach {endpoint.url} ({reason})")
