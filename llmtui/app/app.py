@@ -1,12 +1,15 @@
 """The app shell: one tab per pane, a status line, the footer, and the model loaded in a worker.
 
 The screen is drawn at once; the model loads in a thread that posts its progress,
-and every pane shows "loading" until the app sends it `ModelReady`. A load error is
-shown in the panes, with what to do, and the app keeps running.
+and every pane shows "loading" until the app hands it the model (`Pane.set_model`, the
+one channel for the model's state). A load error is shown in the panes, with what to
+do, and the app keeps running. Data goes down (the app sets the model, the selection
+and the prompt on panes); messages come up (panes post `TokenSelected`, ...).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Iterable
 
@@ -15,12 +18,14 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.theme import Theme
 from textual.widgets import ContentSwitcher, Tab, Tabs
 
+from llmtui.app import textual_workarounds
 from llmtui.app.demo_runner import DemoBar, DemoRunner
 from llmtui.app.display import safe
-from llmtui.app.messages import ModelLoaded, ModelLoadFailed, ModelLoadProgress, ModelReady, ShowTokenInEmbeddings, Throughput
+from llmtui.app.messages import ModelLoaded, ModelLoadFailed, ModelLoadProgress, ShowTokenInEmbeddings, TextWanted, Throughput
 from llmtui.app.model_thread import freeze_loaded_objects, run_on_model_thread, thaw_frozen_objects
 from llmtui.app.panes import PANES, Pane
 from llmtui.app.panes.remote import REMOTE_PANES, NeedsWeightsPane
@@ -33,7 +38,10 @@ from llmtui.app.selection import TokenSelected, TokenSelection
 from llmtui.app.state import ModelState
 from llmtui.app.widgets.footer import Footer
 from llmtui.app.widgets.status_line import StatusLine
+from llmtui.app.widgets.text_box import is_text_box
 from llmtui.engine.text import escape_controls
+
+textual_workarounds.install()  # pastes are read whole (see textual_workarounds.py)
 
 if TYPE_CHECKING:
     from textual.notifications import SeverityLevel
@@ -61,7 +69,10 @@ def tab_labels(width: int | None = None, padding: int = 2) -> list[str]:
 
 
 APP_KEYS = [
-    (f"1 … {len(PANES)}", "Switch pane (or click its tab)"),
+    (f"alt+1 … {len(PANES)}", "Switch pane, from anywhere (or click its tab)"),
+    (f"1 … {len(PANES)}", "Switch pane, outside a text box (in one, digits are typed)"),
+    ("escape", "Leave the text box (in Generate, while generating: stop first)"),
+    ("ctrl+l", "Put the cursor in the pane's text box"),
     ("F1, ?", "This help"),
     ("ctrl+p", "Command palette: every action, and the themes"),
     ("F8", "Advance: the demo's next step, or the pane's (next token, next head)"),
@@ -95,6 +106,11 @@ class LLMTuiApp(App[None]):
             Binding(str(n), f"show_pane('{pane.PANE_ID}')", pane.TITLE, show=False)
             for n, pane in enumerate(PANES, start=1)
         ),
+        *(  # terminals send alt+digit as ESC then the digit, which a text box never takes
+            Binding(f"alt+{n}", f"show_pane('{pane.PANE_ID}')", pane.TITLE, show=False, priority=True)
+            for n, pane in enumerate(PANES, start=1)
+        ),
+        Binding("ctrl+l", "focus_text", "Edit text", show=False, priority=True),
         Binding("f1", "help", "Help", priority=True),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("f8", "advance", "Advance", show=False, priority=True),
@@ -140,6 +156,7 @@ class LLMTuiApp(App[None]):
         self.start_pane = pane or "generate"
         self.start_prompt = prompt
         self.lm: LanguageModel | None = None
+        self._followed: dict[str, TokenSelection] = {}  # the selection each pane was last shown
         self._injected = lm
         self._settings = settings
         if theme is not None:
@@ -174,7 +191,8 @@ class LLMTuiApp(App[None]):
         if self.start_prompt is not None:
             for pane in self.panes:
                 pane.set_prompt(self.start_prompt)
-        self.status.model_state = self.model_state
+        self._hand_down_model(self.model_state)
+        self.watch(self.screen, "focused", self._focus_changed)  # the status line says which keys apply
         self.current_pane.focus_default()
         if self.present:
             self._set_present(True)
@@ -221,6 +239,12 @@ class LLMTuiApp(App[None]):
     def action_show_pane(self, pane_id: str) -> None:
         self.query_one(Tabs).active = f"tab-{pane_id}"
 
+    def action_focus_text(self) -> None:
+        self.current_pane.focus_text()
+
+    def _focus_changed(self, focused: Widget | None) -> None:
+        self.status.in_text = is_text_box(focused)
+
     @on(Tabs.TabActivated, "#tabs")
     def _tab_activated(self, event: Tabs.TabActivated) -> None:
         if event.tab.id != event.tabs.active:
@@ -229,7 +253,7 @@ class LLMTuiApp(App[None]):
         switcher = self.query_one("#panes", ContentSwitcher)
         if switcher.current != pane_id:
             switcher.current = pane_id
-            self.current_pane.focus_default()
+            self.current_pane.focus_main()  # not its text box: the next digit switches panes again
             self._follow(self.current_pane)
 
     # -- the current token, shared by the panes ---------------------------------------------
@@ -237,7 +261,14 @@ class LLMTuiApp(App[None]):
     @on(TokenSelected)
     def _token_selected(self, message: TokenSelected) -> None:
         message.stop()
-        self.selection = message.selection
+        selection, current = message.selection, self.selection
+        if current is not None and current.same_text(selection.ids) and current.position == selection.position:
+            return  # the token already current (a pane's cursor landing on the token it follows): its source stays
+        if not selection.source_title:  # the panes that follow it say where it came from
+            titles = {p.PANE_ID: p.TITLE for p in PANES}
+            selection = replace(selection, source_title=titles.get(selection.source, selection.source))
+        self._followed[selection.source] = selection  # what the source pane shows now
+        self.selection = selection  # a reactive: a selection equal to the current one changes nothing
 
     def watch_selection(self, selection: TokenSelection | None) -> None:
         if selection is None:
@@ -249,9 +280,13 @@ class LLMTuiApp(App[None]):
         self._follow(self.current_pane)
 
     def _follow(self, pane: Pane) -> None:
-        """Show the current token in `pane`, unless the user selected it there."""
-        if self.selection is not None and self.selection.source != pane.PANE_ID:
-            pane.follow_selection(self.selection)
+        """Show the current token in `pane`, unless the user selected it there or the pane has followed it already
+        (so text typed in a pane since is never overwritten by the same selection again)."""
+        selection = self.selection
+        if selection is None or selection.source == pane.PANE_ID or self._followed.get(pane.PANE_ID) == selection:
+            return
+        self._followed[pane.PANE_ID] = selection
+        pane.follow_selection(selection)
 
     def action_command_palette(self) -> None:
         """Textual's palette, in a version that closes at most once (see screens/command_palette.py)."""
@@ -433,14 +468,17 @@ class LLMTuiApp(App[None]):
         freeze_loaded_objects(collect=False)  # the widgets too: full collections skip them from now on
         self.status.model_info = StatusLine.describe(lm.name, lm.n_params, str(lm.device))
         self.model_state = ModelState("ready", lm.name, "ready", 1.0)
-        for pane in self.panes:
-            pane.post_message(ModelReady(lm))
         for note in lm.notes:
             self.notify(note, title="Note", severity="warning", timeout=10)
 
     def watch_model_state(self, state: ModelState) -> None:
         if self.is_mounted:
-            self.status.model_state = state
+            self._hand_down_model(state)
+
+    def _hand_down_model(self, state: ModelState) -> None:
+        self.status.model_state = state
+        for pane in self.panes:
+            pane.set_model(state, self.lm if state.ready else None)
 
     @on(ShowTokenInEmbeddings)
     def _show_token_in_embeddings(self, message: ShowTokenInEmbeddings) -> None:
@@ -448,6 +486,11 @@ class LLMTuiApp(App[None]):
         show_token = getattr(self.pane("embeddings"), "show_token", None)
         if callable(show_token):
             show_token(message.token_id)
+
+    @on(TextWanted)
+    def _text_wanted(self, message: TextWanted) -> None:
+        message.stop()
+        message.reply(self.pane(message.pane_id).shown_ids())
 
     @on(Throughput)
     def _throughput(self, message: Throughput) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import app_fixtures
 from app_fixtures import settle, wait_for
 from fake_server import MODEL, SCRIPT, fake_server
 from llmtui.app.app import LLMTuiApp
@@ -18,7 +17,6 @@ from llmtui.engine.remote import UNDECIDED
 from llmtui.engine.remote.endpoint import Endpoint
 from llmtui.engine.settings import SamplingSettings
 
-tiny_lm = app_fixtures.tiny_lm  # a fixture: pytest finds it by this name
 
 PROMPT = "The capital of France is"
 

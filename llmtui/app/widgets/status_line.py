@@ -14,6 +14,13 @@ from llmtui.app.state import ModelState, human_count
 from llmtui.engine.text import escape_controls
 
 
+KEYS = {
+    True: ("esc leaves text · alt+1…5 panes · ctrl+q quit", "esc leaves text · alt+1…5 panes", "esc leaves text"),
+    False: ("1…5 panes · ctrl+l edit text · ctrl+q quit", "1…5 panes · ctrl+l edit text", "ctrl+l edit text"),
+}
+"""The key rule, by whether a text box has the focus, longest first: in one, digits are typed."""
+
+
 class StatusLine(Widget):
     """One line: 'SmolLM2-135M-Instruct · 135M params · cpu · 31.2 tok/s', or the loading progress."""
 
@@ -40,6 +47,8 @@ class StatusLine(Widget):
     """'model @ endpoint · latency · tok/s' on a served model; '' with a local model only."""
     local_started: reactive[bool] = reactive(False)
     """Beside a served model: a local model was asked for (its state then follows the remote info)."""
+    in_text: reactive[bool] = reactive(False)
+    """Whether a text box has the focus: the keys at the right say how to leave it, or how to get in."""
 
     def render(self) -> Text:
         if self.remote_info:
@@ -73,11 +82,13 @@ class StatusLine(Widget):
         return left
 
     def _fit(self, left: Text) -> Text:
-        right = Text("ctrl+q quit", style="dim")
         width = self.content_region.width or 80
-        if left.cell_len + right.cell_len + 2 <= width:
-            left.append(" " * (width - left.cell_len - right.cell_len))
-            left.append_text(right)
+        for keys in KEYS[self.in_text]:  # the longest that fits
+            right = Text(keys, style="dim")
+            if left.cell_len + right.cell_len + 2 <= width:
+                left.append(" " * (width - left.cell_len - right.cell_len))
+                left.append_text(right)
+                break
         left.no_wrap = True
         left.overflow = "ellipsis"
         return left

@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal
 from textual.reactive import reactive
-from textual.widgets import TextArea
+from textual.widgets import Static, TextArea
 from textual.worker import get_current_worker
 
 from llmtui.app.palette import legend
@@ -26,13 +26,13 @@ from llmtui.app.panes.remote.messages import RemoteConnected, RemoteFailed, Remo
 from llmtui.app.panes.remote.view import output_pieces, step_table, undecided_note
 from llmtui.app.screens.value_input import ValueInputScreen
 from llmtui.app.widgets.knob import KNOBS, Knob
-from llmtui.app.widgets.message_line import MessageLine
 from llmtui.app.widgets.prob_table import ProbabilityTable
 from llmtui.app.widgets.prompt_editor import PromptEditor
 from llmtui.app.widgets.token_text import TokenText
 from llmtui.engine.settings import SamplingSettings
 
 if TYPE_CHECKING:
+    from llmtui.app.state import ModelState
     from llmtui.engine.generation import Step
     from llmtui.engine.remote.client import RemoteModel
     from llmtui.engine.remote.session import RemoteSession
@@ -47,6 +47,7 @@ class RemoteGeneratePane(Pane):
     PANE_ID = "generate"
     TITLE = "Generate"
     SHORT_TITLE = "Gen"
+    MESSAGE_LINE = "#gen-message"
     HELP = (
         "A served model writes one token at a time; its server lists the most probable candidates of each step "
         "(logprobs, usually 20) and says nothing of the rest. The table shows them with what the knobs would do: "
@@ -87,7 +88,7 @@ class RemoteGeneratePane(Pane):
         with Grid(id="knobs"):
             for spec in KNOBS:
                 yield Knob(spec, getattr(self.settings, spec.name))
-        yield MessageLine(id="gen-message")
+        yield Static(id="gen-message")
         with Horizontal(id="gen-main"):
             output = TokenText(id="output")
             output.border_title = "Output"
@@ -98,7 +99,7 @@ class RemoteGeneratePane(Pane):
     def on_mount(self) -> None:
         self.watch(self.output, "selected", lambda _: self._refresh_table(), init=False)
         self.output.set_placeholder("Connecting to the server…", "placeholder")
-        self._say("Connecting to the server… you can type the prompt meanwhile.", "busy")
+        self.say("Connecting to the server… you can type the prompt meanwhile.", "busy")
 
     @property
     def editor(self) -> TextArea:
@@ -122,7 +123,7 @@ class RemoteGeneratePane(Pane):
 
     @property
     def message(self) -> str:
-        return self.query_one("#gen-message", MessageLine).text
+        return str(self.query_one("#gen-message", Static).render())
 
     def knob(self, name: str) -> Knob:
         return self.query_one(f"#knob-{name.replace('_', '-')}", Knob)
@@ -134,27 +135,24 @@ class RemoteGeneratePane(Pane):
         self.editor.load_text(text)
         self.editor.move_cursor(self.editor.document.end)  # ready to type on
 
-    def _say(self, text: str, kind: Literal["info", "error", "busy"] = "info") -> None:
-        line = self.query_one("#gen-message", MessageLine)
-        line.text = str(text)
-        for k in ("info", "error", "busy"):
-            line.set_class(k == kind, f"-{k}")
+    def model_state_changed(self, state: ModelState) -> None:
+        """A local model opened beside the server (o in a weights pane) is none of this pane's business."""
 
     # -- the connection --------------------------------------------------------------------
 
     def on_remote_connected(self, message: RemoteConnected) -> None:
         self.remote = message.remote
         self.output.set_placeholder(f"Attached to {message.remote.name}. F5 generates, F6 adds one token.")
-        self._say(f"Ready · {message.remote.name} · F5 generate · F6 one token")
+        self.say(f"Ready · {message.remote.name} · F5 generate · F6 one token")
 
     def on_remote_failed(self, message: RemoteFailed) -> None:
         self.output.set_placeholder(message.error, "error")
-        self._say(f"{message.error} · F5 tries again (your prompt is kept)", "error")
+        self.say(f"{message.error} · F5 tries again (your prompt is kept)", "error")
 
     def _attached(self) -> bool:
         if self.remote is None:
             self.app.connect_remote()  # type: ignore[attr-defined]
-            self._say("Connecting to the server…", "busy")
+            self.say("Connecting to the server…", "busy")
             return False
         return True
 
@@ -168,7 +166,7 @@ class RemoteGeneratePane(Pane):
 
     def action_continue(self) -> None:
         if self._session is None or self._session.finished and not self._dropped():
-            self._say("Nothing to go on from: F5 generates from the prompt.")
+            self.say("Nothing to go on from: F5 generates from the prompt.")
             return
         self._start("continue")
 
@@ -180,11 +178,11 @@ class RemoteGeneratePane(Pane):
             self._run += 1  # what the stopped run still posts is stale
             self.workers.cancel_group(self, "remote-generate")
             self._in_flight = False
-            self._say(f"Stopped after {len(self._steps)} tokens · F7 goes on")
+            self.say(f"Stopped after {len(self._steps)} tokens · F7 goes on")
 
     def action_toggle_chat(self) -> None:
         self.chat_mode = not self.chat_mode
-        self._say("Chat mode: the prompt is sent as a user message." if self.chat_mode
+        self.say("Chat mode: the prompt is sent as a user message." if self.chat_mode
                   else "Plain mode: the model continues your text.")
 
     def action_toggle_colour(self) -> None:
@@ -201,11 +199,11 @@ class RemoteGeneratePane(Pane):
             return
         prompt = self.editor.text
         if (kind == "generate" or self._session is None) and not prompt.strip():
-            self._say("The prompt is empty: type some text first.", "error")
+            self.say("The prompt is empty: type some text first.", "error")
             return
         self._run += 1
         self._in_flight = True
-        self._say("Asking the server…", "busy")
+        self.say("Asking the server…", "busy")
         self._worker(self._run, kind, prompt, self.chat_mode, self.settings, limit, fork)
 
     @work(thread=True, exclusive=True, group="remote-generate", exit_on_error=False)
@@ -256,16 +254,16 @@ class RemoteGeneratePane(Pane):
         self.output.selected = None  # follow the newest
         self._refresh_table()
         if not message.ended:
-            self._say(f"Generating… {len(self._steps)} tokens · esc stops", "busy")
+            self.say(f"Generating… {len(self._steps)} tokens · esc stops", "busy")
             return
         self._in_flight = False
         if message.error:
             dropped = (message.finish_reason or "").startswith("dropped")
             kept = " · F7 goes on" if dropped else f" · {len(self._steps)} tokens kept" if self._steps else ""
-            self._say(message.error + kept, "error")
+            self.say(message.error + kept, "error")
         else:
             notes = f" · {message.notes[0]}" if message.notes else ""
-            self._say(f"{len(self._steps)} tokens · {message.finish_reason or 'F6 adds one more'}{notes}")
+            self.say(f"{len(self._steps)} tokens · {message.finish_reason or 'F6 adds one more'}{notes}")
 
     def _render_output(self) -> None:
         self.output.set_content([], output_pieces(self._steps, self.colour_by == "model"), len(self._steps))
@@ -276,7 +274,7 @@ class RemoteGeneratePane(Pane):
             step = self._steps[index]
             self.table.show(step_table(step, len(self._steps)))
             if not self._in_flight and (note := undecided_note(step)):
-                self._say(note)
+                self.say(note)
 
     # -- forks and knobs -------------------------------------------------------------------
 
@@ -288,7 +286,7 @@ class RemoteGeneratePane(Pane):
         candidates = self._steps[event.index].candidates
         n = next((n for n, c in enumerate(candidates) if c.id == event.token_id), None)
         if n is None or self._steps[event.index].token_id == event.token_id:
-            self._say("That is the token it drew; choose another row to fork the text there.")
+            self.say("That is the token it drew; choose another row to fork the text there.")
             return
         self._start("fork", fork=(event.index, n))
 
@@ -299,9 +297,9 @@ class RemoteGeneratePane(Pane):
             self.settings = self.settings.with_(**{event.knob.spec.name: event.value})
         except ValueError as e:
             event.knob.value = getattr(self.settings, event.knob.spec.name)
-            self._say(str(e), "error")
+            self.say(str(e), "error")
             return
-        self._say(f"{event.knob.text}: sent with the next request")
+        self.say(f"{event.knob.text}: sent with the next request")
 
     @on(Knob.AskValue)
     def _ask_knob_value(self, event: Knob.AskValue) -> None:

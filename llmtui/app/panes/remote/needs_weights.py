@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
 
 from llmtui.app.panes.base import Pane
 from llmtui.app.panes.remote.view import needs_weights_line
+
+if TYPE_CHECKING:
+    from llmtui.app.state import ModelState
 
 
 class NeedsWeightsPane(Pane):
@@ -21,6 +26,12 @@ class NeedsWeightsPane(Pane):
 
     def focus_default(self) -> None:
         self.focus()
+
+    def focus_main(self) -> None:
+        self.focus()
+
+    def model_state_changed(self, state: ModelState) -> None:
+        """Its one line stays until the real pane replaces it."""
 
     def action_open_local(self) -> None:
         self.app.call_later(self.app.open_local_model)  # type: ignore[attr-defined]  # on the app: it removes this pane

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -11,8 +13,10 @@ from textual.widgets import Static, TextArea
 from llmtui.app.panes.base import Pane
 from llmtui.app.panes.remote.messages import RemoteConnected, RemoteFailed
 from llmtui.app.panes.remote.view import token_chips
-from llmtui.app.widgets.message_line import MessageLine
 from llmtui.app.widgets.prompt_editor import PromptEditor
+
+if TYPE_CHECKING:
+    from llmtui.app.state import ModelState
 
 DELAY = 0.3  # seconds after the last key before the text goes to the server
 MAX_CHARS = 50_000  # as the local pane: longer text is tokenized up to here, and says so
@@ -24,6 +28,7 @@ class RemoteTokenizerPane(Pane):
     PANE_ID = "tokenizer"
     TITLE = "Tokenizer"
     SHORT_TITLE = "Tok"
+    MESSAGE_LINE = "#tok-message"
     HELP = ("A model reads tokens, not letters. Type text: the served model's own tokenizer (the server's "
             "/tokenize route) cuts it, and each token shows with its id.")
 
@@ -37,28 +42,26 @@ class RemoteTokenizerPane(Pane):
         editor = PromptEditor(id="tok-input", soft_wrap=True, show_line_numbers=False, placeholder="Type text to tokenize")
         editor.border_title = "Text"
         yield editor
-        yield MessageLine(id="tok-message")
+        yield Static(id="tok-message")
         with VerticalScroll(id="tok-chips-scroll"):
             yield Static(id="tok-chips")
 
     @property
     def message(self) -> str:
-        return self.query_one("#tok-message", MessageLine).text
+        return str(self.query_one("#tok-message", Static).render())
 
     def set_prompt(self, text: str) -> None:
         self.query_one("#tok-input", TextArea).load_text(text)
 
-    def _say(self, text: str, error: bool = False) -> None:
-        line = self.query_one("#tok-message", MessageLine)
-        line.text = text
-        line.set_class(error, "-error")
+    def model_state_changed(self, state: ModelState) -> None:
+        """A local model opened beside the server (o in a weights pane) is none of this pane's business."""
 
     def on_remote_connected(self, message: RemoteConnected) -> None:
         self.remote = message.remote
         self._tokenize()
 
     def on_remote_failed(self, message: RemoteFailed) -> None:
-        self._say(message.error, error=True)
+        self.say(message.error, "error")
 
     @on(TextArea.Changed, "#tok-input")
     def _changed(self, event: TextArea.Changed) -> None:
@@ -81,15 +84,15 @@ class RemoteTokenizerPane(Pane):
         try:
             pairs = await asyncio.to_thread(self.remote.tokenize, cut) if cut else []
         except RemoteError as e:
-            self._say(str(e), error=True)
+            self.say(str(e), "error")
             return
         except Exception as e:  # a bug: one line, the app keeps running
-            self._say(f"internal error ({type(e).__name__}: {e})", error=True)
+            self.say(f"internal error ({type(e).__name__}: {e})", "error")
             return
         self.pairs = pairs
         self.query_one("#tok-chips", Static).update(token_chips(pairs))
         more = f" (the first {MAX_CHARS:,})" if len(text) > MAX_CHARS else ""
-        self._say(f"{len(pairs)} tokens, {len(cut):,} characters{more} · cut by {self.remote.name}")
+        self.say(f"{len(pairs)} tokens, {len(cut):,} characters{more} · cut by {self.remote.name}")
 
     def export_data(self) -> dict | None:
         return {"tokenizer": self.remote.name if self.remote else None,
