@@ -404,3 +404,13 @@ def test_a_chunked_stream_cut_inside_a_chunk_keeps_what_came():
     listener.close()
     assert session.text == " Paris" and "kept 1 tokens" in one_line(e.value)
     assert "in the middle of an answer" in str(e.value)
+
+
+def test_serve_passes_the_endpoint_on_and_never_the_key(monkeypatch):
+    from llmtui.cli import app_command, build_parser
+
+    monkeypatch.setenv("LLMTUI_API_KEY", "sk-SECRET")
+    args = build_parser().parse_args(["serve", "--endpoint", "http://127.0.0.1:8000", "--remote-model", "m",
+                                      "--timeout", "5"])
+    command = app_command(args)
+    assert "--endpoint http://127.0.0.1:8000 --remote-model m --timeout 5.0" in command and "SECRET" not in command
