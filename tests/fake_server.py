@@ -29,6 +29,14 @@ SCRIPT: list[tuple[str, list[tuple[str, float]]]] = [
 ]
 
 
+# what a hostile or broken server might send as tokens: markup, terminal escapes, bidi controls, a lone surrogate
+HOSTILE_SCRIPT: list[tuple[str, list[tuple[str, float]]]] = [
+    ("[bold red]x[/]", [("[bold red]x[/]", -0.5), ("\x1b[2J", -1.5)]),
+    ("\x1b]0;owned\x07", [("\x1b]0;owned\x07", -0.3), ("\u202e", -2.0)]),
+    ("\ud800", [("\ud800", -0.2), ("\r", -2.5)]),
+]
+
+
 class FakeServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -59,7 +67,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _event(self, obj: object) -> None:
-        self.wfile.write(b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode()) + b"\n\n")
+        self.wfile.write(b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode()) + b"\n\n")  # ASCII JSON
         self.wfile.flush()
 
     def do_GET(self) -> None:
@@ -105,7 +113,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         n = int(body.get("logprobs") if not chat else body.get("top_logprobs") or 0)
-        steps = SCRIPT[: int(body.get("max_tokens", len(SCRIPT)))]
+        script = HOSTILE_SCRIPT if fault == "hostile" else SCRIPT
+        steps = script[: int(body.get("max_tokens", len(script)))]
         for k, (token, top) in enumerate(steps):
             if fault == "drop" and k == 2:
                 self.close_connection = True
@@ -115,7 +124,7 @@ class Handler(BaseHTTPRequestHandler):
                 continue
             listed = top[: 2 if fault == "fewer" else n]
             last = k == len(steps) - 1
-            reason = ("length" if len(steps) < len(SCRIPT) else "stop") if last else None
+            reason = ("length" if len(steps) < len(script) else "stop") if last else None
             self._event(_chunk(token, listed, chat, fault != "no-logprobs", reason))
         self._event(b"[DONE]")
         self.close_connection = True

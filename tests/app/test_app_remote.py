@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from app_fixtures import settle, wait_for
-from fake_server import MODEL, SCRIPT, fake_server
+from fake_server import HOSTILE_SCRIPT, MODEL, SCRIPT, fake_server
 from llmtui.app.app import LLMTuiApp
 from llmtui.app.panes.remote import NeedsWeightsPane, RemoteGeneratePane, RemoteTokenizerPane
 from llmtui.engine.remote import UNDECIDED
@@ -163,3 +163,17 @@ async def test_o_opens_a_local_model_for_the_weight_panes(tiny_lm, monkeypatch):
             assert app.current_pane is app.query_one(AttentionPane) and app.current_pane.display
             assert "local: " in str(app.status.render())
             assert app.query_one(RemoteGeneratePane).remote is not None  # Generate stays on the server
+
+
+async def test_hostile_tokens_from_the_server_are_shown_literally():
+    with fake_server(fault="hostile") as srv:
+        async with remote_app(srv.url).run_test(size=(120, 40)) as pilot:
+            pane = await attached(pilot)
+            await run(pilot, pane)
+            assert len(pane.steps) == len(HOSTILE_SCRIPT)
+            shown = pane.output.plain_text + "".join(cell for row in pane.table.cells for cell in row) + pane.message
+            assert "[bold red]x[/]" in pane.output.plain_text  # markup shown as sent, not obeyed
+            assert not any(ch in shown for ch in "\x1b\x07\u202e\r")
+            for step in pane.steps:  # selecting each step draws its table without error
+                pane.output.selected = step.index
+                await pilot.pause()

@@ -414,3 +414,16 @@ def test_serve_passes_the_endpoint_on_and_never_the_key(monkeypatch):
                                       "--timeout", "5"])
     command = app_command(args)
     assert "--endpoint http://127.0.0.1:8000 --remote-model m --timeout 5.0" in command and "SECRET" not in command
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_cli_shows_hostile_server_tokens_literally(capsysbinary, as_json):
+    from llmtui.cli import main
+
+    with fake_server(fault="hostile") as srv:
+        assert main(["generate", "Hi", "--endpoint", srv.url, *(["--json"] if as_json else [])]) == 0
+    out = capsysbinary.readouterr().out.decode("utf-8")  # printable: the lone surrogate became U+FFFD
+    if as_json:  # valid JSON, the text kept exactly (JSON escapes the controls)
+        assert json.loads(out)["text"] == "[bold red]x[/]\x1b]0;owned\x07\ufffd"
+    else:  # the human form shows escapes, never sends them
+        assert not any(ch in out for ch in "\x1b\x07\u202e\ud800") and "[bold red]x[/]" in out

@@ -19,6 +19,7 @@ from llmtui.engine.remote import transport
 from llmtui.engine.remote.client import RemoteModel
 from llmtui.engine.remote.judge import judge, unlisted_mass
 from llmtui.engine.settings import SamplingSettings
+from llmtui.engine.text import without_lone_surrogates
 
 MAX_LOGPROBS = 20  # what OpenAI's API and vLLM's default allow; llama.cpp allows more
 
@@ -92,7 +93,7 @@ def listed_tokens(choice: dict) -> list[tuple[Listed, list[Listed]]]:
     for text, logprob, top in zip(tokens, lps, tops):
         if not isinstance(top, dict):
             raise RemoteError("the server's top_logprobs are in a shape llmtui does not know")
-        out.append((Listed(str(text), _finite(logprob), None), [Listed(str(t), _finite(v), None) for t, v in top.items()]))
+        out.append((Listed(_text(text), _finite(logprob), None), [Listed(_text(t), _finite(v), None) for t, v in top.items()]))
     return out
 
 
@@ -100,7 +101,12 @@ def _listed(entry: object) -> Listed:
     if not isinstance(entry, dict) or not isinstance(entry.get("token"), str):
         raise RemoteError("the server's logprobs list a token without its text")
     token_id = entry.get("id")
-    return Listed(entry["token"], _finite(entry.get("logprob")), token_id if isinstance(token_id, int) else None)
+    return Listed(_text(entry["token"]), _finite(entry.get("logprob")), token_id if isinstance(token_id, int) else None)
+
+
+def _text(token: object) -> str:
+    """A token's text as sent, but printable: a lone surrogate (JSON can carry one) becomes U+FFFD."""
+    return without_lone_surrogates(str(token))
 
 
 def _finite(logprob: object) -> float:
