@@ -29,7 +29,7 @@ from llmtui.app.messages import ModelLoaded, ModelLoadFailed, ModelLoadProgress,
 from llmtui.app.model_thread import freeze_loaded_objects, run_on_model_thread, thaw_frozen_objects
 from llmtui.app.panes import PANES, Pane
 from llmtui.app.panes.remote import REMOTE_PANES, NeedsWeightsPane
-from llmtui.app.panes.remote.messages import RemoteConnected, RemoteFailed, RemoteTraffic
+from llmtui.app.panes.remote.messages import LocalModelWanted, ReconnectWanted, RemoteConnected, RemoteFailed, RemoteTraffic
 from llmtui.app.panes.remote.view import status_text
 from llmtui.app.screens.command_palette import CommandPalette
 from llmtui.app.screens.help import HelpScreen
@@ -405,7 +405,14 @@ class LLMTuiApp(App[None]):
         if self.remote is not None:
             self.status.remote_info = status_text(self.remote, message.traffic)
 
-    async def open_local_model(self) -> None:
+    @on(ReconnectWanted)
+    def _reconnect(self, message: ReconnectWanted) -> None:
+        message.stop()
+        if self.endpoint is not None:
+            self.connect_remote()
+
+    @on(LocalModelWanted)
+    async def open_local_model(self, message: LocalModelWanted | None = None) -> None:
         """Beside a served model: load the default (or --model) one here for the panes that need weights."""
         stand_ins = list(self.query(NeedsWeightsPane))
         if not stand_ins:

@@ -22,7 +22,7 @@ from textual.worker import get_current_worker
 
 from llmtui.app.palette import legend
 from llmtui.app.panes.base import Pane
-from llmtui.app.panes.remote.messages import RemoteConnected, RemoteFailed, RemoteSteps, RemoteTraffic
+from llmtui.app.panes.remote.messages import ReconnectWanted, RemoteConnected, RemoteFailed, RemoteSteps, RemoteTraffic
 from llmtui.app.panes.remote.view import output_pieces, step_table, undecided_note
 from llmtui.app.screens.value_input import ValueInputScreen
 from llmtui.app.widgets.knob import KNOBS, Knob
@@ -151,7 +151,7 @@ class RemoteGeneratePane(Pane):
 
     def _attached(self) -> bool:
         if self.remote is None:
-            self.app.connect_remote()  # type: ignore[attr-defined]
+            self.post_message(ReconnectWanted())
             self.say("Connecting to the server…", "busy")
             return False
         return True

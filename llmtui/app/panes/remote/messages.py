@@ -47,3 +47,11 @@ class RemoteSteps(Message, bubble=False):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RemoteSteps) and not message.ended and message.run == self.run
+
+
+class ReconnectWanted(Message):
+    """A pane needs the server and is not attached: the app tries to connect again (bubbles up)."""
+
+
+class LocalModelWanted(Message):
+    """The user asked for a local model beside the server, for the panes that need weights (bubbles up)."""

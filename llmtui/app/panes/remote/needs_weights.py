@@ -9,6 +9,7 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from llmtui.app.panes.base import Pane
+from llmtui.app.panes.remote.messages import LocalModelWanted
 from llmtui.app.panes.remote.view import needs_weights_line
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ class NeedsWeightsPane(Pane):
         """Its one line stays until the real pane replaces it."""
 
     def action_open_local(self) -> None:
-        self.app.call_later(self.app.open_local_model)  # type: ignore[attr-defined]  # on the app: it removes this pane
+        self.post_message(LocalModelWanted())  # the app swaps this pane for the real one
 
 
 def needs_weights(real: type[Pane]) -> type[NeedsWeightsPane]:
