@@ -177,3 +177,25 @@ async def test_hostile_tokens_from_the_server_are_shown_literally():
             for step in pane.steps:  # selecting each step draws its table without error
                 pane.output.selected = step.index
                 await pilot.pause()
+
+
+async def test_a_demo_runs_its_generate_steps_on_the_served_model():
+    from llmtui.demo import parse_demo
+
+    demo = parse_demo("""
+title = "remote"
+[[step]]
+pane = "generate"
+prompt = "The capital of France is"
+generate = 3
+knobs = { temperature = 0.0 }
+""", "remote.toml")
+    with fake_server() as srv:
+        app = remote_app(srv.url, demo=demo)
+        async with app.run_test(size=(120, 40)) as pilot:
+            pane = await attached(pilot)
+            await wait_for(pilot, lambda: len(pane.steps) == 3 and not pane.running, what="the demo's generation")
+            sent = [body for path, _, body in srv.requests if path == "/v1/completions"]
+            assert pane.knob("temperature").value == 0.0 and sent[-1]["max_tokens"] == 3 and sent[-1]["temperature"] == 0
+            await pilot.press("ctrl+n")
+            assert pane.steps == () and pane.session is None

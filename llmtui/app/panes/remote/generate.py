@@ -60,6 +60,7 @@ class RemoteGeneratePane(Pane):
         Binding("f6", "step", "Step", priority=True, tooltip="Generate exactly one token"),
         Binding("f7", "continue", "Go on", priority=True, tooltip="Go on generating from where it stopped"),
         Binding("ctrl+t", "toggle_chat", "Chat", priority=True, tooltip="Chat mode on/off: the prompt becomes a user message"),
+        Binding("ctrl+n", "clear", "Clear", show=False, tooltip="Clear the output"),
         Binding("c", "toggle_colour", "Colour by", show=False, tooltip="Colour tokens by the model's probability or the knobs'"),
     ]
 
@@ -116,6 +117,15 @@ class RemoteGeneratePane(Pane):
     @property
     def steps(self) -> tuple[Step, ...]:
         return self._steps
+
+    @property
+    def ready(self) -> bool:
+        """Attached to the server (what a demo step waits for)."""
+        return self.remote is not None
+
+    @property
+    def session(self) -> RemoteSession | None:
+        return self._session
 
     @property
     def running(self) -> bool:
@@ -179,6 +189,18 @@ class RemoteGeneratePane(Pane):
             self.workers.cancel_group(self, "remote-generate")
             self._in_flight = False
             self.say(f"Stopped after {len(self._steps)} tokens · F7 goes on")
+
+    def action_clear(self) -> None:
+        self.action_stop()
+        self._run += 1
+        self._session, self._steps = None, ()
+        self._render_output()
+        self.table.show(None)
+        self.say("Cleared · F5 generates from the prompt")
+
+    def watch_settings(self, settings: SamplingSettings) -> None:
+        for spec in KNOBS:  # set from outside (a demo step): the knobs show it
+            self.knob(spec.name).value = getattr(settings, spec.name)
 
     def action_toggle_chat(self) -> None:
         self.chat_mode = not self.chat_mode

@@ -47,6 +47,10 @@ class RemoteTokenizerPane(Pane):
             yield Static(id="tok-chips")
 
     @property
+    def ready(self) -> bool:
+        return self.remote is not None
+
+    @property
     def message(self) -> str:
         return str(self.query_one("#tok-message", Static).render())
 
