@@ -52,6 +52,8 @@ SETTINGS = [
     SamplingSettings(temperature=0.5, top_p=0.9),
     SamplingSettings(temperature=1.7, top_p=0.6),
     SamplingSettings(temperature=0.8, top_k=40, min_p=0.1),
+    SamplingSettings(temperature=1.5, top_k=30, top_p=0.8),
+    SamplingSettings(temperature=0.3, top_k=12, top_p=0.95),
     SamplingSettings(temperature=0.0),
 ]
 
