@@ -119,6 +119,8 @@ class Handler(BaseHTTPRequestHandler):
             if fault == "drop" and k == 2:
                 self.close_connection = True
                 return  # the connection closes mid-stream, without [DONE]
+            if fault == "done-early" and k == 2:
+                break  # [DONE] with no finish_reason, as llama-cpp-python's server sends when interrupted
             if fault == "malformed" and k == 1:
                 self._event(b"{not json")
                 continue

@@ -402,8 +402,9 @@ class LLMTuiApp(App[None]):
     @on(RemoteTraffic)
     def _remote_traffic(self, message: RemoteTraffic) -> None:
         message.stop()
-        if self.remote is not None:
-            self.status.remote_info = status_text(self.remote, message.traffic)
+        status = next(self.query("#status").results(StatusLine), None)  # None while the app shuts down
+        if self.remote is not None and status is not None:
+            status.remote_info = status_text(self.remote, message.traffic)
 
     @on(ReconnectWanted)
     def _reconnect(self, message: ReconnectWanted) -> None:

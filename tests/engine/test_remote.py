@@ -226,6 +226,7 @@ def test_a_stream_becomes_steps_with_the_servers_candidates():
     assert session.text == "".join(t for t, _ in SCRIPT) and session.finish_reason == "stop token"
     assert body["logprobs"] == 20 and body["stream"] is True and body["model"] == MODEL
     assert body["top_k"] == 0 and body["top_p"] == 1.0 and body["min_p"] == 0.0  # sent, not left to server defaults
+    assert body["repetition_penalty"] == body["repeat_penalty"] == 1.0  # llama-cpp-python's default is 1.1
     for step, (token, top) in zip(steps, SCRIPT):
         assert [(c.text, c.raw_prob) for c in step.candidates] == [(t, pytest.approx(math.exp(v))) for t, v in top]
         assert step.text == token and step.raw_prob == pytest.approx(math.exp(dict(top)[token]))
@@ -258,6 +259,15 @@ def test_a_stream_dropped_midway_keeps_what_came_and_goes_on():
         list(session.stream())  # going on sends the text so far
         assert srv.requests[-1][2]["prompt"] == "The capital of France is Paris."
         assert srv.requests[-1][2]["max_tokens"] == 128 - 2
+
+
+def test_a_stream_the_server_ends_early_without_a_reason_is_a_drop():
+    with fake_server(fault="done-early") as srv:
+        session = RemoteSession(connect(srv.url), "The capital of France is", SamplingSettings())
+        with pytest.raises(StreamDropped) as e:
+            list(session.stream())
+    assert "ended the stream after 2 of 128 tokens without saying why" in one_line(e.value)
+    assert session.text == " Paris." and session.finish_reason == "dropped after 2 tokens"
 
 
 @pytest.mark.parametrize("fault, words", [

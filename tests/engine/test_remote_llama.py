@@ -30,9 +30,13 @@ pytestmark = pytest.mark.default_model
 
 PYTHON = os.environ.get("LLMTUI_LLAMA_PYTHON", sys.executable)
 PROMPT = "The capital of France is"
-STEPS = 8
-TOLERANCE = 0.02
-"""Largest allowed |p_llama.cpp - p_llmtui| for a listed token's raw probability in the first STEPS greedy steps."""
+GREEDY_PROMPTS = ("The capital of France is", "Once upon a time", "def fibonacci(n):")
+STEPS = 5
+TOLERANCE = 0.08
+"""Largest allowed |p_llama.cpp - p_llmtui| for a listed token's raw probability in the first STEPS greedy steps.
+Measured (2026-12-07, llama-cpp-python 0.3.36, the default Q4_1 GGUF): at most 0.065 over the top-10 of the first
+12 steps of GREEDY_PROMPTS (def fibonacci's 4th token ' ==': 0.518 vs 0.454), typically 0.002-0.03. llama.cpp
+multiplies Q4_1 weights by activations quantized to 8 bits; llmtui dequantizes the weights to float32."""
 START_TIMEOUT_S = 180
 
 
@@ -57,7 +61,8 @@ def llama_server(default_model_path, tmp_path_factory):
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [PYTHON, "-m", "llama_cpp.server", "--model", str(default_model_path), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--seed", "0"],
+             "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--seed", "0",
+             "--interrupt_requests", "false"],  # else the Tokenizer pane's request cuts Generate's stream short
             stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "no_proxy": "127.0.0.1"})
     url = f"http://127.0.0.1:{port}"
     try:
@@ -93,7 +98,7 @@ def test_the_table_is_the_servers_own_logprobs(llama_server):
     session = RemoteSession(remote, PROMPT, settings, top_n=5)
     steps = list(session.stream())
     own = _server_completion(llama_server, {"prompt": PROMPT, "max_tokens": STEPS, "temperature": 0, "logprobs": 5,
-                                            "top_k": 0, "top_p": 1.0, "min_p": 0.0})["choices"][0]
+                                            "top_k": 0, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0})["choices"][0]
     assert session.text == own["text"] and len(steps) == STEPS
     for step, token, top in zip(steps, own["logprobs"]["tokens"], own["logprobs"]["top_logprobs"]):
         assert step.text == token
@@ -101,22 +106,19 @@ def test_the_table_is_the_servers_own_logprobs(llama_server):
         assert listed == {t: pytest.approx(math.exp(lp), abs=1e-6) for t, lp in top.items()}
 
 
-def test_greedy_top1_agrees_with_the_local_engine(llama_server, default_lm, record_property):
+@pytest.mark.parametrize("prompt", GREEDY_PROMPTS)
+def test_greedy_top1_agrees_with_the_local_engine(llama_server, default_lm, prompt):
     remote = RemoteModel.connect(Endpoint.parse(llama_server))
     settings = SamplingSettings(temperature=0, max_new_tokens=STEPS)
-    remote_steps = list(RemoteSession(remote, PROMPT, settings, top_n=10).stream())
-    local = GenerationSession(default_lm, default_lm.encode(PROMPT), settings, top_n=10)
-    local_steps = list(local)
+    remote_steps = list(RemoteSession(remote, prompt, settings, top_n=10).stream())
+    local_steps = list(GenerationSession(default_lm, default_lm.encode(prompt), settings, top_n=10))
     assert [s.text for s in remote_steps] == [s.text for s in local_steps]
     worst = 0.0
     for r, l in zip(remote_steps, local_steps):
         local_p = {c.text: c.raw_prob for c in l.candidates}
-        for c in r.candidates:
-            if c.text in local_p:
-                worst = max(worst, abs(c.raw_prob - local_p[c.text]))
-        assert r.raw_prob == pytest.approx(l.raw_prob, abs=TOLERANCE)
-    record_property("max_abs_prob_difference", worst)
-    print(f"\nllama.cpp vs llmtui, {STEPS} greedy steps, top-10: max |dp| = {worst:.5f}")
+        worst = max([worst, *(abs(c.raw_prob - local_p[c.text]) for c in r.candidates if c.text in local_p)])
+        assert r.candidates[0].cut_by is None and all(c.cut_by == "greedy" for c in r.candidates[1:])
+    print(f"\nllama.cpp vs llmtui, {prompt!r}, {STEPS} greedy steps, top-10: max |dp| = {worst:.4f}")
     assert worst <= TOLERANCE
 
 
@@ -147,7 +149,8 @@ async def test_the_app_streams_from_llama_cpp(llama_server):
         pane = app.query_one(RemoteGeneratePane)
         await wait_for(pilot, lambda: pane.remote is not None, what="the connection")
         await pilot.press("f5")
-        await wait_for(pilot, lambda: len(pane.steps) == STEPS and not pane.running, timeout=60, what="the run")
+        await wait_for(pilot, lambda: pane.steps and not pane.running, timeout=120, what="the run")
         await settle(pilot)
-        assert pane.output.plain_text.endswith("".join(s.text for s in pane.steps))
+        assert len(pane.steps) == STEPS and pane.message.endswith("max new tokens")
+        assert pane.output.plain_text == "".join(s.text for s in pane.steps).replace("\n", "↵\n")  # newlines shown
         assert pane.table.cells and "tok/s" in app.status.remote_info

@@ -58,9 +58,8 @@ def request_body(model: RemoteModel, prompt: str, settings: SamplingSettings, ma
         "min_p": s.min_p,
         "stream": True,
     }
-    if s.repetition_penalty != 1:
-        body["repetition_penalty"] = s.repetition_penalty  # vLLM, SGLang
-        body["repeat_penalty"] = s.repetition_penalty  # llama.cpp
+    body["repetition_penalty"] = s.repetition_penalty  # vLLM, SGLang
+    body["repeat_penalty"] = s.repetition_penalty  # llama.cpp (llama-cpp-python's server defaults to 1.1)
     if s.seed is not None:
         body["seed"] = s.seed
     if model.model:
@@ -209,6 +208,11 @@ class RemoteSession:
         except transport.StreamDropped as e:
             self.stopped = f"dropped after {len(self.steps)} tokens"
             raise transport.StreamDropped(f"{e}; kept {len(self.steps)} tokens") from None
+        if self._reason is None and got < n:  # [DONE] without a reason, short of what was asked
+            self.stopped = f"dropped after {len(self.steps)} tokens"
+            raise transport.StreamDropped(
+                f"{self.model.endpoint.url} ended the stream after {got} of {n} tokens without saying why "
+                f"(llama-cpp-python's server does when another request interrupts it); kept {len(self.steps)} tokens")
         if self._reason == "stop":
             self.stopped = "stop token"
         elif self._reason == "length" and got < n:
