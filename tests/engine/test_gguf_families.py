@@ -18,7 +18,7 @@ import pytest
 import torch
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as Q, GGUFWriter
 from gguf.quants import dequantize
-from test_gguf import _add, _add_tokenizer, llama_cpp_permute
+from gguf_writer import _add, _add_tokenizer, llama_cpp_permute
 
 from llmtui.engine.loading.gguf_weights import gguf_config, gguf_state_dict, read_gguf_header, supported_types
 from llmtui.engine.loading.load import ModelLoadError, load_weights
