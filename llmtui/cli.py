@@ -3,6 +3,7 @@
     llmtui                              the app on the default model
     llmtui tokenize TEXT [--json]
     llmtui generate PROMPT [--chat] [--temperature T] [--top-k K] [--top-p P] ... [--json]
+    llmtui generate PROMPT --endpoint URL [--remote-model NAME]   a model served by vLLM, SGLang or llama.cpp
     llmtui neighbours WORD|EXPRESSION [--no-leading-space] [--json]
     llmtui attention PROMPT --layer L --head H [--json]
     llmtui serve [--host 127.0.0.1] [--port 8000]   the app in a web browser
@@ -43,13 +44,26 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu (default) or cuda")
 
 
+def _remote(parser: argparse.ArgumentParser) -> None:
+    from llmtui.engine.remote.endpoint import API_KEY_VARIABLE, DEFAULT_TIMEOUT
+
+    parser.add_argument("--endpoint", default=None, metavar="URL",
+                        help="a served model's OpenAI-compatible base URL (vLLM, SGLang, llama.cpp's server), "
+                             f"e.g. http://127.0.0.1:8000; an API key goes in {API_KEY_VARIABLE}")
+    parser.add_argument("--remote-model", default=None, metavar="NAME",
+                        help="which of the server's models (default: the first it lists)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+                        help=f"seconds to wait for the server (default {DEFAULT_TIMEOUT:g})")
+
+
 def _sampling(parser: argparse.ArgumentParser) -> None:
     from llmtui.engine.settings import KNOBS
 
     for knob in KNOBS:
         default = "a fresh seed, printed" if knob.default is None else knob.default
         parser.add_argument(knob.flag, type=knob.kind, default=knob.default, help=f"{knob.help} (default: {default})")
-    parser.add_argument("--top", type=int, default=10, help="candidates recorded per step (--json)")
+    parser.add_argument("--top", type=int, default=None,
+                        help="candidates recorded per step (--json; default 10, or 20 from a served model)")
 
 
 def _show(parser: argparse.ArgumentParser) -> None:
@@ -70,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pane", choices=PANES, default=None, help="pane to open on")
     parser.add_argument("--prompt", default=None, help="text to open the pane with (e.g. a prepared prompt for a talk)")
     _show(parser)
+    _remote(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("tokenize", help="cut text into tokens and ids")
@@ -79,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-special", action="store_true", help="let text such as <|im_end|> become special tokens")
     p.add_argument("--json", action="store_true")
     _common(p)
+    _remote(p)
 
     p = sub.add_parser("generate", help="continue a prompt, streaming token by token")
     p.add_argument("prompt")
@@ -86,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print every step's candidates as JSON at the end")
     _sampling(p)
     _common(p)
+    _remote(p)
 
     p = sub.add_parser("neighbours", aliases=["neighbors"], help="tokens whose embeddings are nearest a word's")
     p.add_argument("word", help='a word (looked up as " word"), "exact text" in quotes, #id, or king - man + woman')
@@ -112,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", default=None)
     _show(p)
     _common(p)
+    _remote(p)
     return parser
 
 
@@ -133,10 +151,28 @@ def load_model(args: argparse.Namespace):
     return lm
 
 
+def connect(args: argparse.Namespace):
+    """The served model named by --endpoint, --remote-model and --timeout."""
+    from llmtui.engine.remote.client import RemoteModel
+    from llmtui.engine.remote.endpoint import Endpoint
+
+    if args.model:
+        raise CliError("give --model (a local model) or --endpoint (a served one), not both")
+    return RemoteModel.connect(Endpoint.parse(args.endpoint, args.remote_model, args.timeout))
+
+
 def cmd_tokenize(args: argparse.Namespace) -> int:
     from llmtui.engine.text import escape_controls
 
-    if args.encoding:
+    if args.endpoint and args.encoding:
+        raise CliError("give --encoding or --endpoint, not both")
+    if args.endpoint:
+        if args.allow_special:
+            raise CliError("--allow-special is the server's business with --endpoint (servers parse special text)")
+        remote = connect(args)
+        pairs = remote.tokenize(args.text)
+        ids, texts, name = [i for i, _ in pairs], [t for _, t in pairs], remote.name
+    elif args.encoding:
         from llmtui.engine.tokenizer.tokenizer import openai_encoding
 
         enc, reason = openai_encoding(args.encoding)
@@ -175,10 +211,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     settings = sampling_settings(args)
     if not args.prompt.strip():
         raise CliError("the prompt is empty: give some text to continue")
+    if args.endpoint:
+        return generate_remote(args, settings)
     lm = load_model(args)
     ids = lm.encode_chat(args.prompt) if args.chat else lm.prompt_ids(args.prompt)
     try:
-        session = GenerationSession(lm, ids, settings, top_n=args.top)
+        session = GenerationSession(lm, ids, settings, top_n=10 if args.top is None else args.top)
     except ValueError as e:
         raise CliError(str(e)) from None
     shown = ""
@@ -210,6 +248,46 @@ def cmd_generate(args: argparse.Namespace) -> int:
     else:
         print(escape_controls(session.text[len(shown) :]))
         print(f"[{len(session.steps)} tokens, {session.finish_reason}, seed {session.seed}]", file=sys.stderr)
+    return 0
+
+
+def generate_remote(args: argparse.Namespace, settings) -> int:
+    """`generate --endpoint`: the served model streams; a dropped stream prints what came, then says where it stopped."""
+    from llmtui.engine.remote.session import RemoteSession
+    from llmtui.engine.remote.transport import StreamDropped
+    from llmtui.engine.text import escape_controls
+
+    remote = connect(args)
+    try:
+        session = RemoteSession(remote, args.prompt, settings, top_n=20 if args.top is None else args.top, chat=args.chat)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    dropped = None
+    try:
+        for step in session.stream():
+            if not args.json:
+                print(escape_controls(step.text), end="", flush=True)
+    except StreamDropped as e:
+        dropped = e
+    traffic = session.traffic
+    if args.json:
+        print(json.dumps({
+            "endpoint": remote.endpoint.url, "model": remote.model, "prompt": args.prompt, "chat": args.chat,
+            "prompt_tokens": session.prompt_tokens, "settings": dict(vars(settings)),
+            "steps": [s.to_json() for s in session.steps], "text": session.text,
+            "finish_reason": session.finish_reason, "notes": session.notes,
+            "latency_s": traffic.latency_s if traffic else None,
+            "tokens_per_s": traffic.tokens_per_s if traffic else None,
+        }, ensure_ascii=False, allow_nan=False))
+    else:
+        print()
+        for note in session.notes:
+            print(f"llmtui: note: {note}", file=sys.stderr)
+        speed = f", {traffic.latency_s * 1000:.0f} ms to the first token" if traffic else ""
+        rate = f", {traffic.tokens_per_s:.1f} tokens/s" if traffic and traffic.tokens_per_s else ""
+        print(f"[{len(session.steps)} tokens, {session.finish_reason}, {remote.name}{speed}{rate}]", file=sys.stderr)
+    if dropped:
+        raise CliError(str(dropped))
     return 0
 
 
@@ -280,17 +358,24 @@ def run_tui(args: argparse.Namespace) -> int:
         demo = load_demo(args.demo) if args.demo else None
     except DemoError as e:
         raise CliError(str(e)) from None
+    endpoint = None
+    if args.endpoint:
+        from llmtui.engine.remote.endpoint import Endpoint
+
+        endpoint = Endpoint.parse(args.endpoint, args.remote_model, args.timeout)  # a bad URL: one line, no app
     LLMTuiApp(model=args.model, device=args.device or "cpu", pane=args.pane, prompt=args.prompt,
-              present=args.present, demo=demo, export_dir=args.export_dir).run()
+              present=args.present, demo=demo, export_dir=args.export_dir, endpoint=endpoint).run()
     return 0
 
 
 def app_command(args: argparse.Namespace) -> str:
     """The shell command that starts the TUI with these options (what `serve` runs per browser session)."""
     argv = [sys.executable, "-m", "llmtui.cli"]
-    for flag in ("model", "device", "pane", "prompt", "demo", "export_dir"):
+    for flag in ("model", "device", "pane", "prompt", "demo", "export_dir", "endpoint", "remote_model"):
         if getattr(args, flag, None):
             argv += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
+    if getattr(args, "endpoint", None):
+        argv += ["--timeout", str(args.timeout)]
     if getattr(args, "present", False):
         argv.append("--present")
     return shlex.join(argv)

@@ -28,6 +28,9 @@ from llmtui.app.display import safe
 from llmtui.app.messages import ModelLoaded, ModelLoadFailed, ModelLoadProgress, ShowTokenInEmbeddings, TextWanted, Throughput
 from llmtui.app.model_thread import freeze_loaded_objects, run_on_model_thread, thaw_frozen_objects
 from llmtui.app.panes import PANES, Pane
+from llmtui.app.panes.remote import REMOTE_PANES, NeedsWeightsPane
+from llmtui.app.panes.remote.messages import LocalModelWanted, ReconnectWanted, RemoteConnected, RemoteFailed, RemoteTraffic
+from llmtui.app.panes.remote.view import status_text
 from llmtui.app.screens.command_palette import CommandPalette
 from llmtui.app.screens.help import HelpScreen
 from llmtui.app.screens.live_hits import MainScreen
@@ -45,6 +48,8 @@ if TYPE_CHECKING:
 
     from llmtui.demo import Demo
     from llmtui.engine.lm import LanguageModel
+    from llmtui.engine.remote.client import RemoteModel
+    from llmtui.engine.remote.endpoint import Endpoint
     from llmtui.engine.settings import SamplingSettings
 
 THEMES = {"dark": "textual-dark", "light": "textual-light"}
@@ -133,10 +138,14 @@ class LLMTuiApp(App[None]):
         present: bool = False,
         demo: Demo | None = None,
         export_dir: str | Path | None = None,
+        endpoint: Endpoint | None = None,
     ) -> None:
         """model: a catalogue name, a path or a repo id (None: the default model); lm: one already loaded;
-        present: presentation mode; demo: a walk-through (llmtui.demo.load_demo); export_dir: where ctrl+s writes."""
+        present: presentation mode; demo: a walk-through (llmtui.demo.load_demo); export_dir: where ctrl+s writes;
+        endpoint: a served model (Generate and Tokenizer through its server; no local model unless asked for)."""
         super().__init__()
+        self.endpoint = endpoint
+        self.remote: RemoteModel | None = None
         for theme_ in PRESENT_THEMES.values():
             self.register_theme(theme_)
         self.present = present
@@ -163,7 +172,7 @@ class LLMTuiApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Tabs(*(Tab(label, id=f"tab-{p.PANE_ID}") for label, p in zip(tab_labels(), PANES)), id="tabs")
         with ContentSwitcher(id="panes", initial=self.start_pane):
-            for pane_class in PANES:
+            for pane_class in REMOTE_PANES if self.endpoint is not None else PANES:
                 if pane_class.PANE_ID == "generate":
                     yield pane_class(settings=self._settings)  # type: ignore[call-arg]
                 else:
@@ -191,7 +200,10 @@ class LLMTuiApp(App[None]):
         if self.demo_runner is not None:
             self.demo_runner.next()
         self.refresh_demo_bar()
-        if self._injected is not None:
+        if self.endpoint is not None:
+            self.status.remote_info = f"connecting to {self.endpoint.url}…"
+            self.connect_remote()
+        elif self._injected is not None:
             self.call_after_refresh(self._model_ready, self._injected)
         else:
             self._load_model()
@@ -400,6 +412,65 @@ class LLMTuiApp(App[None]):
         self.model_spec = spec
         self.model_state = ModelState("loading", spec, "starting", 0.0)
         self._load_model()
+
+    # -- a served model (--endpoint) -------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="remote", exit_on_error=False)
+    def connect_remote(self) -> None:
+        """Ask the server for its models (in a thread); only post messages from here."""
+        from llmtui.engine.errors import RemoteError
+        from llmtui.engine.remote.client import RemoteModel
+
+        assert self.endpoint is not None
+        try:
+            self.post_message(RemoteConnected(RemoteModel.connect(self.endpoint)))
+        except RemoteError as e:
+            self.post_message(RemoteFailed(str(e)))
+        except Exception as e:  # a bug: one line, the app keeps running
+            self.post_message(RemoteFailed(f"internal error ({type(e).__name__}: {e}); rerun with LLMTUI_DEBUG=1"))
+
+    @on(RemoteConnected)
+    def _remote_connected(self, message: RemoteConnected) -> None:
+        self.remote = message.remote
+        self.status.remote_info = status_text(message.remote, None)
+        for pane in self.panes:
+            pane.post_message(RemoteConnected(message.remote))
+
+    @on(RemoteFailed)
+    def _remote_failed(self, message: RemoteFailed) -> None:
+        assert self.endpoint is not None
+        self.status.remote_info = f"{self.endpoint.url}: not attached (see the pane)"
+        for pane in self.panes:
+            pane.post_message(RemoteFailed(message.error))
+
+    @on(RemoteTraffic)
+    def _remote_traffic(self, message: RemoteTraffic) -> None:
+        message.stop()
+        status = next(self.query("#status").results(StatusLine), None)  # None while the app shuts down
+        if self.remote is not None and status is not None:
+            status.remote_info = status_text(self.remote, message.traffic)
+
+    @on(ReconnectWanted)
+    def _reconnect(self, message: ReconnectWanted) -> None:
+        message.stop()
+        if self.endpoint is not None:
+            self.connect_remote()
+
+    @on(LocalModelWanted)
+    async def open_local_model(self, message: LocalModelWanted | None = None) -> None:
+        """Beside a served model: load the default (or --model) one here for the panes that need weights."""
+        stand_ins = list(self.query(NeedsWeightsPane))
+        if not stand_ins:
+            return
+        switcher = self.query_one("#panes", ContentSwitcher)
+        for stand_in in stand_ins:
+            real = stand_in.REAL()
+            await stand_in.remove()
+            await switcher.mount(real)
+            real.display = real.id == switcher.current
+        self.status.local_started = True
+        self._load_model()
+        self.current_pane.focus_default()
 
     # -- the model -------------------------------------------------------------------------
 

@@ -33,4 +33,14 @@ class DeviceError(ValueError):
     """The requested device can't be used; the message says why and what to do."""
 
 
-USER_ERRORS: tuple[type[Exception], ...] = (ModelLoadError, ModelOutputError, DeviceError)
+class RemoteError(ValueError):
+    """A served model (--endpoint) could not answer: one line saying what happened and what to do.
+
+    Messages quote what the server sent, which may hold anything: escaped and cut to one short line."""
+
+    def __init__(self, message: str) -> None:
+        message = escape_controls(message, keep="")
+        super().__init__(message if len(message) <= 300 else message[:299] + "…")
+
+
+USER_ERRORS: tuple[type[Exception], ...] = (ModelLoadError, ModelOutputError, DeviceError, RemoteError)

@@ -27,14 +27,15 @@ if TYPE_CHECKING:
 class Candidate:
     """One possible next token at a step."""
 
-    id: int
+    id: int  # below 0: a served model's token whose id the server did not send
     text: str
     raw_prob: float  # what the model gave it
-    prob: float  # after the knobs; 0 when cut
-    cut_by: str | None  # "top-k", "top-p", "min-p", "greedy", or None when it could be drawn
+    prob: float | None  # after the knobs; 0 when cut; None when a served model's unlisted tail leaves it open
+    cut_by: str | None  # "top-k", "top-p", "min-p", "greedy", "?" (undecided: remote/judge.py), or None when it could be drawn
 
     def to_json(self) -> dict[str, object]:
-        return {"id": self.id, "text": self.text, "raw_prob": self.raw_prob, "prob": self.prob, "cut_by": self.cut_by}
+        return {"id": self.id if self.id >= 0 else None, "text": self.text, "raw_prob": self.raw_prob,
+                "prob": self.prob, "cut_by": self.cut_by}
 
 
 @dataclass(frozen=True)
@@ -46,20 +47,22 @@ class Step:
     token_id: int
     text: str  # the token's own text (a partial UTF-8 character shows as U+FFFD)
     raw_prob: float  # the model's probability for it
-    prob: float  # its probability after the knobs (what it was drawn with)
+    prob: float | None  # its probability after the knobs (what it was drawn with); None: not decidable (served model)
     candidates: tuple[Candidate, ...]  # the top candidates by raw probability, chosen token included
     settings: SamplingSettings
     forced: bool = False  # chosen by the user (a fork), not drawn
+    unlisted: float | None = None  # a served model's: the probability left to the tokens it did not list
 
     def to_json(self) -> dict[str, object]:
         return {
             "index": self.index,
             "position": self.position,
-            "token": {"id": self.token_id, "text": self.text},
+            "token": {"id": self.token_id if self.token_id >= 0 else None, "text": self.text},
             "raw_prob": self.raw_prob,
             "prob": self.prob,
             "forced": self.forced,
             "candidates": [c.to_json() for c in self.candidates],
+            **({"unlisted": self.unlisted} if self.unlisted is not None else {}),
         }
 
 

@@ -4,6 +4,7 @@ Each row is one candidate token: the model's raw probability, its probability af
 the knobs, and a bar of the latter (a light shade shows where the model's own
 probability reached, so temperature's effect is visible). The drawn token is marked
 ▶; candidates a knob cut away are greyed and struck through, with the knob's name.
+A served model's candidate whose fate the unlisted tail leaves open shows '?' (remote/judge.py).
 Enter (or a second click) on a row posts `Chosen`: "what if it had said this?".
 
 A small line-API widget rather than a DataTable: it is redrawn many times a second
@@ -28,6 +29,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from llmtui.app.palette import CUT_STYLE, bar
+from llmtui.engine.remote import UNDECIDED
 
 if TYPE_CHECKING:
     from llmtui.engine.generation import Candidate
@@ -170,10 +172,10 @@ class ProbabilityTable(Widget, can_focus=True):
         bold, cut_bold = Style(bold=True), CUT_STYLE + Style(bold=True)
         for c, label in zip(view.candidates, view.labels):
             drawn = c.id == view.drawn
-            cut = c.cut_by is not None
+            cut = c.cut_by not in (None, UNDECIDED)
             name = _fit(("▶ " if drawn else "  ") + label, TOKEN_WIDTH)
             model = percent(c.raw_prob).rjust(NUMBER_WIDTH)
-            knobs = (c.cut_by if cut else percent(c.prob)).rjust(NUMBER_WIDTH)
+            knobs = (c.cut_by if cut else UNDECIDED if c.prob is None else percent(c.prob)).rjust(NUMBER_WIDTH)
             text_style = (cut_bold if drawn else CUT_STYLE) if cut else (bold if drawn else None)
             segments = [
                 Segment(name[:2], bold if drawn else None),
@@ -181,7 +183,7 @@ class ProbabilityTable(Widget, can_focus=True):
                 Segment(model, CUT_STYLE if cut else None),
                 Segment(knobs, text_style),
                 Segment("  "),
-                *_segments(bar(c.prob, width, ghost=c.raw_prob)),
+                *_segments(bar(c.prob or 0.0, width, ghost=c.raw_prob)),
             ]
             rows.append((segments, (name.strip(), model.strip(), knobs.strip())))
         return rows

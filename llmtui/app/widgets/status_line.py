@@ -1,4 +1,8 @@
-"""The status line: the model's name, its size and device, and tokens/s while generating."""
+"""The status line: the model's name, its size and device, and tokens/s while generating.
+
+On a served model (--endpoint): the model and endpoint, the round trip to the first token and
+tokens/s of the last request, then a local model's state if one was opened beside it.
+"""
 
 from __future__ import annotations
 
@@ -39,10 +43,27 @@ class StatusLine(Widget):
     """Speed of the running generation; None when idle."""
     selection: reactive[str] = reactive("")
     """The app's current token, described in one line ('' when none is selected)."""
+    remote_info: reactive[str] = reactive("")
+    """'model @ endpoint · latency · tok/s' on a served model; '' with a local model only."""
+    local_started: reactive[bool] = reactive(False)
+    """Beside a served model: a local model was asked for (its state then follows the remote info)."""
     in_text: reactive[bool] = reactive(False)
     """Whether a text box has the focus: the keys at the right say how to leave it, or how to get in."""
 
     def render(self) -> Text:
+        if self.remote_info:
+            return self._fit(self._remote_left())
+        return self._fit(self._local_left())
+
+    def _remote_left(self) -> Text:
+        left = Text(escape_controls(self.remote_info, keep=""))
+        if self.local_started:
+            state = self.model_state
+            local = self.model_info.split(" · ")[0] if state.phase == "ready" else f"{state.phase} {state.fraction:.0%}"
+            left.append(f" · local: {local}", style="dim")
+        return left
+
+    def _local_left(self) -> Text:
         state = self.model_state
         self.set_class(state.phase == "failed", "-failed")
         if state.phase == "loading":
@@ -58,6 +79,9 @@ class StatusLine(Widget):
                 left.append(f" · {self.tokens_per_s:.1f} tok/s", style="bold")
             if self.selection:  # Text, never markup: a token may hold '[' or control escapes
                 left.append("  ▸ ", style="dim").append(self.selection, style="bold")
+        return left
+
+    def _fit(self, left: Text) -> Text:
         width = self.content_region.width or 80
         for keys in KEYS[self.in_text]:  # the longest that fits
             right = Text(keys, style="dim")
