@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from llmtui.engine.settings import SamplingSettings
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demos"
 """The shipped demos (the repo's demos/ folder)."""
 
 PANE_IDS = ("tokenizer", "embeddings", "attention", "layers", "generate")
-KNOB_NAMES = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens", "seed")
+KNOB_NAMES = tuple(f.name for f in fields(SamplingSettings))  # stop = ["\n\n"] ends a step's text at a stop string
 
 # Which keys a step may have, per pane (besides pane, caption, prompt).
 PANE_KEYS: dict[str, tuple[str, ...]] = {
@@ -176,8 +178,6 @@ def _parse_step(raw: dict[str, Any], number: int, fail, step_lines: list[int]) -
         if name not in KNOB_NAMES:
             raise fail(f"unknown knob {name!r} (the knobs are {', '.join(KNOB_NAMES)})", number, "knobs")
     if knobs:
-        from llmtui.engine.settings import SamplingSettings
-
         try:
             SamplingSettings(**knobs)
         except (TypeError, ValueError) as e:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 REPETITION_PENALTY_MIN, REPETITION_PENALTY_MAX = 0.01, 100.0
 """Far past any useful penalty either way (the knob's ladder spans 0.8 to 2). Before, nan, inf and 1e-300
 were let through and made every probability nan ("probability tensor contains nan": an internal error)."""
+OPENAI_PENALTY_LIMIT = 2.0  # frequency and presence penalties: OpenAI accepts -2.0 to 2.0
+LOGIT_BIAS_LIMIT = 100.0  # OpenAI's logit_bias range: -100 (a ban in effect) to 100
 
 
 @dataclass(frozen=True)
@@ -20,8 +24,20 @@ class SamplingSettings:
     repetition_penalty: float = 1.0  # > 1 makes tokens already in the text less likely; 1 = off
     max_new_tokens: int = 128
     seed: int | None = None  # None: a fresh random seed per generation
+    frequency_penalty: float = 0.0  # OpenAI's: logit minus penalty x times the token was generated; 0 = off
+    presence_penalty: float = 0.0  # OpenAI's: logit minus penalty once the token was generated at all; 0 = off
+    typical_p: float = 1.0  # locally typical sampling: keep tokens whose surprise is nearest the entropy; 1 = off
+    top_n_sigma: float = 0.0  # keep tokens whose logit is within n standard deviations of the top one; 0 = off
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, added to its logit), sorted by id
+    banned: tuple[int, ...] = ()  # token ids never drawn, sorted
+    stop: tuple[str, ...] = ()  # stop strings: the text ends before the first one that appears
 
     def __post_init__(self) -> None:
+        # Lists from JSON or a demo file become sorted tuples, so equal knobs compare equal and hash.
+        object.__setattr__(self, "logit_bias", tuple(sorted((int(i), float(b)) for i, b in dict(self.logit_bias).items())))
+        object.__setattr__(self, "banned", tuple(sorted({int(i) for i in self.banned})))
+        stop = (self.stop,) if isinstance(self.stop, str) else self.stop  # one string is one stop, not its letters
+        object.__setattr__(self, "stop", tuple(str(s) for s in stop))
         problems = []
         if not 0 <= self.temperature <= 100:
             problems.append(f"temperature must be between 0 and 100, got {self.temperature}")
@@ -36,6 +52,19 @@ class SamplingSettings:
                             f"{REPETITION_PENALTY_MAX:g}, got {self.repetition_penalty}")
         if self.max_new_tokens < 0:
             problems.append(f"max new tokens must be 0 or more, got {self.max_new_tokens}")
+        for name, value in (("frequency", self.frequency_penalty), ("presence", self.presence_penalty)):
+            if not -OPENAI_PENALTY_LIMIT <= value <= OPENAI_PENALTY_LIMIT:
+                problems.append(f"{name} penalty must be between -2 and 2, got {value}")
+        if not 0 <= self.typical_p <= 1:
+            problems.append(f"typical-p must be between 0 and 1, got {self.typical_p}")
+        if not (math.isfinite(self.top_n_sigma) and self.top_n_sigma >= 0):
+            problems.append(f"top-n-sigma must be 0 (off) or more, got {self.top_n_sigma}")
+        if any(i < 0 for i in self.banned) or any(i < 0 for i, _ in self.logit_bias):
+            problems.append("token ids must be 0 or more")
+        if any(not -LOGIT_BIAS_LIMIT <= b <= LOGIT_BIAS_LIMIT for _, b in self.logit_bias):
+            problems.append("a logit bias must be between -100 and 100")
+        if any(s == "" for s in self.stop):
+            problems.append("a stop string can't be empty")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -46,3 +75,15 @@ class SamplingSettings:
     def with_(self, **changes: object) -> SamplingSettings:
         """A copy with some knobs changed (validated)."""
         return replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "logit_bias": [list(p) for p in self.logit_bias], "banned": list(self.banned),
+                "stop": list(self.stop)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SamplingSettings:
+        """Knobs from `to_json` (or a hand-written subset: the rest take their defaults). Unknown names raise."""
+        known = {f.name for f in fields(cls)}
+        if unknown := sorted(set(data) - known):
+            raise ValueError(f"unknown knob(s): {', '.join(unknown)}")
+        return cls(**data)
