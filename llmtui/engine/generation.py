@@ -231,6 +231,16 @@ class GenerationSession:
         dist = self.distribution()
         return self._append(dist, token_id, self.settings, forced=True), dist
 
+    def restore(self, steps: Sequence[Step]) -> None:
+        """Put back steps recorded on this prompt earlier (a reopened branch) to continue or fork them.
+
+        The cache keeps what the old and the new text share; the rest is fed in one pass at the next step."""
+        old, self.steps = self.ids, list(steps)
+        shared = next((i for i, (x, y) in enumerate(zip(old, self.ids)) if x != y), min(len(old), len(self.ids)))
+        keep = min(shared, self._fed, len(self.ids) - 1)  # refeed at least the last token, for its logits
+        self._cache.truncate(min(keep, self._cache.length))
+        self._fed, self._next_logits = keep, None
+
     def share_prefill(self, other: GenerationSession) -> None:
         """Start from another fresh session's prompt prefill (same model, same prompt) instead of computing it."""
         if other.lm is not self.lm or other.prompt_ids != self.prompt_ids or other.steps or self.steps:
