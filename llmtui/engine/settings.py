@@ -87,3 +87,43 @@ class SamplingSettings:
         if unknown := sorted(set(data) - known):
             raise ValueError(f"unknown knob(s): {', '.join(unknown)}")
         return cls(**data)
+
+
+def _ids(text: str) -> tuple[int, ...]:
+    return tuple(int(i) for i in text.split(",") if i.strip())
+
+
+def _bias(text: str) -> tuple[tuple[int, float], ...]:
+    pairs = [p.split(":") for p in text.split(",") if p.strip()]
+    if any(len(p) != 2 for p in pairs):
+        raise ValueError(f"logit_bias is id:bias pairs separated by commas, such as 42:-5,7:2; got {text!r}")
+    return tuple((int(i), float(b)) for i, b in pairs)
+
+
+_READ: dict[str, Any] = {
+    "temperature": float, "top_k": int, "top_p": float, "min_p": float, "repetition_penalty": float,
+    "max_new_tokens": int, "seed": int, "frequency_penalty": float, "presence_penalty": float, "typical_p": float,
+    "top_n_sigma": float, "logit_bias": _bias, "banned": _ids, "stop": str,
+}
+
+
+def parse_knobs(words: list[str], extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Knobs written as name=value words (`temperature=1.2 top-k=40 stop=User: banned=3,7 logit_bias=42:-5`);
+    `stop` may repeat. Names in `extra` (such as model) pass through as text. ValueError names the bad word."""
+    out: dict[str, Any] = {}
+    for word in words:
+        name, sep, value = word.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise ValueError(f"{word!r} is not name=value (such as temperature=1.2)")
+        if name in extra:
+            out[name] = value
+            continue
+        if name not in _READ:
+            raise ValueError(f"unknown knob {name!r} (the knobs are {', '.join(_READ)})")
+        try:
+            read = _READ[name](value)
+        except ValueError:
+            raise ValueError(f"{name} can't be {value!r}") from None
+        out[name] = out.get("stop", ()) + (read,) if name == "stop" else read
+    return out
