@@ -38,24 +38,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _sampling(parser: argparse.ArgumentParser) -> None:
-    from llmtui.engine.settings import SamplingSettings
+    from llmtui.engine.settings import KNOBS
 
-    d = SamplingSettings()
-    parser.add_argument("--temperature", type=float, default=d.temperature, help=f"0 = greedy (default {d.temperature})")
-    parser.add_argument("--top-k", type=int, default=d.top_k, help="keep the k most probable tokens; 0 = off")
-    parser.add_argument("--top-p", type=float, default=d.top_p, help="nucleus: keep tokens until their mass reaches p; 1 = off")
-    parser.add_argument("--min-p", type=float, default=d.min_p, help="keep tokens at least p times as probable as the top one")
-    parser.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty, help="> 1 discourages repeats")
-    parser.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
-    parser.add_argument("--seed", type=int, default=None, help="fix the random draws (default: a fresh seed, printed)")
-    parser.add_argument("--frequency-penalty", type=float, default=d.frequency_penalty,
-                        help="OpenAI's: lower a token's logit by this for every time it was generated (-2 to 2)")
-    parser.add_argument("--presence-penalty", type=float, default=d.presence_penalty,
-                        help="OpenAI's: lower a token's logit by this once it was generated at all (-2 to 2)")
-    parser.add_argument("--typical-p", type=float, default=d.typical_p,
-                        help="keep the tokens whose surprise is nearest the entropy, up to mass p; 1 = off")
-    parser.add_argument("--top-n-sigma", type=float, default=d.top_n_sigma,
-                        help="keep tokens whose logit is within n standard deviations of the top one; 0 = off")
+    for knob in KNOBS:
+        default = "a fresh seed, printed" if knob.default is None else knob.default
+        parser.add_argument(knob.flag, type=knob.kind, default=knob.default, help=f"{knob.help} (default: {default})")
     parser.add_argument("--logit-bias", action="append", default=[], metavar="ID:BIAS",
                         help="add BIAS (-100 to 100) to a token's logit; repeatable")
     parser.add_argument("--ban", action="append", type=int, default=[], metavar="ID", help="never draw this token; repeatable")
@@ -185,26 +172,12 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 
 
 def sampling_settings(args: argparse.Namespace):
-    from llmtui.engine.settings import SamplingSettings, parse_knobs
+    from llmtui.engine.settings import KNOBS, SamplingSettings, parse_knobs
 
     try:
         bias = tuple(pair for b in args.logit_bias for pair in parse_knobs([f"logit_bias={b}"])["logit_bias"])
-        return SamplingSettings(
-            temperature=args.temperature,
-            top_k=args.top_k,
-            top_p=args.top_p,
-            min_p=args.min_p,
-            repetition_penalty=args.repetition_penalty,
-            max_new_tokens=args.max_new_tokens,
-            seed=args.seed,
-            frequency_penalty=args.frequency_penalty,
-            presence_penalty=args.presence_penalty,
-            typical_p=args.typical_p,
-            top_n_sigma=args.top_n_sigma,
-            logit_bias=bias,
-            banned=tuple(args.ban),
-            stop=tuple(args.stop),
-        )
+        return SamplingSettings(**{knob.name: getattr(args, knob.name) for knob in KNOBS}, logit_bias=bias,
+                                banned=tuple(args.ban), stop=tuple(args.stop))
     except ValueError as e:
         raise CliError(str(e)) from None
 

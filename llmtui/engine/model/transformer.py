@@ -208,15 +208,6 @@ class Capture:
     def wants(self, name: str, layer: int) -> bool:
         return name in self.names and (self.layers is None or layer in self.layers)
 
-    def copy_prefix_from(self, other: KVCache, length: int) -> None:
-        """Take the first `length` positions of another cache of the same model (a shared prompt's prefill)."""
-        if length > other.length:
-            raise ValueError(f"the other cache holds {other.length} positions, not {length}")
-        self.reserve(length)
-        for mine, theirs in ((self.k, other.k), (self.v, other.v)):
-            for a, b in zip(mine, theirs):
-                a[:, :, :length] = b[:, :, :length]
-        self.length = length
 
 
 # --- attention ------------------------------------------------------------------
