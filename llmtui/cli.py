@@ -248,23 +248,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def side_settings(base, words: str):
     """One side's knobs (the shared ones, changed by its knob=value words) and its model spec, if another."""
-    from llmtui.engine.settings import parse_knobs
+    from llmtui.engine.settings import apply_knob_words
 
     try:
-        knobs = parse_knobs(shlex.split(words), extra=("model",))
-        model = knobs.pop("model", None)
-        return base.with_(**knobs), model
+        return apply_knob_words(base, words)
     except ValueError as e:
         raise CliError(str(e)) from None
-
-
-def knob_summary(settings) -> str:
-    """The knobs a side changed from the defaults, as name=value words."""
-    from llmtui.engine.settings import SamplingSettings
-
-    default = SamplingSettings().to_json()
-    changed = {k: v for k, v in settings.to_json().items() if v != default[k] and k not in ("seed", "max_new_tokens")}
-    return " ".join(f"{k}={v}" for k, v in changed.items()) or "defaults"
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -299,7 +288,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return escape_controls(repr(text)[1:-1], keep="")[:width].ljust(width)
 
     for name, side_lm, settings in (("A", lm_a, settings_a), ("B", lm_b, settings_b)):
-        print(f"{name}: {side_lm.name}, {knob_summary(settings)}")
+        print(f"{name}: {side_lm.name}, {settings.changed_words()}")
     print(f"mode {args.mode}, seed {comparison.seed}")
     print(f"{'#':>4}  {'token A':<14} {'p A':>6}  {'token B':<14} {'p B':>6}  {'KL(A||B)':>8} {'TV':>5}  top-1")
     for p in comparison:
@@ -314,21 +303,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(f"A: {escape_controls(comparison.text_a)}")
     if args.mode == "free":
         print(f"B: {escape_controls(comparison.text_b)}")
-    print(summary_line(summary))
+    print(summary.describe())
     return 0
-
-
-def summary_line(summary) -> str:
-    """The comparison's summary in one line: divergence, top-1 disagreements, perplexity of each side."""
-    def number(x: float | None) -> str:
-        return "n/a" if x is None else f"{x:.3g}"
-
-    where = ", ".join(map(str, summary.top1_disagreements[:12])) + (" …" if len(summary.top1_disagreements) > 12 else "")
-    return (f"mean KL {number(summary.mean_kl)} nats (max {number(summary.max_kl)}), mean TV {number(summary.mean_tv)}; "
-            f"top-1 differs at {len(summary.top1_disagreements)} of {summary.compared} positions"
-            f"{f' ({where})' if where else ''}; perplexity A {number(summary.a.perplexity)} vs B "
-            f"{number(summary.b.perplexity)} (model alone: {number(summary.a.raw_perplexity)} vs "
-            f"{number(summary.b.raw_perplexity)})")
 
 
 def cmd_neighbours(args: argparse.Namespace) -> int:

@@ -132,6 +132,12 @@ class SamplingSettings:
         """A copy with some knobs changed (validated)."""
         return replace(self, **changes)
 
+    def changed_words(self) -> str:
+        """The knobs changed from their defaults as name=value words (seed and length left out), or "defaults"."""
+        default = SamplingSettings().to_json()
+        changed = {k: v for k, v in self.to_json().items() if v != default[k] and k not in ("seed", "max_new_tokens")}
+        return " ".join(f"{k}={v}" for k, v in changed.items()) or "defaults"
+
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "logit_bias": [list(p) for p in self.logit_bias], "banned": list(self.banned),
                 "stop": list(self.stop)}
@@ -183,3 +189,17 @@ def parse_knobs(words: list[str], extra: tuple[str, ...] = ()) -> dict[str, Any]
             raise ValueError(f"{name} can't be {value!r}") from None
         out[name] = out.get("stop", ()) + (read,) if name == "stop" else read
     return out
+
+
+def apply_knob_words(base: SamplingSettings, text: str) -> tuple[SamplingSettings, str | None]:
+    """`base` changed by knob=value words (a comparison side: `temperature=1.5 top-k=40 model=NAME`), and the
+    model named, if any. ValueError says which word is wrong."""
+    import shlex
+
+    try:
+        words = shlex.split(text)
+    except ValueError as err:  # an unclosed quote
+        raise ValueError(f"can't read {text!r}: {err}") from None
+    knobs = parse_knobs(words, extra=("model",))
+    model = knobs.pop("model", None)
+    return base.with_(**knobs), model

@@ -128,6 +128,18 @@ class Summary:
     a: SideSummary
     b: SideSummary
 
+    def describe(self) -> str:
+        """One line: divergence, where the top-1 differs, each side's perplexity (after its knobs, and the model's)."""
+        def number(x: float | None) -> str:
+            return "n/a" if x is None else f"{x:.3g}"
+
+        where = ", ".join(map(str, self.top1_disagreements[:12])) + (" …" if len(self.top1_disagreements) > 12 else "")
+        return (f"mean KL {number(self.mean_kl)} nats (max {number(self.max_kl)}), mean TV {number(self.mean_tv)}; "
+                f"top-1 differs at {len(self.top1_disagreements)} of {self.compared} positions"
+                f"{f' ({where})' if where else ''}; perplexity A {number(self.a.perplexity)} vs B "
+                f"{number(self.b.perplexity)} (model alone: {number(self.a.raw_perplexity)} vs "
+                f"{number(self.b.raw_perplexity)})")
+
     def to_json(self) -> dict[str, Any]:
         return {"compared": self.compared, "mean_kl": _number(self.mean_kl), "max_kl": _number(self.max_kl),
                 "mean_tv": self.mean_tv, "top1_disagreements": len(self.top1_disagreements),
