@@ -4,7 +4,7 @@
     llmtui tokenize TEXT [--json]
     llmtui generate PROMPT [--chat [--system S]] [--temperature T] [--top-k K] ... [--stop S] [--json]
     llmtui compare PROMPT --a "temperature=1" --b "temperature=2 model=NAME" [--mode free] [--json]
-    llmtui neighbours WORD [--json]
+    llmtui neighbours WORD|EXPRESSION [--no-leading-space] [--json]
     llmtui attention PROMPT --layer L --head H [--json]
     llmtui serve [--host 127.0.0.1] [--port 8000]   the app in a web browser
 
@@ -105,8 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
 
     p = sub.add_parser("neighbours", aliases=["neighbors"], help="tokens whose embeddings are nearest a word's")
-    p.add_argument("word")
+    p.add_argument("word", help='a word (looked up as " word"), "exact text" in quotes, #id, or king - man + woman')
     p.add_argument("-k", type=int, default=20, help="how many (default 20)")
+    p.add_argument("--no-leading-space", action="store_true", help="look bare words up without a leading space")
+    p.add_argument("--show-inputs", action="store_true", help="list the query's own tokens too")
     p.add_argument("--json", action="store_true")
     _common(p)
 
@@ -308,22 +310,30 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_neighbours(args: argparse.Namespace) -> int:
-    from llmtui.engine.studies.embeddings import EmbeddingIndex, neighbours
+    """The Embeddings pane's query, the same engine calls: a word (" dog" by default) or an expression."""
+    from llmtui.engine.studies.embeddings import EmbeddingIndex, QueryError, parse_query, query_neighbours
 
-    if not args.word:
+    if not args.word.strip():
         raise CliError("the word is empty")
     lm = load_model(args)
-    ids = lm.encode(args.word)
-    if len(ids) != 1:
-        pieces = ", ".join(repr(lm.tokenizer.token_text(i)) for i in ids)
-        raise CliError(f"{args.word!r} is {len(ids)} tokens ({pieces}); give a word that is one token (try a leading space)")
-    result = neighbours(lm, EmbeddingIndex(lm.model.tok_emb.weight), ids[0], args.k)
+    try:
+        query = parse_query(args.word, lm.tokenizer, leading_space=not args.no_leading_space)
+    except QueryError as e:
+        raise CliError(str(e)) from None
+    if query.kind == "list":
+        raise CliError("several words make a map in the app; give one word or an expression (king - man + woman)")
+    result = query_neighbours(lm.tokenizer, EmbeddingIndex(lm.model.tok_emb.weight), query, args.k,
+                              hide_inputs=not args.show_inputs)
     if args.json:
-        print(json.dumps({"model": lm.name, "token": {"id": ids[0], "text": lm.tokenizer.token_text(ids[0])},
-                          "neighbours": [{"id": n.id, "text": n.text, "similarity": n.similarity} for n in result]},
-                         ensure_ascii=False))
+        terms = [{"sign": t.sign, "text": t.text, "ids": list(t.ids)} for t in query.terms]
+        print(json.dumps({"model": lm.name, "query": args.word, "kind": query.kind,
+                          "leading_space": query.leading_space, "terms": terms,
+                          "neighbours": [{"id": n.id, "text": n.text, "similarity": n.similarity}
+                                         for n in result.neighbours]}, ensure_ascii=False))
     else:
-        for n in result:
+        looked_up = " ".join(("- " if t.sign < 0 else "+ " if n else "") + repr(t.text) for n, t in enumerate(query.terms))
+        print(f"nearest to {looked_up}")
+        for n in result.neighbours:
             print(f"{n.similarity:6.3f}  {n.id:>7}  {repr(n.text)}")
     return 0
 

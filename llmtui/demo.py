@@ -24,13 +24,15 @@ KNOB_NAMES = tuple(f.name for f in fields(SamplingSettings))  # stop = ["\n\n"] 
 
 # Which keys a step may have, per pane (besides pane, caption, prompt).
 PANE_KEYS: dict[str, tuple[str, ...]] = {
-    "tokenizer": (),
+    "tokenizer": ("encoding",),
     "embeddings": (),
     "attention": ("layer", "head"),
     "layers": (),
     "generate": ("knobs", "generate", "chat", "clear", "compare", "compare_mode"),
 }
 COMMON_KEYS = ("pane", "caption", "prompt")
+ENCODING_NAMES = ("model", "gpt2", "cl100k_base", "o200k_base")
+"""A Tokenizer step's encodings: the model's own, or one of OpenAI's (the Tokenizer pane's tabs)."""
 
 
 class DemoError(ValueError):
@@ -53,6 +55,7 @@ class DemoStep:
     compare_mode: str = "same-text"  # Generate: "same-text" (B read on A's tokens) or "free"
     layer: int | None = None  # Attention: layer to show
     head: int | None = None  # Attention: head to show
+    encoding: str | None = None  # Tokenizer: "model" (also when not said) or an OpenAI encoding, as o200k_base
     line: int | None = None  # where the step starts in the file
 
 
@@ -175,6 +178,9 @@ def _parse_step(raw: dict[str, Any], number: int, fail, step_lines: list[int]) -
     for key, value in (("layer", layer), ("head", head)):
         if value is not None and value < 0:
             raise fail(f"{key} must be 0 or more, got {value}", number, key)
+    encoding = typed("encoding", str, "an encoding name")
+    if encoding is not None and encoding not in ENCODING_NAMES:
+        raise fail(f"unknown encoding {encoding!r} (the encodings are {', '.join(ENCODING_NAMES)})", number, "encoding")
     knobs = typed("knobs", dict, "a table such as { temperature = 0 }") or {}
     for name in knobs:
         if name not in KNOB_NAMES:
@@ -195,4 +201,4 @@ def _parse_step(raw: dict[str, Any], number: int, fail, step_lines: list[int]) -
         raise fail(f'compare_mode must be "same-text" or "free", got {compare_mode!r}', number, "compare_mode")
     line = step_lines[number - 1] if number - 1 < len(step_lines) else None
     return DemoStep(number, pane, caption, prompt, dict(knobs), generate, chat, True if clear is None else clear,
-                    compare, compare_mode, layer, head, line)
+                    compare, compare_mode, layer, head, encoding, line)

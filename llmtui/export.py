@@ -44,10 +44,14 @@ def _cell(value: Any) -> str:
 
 def to_markdown(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A GitHub Markdown table; '|', line breaks and other controls in cells are escaped, so any token text
-    stays one cell and nothing in the file acts on a terminal that shows it."""
+    stays one cell and nothing in the file acts on a terminal that shows it. A cell's leading and trailing
+    spaces, which Markdown would drop, are written as ␣, as the app shows them (' Paris' -> '␣Paris')."""
 
     def cell(value: Any) -> str:
         text = escape_controls(_cell(value).replace("\\", "\\\\"), keep="")  # \n, \x1b, \u202e, \ud800
+        stripped = text.strip(" ")  # Markdown trims a cell's outer spaces: ' Paris' would read 'Paris'
+        lead = len(text) - len(text.lstrip(" "))
+        text = "␣" * lead + stripped + "␣" * (len(text) - lead - len(stripped)) if stripped else "␣" * len(text)
         return text.replace("|", "\\|").replace("`", "\\`")
 
     lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]

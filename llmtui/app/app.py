@@ -94,7 +94,8 @@ class LLMTuiApp(App[None]):
     TITLE = "llmtui"
     CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses elsewhere find it too
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (100, "-normal"), (150, "-wide")]
-    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (30, "-tall"), (45, "-very-tall")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-tiny"), (20, "-short"), (30, "-tall"),
+                                                             (45, "-very-tall")]
 
     BINDINGS = [
         *(

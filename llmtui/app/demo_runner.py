@@ -106,6 +106,8 @@ class DemoRunner:
     # -- one method per pane ---------------------------------------------------------------
 
     def _set_up_tokenizer(self, pane, step: DemoStep) -> None:
+        pane.compare = False
+        pane.encoding = step.encoding or "model"  # not said: the model's, so a step back restores it
         if step.prompt is not None:
             pane.set_prompt(step.prompt)
 

@@ -30,6 +30,15 @@ def safe(text: str) -> str:
     return escape_controls(text, keep="\n\t").replace("\t", TAB)
 
 
+def count(n: int, noun: str) -> str:
+    """'1 token', '2 tokens', '1,024 tokens': a number with its noun, singular for one.
+
+    >>> count(1, "token"), count(1024, "token")
+    ('1 token', '1,024 tokens')
+    """
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def table_label(text: str) -> str:
     """A token as a one-line label: spaces as '␣' (they belong to the token), controls escaped."""
     return escape_controls(text, keep="").replace(" ", "␣")

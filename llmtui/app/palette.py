@@ -23,6 +23,7 @@ class ProbabilityBin:
     background: str
     foreground: str
     label: str
+    name: str  # the colour in words, for captions and help ("blue")
 
     @property
     def style(self) -> Style:
@@ -35,11 +36,11 @@ class ProbabilityBin:
 
 
 BINS: tuple[ProbabilityBin, ...] = (
-    ProbabilityBin(0.80, "#1565c0", "#ffffff", "≥80"),
-    ProbabilityBin(0.50, "#4fc3f7", "#000000", "≥50"),
-    ProbabilityBin(0.20, "#ffd54f", "#000000", "≥20"),
-    ProbabilityBin(0.05, "#ff8a3d", "#000000", "≥5"),
-    ProbabilityBin(0.00, "#d32f2f", "#ffffff", "<5%"),
+    ProbabilityBin(0.80, "#1565c0", "#ffffff", "≥80", "blue"),
+    ProbabilityBin(0.50, "#4fc3f7", "#000000", "≥50", "light blue"),
+    ProbabilityBin(0.20, "#ffd54f", "#000000", "≥20", "yellow"),
+    ProbabilityBin(0.05, "#ff8a3d", "#000000", "≥5", "orange"),
+    ProbabilityBin(0.00, "#d32f2f", "#ffffff", "<5%", "red"),
 )
 
 CUT_STYLE = Style(dim=True, strike=True)

@@ -537,3 +537,29 @@ class TestHeatmapGeometry:
         assert ATTENTION_SCALE.legend().plain.split() == ["weight", "%", *ATTENTION_SCALE.labels]
         with pytest.raises(ValueError, match="go up"):
             ColorScale((0.5, 0.1), ("#000000", "#ffffff"), ("a", "b"))
+
+
+class TestSmallScreens:
+    @pytest.mark.parametrize("size", [(80, 24), (60, 18), (40, 12)])
+    @pytest.mark.parametrize("prompt", ["The cat chased the dog", PROMPT])
+    async def test_the_map_keeps_its_key_labels_or_says_where_they_went(self, tiny_lm, size, prompt):
+        """Bug 8: at 80x24 the map had no key (column) labels and said nothing of them."""
+        app = attention_app(tiny_lm, prompt=prompt)
+        async with app.run_test(size=size) as pilot:
+            pane = await captured(pilot)
+            heatmap = pane.heatmap
+            lines = [heatmap.render_line(y).text for y in range(heatmap.scrollable_content_region.height)]
+            if heatmap._geometry.header > 1:
+                labels = [label.strip("␣ ") for label in heatmap.col_labels[:2]]
+                assert all(any(label[:1] in line for line in lines[1:3]) for label in labels), lines[:3]
+            else:
+                assert "above" in heatmap.view_note and "key" in lines[0], (heatmap.view_note, lines[0])
+
+
+def test_the_palette_shows_keys_as_typed():
+    """Bug 9: the palette said "key: full_stop" and "key: left_square_bracket"."""
+    from llmtui.app.panes.attention import AttentionPane
+
+    helps = [help_text for _, help_text, _ in AttentionPane().commands()]
+    assert {"key: .", "key: ,", "key: [", "key: ]"} <= set(helps)
+    assert not any("_" in h for h in helps if h.startswith("key: "))

@@ -119,6 +119,13 @@ class TestKnobs:
                 assert "repetition penalty must be between" in str(app.screen.query_one("#value-error").render())
                 await pilot.press("escape")
             assert pane.settings.repetition_penalty == 1.0
+            for name, typed, said in (("temperature", "", "temperature takes a number, such as 0.7; type one"),
+                                      ("top_k", "ten", "top-k takes a whole number, such as 40 (0 or off: no limit); "
+                                                       "not 'ten'")):
+                pane.knob(name).focus()  # bug 9: Python's "could not convert string to float: ''" was shown
+                await pilot.press("enter", "ctrl+a", "ctrl+k", *typed, "enter")
+                assert str(app.screen.query_one("#value-error").render()) == said
+                await pilot.press("escape")
             pane.knob("seed").focus()
             await pilot.press("enter", "ctrl+a", "ctrl+k", *"42", "enter")
             assert not isinstance(app.screen, ValueInputScreen)

@@ -534,3 +534,27 @@ class TestLayout:
             assert pane.chips.scroll_offset.y > 0
             ids_line = next(line for line in visible_text(pane.chips) if line.strip() and line.split()[0].isdigit())
             assert ids_line
+
+
+async def test_one_token_is_said_in_the_singular(tiny_lm):
+    """Bug 9: "1 tokens"."""
+    app = make_app(tiny_lm, pane="tokenizer", prompt="a")
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_pane(pilot)
+        assert pane.info.startswith("1 token · 1 character · 1 byte · ")
+        await pilot.press("f3")
+        await loaded(pilot, pane)
+        assert "1 token ·" in str(pane.chips.sections[0].title)
+
+
+class TestSmallScreens:
+    @pytest.mark.parametrize("size", [(40, 12), (80, 24), (120, 36)])
+    async def test_the_tokens_box_keeps_rows_at_every_size(self, tiny_lm, size):
+        """Bug 8: at 40x12 the Tokens box was zero rows high."""
+        app = make_app(tiny_lm, pane="tokenizer", prompt="I love pizza!")
+        async with app.run_test(size=size) as pilot:
+            pane = await open_pane(pilot)
+            chips = pane.chips
+            assert chips.content_region.height >= 1, chips.region
+            assert chips.region.bottom <= pane.region.bottom  # on screen, not pushed out of the pane
+            assert pane.tokens() is not None and pane.editor.size.height >= 1

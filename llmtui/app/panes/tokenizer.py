@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, Static, Tab, Tabs, TextArea
 
-from llmtui.app.display import safe
+from llmtui.app.display import count, safe
 from llmtui.app.messages import ShowTokenInEmbeddings
 from llmtui.app.panes.base import MessageKind, Pane
 from llmtui.app.selection import TokenSelection
@@ -347,7 +347,7 @@ class TokenizerPane(Pane):
                     sections.append(ChipSection(key, title, note=self._missing_note(key)))
                     continue
                 tokens = self._shown[key] = tokenize(tokenizer, text, self.allow_special)
-                title.append(f" · {tokens.n_tokens} tokens · {tokens.chars_per_token:.2f} chars/token", style="not bold")
+                title.append(f" · {count(tokens.n_tokens, 'token')} · {tokens.chars_per_token:.2f} chars/token", style="not bold")
                 sections.append(ChipSection(key, title, tokenizer, tokens))
             self.chips.show(sections, previous)
             data = len(text.encode("utf-8", "surrogatepass"))
@@ -366,12 +366,10 @@ class TokenizerPane(Pane):
 
     def _counts(self, tokens: Tokenization, text: str) -> Text:
         line = Text()
-        line.append(f"{tokens.n_tokens}", style="bold")
-        line.append(" tokens · ")
-        line.append(f"{tokens.n_chars}", style="bold")
-        line.append(" characters · ")
-        line.append(f"{tokens.n_bytes}", style="bold")
-        line.append(" bytes · ")
+        for n, noun in ((tokens.n_tokens, "token"), (tokens.n_chars, "character"), (tokens.n_bytes, "byte")):
+            number, word = count(n, noun).split(" ")
+            line.append(number, style="bold")
+            line.append(f" {word} · ")
         line.append(f"{tokens.chars_per_token:.2f}", style="bold")
         line.append(" characters per token")
         if self.allow_special:
@@ -408,7 +406,7 @@ class TokenizerPane(Pane):
             head.append("; ".join(parsed.problems), style="not bold")
             self.say(head, "error")
         elif parsed.ids:
-            self.say(f"{tokens.n_tokens} ids → {tokens.n_chars} characters, {tokens.n_bytes} bytes")
+            self.say(f"{count(tokens.n_tokens, 'id')} → {count(tokens.n_chars, 'character')}, {count(tokens.n_bytes, 'byte')}")
         else:
             self.say("")
 

@@ -175,6 +175,8 @@ def resample_stack(stack: np.ndarray, mask: np.ndarray | None, rows: int, cols: 
 ZOOMS: tuple[tuple[int, int], ...] = ((1, 1), (2, 1), (3, 1), (4, 2), (6, 3), (8, 4))
 """(columns, lines) of a cell at zoom 1, 2, ...: from 4 columns on, cells are as tall as wide on screen."""
 LEGEND_LINES = 1
+MIN_ROWS = 3
+"""Zoomed in, the column labels take two lines only while this many rows of cells still show."""
 
 
 @dataclass(frozen=True)
@@ -362,7 +364,7 @@ class Heatmap(ScrollView, can_focus=True):
         room = width - self._label_width(width)
         for level in range(len(ZOOMS), 0, -1):
             cw, ch = ZOOMS[level - 1]
-            for header in ((3, 1) if cw >= 2 and height >= 12 else (1,)):
+            for header in ((3, 1) if cw >= 2 else (1,)):  # the key labels first, at any height (80x24 lost them)
                 if C * cw <= room and R * ch <= height - header - LEGEND_LINES:
                     return level, header, False
         return 1, 1, True
@@ -399,7 +401,7 @@ class Heatmap(ScrollView, can_focus=True):
                 row_edges, col_edges = edges(R, min(R, rows)), edges(C, min(C, room // cw))
         else:
             cw, ch = ZOOMS[self.zoom - 1]
-            header = 3 if cw >= 2 and height >= 12 else 1
+            header = 3 if cw >= 2 and height - 3 - LEGEND_LINES >= MIN_ROWS else 1
         if len(row_edges) - 1 == R and len(col_edges) - 1 == C:
             grid, grid_mask = self.values, self.mask
         else:
@@ -434,16 +436,17 @@ class Heatmap(ScrollView, can_focus=True):
         if layout is None:
             return ""
         R, C = self.values.shape
+        labels = f" · {self.col_title} labels: the selected one, above" if layout.header == 1 else ""
         if layout.pooled:
             rows, cols = -(-R // layout.n_rows), -(-C // layout.n_cols)
-            return f"whole {R}×{C} map, up to {rows}×{cols} pooled per cell · + zooms in"
+            return f"whole {R}×{C} map, up to {rows}×{cols} pooled per cell{labels} · + zooms in"
         if self.zoom == 0:
-            return f"whole {R}×{C} map" + (" · + zooms in" if layout.cell_width < ZOOMS[-1][0] else "")
+            return f"whole {R}×{C} map{labels}" + (" · + zooms in" if layout.cell_width < ZOOMS[-1][0] else "")
         visible = max(1, (self.scrollable_content_region.height - layout.header - LEGEND_LINES) // layout.cell_height)
         first = int(self.scroll_offset.y) // layout.cell_height
         last = min(R, first + visible)
         whole = "rows" if last - first < R or layout.cell_width * C > self.scrollable_content_region.width else "all"
-        return f"{whole} {first + 1}–{last} of {R} · zoom {self.zoom} · − zooms out"
+        return f"{whole} {first + 1}–{last} of {R}{labels} · zoom {self.zoom} · − zooms out"
 
     def _update_subtitle(self) -> None:
         self.border_subtitle = self.view_note

@@ -38,6 +38,7 @@ class KnobSpec:
     open_ended: bool = False  # + past the ladder's end adds one (the seed)
     short: str = ""  # the label where the full one does not fit: distinct from its neighbours' ("k", "p")
     keys: str = ""  # the widget's own keys, added to the help
+    expects: str = "a number, such as 0.7"  # what a typed value should look like, in the error
 
     @property
     def name(self) -> str:
@@ -52,6 +53,14 @@ class KnobSpec:
     @property
     def help(self) -> str:
         return self.info.help + (f" ({self.keys})" if self.keys else "")
+
+    def read(self, text: str) -> Any:
+        """A typed value, or ValueError saying what the knob takes (never Python's "could not convert...")."""
+        try:
+            return self.parse(text)
+        except ValueError:
+            typed = f"not {text.strip()!r}" if text.strip() else "type one"
+            raise ValueError(f"{self.label} takes {self.expects}; {typed}") from None
 
     def neighbour(self, value: Any, direction: int) -> Any:
         """The next value up (+1) or down (-1) the ladder from `value` (which may lie between rungs)."""
@@ -99,10 +108,12 @@ def _parse_int(text: str) -> int:
 
 KNOBS: tuple[KnobSpec, ...] = (
     KnobSpec(KNOB["temperature"], "temperature", short="temp"),
-    KnobSpec(KNOB["top_k"], "top-k", show=_show_int_off, parse=_parse_int, short="k"),
+    KnobSpec(KNOB["top_k"], "top-k", show=_show_int_off, parse=_parse_int, short="k",
+             expects="a whole number, such as 40 (0 or off: no limit)"),
     KnobSpec(KNOB["top_p"], "top-p", show=_show_p, short="p"),
     KnobSpec(KNOB["min_p"], "min-p", show=_show_p, short="min"),
-    KnobSpec(KNOB["max_new_tokens"], "max tokens", show=str, parse=int, short="max"),
+    KnobSpec(KNOB["max_new_tokens"], "max tokens", show=str, parse=int, short="max",
+             expects="a whole number, such as 128"),
     KnobSpec(KNOB["repetition_penalty"], "repeat", short="rep"),
     KnobSpec(KNOB["frequency_penalty"], "frequency", short="freq"),
     # one-letter shorts that no other knob starts with: ∃ (the token exists in the text), τ (typical)
@@ -110,7 +121,7 @@ KNOBS: tuple[KnobSpec, ...] = (
     KnobSpec(KNOB["typical_p"], "typical-p", show=_show_p, short="τ"),
     KnobSpec(KNOB["top_n_sigma"], "n-sigma", short="nσ"),
     KnobSpec(KNOB["seed"], "seed", show=_show_seed, parse=_parse_seed, open_ended=True,
-             keys="r: random, f: fix the last seed used"),
+             keys="r: random, f: fix the last seed used", expects="a whole number, such as 42, or random"),
 )
 """The widget's knobs, in the order of `KNOBS` in llmtui.engine.settings."""
 

@@ -22,6 +22,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Input, Static
 
+from llmtui.app.display import count
 from llmtui.app.messages import TextWanted
 from llmtui.app.model_thread import call
 from llmtui.app.panes.attention import view
@@ -240,7 +241,7 @@ class AttentionPane(Pane):
         self._update_side()
         self.capture_seconds = seconds
         # the layer and head counts are on the nav line: this one fits 80 columns for a short source
-        self.say(f"{T} tokens of {source} · [ ] layer · , . head · arrows pick a cell")
+        self.say(f"{count(T, 'token')} of {source} · [ ] layer · , . head · arrows pick a cell")
         if self._focus_map or self.app.focused is None:
             self._focus_map = False
             self.focus_default()
@@ -288,7 +289,7 @@ class AttentionPane(Pane):
         self.heatmap.border_title = self._head_name() if attention else "Attention"
         if attention is not None:
             what = "every head of every layer" if self.view == "all" else f"layer {self.layer_index}: every head"
-            self.overview.border_title = f"{what} · {attention.n_tokens} tokens · enter or a click opens one"
+            self.overview.border_title = f"{what} · {count(attention.n_tokens, 'token')} · enter or a click opens one"
 
     @on(events.Click, "#att-nav")
     async def _nav_clicked(self, event: events.Click) -> None:

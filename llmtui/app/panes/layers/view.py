@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from rich.style import Style
 from rich.text import Text
 
-from llmtui.app.display import table_label
+from llmtui.app.display import count, table_label
 from llmtui.app.palette import bar
 from llmtui.app.widgets.lens_grid import ATTN_STYLE, MLP_STYLE, Cursor, fit
 from llmtui.app.widgets.prob_table import percent
@@ -77,12 +77,13 @@ def ready_line(data: LensGrid, pinned_from: str | None) -> str:
     if pinned_from is not None:
         return (f"The text of the token selected in {pinned_from} (ctrl+z in the prompt brings yours back) · "
                 "←→↑↓ select · a answer · c colour")
-    return f"{data.n_positions} tokens × {data.n_rows} rows · ←→↑↓ select · space next layer · a answer · c colour"
+    return (f"{count(data.n_positions, 'token')} × {data.n_rows} rows · ←→↑↓ select · space next layer · a answer · "
+            "c colour")
 
 
 def progress_line(data: LensGrid) -> str:
     """The message line while blocks of positions are still being read."""
-    return f"Reading every layer… {int(data.computed.sum())} of {data.n_positions} tokens"
+    return f"Reading every layer… {int(data.computed.sum())} of {count(data.n_positions, 'token')}"
 
 
 def cell_text(data: LensGrid, row: int, pos: int, width: int, label: Label) -> Text:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from rich.style import Style
 from textual import on, work
@@ -23,11 +22,13 @@ from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widgets import TextArea
 
-from llmtui.app.display import StepTexts, prompt_pieces, table_label
+from llmtui.app.display import StepTexts, count, prompt_pieces
 from llmtui.app.messages import Throughput
 from llmtui.app.model_thread import call
 from llmtui.app.palette import legend, prob_style
 from llmtui.app.panes.base import MessageKind, Pane, error_line
+from llmtui.app.panes.generate import view
+from llmtui.app.panes.generate.run import PromptRequest, Run, RunKind, check_fits
 from llmtui.app.screens.value_input import ValueInputScreen
 from llmtui.app.selection import TokenSelection
 from llmtui.app.state import ModelState
@@ -37,7 +38,7 @@ from llmtui.app.widgets.prob_table import ProbabilityTable, TableView
 from llmtui.app.widgets.prompt_editor import PromptEditor
 from llmtui.app.widgets.token_text import Piece, TokenText
 from llmtui.engine.branches import BranchTree
-from llmtui.engine.chat import Chat, Turn, default_system_prompt
+from llmtui.engine.chat import default_system_prompt
 from llmtui.engine.settings import SamplingSettings
 
 if TYPE_CHECKING:
@@ -54,52 +55,6 @@ on two cores, 20 redraws a second cost the model ~20% of its speed, 10 about hal
 PREVIEW_DELAY = 0.3
 """Seconds after the last key press in the prompt before the next-token preview is computed."""
 
-RunKind = Literal["generate", "step", "continue", "fork", "force"]
-
-
-@dataclass(frozen=True)
-class PromptRequest:
-    """What to encode: plain text, or one chat turn after the earlier ones."""
-
-    text: str
-    chat: bool = False
-    history: tuple[tuple[str, str], ...] = ()  # (user, assistant) turns before this one
-    system: str | None = None  # the chat's system prompt; None: the template's own
-
-    def encode(self, lm: LanguageModel) -> list[int]:
-        if self.chat:
-            return Chat(self.system, [Turn(u, a) for u, a in self.history]).prompt_ids(lm, self.text)
-        return lm.encode(self.text)
-
-
-@dataclass
-class _Run:
-    """One run of the worker. A knob turned replaces `settings` (read before each step); stop keys set `stop`."""
-
-    kind: RunKind
-    settings: SamplingSettings
-    prompt: PromptRequest
-    session: GenerationSession | None = None  # set by the worker when it creates the session
-    limit: int | None = None  # steps to take; None: until the session finishes (the UI may raise it)
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    ended: bool = False
-    produced: int = 0  # tokens this run has drawn so far (set by the worker)
-    rate: float | None = None  # tokens per second so far
-
-
-def check_fits(request: PromptRequest, n_tokens: int, window: int) -> None:
-    """ValueError, saying what to do, when a prompt leaves no room in the context window for one token."""
-    if n_tokens < window:
-        return
-    if request.chat and request.history:
-        raise ValueError(f"the chat so far and this message are {n_tokens:,} tokens; the model's context window holds "
-                         f"{window:,}: ctrl+n clears the chat (your message is kept)")
-    what = "message" if request.chat else "prompt"
-    full = ", no room for one more token" if n_tokens == window else ""
-    raise ValueError(f"the {what} is {n_tokens:,} tokens; the model's context window holds {window:,}{full}: "
-                     f"shorten it (it is kept)")
-
-
 def check_settings(settings: SamplingSettings, name: str, value: Any) -> SamplingSettings:
     """The settings with one knob changed, or ValueError saying why not."""
     return settings.with_(**{name: value})
@@ -112,13 +67,7 @@ class GeneratePane(Pane):
     MESSAGE_LINE = "#gen-message"
     TITLE = "Generate"
     SHORT_TITLE = "Gen"
-    HELP = (
-        "A language model writes one token at a time: it gives every token of its vocabulary a probability, "
-        "one is drawn, appended, and the loop repeats. The table shows a step's top candidates with the model's "
-        "probability and the one after the knobs (temperature, top-k, top-p, min-p, repetition penalty); struck-out "
-        "rows are the ones a knob cut away. Pick a past token in the output to see its table, and press enter on "
-        "another candidate to fork the text there; in chat mode the output shows the raw text the model really continues."
-    )
+    HELP = view.HELP
 
     BINDINGS = [
         Binding("f5,ctrl+g", "generate", "Generate", priority=True, tooltip="Generate from the prompt (chat: send the message)"),
@@ -150,7 +99,7 @@ class GeneratePane(Pane):
     def __init__(self, settings: SamplingSettings | None = None) -> None:
         super().__init__()
         self.set_reactive(GeneratePane.settings, settings or SamplingSettings())
-        self._run: _Run | None = None
+        self._run: Run | None = None
         self._session: GenerationSession | None = None
         self._session_prompt: PromptRequest | None = None
         self._steps: tuple[Step, ...] = ()
@@ -486,7 +435,7 @@ class GeneratePane(Pane):
         spec = knob.spec
 
         def check(text: str) -> Any:
-            value = spec.parse(text)
+            value = spec.read(text)
             check_settings(self.settings, spec.name, value)
             return value
 
@@ -528,7 +477,7 @@ class GeneratePane(Pane):
         if self._run is not None and not self._run.ended:
             self._run.stop.set()
         self.workers.cancel_group(self, "preview")  # a pending preview is stale now
-        run = _Run(kind, self.settings, prompt, None if new_session else self._session, limit)
+        run = Run(kind, self.settings, prompt, None if new_session else self._session, limit)
         self._run = run
         self.output.allow_next(False)
         self.output.selected = None
@@ -537,7 +486,7 @@ class GeneratePane(Pane):
         self.refresh_bindings()
 
     @work(exclusive=True, group="generation", exit_on_error=False)
-    async def _worker(self, run: _Run, fork: tuple[int, int] | None) -> None:
+    async def _worker(self, run: Run, fork: tuple[int, int] | None) -> None:
         """Advance the session a step at a time on the model thread; show the steps at most every POST_EVERY
         seconds, drawn while the model computes the next step."""
         from llmtui.engine.generation import GenerationSession
@@ -593,7 +542,7 @@ class GeneratePane(Pane):
         except Exception as e:  # a prompt too long, a fork past the end (the user's to fix), or a bug: one line
             self._ended(run, tuple(run.session.steps) if run.session else (), "error", error_line(e))
 
-    def _adopt(self, run: _Run) -> None:
+    def _adopt(self, run: Run) -> None:
         """Make the run's session the shown one (once the worker created it)."""
         if run.session is not None and run.session is not self._session:
             self._session = run.session
@@ -607,20 +556,20 @@ class GeneratePane(Pane):
             if run.prompt.chat and run.kind in ("generate", "step") and self.editor.text == run.prompt.text:
                 self.editor.load_text("")  # the message was sent: it now shows in the transcript
 
-    def _show_steps(self, run: _Run, steps: tuple[Step, ...], tokens_per_s: float | None) -> None:
+    def _show_steps(self, run: Run, steps: tuple[Step, ...], tokens_per_s: float | None) -> None:
         """The run's steps so far, while it goes on."""
         self._adopt(run)
         self._steps = steps
         self._render_output()
         self._refresh_table()
         if not run.ended and not run.stop.is_set() and time.monotonic() > self._note_until:
-            self.say(f"Generating… {len(self._steps)} tokens · seed {self._last_seed}", "busy")
+            self.say(f"Generating… {count(len(self._steps), 'token')} · seed {self._last_seed}", "busy")
         now = time.monotonic()
         if tokens_per_s is not None and now - self._speed_shown_at >= 1.0:  # the status line: once a second
             self._speed_shown_at = now
             self.post_message(Throughput(tokens_per_s))
 
-    def _ended(self, run: _Run, steps: tuple[Step, ...], reason: str, error: str | None = None) -> None:
+    def _ended(self, run: Run, steps: tuple[Step, ...], reason: str, error: str | None = None) -> None:
         """The run stopped: finished ("stop token", "max new tokens", ...), "stopped" by the user, or failed."""
         run.ended = True
         self.refresh_bindings()
@@ -637,29 +586,15 @@ class GeneratePane(Pane):
         self.output.allow_next(True)
         self._render_output()
         self._refresh_table()
-        pending = (run.limit or 0) - run.produced
-        if reason == "paused" and pending > 0 and not run.stop.is_set():
+        if reason == "paused" and run.pending > 0 and not run.stop.is_set():
             # step presses that came in while it worked: a new worker, once this one has returned
-            self.call_later(self._start, "step", run.prompt, limit=pending)
+            self.call_later(self._start, "step", run.prompt, limit=run.pending)
             return
-        n = len(self._steps)
-        seed = f"seed {self._last_seed}"
         if error is not None:
             self.say(error, "error")
-        elif reason == "stopped":
-            self.say(f"Stopped after {n} tokens · {seed} · F7 goes on")
-        elif reason == "paused":
-            self.say(f"{n} tokens · {seed} · F6 one more, F7 go on")
-        elif reason == "forked":
-            self.say(f"Forked at token {self._steps[-1].index + 1} · F6 one more, F7 go on" if self._steps else "Forked")
-        elif reason == "max new tokens":
-            self.say(f"Max tokens reached: {n} tokens · {seed} · raise it and F7 goes on")
-        elif reason == "context window full":
-            window = self.lm.config.context_length if self.lm is not None else self.context_used
-            self.say(f"Context window full: {self.context_used:,} of {window:,} tokens · fork earlier or ctrl+n clears",
-                      "error")
         else:
-            self.say(f"Finished ({reason}): {n} tokens · {seed}")
+            window = self.lm.config.context_length if self.lm is not None else self.context_used
+            self.say(*view.ended_line(reason, self._steps, self._last_seed, self.context_used, window))
 
     # -- output and table ------------------------------------------------------------------
 
@@ -709,33 +644,17 @@ class GeneratePane(Pane):
         if index is not None and index >= len(self._steps):
             self._request_preview()
 
-    def _step_view(self, step: Step) -> TableView:
-        assert self.lm is not None
-        tok = self.lm.tokenizer
-        drawn = table_label(tok.token_display(step.token_id) if hasattr(tok, "token_display") else step.text)
-        how = "forced" if step.forced else f"drew {drawn}"
-        return TableView(
-            title=f"Token {step.index + 1} of {len(self._steps)} · {how}",
-            index=step.index,
-            candidates=step.candidates,
-            labels=tuple(self._label(c.id, c.text) for c in step.candidates),
-            drawn=step.token_id,
-            settings=step.settings,
-        )
-
     def _label(self, token_id: int, text: str) -> str:
         assert self.lm is not None
-        tok = self.lm.tokenizer
-        if "\ufffd" in text and hasattr(tok, "token_display"):
-            return tok.token_display(token_id)  # a piece of a character: show its bytes
-        return table_label(text)
+        return view.token_label(self.lm.tokenizer, token_id, text)
 
     def _refresh_table(self) -> None:
         selected = self.output.selected
         steps = self._steps
         index = selected if selected is not None else len(steps) - 1
         if 0 <= index < len(steps):
-            self.table.show(self._step_view(steps[index]))
+            assert self.lm is not None
+            self.table.show(view.step_view(self.lm.tokenizer, steps[index], len(steps)))
         elif not self.running:
             self.table.show(self._preview)
 
@@ -801,15 +720,7 @@ class GeneratePane(Pane):
                       prompt_ids: tuple[int, ...]) -> None:
         """The distribution of the token that would come next, under the given knobs."""
         assert self.lm is not None
-        self._preview = TableView(
-            title=f"Next token · preview (token {position + 1})" if position else "Next token · preview",
-            index=position,
-            candidates=cands,
-            labels=tuple(self._label(c.id, c.text) for c in cands),
-            drawn=None,
-            settings=settings,
-            preview=True,
-        )
+        self._preview = view.preview_view(self.lm.tokenizer, position, cands, settings)
         if self._session is None:  # show the prompt as the model will see it
             self._preview_len = len(prompt_ids)
             self._prompt_pieces = [
@@ -853,19 +764,7 @@ class GeneratePane(Pane):
         self._start("fork", self._session_prompt, limit=None if self._streaming else 0, fork=(event.index, event.token_id))
 
     def help_keys(self) -> list[tuple[str, str]]:
-        return super().help_keys() + [
-            ("tab", "Move between the prompt, the knobs, the output and the table"),
-            ("←/→, −/+, wheel", "On a knob: turn it (or click its − and +)"),
-            ("enter", "On a knob: type an exact value"),
-            ("r, f", "On the seed knob: random seed, or fix the last seed used"),
-            ("←/→, home/end", "In the output: pick a past token (end: follow the newest)"),
-            ("↑/↓, enter", "In the table: choose a candidate, fork the text there"),
-            ("x", "In the table: ban the highlighted token (again: unban)"),
-            ("F2", "Compare these knobs with others, token by token (KL, TV, top-1)"),
-            ("F3", "Branches: every generation and fork; reopen, rename, delete, save, load"),
-            ("ctrl+z, ctrl+y", "Undo or redo the last fork (outside the prompt box)"),
-            ("F4, ctrl+b", "The chat's system prompt; stop strings"),
-        ]
+        return super().help_keys() + view.MORE_KEYS
 
     def commands(self):  # type: ignore[override]
         yield from super().commands()
@@ -1029,37 +928,10 @@ class GeneratePane(Pane):
 
     def export_data(self) -> dict | None:
         """The probability table shown, and the whole generation with every step's candidates."""
-        from dataclasses import asdict
-
-        view = self.table.view
-        session = self._session
-        if view is None and session is None:
-            return None
-        return {
-            "model": self.lm.name if self.lm is not None else None,
-            "table": None if view is None else {
-                "title": view.title,
-                "step_index": view.index,
-                "preview": view.preview,
-                "drawn": view.drawn,
-                "settings": asdict(view.settings),
-                "candidates": [{**c.to_json(), "label": label} for c, label in zip(view.candidates, view.labels)],
-            },
-            "generation": None if session is None else {
-                "prompt": self._session_prompt.text if self._session_prompt else None,
-                "chat": bool(self._session_prompt and self._session_prompt.chat),
-                "prompt_ids": list(session.prompt_ids),
-                "seed": session.seed,
-                "steps": [s.to_json() for s in self._steps],
-                "text": self.lm.tokenizer.decode([s.token_id for s in self._steps]) if self.lm else None,
-            },
-        }
+        lm = self.lm
+        shown = self._session_prompt if self._session is not None else PromptRequest(self.editor.text, chat=self.chat_mode)
+        return view.export_data(lm.name if lm else None, self.table.view, shown, self._session, self._session_prompt,
+                                self._steps, lm.tokenizer if lm else None)
 
     def export_table(self) -> tuple[list[str], list[list]] | None:
-        view = self.table.view
-        if view is None:
-            return None
-        header = ["rank", "id", "token", "model p", "knobs p", "cut by", "drawn"]
-        rows = [[n, c.id, c.text, c.raw_prob, c.prob, c.cut_by or "", c.id == view.drawn]
-                for n, c in enumerate(view.candidates, start=1)]
-        return header, rows
+        return None if self.table.view is None else view.export_table(self.table.view)

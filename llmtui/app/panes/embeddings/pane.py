@@ -5,17 +5,15 @@ expression (king - man + woman) or several words (a map); the list and the PCA m
 show the answer, and choosing a neighbour makes it the query. "In context" (F4): the
 vector the model holds for a word after each layer, compared between two sentences.
 
-The embedding index (the matrix normalised once) is built in a thread worker when
-the model is ready. Every query runs in a thread worker too, its torch work handed to
-the app's model thread (see model_thread.py); answers carry the id of their request,
-so a stale one never lands.
+The embedding index (the matrix normalised once) is built on the model thread when
+the model is ready; every query is an exclusive worker awaiting the model thread (see
+model_thread.py), so a newer query cancels an older one. What it computes and draws
+apart from the widgets is in view.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -29,304 +27,35 @@ from textual.widgets import ContentSwitcher, Input, Label, OptionList, Static
 from llmtui.app.display import table_label
 from llmtui.app.model_thread import call
 from llmtui.app.panes.base import Pane, error_line
+from llmtui.app.panes.embeddings.view import (
+    Answer,
+    CONTEXT_CHARS,
+    ContextAnswer,
+    DEFAULT_QUERY,
+    DEFAULT_SENTENCES,
+    HistoryEntry,
+    QueryRequest,
+    TYPING_DELAY,
+    View,
+    compute_answer,
+    compute_context,
+    describe_query,
+    map_size_for,
+    sentence_line,
+)
 from llmtui.app.state import ModelState
 from llmtui.app.widgets.layer_chart import LayerChart
 from llmtui.app.widgets.loading import LoadingNotice
-from llmtui.app.widgets.neighbour_list import NeighbourColumns, NeighbourList, NeighbourRow
+from llmtui.app.widgets.neighbour_list import NeighbourColumns, NeighbourList
 from llmtui.app.widgets.safe_input import SafeInput
-from llmtui.app.widgets.scatter import MapPoint, ScatterMap, shorten
+from llmtui.app.widgets.scatter import ScatterMap
 from llmtui.app.widgets.token_choice import TokenChoice
 from llmtui.engine.text import escape_controls
 
 if TYPE_CHECKING:
     from llmtui.app.selection import TokenSelection
-    from llmtui.engine.studies.embeddings import EmbeddingIndex, Neighbour, Query, SentenceVectors, Term
+    from llmtui.engine.studies.embeddings import EmbeddingIndex, Neighbour, SentenceVectors
     from llmtui.engine.lm import LanguageModel
-    from llmtui.engine.tokenizer.tokenizer import Tokenizer
-
-LIST_SIZE = 30
-CONTEXT_CHARS = 60
-"""Characters shown either side of a mistake in what was typed."""
-"""Neighbours in the list (the issue asks for at least 20)."""
-TYPING_DELAY = 0.25
-"""Seconds after the last key press before a query is answered as you type."""
-DEFAULT_QUERY = "dog"
-DEFAULT_SENTENCES = ("The cat chased the dog", "I pet the cat", "cat")
-
-View = Literal["vocab", "context"]
-
-
-def map_size_for(width: int, height: int) -> int:
-    """How many neighbours the map can label legibly in a width x height area."""
-    return max(6, min(15, (width * height) // 55))
-
-
-# -- what a worker computes (plain data, built off the UI thread) -----------------------------------
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A query's answer as the pane shows it: the parsed query, the list's rows and the map's points."""
-
-    text: str
-    query: Query
-    choice: int | None
-    rows: tuple[NeighbourRow, ...]
-    points: tuple[MapPoint, ...]
-    explained: tuple[float, float]
-    title: str  # the list's title: "Nearest to ␣dog"
-
-
-@dataclass(frozen=True)
-class ContextAnswer:
-    """Two sentences through the model, the word located in each, compared at every layer."""
-
-    a: SentenceVectors
-    b: SentenceVectors
-    word: str
-    by_layer: tuple[float, ...]
-    others: tuple[float, ...] | None
-    layer: int
-    near_a: tuple[Neighbour, ...]
-    near_b: tuple[Neighbour, ...]
-    to_tokens_b: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class QueryRequest:
-    """What the vocabulary view asks its worker: the typed text and the switches that shape the answer."""
-
-    text: str
-    leading_space: bool
-    hide_inputs: bool
-    choice: int | None
-    map_neighbours: int
-    submitted: bool  # enter (or a choice): errors are shown loudly; typing: quietly
-    record: bool  # add to the history once answered
-
-
-@dataclass(frozen=True)
-class _HistoryEntry:
-    text: str
-    leading_space: bool
-    choice: int | None
-
-
-def term_label(term: Term, tokenizer: Tokenizer, choice: int | None = None) -> str:
-    """A term as a label: its one token ('␣dog'), its pieces joined by '·', or the chosen piece."""
-    if choice is not None and len(term.ids) > 1:
-        return table_label(tokenizer.token_text(term.ids[choice]))
-    return "·".join(table_label(tokenizer.token_text(i)) for i in term.ids)
-
-
-def expression_label(query: Query) -> str:
-    """An expression as one short label, as typed: 'king−man+woman'."""
-    out = ""
-    for n, t in enumerate(query.terms):
-        if n or t.sign < 0:
-            out += "−" if t.sign < 0 else "+"
-        out += t.source
-    return escape_controls(out, keep="")
-
-
-def compute_answer(tokenizer: Tokenizer, index: EmbeddingIndex, request: QueryRequest) -> Answer:
-    """Everything the vocabulary view shows for one request (engine calls and formatting only)."""
-    from llmtui.engine.studies.embeddings import (
-        cosine,
-        map_vectors,
-        parse_query,
-        query_neighbours,
-        term_vector,
-        token_query_text,
-    )
-
-    query = parse_query(request.text, tokenizer, request.leading_space)
-    if query.kind == "list":
-        first = term_vector(index, query.terms[0].ids)
-        members = sorted(
-            ((cosine(first, term_vector(index, t.ids)), n, t) for n, t in enumerate(query.terms)),
-            key=lambda x: (-x[0], x[1]),
-        )
-        keys = {n: (t.ids[0] if len(t.ids) == 1 else -1 - n) for n, t in enumerate(query.terms)}
-        rows = tuple(
-            NeighbourRow(
-                keys[n],
-                term_label(t, tokenizer),
-                s,
-                "first" if n == 0 else ("mean" if len(t.ids) > 1 else ""),
-                t.source,
-            )
-            for s, n, t in members
-        )
-        projection = map_vectors(index, [t.ids for t in query.terms])
-        points = tuple(
-            MapPoint(term_label(t, tokenizer), x, y, "word", keys[n])
-            for n, (t, (x, y)) in enumerate(zip(query.terms, projection.xy))
-        )
-        title = f"Similarity to {term_label(query.terms[0], tokenizer)}"
-        return Answer(request.text, query, None, rows, points, projection.explained, title)
-
-    choice = request.choice if query.kind == "word" and len(query.terms[0].ids) > 1 else None
-    result = query_neighbours(tokenizer, index, query, LIST_SIZE, choice, request.hide_inputs)
-    inputs = query.input_ids
-    rows = tuple(
-        NeighbourRow(
-            n.id,
-            table_label(n.text),
-            n.similarity,
-            "input" if n.id in inputs else "",
-            token_query_text(tokenizer, n.id, request.leading_space),
-        )
-        for n in result.neighbours
-    )
-    shown = [n for n in result.neighbours if n.id not in inputs][: request.map_neighbours]
-    if query.kind == "word":
-        term = query.terms[0]
-        label = term_label(term, tokenizer, choice) + (" (mean)" if choice is None and len(term.ids) > 1 else "")
-        key = term.ids[choice] if choice is not None else (term.ids[0] if len(term.ids) == 1 else -1)
-        projection = map_vectors(index, [[n.id] for n in shown], extra=[result.vector])
-        points = tuple(
-            MapPoint(table_label(n.text), x, y, "neighbour", n.id) for n, (x, y) in zip(shown, projection.xy)
-        )
-        points += (MapPoint(label, *projection.xy[-1], "query", key),)
-        title = f"Nearest to {label}"
-    else:
-        projection = map_vectors(index, [t.ids for t in query.terms] + [[n.id] for n in shown], extra=[result.vector])
-        xy = projection.xy
-        points = tuple(
-            MapPoint(
-                ("−" if t.sign < 0 else "") + term_label(t, tokenizer),
-                *xy[n],
-                "input",
-                t.ids[0] if len(t.ids) == 1 else -1 - n,
-            )
-            for n, t in enumerate(query.terms)
-        )
-        points += tuple(
-            MapPoint(table_label(n.text), *xy[len(query.terms) + k], "neighbour", n.id) for k, n in enumerate(shown)
-        )
-        points += (MapPoint(shorten(expression_label(query), 16), *xy[-1], "result", None),)
-        title = f"Nearest to {shorten(expression_label(query), 24)}"
-    return Answer(request.text, query, choice, rows, points, projection.explained, title)
-
-
-def describe_query(answer: Answer, tokenizer: Tokenizer, hide_inputs: bool) -> Text:
-    """Which tokens the answer used, exactly, and the other spacing on offer."""
-    query = answer.query
-    text = Text()
-
-    def token(term: Term, choice: int | None = None) -> None:
-        text.append(term_label(term, tokenizer, choice), style="bold")
-        ids = term.ids if choice is None else (term.ids[choice],)
-        text.append(" #" + ",".join(map(str, ids)), style="dim")
-
-    if query.kind == "word":
-        term = query.terms[0]
-        if len(term.ids) == 1:
-            text.append("Token ")
-            token(term)
-        else:
-            text.append(f"{len(term.ids)} tokens: ")
-            token(term)
-            text.append(" · using " + ("their mean" if answer.choice is None else "one of them (picked below)"))
-    elif query.kind == "expression":
-        for n, term in enumerate(query.terms):
-            if n or term.sign < 0:
-                text.append(" − " if term.sign < 0 else " + ")
-            token(term)
-            if len(term.ids) > 1:
-                text.append(" (mean)", style="dim")
-        text.append(" · inputs " + ("left out (F3)" if hide_inputs else "listed (F3)"))
-    else:
-        text.append(f"{len(query.terms)} words: ")
-        for n, term in enumerate(query.terms):
-            if n:
-                text.append("  ")
-            text.append(term_label(term, tokenizer), style="bold")
-            if len(term.ids) > 1:
-                text.append(" (mean)", style="dim")
-    words = [t for t in query.terms if t.kind == "word"]
-    if words:
-        spacing = "without the space" if query.leading_space else "with a leading space"
-        if query.kind == "word":
-            alt = words[0]
-            alt_label = "·".join(table_label(tokenizer.token_text(i)) for i in alt.alt_ids)
-            count = "" if len(alt.alt_ids) == 1 else f" ({len(alt.alt_ids)} tokens)"
-            text.append(f" · {spacing}: ")
-            text.append(alt_label, style="bold")
-            if len(alt.alt_ids) == 1:
-                text.append(f" #{alt.alt_ids[0]}", style="dim")
-            text.append(f"{count} (F2)")
-        else:
-            text.append(f" · F2: words {spacing}")
-    return text
-
-
-def compute_context(
-    lm: LanguageModel,
-    index: EmbeddingIndex,
-    a_text: str,
-    b_text: str,
-    word: str,
-    layer: int | None,
-    cached: tuple[SentenceVectors, SentenceVectors] | None = None,
-    k: int = 10,
-) -> ContextAnswer:
-    """Run both sentences (or reuse `cached`), compare the word's vectors by layer, and read one layer."""
-    from llmtui.engine.studies.embeddings import cosine_by_layer, cosine_to_others_by_layer, sentence_vectors
-
-    if cached is None:
-        try:
-            a = sentence_vectors(lm, a_text, word)
-        except ValueError as e:
-            raise ValueError(f"Sentence A: {e}") from None
-        try:
-            b = sentence_vectors(lm, b_text, word)
-        except ValueError as e:
-            raise ValueError(f"Sentence B: {e}") from None
-    else:
-        a, b = cached
-    others = cosine_to_others_by_layer(a, b)
-    layer = a.n_layers // 2 if layer is None else max(0, min(layer, a.n_layers))
-    return read_layer(
-        lm,
-        index,
-        ContextAnswer(a, b, word, tuple(cosine_by_layer(a, b)), tuple(others) if others else None, layer, (), (), ()),
-        layer,
-        k,
-    )
-
-
-def read_layer(
-    lm: LanguageModel, index: EmbeddingIndex, answer: ContextAnswer, layer: int, k: int = 10
-) -> ContextAnswer:
-    """The answer with one layer read: nearest tokens of both vectors, and A's word against each token of B."""
-    from llmtui.engine.studies.embeddings import cosine_to_tokens, layer_neighbours
-
-    va, vb = answer.a.word_vector(layer), answer.b.word_vector(layer)
-    return ContextAnswer(
-        answer.a,
-        answer.b,
-        answer.word,
-        answer.by_layer,
-        answer.others,
-        layer,
-        tuple(layer_neighbours(lm, index, va, k)),
-        tuple(layer_neighbours(lm, index, vb, k)),
-        tuple(cosine_to_tokens(va, answer.b, layer)),
-    )
-
-
-def sentence_line(name: str, tokenizer: Tokenizer, s: SentenceVectors, sims: Sequence[float] | None = None) -> Text:
-    """A sentence as its tokens, the word's tokens highlighted; with `sims`, each token's cosine after it."""
-    text = Text(f"{name} ", style="bold")
-    for p, token_id in enumerate(s.ids):
-        in_word = s.span[0] <= p < s.span[1]
-        text.append(table_label(tokenizer.token_text(token_id)), style="reverse bold" if in_word else "")
-        if sims is not None:
-            text.append(f" {sims[p]:.2f}", style="bold" if in_word else "dim")
-        text.append("  " if sims is not None else " ")
-    return text
 
 
 class EmbeddingsPane(Pane):
@@ -379,7 +108,7 @@ class EmbeddingsPane(Pane):
         self._answer: Answer | None = None
         self._ctx_answer: ContextAnswer | None = None
         self._choice: int | None = None
-        self._history: list[_HistoryEntry] = []
+        self._history: list[HistoryEntry] = []
         self._history_pos = -1
         self._pending_token: int | None = None
         self._typing_timer: Timer | None = None
@@ -613,7 +342,7 @@ class EmbeddingsPane(Pane):
         assert self.lm is not None
         self._answer = answer
         if request.record:
-            self._record(_HistoryEntry(request.text, request.leading_space, request.choice))
+            self._record(HistoryEntry(request.text, request.leading_space, request.choice))
         tokenizer = self.lm.tokenizer
         if answer.query.kind == "word" and len(answer.query.terms[0].ids) > 1:
             self.choice_widget.set_tokens(
@@ -674,7 +403,7 @@ class EmbeddingsPane(Pane):
             used.append(escape_controls(after, keep="") + ("…" if end + CONTEXT_CHARS < len(text) else ""))
             self.query_one("#emb-used", Static).update(used)
 
-    def _record(self, entry: _HistoryEntry) -> None:
+    def _record(self, entry: HistoryEntry) -> None:
         if 0 <= self._history_pos < len(self._history) and self._history[self._history_pos] == entry:
             return
         del self._history[self._history_pos + 1 :]
@@ -904,11 +633,14 @@ class EmbeddingsPane(Pane):
     # -- export ----------------------------------------------------------------------------
 
     def export_data(self) -> dict | None:
-        """The vocabulary view's neighbour list (the query, and each row's token and cosine similarity)."""
+        """What the view on screen shows: the vocabulary's neighbour list, or the word in context by layer."""
+        if self.view == "context":
+            return self._context_export()
         answer = self._answer
         if answer is None:
             return None
         return {
+            "view": "vocab",
             "query": answer.text,
             "title": answer.title,
             "neighbours": [
@@ -922,10 +654,37 @@ class EmbeddingsPane(Pane):
             ],
         }
 
+    def _context_export(self) -> dict | None:
+        """The context view: the sentences, the word, its cosine A·B at every layer, and the chosen layer's read-outs."""
+        answer = self._ctx_answer
+        if answer is None or self.lm is None:
+            return None
+        tokenizer = self.lm.tokenizer
+
+        def readouts(near: tuple[Neighbour, ...]) -> list[dict]:
+            return [{"id": n.id, "text": n.text, "similarity": n.similarity} for n in near]
+
+        return {
+            "view": "context",
+            "sentence_a": answer.a.text,
+            "sentence_b": answer.b.text,
+            "word": answer.word,
+            "word_tokens_a": [tokenizer.token_text(i) for i in answer.a.ids[answer.a.span[0]:answer.a.span[1]]],
+            "layer": answer.layer,
+            "by_layer": [
+                {"layer": n, "cosine_a_b": same, "cosine_a_others_of_b": answer.others[n] if answer.others else None}
+                for n, same in enumerate(answer.by_layer)
+            ],
+            "next_token_readouts": {"a": readouts(answer.near_a), "b": readouts(answer.near_b)},
+        }
+
     def export_table(self) -> tuple[list[str], list[list]] | None:
         exported = self.export_data()
         if exported is None:
             return None
+        if exported["view"] == "context":  # the chart: one row per layer
+            rows = [[r["layer"], r["cosine_a_b"], r["cosine_a_others_of_b"]] for r in exported["by_layer"]]
+            return ["layer", "cosine A·B", "cosine A·other words of B"], rows
         rows = [
             [n, r["id"], r["label"], r["similarity"], r["note"]] for n, r in enumerate(exported["neighbours"], start=1)
         ]

@@ -1,0 +1,80 @@
+"""The Generate pane's view-model and run state (llmtui/app/panes/generate/{view,run}.py), without an app."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmtui.app.panes.generate import view
+from llmtui.app.panes.generate.run import PromptRequest, Run, check_fits
+from llmtui.engine.generation import GenerationSession
+from llmtui.engine.settings import SamplingSettings
+
+GREEDY = SamplingSettings(temperature=0, max_new_tokens=5)
+
+
+@pytest.fixture(scope="module")
+def session(tiny_lm):
+    session = GenerationSession(tiny_lm, tiny_lm.encode("Once upon a time"), GREEDY, top_n=10)
+    while session.step() is not None:
+        pass
+    return session
+
+
+def test_a_past_step_s_table_marks_the_drawn_token(session, tiny_lm):
+    step = session.steps[2]
+    table = view.step_view(tiny_lm.tokenizer, step, len(session.steps))
+    assert table.title.startswith(f"Token 3 of {len(session.steps)} · drew ")
+    assert table.drawn == step.token_id and not table.preview and table.index == 2
+    assert table.labels == tuple(view.token_label(tiny_lm.tokenizer, c.id, c.text) for c in step.candidates)
+
+
+def test_the_preview_s_title_says_which_token_comes_next(session, tiny_lm):
+    cands = session.steps[0].candidates
+    assert view.preview_view(tiny_lm.tokenizer, 0, cands, GREEDY).title == "Next token · preview"
+    table = view.preview_view(tiny_lm.tokenizer, 4, cands, GREEDY)
+    assert table.title == "Next token · preview (token 5)" and table.preview and table.drawn is None
+
+
+def test_how_a_run_ended_is_said_in_one_line(session):
+    steps = session.steps
+    n = len(steps)
+    assert view.ended_line("stopped", steps, 7, 0, 0) == (f"Stopped after {n} tokens · seed 7 · F7 goes on", "info")
+    assert view.ended_line("paused", steps[:1], 7, 0, 0)[0].startswith("1 token · seed 7")
+    assert view.ended_line("max new tokens", steps, 7, 0, 0)[0].startswith(f"Max tokens reached: {n} tokens")
+    assert view.ended_line("forked", steps, 7, 0, 0)[0].startswith(f"Forked at token {steps[-1].index + 1}")
+    assert view.ended_line("forked", (), 7, 0, 0)[0] == "Forked"
+    assert view.ended_line("context window full", steps, 7, 1234, 2048) == (
+        "Context window full: 1,234 of 2,048 tokens · fork earlier or ctrl+n clears", "error")
+    assert view.ended_line("stop token", steps, 7, 0, 0)[0] == f"Finished (stop token): {n} tokens · seed 7"
+
+
+def test_the_export_holds_the_table_and_every_step(session, tiny_lm):
+    table = view.step_view(tiny_lm.tokenizer, session.steps[0], len(session.steps))
+    prompt = PromptRequest("Once upon a time")
+    exported = view.export_data("tiny", table, prompt, session, prompt, tuple(session.steps), tiny_lm.tokenizer)
+    assert exported["prompt"] == {"text": "Once upon a time", "chat": False}
+    assert exported["generation"]["prompt_ids"] == list(session.prompt_ids)
+    assert exported["generation"]["text"] == tiny_lm.tokenizer.decode([s.token_id for s in session.steps])
+    assert exported["table"]["step_index"] == 0 and exported["table"]["settings"]["temperature"] == 0
+    assert view.export_data("tiny", None, None, None, None, (), None) is None
+    header, rows = view.export_table(table)
+    assert header[0] == "rank" and [r[6] for r in rows].count(True) == 1
+
+
+def test_a_run_goes_from_running_to_stopping_to_ended():
+    run = Run("step", GREEDY, PromptRequest("x"), limit=3)
+    assert run.state == "running" and run.pending == 3
+    run.produced = 1
+    assert run.pending == 2
+    run.stop.set()
+    assert run.state == "stopping"
+    run.ended = True
+    assert run.state == "ended"
+
+
+def test_a_prompt_that_fills_the_window_is_refused_with_what_to_do():
+    check_fits(PromptRequest("x"), 10, 11)
+    with pytest.raises(ValueError, match="the prompt is 11 tokens; the model's context window holds 11, no room"):
+        check_fits(PromptRequest("x"), 11, 11)
+    with pytest.raises(ValueError, match="ctrl\\+n clears the chat"):
+        check_fits(PromptRequest("x", chat=True, history=(("a", "b"),)), 20, 11)
