@@ -2,8 +2,9 @@
 
     llmtui                              the app on the default model
     llmtui tokenize TEXT [--json]
-    llmtui generate PROMPT [--chat] [--temperature T] [--top-k K] [--top-p P] ... [--json]
+    llmtui generate PROMPT [--chat [--system S]] [--temperature T] [--top-k K] [--top-p P] ... [--stop S] [--json]
     llmtui generate PROMPT --endpoint URL [--remote-model NAME]   a model served by vLLM, SGLang or llama.cpp
+    llmtui compare PROMPT --a "temperature=1" --b "temperature=2 model=NAME" [--mode free] [--json]
     llmtui neighbours WORD|EXPRESSION [--no-leading-space] [--json]
     llmtui attention PROMPT --layer L --head H [--json]
     llmtui serve [--host 127.0.0.1] [--port 8000]   the app in a web browser
@@ -62,8 +63,18 @@ def _sampling(parser: argparse.ArgumentParser) -> None:
     for knob in KNOBS:
         default = "a fresh seed, printed" if knob.default is None else knob.default
         parser.add_argument(knob.flag, type=knob.kind, default=knob.default, help=f"{knob.help} (default: {default})")
-    parser.add_argument("--top", type=int, default=None,
+    parser.add_argument("--logit-bias", action="append", default=[], metavar="ID:BIAS",
+                        help="add BIAS (-100 to 100) to a token's logit; repeatable")
+    parser.add_argument("--ban", action="append", type=int, default=[], metavar="ID", help="never draw this token; repeatable")
+    parser.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                        help="end the text before the first TEXT it produces; repeatable")
+        parser.add_argument("--top", type=int, default=None,
                         help="candidates recorded per step (--json; default 10, or 20 from a served model)")
+
+
+def _chat(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
+    parser.add_argument("--system", default=None, help="the chat's system prompt (default: the template's own)")
 
 
 def _show(parser: argparse.ArgumentParser) -> None:
@@ -98,11 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="continue a prompt, streaming token by token")
     p.add_argument("prompt")
-    p.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
+    _chat(p)
     p.add_argument("--json", action="store_true", help="print every step's candidates as JSON at the end")
     _sampling(p)
     _common(p)
     _remote(p)
+
+    p = sub.add_parser("compare", help="two settings or two models side by side on one prompt and seed")
+    p.add_argument("prompt")
+    for side in ("a", "b"):
+        p.add_argument(f"--{side}", default="", metavar="KNOBS",
+                       help=f'side {side.upper()}: knob=value words over the shared knobs, e.g. "temperature=1.5 top-k=40"; '
+                            "model=NAME runs it on another model with the same tokenizer")
+    p.add_argument("--mode", choices=("same-text", "free"), default="same-text",
+                   help="same-text (default): B is run on A's tokens; free: each side writes its own")
+    _chat(p)
+    p.add_argument("--json", action="store_true", help="every position and the summary as JSON")
+    _sampling(p)
+    _common(p)
 
     p = sub.add_parser("neighbours", aliases=["neighbors"], help="tokens whose embeddings are nearest a word's")
     p.add_argument("word", help='a word (looked up as " word"), "exact text" in quotes, #id, or king - man + woman')
@@ -196,12 +220,30 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 
 
 def sampling_settings(args: argparse.Namespace):
-    from llmtui.engine.settings import KNOBS, SamplingSettings
+    from llmtui.engine.settings import KNOBS, SamplingSettings, parse_knobs
 
     try:
-        return SamplingSettings(**{knob.name: getattr(args, knob.name) for knob in KNOBS})
+        bias = tuple(pair for b in args.logit_bias for pair in parse_knobs([f"logit_bias={b}"])["logit_bias"])
+        return SamplingSettings(**{knob.name: getattr(args, knob.name) for knob in KNOBS}, logit_bias=bias,
+                                banned=tuple(args.ban), stop=tuple(args.stop))
     except ValueError as e:
         raise CliError(str(e)) from None
+
+
+def check_token_ids(lm, settings) -> None:
+    """Biased and banned ids must be in the model's vocabulary (known only once it is loaded)."""
+    size = lm.config.vocab_size
+    if bad := [i for i in (*settings.banned, *(i for i, _ in settings.logit_bias)) if i >= size]:
+        raise CliError(f"token id {bad[0]} is outside {lm.name}'s vocabulary (0..{size - 1})")
+
+
+def prompt_ids(lm, args: argparse.Namespace) -> list[int]:
+    """The prompt's ids: as typed, or as a chat's first user turn (with --system as its system prompt)."""
+    from llmtui.engine.chat import Chat
+
+    if args.system is not None and not args.chat:
+        raise CliError("--system is the chat's system prompt: add --chat")
+    return Chat(system=args.system).prompt_ids(lm, args.prompt) if args.chat else lm.prompt_ids(args.prompt)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -214,17 +256,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.endpoint:
         return generate_remote(args, settings)
     lm = load_model(args)
-    ids = lm.encode_chat(args.prompt) if args.chat else lm.prompt_ids(args.prompt)
+    check_token_ids(lm, settings)
+    ids = prompt_ids(lm, args)
     try:
         session = GenerationSession(lm, ids, settings, top_n=10 if args.top is None else args.top)
     except ValueError as e:
         raise CliError(str(e)) from None
     shown = ""
+    # Text that may be the start of a stop string waits until the next tokens say whether it is one.
+    held = max(map(len, settings.stop), default=1) - 1
     for _ in session:
-        if args.json:
+        if args.json or session.finished:
             continue
         text = session.text
-        if text.endswith("\ufffd"):
+        text = text[: len(text) - held]
+        if text.endswith("\ufffd") or len(text) <= len(shown):
             continue  # half a UTF-8 character: wait for the rest
         print(escape_controls(text[len(shown) :]), end="", flush=True)
         shown = text
@@ -237,7 +283,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                     "prompt": args.prompt,
                     "prompt_ids": ids,
                     "seed": session.seed,
-                    "settings": {k: v for k, v in vars(settings).items()},
+                    "settings": settings.to_json(),
                     "steps": [s.to_json() for s in session.steps],
                     "text": session.text,
                     "finish_reason": session.finish_reason,
@@ -288,6 +334,66 @@ def generate_remote(args: argparse.Namespace, settings) -> int:
         print(f"[{len(session.steps)} tokens, {session.finish_reason}, {remote.name}{speed}{rate}]", file=sys.stderr)
     if dropped:
         raise CliError(str(dropped))
+
+
+def side_settings(base, words: str):
+    """One side's knobs (the shared ones, changed by its knob=value words) and its model spec, if another."""
+    from llmtui.engine.settings import apply_knob_words
+
+    try:
+        return apply_knob_words(base, words)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from llmtui.engine.studies.compare import Comparison, Side
+    from llmtui.engine.text import escape_controls
+
+    base = sampling_settings(args)
+    settings_a, model_a = side_settings(base, args.a)
+    settings_b, model_b = side_settings(base, args.b)
+    if not args.prompt.strip():
+        raise CliError("the prompt is empty: give some text to continue")
+    lm = load_model(args)
+    models = {None: lm}
+    for spec in (model_a, model_b):
+        if spec not in models:
+            models[spec] = load_model(argparse.Namespace(model=spec, device=args.device))
+    lm_a, lm_b = models[model_a], models[model_b]
+    for side_lm, settings in ((lm_a, settings_a), (lm_b, settings_b)):
+        check_token_ids(side_lm, settings)
+    ids = prompt_ids(lm_a, args)
+    try:
+        comparison = Comparison(ids, Side(lm_a, settings_a, "A"), Side(lm_b, settings_b, "B"), mode=args.mode,
+                                top_n=10 if args.top is None else args.top)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    if args.json:
+        list(comparison)
+        print(json.dumps({"prompt": args.prompt, **comparison.to_json()}, ensure_ascii=False))
+        return 0
+
+    def cell(text: str, width: int) -> str:
+        return escape_controls(repr(text)[1:-1], keep="")[:width].ljust(width)
+
+    for name, side_lm, settings in (("A", lm_a, settings_a), ("B", lm_b, settings_b)):
+        print(f"{name}: {side_lm.name}, {settings.changed_words()}")
+    print(f"mode {args.mode}, seed {comparison.seed}")
+    print(f"{'#':>4}  {'token A':<14} {'p A':>6}  {'token B':<14} {'p B':>6}  {'KL(A||B)':>8} {'TV':>5}  top-1")
+    for p in comparison:
+        token_a = cell(p.a.text, 14) if p.a else " " * 14
+        token_b = cell(p.b.text, 14) if p.b else " " * 14
+        prob_a = f"{p.a.prob:6.1%}" if p.a else " " * 6
+        prob_b = f"{p.b.prob:6.1%}" if p.b else " " * 6
+        kl = "" if p.kl is None else f"{p.kl:8.3f}" if p.kl != float("inf") else f"{'inf':>8}"
+        tv = "" if p.tv is None else f"{p.tv:5.2f}"
+        print(f"{p.index:>4}  {token_a} {prob_a}  {token_b} {prob_b}  {kl:>8} {tv:>5}  {'differs' if p.top1_differs else ''}")
+    summary = comparison.summary()
+    print(f"A: {escape_controls(comparison.text_a)}")
+    if args.mode == "free":
+        print(f"B: {escape_controls(comparison.text_b)}")
+    print(summary.describe())
     return 0
 
 
@@ -391,32 +497,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_models(args: argparse.Namespace) -> int:
-    from llmtui.engine.loading.fetch import available_memory, catalogue, describe, gigabytes
-
-    available = available_memory()
-    rows = [describe(entry, available) for entry in catalogue().values()]
-    if args.json:
-        print(json.dumps({"available_memory": available, "models": rows}, ensure_ascii=False, indent=2))
-        return 0
-    yes_no = {True: "yes", False: "no", None: "?"}
-    print(f"{'NAME':<24} {'FAMILY':<8} {'PARAMS':>6} {'DOWNLOAD':>8} {'MEMORY':>7} {'HERE':>4} {'FITS':>4}")
-    for row in rows:
-        params = f"{row['params'] / 1e9:.1f}B" if (row["params"] or 0) >= 0.95e9 else (
-            f"{row['params'] / 1e6:.0f}M" if row["params"] else "?")  # fmt: skip
-        download = f"{row['download_mb'] / 1000:.1f} GB" if (row["download_mb"] or 0) >= 1000 else (
-            f"{row['download_mb']} MB" if row["download_mb"] else "?")  # fmt: skip
-        memory = gigabytes(row["memory_needed"]) if row["memory_needed"] else "?"
-        name = row["name"] + (" *" if row["default"] else "")
-        print(f"{name:<24} {row['family']:<8} {params:>6} {download:>8} {memory:>7} "
-              f"{yes_no[row['downloaded']]:>4} {yes_no[row['fits']]:>4}")  # fmt: skip
-    where = f"{gigabytes(available)} free here" if available else "free memory unknown"
-    print(f"* the default. MEMORY: what llmtui needs (float32); {where}.")
-    print("HERE: downloaded already. Load one with: llmtui --model NAME")
-    return 0
-
-
-COMMANDS = {"tokenize": cmd_tokenize, "generate": cmd_generate, "neighbours": cmd_neighbours,
+COMMANDS = {"tokenize": cmd_tokenize, "generate": cmd_generate, "compare": cmd_compare, "neighbours": cmd_neighbours,
             "neighbors": cmd_neighbours, "attention": cmd_attention, "models": cmd_models, "serve": cmd_serve}
 
 
@@ -428,7 +509,7 @@ def _text_arguments_as_unicode(args: argparse.Namespace) -> None:
     """
     from llmtui.engine.text import without_lone_surrogates
 
-    for name in ("text", "prompt", "word"):
+    for name in ("text", "prompt", "word", "system", "a", "b"):
         if isinstance(value := getattr(args, name, None), str):
             setattr(args, name, without_lone_surrogates(value))
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from llmtui.engine.settings import KNOBS
+from llmtui.engine.settings import SamplingSettings, apply_knob_words
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demos"
 """The shipped demos (the repo's demos/ folder)."""
 
 PANE_IDS = ("tokenizer", "embeddings", "attention", "layers", "generate")
-KNOB_NAMES = tuple(knob.name for knob in KNOBS)
+KNOB_NAMES = tuple(f.name for f in fields(SamplingSettings))  # stop = ["\n\n"] ends a step's text at a stop string
 
 # Which keys a step may have, per pane (besides pane, caption, prompt).
 PANE_KEYS: dict[str, tuple[str, ...]] = {
@@ -28,7 +28,7 @@ PANE_KEYS: dict[str, tuple[str, ...]] = {
     "embeddings": (),
     "attention": ("layer", "head"),
     "layers": (),
-    "generate": ("knobs", "generate", "chat", "clear"),
+    "generate": ("knobs", "generate", "chat", "clear", "compare", "compare_mode"),
 }
 COMMON_KEYS = ("pane", "caption", "prompt")
 ENCODING_NAMES = ("model", "gpt2", "cl100k_base", "o200k_base")
@@ -51,6 +51,8 @@ class DemoStep:
     generate: int | None = None  # Generate: draw this many tokens (0: show the next-token table only)
     chat: bool | None = None  # Generate: chat mode on or off
     clear: bool = True  # Generate: forget the earlier output first
+    compare: str | None = None  # Generate: open Compare with these knob=value words as B (the step's knobs are A)
+    compare_mode: str = "same-text"  # Generate: "same-text" (B read on A's tokens) or "free"
     layer: int | None = None  # Attention: layer to show
     head: int | None = None  # Attention: head to show
     encoding: str | None = None  # Tokenizer: "model" (also when not said) or an OpenAI encoding, as o200k_base
@@ -184,12 +186,19 @@ def _parse_step(raw: dict[str, Any], number: int, fail, step_lines: list[int]) -
         if name not in KNOB_NAMES:
             raise fail(f"unknown knob {name!r} (the knobs are {', '.join(KNOB_NAMES)})", number, "knobs")
     if knobs:
-        from llmtui.engine.settings import SamplingSettings
-
         try:
             SamplingSettings(**knobs)
         except (TypeError, ValueError) as e:
             raise fail(f"bad knobs: {e}", number, "knobs") from None
+    compare = typed("compare", str, 'knob=value words for side B, such as "temperature=1.5"')
+    if compare is not None:
+        try:
+            apply_knob_words(SamplingSettings(), compare)
+        except ValueError as e:
+            raise fail(f"bad compare: {e}", number, "compare") from None
+    compare_mode = typed("compare_mode", str, '"same-text" or "free"') or "same-text"
+    if compare_mode not in ("same-text", "free"):
+        raise fail(f'compare_mode must be "same-text" or "free", got {compare_mode!r}', number, "compare_mode")
     line = step_lines[number - 1] if number - 1 < len(step_lines) else None
     return DemoStep(number, pane, caption, prompt, dict(knobs), generate, chat, True if clear is None else clear,
-                    layer, head, encoding, line)
+                    compare, compare_mode, layer, head, encoding, line)

@@ -84,6 +84,10 @@ class DemoRunner:
         if step is None:
             return
         self._applied += 1
+        from llmtui.app.screens.compare.screen import CompareScreen
+
+        if isinstance(self.app.screen, CompareScreen):  # a step's comparison closes when the demo moves on
+            self.app.screen.dismiss(None)
         self.app.action_show_pane(step.pane)
         self.app.refresh_demo_bar()
         self._set_up(step, self._applied)
@@ -141,3 +145,5 @@ class DemoRunner:
             pane.set_prompt(step.prompt)
         if step.generate:
             pane.action_generate()
+        if step.compare is not None:
+            pane.action_compare(step.compare, step.compare_mode)

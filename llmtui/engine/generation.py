@@ -5,7 +5,9 @@ one token, thanks to the KV cache), draws a token, and returns a `Step` record
 holding everything a UI or the CLI shows: the token, its probability, and the top
 candidates with raw and adjusted probabilities and the knob that cut each one.
 `settings` is read at every step, so a knob turned mid-stream applies from the next
-token. `fork()` rewinds to an earlier step and forces another candidate there.
+token. `fork()` rewinds to an earlier step and forces another candidate there. A stop
+string (`settings.stop`) ends the run as soon as the text holds it, and `text` ends
+before it, as OpenAI's `stop` does.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class Candidate:
     text: str
     raw_prob: float  # what the model gave it
     prob: float | None  # after the knobs; 0 when cut; None when a served model's unlisted tail leaves it open
-    cut_by: str | None  # "top-k", "top-p", "min-p", "greedy", "?" (undecided: remote/judge.py), or None when it could be drawn
+    cut_by: str | None  # a stage of sampling.CUT_STAGES, "greedy", "?" (undecided: remote/judge.py), or None when it could be drawn
 
     def to_json(self) -> dict[str, object]:
         return {"id": self.id if self.id >= 0 else None, "text": self.text, "raw_prob": self.raw_prob,
@@ -74,6 +76,24 @@ def candidates(lm: LanguageModel, dist: Distribution, n: int, include: int | Non
     raw, final = dist.raw[top].tolist(), dist.final[top].tolist()
     return tuple(
         Candidate(i, lm.tokenizer.token_text(i), r, f, dist.cut_reason(i)) for i, r, f in zip(top, raw, final)
+    )
+
+
+def make_step(
+    lm: LanguageModel, dist: Distribution, token: int, *, index: int, position: int, settings: SamplingSettings,
+    top_n: int, forced: bool,
+) -> Step:
+    """The record of taking `token` from `dist` (drawn, or forced by a fork or a teacher-forced comparison)."""
+    return Step(
+        index=index,
+        position=position,
+        token_id=token,
+        text=lm.tokenizer.token_text(token),
+        raw_prob=float(dist.raw[token]),
+        prob=float(dist.final[token]),
+        candidates=candidates(lm, dist, top_n, include=token),
+        settings=settings,
+        forced=forced,
     )
 
 
@@ -121,8 +141,21 @@ class GenerationSession:
 
     @property
     def text(self) -> str:
-        """The generated text, decoded as a whole so multi-token characters come out right."""
-        return self.lm.tokenizer.decode(self.generated_ids)
+        """The generated text, decoded as a whole so multi-token characters come out right; when a stop string
+        ended the run, the text before it."""
+        text = self.lm.tokenizer.decode(self.generated_ids)
+        if self.finish_reason == "stop string":
+            text = text[: min(i for s in self.settings.stop if (i := text.find(s)) >= 0)]
+        return text
+
+    def _ends_in_stop_string(self) -> bool:
+        """Whether the last token completed a stop string. Only the tail is decoded (a run is checked after every
+        token): a string of n characters spans at most 4n byte tokens, plus one for a character cut at the start."""
+        stops = self.settings.stop
+        if not stops or not self.steps:
+            return False
+        tail = self.lm.tokenizer.decode(self.generated_ids[-(4 * max(map(len, stops)) + 1) :])
+        return any(s in tail for s in stops)
 
     @property
     def kv_cache(self) -> KVCache:
@@ -137,6 +170,8 @@ class GenerationSession:
     def finish_reason(self) -> str | None:
         if self.steps and self.steps[-1].token_id in self.stop_ids:
             return "stop token"
+        if self._ends_in_stop_string():
+            return "stop string"
         if self.context_used >= self.lm.config.context_length:
             return "context window full"  # before max new tokens: raising that knob would not help
         if len(self.steps) >= self.settings.max_new_tokens:
@@ -164,16 +199,21 @@ class GenerationSession:
 
     def distribution(self, settings: SamplingSettings | None = None) -> Distribution:
         """The next token's distribution under the given (default: current) knobs."""
-        return distribution(self._logits(), settings or self.settings, self.ids)
+        return distribution(self._logits(), settings or self.settings, self.ids, self.generated_ids)
 
     def step(self) -> Step | None:
         """Draw and append one token; None when the session has finished."""
+        drawn = self.step_with_distribution()
+        return drawn[0] if drawn else None
+
+    def step_with_distribution(self) -> tuple[Step, Distribution] | None:
+        """As `step`, with the distribution the token was drawn from (a comparison measures it)."""
         if self.finished:
             return None
         settings = self.settings
-        dist = distribution(self._logits(), settings, self.ids)
+        dist = distribution(self._logits(), settings, self.ids, self.generated_ids)
         token = sample(dist, self.generator)
-        return self._append(dist, token, settings, forced=False)
+        return self._append(dist, token, settings, forced=False), dist
 
     def fork(self, index: int, token_id: int) -> Step:
         """Drop step `index` and everything after it, then take `token_id` there instead."""
@@ -188,21 +228,37 @@ class GenerationSession:
         self._cache.truncate(min(keep, self._cache.length))
         self._fed = min(keep, self._fed)
         self._next_logits = None
-        dist = distribution(self._logits(), settings, self.ids)
+        dist = distribution(self._logits(), settings, self.ids, self.generated_ids)
         return self._append(dist, token_id, settings, forced=True)
 
+    def force(self, token_id: int) -> tuple[Step, Distribution]:
+        """Take `token_id` next instead of drawing (teacher forcing); its step, and the distribution it was read from."""
+        if not 0 <= token_id < self.lm.config.vocab_size:
+            raise ValueError(f"token id {token_id} is outside the vocabulary (0..{self.lm.config.vocab_size - 1})")
+        dist = self.distribution()
+        return self._append(dist, token_id, self.settings, forced=True), dist
+
+    def restore(self, steps: Sequence[Step]) -> None:
+        """Put back steps recorded on this prompt earlier (a reopened branch) to continue or fork them.
+
+        The cache keeps what the old and the new text share; the rest is fed in one pass at the next step."""
+        old, self.steps = self.ids, list(steps)
+        shared = next((i for i, (x, y) in enumerate(zip(old, self.ids)) if x != y), min(len(old), len(self.ids)))
+        keep = min(shared, self._fed, len(self.ids) - 1)  # refeed at least the last token, for its logits
+        self._cache.truncate(min(keep, self._cache.length))
+        self._fed, self._next_logits = keep, None
+
+    def share_prefill(self, other: GenerationSession) -> None:
+        """Start from another fresh session's prompt prefill (same model, same prompt) instead of computing it."""
+        if other.lm is not self.lm or other.prompt_ids != self.prompt_ids or other.steps or self.steps:
+            raise ValueError("only two fresh sessions of one model on one prompt can share a prefill")
+        logits = other._logits()
+        self._cache.copy_prefix_from(other._cache, len(self.prompt_ids))
+        self._fed, self._next_logits = len(self.prompt_ids), logits
+
     def _append(self, dist: Distribution, token: int, settings: SamplingSettings, *, forced: bool) -> Step:
-        step = Step(
-            index=len(self.steps),
-            position=self.context_used,
-            token_id=token,
-            text=self.lm.tokenizer.token_text(token),
-            raw_prob=float(dist.raw[token]),
-            prob=float(dist.final[token]),
-            candidates=candidates(self.lm, dist, self.top_n, include=token),
-            settings=settings,
-            forced=forced,
-        )
+        step = make_step(self.lm, dist, token, index=len(self.steps), position=self.context_used, settings=settings,
+                         top_n=self.top_n, forced=forced)
         self.steps.append(step)
         return step
 

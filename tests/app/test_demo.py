@@ -57,6 +57,9 @@ class TestFormat:
             ('knobs = { temperature = 0 }', ["knobs = { temprature = 0 }", "unknown knob 'temprature'", "line 10"]),
             ('knobs = { temperature = 0 }', ["knobs = { temperature = -1 }", "temperature must be", "line 10"]),
             ("generate = 2", ['generate = "two"', "generate must be a number", "line 11"]),
+            ("generate = 2", ['compare = "tempreature=2"', "bad compare", "unknown knob", "line 11"]),
+            ("generate = 2", ['compare = "temperature=2"\ncompare_mode = "sideways"', "compare_mode must be", "line 12"]),
+            ('knobs = { temperature = 0 }', ['knobs = { stop = "" }', "stop string can't be empty", "line 10"]),
             ("generate = 2", ["head = 3", "unknown setting 'head'", "line 11"]),
         ],
     )
@@ -228,3 +231,26 @@ async def test_every_step_reached_backwards_equals_it_reached_forwards(default_l
             await pilot.press("shift+f8")
             await _step_done(pilot, app, step)
             assert _shown(app) == forwards[step.number - 1], f"step {step.number} differs when reached backwards"
+
+
+async def test_a_step_opens_a_comparison_with_its_knobs_as_a(tiny_lm):
+    from app_fixtures import make_app, ready, wait_for
+
+    from llmtui.app.screens.compare.screen import CompareScreen
+
+    demo = parse_demo(GOOD.replace("generate = 2", 'prompt = "The capital"\ncompare = "temperature=1.5 top-k=5"\n'
+                                   'compare_mode = "free"\nknobs = { temperature = 0.5, seed = 3, max_new_tokens = 4, '
+                                   'stop = ["\\n\\n"] }').replace("knobs = { temperature = 0 }\n", ""))
+    step = demo.steps[1]
+    assert step.compare == "temperature=1.5 top-k=5" and step.compare_mode == "free" and step.knobs["stop"] == ["\n\n"]
+    app = make_app(tiny_lm, demo=demo)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        await pilot.press("f8")
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and len(app.screen.positions) == 4)
+        screen = app.screen
+        assert screen.mode == "free" and screen.settings_a.temperature == 0.5 and screen.settings_a.stop == ("\n\n",)
+        assert screen.comparison is not None and screen.comparison.b.settings.top_k == 5
+        await pilot.press("shift+f8")  # the demo moves on: the comparison closes
+        await wait_for(pilot, lambda: not isinstance(app.screen, CompareScreen))

@@ -161,6 +161,71 @@ def test_serve_answers_http_on_localhost_then_stops(tmp_path):
     assert proc.returncode is not None
 
 
+def test_compare_json_has_the_numbers_of_the_study(tiny_hf_gpt2_dir, tiny_hf_llama_dir, capsys):
+    from llmtui.engine.lm import LanguageModel
+    from llmtui.engine.sampling import SamplingSettings
+    from llmtui.engine.studies.compare import Comparison, Side
+
+    code, out, _ = run_cli(capsys, "compare", "hello", "--model", str(tiny_hf_gpt2_dir), "--a", "temperature=1",
+                           "--b", "temperature=2 top-k=20", "--max-new-tokens", "5", "--seed", "3", "--json")
+    assert code == 0
+    data = json.loads(out)
+    lm = LanguageModel.load(str(tiny_hf_gpt2_dir))
+    base = SamplingSettings(max_new_tokens=5, seed=3)
+    study = Comparison(lm.encode("hello"), Side(lm, base.with_(temperature=1)),
+                       Side(lm, base.with_(temperature=2, top_k=20)))
+    list(study)
+    assert data["mode"] == "same-text" and data["b"]["settings"]["top_k"] == 20
+    assert [p["kl"] for p in data["positions"]] == [p.to_json()["kl"] for p in study.positions]
+    assert data["summary"] == study.summary().to_json()
+    # Two models sharing a tokenizer, each side on its own.
+    code, out, _ = run_cli(capsys, "compare", "hello", "--model", str(tiny_hf_gpt2_dir), "--b",
+                           f"model={tiny_hf_llama_dir}", "--max-new-tokens", "3", "--mode", "free", "--seed", "1",
+                           "--json")
+    data = json.loads(out)
+    assert code == 0 and data["a"]["model"] != data["b"]["model"] and len(data["positions"]) == 3
+
+
+def test_compare_text_table_and_bad_sides(tiny_hf_gpt2_dir, capsys):
+    code, out, _ = run_cli(capsys, "compare", "hello", "--model", str(tiny_hf_gpt2_dir), "--b", "temperature=0",
+                           "--max-new-tokens", "3", "--seed", "2")
+    assert code == 0 and "KL(A||B)" in out and "top-1 differs at" in out and "temperature=0.0" in out
+    for side, words in (("tempreature=1", ["unknown knob"]), ("temperature=-1", ["temperature"]),
+                        ("top-k=lots", ["top_k"]), ("banned=99999", ["outside", "vocabulary"])):
+        code, _, err = run_cli(capsys, "compare", "hello", "--model", str(tiny_hf_gpt2_dir), "--b", side)
+        assert_one_line_error(code, err, *words)
+
+
+def test_generate_stop_strings_and_new_knobs(tiny_hf_gpt2_dir, capsys):
+    args = ("generate", "hello", "--model", str(tiny_hf_gpt2_dir), "--temperature", "0", "--max-new-tokens", "20")
+    code, out, _ = run_cli(capsys, *args, "--json")
+    greedy = json.loads(out)
+    full, first = greedy["text"], greedy["steps"][0]["token"]["id"]
+    stop = full[4:6]
+    code, out, err = run_cli(capsys, *args, "--stop", stop)
+    assert code == 0 and out == full[: full.find(stop)] + "\n" and "stop string" in err
+    code, out, _ = run_cli(capsys, *args, "--ban", str(first), "--frequency-penalty", "1.5", "--presence-penalty",
+                           "0.5", "--typical-p", "0.9", "--top-n-sigma", "2", "--logit-bias", "5:1.5", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["steps"][0]["token"]["id"] != first
+    assert data["steps"][0]["candidates"][[c["id"] for c in data["steps"][0]["candidates"]].index(first)]["cut_by"] == "banned"
+    assert data["settings"]["logit_bias"] == [[5, 1.5]] and data["settings"]["typical_p"] == 0.9
+    for extra, words in ((["--logit-bias", "5"], ["logit_bias"]), (["--frequency-penalty", "3"], ["frequency"]),
+                         (["--stop", ""], ["stop string"]), (["--system", "x"], ["--chat"])):
+        code, _, err = run_cli(capsys, *args, *extra)
+        assert_one_line_error(code, err, *words)
+
+
+def test_generate_chat_with_a_system_prompt(tiny_hf_llama_dir, capsys):
+    code, out, _ = run_cli(capsys, "generate", "hi", "--model", str(tiny_hf_llama_dir), "--chat", "--system",
+                           "Be brief.", "--max-new-tokens", "2", "--json")
+    from llmtui.engine.lm import LanguageModel
+
+    lm = LanguageModel.load(str(tiny_hf_llama_dir))
+    expected = lm.encode_chat("hi", [{"role": "system", "content": "Be brief."}])
+    assert code == 0 and json.loads(out)["prompt_ids"] == expected
+
+
 @pytest.mark.parametrize("query", ["dog", "king - man + woman", '" dog"'])
 def test_neighbours_take_the_panes_queries_and_give_its_numbers(tiny_hf_llama_dir, capsys, query):
     """Bug 7: the CLI looked up bare "dog" (the pane: " dog") and refused king - man + woman."""

@@ -107,3 +107,34 @@ def test_the_kv_cache_holds_what_the_run_asks_for_and_grows_when_it_goes_on(lm):
     session.fork(1, session.steps[1].candidates[2].id)
     list(session)
     assert session.finish_reason == "context window full" and session.step() is None
+
+
+def test_a_stop_string_ends_the_run_and_the_text_before_it(lm):
+    settings = SamplingSettings(temperature=0, max_new_tokens=30)
+    free = GenerationSession(lm, lm.encode("hello"), settings)
+    list(free)
+    full = free.text
+    stop = full[5:8]  # a piece of what greedy writes, likely across a token boundary
+    assert stop and stop in full
+    session = GenerationSession(lm, lm.encode("hello"), settings.with_(stop=("never here", stop)))
+    list(session)
+    assert session.finish_reason == "stop string"
+    assert session.text == full[: full.find(stop)]
+    # It stopped at the first token that completed the string, not later.
+    assert stop in lm.tokenizer.decode(session.generated_ids)
+    assert stop not in lm.tokenizer.decode(session.generated_ids[:-1])
+    assert session.step() is None
+
+
+def test_force_appends_a_token_and_share_prefill_matches_a_fresh_prefill(lm):
+    ids = lm.encode("Hello world")
+    settings = SamplingSettings(temperature=0.9, seed=4, max_new_tokens=5)
+    a, b = GenerationSession(lm, ids, settings), GenerationSession(lm, ids, settings)
+    b.share_prefill(a)
+    assert [s.token_id for s in a] == [s.token_id for s in b]
+    with pytest.raises(ValueError, match="fresh"):
+        b.share_prefill(a)
+    c = GenerationSession(lm, ids, settings)
+    step, dist = c.force(7)
+    assert step.forced and step.token_id == 7 and step.prob == pytest.approx(float(dist.final[7]))
+    assert c.ids == ids + [7]

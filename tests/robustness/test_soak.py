@@ -56,7 +56,7 @@ PANE_KEYS = {
     "layers": ["a", "c", "space", "up", "down", "left", "right", "home", "end", "pageup", "pagedown",
                "ctrl+home", "ctrl+end", "enter", "tab", "shift+tab"],
     "generate": ["f5", "ctrl+g", "escape", "f6", "n", "space", "f7", "ctrl+t", "ctrl+n", "enter", "c", "ctrl+r",
-                 "left", "right", "up", "down", "home", "end", "tab", "shift+tab", "minus", "plus", "r", "f", "j", "k"],
+                 "left", "right", "up", "down", "home", "end", "tab", "shift+tab", "minus", "plus", "r", "f", "j", "k", "f2", "f3", "f4", "ctrl+b", "x", "ctrl+z", "ctrl+y"],
 }
 """Each pane's keys (its BINDINGS and the keys of its widgets) and the navigation keys."""
 ANY_PANE_KEYS = ["f1", "question_mark", "f8", "shift+f8", "f9", "ctrl+c", "ctrl+s", "escape", "tab", "shift+tab",
@@ -208,6 +208,7 @@ class Walk:
             (8 if self.pane_id == "generate" else 2, self.generation),
             (1, self.knob_extreme),
             (3 if self.pane_id == "generate" else 1, self.fork),
+            (2 if self.pane_id == "generate" else 1, self.compare_or_branches),
             (1, self.palette),
             (1, self.theme),
             (2, self.resize_random),
@@ -341,6 +342,53 @@ class Walk:
         await self.key("f6")
         await self.until(lambda: pane._run is not run and not pane.running, 2, "the step")
         await self.key("f7")
+
+    async def compare_or_branches(self) -> None:
+        """F2 (Compare: maybe new knobs for B, maybe the other mode) or F3 (Branches: reopen, rename, delete,
+        undo, redo), then back; or undo/redo a fork from the pane. Saving and loading are left to the tests
+        (they write files)."""
+        from llmtui.app.screens.branches.screen import BranchesScreen
+        from llmtui.app.screens.compare.screen import CompareScreen
+
+        if self.pane_id != "generate":
+            await self.click_widget(self.app.query_one("#tab-generate"))
+            await self.until(lambda: self.pane_id == "generate", 2, "the Generate pane")
+        self.generate_pane.table.focus()
+        await self.pilot.pause()  # type: ignore[attr-defined]  # the focus moves on the next frame
+        choice = self.rng.random()
+        if choice < 0.45:
+            self.log.append("compare: f2")
+            await self.key("f2")
+            await self.until(lambda: isinstance(self.app.screen, CompareScreen), 1, "the Compare screen")
+            if isinstance(self.app.screen, CompareScreen):
+                self.kinds["compare"] += 1
+                screen = self.app.screen
+                if self.rng.random() < 0.5:
+                    screen.query_one("#cmp-b", Input).value = self.rng.choice(
+                        ["temperature=2", "top-k=1", "typical-p=0.5 top-n-sigma=1", "frequency-penalty=2", "x", "model=y",
+                         "banned=1,2,3", "logit_bias=5:100", "'unclosed"])
+                    await self.key("f5")
+                if self.rng.random() < 0.3:
+                    await self.key("ctrl+o")
+                for _ in range(self.rng.randint(0, 3)):
+                    await self.key(self.rng.choice(["up", "down", "end", "home"]))
+                await self.key("escape")
+        elif choice < 0.9:
+            self.log.append("branches: f3")
+            await self.key("f3")
+            await self.until(lambda: isinstance(self.app.screen, BranchesScreen), 1, "the Branches screen")
+            if isinstance(self.app.screen, BranchesScreen):
+                self.kinds["branches"] += 1
+                for _ in range(self.rng.randint(1, 4)):
+                    key = self.rng.choice(["up", "down", "d", "ctrl+z", "ctrl+y", "enter", "r"])
+                    self.log.append(f"branches: {key}")
+                    await self.key(key)
+                    if not isinstance(self.app.screen, BranchesScreen):
+                        break
+        else:
+            key = self.rng.choice(["ctrl+z", "ctrl+y"])
+            self.log.append(f"{key} (fork) on the table")
+            await self.key(key)
 
     async def plain_prompt(self) -> None:
         """A new short plain (not chat) prompt, its table shown: for the top-ups (the walk may have left an
@@ -673,6 +721,17 @@ async def run_walk(tiny_lm, seed: int, steps: int, tmp_path) -> Walk:
                     await walk.step_then_go_on()
                     await pilot.pause(0)
                     walk.observe()
+                while app._exception is None and not (walk.kinds["compare"] and walk.kinds["branches"]) and topped < 30:
+                    topped += 1
+                    await walk.plain_prompt()
+                    walk.generate_pane.table.focus()
+                    await pilot.pause()
+                    await walk.key("ctrl+r")  # the knobs back to their defaults: an extreme may have left max tokens 0
+                    await walk.key("f5")  # a text, so F3 has branches to list
+                    await settle_all(walk)
+                    await walk.compare_or_branches()
+                    await pilot.pause(0)
+                    walk.observe()
                 walk.kinds["top-up"] += topped
                 if app._exception is None:
                     await settle_all(walk)
@@ -714,6 +773,7 @@ async def test_soak_random_walk(tiny_lm, seed, tmp_path):
         assert walk.run_kinds[kind] > 0, walk.failure(f"no {kind} run: {dict(walk.run_kinds)}")
     assert walk.run_kinds["fork"] + walk.run_kinds["force"] > 0, walk.failure(f"no fork: {dict(walk.run_kinds)}")
     assert walk.mid_generation_switches > 0, walk.failure("no pane switch while generating")
+    assert walk.kinds["compare"] and walk.kinds["branches"], walk.failure(f"no compare or branches: {dict(walk.kinds)}")
     assert walk.sizes[(40, 12)] and walk.sizes[(300, 100)], walk.failure(f"sizes {dict(walk.sizes)}")
     # every pane got a meaningful share of the actions
     total = sum(walk.per_pane.values())

@@ -115,6 +115,11 @@ KNOBS: tuple[KnobSpec, ...] = (
     KnobSpec(KNOB["max_new_tokens"], "max tokens", show=str, parse=int, short="max",
              expects="a whole number, such as 128"),
     KnobSpec(KNOB["repetition_penalty"], "repeat", short="rep"),
+    KnobSpec(KNOB["frequency_penalty"], "frequency", short="freq"),
+    # one-letter shorts that no other knob starts with: ∃ (the token exists in the text), τ (typical)
+    KnobSpec(KNOB["presence_penalty"], "presence", short="∃"),
+    KnobSpec(KNOB["typical_p"], "typical-p", show=_show_p, short="τ"),
+    KnobSpec(KNOB["top_n_sigma"], "n-sigma", short="nσ"),
     KnobSpec(KNOB["seed"], "seed", show=_show_seed, parse=_parse_seed, open_ended=True,
              keys="r: random, f: fix the last seed used", expects="a whole number, such as 42, or random"),
 )

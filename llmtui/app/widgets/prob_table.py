@@ -65,8 +65,16 @@ def settings_summary(s: SamplingSettings) -> str:
             parts.append(f"top-p {s.top_p:.2f}")
         if s.min_p > 0:
             parts.append(f"min-p {s.min_p:.2f}")
+        if s.typical_p < 1:
+            parts.append(f"typical {s.typical_p:.2f}")
+        if s.top_n_sigma > 0:
+            parts.append(f"n-sigma {s.top_n_sigma:g}")
     if s.repetition_penalty != 1:
         parts.append(f"repeat {s.repetition_penalty:.2f}")
+    if s.frequency_penalty or s.presence_penalty:
+        parts.append(f"freq {s.frequency_penalty:g} pres {s.presence_penalty:g}")
+    if s.banned or s.logit_bias:
+        parts.append(f"{len(s.banned)} banned" if not s.logit_bias else f"{len(s.banned)} banned, {len(s.logit_bias)} biased")
     return " · ".join(parts)
 
 
@@ -264,6 +272,13 @@ class ProbabilityTable(Widget, can_focus=True):
 
     def action_choose(self) -> None:
         self.choose(self.cursor)
+
+    def highlighted_token(self) -> tuple[int, str] | None:
+        """The cursor's candidate as (id, text), or None when the table is empty."""
+        if self.view is None or not 0 <= self.cursor < len(self.view.candidates):
+            return None
+        candidate = self.view.candidates[self.cursor]
+        return candidate.id, candidate.text
 
     def choose(self, row: int) -> None:
         """Post Chosen for a row's candidate, as enter on it would."""

@@ -96,3 +96,13 @@ class KVCache:
         if not 0 <= length <= self._length:
             raise ValueError(f"can't truncate a cache of {self._length} positions to {length}")
         self._length = length
+
+    def copy_prefix_from(self, other: KVCache, length: int) -> None:
+        """Take the first `length` positions of another cache of the same model (a shared prompt's prefill)."""
+        if length > other.length:
+            raise ValueError(f"the other cache holds {other.length} positions, not {length}")
+        self.reserve(length)
+        for mine, theirs in ((self.k, other.k), (self.v, other.v)):
+            for a, b in zip(mine, theirs):
+                a[:, :, :length] = b[:, :, :length]
+        self._length = length

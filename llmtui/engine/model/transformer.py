@@ -209,6 +209,7 @@ class Capture:
         return name in self.names and (self.layers is None or layer in self.layers)
 
 
+
 # --- attention ------------------------------------------------------------------
 
 

@@ -37,6 +37,8 @@ from llmtui.app.widgets.message_line import MessageLine
 from llmtui.app.widgets.prob_table import ProbabilityTable, TableView
 from llmtui.app.widgets.prompt_editor import PromptEditor
 from llmtui.app.widgets.token_text import Piece, TokenText
+from llmtui.engine.branches import BranchTree
+from llmtui.engine.chat import default_system_prompt
 from llmtui.engine.settings import SamplingSettings
 
 if TYPE_CHECKING:
@@ -78,6 +80,13 @@ class GeneratePane(Pane):
         Binding("enter", "focus_table", "Its candidates", show=False, tooltip="Move to the table of the selected token"),
         Binding("c", "toggle_colour", "Colour by", show=False, tooltip="Colour tokens by the model's probability or by the probability after the knobs"),
         Binding("ctrl+r", "reset_knobs", "Reset knobs", show=False, tooltip="Set every knob back to its default"),
+        Binding("f2", "compare", "Compare", priority=True, tooltip="Compare these knobs (A) with others (B), token by token"),
+        Binding("f3", "branches", "Branches", priority=True, tooltip="Every generation and fork of this prompt: reopen, rename, delete, save"),
+        Binding("f4", "system_prompt", "System", show=False, tooltip="Edit the chat's system prompt"),
+        Binding("ctrl+b", "stop_strings", "Stop strings", show=False, tooltip="Text that ends a generation"),
+        Binding("x", "ban", "Ban", show=False, tooltip="In the table: ban the highlighted token (again: unban)"),
+        Binding("ctrl+z", "undo_fork", "Undo fork", show=False, tooltip="Take back the last new branch"),
+        Binding("ctrl+y", "redo_fork", "Redo fork", show=False, tooltip="Bring back the branch last taken back"),
     ]
 
     settings: reactive[SamplingSettings] = reactive(SamplingSettings, init=False)
@@ -104,6 +113,8 @@ class GeneratePane(Pane):
         self._speed_shown_at = 0.0  # when tokens/s last went to the status line (time.monotonic)
         self._last_seed: int | None = None
         self._preview_len = 0  # tokens of the previewed prompt (no session yet)
+        self._tree: BranchTree | None = None  # every generation and fork of the shown prompt
+        self.system_prompt: str | None = None  # the chat's system prompt; None: the template's own
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -248,7 +259,7 @@ class GeneratePane(Pane):
             previous = self._session_prompt
             if previous is not None and previous.chat and self._session is not None:
                 history = previous.history + ((previous.text, self._reply_text()),)
-            return PromptRequest(text, chat=True, history=history)
+            return PromptRequest(text, chat=True, history=history, system=self.system_prompt)
         previous = self._session_prompt
         if previous is not None and previous.chat:
             return previous  # an empty message: draw the last reply again
@@ -359,6 +370,7 @@ class GeneratePane(Pane):
         self.refresh_bindings()
         self._session = None
         self._session_prompt = None
+        self._tree = None
         self._steps = ()
         self._prompt_ids = []
         self._prompt_pieces = []
@@ -571,6 +583,7 @@ class GeneratePane(Pane):
         # for a while through context variables; without this, each kept an old session and its KV cache.
         run.session = None
         self._steps = steps
+        self._record_branch()
         self.output.allow_next(True)
         self._render_output()
         self._refresh_table()
@@ -670,7 +683,7 @@ class GeneratePane(Pane):
         if self._session is not None:
             self._preview_worker(self._session, None, self.settings)
             return
-        request = PromptRequest(self.editor.text, chat=self.chat_mode)
+        request = PromptRequest(self.editor.text, chat=self.chat_mode, system=self.system_prompt)
         if not request.text.strip() and not self.chat_mode:
             self._preview = None
             self._prompt_pieces = []
@@ -744,7 +757,7 @@ class GeneratePane(Pane):
         if not self._ready_to_run():
             return
         if event.preview:
-            prompt = self._session_prompt if self._session is not None else PromptRequest(self.editor.text, chat=self.chat_mode)
+            prompt = self._session_prompt if self._session is not None else PromptRequest(self.editor.text, chat=self.chat_mode, system=self.system_prompt)
             if self._session is None and not prompt.text.strip():
                 self.say("The prompt is empty: type some text first.", "error")
                 return
@@ -774,6 +787,146 @@ class GeneratePane(Pane):
                lambda: self.set_knob("temperature", 0.0))
         yield (f"{self.TITLE}: random seed", "A fresh seed for every generation", self.action_random_seed)
         yield (f"{self.TITLE}: fix the last seed", "Repeat the last generation's draws", self.action_fix_seed)
+
+    # -- compare, branches, the chat's system prompt, stop strings and bans ----------------
+
+    def action_compare(self, b_words: str | None = None, mode: str = "same-text") -> None:
+        """Open Compare on the shown prompt (or the editor's) with these knobs as A."""
+        from llmtui.app.screens.compare.screen import CompareScreen
+
+        if not self._ready_to_run():
+            return
+        prompt = self._session_prompt if self._session is not None else self._new_prompt_request()
+        if prompt is None:
+            return
+        assert self.lm is not None
+        self.app.push_screen(CompareScreen(self.lm, prompt.encode, self.settings, b_words, mode))
+
+    def _record_branch(self) -> None:
+        """Keep the shown text in the branch tree (a new node only where it takes a new turn)."""
+        session = self._session
+        if session is None or not session.steps or self.lm is None:
+            return
+        if self._tree is None or self._tree.prompt_ids != session.prompt_ids:
+            self._tree = BranchTree(session.prompt_ids, self.lm.tokenizer.decode, model=self.lm.name)
+        self._tree.add(session.steps)
+
+    def action_branches(self) -> None:
+        from llmtui.app.screens.branches.screen import BranchesScreen
+
+        if self.lm is None or self._session is None or self._tree is None:
+            self.say("No branches yet: generate first; every fork from the table becomes a branch.")
+            return
+        if self.running:
+            self.say("Stop the generation first (escape): the branches are the finished texts.")
+            return
+        self.app.push_screen(BranchesScreen(self._tree, self.lm.tokenizer.decode, self.lm.name), self._follow_tree)
+
+    def _follow_tree(self, tree: BranchTree | None) -> None:
+        """Show the tree's current branch (after a reopen, undo, redo, delete or a loaded session)."""
+        if tree is None or self._session is None or self.running:
+            return
+        self._tree = tree
+        self._restore_worker(tree)
+
+    @work(exclusive=True, group="generation", exit_on_error=False)
+    async def _restore_worker(self, tree: BranchTree) -> None:
+        from llmtui.engine.generation import GenerationSession
+
+        session = self._session
+        assert session is not None and self.lm is not None
+        try:
+            if session.prompt_ids != tree.prompt_ids:  # a loaded session of another prompt
+                session = await call(GenerationSession, self.lm, tree.prompt_ids, self.settings, top_n=TOP_N)
+                self._session = session
+                self._session_prompt = PromptRequest(tree.decode(tree.prompt_ids))
+                self._prompt_ids = list(tree.prompt_ids)
+                self._prompt_pieces = [Piece(p.text, role="special" if p.special else "prompt")
+                                       for p in prompt_pieces(self.lm.tokenizer, self._prompt_ids)]
+            await call(session.restore, tree.steps(tree.current))
+        except Exception as e:  # tokens outside this model's vocabulary in a hand-edited session, or a bug
+            self.say(error_line(e), "error")
+            return
+        self._steps = tuple(session.steps)
+        self.output.allow_next(True)
+        self._render_output()
+        self._refresh_table()
+        branch = tree.branch(tree.current) if tree.current in tree.nodes and tree.current != 0 else None
+        self.say(f"Branch {branch.name or '#' + str(branch.node)}: {branch.length} tokens, log p {branch.logprob:.2f}"
+                 " · F7 goes on, enter on a candidate forks" if branch else "Back at the prompt.")
+
+    def action_undo_fork(self) -> None:
+        self._tree_step("undo")
+
+    def action_redo_fork(self) -> None:
+        self._tree_step("redo")
+
+    def _tree_step(self, which: str) -> None:
+        if self._tree is None or self.running:
+            self.say("Nothing to " + which + ("" if self._tree is None else " while generating") + ".")
+            return
+        try:
+            getattr(self._tree, which)()
+        except ValueError as e:
+            self.say(error_line(e) + ".")
+            return
+        self._follow_tree(self._tree)
+
+    def action_system_prompt(self) -> None:
+        """Edit the chat's system prompt; empty gives the template's own back."""
+        if self.lm is None:
+            self._ready_to_run()
+            return
+        default = default_system_prompt(self.lm)
+        shown = self.system_prompt if self.system_prompt is not None else (default or "")
+        hint = (f"The template's own: {default!r}. Empty brings it back." if default else
+                "This model's template adds none of its own. Empty: none.")
+
+        def done(result: tuple[Any] | None) -> None:
+            if result is None:
+                return
+            text = result[0]
+            self.system_prompt = text if text.strip() and text != default else None
+            self.say("System prompt set: it applies from the next message." if self.system_prompt is not None
+                     else "System prompt: the template's own.")
+            self._request_preview()
+
+        self.app.push_screen(ValueInputScreen("system prompt", shown, str, hint), done)
+
+    def action_stop_strings(self) -> None:
+        """Stop strings, written as words (quote one with spaces): the text ends before the first that appears."""
+        import shlex
+
+        def check(text: str) -> tuple[str, ...]:
+            try:
+                words = tuple(shlex.split(text))
+            except ValueError as e:
+                raise ValueError(f"can't read that: {e}") from None
+            self.settings.with_(stop=words)
+            return words
+
+        def done(result: tuple[Any] | None) -> None:
+            if result is not None:
+                self.settings = self.settings.with_(stop=result[0])
+                self.say(f"Stop strings: {', '.join(map(repr, result[0]))}" if result[0] else "No stop strings.")
+
+        current = " ".join(shlex.quote(s) for s in self.settings.stop)
+        self.app.push_screen(ValueInputScreen("stop strings", current, check,
+                                              "Words such as \"User:\" '\\n\\n'; the text ends before the first."), done)
+
+    def action_ban(self) -> None:
+        """Ban the table's highlighted token (or lift its ban): the logit-bias stage cuts it from the next token on."""
+        if self.app.focused is not self.table:
+            self.say("Ban a token from the table: tab to it, pick a row, then x.")
+            return
+        token = self.table.highlighted_token()
+        if token is None:
+            return
+        token_id, text = token
+        banned = set(self.settings.banned) ^ {token_id}
+        self.settings = self.settings.with_(banned=tuple(banned))
+        what = "Banned" if token_id in banned else "Unbanned"
+        self.say(f"{what} {self._label(token_id, text)}: it applies from the next token ({len(banned)} banned).")
 
     # -- presentation and export -----------------------------------------------------------
 

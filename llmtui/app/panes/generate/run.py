@@ -12,6 +12,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from llmtui.engine.chat import Chat, Turn
+
 if TYPE_CHECKING:
     from llmtui.engine.generation import GenerationSession
     from llmtui.engine.lm import LanguageModel
@@ -27,16 +29,11 @@ class PromptRequest:
     text: str
     chat: bool = False
     history: tuple[tuple[str, str], ...] = ()  # (user, assistant) turns before this one
-
-    def messages(self) -> list[dict[str, str]]:
-        out = []
-        for user, assistant in self.history:
-            out += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
-        return out
+    system: str | None = None  # the chat's system prompt; None: the template's own
 
     def encode(self, lm: LanguageModel) -> list[int]:
         if self.chat:
-            return lm.encode_chat(self.text, self.messages())
+            return Chat(self.system, [Turn(u, a) for u, a in self.history]).prompt_ids(lm, self.text)
         return lm.prompt_ids(self.text)  # BOS first where the model's tokenizer adds one
 
 

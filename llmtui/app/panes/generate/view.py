@@ -36,6 +36,11 @@ MORE_KEYS = [
     ("r, f", "On the seed knob: random seed, or fix the last seed used"),
     ("←/→, home/end", "In the output: pick a past token (end: follow the newest)"),
     ("↑/↓, enter", "In the table: choose a candidate, fork the text there"),
+    ("x", "In the table: ban the highlighted token (again: unban)"),
+    ("F2", "Compare these knobs with others, token by token (KL, TV, top-1)"),
+    ("F3", "Branches: every generation and fork; reopen, rename, delete, save, load"),
+    ("ctrl+z, ctrl+y", "Undo or redo the last fork (outside the prompt box)"),
+    ("F4, ctrl+b", "The chat's system prompt; stop strings"),
 ]
 """The widgets' own keys, for the help screen."""
 

@@ -1,0 +1,167 @@
+"""The Branches screen: the tree of the Generate pane's generations and forks, one row per branch.
+
+Enter reopens a branch in the pane (to read, continue or fork it); r renames, d deletes;
+ctrl+z / ctrl+y undo and redo the last new branch; w writes the tree to a session file and
+l loads one (JSON). The screen edits the pane's tree; the pane follows its current branch
+when the screen closes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Static
+
+from llmtui.app.screens.branches.view import COLUMNS, rows
+from llmtui.app.screens.value_input import ValueInputScreen
+from llmtui.engine.branches import BranchTree
+
+DEFAULT_SESSION = "llmtui-branches.json"
+
+
+class BranchesScreen(ModalScreen["BranchTree | None"]):
+    """Dismissed with the tree (changed, or loaded from a file) when the pane should follow it, else None."""
+
+    DEFAULT_CSS = """
+    BranchesScreen {
+        align: center middle;
+        & > Vertical { width: 100%; height: 100%; border: round $accent; background: $panel; padding: 0 1; }
+        & #br-table { height: 1fr; }
+        & #br-message { height: auto; }
+    }
+    """
+    BINDINGS = [
+        Binding("escape", "close", "Back"),
+        Binding("enter", "reopen", "Reopen", priority=True),
+        Binding("r", "rename", "Rename"),
+        Binding("d,delete", "delete", "Delete"),
+        Binding("ctrl+z", "undo", "Undo fork"),
+        Binding("ctrl+y", "redo", "Redo fork"),
+        Binding("w", "save", "Save session"),
+        Binding("l", "load", "Load session"),
+    ]
+
+    def __init__(self, tree: BranchTree, decode: Callable[[list[int]], str], model: str) -> None:
+        super().__init__()
+        self.branch_tree = tree
+        self.decode = decode
+        self.model = model
+        self.changed = False
+        self.node_ids: list[int] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical() as box:
+            box.border_title = "Branches of this prompt"
+            box.border_subtitle = "enter reopen · r rename · d delete · ctrl+z/y undo/redo · w save · l load · esc back"
+            table: DataTable[Any] = DataTable(id="br-table", cursor_type="row", zebra_stripes=True)
+            table.add_columns(*COLUMNS)
+            yield table
+            yield Static("", id="br-message")
+
+    def on_mount(self) -> None:
+        self._fill()
+        self.query_one("#br-table", DataTable).focus()
+
+    def _say(self, text: str) -> None:
+        self.query_one("#br-message", Static).update(Text(text))
+
+    def _fill(self) -> None:
+        table = self.query_one("#br-table", DataTable)
+        table.clear()
+        self.node_ids = []
+        for node, cells in rows(self.branch_tree):
+            self.node_ids.append(node)
+            table.add_row(*cells)
+        if self.branch_tree.current in self.node_ids:
+            table.move_cursor(row=self.node_ids.index(self.branch_tree.current))
+        if not self.node_ids:
+            self._say("No branches yet: generate, then fork from the table (enter on a candidate).")
+
+    def _selected(self) -> int | None:
+        row = self.query_one("#br-table", DataTable).cursor_row
+        return self.node_ids[row] if 0 <= row < len(self.node_ids) else None
+
+    def action_close(self) -> None:
+        if self.app.screen is self:
+            self.dismiss(self.branch_tree if self.changed else None)
+
+    def action_reopen(self) -> None:
+        node = self._selected()
+        if node is not None and self.app.screen is self:
+            self.branch_tree.reopen(node)
+            self.dismiss(self.branch_tree)
+
+    def action_rename(self) -> None:
+        node = self._selected()
+        if node is None:
+            return
+
+        def done(result: tuple[Any] | None) -> None:
+            if result is not None:
+                self.branch_tree.rename(node, result[0])
+                self._fill()
+
+        self.app.push_screen(ValueInputScreen("branch name", self.branch_tree.nodes[node].name, str.strip), done)
+
+    def action_delete(self) -> None:
+        node = self._selected()
+        if node is not None:
+            self.branch_tree.delete(node)
+            self.changed = True
+            self._fill()
+            self._say(f"Deleted branch #{node}.")
+
+    def action_undo(self) -> None:
+        self._step("undo")
+
+    def action_redo(self) -> None:
+        self._step("redo")
+
+    def _step(self, which: str) -> None:
+        try:
+            getattr(self.branch_tree, which)()
+        except ValueError as e:
+            self._say(str(e).capitalize() + ".")
+            return
+        self.changed = True
+        self._fill()
+        self._say("Undone: the last new branch is put aside (ctrl+y brings it back)." if which == "undo"
+                  else "Redone.")
+
+    def action_save(self) -> None:
+        def check(text: str) -> Path:
+            return Path(text.strip() or DEFAULT_SESSION).expanduser()
+
+        def done(result: tuple[Any] | None) -> None:
+            if result is None:
+                return
+            try:
+                self.branch_tree.save(result[0])
+            except OSError as e:
+                self._say(f"Can't write {result[0]}: {e.strerror or e}")
+                return
+            self._say(f"Saved {len(self.branch_tree.leaves())} branches to {result[0]}.")
+
+        self.app.push_screen(ValueInputScreen("session file to write", DEFAULT_SESSION, check), done)
+
+    def action_load(self) -> None:
+        def check(text: str) -> BranchTree:
+            tree = BranchTree.load(Path(text.strip() or DEFAULT_SESSION).expanduser(), self.decode)
+            if tree.model != self.model:  # its token ids mean other tokens here
+                raise ValueError(f"that session was made with {tree.model or 'another model'}, not {self.model}")
+            return tree
+
+        def done(result: tuple[Any] | None) -> None:
+            if result is not None:
+                self.branch_tree = result[0]
+                self.changed = True
+                self._fill()
+                self._say(f"Loaded {len(self.branch_tree.leaves())} branches.")
+
+        self.app.push_screen(ValueInputScreen("session file to load", DEFAULT_SESSION, check), done)

@@ -1,0 +1,147 @@
+"""Compare (F2), Branches (F3), undo/redo of a fork, bans, the system prompt and stop strings, with Pilot."""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+
+from app_fixtures import finished, generate, greedy, make_app, ready, wait_for
+from textual.widgets import DataTable, Input
+
+from llmtui.app.screens.branches.screen import BranchesScreen
+from llmtui.app.screens.compare.screen import CompareScreen
+from llmtui.app.screens.value_input import ValueInputScreen
+from llmtui.app.widgets.prob_table import ProbabilityTable
+from llmtui.engine.chat import Chat
+from llmtui.engine.generation import GenerationSession
+from llmtui.engine.sampling import SamplingSettings
+from llmtui.engine.studies.compare import Comparison, Side
+
+PROMPT = "The capital of France is"
+
+
+async def fork(pilot, pane, index: int, row: int = 1) -> None:
+    table = pane.query_one(ProbabilityTable)
+    pane.output.selected = index
+    await pilot.pause()
+    table.choose(row)
+    await finished(pilot, pane)
+
+
+async def test_f2_compares_the_knobs_with_b_as_typed(tiny_lm):
+    settings = SamplingSettings(temperature=1.0, seed=5, max_new_tokens=6)
+    app = make_app(tiny_lm, prompt=PROMPT, settings=settings)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        await pilot.press("f2")
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        await wait_for(pilot, lambda: len(screen.positions) == 6 and "Done" in str(screen.query_one("#cmp-message").render()))
+        expected = Comparison(tiny_lm.encode(PROMPT), Side(tiny_lm, settings), Side(tiny_lm, settings.with_(temperature=2.0)))
+        assert [p.kl for p in screen.positions] == [p.kl for p in expected]
+        assert screen.query_one("#cmp-table", DataTable).row_count == 6
+        assert "mean KL" in str(screen.query_one("#cmp-summary").render())
+        # B as the same knobs: KL 0 everywhere; a bad word says why and keeps the screen.
+        b = screen.query_one("#cmp-b", Input)
+        b.value = "temperature=1.0"
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: len(screen.positions) == 6 and all(p.kl == 0 for p in screen.positions))
+        b.value = "tempreature=1"
+        await pilot.press("f5")
+        assert "unknown knob" in str(screen.query_one("#cmp-message").render())
+        b.value = "temperature=1.0"
+        await pilot.press("ctrl+o")  # free mode
+        await wait_for(pilot, lambda: screen.mode == "free" and len(screen.positions) == 6)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, CompareScreen)
+
+
+async def test_forks_are_branches_that_reopen_undo_and_redo(tiny_lm, tmp_path):
+    app = make_app(tiny_lm, prompt=PROMPT, settings=greedy(max_new_tokens=8))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await ready(pilot)
+        await generate(pilot, pane)
+        first = [s.token_id for s in pane.steps]
+        await fork(pilot, pane, 3)
+        second = [s.token_id for s in pane.steps]
+        assert second[:3] == first[:3] and second != first
+        assert len(pane._tree.branches()) == 2
+        await pilot.press("escape")  # out of any text box: ctrl+z is the pane's
+        pane.table.focus()
+        await pilot.press("ctrl+z")  # undo the fork: back to the first text
+        await wait_for(pilot, lambda: [s.token_id for s in pane.steps] == first)
+        await pilot.press("ctrl+y")
+        await wait_for(pilot, lambda: [s.token_id for s in pane.steps] == second)
+        # F3 lists both; reopening the first shows it and goes on from there as a fresh run would.
+        await pilot.press("f3")
+        screen = app.screen
+        assert isinstance(screen, BranchesScreen) and screen.query_one(DataTable).row_count == 2
+        branch = pane._tree.branch(screen.node_ids[0])
+        assert branch.logprob == sum(math.log(s.raw_prob) for s in branch.steps)
+        screen.query_one(DataTable).move_cursor(row=0)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: [s.token_id for s in pane.steps] == first)
+        # Rename, save, and load the session back.
+        await pilot.press("f3")
+        await pilot.press("r")
+        assert isinstance(app.screen, ValueInputScreen)
+        app.screen.query_one(Input).value = "the first"
+        await pilot.press("enter")
+        assert "the first" in [b.name for b in pane._tree.branches()]
+        await pilot.press("w")
+        app.screen.query_one(Input).value = str(tmp_path / "talk.json")
+        await pilot.press("enter")
+        saved = json.loads((tmp_path / "talk.json").read_text())
+        assert saved["format"] == "llmtui-branches" and len(saved["branches"]) == 2
+        await pilot.press("d")
+        assert app.screen.query_one(DataTable).row_count == 1
+        await pilot.press("l")
+        app.screen.query_one(Input).value = str(tmp_path / "talk.json")
+        await pilot.press("enter")
+        assert app.screen.query_one(DataTable).row_count == 2
+        await pilot.press("escape")
+        assert pane._tree.to_json()["branches"] == saved["branches"]
+
+
+async def test_x_bans_the_highlighted_token_and_the_table_says_banned(tiny_lm):
+    app = make_app(tiny_lm, prompt=PROMPT, settings=greedy(max_new_tokens=3))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await ready(pilot)
+        await generate(pilot, pane)
+        top = pane.steps[0].token_id
+        pane.output.selected = 0
+        await pilot.pause()
+        pane.table.focus()
+        pane.table.cursor = 0
+        await pilot.press("x")
+        assert pane.settings.banned == (top,)
+        await pilot.press("ctrl+n")
+        pane.table.focus()
+        await generate(pilot, pane)
+        assert pane.steps[0].token_id != top
+        assert next(c for c in pane.steps[0].candidates if c.id == top).cut_by == "banned"
+
+
+async def test_system_prompt_and_stop_strings(tiny_lm):
+    app = make_app(tiny_lm, prompt="hi", settings=greedy(max_new_tokens=12))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await ready(pilot)
+        await pilot.press("ctrl+t")  # chat mode
+        await pilot.press("f4")
+        assert isinstance(app.screen, ValueInputScreen)
+        app.screen.query_one(Input).value = "Answer in French."
+        await pilot.press("enter")
+        assert pane.system_prompt == "Answer in French."
+        await generate(pilot, pane)
+        assert list(pane.session.prompt_ids) == Chat("Answer in French.").prompt_ids(tiny_lm, "hi")
+        full = pane.session.text
+        await pilot.press("ctrl+b")
+        stop = next(ch for ch in full[1:] if ch.isascii() and ch.isalnum())  # the tiny model writes bytes and letters
+        app.screen.query_one(Input).value = shlex.quote(stop)
+        await pilot.press("enter")
+        assert pane.settings.stop == (stop,)
+        await pilot.press("ctrl+n")
+        pane.editor.load_text("hi")
+        await generate(pilot, pane)
+        assert pane.session.finish_reason == "stop string" and pane.session.text == full[: full.find(stop)]

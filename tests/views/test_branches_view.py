@@ -1,0 +1,25 @@
+"""The Branches screen's rows, from a hand-made tree."""
+
+import math
+
+from llmtui.app.screens.branches.view import COLUMNS, rows
+from llmtui.engine.branches import BranchTree
+from llmtui.engine.generation import Step
+from llmtui.engine.settings import SamplingSettings
+
+
+def steps(tokens, prob=0.5):
+    return [Step(i, 2 + i, t, str(t), prob, prob, (), SamplingSettings()) for i, t in enumerate(tokens)]
+
+
+def test_one_row_per_branch_with_length_log_p_and_the_current_marked():
+    tree = BranchTree([0, 1], lambda ids: "".join("ab\n\x1b"[i % 4] for i in ids))
+    first = tree.add(steps([1, 2, 3]))
+    second = tree.add(steps([1, 3], prob=0.25))
+    tree.rename(first, "[bold]mine")
+    cells = {node: [c.plain for c in row] for node, row in rows(tree)}
+    assert list(cells) == [first, second] and len(cells[first]) == len(COLUMNS)
+    assert cells[first][:5] == [" ", "[bold]mine", "3", f"{3 * math.log(0.5):.2f}", f"{math.log(0.5):.2f}"]
+    assert cells[second][0] == "▶" and cells[second][1] == f"#{second}"
+    assert cells[first][5].startswith("b↵")
+    assert "\n" not in cells[first][5] and "\x1b" not in cells[first][5]
