@@ -68,7 +68,7 @@ def _sampling(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ban", action="append", type=int, default=[], metavar="ID", help="never draw this token; repeatable")
     parser.add_argument("--stop", action="append", default=[], metavar="TEXT",
                         help="end the text before the first TEXT it produces; repeatable")
-        parser.add_argument("--top", type=int, default=None,
+    parser.add_argument("--top", type=int, default=None,
                         help="candidates recorded per step (--json; default 10, or 20 from a served model)")
 
 
@@ -494,6 +494,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CliError(f"--port must be 1..65535, got {args.port}")
     print(f"llmtui: serving on http://{args.host}:{args.port} (ctrl+c to stop)", file=sys.stderr)
     Server(app_command(args), host=args.host, port=args.port, title="llmtui").serve()
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from llmtui.engine.loading.fetch import available_memory, catalogue, describe, gigabytes
+
+    available = available_memory()
+    rows = [describe(entry, available) for entry in catalogue().values()]
+    if args.json:
+        print(json.dumps({"available_memory": available, "models": rows}, ensure_ascii=False, indent=2))
+        return 0
+    yes_no = {True: "yes", False: "no", None: "?"}
+    print(f"{'NAME':<24} {'FAMILY':<8} {'PARAMS':>6} {'DOWNLOAD':>8} {'MEMORY':>7} {'HERE':>4} {'FITS':>4}")
+    for row in rows:
+        params = f"{row['params'] / 1e9:.1f}B" if (row["params"] or 0) >= 0.95e9 else (
+            f"{row['params'] / 1e6:.0f}M" if row["params"] else "?")  # fmt: skip
+        download = f"{row['download_mb'] / 1000:.1f} GB" if (row["download_mb"] or 0) >= 1000 else (
+            f"{row['download_mb']} MB" if row["download_mb"] else "?")  # fmt: skip
+        memory = gigabytes(row["memory_needed"]) if row["memory_needed"] else "?"
+        name = row["name"] + (" *" if row["default"] else "")
+        print(f"{name:<24} {row['family']:<8} {params:>6} {download:>8} {memory:>7} "
+              f"{yes_no[row['downloaded']]:>4} {yes_no[row['fits']]:>4}")  # fmt: skip
+    where = f"{gigabytes(available)} free here" if available else "free memory unknown"
+    print(f"* the default. MEMORY: what llmtui needs (float32); {where}.")
+    print("HERE: downloaded already. Load one with: llmtui --model NAME")
     return 0
 
 
