@@ -334,6 +334,7 @@ def generate_remote(args: argparse.Namespace, settings) -> int:
         print(f"[{len(session.steps)} tokens, {session.finish_reason}, {remote.name}{speed}{rate}]", file=sys.stderr)
     if dropped:
         raise CliError(str(dropped))
+    return 0
 
 
 def side_settings(base, words: str):
