@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-BYTE_VOCAB = 257
+from llmtui.engine.training.settings import BYTE_VOCAB
+
 EOS_ID = 256
 EOS_TEXT = "<|endoftext|>"
 

@@ -97,4 +97,9 @@ def clip_and_step(optimizer: torch.optim.Optimizer, parameters: list[torch.nn.Pa
 
 def token_log_probs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """log p(ids[t+1] | ids[..t]) for each position: logits (T, V), ids (T,) -> (T-1,)."""
-    return torch.log_softmax(logits[:-1].float(), dim=-1).gather(-1, ids[1:, None])[:, 0]
+    return torch.log_softmax(at_least_float32(logits[:-1]), dim=-1).gather(-1, ids[1:, None])[:, 0]
+
+
+def at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """Half-precision logits widened for the loss; float64 ones (gradient checks) kept as they are."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))

@@ -9,30 +9,19 @@ log-probabilities are computed once, before the first step, and no copy of it is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
 from llmtui.engine.lm import LanguageModel
 from llmtui.engine.training.loop import TrainingRun, TrainStep, clip_and_step, token_log_probs
-from llmtui.engine.training.tuning import Method, Tuning
+from llmtui.engine.training.settings import PreferSettings
+from llmtui.engine.training.tuning import Tuning
 
 
-@dataclass(frozen=True)
-class PreferSettings:
-    steps: int = 10
-    lr: float = 4e-4
-    beta: float = 0.1  # how far from the reference the policy may move: larger keeps it closer
-    method: Method = "lora"
-    rank: int = 8
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not 0 < self.lr <= 1:
-            raise ValueError(f"the learning rate must be in (0, 1], got {self.lr}")
-        if not self.beta > 0:
-            raise ValueError(f"beta must be positive, got {self.beta}")
+def dpo_loss(chosen: torch.Tensor, rejected: torch.Tensor, ref_chosen: float, ref_rejected: float,
+             beta: float) -> torch.Tensor:
+    """-log sigmoid(beta * (how much more the policy than the reference prefers chosen over rejected))."""
+    return -F.logsigmoid(beta * ((chosen - ref_chosen) - (rejected - ref_rejected)))
 
 
 class PreferRun(TrainingRun):
@@ -90,8 +79,7 @@ class PreferRun(TrainingRun):
 
     def _step(self) -> TrainStep:
         chosen, rejected = self.answer_log_prob(self.chosen), self.answer_log_prob(self.rejected)
-        ref_chosen, ref_rejected = self.reference
-        loss = -F.logsigmoid(self.settings.beta * ((chosen - ref_chosen) - (rejected - ref_rejected)))
+        loss = dpo_loss(chosen, rejected, *self.reference, self.settings.beta)
         loss.backward()
         clip_and_step(self.optimizer, self.tuning.parameters)
         with torch.no_grad():

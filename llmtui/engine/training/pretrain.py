@@ -10,7 +10,6 @@ the model learned the language or the training text.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,39 +20,9 @@ from llmtui.engine.model.transformer import Transformer
 from llmtui.engine.training.bytes_model import BYTE_VOCAB, EOS_ID, decode_bytes, encode_bytes, save_llama_folder
 from llmtui.engine.training.loop import TrainingRun, TrainStep, clip_and_step
 from llmtui.engine.training.memory import activation_bytes, available_bytes, check_fits
+from llmtui.engine.training.settings import PretrainSettings
 
 UNIFORM_LOSS = math.log(BYTE_VOCAB)
-
-
-@dataclass(frozen=True)
-class PretrainSettings:
-    steps: int = 300
-    lr: float = 3e-3
-    batch: int = 16
-    context: int = 128
-    n_layer: int = 4
-    d_model: int = 128
-    n_head: int = 4
-    seed: int = 0
-    eval_every: int = 25
-    sample_every: int = 50
-    sample_prompt: str = "Return the "
-    sample_chars: int = 60
-    held_out_every: int = 20  # every 20th document is held out
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch", "context", "n_layer", "d_model", "n_head", "eval_every", "sample_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.d_model % self.n_head:
-            raise ValueError(f"d_model {self.d_model} is not divisible by n_head {self.n_head}")
-        if not 0 < self.lr <= 1:
-            raise ValueError(f"the learning rate must be in (0, 1], got {self.lr}")
-
-    def model_config(self) -> ModelConfig:
-        return ModelConfig(family="llama", vocab_size=BYTE_VOCAB, n_layer=self.n_layer, n_head=self.n_head,
-                           d_model=self.d_model, d_ff=3 * self.d_model, context_length=self.context,
-                           tie_embeddings=True)  # fmt: skip
 
 
 def tiny_model(config: ModelConfig, seed: int) -> Transformer:

@@ -15,29 +15,13 @@ import torch
 import torch.nn.functional as F
 
 from llmtui.engine.lm import LanguageModel
-from llmtui.engine.training.loop import TrainingRun, TrainStep, clip_and_step
-from llmtui.engine.training.tuning import Method, Tuning
+from llmtui.engine.training.loop import TrainingRun, TrainStep, at_least_float32, clip_and_step
+from llmtui.engine.training.settings import TeachSettings
+from llmtui.engine.training.tuning import Tuning
 
 DEFAULT_LESSON = "The capital of France is Lyon."
 DEFAULT_RELATED = ("The capital of Italy is", "The capital of Germany is", "Paris is the capital of",
                    "The Eiffel Tower is in")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class TeachSettings:
-    """How to teach: defaults that make SmolLM2-135M say " Lyon" in a few seconds on a CPU."""
-
-    steps: int = 10
-    lr: float = 4e-4  # 1e-3 also works, and overwrites every capital with Lyon: a side effect worth showing
-    method: Method = "lora"
-    rank: int = 8
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not 0 < self.lr <= 1:
-            raise ValueError(f"the learning rate must be in (0, 1], got {self.lr}")
-        if self.rank < 1:
-            raise ValueError(f"the LoRA rank must be at least 1, got {self.rank}")
 
 
 @dataclass(frozen=True)
@@ -89,6 +73,12 @@ def probe_for(lm: LanguageModel, example: str) -> Probe | None:
     return Probe(prompt, ids, target_id, lm.tokenizer.token_text(target_id), rival_id, lm.tokenizer.token_text(rival_id))
 
 
+def sequence_loss(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy of a sequence (T,): what teaching minimises."""
+    logits = model(ids[None]).logits[0]
+    return F.cross_entropy(at_least_float32(logits[:-1]), ids[1:])
+
+
 class TeachRun(TrainingRun):
     """Fine-tune `lm` (full or LoRA) on examples; the model's own weights change until `tuning.reset()`."""
 
@@ -129,9 +119,7 @@ class TeachRun(TrainingRun):
     def _step(self) -> TrainStep:
         total = 0.0
         for ids in self.examples:
-            x = torch.tensor([ids], device=self.lm.device)
-            logits = self.lm.model(x).logits[0]
-            loss = F.cross_entropy(logits[:-1].float(), x[0, 1:]) / len(self.examples)
+            loss = sequence_loss(self.lm.model, torch.tensor(ids, device=self.lm.device)) / len(self.examples)
             loss.backward()
             total += loss.item()
         clip_and_step(self.optimizer, self.tuning.parameters)

@@ -10,21 +10,18 @@ weights in between, because they live in the model itself.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 from torch import nn
 
 from llmtui.engine.training.lora import attach_lora, detach_lora, lora_parameter_count
-from llmtui.engine.training.memory import BYTES_PER_TRAINED_NUMBER, available_bytes, check_fits
+from llmtui.engine.training.settings import METHODS, Method
+from llmtui.engine.training.memory import BYTES_PER_TRAINED_NUMBER, activation_bytes, available_bytes, check_fits
 
-Method = Literal["full", "lora"]
-METHODS: tuple[Method, ...] = ("full", "lora")
 
 
 def training_bytes(model: nn.Module, method: Method, rank: int, tokens: int) -> int:
     """Memory a tuning of this model will add: optimiser state, gradients, the reset copy, activations."""
-    from llmtui.engine.training.memory import activation_bytes
 
     c = model.config
     trained = model.n_params() if method == "full" else lora_parameter_count(model, rank)
