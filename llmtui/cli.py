@@ -5,6 +5,7 @@
     llmtui generate PROMPT [--chat] [--temperature T] [--top-k K] [--top-p P] ... [--json]
     llmtui neighbours WORD [--json]
     llmtui attention PROMPT --layer L --head H [--json]
+    llmtui train teach|pretrain|prefer ... [--json]   watch a model learn (see cli_train.py)
     llmtui serve [--host 127.0.0.1] [--port 8000]   the app in a web browser
 
 Every error a user can cause ends in one line on stderr and a non-zero exit
@@ -22,6 +23,7 @@ import traceback
 from typing import Sequence
 
 from llmtui import __version__
+from llmtui.cli_train import add_train_parser, cmd_train
 
 PANES = ("tokenizer", "embeddings", "attention", "layers", "generate")
 EXIT_USAGE, EXIT_ERROR = 2, 1
@@ -96,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head", type=int, default=0)
     p.add_argument("--json", action="store_true")
     _common(p)
+
+    add_train_parser(sub, _common)
 
     p = sub.add_parser("serve", help="serve the app to a web browser (textual-serve), on localhost by default")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -297,7 +301,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"tokenize": cmd_tokenize, "generate": cmd_generate, "neighbours": cmd_neighbours,
-            "neighbors": cmd_neighbours, "attention": cmd_attention, "serve": cmd_serve}
+            "neighbors": cmd_neighbours, "attention": cmd_attention, "serve": cmd_serve,
+            "train": lambda args: cmd_train(args, load_model, CliError)}
 
 
 def _text_arguments_as_unicode(args: argparse.Namespace) -> None:
@@ -308,9 +313,12 @@ def _text_arguments_as_unicode(args: argparse.Namespace) -> None:
     """
     from llmtui.engine.text import without_lone_surrogates
 
-    for name in ("text", "prompt", "word"):
+    for name in ("text", "prompt", "word", "chosen", "rejected"):
         if isinstance(value := getattr(args, name, None), str):
             setattr(args, name, without_lone_surrogates(value))
+    for name in ("examples", "related"):  # lists: train teach's sentences and prompts
+        if isinstance(values := getattr(args, name, None), list):
+            setattr(args, name, [without_lone_surrogates(v) for v in values])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -183,3 +185,46 @@ def test_a_pretrained_model_saves_as_a_folder_that_loads_like_any_model(tmp_path
     assert ids == list("Return é".encode())  # one token per byte
     with torch.no_grad():
         assert torch.equal(lm.model(torch.tensor([ids])).logits, run.model(torch.tensor([ids])).logits)
+
+
+def test_cli_train_teach_json_has_every_step_and_the_side_effects(tiny_hf_llama_dir, capsys):
+    from llmtui.cli import main
+
+    code = main(["train", "teach", "The capital of France is Lyon.", "--model", str(tiny_hf_llama_dir), "--steps", "4",
+                 "--lr", "0.01", "--related", "The capital of Italy is", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["mode"] == "teach" and [s["step"] for s in out["steps"]] == [1, 2, 3, 4]
+    assert out["trained_numbers"] > 0 and set(out["steps"][0]) >= {"loss", "probs", "steps_per_s", "eta_s"}
+    assert [e["prompt"] for e in out["side_effects"]] == ["The capital of France is", "The capital of Italy is"]
+
+
+def test_cli_train_prefer_and_pretrain(tiny_hf_llama_dir, tmp_path, capsys):
+    from llmtui.cli import main
+
+    assert main(["train", "prefer", "The capital of France is", "--chosen", " Lyon.", "--rejected", " Paris.",
+                 "--model", str(tiny_hf_llama_dir), "--steps", "3", "--lr", "0.01", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["steps"][-1]["margin"] > out["reference_margin"]
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n\n".join(DOCS))
+    assert main(["train", "pretrain", "--text", str(text), "--steps", "2", "--batch", "2", "--layers", "1",
+                 "--d-model", "16", "--save", str(tmp_path / "tiny"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["saved"] == str(tmp_path / "tiny") and out["steps"][0]["held_out_loss"] > 0
+    assert (tmp_path / "tiny" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["train", "teach", "   "], "nothing to teach"),
+    (["train", "teach", "Hi there", "--lr", "0"], "learning rate"),
+    (["train", "pretrain", "--text", "/no/such/file"], "can't read"),
+    (["train", "prefer", "Q", "--chosen", " a", "--rejected", " a"], "the same"),
+])
+def test_cli_train_says_one_line_for_bad_input(tiny_hf_llama_dir, capsys, argv, says):
+    from llmtui.cli import main
+
+    model = [] if argv[1] == "pretrain" else ["--model", str(tiny_hf_llama_dir)]
+    assert main(argv + model) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert says in err[-1] and err[-1].startswith("llmtui: error:")
