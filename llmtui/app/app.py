@@ -15,6 +15,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.theme import Theme
 from textual.widgets import ContentSwitcher, Tab, Tabs
 
@@ -30,6 +31,7 @@ from llmtui.app.selection import TokenSelected, TokenSelection
 from llmtui.app.state import ModelState
 from llmtui.app.widgets.footer import Footer
 from llmtui.app.widgets.status_line import StatusLine
+from llmtui.app.widgets.text_box import is_text_box
 from llmtui.engine.text import escape_controls
 
 if TYPE_CHECKING:
@@ -56,7 +58,10 @@ def tab_labels(width: int | None = None, padding: int = 2) -> list[str]:
 
 
 APP_KEYS = [
-    (f"1 … {len(PANES)}", "Switch pane (or click its tab)"),
+    (f"alt+1 … {len(PANES)}", "Switch pane, from anywhere (or click its tab)"),
+    (f"1 … {len(PANES)}", "Switch pane, outside a text box (in one, digits are typed)"),
+    ("escape", "Leave the text box (a second escape: the pane's own, e.g. stop generating)"),
+    ("ctrl+l", "Put the cursor in the pane's text box"),
     ("F1, ?", "This help"),
     ("ctrl+p", "Command palette: every action, and the themes"),
     ("F8", "Advance: the demo's next step, or the pane's (next token, next head)"),
@@ -90,6 +95,11 @@ class LLMTuiApp(App[None]):
             Binding(str(n), f"show_pane('{pane.PANE_ID}')", pane.TITLE, show=False)
             for n, pane in enumerate(PANES, start=1)
         ),
+        *(  # terminals send alt+digit as ESC then the digit, which a text box never takes
+            Binding(f"alt+{n}", f"show_pane('{pane.PANE_ID}')", pane.TITLE, show=False, priority=True)
+            for n, pane in enumerate(PANES, start=1)
+        ),
+        Binding("ctrl+l", "focus_text", "Edit text", show=False, priority=True),
         Binding("f1", "help", "Help", priority=True),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("f8", "advance", "Advance", show=False, priority=True),
@@ -166,6 +176,7 @@ class LLMTuiApp(App[None]):
             for pane in self.panes:
                 pane.set_prompt(self.start_prompt)
         self.status.model_state = self.model_state
+        self.watch(self.screen, "focused", self._focus_changed)  # the status line says which keys apply
         self.current_pane.focus_default()
         if self.present:
             self._set_present(True)
@@ -209,6 +220,12 @@ class LLMTuiApp(App[None]):
     def action_show_pane(self, pane_id: str) -> None:
         self.query_one(Tabs).active = f"tab-{pane_id}"
 
+    def action_focus_text(self) -> None:
+        self.current_pane.focus_text()
+
+    def _focus_changed(self, focused: Widget | None) -> None:
+        self.status.in_text = is_text_box(focused)
+
     @on(Tabs.TabActivated, "#tabs")
     def _tab_activated(self, event: Tabs.TabActivated) -> None:
         if event.tab.id != event.tabs.active:
@@ -217,7 +234,7 @@ class LLMTuiApp(App[None]):
         switcher = self.query_one("#panes", ContentSwitcher)
         if switcher.current != pane_id:
             switcher.current = pane_id
-            self.current_pane.focus_default()
+            self.current_pane.focus_main()  # not its text box: the next digit switches panes again
             self._follow(self.current_pane)
 
     # -- the current token, shared by the panes ---------------------------------------------

@@ -127,8 +127,8 @@ class DemoRunner:
 
         if step.clear and pane.session is not None:
             pane.action_clear()
-        if step.chat is not None and pane.chat_mode != step.chat:
-            pane.chat_mode = step.chat
+        if pane.chat_mode != bool(step.chat):
+            pane.chat_mode = bool(step.chat)  # not said: off, so a step back from a chat step leaves chat
         knobs = dict(step.knobs)
         if step.generate:
             knobs["max_new_tokens"] = step.generate

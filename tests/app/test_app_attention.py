@@ -143,11 +143,11 @@ class TestKeys:
             assert pane.head_index == 0
             assert "first head" in pane.message
 
-    async def test_p_edits_the_prompt_and_escape_goes_back_to_the_map(self, tiny_lm):
+    async def test_ctrl_l_edits_the_prompt_and_escape_goes_back_to_the_map(self, tiny_lm):
         app = attention_app(tiny_lm)
         async with app.run_test(size=(100, 30)) as pilot:
             pane = await captured(pilot)
-            await pilot.press("p")
+            await pilot.press("ctrl+l")
             assert app.focused is pane.prompt
             await pilot.press("escape")
             assert app.focused is pane.heatmap

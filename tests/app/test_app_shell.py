@@ -18,6 +18,7 @@ from llmtui.app.screens.help import HelpScreen
 from llmtui.app.widgets.loading import LoadingNotice
 from llmtui.app.widgets.prob_table import ProbabilityTable
 from llmtui.app.widgets.status_line import StatusLine
+from llmtui.app.widgets.text_box import is_text_box
 from llmtui.engine.lm import LanguageModel
 from llmtui.engine.loading.load import ModelLoadError
 
@@ -45,7 +46,7 @@ class TestPanes:
             assert app.current_pane.PANE_ID == "embeddings"
             await pilot.click("#tab-generate")
             assert app.current_pane.PANE_ID == "generate"
-            assert app.focused is app.query_one(GeneratePane).editor
+            assert app.focused in app.current_pane.query("*") and not is_text_box(app.focused)
 
     async def test_fast_pane_keys_show_only_the_last_pane(self, tiny_lm):
         """A second pane key sent before the first one's tab change is handled: no detour through the
@@ -108,6 +109,61 @@ class TestPanes:
             pane = await ready(pilot)
             await pilot.press("1", "2")
             assert pane.editor.text == "12" and app.current_pane is pane
+
+    async def test_pane_keys_typed_after_a_switch_switch_again(self, tiny_lm):
+        """Bug 3: `1 2 3 4 5 3 1 4 2 5` once typed "234531425" into the Tokenizer: a switch focused its text box."""
+        app = make_app(tiny_lm, prompt="")
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot)
+            await pilot.press("escape", *"1234531425")
+            assert app.current_pane.PANE_ID == "generate"
+            texts = [w.text if hasattr(w, "text") else w.value for w in app.query("*") if is_text_box(w)]
+            assert not any(c.isdigit() for c in "".join(texts)), texts
+
+    async def test_escape_leaves_every_text_box_and_ctrl_l_goes_back(self, tiny_lm):
+        """The key rule, the same in every pane: Escape out of the text box, ctrl+l in (bug 10)."""
+        app = make_app(tiny_lm, prompt="")
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot)
+            for n, pane in enumerate(PANES, start=1):
+                await pilot.press(f"alt+{n}")
+                assert app.current_pane.PANE_ID == pane.PANE_ID and not is_text_box(app.focused)
+                assert "1…5 panes · ctrl+l edit text" in status_text(app)
+                await pilot.press("ctrl+l")
+                assert is_text_box(app.focused) and app.focused in app.current_pane.query("*"), pane.PANE_ID
+                assert "esc leaves text" in status_text(app)
+                await pilot.press("escape")
+                assert not is_text_box(app.focused) and app.focused in app.current_pane.query("*"), pane.PANE_ID
+
+    async def test_alt_digits_switch_panes_from_a_text_box(self, tiny_lm):
+        app = make_app(tiny_lm, prompt="")
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            assert app.focused is pane.editor
+            await pilot.press("alt+1")
+            assert app.current_pane.PANE_ID == "tokenizer" and pane.editor.text == ""
+
+    async def test_ctrl_l_reaches_the_prompt_from_the_probability_table(self, tiny_lm):
+        """Bug 10: from the table it took up to 9 shift+tab presses."""
+        app = make_app(tiny_lm, prompt="Hello")
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            pane.table.focus()
+            await pilot.press("ctrl+l")
+            assert app.focused is pane.editor
+
+    async def test_a_second_escape_stops_the_generation(self, tiny_lm, slow_steps):
+        slow_steps(0.05)
+        app = make_app(tiny_lm, prompt="Hello", settings=greedy(max_new_tokens=60))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            await press_now(pilot, "f5")
+            await wait_for(pilot, lambda: pane.running and len(pane.steps) > 0, what="the generation")
+            await press_now(pilot, "escape")
+            assert not is_text_box(app.focused) and pane.running
+            await press_now(pilot, "escape")
+            await finished(pilot, pane)
+            assert len(pane.steps) < 60
 
     async def test_placeholder_panes_say_what_will_be_there(self, tiny_lm):
         """A pane still to be built says what it will show (once built, it replaces its placeholder)."""

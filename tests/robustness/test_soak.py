@@ -51,16 +51,17 @@ PANE_KEYS = {
                   "shift+tab", "backspace", "delete"],
     "embeddings": ["f2", "f3", "f4", "alt+left", "alt+right", "ctrl+b", "ctrl+f", "up", "down", "left", "right",
                    "enter", "tab", "shift+tab", "backspace", "home", "end"],
-    "attention": ["left_square_bracket", "right_square_bracket", "comma", "full_stop", "a", "o", "O", "g", "p",
+    "attention": ["left_square_bracket", "right_square_bracket", "comma", "full_stop", "a", "o", "O", "g",
                   "escape", "up", "down", "left", "right", "pageup", "pagedown", "home", "end", "plus", "minus",
                   "enter", "tab", "shift+tab"],
-    "layers": ["a", "c", "ctrl+l", "space", "up", "down", "left", "right", "home", "end", "pageup", "pagedown",
+    "layers": ["a", "c", "space", "up", "down", "left", "right", "home", "end", "pageup", "pagedown",
                "ctrl+home", "ctrl+end", "enter", "tab", "shift+tab"],
     "generate": ["f5", "ctrl+g", "escape", "f6", "n", "space", "f7", "ctrl+t", "ctrl+n", "enter", "c", "ctrl+r",
                  "left", "right", "up", "down", "home", "end", "tab", "shift+tab", "minus", "plus", "r", "f", "j", "k"],
 }
 """Each pane's keys (its BINDINGS and the keys of its widgets) and the navigation keys."""
-ANY_PANE_KEYS = ["f1", "question_mark", "f8", "shift+f8", "f9", "ctrl+c", "ctrl+s", "escape", "tab", "shift+tab"]
+ANY_PANE_KEYS = ["f1", "question_mark", "f8", "shift+f8", "f9", "ctrl+c", "ctrl+s", "escape", "tab", "shift+tab",
+                 "ctrl+l", *(f"alt+{n}" for n in range(1, 6))]
 
 HOSTILE = [
     "[bold]", "[/]", "[red]not red[/red", "[link=https://example.com]x[/link]", "[[", "]]", "[/bold]",

@@ -115,7 +115,6 @@ class AttentionPane(Pane):
         Binding("O", "overview('all')", "All layers", tooltip="Every head of every layer, small"),
         Binding("g", "from_generate", "From Generate", tooltip="The Generate pane's text: prompt and generated tokens"),
         Binding("escape", "back", "", show=False, tooltip="From an overview back to the map"),
-        Binding("p", "focus_prompt", "Edit the prompt", show=False, tooltip="Edit the prompt"),
     ]
 
     def help_keys(self) -> list[tuple[str, str]]:
@@ -636,9 +635,6 @@ class AttentionPane(Pane):
             self._update_nav()
             self._update_side()
             self.overview.focus()
-
-    def action_focus_prompt(self) -> None:
-        self.prompt.focus()
 
     def action_from_generate(self) -> None:
         """Show the attention of the Generate pane's text: its prompt and the tokens generated so far."""

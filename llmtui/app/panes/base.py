@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 
 from llmtui.app.messages import ModelReady
+from llmtui.app.widgets.text_box import is_text_box
 
 if TYPE_CHECKING:
     from llmtui.app.selection import TokenSelection
@@ -69,6 +70,20 @@ class Pane(Vertical):
             if widget.focusable:
                 widget.focus()
                 return
+
+    def focus_main(self) -> None:
+        """Focus the pane's first widget on screen that is not a text box (pane switches, Escape from a text box)."""
+        self._focus_first(lambda widget: not is_text_box(widget))
+
+    def focus_text(self) -> None:
+        """Put the cursor in the pane's first text box on screen (ctrl+l in every pane)."""
+        self._focus_first(is_text_box)
+
+    def _focus_first(self, wanted: Callable[[object], bool]) -> None:
+        mine = [w for w in self.screen.focus_chain if self in w.ancestors]
+        target = next((w for w in mine if wanted(w)), None)
+        if target is not None:
+            target.focus()
 
     def commands(self) -> Iterable[tuple[str, str, Callable[[], object]]]:
         """Command-palette entries (title, help, callback); by default one per described binding."""

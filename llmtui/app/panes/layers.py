@@ -124,7 +124,6 @@ class LayersPane(Pane):
             "Colour by",
             tooltip="Colour cells by their own top probability, or by the final answer's probability",
         ),
-        Binding("ctrl+l", "focus_prompt", "Prompt", show=False, tooltip="Edit the prompt"),
     ]
 
     def __init__(self) -> None:
@@ -488,9 +487,6 @@ class LayersPane(Pane):
     def action_toggle_colour(self) -> None:
         self.grid.colour_by = "answer" if self.grid.colour_by == "top" else "top"
         self._update_legend()
-
-    def action_focus_prompt(self) -> None:
-        self.editor.focus()
 
     def advance(self) -> bool:
         """The advance key (F8): one layer down the selected column; after the last layer, the next column's first."""

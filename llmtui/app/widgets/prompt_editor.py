@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.widgets import TextArea
 from textual.widgets.text_area import Edit, EditResult
 
+from llmtui.app.widgets.text_box import LeavesOnEscape
 from llmtui.engine.text import BIDI_CONTROLS
 
 _PANE_KEYS = {"f5", "f6", "f7"}
@@ -45,16 +46,16 @@ def control_pictures(text: str) -> str:
     return text.translate(_PICTURES)
 
 
-class PromptEditor(TextArea, inherit_bindings=False):
-    """A soft-wrapped TextArea for prompts; tab moves focus on, F5-F7 belong to the Generate pane.
+class PromptEditor(LeavesOnEscape, TextArea, inherit_bindings=False):
+    """A soft-wrapped TextArea for prompts; tab moves focus on, F5-F7 belong to the Generate pane, Escape leaves.
 
     Its lines show control characters as symbols (␛, ␀, ␡); the document keeps the real ones. Line
     breaks of every kind are kept as "\\n" (see `one_newline`).
     """
 
     BINDINGS = [
-        b for b in TextArea.BINDINGS
-        if isinstance(b, Binding) and not set(b.key.split(",")) & _PANE_KEYS
+        *LeavesOnEscape.LEAVE_BINDINGS,
+        *(b for b in TextArea.BINDINGS if isinstance(b, Binding) and not set(b.key.split(",")) & _PANE_KEYS),
     ]
 
     def __init__(self, text: str = "", **kwargs: Any) -> None:

