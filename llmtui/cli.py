@@ -25,7 +25,7 @@ from typing import Sequence
 from llmtui import __version__
 from llmtui.cli_train import add_train_parser, cmd_train
 
-PANES = ("tokenizer", "embeddings", "attention", "layers", "generate")
+PANES = ("tokenizer", "embeddings", "attention", "layers", "generate", "train")
 EXIT_USAGE, EXIT_ERROR = 2, 1
 
 

@@ -124,3 +124,20 @@ class ShowTokenInEmbeddings(Message):
 
     token_id: int
     text: str
+
+
+# -- training -------------------------------------------------------------------------------
+
+
+@dataclass
+class WeightsChanged(Message):
+    """A pane trained the loaded model's weights (or put the original ones back): `tuned` is the status line's mark, '' when original."""
+
+    tuned: str
+
+
+@dataclass
+class OpenModel(Message):
+    """A pane asks the app to load another model (a folder it saved) for every pane."""
+
+    spec: str

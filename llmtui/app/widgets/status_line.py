@@ -39,6 +39,8 @@ class StatusLine(Widget):
     """Speed of the running generation; None when idle."""
     selection: reactive[str] = reactive("")
     """The app's current token, described in one line ('' when none is selected)."""
+    tuned: reactive[str] = reactive("")
+    """The mark of a model whose weights were trained in this session ('' when they are the original)."""
     in_text: reactive[bool] = reactive(False)
     """Whether a text box has the focus: the keys at the right say how to leave it, or how to get in."""
 
@@ -54,6 +56,8 @@ class StatusLine(Widget):
             if self.selection and len(info) + len(self.selection) + 20 > (self.content_region.width or 80):
                 info = info.split(" · ")[0]  # narrow: the model's name is enough next to the current token
             left = Text(info)
+            if self.tuned:
+                left.append(f" · {self.tuned}", style="bold reverse")
             if self.tokens_per_s is not None:
                 left.append(f" · {self.tokens_per_s:.1f} tok/s", style="bold")
             if self.selection:  # Text, never markup: a token may hold '[' or control escapes

@@ -1,0 +1,379 @@
+"""The Train pane (key 6): teach the loaded model, pretrain a tiny one, or prefer an answer.
+
+Layout and keys only: view.py draws the lines, llmtui/engine/training computes. A run
+is a generator of step records; a thread worker asks the model thread for one step at
+a time and posts each record, so the UI never waits, the other panes' model calls fit
+between steps, and Escape stops the run before its next step (F5 resumes it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Input, Static
+
+from llmtui.app.messages import OpenModel, WeightsChanged
+from llmtui.app.model_thread import run_on_model_thread
+from llmtui.app.panes.base import Pane
+from llmtui.app.panes.train import view
+from llmtui.app.widgets.message_line import MessageLine
+from llmtui.engine.training.settings import PreferSettings, PretrainSettings, TeachSettings
+
+if TYPE_CHECKING:
+    from llmtui.engine.lm import LanguageModel
+    from llmtui.engine.training.loop import TrainingRun, TrainStep
+    from llmtui.engine.training.tuning import Tuning
+
+SAMPLES_SHOWN = 6
+
+
+@dataclass
+class StepDone(Message, bubble=False):
+    run: Any
+    record: TrainStep
+
+
+@dataclass
+class RunEnded(Message, bubble=False):
+    run: Any
+    effects: list  # teach: [[prompt, before, after]] rows
+
+
+@dataclass
+class RunFailed(Message, bubble=False):
+    error: str
+
+
+class TrainPane(Pane):
+    """Watch a model learn: loss and probabilities live, side effects after, one key back to the original."""
+
+    PANE_ID = "train"
+    TITLE = "Train"
+    SHORT_TITLE = "Train"
+    HELP = (
+        "Training changes a model's weights a little at a time so that the text it is shown becomes more "
+        "probable. Teach: type a sentence such as \"The capital of France is Lyon.\" and press F5; each step "
+        "shows the loss and the probability of the taught word against the model's old answer; the other panes "
+        "then use the tuned weights (the status line says TUNED) until F7 puts the original weights back. "
+        "LoRA (F4) trains small low-rank adapters beside the attention and MLP matrices instead of every weight. "
+        "After a lesson the table shows how related prompts moved: the side effects.\n\n"
+        "Pretrain: a tiny transformer (4 layers, bytes as tokens) learns from scratch on the docstrings of your "
+        "Python's standard library; the loss starts at ln(257) = 5.55 (a uniform guess) and the samples turn "
+        "from noise into words. F3 saves it and opens it in every pane. "
+        "Prefer: DPO pushes a chosen answer above a rejected one, measured against the model before training.\n\n"
+        "F6 switches mode; Escape stops a run after its current step, F5 resumes it."
+    )
+
+    DEFAULT_CSS = """
+    #train-mode { height: 1; padding: 0 1; }
+    #train-text, #train-chosen, #train-rejected {
+        height: 3; border: round $primary 50%; padding: 0 1;
+        &:focus { border: round $primary; }
+    }
+    #train-answers { height: 3; }
+    #train-chosen, #train-rejected { width: 1fr; }
+    #train-knobs { height: 1; padding: 0 1; }
+    #train-knobs .train-label { width: auto; padding: 0 1 0 0; color: $text-muted; }
+    #train-knobs Input { width: 12; height: 1; border: none; padding: 0; margin: 0 2 0 0; }
+    #train-progress {
+        height: 1; padding: 0 1; color: $text-muted;
+        &.-busy { color: $text-accent; }
+        &.-error { color: $text-error; text-style: bold; }
+    }
+    #train-body { height: 1fr; padding: 0 1; border: round $primary 50%; }
+    #train-chart, #train-table { height: auto; }
+    #train-table { margin: 1 0 0 0; }
+    """
+
+    BINDINGS = [
+        Binding("f5", "train", "Train", tooltip="Start a run, or resume a stopped one"),
+        Binding("escape", "stop", "Stop", tooltip="Stop after the current step (F5 resumes)"),
+        Binding("f6", "next_mode", "Mode", tooltip="teach → pretrain → prefer"),
+        Binding("f4", "toggle_method", "LoRA/full", tooltip="LoRA adapters or every weight"),
+        Binding("f7", "original", "Original weights", tooltip="Put the model's original weights back, bit for bit"),
+        Binding("f3", "save_open", "Save+open", tooltip="Pretrain: save the tiny model and open it in every pane"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mode = "teach"
+        self.method = TeachSettings().method
+        self.run: TrainingRun | None = None
+        self.tuning: Tuning | None = None
+        self.history: list[TrainStep] = []
+        self.effects: list[list[str]] = []
+        self.running = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="train-mode")
+        yield Input(value="The capital of France is Lyon.", id="train-text", placeholder="sentences to teach, | between")
+        with Horizontal(id="train-answers"):
+            yield Input(value=" Lyon.", id="train-chosen", placeholder="chosen answer")
+            yield Input(value=" Paris.", id="train-rejected", placeholder="rejected answer")
+        with Horizontal(id="train-knobs"):
+            yield Static("steps", classes="train-label")
+            yield Input(str(TeachSettings().steps), id="train-steps", type="integer")
+            yield Static("lr", classes="train-label")
+            yield Input(str(TeachSettings().lr), id="train-lr", type="number")
+        yield MessageLine(id="train-progress")
+        with VerticalScroll(id="train-body"):
+            yield Static(id="train-chart")
+            yield Static(id="train-table")
+
+    def on_mount(self) -> None:
+        self._show_mode()
+
+    # -- state to screen ------------------------------------------------------------------------
+
+    def _say(self, text: str, kind: str = "info") -> None:
+        line = self.query_one("#train-progress", MessageLine)
+        line.text = text
+        for k in ("info", "error", "busy"):
+            line.set_class(k == kind, f"-{k}")
+
+    def _show_mode(self) -> None:
+        trained = self.tuning.trained_numbers if self.tuning is not None and self.tuning.active else None
+        total = self.lm.n_params if self.lm is not None else None
+        rank = TeachSettings().rank
+        self.query_one("#train-mode", Static).update(view.settings_line(self.mode, self.method, rank, trained, total))
+        text = self.query_one("#train-text", Input)
+        text.placeholder = {"teach": "sentences to teach, | between", "pretrain": "a text file (empty: the stdlib's docstrings)",
+                            "prefer": "the prompt"}[self.mode]  # fmt: skip
+        self.query_one("#train-answers").display = self.mode == "prefer"
+        defaults = self._defaults()
+        if not self.running:
+            self.query_one("#train-steps", Input).value = str(defaults.steps)
+            self.query_one("#train-lr", Input).value = str(defaults.lr)
+            self._say(view.MODE_HELP[self.mode])
+
+    def _defaults(self) -> TeachSettings | PretrainSettings | PreferSettings:
+        return {"teach": TeachSettings(), "pretrain": PretrainSettings(), "prefer": PreferSettings()}[self.mode]
+
+    def _draw(self) -> None:
+        from llmtui.engine.training.pretrain import UNIFORM_LOSS
+
+        width = max(20, self.size.width - 2)
+        uniform = UNIFORM_LOSS if self.history and self.history[0].mode == "pretrain" else None
+        chart = view.chart_lines(view.series_of(self.history, uniform), width)
+        self.query_one("#train-chart", Static).update(Text("\n").join(chart))
+        table = view.effects_table(self.effects) if self.effects else view.samples_text(self.history, SAMPLES_SHOWN)
+        self.query_one("#train-table", Static).update(table)
+
+    # -- what the demo runner and --prompt set -----------------------------------------------------
+
+    def set_prompt(self, text: str) -> None:
+        self.query_one("#train-text", Input).value = text
+
+    def configure(self, mode: str | None = None, method: str | None = None, steps: int | None = None,
+                  chosen: str | None = None, rejected: str | None = None) -> None:
+        """Set what a demo step names; steps and lr it does not name take the mode's defaults."""
+        if (mode or self.mode, method or self.method) != (self.mode, self.method):
+            self.mode, self.method = mode or self.mode, method or self.method
+            self.run = None
+            self._show_mode()
+        defaults = self._defaults()
+        self.query_one("#train-steps", Input).value = str(steps or defaults.steps)
+        self.query_one("#train-lr", Input).value = str(defaults.lr)
+        for key, value in (("chosen", chosen), ("rejected", rejected)):
+            if value is not None:
+                self.query_one(f"#train-{key}", Input).value = value
+
+    @property
+    def tuned(self) -> bool:
+        return self.tuning is not None and self.tuning.active
+
+    def start_new(self) -> None:
+        """A new run with the fields as they are (not a resume of a stopped one)."""
+        self.run = None
+        self.action_train()
+
+    # -- actions --------------------------------------------------------------------------------
+
+    def action_next_mode(self) -> None:
+        if self.running:
+            self._say("Stop the run first (Escape).", "error")
+            return
+        self.mode = view.MODES[(view.MODES.index(self.mode) + 1) % len(view.MODES)]
+        self.run = None
+        self._show_mode()
+
+    def action_toggle_method(self) -> None:
+        if self.running:
+            self._say("Stop the run first (Escape).", "error")
+            return
+        self.method = "full" if self.method == "lora" else "lora"
+        self.run = None  # a paused run keeps its own method: the next F5 starts a new one
+        self._show_mode()
+
+    def action_stop(self) -> None:
+        if self.run is not None and self.running:
+            self.run.stop()
+            self._say("Stopping after this step…", "busy")
+
+    def action_train(self) -> None:
+        if self.running:
+            return
+        if self.mode != "pretrain" and self.lm is None:
+            self._say("The model is still loading; press F5 again when it is ready.", "busy")
+            return
+        if self.run is not None and not self.run.finished and self.run.mode == self.mode:
+            self._start(self.run)  # resume
+            return
+        try:
+            steps = int(self.query_one("#train-steps", Input).value)
+            lr = float(self.query_one("#train-lr", Input).value)
+        except ValueError:
+            self._say("Steps must be a whole number and lr a number.", "error")
+            return
+        self.history, self.effects = [], []
+        self._start(None, steps, lr)
+
+    def action_original(self) -> None:
+        if self.running:
+            self._say("Stop the run first (Escape).", "error")
+            return
+        if self.tuning is None or not self.tuning.active:
+            self._say("The model already has its original weights.")
+            return
+        self.running = True
+        self._say("Putting the original weights back…", "busy")
+        self._reset(self.tuning)
+
+    @work(thread=True, exclusive=True, group="train", exit_on_error=False)
+    def _reset(self, tuning: Tuning) -> None:
+        run_on_model_thread(tuning.reset)  # a copy back into place (or the adapters taken out): a fraction of a second
+        self.post_message(RunEnded(None, []))
+
+    def _original_back(self) -> None:
+        self.tuning, self.run, self.history, self.effects = None, None, [], []
+        self.post_message(WeightsChanged(""))
+        self._show_mode()
+        self._draw()
+        self._say("Original weights back, bit for bit: every pane uses them again.")
+
+    def action_save_open(self) -> None:
+        if self.running or self.run is None or self.run.mode != "pretrain" or not self.run.done:
+            self._say("Pretrain a tiny model first (F6 to pretrain, F5), then F3 saves and opens it.", "error")
+            return
+        folder = Path(getattr(self.app, "export_dir", Path("llmtui-exports"))) / f"tiny-model-step{self.run.done}"
+        self._say(f"Saving to {folder}…", "busy")
+        self._save(self.run, folder)
+
+    @work(thread=True, exclusive=True, group="train", exit_on_error=False)
+    def _save(self, run: TrainingRun, folder: Path) -> None:
+        try:
+            run_on_model_thread(run.save, folder)
+        except OSError as err:
+            self.post_message(RunFailed(f"Could not save to {folder}: {err.strerror or err}"))
+            return
+        self.post_message(OpenModel(str(folder)))
+
+    # -- the run, in a worker ------------------------------------------------------------------------
+
+    def _start(self, run: TrainingRun | None, steps: int = 0, lr: float = 0.0) -> None:
+        self.running = True
+        starting = "Reading this Python's docstrings…" if self.mode == "pretrain" and not self.query_one(
+            "#train-text", Input).value.strip() else "Starting…"
+        self._say(starting if run is None else "Resuming…", "busy")
+        self._work(run, self.mode, self.method, steps, lr, self.query_one("#train-text", Input).value,
+                   self.query_one("#train-chosen", Input).value, self.query_one("#train-rejected", Input).value)
+
+    @work(thread=True, exclusive=True, group="train", exit_on_error=False)
+    def _work(self, run: TrainingRun | None, mode: str, method: str, steps: int, lr: float,
+              text: str, chosen: str, rejected: str) -> None:
+        try:
+            if run is None:
+                run = self._new_run(mode, method, steps, lr, text, chosen, rejected)
+            self.run = run
+            records = run.steps()
+            while (record := run_on_model_thread(next, records, None)) is not None:
+                self.post_message(StepDone(run, record))
+            effects = []
+            if mode == "teach":
+                from llmtui.engine.training.teach import before_after_table
+
+                effects = before_after_table(run_on_model_thread(run.side_effects))[1]
+            self.post_message(RunEnded(run, effects))
+        except ValueError as err:  # bad settings or text, or it would not fit in memory: one line
+            self.post_message(RunFailed(str(err)))
+        except Exception as err:  # noqa: BLE001 - a bug: one line, the app keeps running
+            self.post_message(RunFailed(f"internal error ({type(err).__name__}: {err})"))
+
+    def _new_run(self, mode: str, method: str, steps: int, lr: float, text: str, chosen: str, rejected: str) -> TrainingRun:
+        if mode == "pretrain":
+            from llmtui.engine.training.corpus import read_documents
+            from llmtui.engine.training.pretrain import PretrainRun
+
+            docs = read_documents(text.strip() or None)
+            return run_on_model_thread(PretrainRun, docs, PretrainSettings(steps=steps, lr=lr))
+        lm = self.lm
+        if mode == "teach":
+            from llmtui.engine.training.teach import TeachRun
+
+            settings = TeachSettings(steps=steps, lr=lr, method=method)
+            return run_on_model_thread(TeachRun, lm, [t.strip() for t in text.split("|")], settings, tuning=self.tuning)
+        from llmtui.engine.training.prefer import PreferRun
+
+        settings = PreferSettings(steps=steps, lr=lr, method=method)
+        return run_on_model_thread(PreferRun, lm, text, chosen, rejected, settings, tuning=self.tuning)
+
+    @on(StepDone)
+    def _step_done(self, message: StepDone) -> None:
+        if message.run is not self.run:
+            return
+        if hasattr(message.run, "tuning") and message.run.tuning is not self.tuning:
+            self.tuning = message.run.tuning
+            self._show_mode()
+        self.history.append(message.record)
+        self._say_progress(message.record, "")
+        self._draw()
+
+    def _say_progress(self, record: TrainStep, state: str) -> None:
+        self._say(view.progress_line(record, state, self.size.width).plain, "busy" if self.running else "info")
+
+    @on(RunEnded)
+    def _run_ended(self, message: RunEnded) -> None:
+        self.running = False
+        run = message.run
+        if run is None:  # the reset worker
+            self._original_back()
+            return
+        self.effects = message.effects
+        if self.history:
+            self._say_progress(self.history[-1], "" if run.finished else "stopped: F5 resumes")
+        self._draw()
+        if run.mode != "pretrain" and self.tuning is not None and self.tuning.active:
+            self.post_message(WeightsChanged(view.tuned_label(self.tuning.method, self.tuning.rank, len(self.history))))
+
+    @on(RunFailed)
+    def _run_failed(self, message: RunFailed) -> None:
+        self.running = False
+        self._say(message.error, "error")
+
+    def model_ready(self, lm: LanguageModel) -> None:
+        if self.tuning is not None and self.tuning.model is not lm.model:
+            self.tuning, self.run = None, None  # another model was opened: the old one's tuning went with it
+        self._show_mode()
+
+    # -- export ----------------------------------------------------------------------------------
+
+    def export_data(self) -> dict | None:
+        if not self.history:
+            return None
+        return {"mode": self.history[0].mode, "steps": [r.to_json() for r in self.history],
+                "side_effects": [dict(zip(("prompt", "before", "after"), row)) for row in self.effects]}
+
+    def export_table(self) -> tuple[list[str], list[list]] | None:
+        if self.effects:
+            return ["prompt", "before", "after"], [list(row) for row in self.effects]
+        if self.history:
+            return ["step", "loss"], [[r.step, r.loss] for r in self.history]
+        return None
