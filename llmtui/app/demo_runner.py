@@ -111,6 +111,11 @@ class DemoRunner:
                 return step if step.train else None
         return None
 
+    @property
+    def weights_ready(self) -> bool:
+        """Whether the model holds the weights of the current step (no lesson or reset still to run)."""
+        return self._lesson() is self._lesson_applied and not getattr(self.app.pane("train"), "running", False)
+
     def _weights_as_forwards(self) -> bool:
         """Train or reset so that the weights are those this step had going forwards; False while that runs.
 

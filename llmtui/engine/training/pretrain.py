@@ -83,9 +83,9 @@ class PretrainRun(TrainingRun):
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
 
     def learning_rate(self, step: int) -> float:
-        """Linear warm-up over the first 5 % of steps, then cosine decay to a tenth."""
+        """Linear warm-up over the first 5 % of steps (at most 20), then cosine decay to a tenth."""
         s = self.settings
-        warm = max(1, s.steps // 20)
+        warm = max(1, min(20, s.steps // 20))
         if step < warm:
             return s.lr * (step + 1) / warm
         progress = (step - warm) / max(1, s.steps - warm)
