@@ -97,6 +97,7 @@ def test_lora_trains_exactly_rank_times_in_plus_out_per_matrix_and_leaves_the_ba
     base = {k: v.clone() for k, v in tiny_lm.model.state_dict().items()}
     run = TeachRun(tiny_lm, LESSON, TeachSettings(steps=5, lr=1e-2, method="lora", rank=rank), related=())
     assert run.tuning.trained_numbers == expected
+    assert run.tuning.model_numbers == sum(v.numel() for v in base.values())  # the model's own, adapters apart
     assert sum(p.numel() for p in tiny_lm.model.parameters() if p.requires_grad) == expected
     before = logits_of(tiny_lm)
     list(run.steps())

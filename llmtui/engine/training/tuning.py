@@ -37,6 +37,7 @@ class Tuning:
     method: Method
     rank: int
     parameters: list[nn.Parameter]
+    model_numbers: int  # the model's own weights (adapters not counted)
     _original: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # full: the weights to go back to
     active: bool = True
 
@@ -63,12 +64,13 @@ class Tuning:
                    needed, available_bytes() if available == -1 else available)
         for p in model.parameters():
             p.requires_grad_(method == "full")
+        own = model.n_params()
         if method == "full":
             original = {name: p.detach().clone() for name, p in model.named_parameters()}
-            return cls(model, method, rank, list(model.parameters()), original)
+            return cls(model, method, rank, list(model.parameters()), own, original)
         adapters = attach_lora(model, rank, alpha if alpha is not None else 2.0 * rank, seed)
         params = [p for a in adapters for p in (a.lora_a, a.lora_b)]
-        return cls(model, method, rank, params)
+        return cls(model, method, rank, params, own)
 
     @property
     def trained_numbers(self) -> int:

@@ -140,8 +140,8 @@ class TrainPane(Pane):
             line.set_class(k == kind, f"-{k}")
 
     def _show_mode(self) -> None:
-        trained = self.tuning.trained_numbers if self.tuning is not None and self.tuning.active else None
-        total = self.lm.n_params if self.lm is not None else None
+        trained = self.tuning.trained_numbers if self.tuned else None
+        total = self.tuning.model_numbers if self.tuned else None
         rank = TeachSettings().rank
         self.query_one("#train-mode", Static).update(view.settings_line(self.mode, self.method, rank, trained, total))
         text = self.query_one("#train-text", Input)
