@@ -24,6 +24,7 @@ from llmtui.app.messages import OpenModel, WeightsChanged
 from llmtui.app.model_thread import run_on_model_thread
 from llmtui.app.panes.base import Pane
 from llmtui.app.panes.train import view
+from llmtui.app.panes.train.runs import RunRequest, new_run, side_effect_rows
 from llmtui.app.widgets.message_line import MessageLine
 from llmtui.engine.training.settings import PreferSettings, PretrainSettings, TeachSettings
 
@@ -37,18 +38,24 @@ SAMPLES_SHOWN = 6
 
 @dataclass
 class StepDone(Message, bubble=False):
+    """One step's record from the worker."""
+
     run: Any
     record: TrainStep
 
 
 @dataclass
 class RunEnded(Message, bubble=False):
+    """The run finished or stopped (run None: the original weights are back)."""
+
     run: Any
     effects: list  # teach: [[prompt, before, after]] rows
 
 
 @dataclass
 class RunFailed(Message, bubble=False):
+    """No run: one line saying why (bad settings or text, not enough memory)."""
+
     error: str
 
 
@@ -197,17 +204,21 @@ class TrainPane(Pane):
 
     # -- actions --------------------------------------------------------------------------------
 
-    def action_next_mode(self) -> None:
+    def _idle(self) -> bool:
+        """No run under way; else say so (a mode, method or the weights can't change mid-run)."""
         if self.running:
             self._say("Stop the run first (Escape).", "error")
+        return not self.running
+
+    def action_next_mode(self) -> None:
+        if not self._idle():
             return
         self.mode = view.MODES[(view.MODES.index(self.mode) + 1) % len(view.MODES)]
         self.run = None
         self._show_mode()
 
     def action_toggle_method(self) -> None:
-        if self.running:
-            self._say("Stop the run first (Escape).", "error")
+        if not self._idle():
             return
         self.method = "full" if self.method == "lora" else "lora"
         self.run = None  # a paused run keeps its own method: the next F5 starts a new one
@@ -237,8 +248,7 @@ class TrainPane(Pane):
         self._start(None, steps, lr)
 
     def action_original(self) -> None:
-        if self.running:
-            self._say("Stop the run first (Escape).", "error")
+        if not self._idle():
             return
         if self.tuning is None or not self.tuning.active:
             self._say("The model already has its original weights.")
@@ -280,50 +290,27 @@ class TrainPane(Pane):
 
     def _start(self, run: TrainingRun | None, steps: int = 0, lr: float = 0.0) -> None:
         self.running = True
-        starting = "Reading this Python's docstrings…" if self.mode == "pretrain" and not self.query_one(
-            "#train-text", Input).value.strip() else "Starting…"
+        field = self.query_one("#train-text", Input).value
+        starting = "Reading this Python's docstrings…" if self.mode == "pretrain" and not field.strip() else "Starting…"
         self._say(starting if run is None else "Resuming…", "busy")
-        self._work(run, self.mode, self.method, steps, lr, self.query_one("#train-text", Input).value,
-                   self.query_one("#train-chosen", Input).value, self.query_one("#train-rejected", Input).value)
+        request = RunRequest(self.mode, self.method, steps, lr, field, self.query_one("#train-chosen", Input).value,
+                             self.query_one("#train-rejected", Input).value)  # fmt: skip
+        self._work(run, request)
 
     @work(thread=True, exclusive=True, group="train", exit_on_error=False)
-    def _work(self, run: TrainingRun | None, mode: str, method: str, steps: int, lr: float,
-              text: str, chosen: str, rejected: str) -> None:
+    def _work(self, run: TrainingRun | None, request: RunRequest) -> None:
         try:
             if run is None:
-                run = self._new_run(mode, method, steps, lr, text, chosen, rejected)
+                run = run_on_model_thread(new_run, request, self.lm, self.tuning)
             self.run = run
             records = run.steps()
             while (record := run_on_model_thread(next, records, None)) is not None:
                 self.post_message(StepDone(run, record))
-            effects = []
-            if mode == "teach":
-                from llmtui.engine.training.teach import before_after_table
-
-                effects = before_after_table(run_on_model_thread(run.side_effects))[1]
-            self.post_message(RunEnded(run, effects))
+            self.post_message(RunEnded(run, run_on_model_thread(side_effect_rows, run)))
         except ValueError as err:  # bad settings or text, or it would not fit in memory: one line
             self.post_message(RunFailed(str(err)))
         except Exception as err:  # noqa: BLE001 - a bug: one line, the app keeps running
             self.post_message(RunFailed(f"internal error ({type(err).__name__}: {err})"))
-
-    def _new_run(self, mode: str, method: str, steps: int, lr: float, text: str, chosen: str, rejected: str) -> TrainingRun:
-        if mode == "pretrain":
-            from llmtui.engine.training.corpus import read_documents
-            from llmtui.engine.training.pretrain import PretrainRun
-
-            docs = read_documents(text.strip() or None)
-            return run_on_model_thread(PretrainRun, docs, PretrainSettings(steps=steps, lr=lr))
-        lm = self.lm
-        if mode == "teach":
-            from llmtui.engine.training.teach import TeachRun
-
-            settings = TeachSettings(steps=steps, lr=lr, method=method)
-            return run_on_model_thread(TeachRun, lm, [t.strip() for t in text.split("|")], settings, tuning=self.tuning)
-        from llmtui.engine.training.prefer import PreferRun
-
-        settings = PreferSettings(steps=steps, lr=lr, method=method)
-        return run_on_model_thread(PreferRun, lm, text, chosen, rejected, settings, tuning=self.tuning)
 
     @on(StepDone)
     def _step_done(self, message: StepDone) -> None:
