@@ -129,9 +129,11 @@ def _start(args: argparse.Namespace, load_model: Callable) -> tuple:
         run = PreferRun(lm, args.prompt, args.chosen, args.rejected, settings)
         info = {"mode": "prefer", "model": lm.name, "prompt": args.prompt, "chosen": args.chosen,
                 "rejected": args.rejected, "settings": vars(settings), "reference_margin": run.reference_margin}
-    print(f"llmtui: {settings.method} trains {run.tuning.trained_numbers:,} of {run.tuning.model_numbers:,} numbers",
-          file=sys.stderr)
-    return run, {**info, "trained_numbers": run.tuning.trained_numbers}
+    from llmtui.engine.training.memory import gigabytes
+
+    print(f"llmtui: {settings.method} trains {run.tuning.trained_numbers:,} of {run.tuning.model_numbers:,} numbers "
+          f"(about {gigabytes(run.tuning.memory_bytes)} more memory)", file=sys.stderr)
+    return run, {**info, "trained_numbers": run.tuning.trained_numbers, "memory_bytes": run.tuning.memory_bytes}
 
 
 def _finish(args: argparse.Namespace, run) -> dict:  # noqa: ANN001

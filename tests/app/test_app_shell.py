@@ -129,7 +129,7 @@ class TestPanes:
             for n, pane in enumerate(PANES, start=1):
                 await pilot.press(f"alt+{n}")
                 assert app.current_pane.PANE_ID == pane.PANE_ID and not is_text_box(app.focused)
-                assert "1…5 panes · ctrl+l edit text" in status_text(app)
+                assert "1…6 panes · ctrl+l edit text" in status_text(app)
                 await pilot.press("ctrl+l")
                 assert is_text_box(app.focused) and app.focused in app.current_pane.query("*"), pane.PANE_ID
                 assert "esc leaves text" in status_text(app)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from app_fixtures import make_app, press_now, settle, wait_for
+from app_fixtures import make_app, press_now, settle, tiny_lm, wait_for  # noqa: F401
 
 from llmtui.app.panes.generate import GeneratePane
 from llmtui.app.panes.train import TrainPane
 from llmtui.engine.lm import LanguageModel
+from llmtui.engine.training.settings import PretrainSettings
 
 PROMPT = "The capital of France is"
 
@@ -139,3 +140,24 @@ async def test_pretrain_then_f3_saves_and_opens_the_tiny_model_in_every_pane(fre
         assert app.lm.config.vocab_size == 257 and (tmp_path / "out" / "tiny-model-step2" / "model.safetensors").is_file()
         await settle(pilot, 60)
         assert app.query_one(GeneratePane).lm is app.lm
+
+
+def test_train_pane_at_80x24(snap_compare, tiny_lm):
+    """The idle pane: modes, the lesson's sentence, steps and lr, what F5 does (no timings: they vary)."""
+    app = make_app(tiny_lm, pane="train", theme="dark")
+
+    async def run_before(pilot) -> None:
+        await wait_for(pilot, lambda: app.query_one(TrainPane).lm is not None, what="the model")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+async def test_f4_keeps_the_typed_steps_and_f6_takes_the_next_modes_defaults(fresh_lm):
+    app = make_app(fresh_lm, pane="train")
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = await open_train(pilot, steps=7, lr=0.002)
+        await pilot.press("f4")
+        assert (pane.method, pane.query_one("#train-steps").value, pane.query_one("#train-lr").value) == ("full", "7", "0.002")
+        await pilot.press("f6")
+        assert pane.mode == "pretrain" and pane.query_one("#train-steps").value == str(PretrainSettings().steps)

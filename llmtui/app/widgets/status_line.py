@@ -11,8 +11,8 @@ from llmtui.engine.text import escape_controls
 
 
 KEYS = {
-    True: ("esc leaves text · alt+1…5 panes · ctrl+q quit", "esc leaves text · alt+1…5 panes", "esc leaves text"),
-    False: ("1…5 panes · ctrl+l edit text · ctrl+q quit", "1…5 panes · ctrl+l edit text", "ctrl+l edit text"),
+    True: ("esc leaves text · alt+1…6 panes · ctrl+q quit", "esc leaves text · alt+1…6 panes", "esc leaves text"),
+    False: ("1…6 panes · ctrl+l edit text · ctrl+q quit", "1…6 panes · ctrl+l edit text", "ctrl+l edit text"),
 }
 """The key rule, by whether a text box has the focus, longest first: in one, digits are typed."""
 

@@ -2,7 +2,7 @@
 
 A text box takes every printable key (a 1 is typed, not a pane switch), so a user needs a
 key out that works in every pane: Escape moves to the pane's main widget (a second Escape
-then does the pane's own: stop generating, back from an overview). alt+1…5 switch panes
+then does the pane's own: stop generating, back from an overview). alt+1…6 switch panes
 from anywhere; the status line says which of these apply where the focus is.
 """
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from llmtui.engine.training.settings import BYTE_VOCAB
 
 EOS_ID = 256
 EOS_TEXT = "<|endoftext|>"

@@ -17,10 +17,10 @@ import torch.nn.functional as F
 
 from llmtui.engine.model.config import ModelConfig
 from llmtui.engine.model.transformer import Transformer
-from llmtui.engine.training.bytes_model import BYTE_VOCAB, EOS_ID, decode_bytes, encode_bytes, save_llama_folder
+from llmtui.engine.training.bytes_model import EOS_ID, decode_bytes, encode_bytes, save_llama_folder
 from llmtui.engine.training.loop import TrainingRun, TrainStep, clip_and_step
 from llmtui.engine.training.memory import activation_bytes, available_bytes, check_fits
-from llmtui.engine.training.settings import PretrainSettings
+from llmtui.engine.training.settings import BYTE_VOCAB, PretrainSettings
 
 UNIFORM_LOSS = math.log(BYTE_VOCAB)
 

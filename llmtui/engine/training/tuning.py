@@ -38,6 +38,7 @@ class Tuning:
     rank: int
     parameters: list[nn.Parameter]
     model_numbers: int  # the model's own weights (adapters not counted)
+    memory_bytes: int  # what training adds: gradients, Adam's state, the reset copy, activations (estimated)
     _original: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # full: the weights to go back to
     active: bool = True
 
@@ -67,10 +68,10 @@ class Tuning:
         own = model.n_params()
         if method == "full":
             original = {name: p.detach().clone() for name, p in model.named_parameters()}
-            return cls(model, method, rank, list(model.parameters()), own, original)
+            return cls(model, method, rank, list(model.parameters()), own, needed, original)
         adapters = attach_lora(model, rank, alpha if alpha is not None else 2.0 * rank, seed)
         params = [p for a in adapters for p in (a.lora_a, a.lora_b)]
-        return cls(model, method, rank, params, own)
+        return cls(model, method, rank, params, own, needed)
 
     @property
     def trained_numbers(self) -> int:

@@ -127,15 +127,16 @@ class TrainPane(Pane):
             yield Input(value=" Paris.", id="train-rejected", placeholder="rejected answer")
         with Horizontal(id="train-knobs"):
             yield Static("steps", classes="train-label")
-            yield Input(str(TeachSettings().steps), id="train-steps", type="integer")
+            yield Input(id="train-steps", type="integer")
             yield Static("lr", classes="train-label")
-            yield Input(str(TeachSettings().lr), id="train-lr", type="number")
+            yield Input(id="train-lr", type="number")
         yield MessageLine(id="train-progress")
         with VerticalScroll(id="train-body"):
             yield Static(id="train-chart")
             yield Static(id="train-table")
 
     def on_mount(self) -> None:
+        self._set_knobs()
         self._show_mode()
 
     # -- state to screen ------------------------------------------------------------------------
@@ -150,16 +151,22 @@ class TrainPane(Pane):
         trained = self.tuning.trained_numbers if self.tuned else None
         total = self.tuning.model_numbers if self.tuned else None
         rank = TeachSettings().rank
-        self.query_one("#train-mode", Static).update(view.settings_line(self.mode, self.method, rank, trained, total))
+        memory = self.tuning.memory_bytes if self.tuned else None
+        self.query_one("#train-mode", Static).update(view.settings_line(self.mode, self.method, rank, trained, total, memory))
         text = self.query_one("#train-text", Input)
         text.placeholder = {"teach": "sentences to teach, | between", "pretrain": "a text file (empty: the stdlib's docstrings)",
                             "prefer": "the prompt"}[self.mode]  # fmt: skip
         self.query_one("#train-answers").display = self.mode == "prefer"
-        defaults = self._defaults()
         if not self.running:
-            self.query_one("#train-steps", Input).value = str(defaults.steps)
-            self.query_one("#train-lr", Input).value = str(defaults.lr)
             self._say(view.MODE_HELP[self.mode])
+        if not self.history:
+            self._draw()
+
+    def _set_knobs(self, steps: int | None = None) -> None:
+        """Steps and learning rate: the mode's defaults (a new mode's, or a demo step's)."""
+        defaults = self._defaults()
+        self.query_one("#train-steps", Input).value = str(steps or defaults.steps)
+        self.query_one("#train-lr", Input).value = str(defaults.lr)
 
     def _defaults(self) -> TeachSettings | PretrainSettings | PreferSettings:
         return {"teach": TeachSettings(), "pretrain": PretrainSettings(), "prefer": PreferSettings()}[self.mode]
@@ -170,7 +177,8 @@ class TrainPane(Pane):
         width = max(20, self.size.width - 2)
         uniform = UNIFORM_LOSS if self.history and self.history[0].mode == "pretrain" else None
         chart = view.chart_lines(view.series_of(self.history, uniform), width)
-        self.query_one("#train-chart", Static).update(Text("\n").join(chart))
+        self.query_one("#train-chart", Static).update(
+            Text("\n").join(chart) if chart else Text(view.WHAT_YOU_WILL_SEE[self.mode], style="dim"))
         table = view.effects_table(self.effects) if self.effects else view.samples_text(self.history, SAMPLES_SHOWN)
         self.query_one("#train-table", Static).update(table)
 
@@ -186,9 +194,7 @@ class TrainPane(Pane):
             self.mode, self.method = mode or self.mode, method or self.method
             self.run = None
             self._show_mode()
-        defaults = self._defaults()
-        self.query_one("#train-steps", Input).value = str(steps or defaults.steps)
-        self.query_one("#train-lr", Input).value = str(defaults.lr)
+        self._set_knobs(steps)
         for key, value in (("chosen", chosen), ("rejected", rejected)):
             if value is not None:
                 self.query_one(f"#train-{key}", Input).value = value
@@ -215,6 +221,7 @@ class TrainPane(Pane):
             return
         self.mode = view.MODES[(view.MODES.index(self.mode) + 1) % len(view.MODES)]
         self.run = None
+        self._set_knobs()  # steps and lr typed for one mode make no sense in another
         self._show_mode()
 
     def action_toggle_method(self) -> None:

@@ -22,10 +22,20 @@ if TYPE_CHECKING:
 
 SPARKS = "▁▂▃▄▅▆▇█"
 MODES = ("teach", "pretrain", "prefer")
-MODE_HELP = {
-    "teach": "Type one or more sentences (separate them with |); F5 teaches them to the loaded model.",
-    "pretrain": "A tiny model from scratch on this Python's docstrings (or a file named above); F5 starts.",
+MODE_HELP = {  # the message line before a run: one line at 80 columns
+    "teach": "Sentences to teach (| between them); F5 teaches them to the loaded model.",
+    "pretrain": "A tiny model from scratch on a file, or this Python's docstrings; F5 starts.",
     "prefer": "A prompt, a chosen and a rejected answer; F5 pushes the chosen one up (DPO).",
+}
+WHAT_YOU_WILL_SEE = {
+    "teach": "Each step: the loss over the sentences, and the probability of the taught word after the "
+             "sentence's start against the model's old favourite. Then every pane uses the tuned weights "
+             "(TUNED on the status line), and a table shows how related prompts moved. F7: the original.",
+    "pretrain": "A 4-layer transformer (0.9M numbers) learns to predict the next byte. The loss starts at "
+                "ln(257) = 5.55, a uniform guess; held-out text says whether it learned the language or the "
+                "text; every 50 steps a sample. Escape pauses, F5 resumes, F3 saves and opens it everywhere.",
+    "prefer": "Each step: the DPO loss and the margin log p(chosen) - log p(rejected), measured against "
+              "the model before the run. Then the Generate pane shows what changed. F7: the original.",
 }
 
 
@@ -126,7 +136,7 @@ def samples_text(history: Sequence[TrainStep], limit: int) -> Text:
     text = Text()
     for r in [r for r in history if r.sample is not None][::-1][:limit]:
         text.append(f"step {r.step:>5} │ ", style="dim")
-        text.append(escape_controls(r.sample, keep="").replace("\n", "⏎") + "\n")
+        text.append(escape_controls(r.sample.replace("\n", "⏎"), keep="") + "\n")
     return text
 
 
@@ -143,9 +153,11 @@ def effects_table(rows: Sequence[Sequence[str]]) -> Text:
     return text
 
 
-def settings_line(mode: str, method: str, rank: int, trained: int | None, total: int | None) -> Text:
-    """'teach · LoRA r8 · 2.0M of 135M numbers trained' (F4 switches the method)."""
+def settings_line(mode: str, method: str, rank: int, trained: int | None, total: int | None,
+                  memory: int | None = None) -> Text:
+    """'teach · LoRA r8 · 2.0M of 135M numbers trained · 25 MB' (F4 switches the method)."""
     from llmtui.app.state import human_count
+    from llmtui.engine.training.memory import gigabytes
 
     text = Text()
     for m in MODES:
@@ -154,6 +166,8 @@ def settings_line(mode: str, method: str, rank: int, trained: int | None, total:
         text.append(f"  F4 {'LoRA r' + str(rank) if method == 'lora' else 'full fine-tuning'}")
         if trained is not None and total:
             text.append(f" · {human_count(trained)} of {human_count(total)} numbers trained", style="dim")
+        if memory is not None:
+            text.append(f" · ~{gigabytes(memory)}", style="dim")
     return text
 
 
