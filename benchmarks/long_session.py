@@ -38,7 +38,7 @@ from llmtui.app.panes.generate import GeneratePane
 from llmtui.app.widgets.prob_table import ProbabilityTable
 from llmtui.engine.generation import GenerationSession
 from llmtui.engine.lm import DEFAULT_MODEL, LanguageModel
-from llmtui.engine.model.transformer import KVCache
+from llmtui.engine.model.kv_cache import KVCache
 from llmtui.engine.settings import SamplingSettings
 
 PROMPTS = [

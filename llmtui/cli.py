@@ -239,6 +239,7 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
 
 
 def cmd_attention(args: argparse.Namespace) -> int:
+    from llmtui.engine.model.transformer import Capture
     from llmtui.engine.studies.attention import check_finite
 
     lm = load_model(args)
@@ -249,7 +250,7 @@ def cmd_attention(args: argparse.Namespace) -> int:
         raise CliError(f"--head must be 0..{c.n_head - 1} for {lm.name}")
     ids = lm.encode(args.prompt)
     try:
-        out = lm.run(ids, capture=True)
+        out = lm.run(ids, capture=Capture(frozenset({"attn_weights"}), layers=frozenset({args.layer})))
     except ValueError as e:
         raise CliError(str(e)) from None
     head = out.attentions[args.layer][0, args.head]

@@ -19,6 +19,7 @@ from textual.widget import Widget
 from textual.theme import Theme
 from textual.widgets import ContentSwitcher, Tab, Tabs
 
+from llmtui.app import textual_workarounds
 from llmtui.app.demo_runner import DemoBar, DemoRunner
 from llmtui.app.display import safe
 from llmtui.app.messages import (ModelLoaded, ModelLoadFailed, ModelLoadProgress, ModelReady, OpenModel,
@@ -34,6 +35,8 @@ from llmtui.app.widgets.footer import Footer
 from llmtui.app.widgets.status_line import StatusLine
 from llmtui.app.widgets.text_box import is_text_box
 from llmtui.engine.text import escape_controls
+
+textual_workarounds.install()  # pastes are read whole (see textual_workarounds.py)
 
 if TYPE_CHECKING:
     from textual.notifications import SeverityLevel
@@ -61,7 +64,7 @@ def tab_labels(width: int | None = None, padding: int = 2) -> list[str]:
 APP_KEYS = [
     (f"alt+1 … {len(PANES)}", "Switch pane, from anywhere (or click its tab)"),
     (f"1 … {len(PANES)}", "Switch pane, outside a text box (in one, digits are typed)"),
-    ("escape", "Leave the text box (a second escape: the pane's own, e.g. stop generating)"),
+    ("escape", "Leave the text box (in Generate, while generating: stop first)"),
     ("ctrl+l", "Put the cursor in the pane's text box"),
     ("F1, ?", "This help"),
     ("ctrl+p", "Command palette: every action, and the themes"),

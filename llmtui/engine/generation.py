@@ -20,7 +20,7 @@ from llmtui.engine.sampling import Distribution, SamplingSettings, distribution,
 
 if TYPE_CHECKING:
     from llmtui.engine.lm import LanguageModel
-    from llmtui.engine.model.transformer import KVCache
+    from llmtui.engine.model.kv_cache import KVCache
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,10 @@ class GenerationSession:
     def _logits(self) -> torch.Tensor:
         """Logits for the next position, feeding the cache whatever it has not seen yet."""
         ids = self.ids
+        kept = self.lm.model.reusable_cache(self._fed, len(ids))
+        if kept < self._fed:  # a longrope model passing its original context: feed everything again
+            self._cache.truncate(kept)
+            self._fed = kept
         if self._next_logits is None or self._fed < len(ids):
             new = torch.tensor([ids[self._fed :]], device=self.lm.device)
             with torch.inference_mode():

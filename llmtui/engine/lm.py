@@ -8,13 +8,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 
 from llmtui.engine.model.config import ModelConfig
 from llmtui.engine.errors import DeviceError, ModelLoadError
-from llmtui.engine.model.transformer import ForwardOutput, Transformer
+from llmtui.engine.model.transformer import Capture, ForwardOutput, Transformer
 from llmtui.engine.tokenizer.tokenizer import Tokenizer
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -131,19 +131,23 @@ class LanguageModel:
         return ids
 
     @torch.inference_mode()
-    def run(self, ids: list[int], *, capture: bool = True) -> ForwardOutput:
-        """One forward pass over ids (no cache), internals captured by default. Tensors are on the CPU."""
+    def run(self, ids: list[int], *, capture: bool | Iterable[str] | Capture = True) -> ForwardOutput:
+        """One forward pass over ids (no cache), every internal captured by default (or the named ones,
+        see transformer.CAPTURE_NAMES). Tensors are on the CPU."""
         if not ids:
             raise ValueError("the prompt is empty: type some text first")
         if len(ids) > self.config.context_length:
             raise ValueError(f"the prompt is {len(ids)} tokens; the model's context window holds {self.config.context_length}")
         out = self.model(torch.tensor([ids], device=self.device), capture=capture)
         if self.device.type != "cpu":
+            def cpu(kept: list[torch.Tensor | None]) -> list[torch.Tensor | None]:
+                return [None if t is None else t.cpu() for t in kept]
+
             out = ForwardOutput(
                 logits=out.logits.cpu(),
-                attentions=[a.cpu() for a in out.attentions],
-                residuals=[r.cpu() for r in out.residuals],
-                attn_outputs=[a.cpu() for a in out.attn_outputs],
-                mlp_outputs=[m.cpu() for m in out.mlp_outputs],
+                attentions=cpu(out.attentions),
+                residuals=cpu(out.residuals),
+                attn_outputs=cpu(out.attn_outputs),
+                mlp_outputs=cpu(out.mlp_outputs),
             )
         return out

@@ -153,7 +153,7 @@ class TestPanes:
             await pilot.press("ctrl+l")
             assert app.focused is pane.editor
 
-    async def test_a_second_escape_stops_the_generation(self, tiny_lm, slow_steps):
+    async def test_escape_in_the_prompt_stops_first_then_leaves(self, tiny_lm, slow_steps):
         slow_steps(0.05)
         app = make_app(tiny_lm, prompt="Hello", settings=greedy(max_new_tokens=60))
         async with app.run_test(size=(100, 30)) as pilot:
@@ -161,10 +161,10 @@ class TestPanes:
             await press_now(pilot, "f5")
             await wait_for(pilot, lambda: pane.running and len(pane.steps) > 0, what="the generation")
             await press_now(pilot, "escape")
-            assert not is_text_box(app.focused) and pane.running
-            await press_now(pilot, "escape")
             await finished(pilot, pane)
-            assert len(pane.steps) < 60
+            assert len(pane.steps) < 60 and app.focused is pane.editor
+            await pilot.press("escape")
+            assert not is_text_box(app.focused)
 
     async def test_placeholder_panes_say_what_will_be_there(self, tiny_lm):
         """A pane still to be built says what it will show (once built, it replaces its placeholder)."""

@@ -155,10 +155,13 @@ class TestHuggingFaceFolders:
         ("change", "message"),
         [
             ({"model_type": "bert"}, "model_type 'bert' is not supported"),
-            ({"rope_scaling": {"rope_type": "linear", "factor": 2.0}}, "RoPE scaling 'linear'"),
-            ({"rope_parameters": {"rope_type": "yarn", "rope_theta": 1e4}}, "RoPE scaling 'yarn'"),
-            ({"hidden_act": "gelu"}, "activation 'gelu'"),
-            ({"attention_bias": True}, "biases"),
+            ({"rope_scaling": {"rope_type": "proportional", "factor": 2.0}}, "RoPE scaling 'proportional'.*supports"),
+            ({"rope_parameters": {"rope_type": "yarn", "factor": 2.0, "rope_theta": 1e4, "extrapolation": 3}},
+             "RoPE yarn key extrapolation = 3"),
+            ({"hidden_act": "relu"}, 'hidden_act = "relu".*supports hidden_act = silu'),
+            ({"attn_temperature": 2.0}, "attn_temperature = 2.0, which llmtui does not implement"),
+            ({"rope_interleaved": True}, "rope_interleaved = true.*supports rope_interleaved = false"),
+            ({"pretraining_tp": 2}, "pretraining_tp = 2"),
             ({"num_attention_heads": None}, "lacks 'num_attention_heads'"),
         ],
     )

@@ -18,7 +18,7 @@ from textual.widgets._footer import FooterKey
 
 from llmtui.app.widgets.prob_table import ProbabilityTable
 from llmtui.engine.generation import GenerationSession
-from llmtui.engine.model.transformer import KVCache
+from llmtui.engine.model.kv_cache import KVCache
 from llmtui.engine.settings import SamplingSettings
 
 tiny_lm = app_fixtures.tiny_lm  # a fixture: pytest finds it by this name

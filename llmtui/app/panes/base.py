@@ -75,6 +75,10 @@ class Pane(Vertical):
         """Focus the pane's first widget on screen that is not a text box (pane switches, Escape from a text box)."""
         self._focus_first(lambda widget: not is_text_box(widget))
 
+    def leave_text(self) -> None:
+        """Escape in one of the pane's text boxes: back to its main widget."""
+        self.focus_main()
+
     def focus_text(self) -> None:
         """Put the cursor in the pane's first text box on screen (ctrl+l in every pane)."""
         self._focus_first(is_text_box)

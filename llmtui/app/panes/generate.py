@@ -392,6 +392,13 @@ class GeneratePane(Pane):
         self.workers.cancel_group(self, "generation")
         self._say("Stopping…", "busy")
 
+    def leave_text(self) -> None:
+        """Escape in the prompt stops a running generation (the key a speaker reaches for); else it leaves the prompt."""
+        if self.running:
+            self.action_stop()
+        else:
+            super().leave_text()
+
     def action_focus_table(self) -> None:
         self.table.focus()
 

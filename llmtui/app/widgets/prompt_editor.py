@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.widgets import TextArea
 from textual.widgets.text_area import Edit, EditResult
 
+from llmtui.app.textual_workarounds import KeysInOrder
 from llmtui.app.widgets.text_box import LeavesOnEscape
 from llmtui.engine.text import BIDI_CONTROLS
 
@@ -46,7 +47,7 @@ def control_pictures(text: str) -> str:
     return text.translate(_PICTURES)
 
 
-class PromptEditor(LeavesOnEscape, TextArea, inherit_bindings=False):
+class PromptEditor(LeavesOnEscape, KeysInOrder, TextArea, inherit_bindings=False):
     """A soft-wrapped TextArea for prompts; tab moves focus on, F5-F7 belong to the Generate pane, Escape leaves.
 
     Its lines show control characters as symbols (␛, ␀, ␡); the document keeps the real ones. Line

@@ -22,6 +22,7 @@ from textual.strip import Strip
 from textual.widgets import Input
 
 from llmtui.app.widgets.prompt_editor import control_pictures
+from llmtui.app.textual_workarounds import KeysInOrder
 from llmtui.app.widgets.text_box import LeavesOnEscape
 
 LONG = 2_000
@@ -109,7 +110,7 @@ class SafeDrawing(Input):
         return strip.extend_cell_length(width + 1).apply_style(self.rich_style)
 
 
-class SafeInput(LeavesOnEscape, SafeDrawing):
+class SafeInput(LeavesOnEscape, KeysInOrder, SafeDrawing):
     """An Input whose controls are drawn as symbols; its value keeps them. Escape leaves it for the pane."""
 
     BINDINGS = LeavesOnEscape.LEAVE_BINDINGS

@@ -1,9 +1,9 @@
 """The app's one rule for text boxes: Escape leaves one, ctrl+l goes back in, digits switch panes only outside.
 
 A text box takes every printable key (a 1 is typed, not a pane switch), so a user needs a
-key out that works in every pane: Escape moves to the pane's main widget (a second Escape
-then does the pane's own: stop generating, back from an overview). alt+1…6 switch panes
-from anywhere; the status line says which of these apply where the focus is.
+key out that works in every pane: Escape moves to the pane's main widget (in Generate, while
+tokens stream, it first stops them, as it always did). alt+1…6 switch panes from anywhere;
+the status line says which of these apply where the focus is.
 """
 
 from __future__ import annotations
@@ -40,4 +40,4 @@ class LeavesOnEscape:
     def action_leave_text(self) -> None:
         pane = self._pane()
         if pane is not None:
-            pane.focus_main()
+            pane.leave_text()

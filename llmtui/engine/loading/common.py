@@ -42,12 +42,11 @@ def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     shapes: dict[str, tuple[int, ...]] = {"tok_emb.weight": (V, D)}
     if config.positions == "learned":
         shapes["pos_emb.weight"] = (config.context_length, D)
-    layernorm = config.norm == "layernorm"
 
-    def norm(name: str) -> None:
-        shapes[f"{name}.weight"] = (D,)
-        if layernorm:
-            shapes[f"{name}.bias"] = (D,)
+    def norm(name: str, dim: int = D) -> None:
+        shapes[f"{name}.weight"] = (dim,)
+        if config.norm_bias:
+            shapes[f"{name}.bias"] = (dim,)
 
     def linear(name: str, out_features: int, in_features: int, bias: bool) -> None:
         shapes[f"{name}.weight"] = (out_features, in_features)
@@ -56,19 +55,24 @@ def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
 
     for i in range(config.n_layer):
         b = f"blocks.{i}"
-        norm(f"{b}.attn_norm")
-        linear(f"{b}.attn.q_proj", q_out, D, bool(config.bias))
-        linear(f"{b}.attn.k_proj", kv_out, D, bool(config.bias))
-        linear(f"{b}.attn.v_proj", kv_out, D, bool(config.bias))
-        linear(f"{b}.attn.o_proj", D, q_out, bool(config.bias))
-        norm(f"{b}.mlp_norm")
-        if config.mlp == "swiglu":
-            linear(f"{b}.mlp.gate", config.d_ff, D, False)
-            linear(f"{b}.mlp.up", config.d_ff, D, False)
-            linear(f"{b}.mlp.down", D, config.d_ff, False)
+        for where, wanted in (("", config.pre_norm), ("_post", config.post_norm)):
+            if wanted:
+                norm(f"{b}.attn{where}_norm")
+                norm(f"{b}.mlp{where}_norm")
+        linear(f"{b}.attn.q_proj", q_out, D, config.qkv_bias)
+        linear(f"{b}.attn.k_proj", kv_out, D, config.qkv_bias)
+        linear(f"{b}.attn.v_proj", kv_out, D, config.qkv_bias)
+        linear(f"{b}.attn.o_proj", D, q_out, config.o_bias)
+        if config.qk_norm != "none":
+            norm(f"{b}.attn.q_norm", hd if config.qk_norm == "head" else q_out)
+            norm(f"{b}.attn.k_norm", hd if config.qk_norm == "head" else kv_out)
+        if config.mlp == "gated":
+            linear(f"{b}.mlp.gate", config.d_ff, D, config.mlp_bias)
+            linear(f"{b}.mlp.up", config.d_ff, D, config.mlp_bias)
+            linear(f"{b}.mlp.down", D, config.d_ff, config.mlp_bias)
         else:
-            linear(f"{b}.mlp.fc", config.d_ff, D, bool(config.bias))
-            linear(f"{b}.mlp.proj", D, config.d_ff, bool(config.bias))
+            linear(f"{b}.mlp.fc", config.d_ff, D, config.mlp_bias)
+            linear(f"{b}.mlp.proj", D, config.d_ff, config.mlp_bias)
     norm("final_norm")
     if not config.tie_embeddings:
         shapes["lm_head.weight"] = (V, D)

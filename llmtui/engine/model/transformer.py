@@ -1,150 +1,226 @@
-"""A decoder-only transformer in one readable file: GPT-2 and Llama families.
+"""A decoder-only transformer in one readable file, for every family llmtui reads.
 
-Read it top to bottom: norms, rotary positions, attention, MLPs, the block, the
-KV cache, then the model. Differences between the families are fields of
-`ModelConfig` (norm, mlp, positions, bias), not copies of the model.
+Read it top to bottom: norms, rotary positions, attention, MLPs, the block (where the
+residual rule lives), then the model. Families differ by fields of `ModelConfig`, never
+by copies of the model: GPT-2 is LayerNorm + learned positions + a plain GELU MLP; Llama
+is RMSNorm + RoPE + a gated SiLU MLP; Gemma adds (1 + w) norms, norms after attention and
+MLP, soft-capped scores and sliding-window layers; GPT-NeoX adds the parallel residual
+and partial rotary; and so on (see config.py's FAMILY_DEFAULTS).
 
-References: nanoGPT's model.py (GPT-2), Hugging Face's modeling_llama.py (RoPE with
-the rotate-half convention, grouped-query attention), litgpt's KVCache.
+References: nanoGPT's model.py (GPT-2), Hugging Face's modeling_llama.py (RoPE with the
+rotate-half convention, grouped-query attention), modeling_gemma3.py, modeling_olmo2.py,
+modeling_gpt_neox.py and modeling_rope_utils.py (RoPE scaling), litgpt's KVCache.
 
-Internals (attention probabilities, the residual stream after every layer, the
-output of every attention and MLP block) are captured only when `capture=True`;
-the plain decoding path uses fused attention and stores nothing.
+Internals are captured by name, TransformerLens-style (`capture={"attn_weights"}`, see
+`Capture`); the plain decoding path uses fused attention and stores nothing.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from llmtui.engine.model.config import ModelConfig
-
+from llmtui.engine.model.config import ModelConfig, RopeScaling
+from llmtui.engine.model.kv_cache import CACHE_BLOCK, KVCache
 
 # --- norms -------------------------------------------------------------------
 
 
 class RMSNorm(nn.Module):
-    """Llama's norm: scale by the root mean square, no centring, no bias."""
+    """Llama's norm: scale by the root mean square, no centring, no bias.
 
-    def __init__(self, dim: int, eps: float) -> None:
+    Gemma stores w and scales by (1 + w): `offset` 1.0 says so.
+    """
+
+    def __init__(self, dim: int, eps: float, offset: float = 0.0) -> None:
         super().__init__()
         self.eps = eps
+        self.offset = offset
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
         # x / sqrt(mean(x^2) + eps) * weight, as one fused kernel
-        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+        weight = self.weight + self.offset if self.offset else self.weight
+        return F.rms_norm(x, (x.shape[-1],), weight, self.eps)
 
 
-def make_norm(config: ModelConfig) -> nn.Module:
+def make_norm(config: ModelConfig, dim: int | None = None) -> nn.Module:
+    dim = dim or config.d_model
     if config.norm == "rmsnorm":
-        return RMSNorm(config.d_model, config.norm_eps)
-    return nn.LayerNorm(config.d_model, eps=config.norm_eps)
+        return RMSNorm(dim, config.norm_eps, config.norm_offset)
+    return nn.LayerNorm(dim, eps=config.norm_eps, bias=config.norm_bias)
 
 
 # --- rotary position embedding --------------------------------------------------
 
 
-def rope_tables(config: ModelConfig, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
-    """cos and sin for every position, each (context_length, head_dim)."""
-    hd = config.head_dim
-    inv_freq = 1.0 / (config.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float32, device=device) / hd))
-    t = torch.arange(config.context_length, dtype=torch.float32, device=device)
-    freqs = torch.outer(t, inv_freq)  # (T, hd/2)
-    emb = torch.cat([freqs, freqs], dim=-1)  # (T, hd): the rotate-half layout
-    return emb.cos(), emb.sin()
+def rope_frequencies(
+    config: ModelConfig, theta: float, scaling: RopeScaling | None, *, long: bool = False
+) -> tuple[Tensor, float]:
+    """The angle per position of each rotated pair (rotary_dim / 2,), and the factor on cos and sin.
+
+    As transformers' modeling_rope_utils computes them; `long` picks longrope's long factors.
+    """
+    dim = config.rotary_dim
+    exponents = torch.arange(0, dim, 2, dtype=torch.int64).float() / dim
+    inv_freq = 1.0 / (theta**exponents)
+    if scaling is None:
+        return inv_freq, 1.0
+    factor, original = scaling.factor, scaling.original_context or config.context_length
+    if scaling.kind == "linear":
+        return inv_freq / factor, 1.0
+    if scaling.kind == "dynamic":
+        # NTK: the base grows once the sequence passes the context window; llmtui stops at the
+        # window, so this is the base at the window (a no-op, computed as transformers does).
+        n = config.context_length
+        base = theta * ((factor * n / n) - (factor - 1)) ** (dim / (dim - 2))
+        return 1.0 / (base**exponents), 1.0
+    if scaling.kind == "llama3":
+        low_wavelen, high_wavelen = original / scaling.low_freq_factor, original / scaling.high_freq_factor
+        wavelen = 2 * math.pi / inv_freq
+        scaled = torch.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
+        smooth = (original / wavelen - scaling.low_freq_factor) / (scaling.high_freq_factor - scaling.low_freq_factor)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = ~(wavelen < high_wavelen) * ~(wavelen > low_wavelen)
+        return torch.where(medium, smoothed, scaled), 1.0
+    if scaling.kind == "yarn":
+        return _yarn(dim, theta, scaling, original, inv_freq)
+    # longrope: a divisor per frequency, the long ones once the sequence passes the original context
+    attention = scaling.attention_factor or (
+        1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(original))
+    )
+    divisors = torch.tensor(scaling.long_factor if long else scaling.short_factor, dtype=torch.float32)
+    return 1.0 / (divisors * theta**exponents), attention
+
+
+def _yarn(dim: int, theta: float, scaling: RopeScaling, original: int, inv_freq: Tensor) -> tuple[Tensor, float]:
+    """YaRN: interpolate slow frequencies, keep fast ones, ramp between (transformers' _compute_yarn_parameters)."""
+
+    def mscale(scale: float, m: float = 1.0) -> float:
+        return 1.0 if scale <= 1 else 0.1 * m * math.log(scale) + 1.0
+
+    factor = scaling.factor
+    attention = scaling.attention_factor
+    if not attention:
+        if scaling.mscale and scaling.mscale_all_dim:
+            attention = mscale(factor, scaling.mscale) / mscale(factor, scaling.mscale_all_dim)
+        else:
+            attention = mscale(factor)
+
+    def correction_dim(rotations: float) -> float:
+        return (dim * math.log(original / (rotations * 2 * math.pi))) / (2 * math.log(theta))
+
+    low, high = correction_dim(scaling.beta_fast), correction_dim(scaling.beta_slow)
+    if scaling.truncate:
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, dim - 1)
+    if low == high:
+        high += 0.001  # no division by zero
+    ramp = ((torch.arange(dim // 2, dtype=torch.float32) - low) / (high - low)).clamp(0, 1)
+    keep = 1 - ramp  # 1: extrapolate (keep the frequency); 0: interpolate (divide by factor)
+    return (inv_freq / factor) * (1 - keep) + inv_freq * keep, attention
+
+
+class Rotary(nn.Module):
+    """cos and sin of each position's angles for one RoPE variant (a base, maybe a scaling).
+
+    Computed for the positions of each forward pass (no table of the whole window: a
+    131k-token window would hold hundreds of MB), exactly as transformers computes them.
+    """
+
+    def __init__(self, config: ModelConfig, theta: float, scaling: RopeScaling | None) -> None:
+        super().__init__()
+        inv_freq, self.attention_factor = rope_frequencies(config, theta, scaling)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        # longrope switches to its long factors once the sequence passes the original context
+        self.long_after = 0
+        if scaling is not None and scaling.kind == "longrope":
+            self.long_after = scaling.original_context or config.context_length
+            long_inv_freq = rope_frequencies(config, theta, scaling, long=True)[0]
+            self.register_buffer("long_inv_freq", long_inv_freq, persistent=False)
+
+    def forward(self, past: int, T: int) -> tuple[Tensor, Tensor]:
+        """cos, sin for positions past .. past+T-1, each (T, rotary_dim) in the rotate-half layout."""
+        inv_freq = self.long_inv_freq if self.long_after and past + T > self.long_after else self.inv_freq
+        t = torch.arange(past, past + T, dtype=torch.float32, device=inv_freq.device)
+        freqs = torch.outer(t, inv_freq.float())  # (T, rd/2)
+        emb = torch.cat([freqs, freqs], dim=-1)  # (T, rd)
+        cos, sin = emb.cos(), emb.sin()
+        if self.attention_factor != 1.0:
+            cos, sin = cos * self.attention_factor, sin * self.attention_factor
+        return cos, sin
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate pairs (i, i + hd/2) of x (B, nh, T, hd) by each position's angle."""
-    half = x.shape[-1] // 2
-    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return x * cos + rotated * sin
+    """Rotate pairs (i, i + rd/2) of the first rd = cos.shape[-1] dims of x (B, nh, T, hd); the rest pass."""
+    rd = cos.shape[-1]
+    rot, rest = (x, None) if rd == x.shape[-1] else (x[..., :rd], x[..., rd:])
+    half = rd // 2
+    rotated = torch.cat([-rot[..., half:], rot[..., :half]], dim=-1)
+    out = rot * cos + rotated * sin
+    return out if rest is None else torch.cat([out, rest], dim=-1)
 
 
-# --- KV cache -------------------------------------------------------------------
+# --- capture by name -------------------------------------------------------------
 
 
-CACHE_BLOCK = 256
-"""Positions a new cache has room for when its user doesn't say (it grows from there)."""
+CAPTURE_NAMES = ("attn_weights", "resid_post", "attn_out", "mlp_out")
+"""What a forward pass can keep, per layer:
+
+- attn_weights: attention probabilities (B, nh, T, Tk), rows summing to 1 -> ForwardOutput.attentions
+- resid_post: the residual stream after the layer (B, T, D) -> ForwardOutput.residuals, which
+  starts with the scaled embeddings (the stream entering layer 0)
+- attn_out, mlp_out: what attention and the MLP added to the stream (B, T, D), after any
+  post-norm -> ForwardOutput.attn_outputs, mlp_outputs
+"""
 
 
-class KVCache:
-    """Keys and values of every layer for the tokens seen so far.
+@dataclass(frozen=True)
+class Capture:
+    """Which internals to keep: names from CAPTURE_NAMES, for every layer or the listed ones."""
 
-    Grows on demand: it starts with room for `initial` positions and doubles (up to
-    `max_len`, the model's context window by default) when an append needs more, so a
-    short generation holds megabytes, not the whole window (377 MB for SmolLM2's 8,192
-    positions). `length` is the number of positions filled; `truncate(n)` rewinds (used
-    to fork a generation from an earlier step) and keeps the room already made.
-    """
+    names: frozenset[str] = frozenset()
+    layers: frozenset[int] | None = None  # None: every layer
 
-    def __init__(
-        self,
-        config: ModelConfig,
-        batch: int,
-        max_len: int,
-        device: torch.device,
-        dtype: torch.dtype,
-        initial: int | None = None,
-    ) -> None:
-        if max_len < 1:
-            raise ValueError(f"a KV cache needs room for at least one position, got max_len={max_len}")
-        self.max_len = max_len
-        self.length = 0
-        room = max_len if initial is None else max(1, min(initial, max_len))
-        # Positions past `length` are never read (attention stops at the filled ones): no zero fill needed.
-        shape = (batch, config.n_kv_head, room, config.head_dim)  # (B, nkv, room, hd)
-        self.k = [torch.empty(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
-        self.v = [torch.empty(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.names) - set(CAPTURE_NAMES))
+        if unknown:
+            raise ValueError(f"can't capture {', '.join(unknown)}: capture names are {', '.join(CAPTURE_NAMES)}")
 
-    @property
-    def capacity(self) -> int:
-        """Positions the cache has room for now (it grows up to max_len)."""
-        return self.k[0].shape[2]
+    @classmethod
+    def of(cls, spec: bool | Iterable[str] | Capture | None) -> Capture:
+        """True: everything; False/None: nothing; a set of names; or a Capture (names and layers)."""
+        if isinstance(spec, Capture):
+            return spec
+        if spec is None or spec is False:
+            return cls()
+        if spec is True:
+            return cls(frozenset(CAPTURE_NAMES))
+        if isinstance(spec, str):  # "attn_weights" alone, not its letters
+            return cls(frozenset({spec}))
+        return cls(frozenset(spec))
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by the keys and values of every layer."""
-        return sum(t.numel() * t.element_size() for t in (*self.k, *self.v))
-
-    def reserve(self, n: int) -> None:
-        """Make room for n positions: double the capacity (capped at max_len) until it fits."""
-        if n > self.max_len:
-            raise ValueError(f"KV cache full: {n} positions needed, room for at most {self.max_len}")
-        if n <= self.capacity:
-            return
-        room = self.capacity
-        while room < n:
-            room *= 2
-        room = min(room, self.max_len)
-        for kv in (self.k, self.v):
-            for i, old in enumerate(kv):
-                grown = old.new_empty((*old.shape[:2], room, old.shape[3]))
-                grown[:, :, : self.length] = old[:, :, : self.length]
-                kv[i] = grown
-
-    def append(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Write k, v (B, n_kv, T, hd) after the cached positions; return all keys/values so far."""
-        start, end = self.length, self.length + k.shape[2]
-        if end > self.k[layer].shape[2]:
-            self.reserve(end)  # the model reserves before its first layer; this covers direct use
-        self.k[layer][:, :, start:end] = k
-        self.v[layer][:, :, start:end] = v
-        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
-
-    def truncate(self, length: int) -> None:
-        """Forget every position from `length` on."""
-        if not 0 <= length <= self.length:
-            raise ValueError(f"can't truncate a cache of {self.length} positions to {length}")
-        self.length = length
+    def wants(self, name: str, layer: int) -> bool:
+        return name in self.names and (self.layers is None or layer in self.layers)
 
 
 # --- attention ------------------------------------------------------------------
+
+
+def causal_mask(T: int, Tk: int, past: int, device: torch.device, window: int = 0) -> Tensor:
+    """(T, Tk) boolean: query i (at position past+i) may see key j when j <= past+i,
+    and, with a window, when past+i - j < window (itself and the window - 1 keys before)."""
+    q_pos = torch.arange(past, past + T, device=device)[:, None]
+    k_pos = torch.arange(Tk, device=device)[None, :]
+    allowed = k_pos <= q_pos
+    if window:
+        allowed &= k_pos > q_pos - window
+    return allowed
 
 
 class Attention(nn.Module):
@@ -155,84 +231,97 @@ class Attention(nn.Module):
     token at a time. Checkpoints with separate q_proj/k_proj/v_proj load as they are.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, layer: int) -> None:
         super().__init__()
         self.config = config
-        hd, bias = config.head_dim, bool(config.bias)
+        self.layer = layer
+        self.window = config.sliding_window if config.is_sliding(layer) else 0
+        hd = config.head_dim
         self.split = (config.n_head * hd, config.n_kv_head * hd, config.n_kv_head * hd)
-        self.qkv = nn.Linear(config.d_model, sum(self.split), bias=bias)
-        self.o_proj = nn.Linear(config.n_head * hd, config.d_model, bias=bias)
+        self.qkv = nn.Linear(config.d_model, sum(self.split), bias=config.qkv_bias)
+        self.o_proj = nn.Linear(config.n_head * hd, config.d_model, bias=config.o_bias)
+        if config.qk_norm != "none":  # RMSNorm over each head (Qwen3, Gemma 3) or all heads at once (OLMo 2)
+            per_head = config.qk_norm == "head"
+            self.q_norm = make_norm(config, hd if per_head else self.split[0])
+            self.k_norm = make_norm(config, hd if per_head else self.split[1])
+        self.scale = config.query_pre_attn_scalar**-0.5
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
         stack_parts(state_dict, prefix, "qkv", ("q_proj", "k_proj", "v_proj"))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(
-        self,
-        x: Tensor,
-        rope: tuple[Tensor, Tensor] | None,
-        cache: KVCache | None,
-        layer: int,
-        past: int,
-        capture: bool,
+        self, x: Tensor, rope: tuple[Tensor, Tensor] | None, cache: KVCache | None, past: int, keep_weights: bool
     ) -> tuple[Tensor, Tensor | None]:
         c = self.config
         B, T, _ = x.shape
-        heads = self.qkv(x).view(B, T, c.n_head + 2 * c.n_kv_head, c.head_dim).transpose(1, 2)  # (B, nh+2nkv, T, hd)
-        qk, v = heads.split([c.n_head + c.n_kv_head, c.n_kv_head], dim=1)  # v: (B, nkv, T, hd)
+        q, k, v = self.qkv(x).split(self.split, dim=-1)
+        if c.qk_norm == "proj":
+            q, k = self.q_norm(q), self.k_norm(k)
+        q = q.view(B, T, c.n_head, c.head_dim).transpose(1, 2)  # (B, nh, T, hd)
+        k = k.view(B, T, c.n_kv_head, c.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
+        v = v.view(B, T, c.n_kv_head, c.head_dim).transpose(1, 2)
+        if c.qk_norm == "head":
+            q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
-            qk = apply_rope(qk, *rope)  # queries and keys rotated together
-        q, k = qk.split([c.n_head, c.n_kv_head], dim=1)  # (B, nh, T, hd), (B, nkv, T, hd)
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if cache is not None:
-            k, v = cache.append(layer, k, v)  # (B, nkv, past+T, hd)
+            k, v = cache.append(self.layer, k, v)  # (B, nkv, past+T, hd)
         Tk = k.shape[2]
 
-        if capture:
-            # Spelled out so the probabilities can be kept: (B, nh, T, Tk).
+        if keep_weights or c.attn_softcap:
+            # Spelled out so the probabilities can be kept (B, nh, T, Tk), or the scores soft-capped.
             if c.n_rep > 1:
                 k = k.repeat_interleave(c.n_rep, dim=1)
                 v = v.repeat_interleave(c.n_rep, dim=1)
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(c.head_dim)
-            scores = scores.masked_fill(~causal_mask(T, Tk, past, x.device), float("-inf"))
+            scores = (q @ k.transpose(-2, -1)) * self.scale
+            if c.attn_softcap:
+                scores = torch.tanh(scores / c.attn_softcap) * c.attn_softcap
+            scores = scores.masked_fill(~causal_mask(T, Tk, past, x.device, self.window), float("-inf"))
             probs = scores.softmax(dim=-1)
             y = probs @ v
         else:
             probs = None
-            if T == 1:
+            if self.window and past + T > self.window:
+                mask, is_causal = causal_mask(T, Tk, past, x.device, self.window), False
+            elif T == 1:
                 mask, is_causal = None, False  # one new query sees every cached key
             elif past == 0:
                 mask, is_causal = None, True
             else:
                 mask, is_causal = causal_mask(T, Tk, past, x.device), False
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, enable_gqa=c.n_rep > 1)
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, is_causal=is_causal, scale=self.scale, enable_gqa=c.n_rep > 1
+            )
         y = y.transpose(1, 2).reshape(B, T, c.n_head * c.head_dim)  # (B, T, nh*hd)
-        return self.o_proj(y), probs
-
-
-def causal_mask(T: int, Tk: int, past: int, device: torch.device) -> Tensor:
-    """(T, Tk) boolean: query i (at position past+i) may see key j when j <= past+i."""
-    q_pos = torch.arange(past, past + T, device=device)[:, None]
-    k_pos = torch.arange(Tk, device=device)[None, :]
-    return k_pos <= q_pos
+        return self.o_proj(y), probs if keep_weights else None
 
 
 # --- feed-forward -----------------------------------------------------------------
 
 
-class GeluMLP(nn.Module):
-    """GPT-2's feed-forward: expand, GELU (tanh approximation), project back."""
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),  # GPT-2, Gemma
+    "gelu": F.gelu,  # GPT-NeoX (the exact, erf GELU)
+    "silu": F.silu,  # Llama and most others
+}
+
+
+class PlainMLP(nn.Module):
+    """GPT-2's and GPT-NeoX's feed-forward: expand, activation, project back."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        self.fc = nn.Linear(config.d_model, config.d_ff, bias=bool(config.bias))
-        self.proj = nn.Linear(config.d_ff, config.d_model, bias=bool(config.bias))
+        self.act = ACTIVATIONS[config.activation]
+        self.fc = nn.Linear(config.d_model, config.d_ff, bias=config.mlp_bias)
+        self.proj = nn.Linear(config.d_ff, config.d_model, bias=config.mlp_bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.proj(F.gelu(self.fc(x), approximate="tanh"))
+        return self.proj(self.act(self.fc(x)))
 
 
-class SwiGLU(nn.Module):
-    """Llama's feed-forward: down(silu(gate(x)) * up(x)), a SiLU-gated linear unit.
+class GatedMLP(nn.Module):
+    """Llama's feed-forward: down(act(gate(x)) * up(x)); SwiGLU with SiLU, GeGLU with GELU (Gemma).
 
     gate and up are stacked in one matrix `gate_up` (one product instead of two);
     checkpoints with separate gate/up load as they are.
@@ -240,8 +329,9 @@ class SwiGLU(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        self.gate_up = nn.Linear(config.d_model, 2 * config.d_ff, bias=False)
-        self.down = nn.Linear(config.d_ff, config.d_model, bias=False)
+        self.act = ACTIVATIONS[config.activation]
+        self.gate_up = nn.Linear(config.d_model, 2 * config.d_ff, bias=config.mlp_bias)
+        self.down = nn.Linear(config.d_ff, config.d_model, bias=config.mlp_bias)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
         stack_parts(state_dict, prefix, "gate_up", ("gate", "up"))
@@ -249,7 +339,7 @@ class SwiGLU(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         gate, up = self.gate_up(x).chunk(2, dim=-1)
-        return self.down(F.silu(gate) * up)
+        return self.down(self.act(gate) * up)
 
 
 def stack_parts(state_dict: dict[str, Tensor], prefix: str, fused: str, parts: tuple[str, ...]) -> None:
@@ -263,15 +353,52 @@ def stack_parts(state_dict: dict[str, Tensor], prefix: str, fused: str, parts: t
 # --- the block ----------------------------------------------------------------------
 
 
-class Block(nn.Module):
-    """Pre-norm residual block: x + attention(norm(x)), then x + mlp(norm(x))."""
+@dataclass
+class BlockOutput:
+    """One block's result: the new residual stream and what each half added to it."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    x: Tensor  # (B, T, D)
+    attn_out: Tensor  # (B, T, D)
+    mlp_out: Tensor  # (B, T, D)
+    attn_weights: Tensor | None  # (B, nh, T, Tk) when asked for
+
+
+class Block(nn.Module):
+    """Attention then MLP, each added to the residual stream; the config says how.
+
+    - pre-norm (GPT-2, Llama): x + f(norm(x))
+    - pre- and post-norm (Gemma 2/3): x + norm_after(f(norm(x)))
+    - post-norm only (OLMo 2): x + norm_after(f(x))
+    - parallel (GPT-NeoX): x + attn(norm1(x)) + mlp(norm2(x)), both reading the same x
+    """
+
+    def __init__(self, config: ModelConfig, layer: int) -> None:
         super().__init__()
-        self.attn_norm = make_norm(config)
-        self.attn = Attention(config)
-        self.mlp_norm = make_norm(config)
-        self.mlp = SwiGLU(config) if config.mlp == "swiglu" else GeluMLP(config)
+        self.config = config
+        self.attn = Attention(config, layer)
+        self.mlp = GatedMLP(config) if config.mlp == "gated" else PlainMLP(config)
+        if config.pre_norm:
+            self.attn_norm = make_norm(config)
+            self.mlp_norm = make_norm(config)
+        if config.post_norm:
+            self.attn_post_norm = make_norm(config)
+            self.mlp_post_norm = make_norm(config)
+
+    def forward(
+        self, x: Tensor, rope: tuple[Tensor, Tensor] | None, cache: KVCache | None, past: int, keep_weights: bool
+    ) -> BlockOutput:
+        c = self.config
+        a, weights = self.attn(self.attn_norm(x) if c.pre_norm else x, rope, cache, past, keep_weights)
+        if c.post_norm:
+            a = self.attn_post_norm(a)
+        if c.parallel_residual:
+            m = self.mlp(self.mlp_norm(x))
+            return BlockOutput(x + a + m, a, m, weights)
+        x = x + a
+        m = self.mlp(self.mlp_norm(x) if c.pre_norm else x)
+        if c.post_norm:
+            m = self.mlp_post_norm(m)
+        return BlockOutput(x + m, a, m, weights)
 
 
 # --- the model ------------------------------------------------------------------------
@@ -279,13 +406,18 @@ class Block(nn.Module):
 
 @dataclass
 class ForwardOutput:
-    """What one forward pass returns. The lists are filled only with capture=True."""
+    """What one forward pass returns.
+
+    A list is filled only when its name was captured (see CAPTURE_NAMES); with a subset
+    of layers, the other layers' entries are None.
+    """
 
     logits: Tensor  # (B, T, V), or (B, 1, V) with last_only
-    attentions: list[Tensor] = field(default_factory=list)  # per layer (B, nh, T, Tk): rows sum to 1
-    residuals: list[Tensor] = field(default_factory=list)  # n_layer + 1 of (B, T, D): embeddings, then after each block
-    attn_outputs: list[Tensor] = field(default_factory=list)  # per layer (B, T, D): what attention added
-    mlp_outputs: list[Tensor] = field(default_factory=list)  # per layer (B, T, D): what the MLP added
+    attentions: list[Tensor | None] = field(default_factory=list)  # per layer (B, nh, T, Tk): rows sum to 1
+    # n_layer + 1 of (B, T, D): the embeddings, then the stream after each block
+    residuals: list[Tensor | None] = field(default_factory=list)
+    attn_outputs: list[Tensor | None] = field(default_factory=list)  # per layer (B, T, D): what attention added
+    mlp_outputs: list[Tensor | None] = field(default_factory=list)  # per layer (B, T, D): what the MLP added
 
 
 class Transformer(nn.Module):
@@ -296,14 +428,16 @@ class Transformer(nn.Module):
         self.config = config
         self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
         self.pos_emb = nn.Embedding(config.context_length, config.d_model) if config.positions == "learned" else None
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
         self.final_norm = make_norm(config)
         # A tied model reads its unembedding from tok_emb, so the state dict has no lm_head.
         self.lm_head = None if config.tie_embeddings else nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.rotary = self.local_rotary = None
         if config.positions == "rope":
-            cos, sin = rope_tables(config)
-            self.register_buffer("rope_cos", cos, persistent=False)
-            self.register_buffer("rope_sin", sin, persistent=False)
+            self.rotary = Rotary(config, config.rope_theta, config.rope_scaling)
+            # Sliding layers with their own base (Gemma 3's local layers) use plain RoPE with it.
+            if config.rope_local_theta and config.sliding_window:
+                self.local_rotary = Rotary(config, config.rope_local_theta, None)
 
     @property
     def unembedding(self) -> Tensor:
@@ -323,25 +457,48 @@ class Transformer(nn.Module):
         weight = self.tok_emb.weight
         return KVCache(self.config, batch, max_len or self.config.context_length, weight.device, weight.dtype, initial)
 
+    def reusable_cache(self, cached: int, total: int) -> int:
+        """How many of `cached` positions stay valid when the sequence grows to `total` tokens.
+
+        All of them, except when longrope switches to its long factors: the cached keys were
+        rotated with the short ones, so the sequence is fed again from the start (as
+        transformers' Phi-3 `generate` does; a plain forward pass would mix the two).
+        """
+        long_after = self.rotary.long_after if self.rotary is not None else 0
+        return 0 if long_after and cached <= long_after < total else cached
+
+    def embed(self, ids: Tensor, past: int = 0) -> Tensor:
+        """Token ids (B, T) at positions past.. to the residual stream entering layer 0 (B, T, D)."""
+        x = self.tok_emb(ids)
+        if self.config.embed_scale != 1.0:
+            x = x * self.config.embed_scale  # Gemma: sqrt(d_model)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(torch.arange(past, past + ids.shape[1], device=ids.device))
+        return x
+
     def unembed(self, x: Tensor) -> Tensor:
         """Final norm then unembedding: a residual vector (..., D) to logits (..., V)."""
-        return F.linear(self.final_norm(x), self.unembedding)
+        logits = F.linear(self.final_norm(x), self.unembedding)
+        cap = self.config.final_softcap
+        return torch.tanh(logits / cap) * cap if cap else logits
 
     def forward(
         self,
         ids: Tensor,
         cache: KVCache | None = None,
         *,
-        capture: bool = False,
+        capture: bool | Iterable[str] | Capture | None = False,
         last_only: bool = False,
     ) -> ForwardOutput:
         """Run ids (B, T) through the model.
 
         With a cache, ids continue the cached positions and their keys/values are
-        appended. last_only computes logits for the last position alone (decoding
-        needs no more). capture=True also returns the internals.
+        appended (the cache counts them). last_only computes logits for the last
+        position alone (decoding needs no more). capture names the internals to keep:
+        True for all of them, a set of CAPTURE_NAMES, or a Capture with layers.
         """
         B, T = ids.shape
+        want = Capture.of(capture)
         past = cache.length if cache is not None else 0
         if past + T > self.config.context_length:
             raise ValueError(
@@ -351,28 +508,29 @@ class Transformer(nn.Module):
             if past + T > cache.max_len:
                 raise ValueError(f"{past + T} tokens exceed the KV cache's {cache.max_len} positions")
             cache.reserve(past + T)  # every layer grows at once, before the first writes
-        x = self.tok_emb(ids)  # (B, T, D)
-        rope = None
-        if self.pos_emb is not None:
-            x = x + self.pos_emb(torch.arange(past, past + T, device=ids.device))
-        else:
-            rope = (self.rope_cos[past : past + T], self.rope_sin[past : past + T])  # (T, hd) each
+        x = self.embed(ids, past)  # (B, T, D)
+        rope = self.rotary(past, T) if self.rotary is not None else None  # (T, rd) each
+        local_rope = self.local_rotary(past, T) if self.local_rotary is not None else rope
 
-        out = ForwardOutput(logits=x)
-        if capture:
-            out.residuals.append(x)
+        embeddings = x
+        n = self.config.n_layer
+        kept = {name: [None] * n for name in want.names}
         for i, block in enumerate(self.blocks):
-            a, probs = block.attn(block.attn_norm(x), rope, cache, i, past, capture)
-            x = x + a
-            m = block.mlp(block.mlp_norm(x))
-            x = x + m
-            if capture:
-                out.attentions.append(probs)
-                out.attn_outputs.append(a)
-                out.mlp_outputs.append(m)
-                out.residuals.append(x)
-        if cache is not None:
-            cache.length = past + T
+            step = block(x, local_rope if block.attn.window else rope, cache, past, want.wants("attn_weights", i))
+            x = step.x
+            for name, value in (("attn_weights", step.attn_weights), ("resid_post", x),
+                                ("attn_out", step.attn_out), ("mlp_out", step.mlp_out)):  # fmt: skip
+                if want.wants(name, i):
+                    kept[name][i] = value
+        out = ForwardOutput(logits=x)
+        if "attn_weights" in kept:
+            out.attentions = kept["attn_weights"]
+        if "resid_post" in kept:
+            out.residuals = [embeddings, *kept["resid_post"]]
+        if "attn_out" in kept:
+            out.attn_outputs = kept["attn_out"]
+        if "mlp_out" in kept:
+            out.mlp_outputs = kept["mlp_out"]
         if last_only:
             x = x[:, -1:]
         out.logits = self.unembed(x)  # (B, T, V)

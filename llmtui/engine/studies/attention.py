@@ -165,7 +165,7 @@ def capture_attention(lm: LanguageModel, ids: Sequence[int], max_tokens: int = M
     """
     ids = list(ids)
     check_length(len(ids), lm.config.context_length, max_tokens)
-    out = lm.run(ids, capture=True)
+    out = lm.run(ids, capture={"attn_weights"})
     c = lm.config
     T = len(ids)
     weights = torch.empty(c.n_layer, c.n_head, T, T, dtype=torch.float32)

@@ -423,7 +423,7 @@ def sentence_vectors(lm: LanguageModel, sentence: str, word: str) -> SentenceVec
         raise ValueError("the sentence is empty")
     ids = lm.encode(sentence)
     span = locate_word(lm.tokenizer, ids, word)
-    out = lm.run(ids, capture=True)
+    out = lm.run(ids, capture={"resid_post"})
     residuals = torch.stack([r[0] for r in out.residuals]).detach().float()  # (L+1, T, D)
     if not torch.isfinite(residuals).all():  # every cosine would read "nan"
         raise ModelOutputError("hidden state")

@@ -166,7 +166,7 @@ class LogitLens:
         self.lm = lm
         self.ids = tuple(ids)
         self.top_k = min(top_k, lm.config.vocab_size)
-        out = lm.run(list(ids), capture=True)  # raises ValueError for an empty or too-long prompt
+        out = lm.run(list(ids), capture={"resid_post", "attn_out", "mlp_out"})  # raises ValueError for an empty or too-long prompt
         with torch.inference_mode():
             self.residuals = torch.cat(out.residuals, dim=0).float()  # (L+1, T, D)
             L = len(out.attn_outputs)
@@ -182,7 +182,6 @@ class LogitLens:
             final = out.logits[0].float()  # (T, V)
             self.answer_ids = final.argmax(dim=-1)  # (T,)
             self._final = self._read(final, self.answer_ids)
-        del out  # the attention maps, (L, nh, T, T), are the big part of a capture
 
     @property
     def n_rows(self) -> int:
