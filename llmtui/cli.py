@@ -39,16 +39,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _sampling(parser: argparse.ArgumentParser) -> None:
-    from llmtui.engine.settings import SamplingSettings
+    from llmtui.engine.settings import KNOBS
 
-    d = SamplingSettings()
-    parser.add_argument("--temperature", type=float, default=d.temperature, help=f"0 = greedy (default {d.temperature})")
-    parser.add_argument("--top-k", type=int, default=d.top_k, help="keep the k most probable tokens; 0 = off")
-    parser.add_argument("--top-p", type=float, default=d.top_p, help="nucleus: keep tokens until their mass reaches p; 1 = off")
-    parser.add_argument("--min-p", type=float, default=d.min_p, help="keep tokens at least p times as probable as the top one")
-    parser.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty, help="> 1 discourages repeats")
-    parser.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
-    parser.add_argument("--seed", type=int, default=None, help="fix the random draws (default: a fresh seed, printed)")
+    for knob in KNOBS:
+        default = "a fresh seed, printed" if knob.default is None else knob.default
+        parser.add_argument(knob.flag, type=knob.kind, default=knob.default, help=f"{knob.help} (default: {default})")
     parser.add_argument("--top", type=int, default=10, help="candidates recorded per step (--json)")
 
 
@@ -157,18 +152,10 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 
 
 def sampling_settings(args: argparse.Namespace):
-    from llmtui.engine.settings import SamplingSettings
+    from llmtui.engine.settings import KNOBS, SamplingSettings
 
     try:
-        return SamplingSettings(
-            temperature=args.temperature,
-            top_k=args.top_k,
-            top_p=args.top_p,
-            min_p=args.min_p,
-            repetition_penalty=args.repetition_penalty,
-            max_new_tokens=args.max_new_tokens,
-            seed=args.seed,
-        )
+        return SamplingSettings(**{knob.name: getattr(args, knob.name) for knob in KNOBS})
     except ValueError as e:
         raise CliError(str(e)) from None
 

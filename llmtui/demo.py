@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmtui.engine.settings import KNOBS
+
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demos"
 """The shipped demos (the repo's demos/ folder)."""
 
 PANE_IDS = ("tokenizer", "embeddings", "attention", "layers", "generate", "train")
-KNOB_NAMES = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens", "seed")
+KNOB_NAMES = tuple(knob.name for knob in KNOBS)
 
 # Which keys a step may have, per pane (besides pane, caption, prompt).
 PANE_KEYS: dict[str, tuple[str, ...]] = {

@@ -1,9 +1,8 @@
 """Fixtures and helpers for the app's Pilot tests (imported by tests/app/test_*.py).
 
-The fast tests run the app on a tiny random Llama (`tiny_hf_llama_dir` from conftest)
-injected as `LLMTuiApp(lm=...)`; its unembedding is scaled up so that its
-distributions are peaked enough to show colours, cuts and a nucleus. Tests that
-compare with the real model use `default_lm` (marked `default_model`).
+The fast tests run the app on the tiny random Llama (`tiny_lm`, a fixture of
+tests/conftest.py) injected as `LLMTuiApp(lm=...)`. Tests that compare with the
+real model use `default_lm` (marked `default_model`).
 """
 
 from __future__ import annotations
@@ -11,49 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import pytest
-import torch
-
 from llmtui.app.app import LLMTuiApp
 from llmtui.app.panes.generate import GeneratePane
-from llmtui.engine.generation import GenerationSession
 from llmtui.engine.lm import LanguageModel
 from llmtui.engine.settings import SamplingSettings
-
-SHARPEN = 8.0
-"""The tiny model's unembedding is multiplied by this: random weights give nearly flat distributions."""
-
-
-@pytest.fixture(scope="session")
-def tiny_lm(tiny_hf_llama_dir) -> LanguageModel:
-    """A tiny random Llama (2 layers, 320 tokens, 128 positions, ChatML template), loaded by the engine."""
-    lm = LanguageModel.load(str(tiny_hf_llama_dir))
-    with torch.no_grad():
-        lm.model.unembedding.mul_(SHARPEN)
-    return lm
-
-
-@pytest.fixture(scope="session")
-def default_lm(default_model_path) -> LanguageModel:
-    """SmolLM2-135M-Instruct, loaded once for the session."""
-    return LanguageModel.load(str(default_model_path))
-
-
-@pytest.fixture
-def slow_steps(monkeypatch) -> Callable[[float], None]:
-    """Make every generated token take at least `seconds` (so a test can act mid-stream)."""
-
-    def slow(seconds: float = 0.03) -> None:
-        original = GenerationSession.step
-
-        def step(self):
-            time.sleep(seconds)
-            return original(self)
-
-        monkeypatch.setattr(GenerationSession, "step", step)
-
-    return slow
-
 
 def make_app(lm: LanguageModel, **kwargs) -> LLMTuiApp:
     """The app on an injected model, opened on the Generate pane."""

@@ -8,11 +8,15 @@ and ones), and saved as safetensors next to a byte-level BPE trained on a few se
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
+from llmtui.engine.generation import GenerationSession
+from llmtui.engine.lm import LanguageModel
 from llmtui.engine.loading.load import fetch_default_model, user_cache_dir
 
 # Captured at import, before any test points LLMTUI_CACHE_DIR at a temp folder: the default
@@ -129,7 +133,7 @@ def default_model_path() -> Path:
 @pytest.fixture(scope="session")
 def default_lm(default_model_path):
     """The default model as a LanguageModel on the CPU (dequantized weights cached after the first run)."""
-    from llmtui.engine.lm import DEFAULT_MODEL, LanguageModel
+    from llmtui.engine.lm import DEFAULT_MODEL
 
     return LanguageModel.load(DEFAULT_MODEL)
 
@@ -140,3 +144,32 @@ def isolated_cache(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "llmtui-cache"
     monkeypatch.setenv("LLMTUI_CACHE_DIR", str(folder))
     return folder
+
+
+SHARPEN = 8.0
+"""The tiny model's unembedding is multiplied by this: random weights give nearly flat distributions."""
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tiny_hf_llama_dir) -> LanguageModel:
+    """A tiny random Llama (2 layers, 320 tokens, 128 positions, ChatML template), loaded by the engine."""
+    lm = LanguageModel.load(str(tiny_hf_llama_dir))
+    with torch.no_grad():
+        lm.model.unembedding.mul_(SHARPEN)
+    return lm
+
+
+@pytest.fixture
+def slow_steps(monkeypatch) -> Callable[[float], None]:
+    """Make every generated token take at least `seconds` (so a test can act mid-stream)."""
+
+    def slow(seconds: float = 0.03) -> None:
+        original = GenerationSession.step
+
+        def step(self):
+            time.sleep(seconds)
+            return original(self)
+
+        monkeypatch.setattr(GenerationSession, "step", step)
+
+    return slow

@@ -1,12 +1,15 @@
 """The app shell: one tab per pane, a status line, the footer, and the model loaded in a worker.
 
 The screen is drawn at once; the model loads in a thread that posts its progress,
-and every pane shows "loading" until the app sends it `ModelReady`. A load error is
-shown in the panes, with what to do, and the app keeps running.
+and every pane shows "loading" until the app hands it the model (`Pane.set_model`, the
+one channel for the model's state). A load error is shown in the panes, with what to
+do, and the app keeps running. Data goes down (the app sets the model, the selection
+and the prompt on panes); messages come up (panes post `TokenSelected`, ...).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Iterable
 
@@ -22,8 +25,8 @@ from textual.widgets import ContentSwitcher, Tab, Tabs
 from llmtui.app import textual_workarounds
 from llmtui.app.demo_runner import DemoBar, DemoRunner
 from llmtui.app.display import safe
-from llmtui.app.messages import (ModelLoaded, ModelLoadFailed, ModelLoadProgress, ModelReady, OpenModel,
-                                 ShowTokenInEmbeddings, Throughput, WeightsChanged)
+from llmtui.app.messages import (ModelLoaded, ModelLoadFailed, ModelLoadProgress, OpenModel, ShowTokenInEmbeddings,
+                                 TextWanted, Throughput, WeightsChanged)
 from llmtui.app.model_thread import freeze_loaded_objects, run_on_model_thread, thaw_frozen_objects
 from llmtui.app.panes import PANES, Pane
 from llmtui.app.screens.command_palette import CommandPalette
@@ -145,6 +148,7 @@ class LLMTuiApp(App[None]):
         self.start_pane = pane or "generate"
         self.start_prompt = prompt
         self.lm: LanguageModel | None = None
+        self._followed: dict[str, TokenSelection] = {}  # the selection each pane was last shown
         self._injected = lm
         self._settings = settings
         if theme is not None:
@@ -179,7 +183,7 @@ class LLMTuiApp(App[None]):
         if self.start_prompt is not None:
             for pane in self.panes:
                 pane.set_prompt(self.start_prompt)
-        self.status.model_state = self.model_state
+        self._hand_down_model(self.model_state)
         self.watch(self.screen, "focused", self._focus_changed)  # the status line says which keys apply
         self.current_pane.focus_default()
         if self.present:
@@ -246,7 +250,14 @@ class LLMTuiApp(App[None]):
     @on(TokenSelected)
     def _token_selected(self, message: TokenSelected) -> None:
         message.stop()
-        self.selection = message.selection
+        selection, current = message.selection, self.selection
+        if current is not None and current.same_text(selection.ids) and current.position == selection.position:
+            return  # the token already current (a pane's cursor landing on the token it follows): its source stays
+        if not selection.source_title:  # the panes that follow it say where it came from
+            titles = {p.PANE_ID: p.TITLE for p in PANES}
+            selection = replace(selection, source_title=titles.get(selection.source, selection.source))
+        self._followed[selection.source] = selection  # what the source pane shows now
+        self.selection = selection  # a reactive: a selection equal to the current one changes nothing
 
     def watch_selection(self, selection: TokenSelection | None) -> None:
         if selection is None:
@@ -258,9 +269,13 @@ class LLMTuiApp(App[None]):
         self._follow(self.current_pane)
 
     def _follow(self, pane: Pane) -> None:
-        """Show the current token in `pane`, unless the user selected it there."""
-        if self.selection is not None and self.selection.source != pane.PANE_ID:
-            pane.follow_selection(self.selection)
+        """Show the current token in `pane`, unless the user selected it there or the pane has followed it already
+        (so text typed in a pane since is never overwritten by the same selection again)."""
+        selection = self.selection
+        if selection is None or selection.source == pane.PANE_ID or self._followed.get(pane.PANE_ID) == selection:
+            return
+        self._followed[pane.PANE_ID] = selection
+        pane.follow_selection(selection)
 
     def action_command_palette(self) -> None:
         """Textual's palette, in a version that closes at most once (see screens/command_palette.py)."""
@@ -392,8 +407,6 @@ class LLMTuiApp(App[None]):
         freeze_loaded_objects(collect=False)  # the widgets too: full collections skip them from now on
         self.status.model_info = StatusLine.describe(lm.name, lm.n_params, str(lm.device))
         self.model_state = ModelState("ready", lm.name, "ready", 1.0)
-        for pane in self.panes:
-            pane.post_message(ModelReady(lm))
         for note in lm.notes:
             self.notify(note, title="Note", severity="warning", timeout=10)
 
@@ -405,7 +418,7 @@ class LLMTuiApp(App[None]):
         if self.lm is not None:
             for pane in self.panes:
                 if pane.PANE_ID != "train":  # the pane that trained knows
-                    pane.post_message(ModelReady(self.lm))
+                    pane.model_ready(self.lm)  # the same model object, new weights: compute again
 
     @on(OpenModel)
     def _open_model(self, message: OpenModel) -> None:
@@ -417,7 +430,12 @@ class LLMTuiApp(App[None]):
 
     def watch_model_state(self, state: ModelState) -> None:
         if self.is_mounted:
-            self.status.model_state = state
+            self._hand_down_model(state)
+
+    def _hand_down_model(self, state: ModelState) -> None:
+        self.status.model_state = state
+        for pane in self.panes:
+            pane.set_model(state, self.lm if state.ready else None)
 
     @on(ShowTokenInEmbeddings)
     def _show_token_in_embeddings(self, message: ShowTokenInEmbeddings) -> None:
@@ -425,6 +443,11 @@ class LLMTuiApp(App[None]):
         show_token = getattr(self.pane("embeddings"), "show_token", None)
         if callable(show_token):
             show_token(message.token_id)
+
+    @on(TextWanted)
+    def _text_wanted(self, message: TextWanted) -> None:
+        message.stop()
+        message.reply(self.pane(message.pane_id).shown_ids())
 
     @on(Throughput)
     def _throughput(self, message: Throughput) -> None:

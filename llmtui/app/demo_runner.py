@@ -1,8 +1,9 @@
 """Runs a demo (llmtui/demo.py) in the app: each advance shows a step's pane, sets it up and shows its caption.
 
-Steps use the panes' public methods only (set_prompt, set_knob, show_head, ...). A step
-that needs the model waits for it: the runner retries until the pane has it, and a
-retry for a step the user has already left is dropped.
+Steps drive the panes as a user does: the data the app hands down (set_prompt, the
+knobs), the actions the pane's keys run (generate, clear, chat, enter) and show_head. A
+step that needs the model waits for it: the runner retries until the pane is ready,
+and a retry for a step the user has already left is dropped.
 """
 
 from __future__ import annotations
@@ -92,10 +93,10 @@ class DemoRunner:
         if applied != self._applied:
             return  # the user moved on
         pane: Pane = self.app.pane(step.pane)
-        if pane.lm is not None and not self._weights_as_forwards():
+        if pane.ready and not self._weights_as_forwards():
             self.app.set_timer(RETRY_S, lambda: self._set_up(step, applied))
             return
-        if pane.lm is None or (step.pane == "embeddings" and getattr(pane, "index", None) is None):
+        if not pane.ready:
             if step.prompt is not None:
                 pane.set_prompt(step.prompt)  # shown at once; computed when the model is ready
             self.app.set_timer(RETRY_S, lambda: self._set_up(step, applied))
@@ -174,7 +175,7 @@ class DemoRunner:
         if step.clear and pane.session is not None:
             pane.action_clear()
         if pane.chat_mode != bool(step.chat):
-            pane.chat_mode = bool(step.chat)  # not said: off, so a step back from a chat step leaves chat
+            pane.action_toggle_chat()  # not said: off, so a step back from a chat step leaves chat
         knobs = dict(step.knobs)
         if step.generate:
             knobs["max_new_tokens"] = step.generate

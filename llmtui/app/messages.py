@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from llmtui.engine.generation import Candidate, Step
     from llmtui.engine.lm import LanguageModel
     from llmtui.engine.settings import SamplingSettings
@@ -45,13 +47,6 @@ class ModelLoadFailed(Message, bubble=False):
     """The loading worker failed; `error` is one line saying what went wrong and what to do."""
 
     error: str
-
-
-@dataclass
-class ModelReady(Message, bubble=False):
-    """Sent by the app to every pane once the model is loaded (or injected)."""
-
-    lm: LanguageModel
 
 
 # -- generation ----------------------------------------------------------------------------
@@ -124,6 +119,18 @@ class ShowTokenInEmbeddings(Message):
 
     token_id: int
     text: str
+
+
+@dataclass
+class TextWanted(Message):
+    """A pane asks for the text another pane shows, as token ids (Attention asks for Generate's).
+
+    The app answers by calling `reply` with that pane's `shown_ids()` (None: it shows none yet):
+    panes never query each other.
+    """
+
+    pane_id: str
+    reply: Callable[[tuple[int, ...] | None], None]
 
 
 # -- training -------------------------------------------------------------------------------

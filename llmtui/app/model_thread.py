@@ -4,10 +4,11 @@ Why one: PyTorch's CPU kernels run on OpenMP, and OpenMP keeps a team of helper
 threads for every thread that has ever started a parallel region. When the helpers
 of all those teams outnumber the CPUs, OpenMP stops letting them spin between
 regions and puts them to sleep instead; each small matrix product then pays a
-wake-up, and a small model decodes at half speed on a two-core machine. Textual's
-thread workers run on a pool of threads, so the workers hand their torch calls to
-this single thread and wait for them. The workers still own cancellation and post
-the messages; this thread only computes.
+wake-up, and a small model decodes at half speed on a two-core machine. So every torch call of the app goes
+through this one thread: a pane's `@work(exclusive=True)` coroutine awaits `call()`
+on the UI's event loop (no thread of its own, so no second hop), and a newer request
+cancels the coroutine at its await; a job it queued that has not started yet is then
+dropped. The loader and the tests, in plain threads, use `run_on_model_thread`.
 
     >>> run_on_model_thread(lambda: threading.current_thread().name)
     'llmtui-model'
@@ -15,6 +16,7 @@ the messages; this thread only computes.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import queue
 import threading
@@ -61,14 +63,13 @@ def on_model_thread() -> bool:
     return threading.current_thread().name == _NAME
 
 
-def run_on_model_thread(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
-    """Call fn on the model thread and wait for its result (or its exception).
+def submit(fn: Callable[..., T], *args: object, **kwargs: object) -> Future[T]:
+    """Queue fn on the model thread; its Future holds the result (or the exception).
 
     The thread is a daemon: quitting the app never waits for a model still loading.
+    A Future cancelled before the thread reaches it is skipped.
     """
     global _thread, _pending
-    if on_model_thread():
-        return fn(*args, **kwargs)
     with _start_lock:
         if _thread is None:
             _thread = threading.Thread(target=_serve, name=_NAME, daemon=True)
@@ -77,7 +78,23 @@ def run_on_model_thread(fn: Callable[..., T], *args: object, **kwargs: object) -
     with _pending_lock:
         _pending += 1
     _jobs.put((future, lambda: fn(*args, **kwargs)))
-    return future.result()
+    return future
+
+
+async def call(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """Await fn on the model thread from the event loop (the app's one way to run the model).
+
+    Cancelling the awaiting coroutine (Textual does, when an exclusive worker is replaced)
+    cancels the job too, unless it has started: its result is then simply never seen.
+    """
+    return await asyncio.wrap_future(submit(fn, *args, **kwargs))
+
+
+def run_on_model_thread(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """Call fn on the model thread and wait for its result (or its exception): for plain threads."""
+    if on_model_thread():
+        return fn(*args, **kwargs)
+    return submit(fn, *args, **kwargs).result()
 
 
 def freeze_loaded_objects(collect: bool = True) -> None:

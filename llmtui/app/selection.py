@@ -8,7 +8,7 @@ embedding neighbours, its layer predictions, its probability table).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
 from textual.message import Message
@@ -27,6 +27,7 @@ class TokenSelection:
     position: int
     token_id: int
     source: str  # the PANE_ID of the pane where the user selected it
+    source_title: str = field(default="", compare=False)  # that pane's TITLE, for the panes that say where it came from
 
     def __post_init__(self) -> None:
         if not 0 <= self.position < len(self.ids):
@@ -35,10 +36,10 @@ class TokenSelection:
             raise ValueError(f"token {self.token_id} is not the one at position {self.position}")
 
     @classmethod
-    def at(cls, ids: Sequence[int], position: int, source: str) -> TokenSelection:
+    def at(cls, ids: Sequence[int], position: int, source: str, source_title: str = "") -> TokenSelection:
         """The token at `position` of `ids`."""
         ids = tuple(int(i) for i in ids)
-        return cls(ids, position, ids[position] if 0 <= position < len(ids) else -1, source)
+        return cls(ids, position, ids[position] if 0 <= position < len(ids) else -1, source, source_title)
 
     def same_text(self, ids: Sequence[int]) -> bool:
         """Whether the selection is in this very token sequence."""
@@ -54,7 +55,7 @@ class TokenSelection:
                 label = f"{shown} ({self.token_id})"  # a piece of a character shows its bytes
             except ValueError:  # an id from another vocabulary
                 pass
-        return f"{label} at position {self.position} · {source_title or self.source}"
+        return f"{label} at position {self.position} · {source_title or self.source_title or self.source}"
 
 
 class TokenSelected(Message):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from app_fixtures import finished, greedy, make_app, ready, settle, tiny_lm, wait_for  # noqa: F401
+from app_fixtures import finished, greedy, make_app, ready, settle, wait_for
 
 from llmtui.app.panes.attention import AttentionPane
 from llmtui.app.panes.generate import GeneratePane
@@ -415,7 +415,7 @@ class TestFollowGeneration:
         async with app.run_test(size=(100, 30)) as pilot:
             pane = await captured(pilot)
             ids = tuple(tiny_lm.encode("Once upon a time there was"))
-            pane.follow_selection(TokenSelection.at(ids, 3, "generate"))
+            pane.follow_selection(TokenSelection.at(ids, 3, "generate", "Generate"))
             await wait_for(pilot, lambda: pane.attention.ids == ids, what="the selection's text")
             await settle(pilot)
             assert pane.heatmap.cursor[0] == 3
@@ -427,7 +427,7 @@ class TestFollowGeneration:
             calls = []
             capture = engine.capture_attention
             monkeypatch.setattr(engine, "capture_attention", lambda *a, **k: calls.append(1) or capture(*a, **k))
-            pane.follow_selection(TokenSelection.at(ids, 5, "generate"))  # the same text: only the row moves
+            pane.follow_selection(TokenSelection.at(ids, 5, "generate", "Generate"))  # the same text: only the row moves
             await settle(pilot)
             assert pane.heatmap.cursor[0] == 5 and calls == []
 

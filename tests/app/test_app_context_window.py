@@ -13,7 +13,6 @@ from app_fixtures import finished, generate, greedy, make_app, ready, settle
 
 from llmtui.app.widgets.prob_table import ProbabilityTable
 
-tiny_lm = app_fixtures.tiny_lm  # a fixture: pytest finds it by this name
 
 WINDOW = 128
 """The tiny model's context length (tests/conftest.py)."""

@@ -11,7 +11,6 @@ from app_fixtures import finished, make_app, ready
 from llmtui.cli import main
 from llmtui.engine.settings import SamplingSettings
 
-default_lm = app_fixtures.default_lm  # a fixture: pytest finds it by this name
 
 pytestmark = pytest.mark.default_model
 

@@ -10,7 +10,7 @@ import random
 import threading
 
 import pytest
-from app_fixtures import settle, tiny_lm, wait_for  # noqa: F401
+from app_fixtures import settle, wait_for
 from rich.cells import cell_len
 
 from llmtui.app.app import LLMTuiApp
@@ -495,20 +495,22 @@ class TestDefaultModel:
 
 class TestFollowSelection:
     async def test_a_token_selected_elsewhere_becomes_the_query_once(self, tiny_lm):
-        """The app's current token (chosen in another pane) is shown here; a query typed afterwards stays."""
-        from types import SimpleNamespace
+        """The app's current token (chosen in another pane) is shown here; a query typed afterwards stays
+        when the user comes back (the app hands each pane a selection once)."""
+        from llmtui.app.selection import TokenSelected, TokenSelection
 
-        app = make_app(tiny_lm)
+        app = make_app(tiny_lm, pane="embeddings")
         async with app.run_test(size=(100, 30)) as pilot:
             pane = await ready(pilot)
-            selection = SimpleNamespace(ids=(5, 42), position=1, token_id=42, source="tokenizer")
-            pane.follow_selection(selection)
+            app.post_message(TokenSelected(TokenSelection.at((5, 42), 1, "tokenizer", "Tokenizer")))
+            await wait_for(pilot, lambda: pane.answer is not None and pane.answer.query.terms[0].ids == (42,),
+                           what="the followed token")
             await settle(pilot)
-            assert pane.answer.query.terms[0].ids == (42,)
             await ask(pilot, pane, "the")
-            pane.follow_selection(selection)  # the same selection again (the user came back to this pane)
-            await settle(pilot)
-            assert pane.answer.text == "the"
+            for pane_id in ("tokenizer", "embeddings"):  # away and back: the same selection is not shown again
+                app.action_show_pane(pane_id)
+                await settle(pilot)
+            assert app.current_pane is pane and pane.answer.text == "the"
 
     async def test_the_tokenizer_s_message_opens_a_token_here(self, tiny_lm):
         """The app's ShowTokenInEmbeddings (sent by the Tokenizer pane) switches here and shows that token."""

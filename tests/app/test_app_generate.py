@@ -26,8 +26,6 @@ from llmtui.engine.generation import GenerationSession
 from llmtui.engine.sampling import distribution
 from llmtui.engine.settings import SamplingSettings
 
-tiny_lm = app_fixtures.tiny_lm  # a fixture: pytest finds it by this name
-slow_steps = app_fixtures.slow_steps  # a fixture: pytest finds it by this name
 
 PROMPT = "The capital of France is"
 

@@ -8,7 +8,7 @@ at an ESC it holds.
 from __future__ import annotations
 
 import pytest
-from app_fixtures import make_app, ready, tiny_lm  # noqa: F401
+from app_fixtures import make_app, ready
 from textual.drivers import linux_driver
 
 from llmtui.app.textual_workarounds import PASTE_END, PASTE_START, WholePasteParser

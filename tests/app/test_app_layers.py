@@ -6,12 +6,12 @@ import unicodedata
 
 import pytest
 import torch
-from app_fixtures import default_lm, make_app, settle, tiny_lm, wait_for  # noqa: F401
+from app_fixtures import make_app, settle, wait_for
 from textual.geometry import Region
 
 from llmtui.app.display import table_label
-from llmtui.app.panes import layers as layers_module
-from llmtui.app.panes.layers import LayersPane, LensBlockReady, LensStarted
+from llmtui.app.panes.layers import pane as layers_module
+from llmtui.app.panes.layers import LayersPane
 from llmtui.app.widgets.lens_grid import Cursor
 from llmtui.engine.studies import lens as lens_module
 
@@ -173,7 +173,7 @@ class TestGrid:
 
 
 class TestPrompt:
-    async def test_editing_the_prompt_recomputes_and_stale_results_never_land(self, tiny_lm):
+    async def test_editing_the_prompt_recomputes_and_stale_results_never_land(self, tiny_lm, monkeypatch):
         app = layers_app(tiny_lm, prompt="Hello")
         async with app.run_test(size=(100, 30)) as pilot:
             pane = await lens_ready(pilot)
@@ -189,14 +189,17 @@ class TestPrompt:
             )
             await settle(pilot)
             assert pane.editor.text == "Hello world!"
-            # a result of an older request arriving late is dropped
-            from llmtui.engine.studies.lens import LogitLens
-
-            old = LogitLens(tiny_lm, tiny_lm.encode("Hello"))
-            pane.post_message(LensStarted(pane._request_id - 1, old.empty_grid()))
-            pane.post_message(LensBlockReady(pane._request_id - 1, old.block(0, 1)))
-            await pilot.pause()
-            assert pane.data.ids == expected and pane.data.complete
+            # a request overtaken by a newer one is cancelled: its grid never shows
+            shown = []
+            show = pane.grid.show
+            monkeypatch.setattr(pane.grid, "show", lambda data, *a, **k: (shown.append(data.ids), show(data, *a, **k)))
+            for text in ("Hello there", "Hello again"):
+                pane.editor.load_text(text)
+                pane._request()
+            await wait_for(pilot, lambda: pane.data.ids == tuple(tiny_lm.encode("Hello again")) and pane.data.complete,
+                           what="the newest lens")
+            await settle(pilot)
+            assert shown == [tuple(tiny_lm.encode("Hello again"))]
 
     async def test_an_empty_prompt_says_so_and_nothing_breaks(self, tiny_lm):
         app = layers_app(tiny_lm, prompt="Hi")
@@ -253,11 +256,13 @@ class TestPrompt:
         text = "The capital of France is Paris. The capital of Italy is Rome. " * 3
         ids = tiny_lm.encode(text)
         assert 64 < len(ids) <= 128 and len(ids) % 16
-        messages = []
+        starts = []
+        block = lens_module.LogitLens.block
+        monkeypatch.setattr(lens_module.LogitLens, "block", lambda lens, start, stop: (starts.append(start),
+                                                                                        block(lens, start, stop))[1])
         app = layers_app(tiny_lm, prompt=text)
-        async with app.run_test(size=(80, 24), message_hook=messages.append) as pilot:
+        async with app.run_test(size=(80, 24)) as pilot:
             pane = await lens_ready(pilot)
-            starts = [m.block.start for m in messages if isinstance(m, LensBlockReady)]
             assert starts[0] == (len(ids) - 1) // 16 * 16  # the block of the selected (last) token first
             assert sorted(starts) == list(range(0, len(ids), 16))
             grid = pane.grid

@@ -14,7 +14,6 @@ from llmtui.app.model_thread import (
     run_on_model_thread,
 )
 
-tiny_lm = app_fixtures.tiny_lm  # a fixture: pytest finds it by this name
 
 
 def test_calls_run_on_one_thread_and_raise_where_they_were_made():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from app_fixtures import finished, generate, greedy, make_app, ready, settle, tiny_lm, wait_for  # noqa: F401
+from app_fixtures import generate, greedy, make_app, ready, settle, wait_for
 from test_app_layers import lens_ready
 
 from llmtui.app.panes import PANES

@@ -13,7 +13,6 @@ from textual.command import CommandList
 
 from llmtui.app.app import LLMTuiApp
 from llmtui.app.panes import PANES, GeneratePane
-from llmtui.app.panes.placeholder import PlaceholderPane
 from llmtui.app.screens.help import HelpScreen
 from llmtui.app.widgets.loading import LoadingNotice
 from llmtui.app.widgets.prob_table import ProbabilityTable
@@ -21,9 +20,6 @@ from llmtui.app.widgets.status_line import StatusLine
 from llmtui.app.widgets.text_box import is_text_box
 from llmtui.engine.lm import LanguageModel
 from llmtui.engine.loading.load import ModelLoadError
-
-tiny_lm = app_fixtures.tiny_lm  # a fixture: pytest finds it by this name
-slow_steps = app_fixtures.slow_steps  # a fixture: pytest finds it by this name
 
 
 def status_text(app) -> str:
@@ -165,16 +161,6 @@ class TestPanes:
             assert len(pane.steps) < 60 and app.focused is pane.editor
             await pilot.press("escape")
             assert not is_text_box(app.focused)
-
-    async def test_placeholder_panes_say_what_will_be_there(self, tiny_lm):
-        """A pane still to be built says what it will show (once built, it replaces its placeholder)."""
-        placeholders = [p for p in PANES if issubclass(p, PlaceholderPane)]
-        app = make_app(tiny_lm)
-        async with app.run_test(size=(100, 30)) as pilot:
-            await ready(pilot)
-            for pane_class in placeholders:
-                text = str(app.pane(pane_class.PANE_ID).query_one(".placeholder-text").render())
-                assert pane_class.TITLE in text and "coming soon" in text
 
     async def test_command_line_pane_and_prompt(self, tiny_lm):
         app = LLMTuiApp(lm=tiny_lm, pane="embeddings", prompt="Once upon a time")

@@ -13,7 +13,6 @@ from app_fixtures import finished, greedy, make_app, ready
 from llmtui.app.widgets.prob_table import ProbabilityTable
 from llmtui.engine.settings import SamplingSettings
 
-tiny_lm = app_fixtures.tiny_lm  # a fixture: pytest finds it by this name
 
 
 async def _still(pilot) -> None:

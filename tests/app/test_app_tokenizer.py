@@ -11,7 +11,7 @@ import unicodedata
 
 import pytest
 import tiktoken
-from app_fixtures import make_app, settle, tiny_lm, wait_for  # noqa: F401
+from app_fixtures import make_app, settle, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.style import Style

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from app_fixtures import make_app, press_now, settle, tiny_lm, wait_for  # noqa: F401
+from app_fixtures import make_app, press_now, settle, wait_for
 
 from llmtui.app.panes.generate import GeneratePane
 from llmtui.app.panes.train import TrainPane
@@ -18,6 +18,10 @@ PROMPT = "The capital of France is"
 def fresh_lm(tiny_hf_llama_dir) -> LanguageModel:
     """A model of its own per test: training changes the weights."""
     return LanguageModel.load(str(tiny_hf_llama_dir))
+
+
+def progress(pane: TrainPane) -> str:
+    return str(pane.query_one("#train-progress").render())
 
 
 def logits(lm: LanguageModel) -> torch.Tensor:
@@ -51,8 +55,8 @@ async def test_teaching_shows_each_step_marks_the_model_tuned_and_f7_restores_it
         await pilot.press("f5")
         await until_idle(pilot, pane)
         assert [r.step for r in pane.history] == [1, 2, 3, 4]
-        progress = pane.query_one("#train-progress").text
-        assert "step 4/4" in progress and "steps/s" in progress
+        line = progress(pane)
+        assert "step 4/4" in line and "steps/s" in line
         assert "TUNED" in app.status.tuned and "LoRA" in app.status.tuned
         assert readies == [fresh_lm]
         assert not torch.equal(logits(fresh_lm), before)
@@ -78,7 +82,7 @@ async def test_escape_stops_within_one_step_and_f5_resumes(fresh_lm):
         await press_now(pilot, "escape")
         await until_idle(pilot, pane)
         assert pane.run.done <= at_stop[0] + 1 < 400  # the step under way finishes, no more
-        assert "stopped" in pane.query_one("#train-progress").text
+        assert "stopped" in progress(pane)
         stopped_at = pane.run.done
         await press_now(pilot, "f5")  # resume: the same run goes on
         await wait_for(pilot, lambda: pane.run.done >= stopped_at + 2, 30, what="two more steps")
@@ -102,8 +106,8 @@ async def test_full_fine_tuning_that_would_not_fit_is_refused_in_one_line(fresh_
         assert pane.method == "full"
         await pilot.press("f5")
         await until_idle(pilot, pane)
-        line = pane.query_one("#train-progress")
-        assert "needs about" in line.text and "LoRA" in line.text and line.has_class("-error")
+        assert "needs about" in progress(pane) and "LoRA" in progress(pane)
+        assert pane.query_one("#train-progress").has_class("-error")
         assert app.status.tuned == "" and not pane.history
 
 

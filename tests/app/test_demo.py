@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from app_fixtures import default_lm, settle, wait_for  # noqa: F401
+from app_fixtures import settle, wait_for
 
 from llmtui.app.app import LLMTuiApp
 from llmtui.app.demo_runner import DemoBar

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from app_fixtures import finished, greedy, ready, settle, tiny_lm, wait_for  # noqa: F401
+from app_fixtures import finished, greedy, ready, settle, wait_for
 
 from llmtui.app.app import LLMTuiApp
 from llmtui.export import ExportError, export_pane, to_csv, to_markdown

@@ -7,7 +7,6 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from app_fixtures import default_lm  # noqa: F401
 
 from llmtui.app.panes import PANES
 

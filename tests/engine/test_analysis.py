@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from app_fixtures import tiny_lm  # noqa: F401
 
 from llmtui.engine.studies.embeddings import (
     EmbeddingIndex,

@@ -30,3 +30,39 @@ def test_cli_help_does_not_import_torch():
     code = "import sys, llmtui.cli; llmtui.cli.build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _pane_imports() -> dict[str, set[str]]:
+    """For each pane (a module or a package under llmtui/app/panes), the other panes its files import."""
+    import ast
+    from pathlib import Path
+
+    import llmtui.app.panes as panes
+
+    root = Path(panes.__path__[0])
+    shared = {"base", "__init__"}
+    owners = {p.stem if p.is_file() else p.name for p in root.iterdir()
+              if (p.suffix == ".py" or (p / "__init__.py").exists()) and p.stem not in shared}
+    found: dict[str, set[str]] = {}
+    for pane in owners:
+        files = [root / f"{pane}.py"] if (root / f"{pane}.py").exists() else sorted((root / pane).rglob("*.py"))
+        imported = set()
+        for file in files:
+            for node in ast.walk(ast.parse(file.read_text())):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                    [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                for name in names:
+                    parts = name.split(".")
+                    if parts[:3] == ["llmtui", "app", "panes"] and len(parts) > 3 and parts[3] not in shared | {pane}:
+                        imported.add(parts[3])
+        found[pane] = imported
+    return found
+
+
+def test_the_walk_finds_every_pane():
+    assert {"tokenizer", "embeddings", "attention", "layers", "generate"} <= set(_pane_imports())
+
+
+def test_no_pane_imports_another():
+    # Panes talk through the app (messages up, data down): a pane importing another would tie them together.
+    assert {pane: others for pane, others in _pane_imports().items() if others} == {}

@@ -18,7 +18,8 @@ from gguf import GGMLQuantizationType as Q
 from gguf import GGUFReader, GGUFWriter
 from gguf.quants import dequantize, quantize
 
-from llmtui.engine.loading.gguf_weights import read_gguf_header, unpermute_rope_rows
+from llmtui.engine.loading.gguf_header import read_gguf_header
+from llmtui.engine.loading.gguf_weights import unpermute_rope_rows
 from llmtui.engine.loading.load import ModelLoadError, load_weights
 from llmtui.engine.model.transformer import Transformer
 

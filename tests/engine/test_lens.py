@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from llmtui.engine.studies import lens as lens_module
-from llmtui.engine.studies.lens import LogitLens, layer_name, logit_lens
+from llmtui.engine.studies.lens import LogitLens, logit_lens
 from llmtui.engine.lm import LanguageModel
 
 PROMPT = "The capital of France is"
@@ -135,9 +135,6 @@ class TestTinyModel:
             LogitLens(tiny, [])
         with pytest.raises(ValueError, match="context window"):
             LogitLens(tiny, [1] * (tiny.config.context_length + 1))
-
-    def test_row_names(self):
-        assert [layer_name(r) for r in range(3)] == ["emb", "L1", "L2"]
 
 
 @pytest.mark.default_model

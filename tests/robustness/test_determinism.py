@@ -20,7 +20,6 @@ from llmtui.cli import main
 from llmtui.engine.lm import DEFAULT_MODEL, LanguageModel
 from llmtui.engine.settings import SamplingSettings
 
-default_lm = app_fixtures.default_lm  # a fixture: pytest finds it by this name
 
 PROMPT = "The capital of France is"
 KNOBS = SamplingSettings(temperature=0.8, top_k=40, top_p=0.9, repetition_penalty=1.1, max_new_tokens=30)

@@ -58,7 +58,7 @@ import re
 from collections import Counter
 
 import pytest
-from app_fixtures import greedy, tiny_lm  # noqa: F401
+from app_fixtures import greedy
 from hostile import EXAMPLES, LINE_BREAKS, LiveApp, hostile_line, hostile_text, obeyed
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st

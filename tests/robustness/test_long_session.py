@@ -21,7 +21,6 @@ from llmtui.engine.generation import GenerationSession
 from llmtui.engine.model.kv_cache import KVCache
 from llmtui.engine.settings import SamplingSettings
 
-tiny_lm = app_fixtures.tiny_lm  # a fixture: pytest finds it by this name
 
 GENERATIONS = 30
 PROMPTS = ["The capital of France is", "Once upon a time", "Hello [bold]world[/]"]

@@ -36,15 +36,14 @@ from llmtui.app.model_thread import model_thread_idle
 from llmtui.app.panes.generate import PREVIEW_DELAY, GeneratePane
 from llmtui.app.screens.help import HelpScreen
 from llmtui.app.screens.value_input import ValueInputScreen
+from llmtui.engine.settings import KNOB
 
-tiny_lm = app_fixtures.tiny_lm  # a fixture: pytest finds it by this name
 
 STEPS = int(os.environ.get("LLMTUI_SOAK_STEPS", "2000"))
 """Key presses and clicks per walk (wheel turns, pastes and resizes come on top)."""
 SEEDS = [int(os.environ["LLMTUI_SOAK_SEED"])] if os.environ.get("LLMTUI_SOAK_SEED") else [1]
 """One walk by default (about a minute on two cores); other seeds are walked locally (see the README)."""
 PANE_IDS = ("tokenizer", "embeddings", "attention", "layers", "generate")
-TEMPERATURE_MAX = 100.0  # SamplingSettings' upper bound (the knob's ladder stops at 5)
 
 PANE_KEYS = {
     "tokenizer": ["f2", "shift+f2", "f3", "f4", "f5", "left", "right", "up", "down", "home", "end", "enter", "tab",
@@ -338,9 +337,9 @@ class Walk:
             await self.key("escape")
             await self.until(lambda: not pane.running, 2, "the generation to stop")
         self.log.append("key f6, then f7 once it has stepped (one token, then go on)")
-        runs = pane._run_ids
+        run = pane._run
         await self.key("f6")
-        await self.until(lambda: pane._run_ids != runs and not pane.running, 2, "the step")
+        await self.until(lambda: pane._run is not run and not pane.running, 2, "the step")
         await self.key("f7")
 
     async def plain_prompt(self) -> None:
@@ -619,14 +618,16 @@ async def still_answers(walk: Walk) -> None:
 async def run_walk(tiny_lm, seed: int, steps: int, tmp_path) -> Walk:
     rng = random.Random(seed)
     vocab = tiny_lm.config.vocab_size
+    # each knob's range ends, as its one description (llmtui.engine.settings.KNOBS) gives them
+    temperature, top_p, max_tokens = KNOB["temperature"], KNOB["top_p"], KNOB["max_new_tokens"]
     extremes = [
-        Extreme("temperature 0", "temperature", 0.0, "0"),
-        Extreme("temperature max", "temperature", TEMPERATURE_MAX, str(int(TEMPERATURE_MAX))),
-        Extreme("top-p 0", "top_p", 0.0, "0"),
-        Extreme("top-p 1", "top_p", 1.0, "1"),
+        Extreme("temperature 0", "temperature", float(temperature.minimum), f"{temperature.minimum:g}"),
+        Extreme("temperature max", "temperature", float(temperature.maximum), f"{temperature.maximum:g}"),
+        Extreme("top-p 0", "top_p", float(top_p.minimum), f"{top_p.minimum:g}"),
+        Extreme("top-p 1", "top_p", float(top_p.maximum), f"{top_p.maximum:g}"),
         Extreme("top-k 1", "top_k", 1, "1"),
         Extreme("top-k vocab", "top_k", vocab, str(vocab)),
-        Extreme("max tokens 0", "max_new_tokens", 0, "0"),
+        Extreme("max tokens 0", "max_new_tokens", int(max_tokens.minimum), f"{max_tokens.minimum:g}"),
     ]
     rng.shuffle(extremes)
     walk: Walk | None = None

@@ -7,18 +7,31 @@ screen and its command-palette entries from the class attributes below.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, ClassVar, Literal
 
+from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.widgets import Static
 
-from llmtui.app.messages import ModelReady
+from llmtui.app.selection import TokenSelected, TokenSelection
+from llmtui.app.state import ModelState
 from llmtui.app.widgets.text_box import is_text_box
+from llmtui.engine.text import escape_controls
 
 if TYPE_CHECKING:
-    from llmtui.app.selection import TokenSelection
     from llmtui.engine.lm import LanguageModel
+
+MessageKind = Literal["info", "error", "busy", "hint"]
+"""How a pane's message line is coloured (its CSS classes -info, -error, -busy, -hint)."""
+
+
+def error_line(error: Exception) -> str:
+    """What a pane says when its work fails: an engine ValueError is the user's to fix and says why;
+    anything else is a bug, named in one line (the app keeps running). Capitalised as a sentence."""
+    text = str(error) if isinstance(error, ValueError) else f"internal error ({type(error).__name__}: {error})"
+    return text[:1].upper() + text[1:]
 
 
 class Pane(Vertical):
@@ -33,15 +46,47 @@ class Pane(Vertical):
     HELP: ClassVar[str]
     """Two or three plain sentences: the concept the pane shows and the keys it takes."""
 
+    MESSAGE_LINE: ClassVar[str] = ""
+    """The id ("#...") of the pane's message line, where `say` writes."""
+
     def __init__(self) -> None:
         super().__init__(id=self.PANE_ID, classes="pane")
         self.lm: LanguageModel | None = None
+        self.model_state = ModelState()
 
-    def on_model_ready(self, message: ModelReady) -> None:
-        self.lm = message.lm
-        self.model_ready(message.lm)
+    @property
+    def ready(self) -> bool:
+        """Whether the pane can take input now (the model is loaded, and whatever the pane builds from it)."""
+        return self.lm is not None
+
+    def set_model(self, state: ModelState, lm: LanguageModel | None = None) -> None:
+        """The app's one channel for the model: where it is (loading, failed, ready) and, once ready, the model."""
+        self.model_state = state
+        if lm is not None and lm is not self.lm:
+            self.lm = lm
+            self.model_ready(lm)
+        elif not state.ready:
+            self.model_state_changed(state)
+
+    def select_token(self, ids: Sequence[int], position: int) -> None:
+        """The user picked `ids[position]` here: ask the app to make it the current token (it drops a repeat)."""
+        self.post_message(TokenSelected(TokenSelection.at(ids, position, self.PANE_ID)))
+
+    def say(self, text: str | Text, kind: MessageKind = "info", where: str | None = None) -> None:
+        """Show one message on the pane's message line (or `where`): plain text, never markup, controls escaped."""
+        line = self.query_one(where or self.MESSAGE_LINE, Static)
+        line.update(text if isinstance(text, Text) else Text(escape_controls(text, keep="")))
+        for k in ("info", "error", "busy", "hint"):
+            line.set_class(k == kind, f"-{k}")
 
     # -- hooks for subclasses --------------------------------------------------------------
+
+    def model_state_changed(self, state: ModelState) -> None:
+        """The model is loading (with progress) or could not be loaded: say so (the prompt is kept)."""
+        if state.phase == "failed":
+            self.say("No model: it could not be loaded. Your prompt is kept.", "error")
+        elif state.phase == "loading":
+            self.say("Loading the model… you can type the prompt meanwhile.", "busy")
 
     def model_ready(self, lm: LanguageModel) -> None:
         """The model is loaded: start showing things."""
@@ -50,7 +95,13 @@ class Pane(Vertical):
         """Text from the command line (--prompt) to open with."""
 
     def follow_selection(self, selection: TokenSelection) -> None:
-        """The app's current token changed in another pane (or the user switched here): show it, if it applies."""
+        """The app's current token, chosen in another pane: show it, if it applies.
+
+        The app calls it once per pane and selection (when the pane is shown): a repeat never reaches a pane."""
+
+    def shown_ids(self) -> tuple[int, ...] | None:
+        """The text the pane shows, as token ids, for another pane that asks (`TextWanted`); None: none yet."""
+        return None
 
     def advance(self) -> bool:
         """The advance key (presentation mode, demos): the pane's next step; False when it has none."""

@@ -22,14 +22,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Input, Label, OptionList, Static
 
 from llmtui.app.display import table_label
-from llmtui.app.model_thread import run_on_model_thread
-from llmtui.app.panes.base import Pane
+from llmtui.app.model_thread import call
+from llmtui.app.panes.base import Pane, error_line
 from llmtui.app.state import ModelState
 from llmtui.app.widgets.layer_chart import LayerChart
 from llmtui.app.widgets.loading import LoadingNotice
@@ -97,7 +96,6 @@ class ContextAnswer:
 class QueryRequest:
     """What the vocabulary view asks its worker: the typed text and the switches that shape the answer."""
 
-    id: int
     text: str
     leading_space: bool
     hide_inputs: bool
@@ -335,6 +333,7 @@ class EmbeddingsPane(Pane):
     """Nearest neighbours, vector arithmetic, a PCA map, and a word's vector in context."""
 
     PANE_ID = "embeddings"
+    MESSAGE_LINE = "#emb-message"
     TITLE = "Embeddings"
     SHORT_TITLE = "Emb"
     HELP = (
@@ -374,39 +373,9 @@ class EmbeddingsPane(Pane):
     view: reactive[View] = reactive("vocab", init=False)
     """Which view shows: the vocabulary, or a word in context."""
 
-    # -- messages from the workers ------------------------------------------------------------
-
-    @dataclass
-    class IndexReady(Message, bubble=False):
-        lm: LanguageModel
-        index: EmbeddingIndex
-
-    @dataclass
-    class Answered(Message, bubble=False):
-        request: QueryRequest
-        answer: Answer
-
-    @dataclass
-    class Failed(Message, bubble=False):
-        request: QueryRequest
-        error: str
-        span: tuple[int, int]
-
-    @dataclass
-    class ContextAnswered(Message, bubble=False):
-        request_id: int
-        answer: ContextAnswer
-
-    @dataclass
-    class ContextFailed(Message, bubble=False):
-        request_id: int
-        error: str
-
     def __init__(self) -> None:
         super().__init__()
         self._index: EmbeddingIndex | None = None
-        self._request_ids = 0
-        self._context_ids = 0
         self._answer: Answer | None = None
         self._ctx_answer: ContextAnswer | None = None
         self._choice: int | None = None
@@ -417,7 +386,6 @@ class EmbeddingsPane(Pane):
         self._context_timer: Timer | None = None
         self._last_text: str | None = None  # the text of the last request (Input.Changed for it is ignored)
         self._map_neighbours = 0  # how many neighbours the last request put on the map
-        self._followed: TokenSelection | None = None  # the app's selection last shown here
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -460,7 +428,6 @@ class EmbeddingsPane(Pane):
         self.neighbour_list.border_title = "Nearest tokens"
         self.query_one("#emb-layers", LayerChart).border_title = "Cosine by layer"
         self.query_one("#emb-ctx-neighbours", NeighbourColumns).border_title = "Nearest tokens"
-        self.watch(self.app, "model_state", self._model_state_changed, init=True)
 
     @property
     def query_input(self) -> Input:
@@ -497,6 +464,10 @@ class EmbeddingsPane(Pane):
         return self._index
 
     @property
+    def ready(self) -> bool:
+        return self.lm is not None and self._index is not None
+
+    @property
     def message(self) -> str:
         """The vocabulary view's message line, as text."""
         return str(self.query_one("#emb-message", Static).render())
@@ -521,45 +492,37 @@ class EmbeddingsPane(Pane):
         if text.strip():
             self.query_input.value = text
 
-    def _say(
-        self, text: str | Text, kind: Literal["info", "error", "busy", "hint"] = "info", where: str = "#emb-message"
-    ) -> None:
-        line = self.query_one(where, Static)
-        line.update(
-            text if isinstance(text, Text) else Text(escape_controls(text, keep=""))
-        )  # messages quote typed text
-        for k in ("info", "error", "busy", "hint"):
-            line.set_class(k == kind, f"-{k}")
-
     # -- the model and the index -------------------------------------------------------------------
 
-    def _model_state_changed(self, state: ModelState) -> None:
+    def model_state_changed(self, state: ModelState) -> None:
         if state.phase == "failed":
-            self._say("No model: it could not be loaded. What you typed is kept.", "error")
-            self._say("No model: it could not be loaded.", "error", "#emb-ctx-message")
+            self.say("No model: it could not be loaded. What you typed is kept.", "error")
+            self.say("No model: it could not be loaded.", "error", "#emb-ctx-message")
         elif state.phase == "loading":
-            self._say("Loading the model… you can type meanwhile.", "busy")
-            self._say("Loading the model… you can type meanwhile.", "busy", "#emb-ctx-message")
+            self.say("Loading the model… you can type meanwhile.", "busy")
+            self.say("Loading the model… you can type meanwhile.", "busy", "#emb-ctx-message")
 
     def model_ready(self, lm: LanguageModel) -> None:
         self._index = None
-        self._say("Preparing the embedding index…", "busy")
+        self.say("Preparing the embedding index…", "busy")
         self._build_index(lm)
 
-    @work(thread=True, exclusive=True, group="emb-index", exit_on_error=False)
-    def _build_index(self, lm: LanguageModel) -> None:
+    @work(exclusive=True, group="emb-index", exit_on_error=False)
+    async def _build_index(self, lm: LanguageModel) -> None:
         """Normalise the embedding matrix once per model (a query is then one matrix-vector product)."""
         from llmtui.engine.studies.embeddings import EmbeddingIndex
 
-        self.post_message(self.IndexReady(lm, run_on_model_thread(EmbeddingIndex, lm.model.tok_emb.weight)))
-
-    @on(IndexReady)
-    def _index_ready(self, message: IndexReady) -> None:
-        if message.lm is not self.lm:
+        try:
+            index = await call(EmbeddingIndex.of, lm)
+        except Exception as e:  # a bug: one line, the app keeps running
+            self.say(error_line(e), "error")
             return
-        self._index = message.index
-        self._say(
-            f"Ready · {message.index.vocab_size:,} tokens of {message.index.unit.shape[1]} numbers each · "
+        self._index_ready(index)
+
+    def _index_ready(self, index: EmbeddingIndex) -> None:
+        self._index = index
+        self.say(
+            f"Ready · {index.vocab_size:,} tokens of {index.unit.shape[1]} numbers each · "
             "enter: show · down: the list"
         )
         if self._pending_token is not None:
@@ -572,11 +535,10 @@ class EmbeddingsPane(Pane):
 
     def _ready(self, where: str = "#emb-message") -> bool:
         if self.lm is None or self._index is None:
-            state: ModelState = self.app.model_state  # type: ignore[attr-defined]
-            if state.phase == "failed":
-                self._say("No model: it could not be loaded. What you typed is kept.", "error", where)
+            if self.model_state.phase == "failed":
+                self.say("No model: it could not be loaded. What you typed is kept.", "error", where)
             else:
-                self._say(
+                self.say(
                     "The model is still loading; what you typed is kept and shown when it is ready.", "busy", where
                 )
             return False
@@ -589,10 +551,10 @@ class EmbeddingsPane(Pane):
         self.view = "vocab"
         if self.lm is None or self._index is None:
             self._pending_token = token_id
-            self._say(f"The model is still loading: token #{token_id} will show when it is ready.", "busy")
+            self.say(f"The model is still loading: token #{token_id} will show when it is ready.", "busy")
             return
         if not 0 <= token_id < self._index.vocab_size:
-            self._say(f"There is no token #{token_id}: ids run from 0 to {self._index.vocab_size - 1}.", "error")
+            self.say(f"There is no token #{token_id}: ids run from 0 to {self._index.vocab_size - 1}.", "error")
             return
         from llmtui.engine.studies.embeddings import token_query_text
 
@@ -601,10 +563,8 @@ class EmbeddingsPane(Pane):
         self._request(self.query_input.value, submitted=True, record=True)
 
     def follow_selection(self, selection: TokenSelection) -> None:
-        """A token selected in another pane becomes the query (once per new selection: a query typed here stays)."""
-        if selection != self._followed:
-            self._followed = selection
-            self.show_token(selection.token_id)
+        """A token selected in another pane becomes the query (the app sends each selection once: a query typed here stays)."""
+        self.show_token(selection.token_id)
 
     def _set_query_text(self, text: str) -> None:
         self._last_text = text
@@ -620,10 +580,8 @@ class EmbeddingsPane(Pane):
         self._last_text = text
         if not self._ready():
             return
-        self._request_ids += 1
         size = self.scatter.content_region.size
         request = QueryRequest(
-            self._request_ids,
             text,
             self.leading_space if leading_space is None else leading_space,
             self.hide_inputs,
@@ -635,31 +593,24 @@ class EmbeddingsPane(Pane):
         self._map_neighbours = request.map_neighbours
         self._query_worker(request)
 
-    @work(thread=True, exclusive=True, group="emb-query", exit_on_error=False)
-    def _query_worker(self, request: QueryRequest) -> None:
+    @work(exclusive=True, group="emb-query", exit_on_error=False)
+    async def _query_worker(self, request: QueryRequest) -> None:
         from llmtui.engine.studies.embeddings import QueryError
 
         lm, index = self.lm, self._index
         assert lm is not None and index is not None
-        if request.id != self._request_ids:
-            return  # already superseded: no need to compute it
         try:
-            answer = run_on_model_thread(
-                compute_answer, lm.tokenizer, index, request
-            )  # torch on the app's model thread
-            self.post_message(self.Answered(request, answer))
+            answer = await call(compute_answer, lm.tokenizer, index, request)
         except QueryError as e:
-            self.post_message(self.Failed(request, str(e), (e.start, e.end)))
-        except ValueError as e:
-            self.post_message(self.Failed(request, str(e), (0, 0)))
-        except Exception as e:  # a bug: one line, the app keeps running
-            self.post_message(self.Failed(request, f"internal error ({type(e).__name__}: {e})", (0, 0)))
+            self._failed(request, error_line(e), (e.start, e.end))
+            return
+        except Exception as e:  # the user's to fix (ValueError), or a bug: one line, the app keeps running
+            self._failed(request, error_line(e), (0, 0))
+            return
+        self._answered(request, answer)
 
-    @on(Answered)
-    def _answered(self, message: Answered) -> None:
-        if message.request.id != self._request_ids or self.lm is None:
-            return  # a newer request is on its way
-        answer, request = message.answer, message.request
+    def _answered(self, request: QueryRequest, answer: Answer) -> None:
+        assert self.lm is not None
         self._answer = answer
         if request.record:
             self._record(_HistoryEntry(request.text, request.leading_space, request.choice))
@@ -687,7 +638,7 @@ class EmbeddingsPane(Pane):
             "expression": "the sum of the words' unit vectors, signed · ✚ on the map",
             "list": "sorted by similarity to the first word · enter: its neighbours",
         }
-        self._say(hints[kind])
+        self.say(hints[kind])
         self._fit_map()
 
     @on(ScatterMap.Resized)
@@ -710,15 +661,11 @@ class EmbeddingsPane(Pane):
                 leading_space=answer.query.leading_space,
             )
 
-    @on(Failed)
-    def _failed(self, message: Failed) -> None:
-        if message.request.id != self._request_ids:
-            return
-        error = message.error[0].upper() + message.error[1:]
-        self._say(error, "error" if message.request.submitted else "hint")
-        start, end = message.span
+    def _failed(self, request: QueryRequest, error: str, span: tuple[int, int]) -> None:
+        self.say(error, "error" if request.submitted else "hint")
+        start, end = span
         if end > start:  # show where, in what was typed
-            text = message.request.text
+            text = request.text
             used = Text("In what you typed: ")
             # Around the mistake only (a pasted megabyte would make this line thousands of lines long).
             before, after = text[max(0, start - CONTEXT_CHARS):start], text[end:end + CONTEXT_CHARS]
@@ -789,7 +736,7 @@ class EmbeddingsPane(Pane):
             return
         pos = self._history_pos + step
         if not 0 <= pos < len(self._history):
-            self._say("Nothing further back." if step < 0 else "Nothing further on.")
+            self.say("Nothing further back." if step < 0 else "Nothing further on.")
             return
         self._history_pos = pos
         entry = self._history[pos]
@@ -867,7 +814,6 @@ class EmbeddingsPane(Pane):
             self._context_timer = None
         if not self._ready("#emb-ctx-message"):
             return
-        self._context_ids += 1
         a, b, word = self._context_inputs()
         cached = None
         if self._ctx_answer is not None and (
@@ -877,9 +823,8 @@ class EmbeddingsPane(Pane):
         ) == (a, b, word):
             cached = (self._ctx_answer.a, self._ctx_answer.b)
         if cached is None:
-            self._say("Running both sentences through the model…", "busy", "#emb-ctx-message")
+            self.say("Running both sentences through the model…", "busy", "#emb-ctx-message")
         self._context_worker(
-            self._context_ids,
             a,
             b,
             word,
@@ -888,10 +833,9 @@ class EmbeddingsPane(Pane):
             self._context_rows(),
         )
 
-    @work(thread=True, exclusive=True, group="emb-context", exit_on_error=False)
-    def _context_worker(
+    @work(exclusive=True, group="emb-context", exit_on_error=False)
+    async def _context_worker(
         self,
-        request_id: int,
         a: str,
         b: str,
         word: str,
@@ -901,21 +845,16 @@ class EmbeddingsPane(Pane):
     ) -> None:
         lm, index = self.lm, self._index
         assert lm is not None and index is not None
-        if request_id != self._context_ids:
-            return  # already superseded
         try:
-            answer = run_on_model_thread(compute_context, lm, index, a, b, word, layer, cached, k)
-            self.post_message(self.ContextAnswered(request_id, answer))
-        except ValueError as e:
-            self.post_message(self.ContextFailed(request_id, str(e)))
-        except Exception as e:  # a bug: one line, the app keeps running
-            self.post_message(self.ContextFailed(request_id, f"internal error ({type(e).__name__}: {e})"))
-
-    @on(ContextAnswered)
-    def _context_answered(self, message: ContextAnswered) -> None:
-        if message.request_id != self._context_ids or self.lm is None:
+            answer = await call(compute_context, lm, index, a, b, word, layer, cached, k)
+        except Exception as e:  # the user's to fix (ValueError), or a bug: one line, the app keeps running
+            self.say(error_line(e), "error", "#emb-ctx-message")
             return
-        answer = self._ctx_answer = message.answer
+        self._context_answered(answer)
+
+    def _context_answered(self, answer: ContextAnswer) -> None:
+        assert self.lm is not None
+        self._ctx_answer = answer
         tokenizer = self.lm.tokenizer
         layer = answer.layer
         self.chart.show(answer.by_layer, answer.others, layer)
@@ -945,14 +884,8 @@ class EmbeddingsPane(Pane):
             )
         else:
             note = f"Layer {layer} · after B's tokens: their cosine with A's {word} · ←/→ on the chart"
-        self._say(note, "info", "#emb-ctx-message")
+        self.say(note, "info", "#emb-ctx-message")
         self.call_after_refresh(self._fit_context)
-
-    @on(ContextFailed)
-    def _context_failed(self, message: ContextFailed) -> None:
-        if message.request_id != self._context_ids:
-            return
-        self._say(message.error[0].upper() + message.error[1:], "error", "#emb-ctx-message")
 
     @on(Input.Changed, "#emb-sentence-a, #emb-sentence-b, #emb-word")
     def _context_changed(self, event: Input.Changed) -> None:

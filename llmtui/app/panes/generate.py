@@ -1,15 +1,15 @@
 """The Generate pane: watch the model choose its next token, and change how it chooses.
 
 A prompt editor, the sampling knobs, the output (each token coloured by the
-probability it had) and the probability table of one step. Generation runs in a
-thread worker that only posts messages; the session it advances is touched by one
-thread at a time (`_lock`), and every message carries the id of its run so that a
-stale one never lands.
+probability it had) and the probability table of one step. Generation runs in an
+exclusive worker on the UI's event loop that awaits each step from the model thread
+(`model_thread.call`); a newer run or preview cancels the older worker at its await,
+so a stale result never lands.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -22,21 +22,14 @@ from textual.containers import Grid, Horizontal
 from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widgets import TextArea
-from textual.worker import get_current_worker
 
 from llmtui.app.display import StepTexts, prompt_pieces, table_label
-from llmtui.app.messages import (
-    GenerationEnded,
-    GenerationUpdate,
-    NextTokenPreview,
-    PreviewFailed,
-    Throughput,
-)
-from llmtui.app.model_thread import run_on_model_thread
+from llmtui.app.messages import Throughput
+from llmtui.app.model_thread import call
 from llmtui.app.palette import legend, prob_style
-from llmtui.app.panes.base import Pane
+from llmtui.app.panes.base import MessageKind, Pane, error_line
 from llmtui.app.screens.value_input import ValueInputScreen
-from llmtui.app.selection import TokenSelected, TokenSelection
+from llmtui.app.selection import TokenSelection
 from llmtui.app.state import ModelState
 from llmtui.app.widgets.knob import KNOBS, Knob
 from llmtui.app.widgets.message_line import MessageLine
@@ -46,7 +39,7 @@ from llmtui.app.widgets.token_text import Piece, TokenText
 from llmtui.engine.settings import SamplingSettings
 
 if TYPE_CHECKING:
-    from llmtui.engine.generation import GenerationSession, Step
+    from llmtui.engine.generation import Candidate, GenerationSession, Step
     from llmtui.engine.lm import LanguageModel
 
 TOP_N = 10
@@ -84,17 +77,17 @@ class PromptRequest:
 
 @dataclass
 class _Run:
-    """One run of the worker. The UI thread may replace `settings` (a knob turned) or set `stop`."""
+    """One run of the worker. A knob turned replaces `settings` (read before each step); stop keys set `stop`."""
 
-    id: int
     kind: RunKind
     settings: SamplingSettings
     prompt: PromptRequest
     session: GenerationSession | None = None  # set by the worker when it creates the session
     limit: int | None = None  # steps to take; None: until the session finishes (the UI may raise it)
-    stop: threading.Event = field(default_factory=threading.Event)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
     ended: bool = False
     produced: int = 0  # tokens this run has drawn so far (set by the worker)
+    rate: float | None = None  # tokens per second so far
 
 
 def check_fits(request: PromptRequest, n_tokens: int, window: int) -> None:
@@ -119,6 +112,7 @@ class GeneratePane(Pane):
     """Streamed generation with live probability tables and sampling knobs."""
 
     PANE_ID = "generate"
+    MESSAGE_LINE = "#gen-message"
     TITLE = "Generate"
     SHORT_TITLE = "Gen"
     HELP = (
@@ -152,9 +146,7 @@ class GeneratePane(Pane):
     def __init__(self, settings: SamplingSettings | None = None) -> None:
         super().__init__()
         self.set_reactive(GeneratePane.settings, settings or SamplingSettings())
-        self._lock = threading.Lock()  # held while a thread uses the session
         self._run: _Run | None = None
-        self._run_ids = 0
         self._session: GenerationSession | None = None
         self._session_prompt: PromptRequest | None = None
         self._steps: tuple[Step, ...] = ()
@@ -162,7 +154,6 @@ class GeneratePane(Pane):
         self._prompt_pieces: list[Piece] = []
         self._texts: StepTexts | None = None
         self._preview: TableView | None = None
-        self._preview_ids = 0
         self._preview_timer: Timer | None = None
         self._streaming = True  # after a fork, go on generating (False after single steps)
         self._note_until = 0.0  # a knob's note stays on the message line until then (time.monotonic)
@@ -193,7 +184,6 @@ class GeneratePane(Pane):
             yield ProbabilityTable(id="probs")
 
     def on_mount(self) -> None:
-        self.watch(self.app, "model_state", self._model_state_changed, init=True)
         self.watch(self.output, "selected", self._selection_changed, init=False)
         self._update_legend()
 
@@ -237,10 +227,11 @@ class GeneratePane(Pane):
         self.editor.load_text(text)
         self.editor.move_cursor(self.editor.document.end)  # ready to type on
 
-    def _say(self, text: str, kind: Literal["info", "error", "busy"] = "info") -> None:
+    def say(self, text: str, kind: MessageKind = "info", where: str | None = None) -> None:
+        """The message line (a MessageLine: cheap to update many times a second while tokens stream)."""
         line = self.query_one("#gen-message", MessageLine)
         line.text = str(text)
-        for k in ("info", "error", "busy"):
+        for k in ("info", "error", "busy", "hint"):
             line.set_class(k == kind, f"-{k}")
 
     def _update_legend(self) -> None:
@@ -265,21 +256,18 @@ class GeneratePane(Pane):
 
     # -- the model -------------------------------------------------------------------------
 
-    def _model_state_changed(self, state: ModelState) -> None:
+    def model_state_changed(self, state: ModelState) -> None:
         if state.phase == "ready":
             return
         self.output.set_placeholder(
             state.describe() + ("\n\nQuit with ctrl+q and start again with --model NAME|PATH." if state.phase == "failed" else ""),
             "error" if state.phase == "failed" else "placeholder",
         )
-        if state.phase == "failed":
-            self._say("No model: it could not be loaded. Your prompt is kept.", "error")
-        else:
-            self._say("Loading the model… you can type the prompt meanwhile.", "busy")
+        super().model_state_changed(state)
 
     def model_ready(self, lm: LanguageModel) -> None:
         self._texts = StepTexts(lm.tokenizer)
-        self._say(f"Ready · {lm.config.context_length} tokens of context · F5 generate · F6 one token")
+        self.say(f"Ready · {lm.config.context_length} tokens of context · F5 generate · F6 one token")
         self._show_idle_output()
         self._request_preview()
 
@@ -295,12 +283,11 @@ class GeneratePane(Pane):
     # -- actions ---------------------------------------------------------------------------
 
     def _ready_to_run(self) -> bool:
-        state: ModelState = self.app.model_state  # type: ignore[attr-defined]
         if self.lm is None:
-            if state.phase == "failed":
-                self._say("No model: it could not be loaded (see the output). Your prompt is kept.", "error")
+            if self.model_state.phase == "failed":
+                self.say("No model: it could not be loaded (see the output). Your prompt is kept.", "error")
             else:
-                self._say("The model is still loading; your prompt is kept. Press the key again when it is ready.", "busy")
+                self.say("The model is still loading; your prompt is kept. Press the key again when it is ready.", "busy")
             return False
         return True
 
@@ -309,7 +296,7 @@ class GeneratePane(Pane):
         text = self.editor.text
         if not self.chat_mode:
             if not text.strip():
-                self._say("The prompt is empty: type some text first.", "error")
+                self.say("The prompt is empty: type some text first.", "error")
                 return None
             return PromptRequest(text)
         if text.strip():
@@ -321,7 +308,7 @@ class GeneratePane(Pane):
         previous = self._session_prompt
         if previous is not None and previous.chat:
             return previous  # an empty message: draw the last reply again
-        self._say("The message is empty: type what the user says first.", "error")
+        self.say("The message is empty: type what the user says first.", "error")
         return None
 
     def _reply_text(self) -> str:
@@ -388,9 +375,8 @@ class GeneratePane(Pane):
         run = self._run
         if run is None or run.ended:
             return
-        run.stop.set()
-        self.workers.cancel_group(self, "generation")
-        self._say("Stopping…", "busy")
+        run.stop.set()  # the worker ends the run (and says so) once the token being computed lands
+        self.say("Stopping…", "busy")
 
     def leave_text(self) -> None:
         """Escape in the prompt stops a running generation (the key a speaker reaches for); else it leaves the prompt."""
@@ -418,12 +404,12 @@ class GeneratePane(Pane):
 
     def action_reset_knobs(self) -> None:
         self.settings = SamplingSettings()
-        self._say("Knobs reset to their defaults.")
+        self.say("Knobs reset to their defaults.")
 
     def action_clear(self) -> None:
         """Forget the shown text (and the chat so far); the prompt stays in the editor."""
         if self.running:
-            self.action_stop()
+            self.workers.cancel_group(self, "generation")  # the run is dropped: nothing of it lands
             self.post_message(Throughput(None))
         self._run = None
         self.refresh_bindings()
@@ -437,7 +423,7 @@ class GeneratePane(Pane):
         self.table.show(None)
         self._show_idle_output()
         self._request_preview()
-        self._say("Cleared.")
+        self.say("Cleared.")
 
     def watch_chat_mode(self, chat: bool) -> None:
         self.editor.border_title = "Message (chat mode: you are the user)" if chat else "Prompt"
@@ -445,7 +431,7 @@ class GeneratePane(Pane):
             "Type a message as the user, then F5 to send it" if chat else "Type a prompt, then F5 to generate or F6 for one token"
         )
         self.set_class(chat, "-chat")
-        self._say("Chat mode: your text is wrapped in the model's chat template." if chat else "Plain mode: the model continues your text.")
+        self.say("Chat mode: your text is wrapped in the model's chat template." if chat else "Plain mode: the model continues your text.")
         if not self._steps:
             self._prompt_pieces = []
             self._show_idle_output()
@@ -454,7 +440,7 @@ class GeneratePane(Pane):
     def watch_colour_by(self) -> None:
         self._update_legend()
         self._render_output()
-        self._say("Tokens coloured by the model's probability." if self.colour_by == "model"
+        self.say("Tokens coloured by the model's probability." if self.colour_by == "model"
                   else "Tokens coloured by their probability after the knobs (what they were drawn with).")
 
     # -- knobs -----------------------------------------------------------------------------
@@ -467,21 +453,21 @@ class GeneratePane(Pane):
             new = check_settings(self.settings, name, event.value)
         except ValueError as e:
             event.knob.value = getattr(self.settings, name)
-            self._say(str(e), "error")
+            self.say(str(e), "error")
             return
         self.settings = new
         if self.running:
             note = "the seed applies to the next generation" if name == "seed" else "applies from the next token"
-            self._say(f"{event.knob.text}: {note}", "busy")
+            self.say(f"{event.knob.text}: {note}", "busy")
             self._note_until = time.monotonic() + 2.0
         else:
             if name == "seed":
-                self._say(f"{event.knob.text}: applies to the next generation")
+                self.say(f"{event.knob.text}: applies to the next generation")
                 return
             if name == "max_new_tokens":
-                self._say(f"{event.knob.text}: the most this text may have (F7 goes on up to it)")
+                self.say(f"{event.knob.text}: the most this text may have (F7 goes on up to it)")
                 return
-            self._say(f"{event.knob.text}: the table shows the next token under the new knobs")
+            self.say(f"{event.knob.text}: the table shows the next token under the new knobs")
             if self._steps and self.output.selected != len(self._steps):
                 self.output.allow_next(True)
                 self.output.selected = len(self._steps)
@@ -534,80 +520,71 @@ class GeneratePane(Pane):
                fork: tuple[int, int] | None = None) -> None:
         if self._run is not None and not self._run.ended:
             self._run.stop.set()
-        self._run_ids += 1
-        self._preview_ids += 1  # a pending preview is stale now
-        run = _Run(self._run_ids, kind, self.settings, prompt, None if new_session else self._session, limit)
+        self.workers.cancel_group(self, "preview")  # a pending preview is stale now
+        run = _Run(kind, self.settings, prompt, None if new_session else self._session, limit)
         self._run = run
         self.output.allow_next(False)
         self.output.selected = None
-        self._say("Generating…" if limit is None else "Thinking…", "busy")
+        self.say("Generating…" if limit is None else "Thinking…", "busy")
         self._worker(run, fork)
         self.refresh_bindings()
 
-    @work(thread=True, exclusive=True, group="generation", exit_on_error=False)
-    def _worker(self, run: _Run, fork: tuple[int, int] | None) -> None:
-        """Advance the session in this thread; post the steps at most every POST_EVERY seconds."""
+    @work(exclusive=True, group="generation", exit_on_error=False)
+    async def _worker(self, run: _Run, fork: tuple[int, int] | None) -> None:
+        """Advance the session a step at a time on the model thread; show the steps at most every POST_EVERY
+        seconds, drawn while the model computes the next step."""
         from llmtui.engine.generation import GenerationSession
 
-        worker = get_current_worker()
         lm = self.lm
         assert lm is not None
-        produced, first_at, last_post, rate = 0, 0.0, 0.0, None
-
-        def stopped() -> bool:
-            return worker.is_cancelled or run.stop.is_set()
-
+        first_at, last_post = 0.0, 0.0
         try:
-            with self._lock:
-                if run.session is None:
-                    ids = run.prompt.encode(lm)
-                    check_fits(run.prompt, len(ids), lm.config.context_length)
-                    run.session = run_on_model_thread(GenerationSession, lm, ids, run.settings, top_n=TOP_N)
+            if run.session is None:
+                ids = await call(run.prompt.encode, lm)
+                check_fits(run.prompt, len(ids), lm.config.context_length)
+                run.session = await call(GenerationSession, lm, ids, run.settings, top_n=TOP_N)
             session = run.session
             if fork is not None:
                 index, token = fork
-                with self._lock:
-                    session.settings = run.settings
-                    if run.kind == "force":
-                        step = run_on_model_thread(session.step)
-                        if step is None:
-                            raise ValueError(f"the text has finished ({session.finish_reason}): no token comes next")
-                        if step.token_id != token:
-                            run_on_model_thread(session.fork, step.index, token)
-                    else:
-                        run_on_model_thread(session.fork, index, token)
-                self.post_message(GenerationUpdate(run.id, tuple(session.steps), None))
-            reason = ""
+                session.settings = run.settings
+                if run.kind == "force":
+                    step = await call(session.step)
+                    if step is None:
+                        raise ValueError(f"the text has finished ({session.finish_reason}): no token comes next")
+                    if step.token_id != token:
+                        await call(session.fork, step.index, token)
+                else:
+                    await call(session.fork, index, token)
+                self._show_steps(run, tuple(session.steps), None)
+            shown: tuple[Step, ...] | None = None  # steps to draw while the next one is computed
             while True:
-                if run.limit is not None and produced >= run.limit:
-                    reason = session.finish_reason or ("forked" if fork is not None and produced == 0 else "paused")
+                if run.limit is not None and run.produced >= run.limit:
+                    reason = session.finish_reason or ("forked" if fork is not None and run.produced == 0 else "paused")
                     break
-                with self._lock:
-                    if stopped():
-                        reason = "stopped"
-                        break
-                    session.settings = run.settings
-                    step = run_on_model_thread(session.step)
+                if run.stop.is_set():
+                    reason = "stopped"
+                    break
+                session.settings = run.settings
+                next_step = asyncio.ensure_future(call(session.step))
+                if shown is not None:
+                    self._show_steps(run, shown, run.rate)
+                    shown = None
+                step = await next_step
                 if step is None:
                     reason = session.finish_reason or "finished"
                     break
-                produced += 1
-                run.produced = produced
+                run.produced += 1
                 now = time.perf_counter()
-                if produced == 1:
+                if run.produced == 1:
                     first_at = now
                 else:
-                    rate = (produced - 1) / (now - first_at)
+                    run.rate = (run.produced - 1) / (now - first_at)
                 if now - last_post >= POST_EVERY:
                     last_post = now
-                    self.post_message(GenerationUpdate(run.id, tuple(session.steps), rate))
-            self.post_message(GenerationEnded(run.id, tuple(session.steps), reason, None, rate))
-        except ValueError as e:  # a prompt too long, a fork past the end, ...: the user's to fix
-            steps = tuple(run.session.steps) if run.session else ()
-            self.post_message(GenerationEnded(run.id, steps, "error", str(e), rate))
-        except Exception as e:  # noqa: BLE001 - a bug: say it in one line, keep the app running
-            steps = tuple(run.session.steps) if run.session else ()
-            self.post_message(GenerationEnded(run.id, steps, "error", f"internal error ({type(e).__name__}: {e})", rate))
+                    shown = tuple(session.steps)
+            self._ended(run, tuple(session.steps), reason)
+        except Exception as e:  # a prompt too long, a fork past the end (the user's to fix), or a bug: one line
+            self._ended(run, tuple(run.session.steps) if run.session else (), "error", error_line(e))
 
     def _adopt(self, run: _Run) -> None:
         """Make the run's session the shown one (once the worker created it)."""
@@ -623,63 +600,58 @@ class GeneratePane(Pane):
             if run.prompt.chat and run.kind in ("generate", "step") and self.editor.text == run.prompt.text:
                 self.editor.load_text("")  # the message was sent: it now shows in the transcript
 
-    @on(GenerationUpdate)
-    def _on_update(self, message: GenerationUpdate) -> None:
-        run = self._run
-        if run is None or message.run_id != run.id:
-            return  # stale: a newer run has started
+    def _show_steps(self, run: _Run, steps: tuple[Step, ...], tokens_per_s: float | None) -> None:
+        """The run's steps so far, while it goes on."""
         self._adopt(run)
-        self._steps = message.steps
+        self._steps = steps
         self._render_output()
         self._refresh_table()
         if not run.ended and not run.stop.is_set() and time.monotonic() > self._note_until:
-            self._say(f"Generating… {len(self._steps)} tokens · seed {self._last_seed}", "busy")
+            self.say(f"Generating… {len(self._steps)} tokens · seed {self._last_seed}", "busy")
         now = time.monotonic()
-        if message.tokens_per_s is not None and now - self._speed_shown_at >= 1.0:  # the status line: once a second
+        if tokens_per_s is not None and now - self._speed_shown_at >= 1.0:  # the status line: once a second
             self._speed_shown_at = now
-            self.post_message(Throughput(message.tokens_per_s))
+            self.post_message(Throughput(tokens_per_s))
 
-    @on(GenerationEnded)
-    def _on_ended(self, message: GenerationEnded) -> None:
-        run = self._run
-        if run is None or message.run_id != run.id:
-            return
+    def _ended(self, run: _Run, steps: tuple[Step, ...], reason: str, error: str | None = None) -> None:
+        """The run stopped: finished ("stop token", "max new tokens", ...), "stopped" by the user, or failed."""
         run.ended = True
         self.refresh_bindings()
         self.post_message(Throughput(None))
-        if message.error is not None and run.session is None:
-            self._say(message.error[0].upper() + message.error[1:], "error")
+        if error is not None and run.session is None:
+            self.say(error, "error")
             return
         self._adopt(run)
         # The pane holds the session now. Textual keeps a finished worker (and so its run) reachable
         # for a while through context variables; without this, each kept an old session and its KV cache.
         run.session = None
-        self._steps = message.steps
+        self._steps = steps
         self.output.allow_next(True)
         self._render_output()
         self._refresh_table()
         pending = (run.limit or 0) - run.produced
-        if message.reason == "paused" and pending > 0 and not run.stop.is_set():
-            self._start("step", run.prompt, limit=pending)  # step presses that came in while it worked
+        if reason == "paused" and pending > 0 and not run.stop.is_set():
+            # step presses that came in while it worked: a new worker, once this one has returned
+            self.call_later(self._start, "step", run.prompt, limit=pending)
             return
         n = len(self._steps)
         seed = f"seed {self._last_seed}"
-        if message.error is not None:
-            self._say(message.error[0].upper() + message.error[1:], "error")
-        elif message.reason == "stopped":
-            self._say(f"Stopped after {n} tokens · {seed} · F7 goes on")
-        elif message.reason == "paused":
-            self._say(f"{n} tokens · {seed} · F6 one more, F7 go on")
-        elif message.reason == "forked":
-            self._say(f"Forked at token {self._steps[-1].index + 1} · F6 one more, F7 go on" if self._steps else "Forked")
-        elif message.reason == "max new tokens":
-            self._say(f"Max tokens reached: {n} tokens · {seed} · raise it and F7 goes on")
-        elif message.reason == "context window full":
+        if error is not None:
+            self.say(error, "error")
+        elif reason == "stopped":
+            self.say(f"Stopped after {n} tokens · {seed} · F7 goes on")
+        elif reason == "paused":
+            self.say(f"{n} tokens · {seed} · F6 one more, F7 go on")
+        elif reason == "forked":
+            self.say(f"Forked at token {self._steps[-1].index + 1} · F6 one more, F7 go on" if self._steps else "Forked")
+        elif reason == "max new tokens":
+            self.say(f"Max tokens reached: {n} tokens · {seed} · raise it and F7 goes on")
+        elif reason == "context window full":
             window = self.lm.config.context_length if self.lm is not None else self.context_used
-            self._say(f"Context window full: {self.context_used:,} of {window:,} tokens · fork earlier or ctrl+n clears",
+            self.say(f"Context window full: {self.context_used:,} of {window:,} tokens · fork earlier or ctrl+n clears",
                       "error")
         else:
-            self._say(f"Finished ({message.reason}): {n} tokens · {seed}")
+            self.say(f"Finished ({reason}): {n} tokens · {seed}")
 
     # -- output and table ------------------------------------------------------------------
 
@@ -707,7 +679,13 @@ class GeneratePane(Pane):
         """The user picked a generated token: it becomes the app's current token (in the whole text)."""
         if event.index is not None and 0 <= event.index < len(self._steps):
             ids = [*self._prompt_ids, *(s.token_id for s in self._steps)]
-            self.post_message(TokenSelected(TokenSelection.at(ids, len(self._prompt_ids) + event.index, self.PANE_ID)))
+            self.select_token(ids, len(self._prompt_ids) + event.index)
+
+    def shown_ids(self) -> tuple[int, ...] | None:
+        """The session's text: its prompt and the tokens generated so far (None before the first run)."""
+        if self._session is None:
+            return None
+        return (*self._session.prompt_ids, *(step.token_id for step in self._steps))
 
     def follow_selection(self, selection: TokenSelection) -> None:
         """The app's current token, when it is one of the shown steps: select it, its table shows."""
@@ -766,9 +744,8 @@ class GeneratePane(Pane):
         """Compute the next token's distribution under the current knobs (in a thread)."""
         if self.lm is None or self.running:
             return
-        self._preview_ids += 1
         if self._session is not None:
-            self._preview_worker(self._preview_ids, self._session, None, self.settings)
+            self._preview_worker(self._session, None, self.settings)
             return
         request = PromptRequest(self.editor.text, chat=self.chat_mode)
         if not request.text.strip() and not self.chat_mode:
@@ -777,74 +754,72 @@ class GeneratePane(Pane):
             self._preview_len = 0
             self._show_context()
             self.table.show(None)
+            self.workers.cancel_group(self, "preview")
             self._show_idle_output()
             return
-        self._preview_worker(self._preview_ids, None, request, self.settings)
+        self._preview_worker(None, request, self.settings)
 
-    @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
-    def _preview_worker(self, preview_id: int, session: GenerationSession | None, request: PromptRequest | None,
-                        settings: SamplingSettings) -> None:
+    @work(exclusive=True, group="preview", exit_on_error=False)
+    async def _preview_worker(self, session: GenerationSession | None, request: PromptRequest | None,
+                              settings: SamplingSettings) -> None:
         from llmtui.engine.generation import candidates
         from llmtui.engine.sampling import distribution
 
         lm = self.lm
         assert lm is not None
 
-        def next_token() -> tuple:
+        def next_token(ids: list[int]) -> tuple:
             if session is not None:
                 return candidates(lm, session.distribution(settings), TOP_N), len(session.steps), list(session.prompt_ids)
             logits = lm.run(ids, capture=False).logits[0, -1]
             return candidates(lm, distribution(logits, settings, ids), TOP_N), 0, ids
 
         try:
+            ids: list[int] = []
             if session is None:
                 assert request is not None
-                ids = request.encode(lm)
+                ids = await call(request.encode, lm)
                 if not ids:
                     raise ValueError("the prompt is empty: type some text first")
                 check_fits(request, len(ids), lm.config.context_length)
-            with self._lock:
-                cands, position, ids = run_on_model_thread(next_token)
-            self.post_message(NextTokenPreview(preview_id, position, cands, settings, tuple(ids)))
-        except ValueError as e:
-            self.post_message(PreviewFailed(preview_id, str(e)))
-        except Exception as e:  # noqa: BLE001 - a bug: one line in the pane, the app keeps running
-            self.post_message(PreviewFailed(preview_id, f"internal error ({type(e).__name__}: {e})"))
-
-    @on(NextTokenPreview)
-    def _on_preview(self, message: NextTokenPreview) -> None:
-        if message.preview_id != self._preview_ids or self.running or self.lm is None:
+            cands, position, ids = await call(next_token, ids)
+        except Exception as e:  # the user's to fix (ValueError), or a bug: one line, the app keeps running
+            self._preview_failed(error_line(e))
             return
+        if not self.running:
+            self._show_preview(position, cands, settings, tuple(ids))
+
+    def _show_preview(self, position: int, cands: tuple[Candidate, ...], settings: SamplingSettings,
+                      prompt_ids: tuple[int, ...]) -> None:
+        """The distribution of the token that would come next, under the given knobs."""
+        assert self.lm is not None
         self._preview = TableView(
-            title=f"Next token · preview (token {message.position + 1})" if message.position else "Next token · preview",
-            index=message.position,
-            candidates=message.candidates,
-            labels=tuple(self._label(c.id, c.text) for c in message.candidates),
+            title=f"Next token · preview (token {position + 1})" if position else "Next token · preview",
+            index=position,
+            candidates=cands,
+            labels=tuple(self._label(c.id, c.text) for c in cands),
             drawn=None,
-            settings=message.settings,
+            settings=settings,
             preview=True,
         )
         if self._session is None:  # show the prompt as the model will see it
-            self._preview_len = len(message.prompt_ids)
+            self._preview_len = len(prompt_ids)
             self._prompt_pieces = [
                 Piece(p.text, role="special" if p.special else "prompt")
-                for p in prompt_pieces(self.lm.tokenizer, list(message.prompt_ids))
+                for p in prompt_pieces(self.lm.tokenizer, list(prompt_ids))
             ]
             self._render_output()
             self.output.allow_next(True)
             self.output.selected = 0
         self._refresh_table()
 
-    @on(PreviewFailed)
-    def _on_preview_failed(self, message: PreviewFailed) -> None:
-        if message.preview_id != self._preview_ids:
-            return
+    def _preview_failed(self, error: str) -> None:
         self._preview = None
         if self._session is None:
             self._preview_len = 0
             self._show_context()
         self.table.show(None)
-        self._say(message.error[0].upper() + message.error[1:], "error")
+        self.say(error, "error")
 
     # -- forks -----------------------------------------------------------------------------
 
@@ -856,7 +831,7 @@ class GeneratePane(Pane):
         if event.preview:
             prompt = self._session_prompt if self._session is not None else PromptRequest(self.editor.text, chat=self.chat_mode)
             if self._session is None and not prompt.text.strip():
-                self._say("The prompt is empty: type some text first.", "error")
+                self.say("The prompt is empty: type some text first.", "error")
                 return
             self._start("force", prompt, new_session=self._session is None, limit=None if self._streaming else 0,
                         fork=(event.index, event.token_id))
@@ -864,7 +839,7 @@ class GeneratePane(Pane):
         if not 0 <= event.index < len(self._steps):
             return
         if self._steps[event.index].token_id == event.token_id:
-            self._say("That is the token it drew; choose another row to fork the text there.")
+            self.say("That is the token it drew; choose another row to fork the text there.")
             return
         assert self._session_prompt is not None
         self._start("fork", self._session_prompt, limit=None if self._streaming else 0, fork=(event.index, event.token_id))

@@ -22,8 +22,8 @@ from textual.widgets import Input, Static, Tab, Tabs, TextArea
 
 from llmtui.app.display import safe
 from llmtui.app.messages import ShowTokenInEmbeddings
-from llmtui.app.panes.base import Pane
-from llmtui.app.selection import TokenSelected, TokenSelection
+from llmtui.app.panes.base import MessageKind, Pane
+from llmtui.app.selection import TokenSelection
 from llmtui.app.state import ModelState
 from llmtui.app.widgets.loading import LoadingNotice
 from llmtui.app.widgets.safe_input import SafeInput
@@ -139,7 +139,6 @@ class TokenizerPane(Pane):
         self.query_one("#tok-encodings", Tabs).can_focus = False
         self.query_one("#tok-ids-box").display = False
         self.watch(self.chips, "selected", self._show_detail, init=False)
-        self.watch(self.app, "model_state", self._model_state_changed, init=True)
 
     @property
     def editor(self) -> TextArea:
@@ -211,7 +210,8 @@ class TokenizerPane(Pane):
         for key in ENCODINGS:
             self.query_one(f"#enc-{key}", Tab).label = self._tab_label(key)
 
-    def _say(self, text: Text | str, kind: Literal["info", "error"] = "info") -> None:
+    def say(self, text: Text | str, kind: MessageKind = "info", where: str | None = None) -> None:
+        """The info line, which may hold up to three lines (problems with pasted ids)."""
         line = self.query_one("#tok-info", Static)
         # One line, except problems with pasted ids (up to three): a fixed height spares the
         # screen a layout pass at every keystroke.
@@ -221,7 +221,7 @@ class TokenizerPane(Pane):
 
     # -- the model and OpenAI's encodings ----------------------------------------------------
 
-    def _model_state_changed(self, state: ModelState) -> None:
+    def model_state_changed(self, state: ModelState) -> None:
         if state.phase != "ready":
             self._refresh()
 
@@ -262,8 +262,7 @@ class TokenizerPane(Pane):
     def _missing_note(self, key: str) -> Text:
         """Why an encoding shows no tokens, and what to do."""
         if key == MODEL:
-            state: ModelState = self.app.model_state  # type: ignore[attr-defined]
-            if state.phase == "failed":
+            if self.model_state.phase == "failed":
                 return Text("No model, so not its tokenizer (see above). OpenAI's tokenizers may still work: "
                             "F2 switches to the next one.")
             return Text("The model's tokenizer comes with the model, which is loading (see above). "
@@ -327,7 +326,7 @@ class TokenizerPane(Pane):
             tokenizer = self._tokenizers.get(self.encoding)
             if tokenizer is None:
                 self.chips.show_message(self._missing_note(self.encoding))
-                self._say("")
+                self.say("")
                 return
             tokens = self._shown[self.encoding] = tokenize(tokenizer, text, self.allow_special)
             if not tokens.n_tokens:
@@ -337,7 +336,7 @@ class TokenizerPane(Pane):
                     "another language. F2 shows how another tokenizer cuts the same text.", style="italic"))
             else:
                 self.chips.show([ChipSection(self.encoding, None, tokenizer, tokens)], previous)
-            self._say(self._counts(tokens, text).append(self._cut_note()))
+            self.say(self._counts(tokens, text).append(self._cut_note()))
             self.chips.border_title = f"Tokens · {self._tab_label(self.encoding)}"
         else:
             sections = []
@@ -352,7 +351,7 @@ class TokenizerPane(Pane):
                 sections.append(ChipSection(key, title, tokenizer, tokens))
             self.chips.show(sections, previous)
             data = len(text.encode("utf-8", "surrogatepass"))
-            self._say(Text(f"Comparing {len(keys)} tokenizers on {len(text)} characters, {data} bytes"
+            self.say(Text(f"Comparing {len(keys)} tokenizers on {len(text)} characters, {data} bytes"
                            + (" · specials on" if self.allow_special else "")).append(self._cut_note()))
             self.chips.border_title = "Tokens · every tokenizer"
         if self._typing and (self.editor.has_focus or previous is None):
@@ -393,7 +392,7 @@ class TokenizerPane(Pane):
             self.chips.show_message(self._missing_note(self.encoding))
             self._decoded = ""
             decoded.update("")
-            self._say("")
+            self.say("")
             return
         parsed = parse_ids(self.ids_input.value, tokenizer, name=self._tokenizer_name(self.encoding))
         tokens, text = from_ids(tokenizer, parsed.ids)
@@ -407,11 +406,11 @@ class TokenizerPane(Pane):
         if parsed.problems:
             head = Text(f"{len(parsed.problems)} of {parsed.n_items} items are not ids: ", style="bold")
             head.append("; ".join(parsed.problems), style="not bold")
-            self._say(head, "error")
+            self.say(head, "error")
         elif parsed.ids:
-            self._say(f"{tokens.n_tokens} ids → {tokens.n_chars} characters, {tokens.n_bytes} bytes")
+            self.say(f"{tokens.n_tokens} ids → {tokens.n_chars} characters, {tokens.n_bytes} bytes")
         else:
-            self._say("")
+            self.say("")
 
     # -- the selected token -----------------------------------------------------------------
 
@@ -484,10 +483,7 @@ class TokenizerPane(Pane):
         tokens = event.section.tokens
         if event.section.key != MODEL or tokens is None:
             return
-        current: TokenSelection | None = getattr(self.app, "selection", None)
-        if current is not None and current.same_text(tokens.ids) and current.position == event.index:
-            return
-        self.post_message(TokenSelected(TokenSelection.at(tokens.ids, event.index, self.PANE_ID)))
+        self.select_token(tokens.ids, event.index)
 
     def follow_selection(self, selection: TokenSelection) -> None:
         """A token chosen in another pane: select it here when its text is the one shown.

@@ -20,6 +20,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from llmtui.engine.settings import KNOB, KnobInfo
+
 
 def _fmt_float(value: float) -> str:
     return f"{value:.2f}"
@@ -27,16 +29,29 @@ def _fmt_float(value: float) -> str:
 
 @dataclass(frozen=True)
 class KnobSpec:
-    """What a knob sets and how: the SamplingSettings field, its ladder of values, how to show it."""
+    """How the widget shows a knob described in `llmtui.engine.settings.KNOBS`: its label and its text form."""
 
-    name: str  # the SamplingSettings field
+    info: KnobInfo  # the name, range, steps, default and help
     label: str
-    ladder: tuple[Any, ...]  # increasing values the -/+ keys step through
-    help: str
     show: Callable[[Any], str] = _fmt_float
     parse: Callable[[str], Any] = float
     open_ended: bool = False  # + past the ladder's end adds one (the seed)
     short: str = ""  # the label where the full one does not fit: distinct from its neighbours' ("k", "p")
+    keys: str = ""  # the widget's own keys, added to the help
+
+    @property
+    def name(self) -> str:
+        """The SamplingSettings field."""
+        return self.info.name
+
+    @property
+    def ladder(self) -> tuple[Any, ...]:
+        """Increasing values the -/+ keys step through."""
+        return self.info.steps
+
+    @property
+    def help(self) -> str:
+        return self.info.help + (f" ({self.keys})" if self.keys else "")
 
     def neighbour(self, value: Any, direction: int) -> Any:
         """The next value up (+1) or down (-1) the ladder from `value` (which may lie between rungs)."""
@@ -82,71 +97,17 @@ def _parse_int(text: str) -> int:
     return 0 if text == "off" else int(text)
 
 
-def _seq(start: float, stop: float, step: float) -> tuple[float, ...]:
-    n = round((stop - start) / step)
-    return tuple(round(start + i * step, 4) for i in range(n + 1))
-
-
 KNOBS: tuple[KnobSpec, ...] = (
-    KnobSpec(
-        "temperature",
-        "temperature",
-        _seq(0.0, 2.0, 0.1) + (2.5, 3.0, 5.0),
-        "Divides the logits before the softmax: below 1 sharpens, above 1 flattens; 0 is greedy.",
-        short="temp",
-    ),
-    KnobSpec(
-        "top_k",
-        "top-k",
-        (0, 1, 2, 3, 5, 10, 20, 40, 50, 100, 200, 500, 1000),
-        "Keeps only the k most probable tokens; off keeps all.",
-        show=_show_int_off,
-        parse=_parse_int,
-        short="k",
-    ),
-    KnobSpec(
-        "top_p",
-        "top-p",
-        _seq(0.05, 1.0, 0.05),
-        "Keeps the smallest set of most probable tokens whose probabilities add up to p; 1 is off.",
-        show=_show_p,
-        short="p",
-    ),
-    KnobSpec(
-        "min_p",
-        "min-p",
-        (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0),
-        "Keeps tokens at least min-p times as probable as the top one; 0 is off.",
-        show=_show_p,
-        short="min",
-    ),
-    KnobSpec(
-        "max_new_tokens",
-        "max tokens",
-        (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096),
-        "How many tokens to generate at most.",
-        show=str,
-        parse=int,
-        short="max",
-    ),
-    KnobSpec(
-        "repetition_penalty",
-        "repeat",
-        _seq(0.8, 2.0, 0.05),
-        "Repetition penalty: above 1 makes tokens already in the text less likely; 1 is off.",
-        short="rep",
-    ),
-    KnobSpec(
-        "seed",
-        "seed",
-        (None, *range(10)),
-        "Fixes the random draws so a generation can be repeated; random draws a fresh seed each time "
-        "(r: random, f: fix the last seed used).",
-        show=_show_seed,
-        parse=_parse_seed,
-        open_ended=True,
-    ),
+    KnobSpec(KNOB["temperature"], "temperature", short="temp"),
+    KnobSpec(KNOB["top_k"], "top-k", show=_show_int_off, parse=_parse_int, short="k"),
+    KnobSpec(KNOB["top_p"], "top-p", show=_show_p, short="p"),
+    KnobSpec(KNOB["min_p"], "min-p", show=_show_p, short="min"),
+    KnobSpec(KNOB["max_new_tokens"], "max tokens", show=str, parse=int, short="max"),
+    KnobSpec(KNOB["repetition_penalty"], "repeat", short="rep"),
+    KnobSpec(KNOB["seed"], "seed", show=_show_seed, parse=_parse_seed, open_ended=True,
+             keys="r: random, f: fix the last seed used"),
 )
+"""The widget's knobs, in the order of `KNOBS` in llmtui.engine.settings."""
 
 KNOB_BY_NAME = {spec.name: spec for spec in KNOBS}
 

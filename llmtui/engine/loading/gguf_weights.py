@@ -10,7 +10,6 @@ while our model (like Hugging Face's) rotates the two halves of each head.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +19,7 @@ from gguf.quants import dequantize
 
 from llmtui.engine.model.config import ModelConfig
 from llmtui.engine.errors import ModelLoadError
-from llmtui.engine.loading.gguf_header import KNOWN_TYPES, GGUFFile, read_gguf_header
+from llmtui.engine.loading.gguf_header import KNOWN_TYPES, GGUFFile
 from llmtui.engine.loading.common import Progress, check_state_dict, report
 
 Q = GGMLQuantizationType
@@ -196,10 +195,3 @@ def gguf_state_dict(gguf: GGUFFile, config: ModelConfig, progress: Progress | No
     check_state_dict(state_dict, config, where)
     report(progress, f"dequantizing {where}", 1.0)
     return state_dict
-
-
-def read_gguf(path: Path, progress: Progress | None = None) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """Config and float32 state dict (our names) of a GGUF file."""
-    gguf = read_gguf_header(path)
-    config = gguf_config(gguf)
-    return config, gguf_state_dict(gguf, config, progress)

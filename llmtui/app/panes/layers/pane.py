@@ -1,0 +1,337 @@
+"""The Layers pane (the logit lens): what the model would predict next if it stopped after each layer.
+
+A prompt editor, the grid (a row per layer, a column per position, each cell the
+token that layer's residual stream predicts, through the final norm and the
+unembedding), bars of how much each layer's attention and MLP changed the selected
+token's vector, and a side panel: the selected cell's top 10, and the rank and
+probability, layer by layer, of the token the model finally predicts there.
+
+The lens is computed on the model thread by an exclusive worker (one forward pass,
+then the projection in blocks of positions, so that a long prompt fills in as it
+goes); a newer request cancels the older worker, so a stale block never lands.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.timer import Timer
+from textual.widgets import Static, TextArea
+
+from llmtui.app.model_thread import call
+from llmtui.app.palette import legend
+from llmtui.app.panes.base import Pane, error_line
+from llmtui.app.panes.layers import view
+from llmtui.app.selection import TokenSelection
+from llmtui.app.state import ModelState
+from llmtui.app.widgets.lens_grid import Cursor, LensGrid
+from llmtui.app.widgets.prompt_editor import PromptEditor
+
+if TYPE_CHECKING:
+    from llmtui.engine.studies.lens import LensBlock
+    from llmtui.engine.studies.lens import LensGrid as LensData
+    from llmtui.engine.lm import LanguageModel
+
+EXAMPLE = "The capital of France is"
+"""The prompt the pane opens with: its answer forms only in the last layers."""
+MAX_TOKENS = 512
+"""Longest text the pane reads: a capture keeps every layer's attention map, (layers, heads, T, T)."""
+RECOMPUTE_DELAY = 0.4
+"""Seconds after the last key press in the prompt before the lens is computed again."""
+
+
+class LayersPane(Pane):
+    """The logit lens: layer × position grid, a selected cell's predictions, and when the answer appears."""
+
+    PANE_ID = "layers"
+    TITLE = "Layers"
+    SHORT_TITLE = "Layers"
+    MESSAGE_LINE = "#layers-message"
+    HELP = view.HELP
+
+    BINDINGS = [
+        Binding("a", "answer_layer", "Answer layer",
+                tooltip="Jump to the first layer from which this column's final answer stays on top"),
+        Binding("c", "toggle_colour", "Colour by",
+                tooltip="Colour cells by their own top probability, or by the final answer's probability"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last_key: tuple[object, ...] | None = None
+        self._data: LensData | None = None
+        self._pinned: tuple[str, tuple[int, ...]] | None = None  # (text, ids) of a followed selection
+        self._pinned_from = ""  # the title of the pane it was selected in
+        self._want: Cursor | None = None  # where the cursor goes when the next grid arrives
+        self._pending_follow: TokenSelection | None = None
+        self._timer: Timer | None = None
+
+    # -- layout ----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        editor = PromptEditor(
+            EXAMPLE,
+            id="layers-prompt",
+            soft_wrap=True,
+            tab_behavior="focus",
+            show_line_numbers=False,
+            placeholder="Type a prompt: the grid shows what each layer would predict next",
+        )
+        editor.border_title = "Prompt"
+        yield editor
+        yield Static(id="layers-message")
+        with Horizontal(id="layers-main"):
+            grid = LensGrid(id="lens-grid")
+            grid.border_title = "Next-token guess after each layer"
+            yield grid
+            with VerticalScroll(id="lens-side"):
+                yield Static(id="lens-cell")
+                yield Static(id="lens-answer")
+
+    def on_mount(self) -> None:
+        self.watch(self.grid, "cursor", lambda _: self._show_side(), init=False)
+        self._update_legend()
+
+    @property
+    def editor(self) -> TextArea:
+        return self.query_one("#layers-prompt", TextArea)
+
+    @property
+    def grid(self) -> LensGrid:
+        return self.query_one("#lens-grid", LensGrid)
+
+    @property
+    def data(self) -> LensData | None:
+        """The lens shown (possibly still filling in)."""
+        return self._data
+
+    @property
+    def message(self) -> str:
+        return str(self.query_one("#layers-message", Static).render())
+
+    @property
+    def cell_text(self) -> str:
+        """The side panel's selected-cell section, as plain text."""
+        return str(self.query_one("#lens-cell", Static).render())
+
+    @property
+    def answer_text(self) -> str:
+        """The side panel's 'when does the answer appear' section, as plain text."""
+        return str(self.query_one("#lens-answer", Static).render())
+
+    def focus_default(self) -> None:
+        self.grid.focus()
+
+    def set_prompt(self, text: str) -> None:
+        self.editor.load_text(text)
+        self.editor.move_cursor(self.editor.document.end)
+
+    def _update_legend(self) -> None:
+        self.grid.border_subtitle = legend("p top " if self.grid.colour_by == "top" else "p answer ")
+
+    # -- the model -------------------------------------------------------------------------
+
+    def model_state_changed(self, state: ModelState) -> None:
+        if state.phase == "ready":
+            return
+        self.grid.set_placeholder(state.describe(), "error" if state.phase == "failed" else "placeholder")
+        super().model_state_changed(state)
+
+    def model_ready(self, lm: LanguageModel) -> None:
+        if self._pending_follow is not None:
+            selection, self._pending_follow = self._pending_follow, None
+            self.follow_selection(selection)
+        else:
+            self._request()
+
+    # -- computing -------------------------------------------------------------------------
+
+    @on(TextArea.Changed, "#layers-prompt")
+    def _prompt_changed(self, event: TextArea.Changed) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(RECOMPUTE_DELAY, self._request)
+
+    def _request(self) -> None:
+        """Compute the lens of the editor's text (in a thread), unless it is the one already asked for."""
+        if self.lm is None:
+            return
+        text = self.editor.text
+        pinned = self._pinned[1] if self._pinned is not None and self._pinned[0] == text else None
+        key = ("ids", pinned) if pinned is not None else ("text", text)
+        if key == self._last_key:
+            return
+        self._last_key = key
+        current = self._data.ids if self._data is not None else None
+        self.say("Reading every layer…", "busy")
+        self._read_lens(text, pinned, current, self._want.position if self._want else None)
+
+    @work(exclusive=True, group="lens", exit_on_error=False)
+    async def _read_lens(
+        self, text: str, pinned: tuple[int, ...] | None, current: tuple[int, ...] | None, focus: int | None
+    ) -> None:
+        """Encode, run the model once with capture, then read the lens block by block (a newer request
+        cancels this worker between blocks)."""
+        from llmtui.engine.studies.lens import LogitLens
+
+        lm = self.lm
+        assert lm is not None
+        try:
+            ids = list(pinned) if pinned is not None else await call(lm.encode, text)
+            if not ids:
+                self._failed("The prompt is empty: type some text above.", empty=True)
+                return
+            if len(ids) > MAX_TOKENS:
+                raise ValueError(
+                    f"the prompt is {len(ids)} tokens; this pane reads at most {MAX_TOKENS} "
+                    "(every layer's attention is kept while it runs): shorten it"
+                )
+            if current is not None and tuple(ids) == current:
+                self._unchanged()
+                return
+            lens = await call(LogitLens, lm, ids)
+            self._started(await call(lens.empty_grid))
+            first = focus if focus is not None and 0 <= focus < len(ids) else len(ids) - 1
+            for start, stop in lens.block_ranges(first):
+                self._block_ready(await call(lens.block, start, stop))
+        except Exception as e:  # the user's to fix (ValueError), or a bug: one line, the app keeps running
+            self._failed(error_line(e))
+
+    def _started(self, data: LensData) -> None:
+        self._data = data
+        want, self._want = self._want, None
+        cursor = None
+        if want is not None:
+            cursor = Cursor(want.row if want.row >= 0 else data.n_rows - 1, want.position)
+        self.grid.show(data, self._token_label, cursor)
+        self.say(view.progress_line(data), "busy")
+        self._show_side()
+
+    def _block_ready(self, block: LensBlock) -> None:
+        data = self._data
+        assert data is not None
+        data.add(block)
+        self.grid.updated()
+        self._show_side()
+        if data.complete:
+            self._say_ready()
+        else:
+            self.say(view.progress_line(data), "busy")
+
+    def _failed(self, error: str, empty: bool = False) -> None:
+        self._data = None
+        self._want = None
+        self.grid.set_placeholder(error, "placeholder" if empty else "error")
+        self._show_side()
+        self.say(error if empty else error + " Your prompt is kept.", "info" if empty else "error")
+
+    def _unchanged(self) -> None:
+        if self._want is not None and self._data is not None:
+            self.grid.cursor = Cursor(self.grid.cursor.row, min(self._want.position, self._data.n_positions - 1))
+            self._want = None
+        self._say_ready()
+
+    def _say_ready(self) -> None:
+        data = self._data
+        if data is None:
+            return
+        pinned = self._pinned is not None and self._pinned[1] == data.ids and self.editor.text == self._pinned[0]
+        self.say(view.ready_line(data, self._pinned_from if pinned else None))
+
+    # -- showing a cell ----------------------------------------------------------------------
+
+    def _token_label(self, token_id: int) -> str:
+        assert self.lm is not None
+        return view.token_label(self.lm.tokenizer, token_id)
+
+    def _show_side(self) -> None:
+        cell_view = self.query_one("#lens-cell", Static)
+        answer_view = self.query_one("#lens-answer", Static)
+        side = self.query_one("#lens-side", VerticalScroll)
+        data = self._data
+        if data is None or self.lm is None:
+            cell_view.update(Text(""))
+            answer_view.update(Text(""))
+            side.border_title = ""
+            return
+        cursor = self.grid.cursor
+        row, pos = cursor.row, cursor.position
+        width = max(20, cell_view.content_region.width or side.scrollable_content_region.width or 30)
+        side.border_title = f"{view.layer_name(row)} · position {pos}"
+        cell_view.update(view.cell_text(data, row, pos, width, self._token_label))
+        answer_view.update(view.answer_text(data, row, pos, width, self._token_label))
+
+    # -- selecting ---------------------------------------------------------------------------
+
+    @on(LensGrid.CellSelected, "#lens-grid")
+    def _cell_selected(self, event: LensGrid.CellSelected) -> None:
+        """The user picked a cell: its column's token becomes the app's current token."""
+        event.stop()
+        data = self._data
+        if data is not None and event.data is data:  # not a cell of a text the grid no longer shows
+            self.select_token(data.ids, event.cursor.position)
+
+    def follow_selection(self, selection: TokenSelection) -> None:
+        """Show the column of the app's current token; another text is read through the lens first."""
+        if self.lm is None:
+            self._pending_follow = selection
+            return
+        data = self._data
+        if data is not None and selection.same_text(data.ids):
+            self.grid.cursor = Cursor(self.grid.cursor.row, selection.position)
+            return
+        if len(selection.ids) > MAX_TOKENS:
+            self.say(
+                f"The current token's text is {len(selection.ids)} tokens; this pane reads at most {MAX_TOKENS}.",
+                "error",
+            )
+            return
+        text = self.lm.tokenizer.decode(list(selection.ids))
+        self._pinned = (text, selection.ids)
+        self._pinned_from = selection.source_title or selection.source
+        self._want = Cursor(self.grid.cursor.row if data is not None else -1, selection.position)
+        if self.editor.text != text:
+            # An edit, not load_text: ctrl+z in the prompt brings the user's own text back.
+            self.editor.replace(text, (0, 0), self.editor.document.end)
+        self._request()
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def action_answer_layer(self) -> None:
+        data = self._data
+        if data is None:
+            return
+        row = data.answer_layer(self.grid.cursor.position)
+        if row is not None:
+            self.grid.cursor = Cursor(row, self.grid.cursor.position)
+
+    def action_toggle_colour(self) -> None:
+        self.grid.colour_by = "answer" if self.grid.colour_by == "top" else "top"
+        self._update_legend()
+
+    def advance(self) -> bool:
+        """The advance key (F8): one layer down the selected column; after the last layer, the next column's first."""
+        if self._data is None:
+            return False
+        self.grid.cursor = view.next_cell(self._data, self.grid.cursor)
+        return True
+
+    def on_resize(self) -> None:
+        self._show_side()
+
+    # -- export ----------------------------------------------------------------------------
+
+    def export_data(self) -> dict | None:
+        """The grid: for every layer (embeddings first) and position, the top prediction and its probability."""
+        if self._data is None or self.lm is None:
+            return None
+        return view.export_data(self._data, self.lm.tokenizer)
+
+    def export_table(self) -> tuple[list[str], list[list]] | None:
+        exported = self.export_data()
+        return None if exported is None else view.export_table(exported)
