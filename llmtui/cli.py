@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_parser(sub, _common)
 
+    p = sub.add_parser("models", help="the models llmtui knows by name: downloaded or not, and whether they fit here")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("serve", help="serve the app to a web browser (textual-serve), on localhost by default")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
@@ -289,8 +292,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from llmtui.engine.loading.fetch import available_memory, catalogue, describe, gigabytes
+
+    available = available_memory()
+    rows = [describe(entry, available) for entry in catalogue().values()]
+    if args.json:
+        print(json.dumps({"available_memory": available, "models": rows}, ensure_ascii=False, indent=2))
+        return 0
+    yes_no = {True: "yes", False: "no", None: "?"}
+    print(f"{'NAME':<24} {'FAMILY':<8} {'PARAMS':>6} {'DOWNLOAD':>8} {'MEMORY':>7} {'HERE':>4} {'FITS':>4}")
+    for row in rows:
+        params = f"{row['params'] / 1e9:.1f}B" if (row["params"] or 0) >= 0.95e9 else (
+            f"{row['params'] / 1e6:.0f}M" if row["params"] else "?")  # fmt: skip
+        download = f"{row['download_mb'] / 1000:.1f} GB" if (row["download_mb"] or 0) >= 1000 else (
+            f"{row['download_mb']} MB" if row["download_mb"] else "?")  # fmt: skip
+        memory = gigabytes(row["memory_needed"]) if row["memory_needed"] else "?"
+        name = row["name"] + (" *" if row["default"] else "")
+        print(f"{name:<24} {row['family']:<8} {params:>6} {download:>8} {memory:>7} "
+              f"{yes_no[row['downloaded']]:>4} {yes_no[row['fits']]:>4}")  # fmt: skip
+    where = f"{gigabytes(available)} free here" if available else "free memory unknown"
+    print(f"* the default. MEMORY: what llmtui needs (float32); {where}.")
+    print("HERE: downloaded already. Load one with: llmtui --model NAME")
+    return 0
+
+
 COMMANDS = {"tokenize": cmd_tokenize, "generate": cmd_generate, "neighbours": cmd_neighbours,
-            "neighbors": cmd_neighbours, "attention": cmd_attention, "serve": cmd_serve,
+            "neighbors": cmd_neighbours, "attention": cmd_attention, "models": cmd_models, "serve": cmd_serve,
             "train": lambda args: cmd_train(args, load_model, CliError)}
 
 

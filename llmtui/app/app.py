@@ -357,6 +357,47 @@ class LLMTuiApp(App[None]):
         for pane in self.panes:
             for title, help_text, callback in pane.commands():
                 yield SystemCommand(title, help_text, callback)
+        yield from self._model_commands()
+
+    def _model_commands(self) -> Iterable[SystemCommand]:
+        """One "Switch to" entry per catalogue model, saying what it needs and whether it is here and fits."""
+        from llmtui.engine.loading.fetch import available_memory, catalogue, describe, gigabytes
+
+        try:
+            entries = catalogue()
+        except Exception:  # noqa: BLE001 - a broken catalogue file: no entries, the palette still opens
+            return
+        available = available_memory()
+        for name, entry in entries.items():
+            row = describe(entry, available)
+            needs = f"needs {gigabytes(row['memory_needed'])}" if row["memory_needed"] else "memory unknown"
+            where = "downloaded" if row["downloaded"] else f"downloads {row['download_mb'] or '?'} MB"
+            fits = "; too big for this machine" if row["fits"] is False else ""
+            yield SystemCommand(f"Switch to {entry.display_name}", f"{entry.family}, {needs}, {where}{fits}",
+                                lambda spec=name: self.switch_model(spec))  # fmt: skip
+
+    def switch_model(self, spec: str) -> None:
+        """Load another model in place of this one; the panes reload when it is ready.
+
+        A catalogue model that cannot fit is refused before anything is downloaded; a load that
+        fails leaves the current model in place.
+        """
+        from llmtui.engine.loading.fetch import catalogue, check_fits
+        from llmtui.engine.loading.load import ModelLoadError
+
+        if self.model_state.phase == "loading":
+            self.notify("A model is loading already: wait for it, then switch.", severity="warning")
+            return
+        entry = catalogue().get(spec)
+        if entry is not None:
+            try:
+                check_fits(entry)
+            except ModelLoadError as e:
+                self.notify(str(e), title="Not switched", severity="error", timeout=10)
+                return
+        self.model_spec = spec
+        self.model_state = ModelState("loading", spec, "starting", 0.0)
+        self._load_model()
 
     # -- the model -------------------------------------------------------------------------
 
@@ -394,6 +435,10 @@ class LLMTuiApp(App[None]):
 
     @on(ModelLoadFailed)
     def _load_failed(self, message: ModelLoadFailed) -> None:
+        if self.lm is not None:  # a switch that failed: the model already shown stays
+            self.model_state = ModelState("ready", self.lm.name, "ready", 1.0)
+            self.notify(message.error, title="Not switched", severity="error", timeout=10)
+            return
         self.model_state = ModelState("failed", self.model_state.spec, "failed", 0.0, message.error)
         self.notify(message.error, title="The model could not be loaded", severity="error", timeout=10)
 

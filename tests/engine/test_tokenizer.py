@@ -585,9 +585,9 @@ def test_gguf_unknown_pre_tokenizer_warns(trained, tmp_path):
     assert ours.encode("plain words") == trained["gpt2"].encode("plain words").ids
 
 
-def test_gguf_sentencepiece_is_refused(tmp_path):
-    writer = gguf.GGUFWriter(str(tmp_path / "sp.gguf"), "llama")
-    writer.add_tokenizer_model("llama")
+def test_gguf_unigram_is_refused(tmp_path):
+    writer = gguf.GGUFWriter(str(tmp_path / "sp.gguf"), "t5")
+    writer.add_tokenizer_model("t5")
     writer.add_token_list(["<unk>", "▁a"])
     writer.write_header_to_file()
     writer.write_kv_data_to_file()

@@ -240,12 +240,12 @@ class TokenChips(ScrollView, can_focus=True):
 
     def _label(self, tokenizer: Tokenizer | None, token_id: int, data: bytes) -> _Label:
         cache = self._labels.setdefault(tokenizer, {}) if tokenizer is not None else {}
-        return cache.get(token_id) or self._new_label(cache, token_id, data)
+        return cache.get(token_id) or self._new_label(cache, token_id, data, _space_marker(tokenizer))
 
     @staticmethod
-    def _new_label(cache: dict[int, _Label], token_id: int, data: bytes) -> _Label:
+    def _new_label(cache: dict[int, _Label], token_id: int, data: bytes, space: str) -> _Label:
         """A token's label, kept by id: the same id always looks the same."""
-        runs = token_label(data)
+        runs = token_label(data, space)
         width, id_text = sum(cell_len(text) for text, _ in runs), str(token_id)
         label = cache[token_id] = _Label(runs, width, id_text, max(width, len(id_text)))
         return label
@@ -284,7 +284,8 @@ class TokenChips(ScrollView, can_focus=True):
         if tokens is None:
             return _Layout(section, [], [], [], [], [], [], note_lines)
         cache = self._labels.setdefault(section.tokenizer, {}) if section.tokenizer is not None else {}
-        labels = [cache.get(i) or self._new_label(cache, i, data) for i, data in zip(tokens.ids, tokens.chunks)]
+        space = _space_marker(section.tokenizer)
+        labels = [cache.get(i) or self._new_label(cache, i, data, space) for i, data in zip(tokens.ids, tokens.chunks)]
         ids = [label.id_text for label in labels]
         widths = [label.chip for label in labels]
         if max(widths, default=0) > width:
@@ -582,3 +583,8 @@ class TokenChips(ScrollView, can_focus=True):
             self._user_select(flat)
             if event.chain == 2:
                 self.action_open()
+
+
+def _space_marker(tokenizer: Tokenizer | None) -> str:
+    """How a space inside a token is drawn: '·', or '▁' for SentencePiece vocabularies (as they write it)."""
+    return getattr(tokenizer, "space_marker", "·")

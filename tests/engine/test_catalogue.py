@@ -1,0 +1,117 @@
+"""The model catalogue: the popular small models, what they need, `llmtui models`, and refusing before downloading.
+
+The hub is never reached: downloads are replaced by a Hugging Face cache laid out in a temp folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_gguf_families import _hf_model, write_family_gguf
+
+from llmtui.cli import main
+from llmtui.engine.loading import fetch
+from llmtui.engine.loading.fetch import catalogue, check_fits, describe, memory_needed
+from llmtui.engine.loading.load import ModelLoadError, load_weights
+from llmtui.engine.model.config import FAMILY_DEFAULTS
+
+ISSUE_MODELS = {
+    "qwen2.5-0.5b-instruct": "qwen2", "qwen2.5-1.5b-instruct": "qwen2", "llama-3.2-1b-instruct": "llama",
+    "gemma-3-1b-it": "gemma3", "smollm2-360m-instruct": "llama", "smollm2-1.7b-instruct": "llama",
+    "phi-3.5-mini-instruct": "phi3", "phi-4-mini-instruct": "phi3", "olmo-2-1b-instruct": "olmo2",
+    "pythia-160m": "gptneox", "pythia-410m": "gptneox", "mistral-7b-instruct": "mistral",
+}  # fmt: skip
+GB = 10**9
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch) -> Path:
+    """An empty Hugging Face cache, offline: nothing can be downloaded."""
+    folder = tmp_path / "hf"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(folder))
+    return folder
+
+
+def put_in_hub_cache(cache: Path, repo: str, filename: str, source: Path) -> Path:
+    """A file as huggingface_hub keeps a downloaded one: models--org--name/snapshots/<commit>/<file>."""
+    commit = "0" * 40
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(commit)
+    target = folder / "snapshots" / commit / filename
+    target.parent.mkdir(parents=True)
+    target.write_bytes(source.read_bytes())
+    return target
+
+
+def test_the_issue_models_are_listed_with_what_a_user_needs():
+    entries = catalogue()
+    for name, family in ISSUE_MODELS.items():
+        entry = entries[name]
+        assert entry.family == family
+        assert entry.params and entry.download_mb and entry.license and entry.repo, name
+        if entry.source == "hf-gguf":
+            assert entry.gguf_repo and entry.gguf_file.endswith(".gguf")
+    assert all(e.family in FAMILY_DEFAULTS for e in entries.values())
+    assert sum(e.default for e in entries.values()) == 1
+
+
+def test_memory_follows_the_parameter_count_not_the_download():
+    entries = catalogue()
+    small, big = entries["qwen2.5-0.5b-instruct"], entries["mistral-7b-instruct"]
+    assert 4 * small.params < memory_needed(small) < 5 * small.params + 300 * 2**20
+    assert memory_needed(big) > 30 * GB > 6 * big.download_mb * 10**6  # a 4-bit file: ~7x its size
+
+
+def test_a_model_that_does_not_fit_is_refused_before_downloading(monkeypatch, hub_cache, isolated_cache):
+    monkeypatch.setattr(fetch, "available_memory", lambda: 16 * GB)
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("downloaded although the model cannot fit")
+
+    monkeypatch.setattr("llmtui.engine.loading.load.fetch_hub_gguf", no_download)
+    with pytest.raises(ModelLoadError) as err:
+        load_weights("mistral-7b-instruct")
+    message = str(err.value)
+    assert "\n" not in message and "32.2 GB" in message and "16.0 GB available" in message
+    check_fits(catalogue()["qwen2.5-0.5b-instruct"], available=16 * GB)  # a small one passes
+
+
+def test_offline_and_not_cached_is_one_line(monkeypatch, hub_cache, isolated_cache):
+    monkeypatch.setattr(fetch, "available_memory", lambda: 64 * GB)
+    with pytest.raises(ModelLoadError) as err:
+        load_weights("qwen2.5-0.5b-instruct")
+    assert "\n" not in str(err.value)
+    assert "offline mode is on" in str(err.value) and "Qwen/Qwen2.5-0.5B-Instruct-GGUF" in str(err.value)
+
+
+def test_a_cached_hub_gguf_loads_and_shows_as_downloaded(monkeypatch, hub_cache, isolated_cache, tiny_tokenizer, tmp_path):
+    """The catalogue's qwen2.5-0.5b-instruct, stood in for by a tiny qwen2 GGUF in the hub's cache."""
+    monkeypatch.setattr(fetch, "available_memory", lambda: 64 * GB)
+    entry = catalogue()["qwen2.5-0.5b-instruct"]
+    assert not describe(entry, 64 * GB)["downloaded"]
+    tiny = write_family_gguf(tmp_path / "tiny.gguf", "qwen2", _hf_model("qwen2"), tiny_tokenizer)
+    put_in_hub_cache(hub_cache, entry.gguf_repo, entry.gguf_file, tiny)
+    assert describe(entry, 64 * GB)["downloaded"]
+    weights = load_weights("qwen2.5-0.5b-instruct")
+    assert weights.config.family == "qwen2" and weights.name == "Qwen2.5-0.5B-Instruct"
+
+
+def test_models_command_json_and_table(monkeypatch, hub_cache, isolated_cache, capsys):
+    monkeypatch.setattr(fetch, "available_memory", lambda: 8 * GB)
+    assert main(["models", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert listing["available_memory"] == 8 * GB
+    rows = {row["name"]: row for row in listing["models"]}
+    assert set(rows) == set(catalogue())
+    assert rows["qwen2.5-0.5b-instruct"]["fits"] is True
+    assert rows["phi-3.5-mini-instruct"]["fits"] is False and rows["mistral-7b-instruct"]["fits"] is False
+    assert rows["qwen2.5-0.5b-instruct"]["downloaded"] is False
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert all(len(line) <= 80 for line in lines)  # readable at 80x24
+    mistral = next(line for line in lines if line.startswith("mistral-7b-instruct"))
+    assert mistral.split()[-2:] == ["no", "no"]  # not here, does not fit
