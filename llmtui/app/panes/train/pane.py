@@ -24,6 +24,7 @@ from llmtui.app.model_thread import call
 from llmtui.app.panes.base import Pane, error_line
 from llmtui.app.panes.train import view
 from llmtui.app.panes.train.runs import RunRequest, new_run, side_effect_rows
+from llmtui.app.widgets.safe_input import SafeInput
 from llmtui.engine.training.settings import PreferSettings, PretrainSettings, TeachSettings
 
 if TYPE_CHECKING:
@@ -97,15 +98,15 @@ class TrainPane(Pane):
 
     def compose(self) -> ComposeResult:
         yield Static(id="train-mode")
-        yield Input(value="The capital of France is Lyon.", id="train-text", placeholder="sentences to teach, | between")
+        yield SafeInput(value="The capital of France is Lyon.", id="train-text", placeholder="sentences to teach, | between")
         with Horizontal(id="train-answers"):
-            yield Input(value=" Lyon.", id="train-chosen", placeholder="chosen answer")
-            yield Input(value=" Paris.", id="train-rejected", placeholder="rejected answer")
+            yield SafeInput(value=" Lyon.", id="train-chosen", placeholder="chosen answer")
+            yield SafeInput(value=" Paris.", id="train-rejected", placeholder="rejected answer")
         with Horizontal(id="train-knobs"):
             yield Static("steps", classes="train-label")
-            yield Input(id="train-steps", type="integer")
+            yield SafeInput(id="train-steps", type="integer")
             yield Static("lr", classes="train-label")
-            yield Input(id="train-lr", type="number")
+            yield SafeInput(id="train-lr", type="number")
         yield Static(id="train-progress")
         with VerticalScroll(id="train-body"):
             yield Static(id="train-chart")
@@ -200,6 +201,13 @@ class TrainPane(Pane):
         self.method = "full" if self.method == "lora" else "lora"
         self.run = None  # a paused run keeps its own method: the next F5 starts a new one
         self._show_mode()
+
+    def leave_text(self) -> None:
+        """Escape in a text box: stops a run first (the key a speaker reaches for), else leaves the box."""
+        if self.running:
+            self.action_stop()
+        else:
+            super().leave_text()
 
     def action_stop(self) -> None:
         if self.run is not None and self.running:
