@@ -69,7 +69,7 @@ def main() -> None:
                     run.tuning.reset()
     print("| mode | tokens/s | steps/s |\n| --- | --- | --- |")
     for name, values in results.items():
-        print(f"| {name} | {statistics.median(v[0] for v in values):,.0f} | {statistics.median(v[1] for v in values):.2f} |")
+        print(f"| {name} | {statistics.median(v[0] for v in values):,.2f} | {statistics.median(v[1] for v in values):.2f} |")
     print(f"load average {os.getloadavg()[0]:.1f} after part 1")
 
     rate = statistics.median(v[1] for v in results["pretrain, tiny (0.9M)"])
