@@ -7,6 +7,7 @@
     llmtui compare PROMPT --a "temperature=1" --b "temperature=2 model=NAME" [--mode free] [--json]
     llmtui neighbours WORD|EXPRESSION [--no-leading-space] [--json]
     llmtui attention PROMPT --layer L --head H [--json]
+    llmtui train teach|pretrain|prefer ... [--json]   watch a model learn (see cli_train.py)
     llmtui serve [--host 127.0.0.1] [--port 8000]   the app in a web browser
 
 Every error a user can cause ends in one line on stderr and a non-zero exit
@@ -24,6 +25,7 @@ import traceback
 from typing import Sequence
 
 from llmtui import __version__
+from llmtui.cli_train import add_train_parser, cmd_train
 
 # OpenMP threads that finish a parallel region sleep instead of spinning for the next one
 # (read once, when torch loads OpenMP: here, before anything imports torch). Decoding runs
@@ -32,7 +34,7 @@ from llmtui import __version__
 # by the user wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-PANES = ("tokenizer", "embeddings", "attention", "layers", "generate")
+PANES = ("tokenizer", "embeddings", "attention", "layers", "generate", "train")
 EXIT_USAGE, EXIT_ERROR = 2, 1
 
 
@@ -142,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head", type=int, default=0)
     p.add_argument("--json", action="store_true")
     _common(p)
+
+    add_train_parser(sub, _common)
 
     p = sub.add_parser("models", help="the models llmtui knows by name: downloaded or not, and whether they fit here")
     p.add_argument("--json", action="store_true")
@@ -524,7 +528,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"tokenize": cmd_tokenize, "generate": cmd_generate, "compare": cmd_compare, "neighbours": cmd_neighbours,
-            "neighbors": cmd_neighbours, "attention": cmd_attention, "models": cmd_models, "serve": cmd_serve}
+            "neighbors": cmd_neighbours, "attention": cmd_attention, "models": cmd_models, "serve": cmd_serve,
+            "train": lambda args: cmd_train(args, load_model, CliError)}
 
 
 def _text_arguments_as_unicode(args: argparse.Namespace) -> None:
@@ -535,9 +540,12 @@ def _text_arguments_as_unicode(args: argparse.Namespace) -> None:
     """
     from llmtui.engine.text import without_lone_surrogates
 
-    for name in ("text", "prompt", "word", "system", "a", "b"):
+    for name in ("text", "prompt", "word", "system", "a", "b", "chosen", "rejected"):
         if isinstance(value := getattr(args, name, None), str):
             setattr(args, name, without_lone_surrogates(value))
+    for name in ("examples", "related"):  # lists: train teach's sentences and prompts
+        if isinstance(values := getattr(args, name, None), list):
+            setattr(args, name, [without_lone_surrogates(v) for v in values])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from llmtui.engine.settings import SamplingSettings, apply_knob_words
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demos"
 """The shipped demos (the repo's demos/ folder)."""
 
-PANE_IDS = ("tokenizer", "embeddings", "attention", "layers", "generate")
+PANE_IDS = ("tokenizer", "embeddings", "attention", "layers", "generate", "train")
 KNOB_NAMES = tuple(f.name for f in fields(SamplingSettings))  # stop = ["\n\n"] ends a step's text at a stop string
 
 # Which keys a step may have, per pane (besides pane, caption, prompt).
@@ -29,6 +29,7 @@ PANE_KEYS: dict[str, tuple[str, ...]] = {
     "attention": ("layer", "head"),
     "layers": (),
     "generate": ("knobs", "generate", "chat", "clear", "compare", "compare_mode"),
+    "train": ("mode", "method", "steps", "train", "reset", "chosen", "rejected"),
 }
 COMMON_KEYS = ("pane", "caption", "prompt")
 ENCODING_NAMES = ("model", "gpt2", "cl100k_base", "o200k_base")
@@ -57,6 +58,13 @@ class DemoStep:
     head: int | None = None  # Attention: head to show
     encoding: str | None = None  # Tokenizer: "model" (also when not said) or an OpenAI encoding, as o200k_base
     line: int | None = None  # where the step starts in the file
+    mode: str | None = None  # Train: teach, pretrain or prefer
+    method: str | None = None  # Train: lora or full
+    steps: int | None = None  # Train: optimiser steps
+    train: bool = False  # Train: the lesson of this step is applied (from the original weights) when it is shown
+    reset: bool = False  # Train: the original weights are back from this step on
+    chosen: str | None = None  # Train, prefer mode: the answers
+    rejected: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,5 +208,24 @@ def _parse_step(raw: dict[str, Any], number: int, fail, step_lines: list[int]) -
     if compare_mode not in ("same-text", "free"):
         raise fail(f'compare_mode must be "same-text" or "free", got {compare_mode!r}', number, "compare_mode")
     line = step_lines[number - 1] if number - 1 < len(step_lines) else None
+    train = _train_keys(raw, number, fail, typed)
     return DemoStep(number, pane, caption, prompt, dict(knobs), generate, chat, True if clear is None else clear,
-                    compare, compare_mode, layer, head, encoding, line)
+                    compare, compare_mode, layer, head, encoding, line, **train)
+
+
+def _train_keys(raw: dict[str, Any], number: int, fail, typed) -> dict[str, Any]:
+    """A Train step's settings, checked: mode, method, steps, train or reset, the answers."""
+    from llmtui.engine.training.settings import METHODS
+
+    keys = {k: typed(k, str, "text") for k in ("mode", "method", "chosen", "rejected")}
+    keys |= {"steps": typed("steps", int, "a number of steps"),
+             "train": bool(typed("train", bool, "true or false")), "reset": bool(typed("reset", bool, "true or false"))}
+    if keys["mode"] is not None and keys["mode"] not in ("teach", "pretrain", "prefer"):
+        raise fail(f"unknown mode {keys['mode']!r} (teach, pretrain or prefer)", number, "mode")
+    if keys["method"] is not None and keys["method"] not in METHODS:
+        raise fail(f"unknown method {keys['method']!r} ({' or '.join(METHODS)})", number, "method")
+    if keys["steps"] is not None and keys["steps"] < 1:
+        raise fail(f"steps must be 1 or more, got {keys['steps']}", number, "steps")
+    if keys["train"] and keys["reset"]:
+        raise fail("a step either trains or resets, not both", number, "reset")
+    return keys

@@ -52,8 +52,13 @@ pane = "generate"
 prompt = "The capital of France is"
 knobs = { temperature = 0.0, seed = 0 }
 generate = 12
+
+[[step]]
+pane = "train"
+prompt = "The capital of France is Lyon."
+train = true
 """
-PANES = ("tokenizer", "embeddings", "attention", "layers", "generate")
+PANES = ("tokenizer", "embeddings", "attention", "layers", "generate", "train")
 
 
 def _busy(app) -> bool:
@@ -95,6 +100,10 @@ async def make(out: Path, lm: LanguageModel | None = None, size: tuple[int, int]
             path = out / f"{step.pane}.svg"
             app.save_screenshot(path.name, str(out))
             saved.append(path)
+        train = app.pane("train")
+        if train.tuned:  # the lesson ends with the picture: the model goes back as it came
+            train.action_original()
+            await _settle(pilot)
     return saved
 
 

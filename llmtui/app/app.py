@@ -25,7 +25,8 @@ from textual.widgets import ContentSwitcher, Tab, Tabs
 from llmtui.app import textual_workarounds
 from llmtui.app.demo_runner import DemoBar, DemoRunner
 from llmtui.app.display import safe
-from llmtui.app.messages import ModelLoaded, ModelLoadFailed, ModelLoadProgress, ShowTokenInEmbeddings, TextWanted, Throughput
+from llmtui.app.messages import (ModelLoaded, ModelLoadFailed, ModelLoadProgress, OpenModel, ShowTokenInEmbeddings,
+                                 TextWanted, Throughput, WeightsChanged)
 from llmtui.app.model_thread import freeze_loaded_objects, run_on_model_thread, thaw_frozen_objects
 from llmtui.app.panes import PANES, Pane
 from llmtui.app.panes.remote import REMOTE_PANES, NeedsWeightsPane
@@ -521,11 +522,30 @@ class LLMTuiApp(App[None]):
 
     def _model_ready(self, lm: LanguageModel) -> None:
         self.lm = lm
+        self.status.tuned = ""
         freeze_loaded_objects(collect=False)  # the widgets too: full collections skip them from now on
         self.status.model_info = StatusLine.describe(lm.name, lm.n_params, str(lm.device), lm.compute_label)
         self.model_state = ModelState("ready", lm.name, "ready", 1.0)
         for note in lm.notes:
             self.notify(note, title="Note", severity="warning", timeout=10)
+
+    @on(WeightsChanged)
+    def _weights_changed(self, message: WeightsChanged) -> None:
+        """Training changed the model's weights (or put them back): mark it, and every other pane computes again."""
+        message.stop()
+        self.status.tuned = message.tuned
+        if self.lm is not None:
+            for pane in self.panes:
+                if pane.PANE_ID != "train":  # the pane that trained knows
+                    pane.model_ready(self.lm)  # the same model object, new weights: compute again
+
+    @on(OpenModel)
+    def _open_model(self, message: OpenModel) -> None:
+        """Load another model (a folder the Train pane saved) for every pane, as --model would."""
+        message.stop()
+        self.model_spec = message.spec
+        self.model_state = ModelState(spec=message.spec)
+        self._load_model()
 
     def watch_model_state(self, state: ModelState) -> None:
         if self.is_mounted:

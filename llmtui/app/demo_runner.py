@@ -54,6 +54,7 @@ class DemoRunner:
         self.demo = demo
         self.index = -1  # no step shown yet
         self._applied = 0  # bumped per applied step: a pending retry of an older one is dropped
+        self._lesson_applied: DemoStep | None = None  # the Train step whose lesson the weights hold
 
     @property
     def step(self) -> DemoStep | None:
@@ -96,6 +97,9 @@ class DemoRunner:
         if applied != self._applied:
             return  # the user moved on
         pane: Pane = self.app.pane(step.pane)
+        if pane.ready and not self._weights_as_forwards():
+            self.app.set_timer(RETRY_S, lambda: self._set_up(step, applied))
+            return
         if not pane.ready:
             if step.prompt is not None:
                 pane.set_prompt(step.prompt)  # shown at once; computed when the model is ready
@@ -103,7 +107,49 @@ class DemoRunner:
             return
         getattr(self, f"_set_up_{step.pane}")(pane, step)
 
+    # -- the weights: a step sees the model as it was when reached forwards ---------------------
+
+    def _lesson(self) -> DemoStep | None:
+        """The Train step whose lesson holds at the current step (None: the original weights)."""
+        for step in reversed(self.demo.steps[: self.index + 1]):
+            if step.pane == "train" and (step.train or step.reset):
+                return step if step.train else None
+        return None
+
+    @property
+    def weights_ready(self) -> bool:
+        """Whether the model holds the weights of the current step (no lesson or reset still to run)."""
+        return self._lesson() is self._lesson_applied and not getattr(self.app.pane("train"), "running", False)
+
+    def _weights_as_forwards(self) -> bool:
+        """Train or reset so that the weights are those this step had going forwards; False while that runs.
+
+        A lesson is applied from the original weights with its fixed seed, so the same step always
+        leaves the same weights, whichever way it was reached (shift+F8 over a lesson undoes it).
+        """
+        lesson, train = self._lesson(), self.app.pane("train")
+        if getattr(train, "running", False):
+            return False
+        if lesson is self._lesson_applied:
+            return True
+        if train.tuned:
+            train.action_original()
+            self._lesson_applied = None
+            return False
+        if lesson is not None:
+            train.configure(lesson.mode or "teach", lesson.method or "lora", lesson.steps, lesson.chosen, lesson.rejected)
+            if lesson.prompt is not None:
+                train.set_prompt(lesson.prompt)
+            train.start_new()
+        self._lesson_applied = lesson
+        return lesson is None
+
     # -- one method per pane ---------------------------------------------------------------
+
+    def _set_up_train(self, pane, step: DemoStep) -> None:
+        pane.configure(step.mode or "teach", step.method or "lora", step.steps, step.chosen, step.rejected)
+        if step.prompt is not None:
+            pane.set_prompt(step.prompt)
 
     def _set_up_tokenizer(self, pane, step: DemoStep) -> None:
         pane.compare = False

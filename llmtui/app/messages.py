@@ -131,3 +131,20 @@ class TextWanted(Message):
 
     pane_id: str
     reply: Callable[[tuple[int, ...] | None], None]
+
+
+# -- training -------------------------------------------------------------------------------
+
+
+@dataclass
+class WeightsChanged(Message):
+    """A pane trained the loaded model's weights (or put the original ones back): `tuned` is the status line's mark, '' when original."""
+
+    tuned: str
+
+
+@dataclass
+class OpenModel(Message):
+    """A pane asks the app to load another model (a folder it saved) for every pane."""
+
+    spec: str

@@ -11,6 +11,7 @@ from textual.binding import Binding
 
 from llmtui.app.app import LLMTuiApp
 from llmtui.app.demo_runner import DemoBar
+from llmtui.app.panes.generate import PREVIEW_DELAY
 from llmtui.cli import main
 from llmtui.demo import DEMO_DIR, DemoError, find_demo, load_demo, parse_demo
 
@@ -152,6 +153,9 @@ class TestShippedDemo:
 async def _step_done(pilot, app: LLMTuiApp, step) -> None:
     """Wait until the step's pane shows what the step asked for."""
     pane = app.pane(step.pane)
+    await wait_for(pilot, lambda: app.demo_runner.weights_ready, 120, what="the step's lesson (or reset)")
+    if step.pane == "generate":
+        await pilot.pause(PREVIEW_DELAY + 0.1)  # a new prompt's preview starts after this pause
     if step.pane == "tokenizer":
         encoding = step.encoding or "model"
         await wait_for(pilot, lambda: pane.encoding == encoding and pane.tokens() is not None
@@ -173,6 +177,8 @@ async def _step_done(pilot, app: LLMTuiApp, step) -> None:
 
         await wait_for(pilot, done, 60, what=f"step {step.number}'s tokens")
         assert pane.chat_mode == bool(step.chat)
+    elif step.pane == "train":
+        await wait_for(pilot, lambda: not pane.running and pane.tuned == step.train, 120, what="the lesson")
     await settle(pilot, 60)
 
 
@@ -210,6 +216,8 @@ def _shown(app: LLMTuiApp) -> dict:
     state = {"step": app.demo_runner.step.number, "pane": pane.PANE_ID, "data": pane.export_data()}
     if pane.PANE_ID == "generate":
         state |= {"prompt": pane.editor.text, "chat": pane.chat_mode, "settings": pane.settings}
+    if pane.PANE_ID == "train" and state["data"] is not None:  # a lesson's numbers, not its timings
+        state["data"] = [(r.step, r.loss, r.probs) for r in pane.history]
     return state
 
 
@@ -254,3 +262,21 @@ async def test_a_step_opens_a_comparison_with_its_knobs_as_a(tiny_lm):
         assert screen.comparison is not None and screen.comparison.b.settings.top_k == 5
         await pilot.press("shift+f8")  # the demo moves on: the comparison closes
         await wait_for(pilot, lambda: not isinstance(app.screen, CompareScreen))
+class TestTrainSteps:
+    def test_a_train_step_parses_its_lesson(self):
+        demo = parse_demo('[[step]]\npane = "train"\nmode = "teach"\nprompt = "The sky is green."\nsteps = 5\ntrain = true\n'
+                          '[[step]]\npane = "train"\nreset = true\n')
+        assert (demo.steps[0].mode, demo.steps[0].steps, demo.steps[0].train) == ("teach", 5, True)
+        assert demo.steps[1].reset and not demo.steps[1].train
+
+    @pytest.mark.parametrize("body, words", [
+        ('mode = "finetune"', "unknown mode 'finetune'"),
+        ('method = "qlora"', "unknown method 'qlora'"),
+        ("steps = 0", "steps must be 1 or more"),
+        ("train = true\nreset = true", "either trains or resets"),
+        ("generate = 3", "unknown setting 'generate'"),
+    ])
+    def test_bad_train_steps_name_the_line(self, body, words):
+        with pytest.raises(DemoError, match=words) as err:
+            parse_demo(f'[[step]]\npane = "train"\n{body}\n', "t.toml")
+        assert "step 1, line" in str(err.value)

@@ -25,7 +25,8 @@ def test_the_script_makes_one_svg_per_pane(default_lm, tmp_path):
     script = _load_script()
     svgs = asyncio.run(script.make(tmp_path, default_lm))
     assert sorted(p.stem for p in svgs) == sorted(p.PANE_ID for p in PANES)
-    expected = {"tokenizer": "pizza", "embeddings": "queen", "attention": "chased", "layers": "France", "generate": "Paris"}
+    expected = {"tokenizer": "pizza", "embeddings": "queen", "attention": "chased", "layers": "France", "generate": "Paris",
+                "train": "Lyon"}
     for svg in svgs:
         text = svg.read_text().replace("&#160;", " ")
         assert text.startswith("<svg") and "llmtui" in text

@@ -6,7 +6,8 @@ from llmtui.app.panes.embeddings import EmbeddingsPane
 from llmtui.app.panes.generate import GeneratePane
 from llmtui.app.panes.layers import LayersPane
 from llmtui.app.panes.tokenizer import TokenizerPane
+from llmtui.app.panes.train import TrainPane
 
-PANES: tuple[type[Pane], ...] = (TokenizerPane, EmbeddingsPane, AttentionPane, LayersPane, GeneratePane)
+PANES: tuple[type[Pane], ...] = (TokenizerPane, EmbeddingsPane, AttentionPane, LayersPane, GeneratePane, TrainPane)
 
-__all__ = ["PANES", "AttentionPane", "EmbeddingsPane", "GeneratePane", "LayersPane", "Pane", "TokenizerPane"]
+__all__ = ["PANES", "AttentionPane", "EmbeddingsPane", "GeneratePane", "LayersPane", "Pane", "TokenizerPane", "TrainPane"]

@@ -15,8 +15,8 @@ from llmtui.engine.text import escape_controls
 
 
 KEYS = {
-    True: ("esc leaves text · alt+1…5 panes · ctrl+q quit", "esc leaves text · alt+1…5 panes", "esc leaves text"),
-    False: ("1…5 panes · ctrl+l edit text · ctrl+q quit", "1…5 panes · ctrl+l edit text", "ctrl+l edit text"),
+    True: ("esc leaves text · alt+1…6 panes · ctrl+q quit", "esc leaves text · alt+1…6 panes", "esc leaves text"),
+    False: ("1…6 panes · ctrl+l edit text · ctrl+q quit", "1…6 panes · ctrl+l edit text", "ctrl+l edit text"),
 }
 """The key rule, by whether a text box has the focus, longest first: in one, digits are typed."""
 
@@ -47,6 +47,8 @@ class StatusLine(Widget):
     """'model @ endpoint · latency · tok/s' on a served model; '' with a local model only."""
     local_started: reactive[bool] = reactive(False)
     """Beside a served model: a local model was asked for (its state then follows the remote info)."""
+    tuned: reactive[str] = reactive("")
+    """The mark of a model whose weights were trained in this session ('' when they are the original)."""
     in_text: reactive[bool] = reactive(False)
     """Whether a text box has the focus: the keys at the right say how to leave it, or how to get in."""
 
@@ -75,6 +77,8 @@ class StatusLine(Widget):
             if self.selection and len(info) + len(self.selection) + 20 > (self.content_region.width or 80):
                 info = info.split(" · ")[0]  # narrow: the model's name is enough next to the current token
             left = Text(info)
+            if self.tuned:
+                left.append(f" · {self.tuned}", style="bold reverse")
             if self.tokens_per_s is not None:
                 left.append(f" · {self.tokens_per_s:.1f} tok/s", style="bold")
             if self.selection:  # Text, never markup: a token may hold '[' or control escapes

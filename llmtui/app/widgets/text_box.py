@@ -2,7 +2,7 @@
 
 A text box takes every printable key (a 1 is typed, not a pane switch), so a user needs a
 key out that works in every pane: Escape moves to the pane's main widget (in Generate, while
-tokens stream, it first stops them, as it always did). alt+1…5 switch panes from anywhere;
+tokens stream, it first stops them, as it always did). alt+1…6 switch panes from anywhere;
 the status line says which of these apply where the focus is.
 """
 
