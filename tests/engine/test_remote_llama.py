@@ -55,7 +55,7 @@ def _free_port() -> int:
 def llama_server(default_model_path, tmp_path_factory):
     """The URL of llama.cpp's server on the default model; stopped when the module's tests end."""
     if not _has_llama_server():
-        pytest.skip(f"{PYTHON} has no llama-cpp-python[server]: pip install -e '.[test]' installs it")
+        pytest.skip(f"{PYTHON} has no llama-cpp-python[server]: pip install -e '.[test,llama-server]' installs it")
     port = _free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
     with open(log, "wb") as out:
