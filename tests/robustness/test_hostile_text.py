@@ -489,6 +489,7 @@ class TestFoundBugs:
                                    ("attention", lambda: app.query_one(AttentionPane).prompt),
                                    ("tokenizer", lambda: app.query_one(TokenizerPane).ids_input)]:
                 await app.run_action(f"show_pane('{pane_id}')")
+                await pilot.pause()  # the switch lands (its focus on the pane's main view) before the paste
                 if pane_id == "tokenizer":
                     await pilot.press("f4")
                 await paste(pilot, field(), text)
