@@ -644,8 +644,9 @@ class TestCommandLine:
                     assert data["prompt_ids"] == tokenizer.prompt_ids(text)
                 elif command == "attention":
                     assert [t["id"] for t in data["tokens"]] == tokenizer.prompt_ids(text)
-                else:
-                    assert data["token"]["id"] == tokenizer.encode(text)[0]
+                else:  # the query as typed; its terms' ids are the tokenizer's own for each term's text
+                    assert data["query"] == as_model_sees(text)
+                    assert all(term["ids"] == tokenizer.encode(term["text"]) for term in data["terms"])
 
         from llmtui.engine.lm import LanguageModel
 

@@ -233,10 +233,11 @@ def _nan_weights(env: Env) -> str:
     return str(rewrite_gguf(env.gguf, env.tmp / "nan.gguf", tensors={"blk.0.ffn_norm.weight": norm}))
 
 
-def _iq2_xxs(env: Env) -> str:
-    """blk.0.attn_v.weight stored as IQ2_XXS (rows of 256 values, 66 bytes a row), a type llmtui can't read."""
-    raw = np.zeros((32, 66), dtype=np.uint8)
-    return str(rewrite_gguf(env.gguf, env.tmp / "iq2.gguf", tensors={"blk.0.attn_v.weight": (raw, Q.IQ2_XXS)}))
+def _q8_k(env: Env) -> str:
+    """blk.0.attn_v.weight stored as Q8_K (rows of 256 values, 292 bytes a row): llama.cpp's intermediate type for
+    activations, which no model file should hold and gguf can't dequantize (IQ2_XXS, the case before, reads now)."""
+    raw = np.zeros((32, 292), dtype=np.uint8)
+    return str(rewrite_gguf(env.gguf, env.tmp / "q8k.gguf", tensors={"blk.0.attn_v.weight": (raw, Q.Q8_K)}))
 
 
 def _unknown_type(env: Env) -> str:
@@ -469,7 +470,7 @@ FAULTS = [
     Fault("escapes-in-a-tensor-name", _escape_in_tensor_name, ("no place for", "blk.0.ffn\\n\\x1b[31might")),
     Fault("no-vocabulary", _no_vocabulary, ("tokenizer", "tokenizer.ggml.tokens")),
     # Tensor types and architectures llmtui does not read.
-    Fault("tensor-type-IQ2_XXS", _iq2_xxs, ("blk.0.attn_v.weight is stored as IQ2_XXS", "can't read")),
+    Fault("tensor-type-Q8_K", _q8_k, ("blk.0.attn_v.weight is stored as Q8_K", "can't read")),
     Fault("tensor-type-unknown", _unknown_type, ("blk.1.ffn_up.weight is stored as type number 987",)),
     Fault("architecture-bert", _bert, ("architecture 'bert' is not supported",)),
     # Wrong kinds of file, and nothing at all.
@@ -654,12 +655,22 @@ def _full(monkeypatch) -> None:
     monkeypatch.setattr(safetensors.torch, "save_file", half_then_enospc)
 
 
+def _unpacked(monkeypatch) -> None:
+    """Load GGUFs as float32 weights, as for a GPU: the dequantized cache serves that path (on the CPU
+    the packed blocks are read straight from the file and nothing is cached)."""
+    from llmtui.engine.loading import load
+
+    real = load.load_weights
+    monkeypatch.setattr(load, "load_weights", lambda spec, **kw: real(spec, **{**kw, "packed": False}))
+
+
 UNWRITABLE = {"read-only": _read_only, "full": _full}
 REASONS = {"read-only": "Read-only file system", "full": "No space left on device"}
 
 
 @pytest.mark.parametrize("cache", UNWRITABLE)
 def test_cli_works_without_a_writable_cache(cache, good_gguf, isolated_cache, monkeypatch, capsys):
+    _unpacked(monkeypatch)
     assert main(["tokenize", "The capital of France", "--model", str(good_gguf)]) == 0
     expected = capsys.readouterr().out
     shutil.rmtree(isolated_cache)
@@ -677,6 +688,7 @@ def test_cli_works_without_a_writable_cache(cache, good_gguf, isolated_cache, mo
 
 @pytest.mark.parametrize("cache", UNWRITABLE)
 async def test_app_works_without_a_writable_cache(cache, good_gguf, isolated_cache, monkeypatch):
+    _unpacked(monkeypatch)
     UNWRITABLE[cache](monkeypatch)
     app = LLMTuiApp(model=str(good_gguf), pane="generate", prompt="Hello")
     async with app.run_test(size=(100, 30)) as pilot:

@@ -428,7 +428,10 @@ def sentence_vectors(lm: LanguageModel, sentence: str, word: str) -> SentenceVec
         raise ValueError("the sentence is empty")
     ids = lm.prompt_ids(sentence)  # as the model reads it, BOS first where it has one
     span = locate_word(lm.tokenizer, ids, word)
-    out = lm.run(ids, capture={"resid_post"})
+    # attn_weights too, though only the residuals are shown: it takes the spelled-out softmax, where a
+    # query·key that overflows gives NaN that the check below sees; fused attention on the CPU turned
+    # the same overflow into finite garbage (a sentence is short: the maps cost little).
+    out = lm.run(ids, capture={"resid_post", "attn_weights"})
     residuals = torch.stack([r[0] for r in out.residuals]).detach().float()  # (L+1, T, D)
     if not torch.isfinite(residuals).all():  # every cosine would read "nan"
         raise ModelOutputError("hidden state")
