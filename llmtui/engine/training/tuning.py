@@ -41,6 +41,7 @@ class Tuning:
     memory_bytes: int  # what training adds: gradients, Adam's state, the reset copy, activations (estimated)
     _original: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # full: the weights to go back to
     active: bool = True
+    _packed: list[tuple[nn.Module, str, nn.Module]] = field(default_factory=list, repr=False)  # put back by reset
 
     @classmethod
     def begin(
@@ -63,15 +64,16 @@ class Tuning:
         needed = training_bytes(model, method, rank, tokens)
         check_fits(f"{'full fine-tuning' if method == 'full' else f'LoRA rank {rank}'} with Adam",
                    needed, available_bytes() if available == -1 else available)
+        packed = unpack_weights(model)
         for p in model.parameters():
             p.requires_grad_(method == "full")
         own = model.n_params()
         if method == "full":
             original = {name: p.detach().clone() for name, p in model.named_parameters()}
-            return cls(model, method, rank, list(model.parameters()), own, needed, original)
+            return cls(model, method, rank, list(model.parameters()), own, needed, original, _packed=packed)
         adapters = attach_lora(model, rank, alpha if alpha is not None else 2.0 * rank, seed)
         params = [p for a in adapters for p in (a.lora_a, a.lora_b)]
-        return cls(model, method, rank, params, own, needed)
+        return cls(model, method, rank, params, own, needed, _packed=packed)
 
     @property
     def trained_numbers(self) -> int:
@@ -89,7 +91,38 @@ class Tuning:
                 for name, p in self.model.named_parameters():
                     p.copy_(self._original[name])
             self._original.clear()
+        for parent, name, layer in self._packed:  # the packed layers themselves: the same kernels, bit for bit
+            setattr(parent, name, layer)
+        self._packed.clear()
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.parameters = []
         self.active = False
+
+
+def unpack_weights(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
+    """Swap weights kept in GGUF blocks (model/packed.py) for float32 layers holding the same values.
+
+    Gradients must flow through every matrix (LoRA's into the layers below, full fine-tuning's into
+    the weights themselves), and the packed kernels are forward-only. The values are the unpacked
+    blocks bit for bit, so the model computes the same function. Returns (parent, name, packed layer) of
+    each swap, for `reset` to put back.
+    """
+    from llmtui.engine.model.packed import PackedEmbedding, PackedLinear
+
+    swapped = []
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, PackedLinear):
+                layer = nn.Linear(child.in_features, child.out_features, bias=child.bias is not None, device="meta")
+                layer.weight = nn.Parameter(child.weight.detach().clone(), requires_grad=False)
+                if child.bias is not None:
+                    layer.bias = nn.Parameter(child.bias.detach().clone(), requires_grad=False)
+            elif isinstance(child, PackedEmbedding):
+                layer = nn.Embedding.from_pretrained(child.weight.detach().clone(), freeze=True)
+            else:
+                continue
+            setattr(parent, name, layer)
+            swapped.append((parent, name, child))
+    return swapped
+
