@@ -15,10 +15,12 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from llmtui.engine.generation import Candidate, Step
 from llmtui.engine.settings import SamplingSettings
+
+if TYPE_CHECKING:  # generation imports torch; the app's shell must draw before torch loads
+    from llmtui.engine.generation import Step
 
 SESSION_FORMAT = "llmtui-branches"
 SESSION_VERSION = 1
@@ -289,6 +291,8 @@ class BranchTree:
 
 
 def _step_from_json(s: dict[str, Any]) -> Step:
+    from llmtui.engine.generation import Candidate, Step
+
     return Step(
         index=int(s["index"]),
         position=int(s["position"]),
