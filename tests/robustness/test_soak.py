@@ -55,6 +55,7 @@ PANE_KEYS = {
                   "enter", "tab", "shift+tab"],
     "layers": ["a", "c", "space", "up", "down", "left", "right", "home", "end", "pageup", "pagedown",
                "ctrl+home", "ctrl+end", "enter", "tab", "shift+tab"],
+    "train": ["f5", "escape", "f4", "f6", "f7", "tab", "shift+tab", "up", "down"],
     "generate": ["f5", "ctrl+g", "escape", "f6", "n", "space", "f7", "ctrl+t", "ctrl+n", "enter", "c", "ctrl+r",
                  "left", "right", "up", "down", "home", "end", "tab", "shift+tab", "minus", "plus", "r", "f", "j", "k", "f2", "f3", "f4", "ctrl+b", "x", "ctrl+z", "ctrl+y"],
 }
