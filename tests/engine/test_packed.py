@@ -111,6 +111,18 @@ class TestBlockTypes:
         assert torch.equal(unpack_rows(qtype, torch.from_numpy(raw), 256), reference(qtype, raw))
 
 
+def test_inference_mode_then_normal_mode_in_one_thread(kernel_path):
+    """The app runs the model under inference_mode, training and tests outside it, on one thread:
+    the scratch buffer made in one mode must not break the other (CI failed so once)."""
+    raw = random_blocks(Q.Q4_0, 48, 768)
+    layer = PackedLinear([PackedMatrix(Q.Q4_0, torch.from_numpy(raw), 768)])
+    x = torch.randn(40, 768)
+    with torch.inference_mode():
+        inside = layer(x)
+    assert_float32_product(inside, x, reference(Q.Q4_0, raw))
+    assert_float32_product(layer(x), x, reference(Q.Q4_0, raw))
+
+
 def test_stacked_parts_of_different_types(kernel_path):
     """A Q4_K_M-style stack: q, k in Q4_K and v in Q6_K, as one layer."""
     parts = [(Q.Q4_K, 24, 0), (Q.Q6_K, 8, 2)]

@@ -34,9 +34,13 @@ _scratch = threading.local()  # one scratch buffer per thread (the model thread,
 
 
 def _scratch_rows(rows: int, columns: int) -> Tensor:
-    buf = getattr(_scratch, "buf", None)
+    # One buffer per inference mode: a tensor made under torch.inference_mode() can't be
+    # written in place outside it (the fallback's copy_ raised), so each mode keeps its own.
+    key = "inference" if torch.is_inference_mode_enabled() else "normal"
+    buf = getattr(_scratch, key, None)
     if buf is None or buf.numel() < rows * columns:
-        buf = _scratch.buf = torch.empty(max(rows * columns, SCRATCH_FLOATS), dtype=torch.float32)
+        buf = torch.empty(max(rows * columns, SCRATCH_FLOATS), dtype=torch.float32)
+        setattr(_scratch, key, buf)
     return buf[: rows * columns].view(rows, columns)
 
 
