@@ -23,7 +23,8 @@ class ChatPart:
         if text.strip():
             history: tuple[tuple[str, str], ...] = ()
             previous = self._session_prompt
-            if previous is not None and previous.chat and self._session is not None:
+            # a served model's chat is one message per request (its server's template): no history to send
+            if previous is not None and previous.chat and self._session is not None and not self.served:
                 history = previous.history + ((previous.text, self._reply_text()),)
             return PromptRequest(text, chat=True, history=history, system=self.system_prompt)
         previous = self._session_prompt
@@ -65,6 +66,8 @@ class ChatPart:
 
     def action_system_prompt(self) -> None:
         """Edit the chat's system prompt; empty gives the template's own back."""
+        if not self._local_only("The system prompt"):
+            return
         if self.lm is None:
             self._ready_to_run()
             return

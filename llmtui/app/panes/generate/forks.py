@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from textual import work
 
-from llmtui.app.display import prompt_pieces
 from llmtui.app.model_thread import call
 from llmtui.app.panes.base import error_line
 from llmtui.app.panes.generate.run import TOP_N, PromptRequest
 from llmtui.app.widgets.prob_table import ProbabilityTable
-from llmtui.app.widgets.token_text import Piece
 from llmtui.engine.branches import BranchTree
 
 
@@ -41,7 +39,7 @@ class ForksPart:
         """Open Compare on the shown prompt (or the editor's) with these knobs as A."""
         from llmtui.app.screens.compare.screen import CompareScreen
 
-        if not self._ready_to_run():
+        if not self._ready_to_run() or not self._local_only("Compare"):
             return
         prompt = self._session_prompt if self._session is not None else self._new_prompt_request()
         if prompt is None:
@@ -61,6 +59,8 @@ class ForksPart:
     def action_branches(self) -> None:
         from llmtui.app.screens.branches.screen import BranchesScreen
 
+        if not self._local_only("The branch tree"):
+            return
         if self.lm is None or self._session is None or self._tree is None:
             self.say("No branches yet: generate first; every fork from the table becomes a branch.")
             return
@@ -88,8 +88,7 @@ class ForksPart:
                 self._session = session
                 self._session_prompt = PromptRequest(tree.decode(tree.prompt_ids))
                 self._prompt_ids = list(tree.prompt_ids)
-                self._prompt_pieces = [Piece(p.text, role="special" if p.special else "prompt")
-                                       for p in prompt_pieces(self.lm.tokenizer, self._prompt_ids)]
+                self._prompt_pieces = self.backend.prompt_pieces(self._prompt_ids)
             await call(session.restore, tree.steps(tree.current))
         except Exception as e:  # tokens outside this model's vocabulary in a hand-edited session, or a bug
             self.say(error_line(e), "error")

@@ -7,6 +7,7 @@ generation reads it before its next token.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from llmtui.app.screens.value_input import ValueInputScreen
@@ -116,6 +117,8 @@ class KnobsPart:
 
     def action_ban(self) -> None:
         """Ban the table's highlighted token (or lift its ban): the logit-bias stage cuts it from the next token on."""
+        if not self._local_only("Banning a token"):  # the request to a server carries no logit bias
+            return
         if self.app.focused is not self.table:
             self.say("Ban a token from the table: tab to it, pick a row, then x.")
             return
@@ -127,3 +130,16 @@ class KnobsPart:
         self.settings = self.settings.with_(banned=tuple(banned))
         what = "Banned" if token_id in banned else "Unbanned"
         self.say(f"{what} {self._label(token_id, text)}: it applies from the next token ({len(banned)} banned).")
+
+    def _knob_commands(self) -> Iterator[tuple[str, str, Callable[[], object]]]:
+        """Command-palette entries for each knob (up, down, set) and the seed."""
+        for spec in KNOBS:
+            for direction, word in ((1, "up"), (-1, "down")):
+                yield (f"{self.TITLE}: {spec.label} {word}", spec.help,
+                       lambda spec=spec, d=direction: self.knob(spec.name).turn(d))
+            yield (f"{self.TITLE}: set {spec.label}…", spec.help,
+                   lambda spec=spec: self.knob(spec.name).action_ask())
+        yield (f"{self.TITLE}: greedy (temperature 0)", "Always take the most probable token",
+               lambda: self.set_knob("temperature", 0.0))
+        yield (f"{self.TITLE}: random seed", "A fresh seed for every generation", self.action_random_seed)
+        yield (f"{self.TITLE}: fix the last seed", "Repeat the last generation's draws", self.action_fix_seed)

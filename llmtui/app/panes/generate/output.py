@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.style import Style
-
-from llmtui.app.palette import legend, prob_style
+from llmtui.app.palette import legend
 from llmtui.app.panes.generate import view
-from llmtui.app.widgets.token_text import Piece, TokenText
+from llmtui.app.widgets.token_text import TokenText
 
 if TYPE_CHECKING:
     from llmtui.app.selection import TokenSelection
@@ -31,10 +29,10 @@ class OutputPart:
     def _show_context(self) -> None:
         """The output's title says how much of the context window the text uses (always in view)."""
         used = self.context_used
-        if self.lm is None or not used:
+        window = self.backend.window if self.backend is not None else None
+        if window is None or not used:  # a served model's window is the server's business: not shown
             self.output.border_title = "Output"
             return
-        window = self.lm.config.context_length
         full = " · full" if used >= window else ""
         self.output.border_title = f"Output · context {used:,} / {window:,}{full}"
 
@@ -48,33 +46,25 @@ class OutputPart:
                                             "F5 generates, F6 adds one token at a time.")
 
     def _render_output(self) -> None:
-        if self._texts is None:
+        if self.backend is None:
             return
         self._show_context()
         if not self._steps and not self._prompt_pieces:
             self._show_idle_output()
             return
-        texts = self._texts.update(self._steps)
-        by_model = self.colour_by == "model"
-        pieces = []
-        for i, (step, text) in enumerate(zip(self._steps, texts)):
-            style = prob_style(step.raw_prob if by_model else step.prob)
-            if step.forced:
-                style += Style(underline=True, italic=True)
-            if self._texts.is_special(i):
-                style += Style(bold=True)
-            pieces.append(Piece(text.replace("\n", "↵\n"), style, i))
+        pieces = view.output_pieces(self._steps, self.backend.texts(self._steps), self.colour_by == "model")
         self.output.set_content(self._prompt_pieces, pieces, len(self._steps))
 
     def on_token_text_selected(self, event: TokenText.Selected) -> None:
         """The user picked a generated token: it becomes the app's current token (in the whole text)."""
-        if event.index is not None and 0 <= event.index < len(self._steps):
+        # a served model's token ids are its server's, not a local model's: they are not the app's current token
+        if event.index is not None and 0 <= event.index < len(self._steps) and self.backend and not self.backend.served:
             ids = [*self._prompt_ids, *(s.token_id for s in self._steps)]
             self.select_token(ids, len(self._prompt_ids) + event.index)
 
     def shown_ids(self) -> tuple[int, ...] | None:
         """The session's text: its prompt and the tokens generated so far (None before the first run)."""
-        if self._session is None:
+        if self._session is None or self.backend is None or self.backend.served:
             return None
         return (*self._session.prompt_ids, *(step.token_id for step in self._steps))
 
@@ -101,15 +91,17 @@ class OutputPart:
             self._request_preview()
 
     def _label(self, token_id: int, text: str) -> str:
-        assert self.lm is not None
-        return view.token_label(self.lm.tokenizer, token_id, text)
+        assert self.backend is not None
+        return self.backend.label(token_id, text)
 
     def _refresh_table(self) -> None:
         selected = self.output.selected
         steps = self._steps
         index = selected if selected is not None else len(steps) - 1
         if 0 <= index < len(steps):
-            assert self.lm is not None
-            self.table.show(view.step_view(self.lm.tokenizer, steps[index], len(steps)))
+            assert self.backend is not None
+            self.table.show(self.backend.step_view(steps[index], len(steps)))
+            if self.backend.served and not self.running and (note := view.undecided_note(steps[index])):
+                self.say(note)  # why some rows of a served model's table show '?'
         elif not self.running:
             self.table.show(self._preview)

@@ -20,10 +20,9 @@ from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widgets import TextArea
 
-from llmtui.app.display import StepTexts
-from llmtui.app.messages import Throughput
 from llmtui.app.panes.base import MessageKind, Pane
 from llmtui.app.panes.generate import view
+from llmtui.app.panes.generate.attach import AttachPart
 from llmtui.app.panes.generate.chat import ChatPart
 from llmtui.app.panes.generate.forks import ForksPart
 from llmtui.app.panes.generate.knobs import KnobsPart
@@ -31,7 +30,6 @@ from llmtui.app.panes.generate.output import OutputPart
 from llmtui.app.panes.generate.preview import PreviewPart
 from llmtui.app.panes.generate.run import PromptRequest, Run
 from llmtui.app.panes.generate.runner import RunnerPart
-from llmtui.app.state import ModelState
 from llmtui.app.widgets.knob import KNOBS, Knob
 from llmtui.app.widgets.message_line import MessageLine
 from llmtui.app.widgets.prob_table import ProbabilityTable, TableView
@@ -41,11 +39,12 @@ from llmtui.engine.branches import BranchTree
 from llmtui.engine.settings import SamplingSettings
 
 if TYPE_CHECKING:
+    from llmtui.app.panes.generate.backend import Backend
     from llmtui.engine.generation import GenerationSession, Step
-    from llmtui.engine.lm import LanguageModel
+    from llmtui.engine.remote.session import RemoteSession
 
 
-class GeneratePane(KnobsPart, ChatPart, PreviewPart, ForksPart, RunnerPart, OutputPart, Pane):
+class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ForksPart, RunnerPart, OutputPart, Pane):
     """Streamed generation with live probability tables and sampling knobs."""
 
     PANE_ID = "generate"
@@ -81,16 +80,18 @@ class GeneratePane(KnobsPart, ChatPart, PreviewPart, ForksPart, RunnerPart, Outp
     colour_by: reactive[str] = reactive("model", init=False)
     """Colour output tokens by the model's probability ("model") or the one after the knobs ("knobs")."""
 
-    def __init__(self, settings: SamplingSettings | None = None) -> None:
+    def __init__(self, settings: SamplingSettings | None = None, served: bool = False) -> None:
+        """served: the app attaches a served model (--endpoint), not the local one, whose model this pane then ignores."""
         super().__init__()
         self.set_reactive(GeneratePane.settings, settings or SamplingSettings())
+        self.served = served
+        self.backend: Backend | None = None  # where the tokens come from, once the app attached a model
         self._run: Run | None = None
-        self._session: GenerationSession | None = None
+        self._session: GenerationSession | RemoteSession | None = None
         self._session_prompt: PromptRequest | None = None
         self._steps: tuple[Step, ...] = ()
         self._prompt_ids: list[int] = []
         self._prompt_pieces: list[Piece] = []
-        self._texts: StepTexts | None = None
         self._preview: TableView | None = None
         self._preview_timer: Timer | None = None
         self._streaming = True  # after a fork, go on generating (False after single steps)
@@ -124,6 +125,13 @@ class GeneratePane(KnobsPart, ChatPart, PreviewPart, ForksPart, RunnerPart, Outp
     def on_mount(self) -> None:
         self.watch(self.output, "selected", self._selection_changed, init=False)
         self._update_legend()
+        if self.served:
+            self.output.set_placeholder("Connecting to the server…", "placeholder")
+            self.say("Connecting to the server… you can type the prompt meanwhile.", "busy")
+
+    def on_unmount(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
 
     @property
     def editor(self) -> TextArea:
@@ -143,7 +151,7 @@ class GeneratePane(KnobsPart, ChatPart, PreviewPart, ForksPart, RunnerPart, Outp
         return self._steps
 
     @property
-    def session(self) -> GenerationSession | None:
+    def session(self) -> GenerationSession | RemoteSession | None:
         return self._session
 
     @property
@@ -171,30 +179,6 @@ class GeneratePane(KnobsPart, ChatPart, PreviewPart, ForksPart, RunnerPart, Outp
         line.text = str(text)
         for k in ("info", "error", "busy", "hint"):
             line.set_class(k == kind, f"-{k}")
-
-    def model_state_changed(self, state: ModelState) -> None:
-        if state.phase == "ready":
-            return
-        self.output.set_placeholder(
-            state.describe() + ("\n\nQuit with ctrl+q and start again with --model NAME|PATH." if state.phase == "failed" else ""),
-            "error" if state.phase == "failed" else "placeholder",
-        )
-        super().model_state_changed(state)
-
-    def model_ready(self, lm: LanguageModel) -> None:
-        self._texts = StepTexts(lm.tokenizer)
-        self.say(f"Ready · {lm.config.context_length} tokens of context · F5 generate · F6 one token")
-        self._show_idle_output()
-        self._request_preview()
-
-    def _ready_to_run(self) -> bool:
-        if self.lm is None:
-            if self.model_state.phase == "failed":
-                self.say("No model: it could not be loaded (see the output). Your prompt is kept.", "error")
-            else:
-                self.say("The model is still loading; your prompt is kept. Press the key again when it is ready.", "busy")
-            return False
-        return True
 
     def action_generate(self) -> None:
         """Generate from the prompt (in chat mode: send the message)."""
@@ -278,7 +262,7 @@ class GeneratePane(KnobsPart, ChatPart, PreviewPart, ForksPart, RunnerPart, Outp
         """Forget the shown text (and the chat so far); the prompt stays in the editor."""
         if self.running:
             self.workers.cancel_group(self, "generation")  # the run is dropped: nothing of it lands
-            self.post_message(Throughput(None))
+            self.post_message(self.backend.speed_message(None, None))
         self._run = None
         self.refresh_bindings()
         self._session = None
@@ -299,16 +283,7 @@ class GeneratePane(KnobsPart, ChatPart, PreviewPart, ForksPart, RunnerPart, Outp
 
     def commands(self):  # type: ignore[override]
         yield from super().commands()
-        for spec in KNOBS:
-            for direction, word in ((1, "up"), (-1, "down")):
-                yield (f"{self.TITLE}: {spec.label} {word}", spec.help,
-                       lambda spec=spec, d=direction: self.knob(spec.name).turn(d))
-            yield (f"{self.TITLE}: set {spec.label}…", spec.help,
-                   lambda spec=spec: self.knob(spec.name).action_ask())
-        yield (f"{self.TITLE}: greedy (temperature 0)", "Always take the most probable token",
-               lambda: self.set_knob("temperature", 0.0))
-        yield (f"{self.TITLE}: random seed", "A fresh seed for every generation", self.action_random_seed)
-        yield (f"{self.TITLE}: fix the last seed", "Repeat the last generation's draws", self.action_fix_seed)
+        yield from self._knob_commands()
 
     def advance(self) -> bool:
         """The advance key: one more token (as F6)."""
@@ -319,8 +294,8 @@ class GeneratePane(KnobsPart, ChatPart, PreviewPart, ForksPart, RunnerPart, Outp
         """The probability table shown, and the whole generation with every step's candidates."""
         lm = self.lm
         shown = self._session_prompt if self._session is not None else PromptRequest(self.editor.text, chat=self.chat_mode)
-        return view.export_data(lm.name if lm else None, self.table.view, shown, self._session, self._session_prompt,
-                                self._steps, lm.tokenizer if lm else None)
+        return view.export_data(self.backend.name if self.backend else None, self.table.view, shown, self._session,
+                                self._session_prompt, self._steps, lm.tokenizer if lm else None)
 
     def export_table(self) -> tuple[list[str], list[list]] | None:
         return None if self.table.view is None else view.export_table(self.table.view)

@@ -10,12 +10,10 @@ from typing import TYPE_CHECKING
 
 from textual import work
 
-from llmtui.app.display import prompt_pieces
 from llmtui.app.model_thread import call
 from llmtui.app.panes.base import error_line
 from llmtui.app.panes.generate import view
 from llmtui.app.panes.generate.run import TOP_N, PromptRequest, check_fits
-from llmtui.app.widgets.token_text import Piece
 
 if TYPE_CHECKING:
     from textual.widgets import TextArea
@@ -92,10 +90,7 @@ class PreviewPart:
         self._preview = view.preview_view(self.lm.tokenizer, position, cands, settings)
         if self._session is None:  # show the prompt as the model will see it
             self._preview_len = len(prompt_ids)
-            self._prompt_pieces = [
-                Piece(p.text, role="special" if p.special else "prompt")
-                for p in prompt_pieces(self.lm.tokenizer, list(prompt_ids))
-            ]
+            self._prompt_pieces = self.backend.prompt_pieces(list(prompt_ids))
             self._render_output()
             self.output.allow_next(True)
             self.output.selected = 0

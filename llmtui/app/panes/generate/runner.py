@@ -9,13 +9,10 @@ from typing import TYPE_CHECKING
 
 from textual import work
 
-from llmtui.app.display import count, prompt_pieces
-from llmtui.app.messages import Throughput
-from llmtui.app.model_thread import call
+from llmtui.app.display import count
 from llmtui.app.panes.base import error_line
 from llmtui.app.panes.generate import view
-from llmtui.app.panes.generate.run import TOP_N, PromptRequest, Run, RunKind, check_fits
-from llmtui.app.widgets.token_text import Piece
+from llmtui.app.panes.generate.run import PromptRequest, Run, RunKind
 
 if TYPE_CHECKING:
     from llmtui.engine.generation import Step
@@ -47,28 +44,23 @@ class RunnerPart:
     async def _worker(self, run: Run, fork: tuple[int, int] | None) -> None:
         """Advance the session a step at a time on the model thread; show the steps at most every POST_EVERY
         seconds, drawn while the model computes the next step."""
-        from llmtui.engine.generation import GenerationSession
-
-        lm = self.lm
-        assert lm is not None
+        backend = self.backend
+        assert backend is not None
         first_at, last_post = 0.0, 0.0
+        session = run.session
         try:
-            if run.session is None:
-                ids = await call(run.prompt.encode, lm)
-                check_fits(run.prompt, len(ids), lm.config.context_length)
-                run.session = await call(GenerationSession, lm, ids, run.settings, top_n=TOP_N)
-            session = run.session
+            if session is None:
+                session = run.session = await backend.open(run.prompt, run.settings)
             if fork is not None:
                 index, token = fork
-                session.settings = run.settings
                 if run.kind == "force":
-                    step = await call(session.step)
+                    step = await backend.step(session, run.settings, 1)
                     if step is None:
                         raise ValueError(f"the text has finished ({session.finish_reason}): no token comes next")
                     if step.token_id != token:
-                        await call(session.fork, step.index, token)
+                        await backend.fork(session, step.index, token)
                 else:
-                    await call(session.fork, index, token)
+                    await backend.fork(session, index, token)
                 self._show_steps(run, tuple(session.steps), None)
             shown: tuple[Step, ...] | None = None  # steps to draw while the next one is computed
             while True:
@@ -78,8 +70,8 @@ class RunnerPart:
                 if run.stop.is_set():
                     reason = "stopped"
                     break
-                session.settings = run.settings
-                next_step = asyncio.ensure_future(call(session.step))
+                want = None if run.limit is None else run.limit - run.produced
+                next_step = asyncio.ensure_future(backend.step(session, run.settings, want))
                 if shown is not None:
                     self._show_steps(run, shown, run.rate)
                     shown = None
@@ -97,20 +89,21 @@ class RunnerPart:
                     last_post = now
                     shown = tuple(session.steps)
             self._ended(run, tuple(session.steps), reason)
-        except Exception as e:  # a prompt too long, a fork past the end (the user's to fix), or a bug: one line
+        except Exception as e:  # a prompt too long, a fork past the end, a server's fault, or a bug: one line
             self._ended(run, tuple(run.session.steps) if run.session else (), "error", error_line(e))
+        finally:
+            if session is not None:
+                backend.end(session)  # a served model's stream still open (stopped, paused, cancelled)
 
     def _adopt(self, run: Run) -> None:
         """Make the run's session the shown one (once the worker created it)."""
         if run.session is not None and run.session is not self._session:
             self._session = run.session
             self._session_prompt = run.prompt
-            self._prompt_ids = list(run.session.prompt_ids)
-            assert self.lm is not None
-            self._prompt_pieces = [
-                Piece(p.text, role="special" if p.special else "prompt") for p in prompt_pieces(self.lm.tokenizer, self._prompt_ids)
-            ]
-            self._last_seed = run.session.seed
+            assert self.backend is not None
+            self._prompt_ids = self.backend.prompt_ids(run.session)
+            self._prompt_pieces = self.backend.prompt_pieces(self._prompt_ids)
+            self._last_seed = self.backend.seed(run.session)
             if run.prompt.chat and run.kind in ("generate", "step") and self.editor.text == run.prompt.text:
                 self.editor.load_text("")  # the message was sent: it now shows in the transcript
 
@@ -125,13 +118,13 @@ class RunnerPart:
         now = time.monotonic()
         if tokens_per_s is not None and now - self._speed_shown_at >= 1.0:  # the status line: once a second
             self._speed_shown_at = now
-            self.post_message(Throughput(tokens_per_s))
+            self.post_message(self.backend.speed_message(run.session, tokens_per_s))
 
     def _ended(self, run: Run, steps: tuple[Step, ...], reason: str, error: str | None = None) -> None:
         """The run stopped: finished ("stop token", "max new tokens", ...), "stopped" by the user, or failed."""
         run.ended = True
         self.refresh_bindings()
-        self.post_message(Throughput(None))
+        self.post_message(self.backend.speed_message(run.session, None))
         self._reselect()
         if error is not None and run.session is None:
             self.say(error, "error")
@@ -150,7 +143,7 @@ class RunnerPart:
             self.call_later(self._start, "step", run.prompt, limit=run.pending)
             return
         if error is not None:
-            self.say(error, "error")
+            self.say(view.failed_line(error, self._session.finish_reason), "error")
         else:
-            window = self.lm.config.context_length if self.lm is not None else self.context_used
-            self.say(*view.ended_line(reason, self._steps, self._last_seed, self.context_used, window))
+            text, kind = view.ended_line(reason, self._steps, self._last_seed, self.context_used, self.backend.window)
+            self.say(text + self.backend.notes(self._session), kind)
