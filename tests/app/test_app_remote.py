@@ -226,7 +226,9 @@ async def test_what_needs_the_weights_is_one_line_never_faked():
             await run(pilot, pane)
             pane.table.focus()
             await pilot.press("x")
-            assert pane.message.startswith("Banning a token: not available") and pane.settings.banned == ()
+            assert pane.message.startswith("Ban a token: not available") and pane.settings.banned == ()
+            await pilot.press("plus")
+            assert pane.message.startswith("Bias a token: not available") and pane.settings.logit_bias == ()
             assert len(pilot.app.screen_stack) == 1  # no screen opened
             assert pane.editor.text == PROMPT
 

@@ -110,3 +110,12 @@ def test_output_colours_unknown_knob_probabilities_apart():
     step = _served_step([Candidate(-1, " a", 0.5, None, None)], text="x\n")
     by_model, by_knobs = view.output_pieces([step], [("x\n", False)], True)[0], view.output_pieces([step], [("x\n", False)], False)[0]
     assert by_model.text == "x↵\n" and by_model.style != by_knobs.style and by_knobs.style.italic
+
+
+def test_biased_candidates_are_labelled_with_their_bias(tiny_lm, session):
+    cands = session.steps[0].candidates
+    biased = SamplingSettings(logit_bias=((cands[0].id, 2.0), (cands[1].id, -4.5)))
+    labels = view.candidate_labels(tiny_lm.tokenizer, cands, biased)
+    plain = view.candidate_labels(tiny_lm.tokenizer, cands, GREEDY)
+    assert labels[0] == plain[0] + " +2" and labels[1] == plain[1] + " -4.5" and labels[2:] == plain[2:]
+    assert view.preview_view(tiny_lm.tokenizer, 0, cands, biased).labels == labels

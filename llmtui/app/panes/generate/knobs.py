@@ -15,6 +15,10 @@ from llmtui.app.widgets.knob import KNOBS, Knob
 from llmtui.engine.settings import SamplingSettings
 
 
+BIAS_STEP = 2.0
+"""What + and - on a row of the table add to that token's logit: e^2, about 7 times its odds."""
+
+
 def check_settings(settings: SamplingSettings, name: str, value: Any) -> SamplingSettings:
     """The settings with one knob changed, or ValueError saying why not."""
     return settings.with_(**{name: value})
@@ -115,14 +119,36 @@ class KnobsPart:
         self.app.push_screen(ValueInputScreen("stop strings", current, check,
                                               "Words such as \"User:\" '\\n\\n'; the text ends before the first."), done)
 
+    def _highlighted(self, what: str, key: str) -> tuple[int, str] | None:
+        """The table's highlighted token, or None (saying how to pick one) when the table is not where the user is."""
+        if not self._local_only(what):  # the request to a server carries no logit bias
+            return None
+        if self.app.focused is not self.table:
+            self.say(f"{what} from the table: tab to it, pick a row, then {key}.")
+            return None
+        return self.table.highlighted_token()
+
+    def action_bias(self, direction: int) -> None:
+        """Raise (+) or lower (-) the highlighted token's logit by BIAS_STEP more: the logit-bias stage, from the next token."""
+        token = self._highlighted("Bias a token", "+ or -")
+        if token is None:
+            return
+        token_id, text = token
+        biases = dict(self.settings.logit_bias)
+        bias = round(biases.get(token_id, 0.0) + direction * BIAS_STEP, 6)
+        biases[token_id] = bias
+        try:
+            self.settings = check_settings(self.settings, "logit_bias", tuple((i, b) for i, b in biases.items() if b))
+        except ValueError as e:  # past OpenAI's range of ±100
+            self.say(str(e)[:1].upper() + str(e)[1:], "error")
+            return
+        now = f"its logit {bias:+g}" if bias else "no bias"
+        self.say(f"{self._label(token_id, text)}: {now}; it applies from the next token "
+                 f"({len(self.settings.logit_bias)} biased).")
+
     def action_ban(self) -> None:
         """Ban the table's highlighted token (or lift its ban): the logit-bias stage cuts it from the next token on."""
-        if not self._local_only("Banning a token"):  # the request to a server carries no logit bias
-            return
-        if self.app.focused is not self.table:
-            self.say("Ban a token from the table: tab to it, pick a row, then x.")
-            return
-        token = self.table.highlighted_token()
+        token = self._highlighted("Ban a token", "x")
         if token is None:
             return
         token_id, text = token

@@ -42,6 +42,7 @@ MORE_KEYS = [
     ("←/→, home/end", "In the output: pick a past token (end: follow the newest)"),
     ("↑/↓, enter", "In the table: choose a candidate, fork the text there"),
     ("x", "In the table: ban the highlighted token (again: unban)"),
+    ("+, −", "In the table: raise or lower the highlighted token's logit by 2 (its logit bias)"),
     ("F2", "Compare these knobs with others, token by token (KL, TV, top-1)"),
     ("F3", "Branches: every generation and fork; reopen, rename, delete, save, load"),
     ("ctrl+z, ctrl+y", "Undo or redo the last fork (outside the prompt box)"),
@@ -76,6 +77,13 @@ def token_label(tokenizer: Tokenizer | None, token_id: int, text: str) -> str:
     return table_label(text)
 
 
+def candidate_labels(tokenizer: Tokenizer, candidates: Sequence[Candidate], settings: SamplingSettings) -> tuple[str, ...]:
+    """Each candidate's label, with its logit bias where the knobs give it one (the table's bias stage): '␣Paris +2'."""
+    biases = dict(settings.logit_bias)
+    return tuple(token_label(tokenizer, c.id, c.text) + (f" {biases[c.id]:+g}" if c.id in biases else "")
+                 for c in candidates)
+
+
 def step_view(tokenizer: Tokenizer, step: Step, n_steps: int) -> TableView:
     """The table of a step already drawn: its candidates, the drawn one marked."""
     drawn = table_label(tokenizer.token_display(step.token_id) if hasattr(tokenizer, "token_display") else step.text)
@@ -84,7 +92,7 @@ def step_view(tokenizer: Tokenizer, step: Step, n_steps: int) -> TableView:
         title=f"Token {step.index + 1} of {n_steps} · {how}",
         index=step.index,
         candidates=step.candidates,
-        labels=tuple(token_label(tokenizer, c.id, c.text) for c in step.candidates),
+        labels=candidate_labels(tokenizer, step.candidates, step.settings),
         drawn=step.token_id,
         settings=step.settings,
     )
@@ -121,7 +129,7 @@ def preview_view(tokenizer: Tokenizer, position: int, candidates: Sequence[Candi
         title=f"Next token · preview (token {position + 1})" if position else "Next token · preview",
         index=position,
         candidates=tuple(candidates),
-        labels=tuple(token_label(tokenizer, c.id, c.text) for c in candidates),
+        labels=candidate_labels(tokenizer, candidates, settings),
         drawn=None,
         settings=settings,
         preview=True,
