@@ -157,6 +157,11 @@ class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ForksPart, Runn
         return self._session
 
     @property
+    def run(self) -> Run | None:
+        """The last run (its state, the tokens it drew, its rate): for tests and benchmarks/app_stream.py."""
+        return self._run
+
+    @property
     def running(self) -> bool:
         return self._run is not None and not self._run.ended
 

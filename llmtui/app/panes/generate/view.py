@@ -30,7 +30,9 @@ HELP = (
     "one is drawn, appended, and the loop repeats. The table shows a step's top candidates with the model's "
     "probability and the one after the knobs (temperature, top-k, top-p, min-p, repetition penalty); struck-out "
     "rows are the ones a knob cut away. Pick a past token in the output to see its table, and press enter on "
-    "another candidate to fork the text there; in chat mode the output shows the raw text the model really continues."
+    "another candidate to fork the text there; in chat mode the output shows the raw text the model really continues. "
+    "On a served model (--endpoint) the table lists the server's top candidates only, with '?' where a cut depends "
+    "on the unlisted rest, and stepping or forking sends the text so far as the prompt."
 )
 """The help screen's text (F1)."""
 
