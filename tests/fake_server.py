@@ -108,6 +108,12 @@ class Handler(BaseHTTPRequestHandler):
         if fault == "not-json":
             self._send(200, b"<html>hello</html>", "text/html")
             return
+        if not body.get("stream"):
+            scored = _scored(body, fault)
+            choice = scored or {"text": GENERATED, "logprobs": None}
+            self._send(200, {"id": "cmpl-2", "object": "text_completion", "model": MODEL,
+                             "choices": [{"index": 0, "finish_reason": "length", **choice}]})
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
@@ -130,6 +136,37 @@ class Handler(BaseHTTPRequestHandler):
             self._event(_chunk(token, listed, chat, fault != "no-logprobs", reason))
         self._event(b"[DONE]")
         self.close_connection = True
+
+
+# the scripted model's next-character distribution when it reads a given text (echo, prompt_logprobs): the top
+# candidates, any other character a little below them
+CHAR_LOGPROBS = {" ": -1.0, "e": -1.6, "a": -2.0, "t": -2.3, "o": -2.6}
+GENERATED = " Paris"  # the token a scoring request (max_tokens 1) generates after the text
+
+
+def char_logprob(c: str) -> float:
+    return CHAR_LOGPROBS.get(c, -4.0 - (ord(c[0]) % 5) * 0.2)
+
+
+def _scored(body: dict, fault: str | None) -> dict | None:
+    """A non-streamed completion that scores the prompt: echo (llama.cpp, vLLM) or prompt_logprobs (vLLM)."""
+    prompt, n = body.get("prompt", ""), int(body.get("logprobs") or 0)
+    top = list(CHAR_LOGPROBS.items())
+    if body.get("echo") and fault not in ("prompt-logprobs-only", "no-scoring"):
+        tokens = [*prompt, GENERATED]
+        tops = [None] + [{**dict(top[:n]), c: char_logprob(c)} for c in tokens[1:]]
+        lps = [None] + [char_logprob(c) for c in tokens[1:]]
+        return {"text": prompt + GENERATED, "logprobs": {"tokens": tokens, "token_logprobs": lps,
+                "top_logprobs": tops, "text_offset": list(range(len(tokens)))}}
+    if body.get("prompt_logprobs") and fault != "no-scoring":
+        k = int(body["prompt_logprobs"])
+
+        def entry(c: str) -> dict:
+            ranked = {str(ord(t)): {"logprob": v, "rank": r + 1, "decoded_token": t} for r, (t, v) in enumerate(top[:k])}
+            return {str(ord(c)): {"logprob": char_logprob(c), "rank": 99, "decoded_token": c}, **ranked}
+
+        return {"text": GENERATED, "prompt_logprobs": [None] + [entry(c) for c in prompt[1:]]}
+    return None
 
 
 def _chunk(token: str, listed: list[tuple[str, float]], chat: bool, logprobs: bool, reason: str | None) -> dict:

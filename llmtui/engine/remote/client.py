@@ -24,6 +24,7 @@ class RemoteModel:
     model: str | None = None  # the name sent in requests; None when the server lists no models
     served: tuple[str, ...] = ()
     _tokenizer_prefix: str | None = field(default=None, repr=False)  # '' or '/extras', once found
+    scoring: str | None = field(default=None, repr=False)  # the dialect that scores a given text (scoring.py), once found
 
     @classmethod
     def connect(cls, endpoint: Endpoint) -> RemoteModel:
