@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="every position and the summary as JSON")
     _sampling(p)
     _common(p)
+    _remote(p)
 
     p = sub.add_parser("neighbours", aliases=["neighbors"], help="tokens whose embeddings are nearest a word's")
     p.add_argument("word", help='a word (looked up as " word"), "exact text" in quotes, #id, or king - man + woman')
@@ -360,6 +361,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     settings_b, model_b = side_settings(base, args.b)
     if not args.prompt.strip():
         raise CliError("the prompt is empty: give some text to continue")
+    if args.endpoint:
+        return compare_remote(args, (settings_a, model_a), (settings_b, model_b))
     lm = load_model(args)
     models = {None: lm}
     for spec in (model_a, model_b):
@@ -379,16 +382,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(json.dumps({"prompt": args.prompt, **comparison.to_json()}, ensure_ascii=False))
         return 0
 
-    def cell(text: str, width: int) -> str:
-        return escape_controls(repr(text)[1:-1], keep="")[:width].ljust(width)
-
     for name, side_lm, settings in (("A", lm_a, settings_a), ("B", lm_b, settings_b)):
         print(f"{name}: {side_lm.name}, {settings.changed_words()}")
     print(f"mode {args.mode}, seed {comparison.seed}")
     print(f"{'#':>4}  {'token A':<14} {'p A':>6}  {'token B':<14} {'p B':>6}  {'KL(A||B)':>8} {'TV':>5}  top-1")
     for p in comparison:
-        token_a = cell(p.a.text, 14) if p.a else " " * 14
-        token_b = cell(p.b.text, 14) if p.b else " " * 14
+        token_a = _cell(p.a.text, 14) if p.a else " " * 14
+        token_b = _cell(p.b.text, 14) if p.b else " " * 14
         prob_a = f"{p.a.prob:6.1%}" if p.a else " " * 6
         prob_b = f"{p.b.prob:6.1%}" if p.b else " " * 6
         kl = "" if p.kl is None else f"{p.kl:8.3f}" if p.kl != float("inf") else f"{'inf':>8}"
@@ -399,6 +399,58 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.mode == "free":
         print(f"B: {escape_controls(comparison.text_b)}")
     print(summary.describe())
+    return 0
+
+
+def _cell(text: str, width: int) -> str:
+    """A token in a fixed-width table column, escaped (newlines, controls) and cut to fit."""
+    from llmtui.engine.text import escape_controls
+
+    return escape_controls(repr(text)[1:-1], keep="")[:width].ljust(width)
+
+
+def compare_remote(args: argparse.Namespace, side_a: tuple, side_b: tuple) -> int:
+    """`compare --endpoint`: the two sides on a served model (model=NAME: another model of the same server)."""
+    from dataclasses import replace
+
+    from llmtui.engine.remote.client import RemoteModel
+    from llmtui.engine.remote.comparison import RemoteComparison
+    from llmtui.engine.text import escape_controls
+
+    remote = connect(args)
+    models = {None: remote}
+    for _, spec in (side_a, side_b):
+        if spec not in models:
+            models[spec] = RemoteModel.connect(replace(remote.endpoint, model=spec))
+    try:
+        comparison = RemoteComparison(args.prompt, (models[side_a[1]], side_a[0]), (models[side_b[1]], side_b[0]),
+                                      mode=args.mode, top_n=10 if args.top is None else args.top)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    comparison.run()
+    if args.json:
+        print(json.dumps(comparison.to_json(), ensure_ascii=False, allow_nan=False))
+        return 0
+
+    def prob(step) -> str:  # noqa: ANN001 (a Step or None)
+        return " " * 6 if step is None else "     ?" if step.prob is None else f"{step.prob:6.1%}"
+
+    for name, model, settings in (("A", comparison.model_a, comparison.settings_a),
+                                  ("B", comparison.model_b, comparison.settings_b)):
+        print(f"{name}: {model.name}, {settings.changed_words()}")
+    print(f"mode {args.mode}, seed {comparison.seed}; ? = decided by the unlisted tail, ≥ = a lower bound")
+    print(f"{'#':>4}  {'token A':<14} {'p A':>6}  {'token B':<14} {'p B':>6}  {'KL(A||B)':>9} {'TV':>6}  top-1")
+    for p in comparison.positions:
+        d = p.divergence
+        mark = "≥" if d.kind == "lower bound" else ""
+        kl = "" if d.kl is None else mark + ("inf" if d.kl == float("inf") else f"{d.kl:.3f}")
+        tv = "" if d.tv is None else f"{mark}{d.tv:.2f}"
+        print(f"{p.index:>4}  {_cell(p.a.text, 14) if p.a else ' ' * 14} {prob(p.a)}  "
+              f"{_cell(p.b.text, 14) if p.b else ' ' * 14} {prob(p.b)}  {kl:>9} {tv:>6}  {'differs' if p.top1_differs else ''}")
+    print(f"A: {escape_controls(comparison.session_a.text)}")
+    if args.mode == "free":
+        print(f"B: {escape_controls(comparison.text_b)}")
+    print(comparison.describe())
     return 0
 
 

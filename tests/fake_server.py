@@ -18,6 +18,7 @@ from typing import Iterator
 MAX_REQUESTS = 200
 LIFETIME_S = 120.0
 MODEL = "fake-model"
+MODEL_B = "fake-model-b"  # served beside MODEL with the fault "two-models"
 
 # (drawn token, [(candidate, logprob), ...]) per step; candidates sorted, the drawn one among them, each list's
 # probabilities adding up to less than 1 (the rest is the unlisted tail)
@@ -89,7 +90,8 @@ class Handler(BaseHTTPRequestHandler):
         elif fault == "no-models-route" and self.path == "/v1/models":
             self._send(404, {"detail": "Not Found"})
         elif self.path == "/v1/models":
-            self._send(200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]})
+            served = [MODEL, MODEL_B] if fault == "two-models" else [MODEL]
+            self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in served]})
         elif self.path == "/tokenize" and fault != "no-tokenizer":
             text = body.get("prompt", "")
             self._send(200, {"tokens": [ord(c) for c in text], "count": len(text)})
@@ -102,7 +104,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _complete(self, body: dict, chat: bool) -> None:
         fault = self.server.fault
-        if body.get("model") not in (None, MODEL):
+        if body.get("model") not in (None, MODEL) and not (fault == "two-models" and body.get("model") == MODEL_B):
             self._send(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
             return
         if fault == "not-json":
@@ -148,16 +150,28 @@ def char_logprob(c: str) -> float:
     return CHAR_LOGPROBS.get(c, -4.0 - (ord(c[0]) % 5) * 0.2)
 
 
+def echo_tokens(text: str) -> list[str]:
+    """How the scripted model cuts a text it echoes: SCRIPT's tokens where they match (longest first), else characters."""
+    vocabulary = sorted({t for _, top in SCRIPT for t, _ in top}, key=len, reverse=True)
+    tokens, at = [], 0
+    while at < len(text):
+        token = next((t for t in vocabulary if text.startswith(t, at)), text[at])
+        tokens.append(token)
+        at += len(token)
+    return tokens
+
+
 def _scored(body: dict, fault: str | None) -> dict | None:
     """A non-streamed completion that scores the prompt: echo (llama.cpp, vLLM) or prompt_logprobs (vLLM)."""
     prompt, n = body.get("prompt", ""), int(body.get("logprobs") or 0)
     top = list(CHAR_LOGPROBS.items())
     if body.get("echo") and fault not in ("prompt-logprobs-only", "no-scoring"):
-        tokens = [*prompt, GENERATED]
+        tokens = [*echo_tokens(prompt), GENERATED]
         tops = [None] + [{**dict(top[:n]), c: char_logprob(c)} for c in tokens[1:]]
         lps = [None] + [char_logprob(c) for c in tokens[1:]]
+        offsets = [sum(map(len, tokens[:k])) for k in range(len(tokens))]
         return {"text": prompt + GENERATED, "logprobs": {"tokens": tokens, "token_logprobs": lps,
-                "top_logprobs": tops, "text_offset": list(range(len(tokens)))}}
+                "top_logprobs": tops, "text_offset": offsets}}
     if body.get("prompt_logprobs") and fault != "no-scoring":
         k = int(body["prompt_logprobs"])
 
