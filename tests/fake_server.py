@@ -112,7 +112,11 @@ class Handler(BaseHTTPRequestHandler):
             return
         if not body.get("stream"):
             scored = _scored(body, fault)
-            choice = scored or {"text": GENERATED, "logprobs": None}
+            n = int(body.get("logprobs") or 0)
+            plain = {"tokens": [GENERATED], "token_logprobs": [char_logprob(GENERATED)],
+                     "text_offset": [len(body.get("prompt", ""))],  # where the generated text starts, as servers do
+                     "top_logprobs": [{**dict(list(CHAR_LOGPROBS.items())[:n]), GENERATED: char_logprob(GENERATED)}]}
+            choice = scored or {"text": GENERATED, "logprobs": plain if n else None}
             self._send(200, {"id": "cmpl-2", "object": "text_completion", "model": MODEL,
                              "choices": [{"index": 0, "finish_reason": "length", **choice}]})
             return
@@ -169,6 +173,8 @@ def _scored(body: dict, fault: str | None) -> dict | None:
         tokens = [*echo_tokens(prompt), GENERATED]
         tops = [None] + [{**dict(top[:n]), c: char_logprob(c)} for c in tokens[1:]]
         lps = [None] + [char_logprob(c) for c in tokens[1:]]
+        if fault == "shifted-echo":  # llama-cpp-python's on a model without BOS: each token gets the next one's list
+            tokens, tops, lps = tokens[:-1], tops[1:], lps[1:]
         offsets = [sum(map(len, tokens[:k])) for k in range(len(tokens))]
         return {"text": prompt + GENERATED, "logprobs": {"tokens": tokens, "token_logprobs": lps,
                 "top_logprobs": tops, "text_offset": offsets}}

@@ -87,15 +87,35 @@ def _echo(model: RemoteModel, full: str, top_n: int) -> list[Scored] | None:
     tokens, lps, tops, offsets = (lp.get(k) for k in ("tokens", "token_logprobs", "top_logprobs", "text_offset"))
     if not all(isinstance(x, list) for x in (tokens, lps, tops, offsets)) or not offsets or offsets[0] != 0:
         return None  # no echo: the first listed token is the generated one, past the prompt
-    out = []
+    out, after = [], None  # the prompt's tokens; the top candidates listed for the generated token
     for text, logprob, top, offset in zip(tokens, lps, tops, offsets):
-        if not isinstance(offset, int) or offset >= len(full):
-            break  # the generated token
         if top is not None and not isinstance(top, dict):
             raise RemoteError("the server's echoed top_logprobs are in a shape llmtui does not know")
+        if not isinstance(offset, int) or offset >= len(full):
+            after = top
+            break
         listed = [Listed(str(t), _logprob(v), None) for t, v in (top or {}).items()]
         out.append(Scored(offset, Listed(str(text), _logprob(logprob), None), listed))
+    if model.scoring is None:
+        _check_alignment(model, full, after)
     return out
+
+
+def _check_alignment(model: RemoteModel, full: str, after: dict | None) -> None:
+    """Once per server: the echoed list after the prompt must be the one a plain completion gives there.
+
+    llama-cpp-python's server (0.3.36) echoes each token with the probabilities of the *next* one when
+    the model adds no BOS token (SmolLM2, GPT-2): it lists nothing after the prompt; said in one line."""
+    plain = _request(model, full, {"logprobs": 5}).get("logprobs")
+    tops = plain.get("top_logprobs") if isinstance(plain, dict) else None
+    expected = tops[0] if isinstance(tops, list) and tops and isinstance(tops[0], dict) and tops[0] else None
+    if expected is None:
+        return  # nothing to check against
+    best, value = max(expected.items(), key=lambda kv: kv[1])
+    if isinstance(after, dict) and isinstance(after.get(best), (int, float)) and abs(after[best] - value) < 1e-3:
+        return
+    raise RemoteError(f"{model.endpoint.url} echoes a text's probabilities misaligned (llama-cpp-python's server "
+                      "shifts them by one token on a model without a BOS token): it can't score a given text")
 
 
 def _prompt_logprobs(model: RemoteModel, full: str, top_n: int) -> list[Scored] | None:
