@@ -57,6 +57,9 @@ def _remote(parser: argparse.ArgumentParser) -> None:
                         help="which of the server's models (default: the first it lists)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                         help=f"seconds to wait for the server (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--tokenizer", default=None, metavar="PATH",
+                        help="the served model's tokenizer files (a tokenizer.json, a model folder or a .gguf) "
+                             "for a server without /tokenize")
 
 
 def _sampling(parser: argparse.ArgumentParser) -> None:
@@ -187,7 +190,7 @@ def connect(args: argparse.Namespace):
 
     if args.model:
         raise CliError("give --model (a local model) or --endpoint (a served one), not both")
-    return RemoteModel.connect(Endpoint.parse(args.endpoint, args.remote_model, args.timeout))
+    return RemoteModel.connect(Endpoint.parse(args.endpoint, args.remote_model, args.timeout, args.tokenizer))
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
@@ -198,9 +201,11 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     if args.endpoint:
         if args.allow_special:
             raise CliError("--allow-special is the server's business with --endpoint (servers parse special text)")
-        remote = connect(args)
-        pairs = remote.tokenize(args.text)
-        ids, texts, name = [i for i, _ in pairs], [t for _, t in pairs], remote.name
+        from llmtui.engine.remote.tokenizing import ServedTokenizer
+
+        tokenizer = ServedTokenizer(connect(args), args.tokenizer)
+        pairs = tokenizer.tokenize(args.text)
+        ids, texts, name = [i for i, _ in pairs], [t for _, t in pairs], tokenizer.source
     elif args.encoding:
         from llmtui.engine.tokenizer.tokenizer import openai_encoding
 
@@ -525,7 +530,7 @@ def run_tui(args: argparse.Namespace) -> int:
     if args.endpoint:
         from llmtui.engine.remote.endpoint import Endpoint
 
-        endpoint = Endpoint.parse(args.endpoint, args.remote_model, args.timeout)  # a bad URL: one line, no app
+        endpoint = Endpoint.parse(args.endpoint, args.remote_model, args.timeout, args.tokenizer)  # a bad URL: one line
     LLMTuiApp(model=args.model, device=args.device or "cpu", pane=args.pane, prompt=args.prompt,
               present=args.present, demo=demo, export_dir=args.export_dir, endpoint=endpoint).run()
     return 0
@@ -534,7 +539,7 @@ def run_tui(args: argparse.Namespace) -> int:
 def app_command(args: argparse.Namespace) -> str:
     """The shell command that starts the TUI with these options (what `serve` runs per browser session)."""
     argv = [sys.executable, "-m", "llmtui.cli"]
-    for flag in ("model", "device", "pane", "prompt", "demo", "export_dir", "endpoint", "remote_model"):
+    for flag in ("model", "device", "pane", "prompt", "demo", "export_dir", "endpoint", "remote_model", "tokenizer"):
         if getattr(args, flag, None):
             argv += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
     if getattr(args, "endpoint", None):
