@@ -422,6 +422,8 @@ def compare_remote(args: argparse.Namespace, side_a: tuple, side_b: tuple) -> in
     from llmtui.engine.remote.comparison import RemoteComparison
     from llmtui.engine.text import escape_controls
 
+    if args.system is not None:
+        raise CliError("--system is not sent to a served model: put it in the server's chat template")
     remote = connect(args)
     models = {None: remote}
     for _, spec in (side_a, side_b):
@@ -429,7 +431,7 @@ def compare_remote(args: argparse.Namespace, side_a: tuple, side_b: tuple) -> in
             models[spec] = RemoteModel.connect(replace(remote.endpoint, model=spec))
     try:
         comparison = RemoteComparison(args.prompt, (models[side_a[1]], side_a[0]), (models[side_b[1]], side_b[0]),
-                                      mode=args.mode, top_n=10 if args.top is None else args.top)
+                                      mode=args.mode, top_n=10 if args.top is None else args.top, chat=args.chat)
     except ValueError as e:
         raise CliError(str(e)) from None
     comparison.run()

@@ -8,6 +8,7 @@ import math
 import pytest
 
 from fake_server import MODEL, MODEL_B, SCRIPT, char_logprob, fake_server
+from llmtui.engine.errors import RemoteError
 from llmtui.engine.remote.client import RemoteModel
 from llmtui.engine.remote.comparison import RemoteComparison
 from llmtui.engine.remote.endpoint import Endpoint
@@ -116,3 +117,16 @@ def test_cli_compare_on_an_endpoint(capsys):
                      "--b", "temperature=1 top-k=3", "--top", "4", "--json"]) == 0
         data = json.loads(capsys.readouterr().out)
     assert data["summary"]["kl_values"] == 4 and {p["divergence"] for p in data["positions"]} == {"value"}
+
+
+def test_chat_mode_compares_two_chat_replies_and_refuses_same_text_across_models():
+    with fake_server(fault="two-models") as srv:
+        model = RemoteModel.connect(Endpoint.parse(srv.url))
+        c = RemoteComparison(PROMPT, (model, SamplingSettings(temperature=0)), (model, SamplingSettings(temperature=1)),
+                             mode="free", top_n=4, chat=True)
+        c.run()
+        assert {p for p, _, _ in srv.requests if "completions" in p} == {"/v1/chat/completions"}
+        assert c.text_b == c.session_a.text == "".join(t for t, _ in SCRIPT)
+        other = RemoteModel.connect(Endpoint.parse(srv.url, MODEL_B))
+        with pytest.raises(RemoteError, match="needs a plain prompt"):
+            RemoteComparison(PROMPT, (model, SamplingSettings()), (other, SamplingSettings()), chat=True)

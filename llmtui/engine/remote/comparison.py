@@ -127,15 +127,18 @@ class RemoteComparison:
     """A and B on a served model (or two served by one endpoint), run in full by `run()`."""
 
     def __init__(self, prompt: str, a: tuple[RemoteModel, SamplingSettings], b: tuple[RemoteModel, SamplingSettings],
-                 *, mode: str = "same-text", top_n: int = 10) -> None:
+                 *, mode: str = "same-text", top_n: int = 10, chat: bool = False) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown comparison mode {mode!r}: use {' or '.join(MODES)}")
         (self.model_a, settings_a), (self.model_b, settings_b) = a, b
         # one seed for both sides (servers that honour it then draw the same text for two equal sides)
         self.seed = settings_a.seed if settings_a.seed is not None else int.from_bytes(os.urandom(4), "little")
         self.settings_a, self.settings_b = settings_a.with_(seed=self.seed), settings_b.with_(seed=self.seed)
-        self.prompt, self.mode, self.top_n = prompt, mode, top_n
-        self.session_a = RemoteSession(self.model_a, prompt, self.settings_a, top_n=top_n)
+        if chat and mode == "same-text" and self.model_b.model != self.model_a.model:
+            raise RemoteError("same text on another served model needs a plain prompt (the chat template is the "
+                              "server's): drop --chat or use --mode free")
+        self.prompt, self.mode, self.top_n, self.chat = prompt, mode, top_n, chat
+        self.session_a = RemoteSession(self.model_a, prompt, self.settings_a, top_n=top_n, chat=chat)
         self.session_b: RemoteSession | None = None
         self.positions: list[RemotePosition] = []
 
@@ -143,7 +146,7 @@ class RemoteComparison:
         """Stream A (and B in free mode), then pair the positions. RemoteError, one line, on a fault."""
         steps_a = list(self.session_a.stream())
         if self.mode == "free":
-            self.session_b = RemoteSession(self.model_b, self.prompt, self.settings_b, top_n=self.top_n)
+            self.session_b = RemoteSession(self.model_b, self.prompt, self.settings_b, top_n=self.top_n, chat=self.chat)
             steps_b: list[Step] = list(self.session_b.stream())
         elif self.model_b.model == self.model_a.model:
             steps_b = [_rejudged(s, self.settings_b) for s in steps_a]
