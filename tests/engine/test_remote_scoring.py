@@ -98,3 +98,11 @@ def test_an_echo_shifted_by_one_token_is_refused_not_believed():
         score_text(connect(srv.url), PROMPT, " Rome", SamplingSettings(), 3)
         plain = [b for p, _, b in srv.requests if p == "/v1/completions" and not b.get("echo")]
     assert len(plain) == 1 and plain[0]["prompt"] == PROMPT + " Rome"  # the check ran, once, and passed
+
+
+def test_a_token_across_the_boundary_is_one_line_and_the_session_is_kept():
+    with fake_server() as srv:
+        session = RemoteSession(connect(srv.url), PROMPT + " Par", SamplingSettings(), top_n=3)
+        with pytest.raises(RemoteError) as e:
+            session.force_text("is")  # the scripted model reads " Paris" as one token
+    assert "one token (' Paris')" in str(e.value) and "\n" not in str(e.value) and session.steps == []

@@ -22,6 +22,7 @@ from llmtui.engine.remote import transport
 from llmtui.engine.remote.client import RemoteModel
 from llmtui.engine.remote.session import Listed, step_record
 from llmtui.engine.settings import SamplingSettings
+from llmtui.engine.text import escape_controls
 
 DIALECTS = ("echo", "prompt_logprobs")
 
@@ -39,8 +40,8 @@ def score_text(model: RemoteModel, context: str, text: str, settings: SamplingSe
                first_index: int = 0) -> list[Step]:
     """Steps (forced, numbered from `first_index`) for the tokens of `text` read after `context`, with the top-`top_n`.
 
-    The server cuts context + text into tokens as it likes; a token that straddles the boundary
-    is counted as the text's (it is where the text starts to change what the model reads)."""
+    The server cuts context + text into tokens as it likes; where one token spans the boundary
+    (" Par" + "is" read as " Paris") the text has no probability of its own: one line says so."""
     if not context:
         raise RemoteError("scoring a text needs some text before it: the first token of a text has no probability")
     if not text:
@@ -48,8 +49,12 @@ def score_text(model: RemoteModel, context: str, text: str, settings: SamplingSe
     full = context + text
     tokens = _scored_tokens(model, full, top_n)
     first = next((n for n, t in enumerate(tokens) if t.offset + len(t.token.text) > len(context)), len(tokens))
-    if first == 0:
-        raise RemoteError(f"{model.endpoint.url} cut the context and the text into one token: nothing to score")
+    if first == len(tokens):
+        raise RemoteError(f"{model.endpoint.url} echoed no token of the text")
+    if tokens[first].offset < len(context):
+        raise RemoteError(f"{model.endpoint.url} reads the end of the text so far and the start of the new text as one "
+                          f"token ({escape_controls(tokens[first].token.text)!r:.40}): the new text has no "
+                          "probability of its own there")
     if any(math.isnan(t.token.logprob) for t in tokens[first:]):
         raise RemoteError(f"{model.endpoint.url} left a token of the text without a probability")
     return [step_record(first_index + n, first + n, t.token, t.top, settings, forced=True) for n, t in enumerate(tokens[first:])]
