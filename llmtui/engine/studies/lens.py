@@ -311,6 +311,7 @@ def read_unembedding(
 
 def _logits(cells: Tensor, weight: Tensor, cap: float | None, rowwise: bool = False) -> Tensor:
     """cells (N, D) times unembedding rows weight (S, D): (N, S) logits, or with rowwise (N,): cell i by row i."""
+    weight = weight.to(cells.dtype)  # float32 cells; a half-precision model's rows are widened (a no-op for float32)
     logits = (cells * weight).sum(-1) if rowwise else cells @ weight.T
     return torch.tanh(logits / cap) * cap if cap else logits
 
