@@ -32,13 +32,18 @@ import platform
 import statistics
 import time
 
+import sys
+from pathlib import Path
+
 import torch
 
-from llmtui.engine.studies import lens as lens_module
-from llmtui.engine.studies.lens import LogitLens
-from llmtui.engine.lm import LanguageModel
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's llmtui, not an installed one
 
-from baseline import load_study
+from llmtui.engine.studies import lens as lens_module  # noqa: E402
+from llmtui.engine.studies.lens import LogitLens  # noqa: E402
+from llmtui.engine.lm import LanguageModel  # noqa: E402
+
+from baseline import load_study  # noqa: E402
 
 TEXT = (
     "The capital of France is Paris, and the capital of Italy is Rome. A transformer reads the tokens of a "
