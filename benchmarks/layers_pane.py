@@ -5,7 +5,7 @@ Measures, for a 64-token prompt (31 rows x 64 columns, a projection onto the
 
 - the forward pass with capture (the residual stream of every layer),
 - the lens itself: residuals stacked and projected in batched matrix products
-  (chunks of CHUNK_CELLS cells), top 10 per cell, the final answer's rank and
+  (a block's cells in one product per slice of the unembedding), top 10 per cell, the final answer's rank and
   probability everywhere,
 - the same projection done one cell at a time (on a sample of cells, scaled up),
   to show what batching buys,
