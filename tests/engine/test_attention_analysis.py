@@ -273,3 +273,13 @@ def test_smollm2_has_previous_token_and_first_token_heads(default_lm):
     assert float(values[..., first].max()) > 0.9
     labels = [attention.scores.label(layer, head) for layer in range(30) for head in range(9)]
     assert sum(1 for x in labels if x and x[0] == "previous") >= 2
+
+
+@pytest.mark.default_model
+def test_smollm2_continuation_equals_a_fresh_capture(default_lm):
+    """On the packed default model: the new rows of a continuation (its few tokens through the matrix-vector
+    kernel, the old keys from the cache) equal a fresh capture's."""
+    ids = default_lm.encode("The cat sat on the mat. The dog sat on the rug. The cat and the dog sat together.")
+    continued = capture_attention(default_lm, ids, previous=capture_attention(default_lm, ids[:-5]))
+    fresh = capture_attention(default_lm, ids)
+    torch.testing.assert_close(continued.weights, fresh.weights, rtol=1e-4, atol=1e-5)
