@@ -65,12 +65,17 @@ class SentencePieceTokenizer(Tokenizer):
         chat_template: str | None = None,
         add_bos: bool = False,
         warnings: Sequence[str] = (),
+        pieces: Sequence[str] | None = None,
     ) -> None:
+        """`pieces`: each id's piece where the caller has them (a GGUF's token list); else they are
+        read back from the backend (a second or more for Gemma's 262,144)."""
         self._backend = backend
         self._lock = threading.Lock()  # `encode_special_tokens` is the backend's state: one encode at a time
-        pieces = {i: t for t, i in backend.get_vocab(with_added_tokens=True).items()}
+        if pieces is None:
+            by_id = {i: t for t, i in backend.get_vocab(with_added_tokens=True).items()}
+            pieces = [by_id.get(i) for i in range(1 + max(by_id, default=-1))]  # type: ignore[misc]
         whole = {*specials.values(), *added.values()}
-        token_bytes = [_piece_bytes(pieces.get(i), i in whole) for i in range(1 + max(pieces, default=-1))]
+        token_bytes = [_piece_bytes(piece, i in whole) for i, piece in enumerate(pieces)]
         # No tiktoken Encoding, ranks or pattern: `tokenizers` encodes. Byte fallback leaves no byte without a token.
         tables = _Tables(token_bytes, pattern="", ranks={}, special_ids=dict(specials), added_ids=dict(added))
         super().__init__(
@@ -254,6 +259,7 @@ def sentencepiece_from_gguf(name: str, meta: Mapping[str, Any]) -> SentencePiece
         eos_id=None if eos is None else int(eos),
         chat_template=meta.get("tokenizer.chat_template"),
         add_bos=bool(meta.get("tokenizer.ggml.add_bos_token", True)),  # llama.cpp's default for this model
+        pieces=tokens,
     )
 
 
