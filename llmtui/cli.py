@@ -522,7 +522,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"{name:<24} {row['family']:<8} {params:>6} {download:>8} {memory:>7} "
               f"{yes_no[row['downloaded']]:>4} {yes_no[row['fits']]:>4}")  # fmt: skip
     where = f"{gigabytes(available)} free here" if available else "free memory unknown"
-    print(f"* the default. MEMORY: what llmtui needs (float32); {where}.")
+    print(f"* the default. MEMORY: what llmtui needs on the CPU; {where}.")
     print("HERE: downloaded already. Load one with: llmtui --model NAME")
     return 0
 

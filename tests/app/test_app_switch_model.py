@@ -42,7 +42,7 @@ async def test_a_model_too_big_is_refused_before_loading(tiny_lm, monkeypatch):
         await pilot.pause()
         assert app.lm is tiny_lm and app.model_state.ready and app.model_spec is None
         assert not [w for w in app.workers if w.group == "model" and not w.is_finished]  # nothing started
-        assert any("32.2 GB" in str(n.message) for n in app._notifications)
+        assert any("5.1 GB" in str(n.message) for n in app._notifications)
 
 
 async def test_a_switch_that_fails_keeps_the_current_model(tiny_lm, tmp_path):

