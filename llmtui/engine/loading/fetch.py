@@ -173,6 +173,13 @@ def gigabytes(n: int) -> str:
     return f"{n / 1e9:.1f} GB"
 
 
+def download_label(mb: int | None) -> str:
+    """A download's size as `llmtui models` and the palette write it: '386 MB', '1.1 GB', '?'."""
+    if not mb:
+        return "?"
+    return gigabytes(mb * 10**6) if mb >= 1000 else f"{mb} MB"
+
+
 def is_downloaded(entry: CatalogueEntry, cache_dir: Path | None = None) -> bool:
     """Whether the entry's files are on this machine already (our cache, an installed wheel, or the hub's cache)."""
     if entry.source == "pypi-wheel":
@@ -559,6 +566,7 @@ __all__ = [
     "check_fits",
     "default_entry",
     "describe",
+    "download_label",
     "fetch_default_model",
     "fetch_hub_gguf",
     "fetch_wheel_gguf",
