@@ -12,6 +12,7 @@ is deleted and rebuilt. Best effort: a read-only or full disk means no cache, ne
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -72,10 +73,8 @@ def _load(entry: Path, key: str) -> HFTokenizer | None:
             raise ValueError("an entry of another vocabulary or version, or a damaged one")
         return HFTokenizer.from_str(body.decode("utf-8"))
     except Exception:  # noqa: BLE001 - whatever is wrong with an entry, the answer is to rebuild it
-        try:
+        with contextlib.suppress(OSError):  # a read-only cache: the entry is skipped, just not removed
             entry.unlink(missing_ok=True)
-        except OSError:
-            pass  # a read-only cache: the entry is skipped, just not removed
         return None
 
 
