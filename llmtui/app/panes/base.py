@@ -81,6 +81,10 @@ class Pane(Vertical):
         for k in ("info", "error", "busy", "hint"):
             line.set_class(k == kind, f"-{k}")
 
+    def line_text(self, selector: str | None = None) -> str:
+        """A line's text as shown (default: the message line), for tests and the pane's own properties."""
+        return str(self.query_one(selector or self.MESSAGE_LINE, Static).render())
+
     # -- hooks for subclasses --------------------------------------------------------------
 
     def model_state_changed(self, state: ModelState) -> None:

@@ -8,44 +8,32 @@ why and what to do while the rest of the pane goes on working.
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Input, Static, Tab, Tabs, TextArea
+from textual.widgets import Input, Static, Tabs, TextArea
 
-from llmtui.app.display import count, safe
 from llmtui.app.messages import ShowTokenInEmbeddings
 from llmtui.app.panes.base import MessageKind, Pane
+from llmtui.app.panes.tokenizer import view
+from llmtui.app.panes.tokenizer.encoding_bar import EncodingBar
+from llmtui.app.panes.tokenizer.encodings import ENCODINGS, MODEL
+from llmtui.app.panes.tokenizer.ids_box import IdsBox
+from llmtui.app.panes.tokenizer.view import MAX_LIVE_CHARS, Mode
 from llmtui.app.selection import TokenSelection
 from llmtui.app.state import ModelState
 from llmtui.app.widgets.loading import LoadingNotice
-from llmtui.app.widgets.safe_input import SafeInput
 from llmtui.app.widgets.text_editor import TextEditor
 from llmtui.app.widgets.token_chips import ChipSection, TokenChips
-from llmtui.engine.tokenizer import tokenizer as tokenizer_module
-from llmtui.engine.tokenizer.tokens import Tokenization, from_ids, parse_ids, token_label, tokenize
+from llmtui.engine.tokenizer.tokens import Tokenization, tokenize
 
 if TYPE_CHECKING:
     from llmtui.engine.lm import LanguageModel
     from llmtui.engine.tokenizer.tokenizer import Tokenizer
-
-MODEL = "model"
-"""The key of the loaded model's own tokenizer (the others are tiktoken's encoding names)."""
-ENCODINGS: tuple[str, ...] = (MODEL, *tokenizer_module.OPENAI_ENCODINGS)
-OPENAI_LABELS = {"gpt2": "gpt2 (GPT-2)", "cl100k_base": "cl100k (GPT-4)", "o200k_base": "o200k (GPT-4o)"}
-MAX_BYTES_SHOWN = 16
-MAX_LIVE_CHARS = 50_000
-"""Characters tokenized as you type (about 0.13 s per edit at this size); a longer text's tail is kept, not tokenized."""
-"""The details line lists a token's bytes up to this many."""
-
-Mode = Literal["text", "ids"]
 
 
 class TokenizerPane(Pane):
@@ -54,16 +42,7 @@ class TokenizerPane(Pane):
     PANE_ID = "tokenizer"
     TITLE = "Tokenizer"
     SHORT_TITLE = "Tok"
-    HELP = (
-        "A model never sees letters: text is cut into tokens (whole words, pieces of words, single bytes) "
-        "and each token is an integer id. A leading space belongs to the token, so ' love' and 'love' are "
-        "different tokens; · marks a space, ↵ a newline. An emoji or a rare character may take several byte "
-        "tokens (<0xF0> ...): the bracket under them shows the character they make together.\n\n"
-        "Type above and the tokens follow. F2 switches tokenizer (the model's own, or OpenAI's gpt2, "
-        "cl100k, o200k), F3 stacks them all to compare, F4 turns ids back into text, F5 lets typed text "
-        "such as <|im_end|> become special tokens. Tab moves to the tokens: arrows pick one, enter opens "
-        "it in the Embeddings pane."
-    )
+    HELP = view.HELP
 
     BINDINGS = [
         Binding("f2", "next_encoding(1)", "Encoding", tooltip="Show the text under the next tokenizer"),
@@ -82,23 +61,9 @@ class TokenizerPane(Pane):
     allow_special: reactive[bool] = reactive(False, init=False)
     """Whether typed text that spells a special token (<|im_end|>) becomes that token."""
 
-    class EncodingLoaded(Message, bubble=False):
-        """A worker's answer for one OpenAI encoding: its tokenizer, or why there is none."""
-
-        def __init__(self, name: str, tokenizer: Tokenizer | None, reason: str | None) -> None:
-            self.name = name
-            self.tokenizer = tokenizer
-            self.reason = reason
-            super().__init__()
-
     def __init__(self) -> None:
         super().__init__()
-        self._tokenizers: dict[str, Tokenizer] = {}
-        self._unavailable: dict[str, str] = {}  # encoding -> why it could not be loaded
-        self._loading: set[str] = set()
         self._shown: dict[str, Tokenization] = {}  # the tokens on screen, per encoding
-        self._decoded = ""
-        self._prefilled: str | None = None  # the ids put in the input by F4, until the user edits them
         self._typing = True  # the selection follows the editor's cursor (until the tokens are focused)
         self._tokenized: str | None = None  # the text the shown tokens are of
         self._followed_text: str | None = None  # text put in the editor by follow_selection, not typed
@@ -116,17 +81,8 @@ class TokenizerPane(Pane):
         )
         editor.border_title = "Text"
         yield editor
-        with Vertical(id="tok-ids-box"):
-            ids = SafeInput(id="tok-ids", placeholder="Token ids, e.g. 40, 3047, 27941, 0")
-            ids.border_title = "Token ids"
-            yield ids
-            with VerticalScroll(id="tok-decoded-box") as box:
-                box.border_title = "Decoded text"
-                box.can_focus = False
-                yield Static(id="tok-decoded")
-        with Horizontal(id="tok-bar"):
-            yield Static("Tokenizer", id="tok-bar-label")
-            yield Tabs(*(Tab(self._tab_label(key), id=f"enc-{key}") for key in ENCODINGS), id="tok-encodings")
+        yield IdsBox(id="tok-ids-box")
+        yield EncodingBar(id="tok-bar")
         yield Static(id="tok-info")
         chips = TokenChips(id="tok-chips")
         chips.border_title = "Tokens"
@@ -136,7 +92,6 @@ class TokenizerPane(Pane):
 
     def on_mount(self) -> None:
         self.query_one("#tok-text", TextEditor).after_edit = self._text_edited
-        self.query_one("#tok-encodings", Tabs).can_focus = False
         self.query_one("#tok-ids-box").display = False
         self.watch(self.chips, "selected", self._show_detail, init=False)
 
@@ -146,7 +101,15 @@ class TokenizerPane(Pane):
 
     @property
     def ids_input(self) -> Input:
-        return self.query_one("#tok-ids", Input)
+        return self.ids_box.input
+
+    @property
+    def ids_box(self) -> IdsBox:
+        return self.query_one(IdsBox)
+
+    @property
+    def bar(self) -> EncodingBar:
+        return self.query_one(EncodingBar)
 
     @property
     def chips(self) -> TokenChips:
@@ -155,27 +118,32 @@ class TokenizerPane(Pane):
     @property
     def info(self) -> str:
         """The counts line (or the problems with pasted ids), as plain text."""
-        return str(self.query_one("#tok-info", Static).render())
+        return self.line_text("#tok-info")
 
     @property
     def detail(self) -> str:
         """The selected token's details, as plain text."""
-        return str(self.query_one("#tok-detail", Static).render())
+        return self.line_text("#tok-detail")
+
+    @property
+    def _loading(self) -> set[str]:
+        """The OpenAI encodings loading now."""
+        return self.bar.encodings.loading
 
     @property
     def decoded(self) -> str:
         """The text the pasted ids decode to (ids mode)."""
-        return self._decoded
+        return self.ids_box.decoded
 
     def tokens(self, key: str | None = None) -> Tokenization | None:
         """The tokens shown for an encoding (default: the current one), None if it shows none."""
         return self._shown.get(key or self.encoding)
 
     def available(self, key: str) -> Tokenizer | None:
-        return self._tokenizers.get(key)
+        return self.bar.tokenizer(key)
 
     def unavailable_reason(self, key: str) -> str | None:
-        return self._unavailable.get(key)
+        return self.bar.encodings.unavailable.get(key)
 
     def focus_default(self) -> None:
         (self.ids_input if self.mode == "ids" else self.editor).focus()
@@ -192,23 +160,7 @@ class TokenizerPane(Pane):
         return key
 
     def _tab_label(self, key: str) -> str:
-        wide = self.app.size.width >= 120
-        if key == MODEL:
-            label = self._tokenizer_name(key) + (" (the model's)" if wide and self.lm is not None else "")
-        else:
-            label = OPENAI_LABELS[key] if wide and key in OPENAI_LABELS else key.removesuffix("_base")
-        if key in self._loading:
-            label += " …"
-        elif key in self._unavailable:
-            label += " ✗"
-        return label
-
-    def on_resize(self) -> None:
-        self._update_tabs()
-
-    def _update_tabs(self) -> None:
-        for key in ENCODINGS:
-            self.query_one(f"#enc-{key}", Tab).label = self._tab_label(key)
+        return self.bar.label(key)
 
     def say(self, text: Text | str, kind: MessageKind = "info", where: str | None = None) -> None:
         """The info line, which may hold up to three lines (problems with pasted ids)."""
@@ -226,56 +178,16 @@ class TokenizerPane(Pane):
             self._refresh()
 
     def model_ready(self, lm: LanguageModel) -> None:
-        self._tokenizers[MODEL] = lm.tokenizer
-        self._update_tabs()
+        self.bar.set_model(lm.name, lm.tokenizer)
         self._refresh()
 
-    def _ensure_loaded(self, key: str) -> None:
-        """Start loading an OpenAI encoding, once: a failed one is tried again only when chosen again."""
-        if key == MODEL or key in self._tokenizers or key in self._loading or key in self._unavailable:
-            return
-        self._loading.add(key)
-        self._update_tabs()
-        self._load_encoding(key)
-
-    @work(thread=True, group="tokenizer-encodings", exit_on_error=False)
-    def _load_encoding(self, name: str) -> None:
-        """Load one of tiktoken's encodings (a cache read, or a download; seconds when offline)."""
-        try:
-            tokenizer, reason = tokenizer_module.openai_tokenizer(name)
-        except Exception as e:  # a bug or a broken install: said in the pane, never a traceback
-            tokenizer, reason = None, f"{name} could not be loaded (internal error: {type(e).__name__}: {e})"
-        self.post_message(self.EncodingLoaded(name, tokenizer, reason))
-
-    @on(EncodingLoaded)
-    def _encoding_loaded(self, message: EncodingLoaded) -> None:
-        self._loading.discard(message.name)
-        if message.tokenizer is not None:
-            self._tokenizers[message.name] = message.tokenizer
-            self._unavailable.pop(message.name, None)
-        else:
-            self._unavailable[message.name] = message.reason or f"{message.name} could not be loaded"
-        self._update_tabs()
+    @on(EncodingBar.Loaded)
+    def _encoding_loaded(self, message: EncodingBar.Loaded) -> None:
         if self.compare or self.encoding == message.name:
             self._refresh()
 
     def _missing_note(self, key: str) -> Text:
-        """Why an encoding shows no tokens, and what to do."""
-        if key == MODEL:
-            if self.model_state.phase == "failed":
-                return Text("No model, so not its tokenizer (see above). OpenAI's tokenizers may still work: "
-                            "F2 switches to the next one.")
-            return Text("The model's tokenizer comes with the model, which is loading (see above). "
-                        "You can type meanwhile; F2 switches to OpenAI's tokenizers.")
-        if key in self._loading:
-            return Text(f"Loading {key}…" + (" (trying again)" if key in self._unavailable else ""))
-        if key in self._unavailable:
-            text = Text("Not available: ", style="bold")
-            text.append(self._unavailable[key] + ".")
-            if not self.compare:
-                text.append("\nThe other tokenizers still work: F2 switches to the next one.")
-            return text
-        return Text(f"{key} is not loaded yet.")
+        return view.missing_note(key, self.bar.encodings, self.model_state.phase == "failed", self.compare)
 
     # -- keeping the tokens up to date -----------------------------------------------------
 
@@ -297,8 +209,6 @@ class TokenizerPane(Pane):
 
     @on(Input.Changed, "#tok-ids")
     def _ids_changed(self, event: Input.Changed) -> None:
-        if event.value != self._prefilled:
-            self._prefilled = None
         if self.mode == "ids":
             self._refresh()
 
@@ -320,142 +230,73 @@ class TokenizerPane(Pane):
         text = self._tokenized[:MAX_LIVE_CHARS]
         keys = ENCODINGS if self.compare else (self.encoding,)
         for key in keys:
-            self._ensure_loaded(key)
+            self.bar.load(key)
         previous = self.chips.selected
-        if not self.compare:
-            self.chips.border_title = f"Tokens · {self._tab_label(self.encoding)}"  # also while it loads or fails
-            tokenizer = self._tokenizers.get(self.encoding)
-            if tokenizer is None:
-                self.chips.show_message(self._missing_note(self.encoding))
+        self.chips.border_title = "Tokens · " + ("every tokenizer" if self.compare else self._tab_label(self.encoding))
+        if self.compare:
+            sections = [self._section(key, text, titled=True) for key in keys]
+            self.chips.show(sections, previous)
+            self.say(view.compare_line(len(keys), text, self.allow_special).append(view.cut_note(len(self._tokenized))))
+        else:
+            section = self._section(self.encoding, text, titled=False)
+            if section.tokens is None:
+                self.chips.show_message(section.note or Text())
                 self.say("")
                 return
-            tokens = self._shown[self.encoding] = tokenize(tokenizer, text, self.allow_special)
-            if not tokens.n_tokens:
-                self.chips.show_message(Text(
-                    "Type some text above: it is cut into tokens as you type.\n\n"
-                    "Try a sentence; ' love' against 'love'; an emoji 🍕; a long rare word; some code; "
-                    "another language. F2 shows how another tokenizer cuts the same text.", style="italic"))
+            if section.tokens.n_tokens:
+                self.chips.show([section], previous)
             else:
-                self.chips.show([ChipSection(self.encoding, None, tokenizer, tokens)], previous)
-            self.say(self._counts(tokens, text).append(self._cut_note()))
-            self.chips.border_title = f"Tokens · {self._tab_label(self.encoding)}"
-        else:
-            sections = []
-            for key in keys:
-                tokenizer = self._tokenizers.get(key)
-                title = Text(self._tab_label(key).removesuffix(" …").removesuffix(" ✗"), style="bold")
-                if tokenizer is None:
-                    sections.append(ChipSection(key, title, note=self._missing_note(key)))
-                    continue
-                tokens = self._shown[key] = tokenize(tokenizer, text, self.allow_special)
-                title.append(f" · {count(tokens.n_tokens, 'token')} · {tokens.chars_per_token:.2f} chars/token", style="not bold")
-                sections.append(ChipSection(key, title, tokenizer, tokens))
-            self.chips.show(sections, previous)
-            data = len(text.encode("utf-8", "surrogatepass"))
-            self.say(Text(f"Comparing {len(keys)} tokenizers on {len(text)} characters, {data} bytes"
-                           + (" · specials on" if self.allow_special else "")).append(self._cut_note()))
-            self.chips.border_title = "Tokens · every tokenizer"
+                self.chips.show_message(view.EMPTY_TEXT)
+            self.say(view.counts_line(section.tokens, self.allow_special).append(view.cut_note(len(self._tokenized))))
         if self._typing and (self.editor.has_focus or previous is None):
             self._select_at_cursor()
 
-    def _cut_note(self) -> Text:
-        """' · the first 50,000 of 1,048,576 characters' when the text is longer than the pane tokenizes."""
-        n = len(self._tokenized or "")
-        if n <= MAX_LIVE_CHARS:
-            return Text()
-        return Text(f" · tokens of the first {MAX_LIVE_CHARS:,} of {n:,} characters (all kept above)", style="bold")
-
-    def _counts(self, tokens: Tokenization, text: str) -> Text:
-        line = Text()
-        for n, noun in ((tokens.n_tokens, "token"), (tokens.n_chars, "character"), (tokens.n_bytes, "byte")):
-            number, word = count(n, noun).split(" ")
-            line.append(number, style="bold")
-            line.append(f" {word} · ")
-        line.append(f"{tokens.chars_per_token:.2f}", style="bold")
-        line.append(" characters per token")
-        if self.allow_special:
-            line.append(" · specials on")
-        if tokens.dropped:
-            shown = ", ".join(f"0x{b:02X}" for b in tokens.dropped[:4])
-            line.append(f" · no token for byte {shown}: dropped", style="bold")
-        elif not tokens.round_trip:
-            line.append(" · decoding the ids does not give this text back exactly", style="bold")
-        return line
+    def _section(self, key: str, text: str, titled: bool) -> ChipSection:
+        """One tokenizer's tokens of `text` (kept in `_shown`), or the note saying why it has none."""
+        tokenizer = self.bar.tokenizer(key)
+        title = view.section_title(self._tab_label(key)) if titled else None
+        if tokenizer is None:
+            return ChipSection(key, title, note=self._missing_note(key))
+        tokens = self._shown[key] = tokenize(tokenizer, text, self.allow_special)
+        return ChipSection(key, view.section_title(self._tab_label(key), tokens) if titled else None, tokenizer, tokens)
 
     def _refresh_ids(self) -> None:
-        decoded = self.query_one("#tok-decoded", Static)
-        tokenizer = self._tokenizers.get(self.encoding)
-        self._ensure_loaded(self.encoding)
+        tokenizer = self.bar.tokenizer(self.encoding)
+        self.bar.load(self.encoding)
         self.chips.border_title = f"Tokens · {self._tab_label(self.encoding)}"
         if tokenizer is None:
             self.chips.show_message(self._missing_note(self.encoding))
-            self._decoded = ""
-            decoded.update("")
+            self.ids_box.clear()
             self.say("")
             return
-        parsed = parse_ids(self.ids_input.value, tokenizer, name=self._tokenizer_name(self.encoding))
-        tokens, text = from_ids(tokenizer, parsed.ids)
+        parsed, tokens = self.ids_box.decode(tokenizer, self._tokenizer_name(self.encoding))
         self._shown[self.encoding] = tokens
-        self._decoded = text
-        decoded.update(Text(safe(text)) if text else Text("(nothing yet)", style="italic"))
         if parsed.ids:
             self.chips.show([ChipSection(self.encoding, None, tokenizer, tokens)], self.chips.selected)
         else:
-            self.chips.show_message(Text("Type or paste token ids above, separated by commas or spaces.", style="italic"))
-        if parsed.problems:
-            head = Text(f"{len(parsed.problems)} of {parsed.n_items} items are not ids: ", style="bold")
-            head.append("; ".join(parsed.problems), style="not bold")
-            self.say(head, "error")
-        elif parsed.ids:
-            self.say(f"{count(tokens.n_tokens, 'id')} → {count(tokens.n_chars, 'character')}, {count(tokens.n_bytes, 'byte')}")
-        else:
-            self.say("")
+            self.chips.show_message(view.EMPTY_IDS)
+        self.say(*view.ids_line(parsed, tokens))
 
     # -- the selected token -----------------------------------------------------------------
 
     def _select_at_cursor(self) -> None:
         """Select the token that holds the character before the editor's cursor."""
-        key = self.encoding
-        tokens = self._shown.get(key)
+        tokens = self._shown.get(self.encoding)
         if tokens is None or not tokens.n_tokens:
             return
-        ends = tokens.ends
-        text = self.editor.text
-        index = self.editor.document.get_index_from_location(self.editor.cursor_location)
-        offset = len(text[:index].encode("utf-8", "surrogatepass"))
-        token = min(bisect_right(ends, max(0, offset - 1)), tokens.n_tokens - 1)
-        flat = self.chips.flat_index(key, token)
+        cursor = self.editor.document.get_index_from_location(self.editor.cursor_location)
+        flat = self.chips.flat_index(self.encoding, view.token_at_cursor(tokens, self.editor.text, cursor))
         if flat is not None:
             self.chips.select(flat)
 
     def _show_detail(self, selected: int | None) -> None:
         detail = self.query_one("#tok-detail", Static)
-        if selected is None or not self.chips.total:
+        section, index = self.chips.locate(selected) if selected is not None and self.chips.total else (None, 0)
+        if section is None or section.tokens is None:
             detail.update("", layout=False)
             return
-        section, index = self.chips.locate(selected)
-        tokens = section.tokens
-        if tokens is None:
-            detail.update("", layout=False)
-            return
-        token_id, data = tokens.ids[index], tokens.chunks[index]
-        line = Text()
-        line.append(f"Token {index + 1}/{tokens.n_tokens}", style="bold")
-        line.append("  id ")
-        line.append(str(token_id), style="bold")
-        line.append("  ")
-        label = self.chips.chip_label(section.tokenizer, token_id, data)
-        line.append(f"“{label}”", style="bold")
-        if index in tokens.special:
-            line.append("  special token")
-        hexes = " ".join(f"{b:02X}" for b in data[:MAX_BYTES_SHOWN]) + (" …" if len(data) > MAX_BYTES_SHOWN else "")
-        line.append(f"  {len(data)} byte{'s' if len(data) != 1 else ''}: {hexes}")
-        group = tokens.group_of(index)
-        if group is not None:
-            chars = "".join(t for t, _ in token_label(group.text.encode("utf-8", "surrogatepass")))
-            line.append(f"  part of “{chars}” (tokens {group.first + 1}–{group.last + 1})")
-        if section.key == MODEL:
-            line.append("  · enter: Embeddings" if self.chips.has_focus else "  · tab, enter: Embeddings", style="dim")
+        label = self.chips.chip_label(section.tokenizer, section.tokens.ids[index], section.tokens.chunks[index])
+        line = view.detail_line(section.tokens, index, label, section.key == MODEL, self.chips.has_focus)
         detail.update(line, layout=False)  # its height is fixed
 
     @on(TokenChips.Opened)
@@ -553,13 +394,8 @@ class TokenizerPane(Pane):
             self.encoding = key
 
     def watch_encoding(self, key: str) -> None:
-        tabs = self.query_one("#tok-encodings", Tabs)
-        if tabs.active != f"enc-{key}":
-            tabs.active = f"enc-{key}"
-        if key in self._unavailable and key not in self._loading:
-            self._loading.add(key)  # chosen again: try again (the reason stays shown meanwhile)
-            self._update_tabs()
-            self._load_encoding(key)
+        self.bar.show(key)
+        self.bar.load(key, again=True)  # a failed one chosen again: try again (the reason stays shown meanwhile)
         self._refresh()
         if self.compare:
             flat = self.chips.flat_index(key, 0)
@@ -579,10 +415,7 @@ class TokenizerPane(Pane):
     def watch_compare(self, compare: bool) -> None:
         if compare:
             for key in ENCODINGS:
-                if key in self._unavailable and key not in self._loading:
-                    self._loading.add(key)
-                    self._load_encoding(key)
-            self._update_tabs()
+                self.bar.load(key, again=True)
         self._refresh()
 
     def action_toggle_mode(self) -> None:
@@ -590,16 +423,14 @@ class TokenizerPane(Pane):
         self.mode = "ids" if self.mode == "text" else "text"
 
     def watch_mode(self, mode: Mode) -> None:
-        ids_box = self.query_one("#tok-ids-box")
-        ids_box.display = mode == "ids"
+        self.ids_box.display = mode == "ids"
         self.editor.display = mode == "text"
         self.set_class(mode == "ids", "-ids")
         if mode == "ids":
             self.compare = False
             tokens = self._shown.get(self.encoding)
-            if tokens is not None and tokens.n_tokens and (not self.ids_input.value or self.ids_input.value == self._prefilled):
-                self._prefilled = ", ".join(map(str, tokens.ids))  # the typed text's ids, ready to edit
-                self.ids_input.value = self._prefilled
+            if tokens is not None and tokens.n_tokens:
+                self.ids_box.prefill(tokens.ids)
         self._refresh()
         self.focus_default()
 
@@ -627,27 +458,13 @@ class TokenizerPane(Pane):
     # -- export ----------------------------------------------------------------------------
 
     def export_data(self) -> dict | None:
-        """The token list shown: each token's id, its text and its bytes (hex), under the current tokenizer.
-
-        "text" is all of it; the tokens are those of its first "tokenized_chars" characters (the pane
-        tokenizes at most MAX_LIVE_CHARS, and says so).
-        """
+        """The token list shown (see `view.export_data`)."""
         tokens = self.tokens()
         if tokens is None:
             return None
         text = self.editor.text if self.mode == "text" else self.decoded
-        return {
-            "tokenizer": self._tokenizer_name(self.encoding),
-            "mode": self.mode,
-            "text": text,
-            "tokenized_chars": min(len(text), MAX_LIVE_CHARS) if self.mode == "text" else len(text),
-            "tokens": [{"id": i, "text": chunk.decode("utf-8", errors="replace"), "bytes": chunk.hex(),
-                        "special": n in tokens.special} for n, (i, chunk) in enumerate(zip(tokens.ids, tokens.chunks))],
-        }
+        return view.export_data(self._tokenizer_name(self.encoding), self.mode, text, tokens)
 
     def export_table(self) -> tuple[list[str], list[list]] | None:
         exported = self.export_data()
-        if exported is None:
-            return None
-        rows = [[n, t["id"], t["text"], t["bytes"], t["special"]] for n, t in enumerate(exported["tokens"], start=1)]
-        return ["#", "id", "text", "bytes", "special"], rows
+        return None if exported is None else view.export_table(exported)
