@@ -21,41 +21,26 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
-from textual.timer import Timer
-from textual.widgets import ContentSwitcher, Input, Label, OptionList, Static
+from textual.widgets import ContentSwitcher, Input, OptionList, Static
 
 from llmtui.app.display import table_label
 from llmtui.app.model_thread import call
-from llmtui.app.panes.base import Pane, error_line
-from llmtui.app.panes.embeddings.view import (
-    Answer,
-    CONTEXT_CHARS,
-    ContextAnswer,
-    DEFAULT_QUERY,
-    DEFAULT_SENTENCES,
-    HistoryEntry,
-    QueryRequest,
-    TYPING_DELAY,
-    View,
-    compute_answer,
-    compute_context,
-    describe_query,
-    map_size_for,
-    sentence_line,
-)
+from llmtui.app.panes.base import Debounce, Pane, error_line
+from llmtui.app.panes.embeddings import view
+from llmtui.app.panes.embeddings.context_view import ContextView
+from llmtui.app.panes.embeddings.history import History, HistoryEntry
+from llmtui.app.panes.embeddings.view import DEFAULT_QUERY, TYPING_DELAY, Answer, ContextAnswer, QueryRequest, View
 from llmtui.app.state import ModelState
-from llmtui.app.widgets.layer_chart import LayerChart
 from llmtui.app.widgets.loading import LoadingNotice
-from llmtui.app.widgets.neighbour_list import NeighbourColumns, NeighbourList
+from llmtui.app.widgets.neighbour_list import NeighbourList
 from llmtui.app.widgets.safe_input import SafeInput
 from llmtui.app.widgets.scatter import ScatterMap
 from llmtui.app.widgets.token_choice import TokenChoice
-from llmtui.engine.text import escape_controls
 
 if TYPE_CHECKING:
     from llmtui.app.selection import TokenSelection
-    from llmtui.engine.studies.embeddings import EmbeddingIndex, Neighbour, SentenceVectors
     from llmtui.engine.lm import LanguageModel
+    from llmtui.engine.studies.embeddings import EmbeddingIndex
 
 
 class EmbeddingsPane(Pane):
@@ -65,30 +50,14 @@ class EmbeddingsPane(Pane):
     MESSAGE_LINE = "#emb-message"
     TITLE = "Embeddings"
     SHORT_TITLE = "Emb"
-    HELP = (
-        "Each token id picks a row of a learned matrix: a vector (576 numbers for SmolLM2). Tokens used alike get "
-        "similar vectors, measured by cosine similarity: ' dog' lies near ' dogs', ' puppy' and ' cat'. Type a word to "
-        "see its nearest tokens and a map (PCA: the two directions along which the points differ most); an expression "
-        "such as king - man + woman adds and subtracts vectors; several words (cat dog banana car) are mapped together.\n\n"
-        "A bare word is looked up with a leading space (' dog', as inside a sentence; BPE keeps the space with the word): "
-        'F2 switches that, "dog" in quotes is exact text and #2767 a token id. Down or tab moves to the list; enter on '
-        "a token makes it the query, alt+left (ctrl+b) steps back. F3 shows or hides an expression's own words.\n\n"
-        "F4 shows a word in context: its vector after each layer (the residual stream), compared by cosine between two "
-        "sentences. The chart's muted part is what any two words of those sentences share; left/right on the chart "
-        "picks a layer. A causal model only looks back, so the vectors are identical while the sentences are."
-    )
+    TYPED = "what you typed"
+    TYPE_MEANWHILE = "you can type meanwhile"
+    HELP = view.HELP
 
     BINDINGS = [
         Binding("f2", "toggle_space", "Leading ␣", tooltip="Look bare words up with or without a leading space"),
-        Binding(
-            "f3",
-            "toggle_inputs",
-            "Inputs",
-            tooltip="Leave an expression's own words out of its neighbours, or list them",
-        ),
-        Binding(
-            "f4", "toggle_view", "Context", tooltip="Switch between the vocabulary and a word's vectors in context"
-        ),
+        Binding("f3", "toggle_inputs", "Inputs", tooltip="Leave an expression's own words out of its neighbours, or list them"),
+        Binding("f4", "toggle_view", "Context", tooltip="Switch between the vocabulary and a word's vectors in context"),
         Binding("alt+left,ctrl+b", "back", "Back", tooltip="The previous query"),
         Binding("alt+right,ctrl+f", "forward", "Forward", show=False, tooltip="The next query (after going back)"),
         Binding("down", "focus_down", show=False),
@@ -106,13 +75,10 @@ class EmbeddingsPane(Pane):
         super().__init__()
         self._index: EmbeddingIndex | None = None
         self._answer: Answer | None = None
-        self._ctx_answer: ContextAnswer | None = None
         self._choice: int | None = None
-        self._history: list[HistoryEntry] = []
-        self._history_pos = -1
+        self._history = History()
         self._pending_token: int | None = None
-        self._typing_timer: Timer | None = None
-        self._context_timer: Timer | None = None
+        self._typing = Debounce(self, TYPING_DELAY, lambda: self._request(self.query_input.value, submitted=False, record=False))
         self._last_text: str | None = None  # the text of the last request (Input.Changed for it is ignored)
         self._map_neighbours = 0  # how many neighbours the last request put on the map
 
@@ -122,9 +88,7 @@ class EmbeddingsPane(Pane):
         yield LoadingNotice(classes="pane-notice")
         with ContentSwitcher(id="emb-views", initial="emb-vocab"):
             with Vertical(id="emb-vocab"):
-                query = SafeInput(
-                    DEFAULT_QUERY, placeholder="a word, king - man + woman, or cat dog banana car", id="emb-query"
-                )
+                query = SafeInput(DEFAULT_QUERY, placeholder="a word, king - man + woman, or cat dog banana car", id="emb-query")
                 query.border_title = "Word · expression · list of words"
                 yield query
                 yield Static(id="emb-used")
@@ -133,30 +97,12 @@ class EmbeddingsPane(Pane):
                 with Horizontal(id="emb-main"):
                     yield NeighbourList(id="emb-neighbours")
                     yield ScatterMap(id="emb-map")
-            with Vertical(id="emb-context"):
-                a, b, word = DEFAULT_SENTENCES
-                with Horizontal(classes="emb-row"):
-                    yield Label("Sentence A", classes="emb-label")
-                    yield SafeInput(a, id="emb-sentence-a", compact=True, select_on_focus=False)
-                with Horizontal(classes="emb-row"):
-                    yield Label("Sentence B", classes="emb-label")
-                    yield SafeInput(b, id="emb-sentence-b", compact=True, select_on_focus=False)
-                with Horizontal(classes="emb-row"):
-                    yield Label("Word", classes="emb-label")
-                    yield SafeInput(word, id="emb-word", compact=True, select_on_focus=False)
-                    yield Static("  a word of both sentences · tab: chart", id="emb-word-hint")
-                yield Static(id="emb-ctx-message")
-                yield Static(id="emb-ctx-tokens")
-                with Horizontal(id="emb-ctx-main"):
-                    yield LayerChart(id="emb-layers")
-                    yield NeighbourColumns(id="emb-ctx-neighbours")
+            yield ContextView(id="emb-context")
 
     def on_mount(self) -> None:
         self.choice_widget.set_tokens(())
         self.scatter.border_title = "Map"
         self.neighbour_list.border_title = "Nearest tokens"
-        self.query_one("#emb-layers", LayerChart).border_title = "Cosine by layer"
-        self.query_one("#emb-ctx-neighbours", NeighbourColumns).border_title = "Read as next tokens"
 
     @property
     def query_input(self) -> Input:
@@ -175,8 +121,8 @@ class EmbeddingsPane(Pane):
         return self.query_one("#emb-choice", TokenChoice)
 
     @property
-    def chart(self) -> LayerChart:
-        return self.query_one("#emb-layers", LayerChart)
+    def context_view(self) -> ContextView:
+        return self.query_one(ContextView)
 
     @property
     def answer(self) -> Answer | None:
@@ -186,7 +132,7 @@ class EmbeddingsPane(Pane):
     @property
     def context(self) -> ContextAnswer | None:
         """What the context view shows now."""
-        return self._ctx_answer
+        return self.context_view.answer
 
     @property
     def index(self) -> EmbeddingIndex | None:
@@ -199,22 +145,22 @@ class EmbeddingsPane(Pane):
     @property
     def message(self) -> str:
         """The vocabulary view's message line, as text."""
-        return str(self.query_one("#emb-message", Static).render())
+        return self.line_text()
 
     @property
     def context_message(self) -> str:
-        return str(self.query_one("#emb-ctx-message", Static).render())
+        return self.line_text("#emb-ctx-message")
 
     @property
     def used(self) -> str:
         """The line saying which tokens the query used, as text."""
-        return str(self.query_one("#emb-used", Static).render())
+        return self.line_text("#emb-used")
 
     def focus_default(self) -> None:
         if self.view == "vocab":
             self.query_input.focus()
         else:
-            self.query_one("#emb-sentence-a", Input).focus()
+            self.context_view.first_field.focus()
 
     def set_prompt(self, text: str) -> None:
         """The command line's prompt (--prompt) is the first query: a word, an expression or a list."""
@@ -224,12 +170,11 @@ class EmbeddingsPane(Pane):
     # -- the model and the index -------------------------------------------------------------------
 
     def model_state_changed(self, state: ModelState) -> None:
+        super().model_state_changed(state)
         if state.phase == "failed":
-            self.say("No model: it could not be loaded. What you typed is kept.", "error")
             self.say("No model: it could not be loaded.", "error", "#emb-ctx-message")
         elif state.phase == "loading":
-            self.say("Loading the model… you can type meanwhile.", "busy")
-            self.say("Loading the model… you can type meanwhile.", "busy", "#emb-ctx-message")
+            self.say(f"Loading the model… {self.TYPE_MEANWHILE}.", "busy", "#emb-ctx-message")
 
     def model_ready(self, lm: LanguageModel) -> None:
         self._index = None
@@ -241,12 +186,8 @@ class EmbeddingsPane(Pane):
         """Normalise the embedding matrix once per model (a query is then one matrix-vector product)."""
         from llmtui.engine.studies.embeddings import EmbeddingIndex
 
-        try:
-            index = await call(EmbeddingIndex.of, lm)
-        except Exception as e:  # a bug: one line, the app keeps running
-            self.say(error_line(e), "error")
-            return
-        self._index_ready(index)
+        with self.reporting():
+            self._index_ready(await call(EmbeddingIndex.of, lm))
 
     def _index_ready(self, index: EmbeddingIndex) -> None:
         self._index = index
@@ -260,18 +201,7 @@ class EmbeddingsPane(Pane):
         else:
             self._request(self.query_input.value, submitted=False, record=True)
         if self.view == "context":  # else it waits until the view is first shown (two forward passes)
-            self._request_context(None)
-
-    def _ready(self, where: str = "#emb-message") -> bool:
-        if self.lm is None or self._index is None:
-            if self.model_state.phase == "failed":
-                self.say("No model: it could not be loaded. What you typed is kept.", "error", where)
-            else:
-                self.say(
-                    "The model is still loading; what you typed is kept and shown when it is ready.", "busy", where
-                )
-            return False
-        return True
+            self.context_view.request(None)
 
     # -- the vocabulary view: requests and answers ---------------------------------------------------
 
@@ -303,22 +233,14 @@ class EmbeddingsPane(Pane):
     def _request(
         self, text: str, *, submitted: bool, record: bool, choice: int | None = None, leading_space: bool | None = None
     ) -> None:
-        if self._typing_timer is not None:
-            self._typing_timer.stop()
-            self._typing_timer = None
+        self._typing.cancel()
         self._last_text = text
-        if not self._ready():
+        if not self.need_model("shown"):
             return
         size = self.scatter.content_region.size
-        request = QueryRequest(
-            text,
-            self.leading_space if leading_space is None else leading_space,
-            self.hide_inputs,
-            choice if choice is not None else self._choice,
-            map_size_for(size.width or 40, size.height or 12),
-            submitted,
-            record,
-        )
+        request = QueryRequest(text, self.leading_space if leading_space is None else leading_space, self.hide_inputs,
+                               choice if choice is not None else self._choice,
+                               view.map_size_for(size.width or 40, size.height or 12), submitted, record)
         self._map_neighbours = request.map_neighbours
         self._query_worker(request)
 
@@ -328,21 +250,19 @@ class EmbeddingsPane(Pane):
 
         lm, index = self.lm, self._index
         assert lm is not None and index is not None
-        try:
-            answer = await call(compute_answer, lm.tokenizer, index, request)
-        except QueryError as e:
-            self._failed(request, error_line(e), (e.start, e.end))
-            return
-        except Exception as e:  # the user's to fix (ValueError), or a bug: one line, the app keeps running
-            self._failed(request, error_line(e), (0, 0))
-            return
-        self._answered(request, answer)
+        with self.reporting(lambda line: self._failed(request, line, (0, 0))):
+            try:
+                answer = await call(view.compute_answer, lm.tokenizer, index, request)
+            except QueryError as e:
+                self._failed(request, error_line(e), (e.start, e.end))
+                return
+            self._answered(request, answer)
 
     def _answered(self, request: QueryRequest, answer: Answer) -> None:
         assert self.lm is not None
         self._answer = answer
         if request.record:
-            self._record(HistoryEntry(request.text, request.leading_space, request.choice))
+            self._history.record(HistoryEntry(request.text, request.leading_space, request.choice))
         tokenizer = self.lm.tokenizer
         if answer.query.kind == "word" and len(answer.query.terms[0].ids) > 1:
             self.choice_widget.set_tokens(
@@ -350,7 +270,7 @@ class EmbeddingsPane(Pane):
             )
         else:
             self.choice_widget.set_tokens(())
-        self.query_one("#emb-used", Static).update(describe_query(answer, tokenizer, self.hide_inputs))
+        self.query_one("#emb-used", Static).update(view.describe_query(answer, tokenizer, self.hide_inputs))
         kind = answer.query.kind
         self.neighbour_list.show(answer.rows)
         self.neighbour_list.border_title = Text(answer.title)  # a Text: the query's [brackets] are not markup
@@ -362,12 +282,7 @@ class EmbeddingsPane(Pane):
         self.scatter.border_title = f"Map · PCA of {len(answer.points)} {'words' if kind == 'list' else 'tokens'}"
         ex = answer.explained
         self.scatter.border_subtitle = f"axes: {ex[0]:.0%} and {ex[1]:.0%} of the variance"
-        hints = {
-            "word": "enter on a token: make it the query · alt+left: back",
-            "expression": "the sum of the words' unit vectors, signed · ✚ on the map",
-            "list": "sorted by similarity to the first word · enter: its neighbours",
-        }
-        self.say(hints[kind])
+        self.say(view.MAP_HINTS[kind])
         self._fit_map()
 
     @on(ScatterMap.Resized)
@@ -379,41 +294,22 @@ class EmbeddingsPane(Pane):
         answer, size = self._answer, self.scatter.content_region.size
         if answer is None or answer.query.kind == "list" or self.lm is None or not size.width or not size.height:
             return
-        if self._typing_timer is not None or answer.text != self.query_input.value:
+        if self._typing.pending or answer.text != self.query_input.value:
             return  # the user is typing another query: it will be sized when it is answered
-        if map_size_for(size.width, size.height) != self._map_neighbours:
-            self._request(
-                answer.text,
-                submitted=False,
-                record=False,
-                choice=answer.choice,
-                leading_space=answer.query.leading_space,
-            )
+        if view.map_size_for(size.width, size.height) != self._map_neighbours:
+            self._request(answer.text, submitted=False, record=False, choice=answer.choice,
+                          leading_space=answer.query.leading_space)
 
     def _failed(self, request: QueryRequest, error: str, span: tuple[int, int]) -> None:
         self.say(error, "error" if request.submitted else "hint")
         start, end = span
         if end > start:  # show where, in what was typed
-            text = request.text
-            used = Text("In what you typed: ")
-            # Around the mistake only (a pasted megabyte would make this line thousands of lines long).
-            before, after = text[max(0, start - CONTEXT_CHARS):start], text[end:end + CONTEXT_CHARS]
-            used.append(("…" if start > CONTEXT_CHARS else "") + escape_controls(before, keep=""))
-            used.append(escape_controls(text[start:end][:CONTEXT_CHARS * 2], keep=""), style="reverse")
-            used.append(escape_controls(after, keep="") + ("…" if end + CONTEXT_CHARS < len(text) else ""))
-            self.query_one("#emb-used", Static).update(used)
-
-    def _record(self, entry: HistoryEntry) -> None:
-        if 0 <= self._history_pos < len(self._history) and self._history[self._history_pos] == entry:
-            return
-        del self._history[self._history_pos + 1 :]
-        self._history.append(entry)
-        self._history_pos = len(self._history) - 1
+            self.query_one("#emb-used", Static).update(view.mistake_line(request.text, start, end))
 
     @property
     def history(self) -> list[str]:
         """The queries answered so far, oldest first (for tests and the palette)."""
-        return [e.text for e in self._history]
+        return [e.text for e in self._history.entries]
 
     # -- vocabulary view: events --------------------------------------------------------------------
 
@@ -422,11 +318,7 @@ class EmbeddingsPane(Pane):
         if event.value == self._last_text:
             return
         self._choice = None
-        if self._typing_timer is not None:
-            self._typing_timer.stop()
-        self._typing_timer = self.set_timer(
-            TYPING_DELAY, lambda: self._request(event.value, submitted=False, record=False)
-        )
+        self._typing.restart()
 
     @on(Input.Submitted, "#emb-query")
     def _query_submitted(self, event: Input.Submitted) -> None:
@@ -463,12 +355,10 @@ class EmbeddingsPane(Pane):
     def _step_history(self, step: int) -> None:
         if self.view != "vocab":
             return
-        pos = self._history_pos + step
-        if not 0 <= pos < len(self._history):
+        entry = self._history.step(step)
+        if entry is None:
             self.say("Nothing further back." if step < 0 else "Nothing further on.")
             return
-        self._history_pos = pos
-        entry = self._history[pos]
         self._choice = entry.choice
         self.set_reactive(EmbeddingsPane.leading_space, entry.leading_space)
         self._set_query_text(entry.text)
@@ -493,7 +383,7 @@ class EmbeddingsPane(Pane):
         self.screen.focus_next()
 
     def action_focus_up(self) -> None:
-        first = self.query_input if self.view == "vocab" else self.query_one("#emb-sentence-a", Input)
+        first = self.query_input if self.view == "vocab" else self.context_view.first_field
         if self.app.focused is not first:  # the first field stays put rather than wrapping round
             self.screen.focus_previous()
 
@@ -508,21 +398,10 @@ class EmbeddingsPane(Pane):
         self.focus_default()
         self.refresh_bindings()
         if view == "context":
-            if self._ctx_answer is None and self._index is not None:
-                self._request_context(None)
+            if self.context_view.answer is None and self._index is not None:
+                self.context_view.request(None)
             else:
-                self.call_after_refresh(self._fit_context)
-
-    def _context_rows(self) -> int:
-        """How many nearest tokens the context view's panel has room for."""
-        height = self.query_one("#emb-ctx-neighbours", NeighbourColumns).content_region.height or 11
-        return max(5, min(30, height - 1))
-
-    def _fit_context(self) -> None:
-        """The context answer was computed while hidden: read its layer again for the panel's real height."""
-        answer = self._ctx_answer
-        if answer is not None and len(answer.near_a) != self._context_rows() and self._context_timer is None:
-            self._request_context(answer.layer)
+                self.call_after_refresh(self.context_view.fit)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The vocabulary's keys show in the footer only in that view."""
@@ -530,162 +409,15 @@ class EmbeddingsPane(Pane):
             return self.view == "vocab"
         return True
 
-    def _context_inputs(self) -> tuple[str, str, str]:
-        return (
-            self.query_one("#emb-sentence-a", Input).value,
-            self.query_one("#emb-sentence-b", Input).value,
-            self.query_one("#emb-word", Input).value,
-        )
-
-    def _request_context(self, layer: int | None) -> None:
-        if self._context_timer is not None:
-            self._context_timer.stop()
-            self._context_timer = None
-        if not self._ready("#emb-ctx-message"):
-            return
-        a, b, word = self._context_inputs()
-        cached = None
-        if self._ctx_answer is not None and (
-            self._ctx_answer.a.text,
-            self._ctx_answer.b.text,
-            self._ctx_answer.word,
-        ) == (a, b, word):
-            cached = (self._ctx_answer.a, self._ctx_answer.b)
-        if cached is None:
-            self.say("Running both sentences through the model…", "busy", "#emb-ctx-message")
-        self._context_worker(
-            a,
-            b,
-            word,
-            layer if layer is not None else (self._ctx_answer.layer if self._ctx_answer is not None else None),
-            cached,
-            self._context_rows(),
-        )
-
-    @work(exclusive=True, group="emb-context", exit_on_error=False)
-    async def _context_worker(
-        self,
-        a: str,
-        b: str,
-        word: str,
-        layer: int | None,
-        cached: tuple[SentenceVectors, SentenceVectors] | None,
-        k: int,
-    ) -> None:
-        lm, index = self.lm, self._index
-        assert lm is not None and index is not None
-        try:
-            answer = await call(compute_context, lm, index, a, b, word, layer, cached, k)
-        except Exception as e:  # the user's to fix (ValueError), or a bug: one line, the app keeps running
-            self.say(error_line(e), "error", "#emb-ctx-message")
-            return
-        self._context_answered(answer)
-
-    def _context_answered(self, answer: ContextAnswer) -> None:
-        assert self.lm is not None
-        self._ctx_answer = answer
-        tokenizer = self.lm.tokenizer
-        layer = answer.layer
-        self.chart.show(answer.by_layer, answer.others, layer)
-        same = answer.by_layer[layer]
-        word = table_label(tokenizer.decode(answer.a.ids[answer.a.span[0] : answer.a.span[1]]))
-        self.chart.border_title = Text(f"{word} A·B · layer {layer}: {same:.2f}")  # the word literally
-        self.chart.border_subtitle = f"muted: other words of B ({answer.others[layer]:.2f})" if answer.others else ""
-        lines = sentence_line("A", tokenizer, answer.a)
-        lines.append("\n")
-        lines.append_text(sentence_line("B", tokenizer, answer.b, answer.to_tokens_b))
-        self.query_one("#emb-ctx-tokens", Static).update(lines)
-        near = self.query_one("#emb-ctx-neighbours", NeighbourColumns)
-        near.border_title = f"Read as next tokens · layer {layer}"  # the logit lens's read-out, not neighbours
-        near.border_subtitle = "final norm, then the nearest token rows"
-        near.show(
-            [
-                (f"A: {word}", [(table_label(n.text), n.similarity) for n in answer.near_a]),
-                (f"B: {word}", [(table_label(n.text), n.similarity) for n in answer.near_b]),
-            ]
-        )
-        if layer == 0:
-            note = "Layer 0 is the embedding itself: the same token has the same vector in any sentence."
-        elif same > 0.9999:
-            note = (
-                f"Identical at layer {layer}: the sentences are the same up to this word, and a causal model "
-                "only looks back."
-            )
-        else:
-            note = f"Layer {layer} · after B's tokens: their cosine with A's {word} · ←/→ on the chart"
-        self.say(note, "info", "#emb-ctx-message")
-        self.call_after_refresh(self._fit_context)
-
-    @on(Input.Changed, "#emb-sentence-a, #emb-sentence-b, #emb-word")
-    def _context_changed(self, event: Input.Changed) -> None:
-        if self._context_timer is not None:
-            self._context_timer.stop()
-        self._context_timer = self.set_timer(TYPING_DELAY * 2, lambda: self._request_context(None))
-
-    @on(Input.Submitted, "#emb-sentence-a, #emb-sentence-b, #emb-word")
-    def _context_submitted(self, event: Input.Submitted) -> None:
-        self._request_context(None)
-
-    @on(LayerChart.Selected)
-    def _layer_selected(self, event: LayerChart.Selected) -> None:
-        self._request_context(event.layer)
-
     # -- export ----------------------------------------------------------------------------
 
     def export_data(self) -> dict | None:
         """What the view on screen shows: the vocabulary's neighbour list, or the word in context by layer."""
         if self.view == "context":
-            return self._context_export()
-        answer = self._answer
-        if answer is None:
-            return None
-        return {
-            "view": "vocab",
-            "query": answer.text,
-            "title": answer.title,
-            "neighbours": [
-                {
-                    "id": row.key if row.key is not None and row.key >= 0 else None,
-                    "label": row.label,
-                    "similarity": row.similarity,
-                    "note": row.note,
-                }
-                for row in answer.rows
-            ],
-        }
-
-    def _context_export(self) -> dict | None:
-        """The context view: the sentences, the word, its cosine A·B at every layer, and the chosen layer's read-outs."""
-        answer = self._ctx_answer
-        if answer is None or self.lm is None:
-            return None
-        tokenizer = self.lm.tokenizer
-
-        def readouts(near: tuple[Neighbour, ...]) -> list[dict]:
-            return [{"id": n.id, "text": n.text, "similarity": n.similarity} for n in near]
-
-        return {
-            "view": "context",
-            "sentence_a": answer.a.text,
-            "sentence_b": answer.b.text,
-            "word": answer.word,
-            "word_tokens_a": [tokenizer.token_text(i) for i in answer.a.ids[answer.a.span[0]:answer.a.span[1]]],
-            "layer": answer.layer,
-            "by_layer": [
-                {"layer": n, "cosine_a_b": same, "cosine_a_others_of_b": answer.others[n] if answer.others else None}
-                for n, same in enumerate(answer.by_layer)
-            ],
-            "next_token_readouts": {"a": readouts(answer.near_a), "b": readouts(answer.near_b)},
-        }
+            answer = self.context_view.answer
+            return None if answer is None or self.lm is None else view.export_context(answer, self.lm.tokenizer)
+        return None if self._answer is None else view.export_vocab(self._answer)
 
     def export_table(self) -> tuple[list[str], list[list]] | None:
         exported = self.export_data()
-        if exported is None:
-            return None
-        if exported["view"] == "context":  # the chart: one row per layer
-            rows = [[r["layer"], r["cosine_a_b"], r["cosine_a_others_of_b"]] for r in exported["by_layer"]]
-            return ["layer", "cosine A·B", "cosine A·other words of B"], rows
-        rows = [
-            [n, r["id"], r["label"], r["similarity"], r["note"]] for n, r in enumerate(exported["neighbours"], start=1)
-        ]
-        return ["rank", "id", "token", "similarity", "note"], rows
+        return None if exported is None else view.export_table(exported)
