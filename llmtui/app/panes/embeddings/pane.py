@@ -15,25 +15,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.text import Text
-from textual import on, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
-from textual.widgets import ContentSwitcher, Input, OptionList, Static
+from textual.widgets import ContentSwitcher, Input
 
-from llmtui.app.display import table_label
 from llmtui.app.model_thread import call
-from llmtui.app.panes.base import Debounce, Pane, error_line
+from llmtui.app.panes.base import Pane
 from llmtui.app.panes.embeddings import view
 from llmtui.app.panes.embeddings.context_view import ContextView
-from llmtui.app.panes.embeddings.history import History, HistoryEntry
-from llmtui.app.panes.embeddings.view import DEFAULT_QUERY, TYPING_DELAY, Answer, ContextAnswer, QueryRequest, View
+from llmtui.app.panes.embeddings.view import Answer, ContextAnswer, View
+from llmtui.app.panes.embeddings.vocab_view import VocabView
 from llmtui.app.state import ModelState
 from llmtui.app.widgets.loading import LoadingNotice
 from llmtui.app.widgets.neighbour_list import NeighbourList
-from llmtui.app.widgets.safe_input import SafeInput
 from llmtui.app.widgets.scatter import ScatterMap
 from llmtui.app.widgets.token_choice import TokenChoice
 
@@ -74,51 +70,35 @@ class EmbeddingsPane(Pane):
     def __init__(self) -> None:
         super().__init__()
         self._index: EmbeddingIndex | None = None
-        self._answer: Answer | None = None
-        self._choice: int | None = None
-        self._history = History()
         self._pending_token: int | None = None
-        self._typing = Debounce(self, TYPING_DELAY, lambda: self._request(self.query_input.value, submitted=False, record=False))
-        self._last_text: str | None = None  # the text of the last request (Input.Changed for it is ignored)
-        self._map_neighbours = 0  # how many neighbours the last request put on the map
 
     # -- layout ---------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield LoadingNotice(classes="pane-notice")
         with ContentSwitcher(id="emb-views", initial="emb-vocab"):
-            with Vertical(id="emb-vocab"):
-                query = SafeInput(DEFAULT_QUERY, placeholder="a word, king - man + woman, or cat dog banana car", id="emb-query")
-                query.border_title = "Word · expression · list of words"
-                yield query
-                yield Static(id="emb-used")
-                yield TokenChoice(id="emb-choice")
-                yield Static(id="emb-message")
-                with Horizontal(id="emb-main"):
-                    yield NeighbourList(id="emb-neighbours")
-                    yield ScatterMap(id="emb-map")
+            yield VocabView(id="emb-vocab")
             yield ContextView(id="emb-context")
 
-    def on_mount(self) -> None:
-        self.choice_widget.set_tokens(())
-        self.scatter.border_title = "Map"
-        self.neighbour_list.border_title = "Nearest tokens"
+    @property
+    def vocab_view(self) -> VocabView:
+        return self.query_one(VocabView)
 
     @property
     def query_input(self) -> Input:
-        return self.query_one("#emb-query", Input)
+        return self.vocab_view.query_input
 
     @property
     def neighbour_list(self) -> NeighbourList:
-        return self.query_one("#emb-neighbours", NeighbourList)
+        return self.vocab_view.neighbour_list
 
     @property
     def scatter(self) -> ScatterMap:
-        return self.query_one("#emb-map", ScatterMap)
+        return self.vocab_view.scatter
 
     @property
     def choice_widget(self) -> TokenChoice:
-        return self.query_one("#emb-choice", TokenChoice)
+        return self.vocab_view.choice_widget
 
     @property
     def context_view(self) -> ContextView:
@@ -127,7 +107,7 @@ class EmbeddingsPane(Pane):
     @property
     def answer(self) -> Answer | None:
         """What the vocabulary view shows now."""
-        return self._answer
+        return self.vocab_view.answer
 
     @property
     def context(self) -> ContextAnswer | None:
@@ -199,7 +179,7 @@ class EmbeddingsPane(Pane):
             token, self._pending_token = self._pending_token, None
             self.show_token(token)
         else:
-            self._request(self.query_input.value, submitted=False, record=True)
+            self.vocab_view.request(self.query_input.value, submitted=False, record=True)
         if self.view == "context":  # else it waits until the view is first shown (two forward passes)
             self.context_view.request(None)
 
@@ -217,132 +197,19 @@ class EmbeddingsPane(Pane):
             return
         from llmtui.engine.studies.embeddings import token_query_text
 
-        self._set_query_text(token_query_text(self.lm.tokenizer, token_id, self.leading_space))
-        self._choice = None
-        self._request(self.query_input.value, submitted=True, record=True)
+        self.vocab_view.set_query_text(token_query_text(self.lm.tokenizer, token_id, self.leading_space))
+        self.vocab_view.request(self.query_input.value, submitted=True, record=True)
 
     def follow_selection(self, selection: TokenSelection) -> None:
         """A token selected in another pane becomes the query (the app sends each selection once: a query typed here stays)."""
         self.show_token(selection.token_id)
 
-    def _set_query_text(self, text: str) -> None:
-        self._last_text = text
-        self.query_input.value = text
-        self.query_input.cursor_position = len(text)
-
-    def _request(
-        self, text: str, *, submitted: bool, record: bool, choice: int | None = None, leading_space: bool | None = None
-    ) -> None:
-        self._typing.cancel()
-        self._last_text = text
-        if not self.need_model("shown"):
-            return
-        size = self.scatter.content_region.size
-        request = QueryRequest(text, self.leading_space if leading_space is None else leading_space, self.hide_inputs,
-                               choice if choice is not None else self._choice,
-                               view.map_size_for(size.width or 40, size.height or 12), submitted, record)
-        self._map_neighbours = request.map_neighbours
-        self._query_worker(request)
-
-    @work(exclusive=True, group="emb-query", exit_on_error=False)
-    async def _query_worker(self, request: QueryRequest) -> None:
-        from llmtui.engine.studies.embeddings import QueryError
-
-        lm, index = self.lm, self._index
-        assert lm is not None and index is not None
-        with self.reporting(lambda line: self._failed(request, line, (0, 0))):
-            try:
-                answer = await call(view.compute_answer, lm.tokenizer, index, request)
-            except QueryError as e:
-                self._failed(request, error_line(e), (e.start, e.end))
-                return
-            self._answered(request, answer)
-
-    def _answered(self, request: QueryRequest, answer: Answer) -> None:
-        assert self.lm is not None
-        self._answer = answer
-        if request.record:
-            self._history.record(HistoryEntry(request.text, request.leading_space, request.choice))
-        tokenizer = self.lm.tokenizer
-        if answer.query.kind == "word" and len(answer.query.terms[0].ids) > 1:
-            self.choice_widget.set_tokens(
-                [table_label(tokenizer.token_text(i)) for i in answer.query.terms[0].ids], answer.choice
-            )
-        else:
-            self.choice_widget.set_tokens(())
-        self.query_one("#emb-used", Static).update(view.describe_query(answer, tokenizer, self.hide_inputs))
-        kind = answer.query.kind
-        self.neighbour_list.show(answer.rows)
-        self.neighbour_list.border_title = Text(answer.title)  # a Text: the query's [brackets] are not markup
-        self.neighbour_list.border_subtitle = (
-            f"{len(answer.rows)} of {self._index.vocab_size:,}" if self._index and kind != "list" else "cosine"
-        )
-        self.scatter.points = answer.points
-        self.scatter.highlight = answer.rows[0].key if answer.rows else None
-        self.scatter.border_title = f"Map · PCA of {len(answer.points)} {'words' if kind == 'list' else 'tokens'}"
-        ex = answer.explained
-        self.scatter.border_subtitle = f"axes: {ex[0]:.0%} and {ex[1]:.0%} of the variance"
-        self.say(view.MAP_HINTS[kind])
-        self._fit_map()
-
-    @on(ScatterMap.Resized)
-    def _map_resized(self, event: ScatterMap.Resized) -> None:
-        self._fit_map()
-
-    def _fit_map(self) -> None:
-        """A map that grew or shrank (or was not laid out yet when asked) gets as many neighbours as it can label."""
-        answer, size = self._answer, self.scatter.content_region.size
-        if answer is None or answer.query.kind == "list" or self.lm is None or not size.width or not size.height:
-            return
-        if self._typing.pending or answer.text != self.query_input.value:
-            return  # the user is typing another query: it will be sized when it is answered
-        if view.map_size_for(size.width, size.height) != self._map_neighbours:
-            self._request(answer.text, submitted=False, record=False, choice=answer.choice,
-                          leading_space=answer.query.leading_space)
-
-    def _failed(self, request: QueryRequest, error: str, span: tuple[int, int]) -> None:
-        self.say(error, "error" if request.submitted else "hint")
-        start, end = span
-        if end > start:  # show where, in what was typed
-            self.query_one("#emb-used", Static).update(view.mistake_line(request.text, start, end))
-
     @property
     def history(self) -> list[str]:
         """The queries answered so far, oldest first (for tests and the palette)."""
-        return [e.text for e in self._history.entries]
+        return [e.text for e in self.vocab_view.history.entries]
 
-    # -- vocabulary view: events --------------------------------------------------------------------
-
-    @on(Input.Changed, "#emb-query")
-    def _query_changed(self, event: Input.Changed) -> None:
-        if event.value == self._last_text:
-            return
-        self._choice = None
-        self._typing.restart()
-
-    @on(Input.Submitted, "#emb-query")
-    def _query_submitted(self, event: Input.Submitted) -> None:
-        self._request(event.value, submitted=True, record=True)
-
-    @on(TokenChoice.Changed)
-    def _choice_changed(self, event: TokenChoice.Changed) -> None:
-        self._choice = event.choice
-        self._request(self.query_input.value, submitted=True, record=True, choice=event.choice)
-
-    @on(OptionList.OptionHighlighted, "#emb-neighbours")
-    def _neighbour_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        rows = self.neighbour_list.rows
-        if 0 <= event.option_index < len(rows):
-            self.scatter.highlight = rows[event.option_index].key
-
-    @on(OptionList.OptionSelected, "#emb-neighbours")
-    def _neighbour_selected(self, event: OptionList.OptionSelected) -> None:
-        rows = self.neighbour_list.rows
-        if not 0 <= event.option_index < len(rows):
-            return
-        self._choice = None
-        self._set_query_text(rows[event.option_index].query_text)
-        self._request(rows[event.option_index].query_text, submitted=True, record=True)
+    # -- the vocabulary view's switches and history ----------------------------------------------------
 
     def action_back(self) -> None:
         """The previous query in the history."""
@@ -355,14 +222,12 @@ class EmbeddingsPane(Pane):
     def _step_history(self, step: int) -> None:
         if self.view != "vocab":
             return
-        entry = self._history.step(step)
+        entry = self.vocab_view.step_history(step)
         if entry is None:
             self.say("Nothing further back." if step < 0 else "Nothing further on.")
             return
-        self._choice = entry.choice
         self.set_reactive(EmbeddingsPane.leading_space, entry.leading_space)
-        self._set_query_text(entry.text)
-        self._request(entry.text, submitted=True, record=False, choice=entry.choice)
+        self.vocab_view.request(entry.text, submitted=True, record=False, choice=entry.choice)
 
     def action_toggle_space(self) -> None:
         """Look bare words up with or without a leading space."""
@@ -370,14 +235,14 @@ class EmbeddingsPane(Pane):
 
     def watch_leading_space(self, value: bool) -> None:
         if self.view == "vocab":
-            self._request(self.query_input.value, submitted=True, record=True)
+            self.vocab_view.request(self.query_input.value, submitted=True, record=True)
 
     def action_toggle_inputs(self) -> None:
         """An expression's own words: left out of its neighbours, or listed."""
         self.hide_inputs = not self.hide_inputs
 
     def watch_hide_inputs(self, value: bool) -> None:
-        self._request(self.query_input.value, submitted=True, record=False)
+        self.vocab_view.request(self.query_input.value, submitted=True, record=False)
 
     def action_focus_down(self) -> None:
         self.screen.focus_next()
@@ -416,7 +281,8 @@ class EmbeddingsPane(Pane):
         if self.view == "context":
             answer = self.context_view.answer
             return None if answer is None or self.lm is None else view.export_context(answer, self.lm.tokenizer)
-        return None if self._answer is None else view.export_vocab(self._answer)
+        answer = self.vocab_view.answer
+        return None if answer is None else view.export_vocab(answer)
 
     def export_table(self) -> tuple[list[str], list[list]] | None:
         exported = self.export_data()
