@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
 
 from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Static
+from textual.widgets import Static, TextArea
 
 from llmtui.app.selection import TokenSelected, TokenSelection
 from llmtui.app.state import ModelState
@@ -35,6 +35,16 @@ def error_line(error: Exception) -> str:
     anything else is a bug, named in one line (the app keeps running). Capitalised as a sentence."""
     text = str(error) if isinstance(error, ValueError) else f"internal error ({type(error).__name__}: {error})"
     return text[:1].upper() + text[1:]
+
+
+Box = TypeVar("Box", bound=TextArea)
+
+
+def prompt_box(editor: type[Box], text: str = "", *, id: str, placeholder: str, title: str) -> Box:
+    """A pane's text box: soft-wrapped, no line numbers, tab moves the focus on, titled on its border."""
+    box = editor(text, id=id, soft_wrap=True, tab_behavior="focus", show_line_numbers=False, placeholder=placeholder)
+    box.border_title = title
+    return box
 
 
 class Debounce:

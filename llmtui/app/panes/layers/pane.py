@@ -24,7 +24,7 @@ from textual.widgets import Static, TextArea
 
 from llmtui.app.model_thread import call
 from llmtui.app.palette import legend
-from llmtui.app.panes.base import Debounce, Pane
+from llmtui.app.panes.base import Debounce, Pane, prompt_box
 from llmtui.app.panes.layers import view
 from llmtui.app.selection import TokenSelection
 from llmtui.app.state import ModelState
@@ -75,16 +75,8 @@ class LayersPane(Pane):
     # -- layout ----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        editor = PromptEditor(
-            EXAMPLE,
-            id="layers-prompt",
-            soft_wrap=True,
-            tab_behavior="focus",
-            show_line_numbers=False,
-            placeholder="Type a prompt: the grid shows what each layer would predict next",
-        )
-        editor.border_title = "Prompt"
-        yield editor
+        yield prompt_box(PromptEditor, EXAMPLE, id="layers-prompt", title="Prompt",
+                         placeholder="Type a prompt: the grid shows what each layer would predict next")
         yield Static(id="layers-message")
         with Horizontal(id="layers-main"):
             grid = LensGrid(id="lens-grid")

@@ -18,7 +18,7 @@ from textual.reactive import reactive
 from textual.widgets import Input, Static, Tabs, TextArea
 
 from llmtui.app.messages import ShowTokenInEmbeddings
-from llmtui.app.panes.base import MessageKind, Pane
+from llmtui.app.panes.base import MessageKind, Pane, prompt_box
 from llmtui.app.panes.tokenizer import view
 from llmtui.app.panes.tokenizer.encoding_bar import EncodingBar
 from llmtui.app.panes.tokenizer.encodings import ENCODINGS, MODEL
@@ -72,15 +72,8 @@ class TokenizerPane(Pane):
 
     def compose(self) -> ComposeResult:
         yield LoadingNotice(classes="pane-notice")
-        editor = TextEditor(
-            id="tok-text",
-            soft_wrap=True,
-            tab_behavior="focus",
-            show_line_numbers=False,
-            placeholder="Type or paste text: it is cut into tokens as you type",
-        )
-        editor.border_title = "Text"
-        yield editor
+        yield prompt_box(TextEditor, id="tok-text", title="Text",
+                         placeholder="Type or paste text: it is cut into tokens as you type")
         yield IdsBox(id="tok-ids-box")
         yield EncodingBar(id="tok-bar")
         yield Static(id="tok-info")
