@@ -15,14 +15,14 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import reactive
-from textual.widgets import Input, Static, Tabs, TextArea
+from textual.widgets import Input, Tabs, TextArea
 
-from llmtui.app.messages import ShowTokenInEmbeddings
 from llmtui.app.panes.base import MessageKind, Pane, prompt_box
 from llmtui.app.panes.tokenizer import view
 from llmtui.app.panes.tokenizer.encoding_bar import EncodingBar
 from llmtui.app.panes.tokenizer.encodings import ENCODINGS, MODEL
 from llmtui.app.panes.tokenizer.ids_box import IdsBox
+from llmtui.app.panes.tokenizer.tokens_panel import TokensPanel
 from llmtui.app.panes.tokenizer.view import MAX_LIVE_CHARS, Mode
 from llmtui.app.selection import TokenSelection
 from llmtui.app.state import ModelState
@@ -76,17 +76,11 @@ class TokenizerPane(Pane):
                          placeholder="Type or paste text: it is cut into tokens as you type")
         yield IdsBox(id="tok-ids-box")
         yield EncodingBar(id="tok-bar")
-        yield Static(id="tok-info")
-        chips = TokenChips(id="tok-chips")
-        chips.border_title = "Tokens"
-        chips.border_subtitle = "· space  ↵ newline  → tab  <0xF0> a byte of a character"
-        yield chips
-        yield Static(id="tok-detail")
+        yield TokensPanel()
 
     def on_mount(self) -> None:
         self.query_one("#tok-text", TextEditor).after_edit = self._text_edited
         self.query_one("#tok-ids-box").display = False
-        self.watch(self.chips, "selected", self._show_detail, init=False)
 
     @property
     def editor(self) -> TextArea:
@@ -107,6 +101,10 @@ class TokenizerPane(Pane):
     @property
     def chips(self) -> TokenChips:
         return self.query_one("#tok-chips", TokenChips)
+
+    @property
+    def panel(self) -> TokensPanel:
+        return self.query_one(TokensPanel)
 
     @property
     def info(self) -> str:
@@ -156,13 +154,8 @@ class TokenizerPane(Pane):
         return self.bar.label(key)
 
     def say(self, text: Text | str, kind: MessageKind = "info", where: str | None = None) -> None:
-        """The info line, which may hold up to three lines (problems with pasted ids)."""
-        line = self.query_one("#tok-info", Static)
-        # One line, except problems with pasted ids (up to three): a fixed height spares the
-        # screen a layout pass at every keystroke.
-        grows = kind == "error" or line.has_class("-error")
-        line.set_class(kind == "error", "-error")
-        line.update(text if isinstance(text, Text) else Text(text), layout=grows)
+        """The counts line (see `TokensPanel.say`)."""
+        self.panel.say(text, kind)
 
     # -- the model and OpenAI's encodings ----------------------------------------------------
 
@@ -214,7 +207,7 @@ class TokenizerPane(Pane):
             self._refresh_ids()
         else:
             self._refresh_text()
-        self._show_detail(self.chips.selected)
+        self.panel.show_detail()
 
     def _refresh_text(self) -> None:
         self._tokenized = self.editor.text
@@ -282,33 +275,6 @@ class TokenizerPane(Pane):
         if flat is not None:
             self.chips.select(flat)
 
-    def _show_detail(self, selected: int | None) -> None:
-        detail = self.query_one("#tok-detail", Static)
-        section, index = self.chips.locate(selected) if selected is not None and self.chips.total else (None, 0)
-        if section is None or section.tokens is None:
-            detail.update("", layout=False)
-            return
-        label = self.chips.chip_label(section.tokenizer, section.tokens.ids[index], section.tokens.chunks[index])
-        line = view.detail_line(section.tokens, index, label, section.key == MODEL, self.chips.has_focus)
-        detail.update(line, layout=False)  # its height is fixed
-
-    @on(TokenChips.Opened)
-    def _opened(self, event: TokenChips.Opened) -> None:
-        event.stop()
-        section, index = event.section, event.index
-        if section.tokens is None:
-            return
-        if section.key != MODEL:
-            self.notify(
-                f"Only the model's own tokens have embeddings; id {section.tokens.ids[index]} is {section.key}'s. "
-                "F2 switches to the model's tokenizer.",
-                title="Not the model's token",
-                severity="warning",
-            )
-            return
-        data = section.tokens.chunks[index]
-        self.post_message(ShowTokenInEmbeddings(section.tokens.ids[index], data.decode("utf-8", errors="replace")))
-
     @on(TokenChips.Moved)
     def _moved(self, event: TokenChips.Moved) -> None:
         """The user picked one of the model's tokens: it becomes the app's current token (other panes follow)."""
@@ -354,11 +320,7 @@ class TokenizerPane(Pane):
 
     def advance(self) -> bool:
         """The advance key (presentation mode): the next token."""
-        chips = self.chips
-        if not chips.total or chips.selected == chips.total - 1:
-            return False
-        chips.select(0 if chips.selected is None else chips.selected + 1)
-        return True
+        return self.panel.advance()
 
     def action_open_selected(self) -> None:
         """Open the selected token in the Embeddings pane."""
@@ -371,7 +333,7 @@ class TokenizerPane(Pane):
         self._typing = focused is self.editor
         if self._typing:
             self._select_at_cursor()
-        self._show_detail(self.chips.selected)
+        self.panel.show_detail()
 
     # -- actions ---------------------------------------------------------------------------
 
