@@ -204,6 +204,14 @@ def test_capture_gradients_and_missing_kernels_take_the_torch_path(fused_steps, 
     assert not fused_steps
 
 
+def test_env_var_forces_the_torch_step(fused_steps, monkeypatch):
+    reference, model = packed_twins(tiny(), [Q.Q8_0])
+    monkeypatch.setattr(decode_step, "FUSED", False)  # as LLMTUI_DECODE=torch sets it at import
+    assert why_not_fused(model) == "LLMTUI_DECODE=torch"
+    assert greedy_gap(reference, model, [1, 2], steps=4) < BOUND
+    assert not fused_steps
+
+
 def test_shapes_it_does_not_take_say_why():
     assert why_not_fused(Transformer(tiny())) == "needs every linear layer packed"
     assert why_not_fused(Transformer(tiny("gpt2"))) == "needs RMSNorm, gated SiLU MLP, RoPE"

@@ -11,12 +11,15 @@ It applies to pre-norm Llama-style models (RMSNorm, RoPE, gated SiLU MLP, option
 biases, grouped-query and sliding-window attention: SmolLM, Llama, Qwen2, Mistral...)
 whose linear layers are packed, on the CPU, one sequence, one new token, no capture and
 no gradients. Everything else, and every machine without the C++ kernels, takes the
-torch path of transformer.py, which gives the same numbers (tests/engine/test_decode_step.py).
+torch path of transformer.py, which gives the same numbers (tests/engine/test_decode_step.py);
+`LLMTUI_DECODE=torch` forces that path (a benchmark's peer, a suspected bug).
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
+import threading
 import weakref
 from typing import TYPE_CHECKING
 
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
 
 MAX_PARTS = 4  # decode_step.cpp's MAX_PARTS: stacked parts of one matrix
 MAX_ROTARY_DIM = 512  # decode_step.cpp's rope buffer
+FUSED = os.environ.get("LLMTUI_DECODE", "").lower() != "torch"  # False: every step takes the torch path
 
 
 class _Matrix(ctypes.Structure):
@@ -53,6 +57,8 @@ class _Dims(ctypes.Structure):
 
 def why_not_fused(model: Transformer) -> str | None:
     """Why this model's decoding steps can't run fused (None: they can, once the C++ kernels are built)."""
+    if not FUSED:
+        return "LLMTUI_DECODE=torch"
     c = model.config
     shape = {"RMSNorm": c.norm == "rmsnorm" and not c.norm_offset, "pre-norm": c.pre_norm and not c.post_norm,
              "sequential residual": not c.parallel_residual, "gated SiLU MLP": c.mlp == "gated" and c.activation == "silu",
@@ -95,6 +101,7 @@ class FusedDecoder:
         self._cache: weakref.ref[KVCache] | None = None
         self._cache_key: tuple[int, ...] = ()
         self._scratch = torch.empty(0)
+        self._lock = threading.Lock()  # the structures point at one cache at a time: one step at a time
 
     def describes(self, model: Transformer) -> bool:
         """Whether the structures still point at this model's weights (training swaps layers, then puts them back)."""
@@ -120,14 +127,15 @@ class FusedDecoder:
     def step(self, model: Transformer, ids: Tensor, cache: KVCache) -> Tensor:
         """Logits (1, 1, V) of the token ids (1, 1) at position cache.length; its keys and values join the cache."""
         lib, past = packed.KERNELS.lib, cache.length
-        self._point_at(cache, lib)
         x = model.embed(ids, past).reshape(-1).contiguous()  # (D,): the stream, updated in place by every layer
         cos, sin = model.rotary(past, 1)
         local_cos, local_sin = model.local_rotary(past, 1) if model.local_rotary is not None else (cos, sin)
-        rc = lib.llmtui_decode_step(ctypes.byref(self.dims), self.layers, len(self.layers), x.data_ptr(),
-                                    cos.data_ptr(), sin.data_ptr(), local_cos.data_ptr(), local_sin.data_ptr(), past,
-                                    self._scratch.data_ptr())
-        if rc != 0:
+        with self._lock:
+            self._point_at(cache, lib)
+            rc = lib.llmtui_decode_step(ctypes.byref(self.dims), self.layers, len(self.layers), x.data_ptr(),
+                                        cos.data_ptr(), sin.data_ptr(), local_cos.data_ptr(), local_sin.data_ptr(),
+                                        past, self._scratch.data_ptr())
+        if rc != 0:  # the cache's length did not move: the keys half written past it are never read
             raise RuntimeError(f"the fused decoding step failed (code {rc})")
         cache.advance(1)
         return model.unembed(x.view(1, 1, -1))
@@ -136,7 +144,7 @@ class FusedDecoder:
 def fused_decoder(model: Transformer, cache: KVCache) -> FusedDecoder | None:
     """The model's fused decoder when this step can take it (see the module's docstring), else None."""
     lib = packed.KERNELS.lib
-    if lib is None or cache.k[0].shape[0] != 1 or cache.k[0].dtype != torch.float32 or torch.is_grad_enabled():
+    if not FUSED or lib is None or cache.k[0].shape[0] != 1 or cache.k[0].dtype != torch.float32 or torch.is_grad_enabled():
         return None
     decoder = model.__dict__.get("_fused_decoder")
     if decoder is None or not decoder.describes(model):
