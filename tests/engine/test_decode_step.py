@@ -239,3 +239,26 @@ def test_structures_match_the_cpp_sizes(built_kernels):
                              eps=1e-5, scale=0.25)
     expected = 64 + (4 + 4) * 16 + 4 * 16 + 3 * 128 + 4 * 10
     assert built_kernels.lib.llmtui_decode_scratch(ctypes.byref(dims)) == expected
+
+
+def test_generation_session_forks_on_the_fused_step(fused_steps, tiny_lm):
+    """A session (prefill, greedy steps, a fork that rewinds the cache, steps again) gives the float32 model's tokens
+    and probabilities."""
+    from llmtui.engine.generation import GenerationSession
+    from llmtui.engine.lm import LanguageModel
+    from llmtui.engine.sampling import SamplingSettings
+
+    reference, model = packed_twins(tiny(vocab_size=tiny_lm.config.vocab_size), [Q.Q8_0])
+    sessions = [GenerationSession(LanguageModel("t", "t", m, tiny_lm.tokenizer, torch.device("cpu")), [5, 6, 7],
+                                  SamplingSettings(temperature=0, max_new_tokens=40), stop_ids=[])
+                for m in (reference, model)]
+    for session in sessions:
+        for _ in range(20):
+            session.step()
+        session.fork(8, 11)
+        while session.step():
+            pass
+    ours, theirs = sessions[1].steps, sessions[0].steps
+    assert [s.token_id for s in ours] == [s.token_id for s in theirs] and len(ours) == 40
+    assert max(abs(a.raw_prob - b.raw_prob) for a, b in zip(ours, theirs)) < BOUND
+    assert len(fused_steps) >= 38  # all but the prefill and the fork's refeed
