@@ -2,7 +2,8 @@
 float32 weights, Hugging Face transformers on the same float32 weights, and llama.cpp on the same
 Q4_1 file.
 
-Measures: load time, prefill of a 200-token prompt, and greedy decoding of 128 tokens —
+Measures: load time, prefill of a 200-token prompt, and greedy decoding of 128 tokens (the
+packed model with its fused C++ decoding step, and again with each step as torch operations) —
 plain, with the top-10 probability table built at every step (what the Generate pane
 shows), and with attention capture at every step; then how far each engine's
 probabilities are from float32 weights' over the 128 greedy steps, and the memory a
