@@ -6,10 +6,12 @@ import json
 import math
 import shlex
 
+import pytest
 from app_fixtures import finished, generate, greedy, make_app, ready, wait_for
 from textual.widgets import DataTable, Input
 
 from llmtui.app.screens.branches.screen import BranchesScreen
+from llmtui.app.screens.compare.model_picker import ModelPickerScreen
 from llmtui.app.screens.compare.screen import CompareScreen
 from llmtui.app.screens.value_input import ValueInputScreen
 from llmtui.app.widgets.prob_table import ProbabilityTable
@@ -55,6 +57,51 @@ async def test_f2_compares_the_knobs_with_b_as_typed(tiny_lm):
         await wait_for(pilot, lambda: screen.mode == "free" and len(screen.positions) == 6)
         await pilot.press("escape")
         assert not isinstance(app.screen, CompareScreen)
+
+
+def message(screen) -> str:
+    return str(screen.query_one("#cmp-message").render())
+
+
+async def test_b_gets_its_own_model_and_same_text_kl_is_between_the_two_models(tiny_lm, tiny_hf_gpt2_dir, tmp_path):
+    settings = SamplingSettings(temperature=0.8, seed=3, max_new_tokens=5)
+    app = make_app(tiny_lm, prompt=PROMPT, settings=settings, model_b=str(tiny_hf_gpt2_dir))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        await pilot.press("f2")
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        await wait_for(pilot, lambda: "Done" in message(screen), 60)
+        other = screen.lm_b
+        assert other is not None and other is not tiny_lm and other.config.family != tiny_lm.config.family
+        assert other.name in str(screen.query_one("#cmp-b-head").render())  # each column says its model
+        assert tiny_lm.name in str(screen.query_one("#cmp-a").render())
+        ids = screen.comparison.session_a.ids
+        assert len(screen.positions) == 5
+        for p in screen.positions:  # B read on A's tokens: both models' distributions over one context
+            context = ids[: p.a.position]
+            pa = (tiny_lm.run(context, capture=False).logits[0, -1].double() / 0.8).softmax(-1)
+            pb = (other.run(context, capture=False).logits[0, -1].double() / 0.8).softmax(-1)
+            assert p.b.token_id == p.a.token_id
+            assert p.kl == pytest.approx(float((pa * (pa.log() - pb.log())).sum()), rel=1e-4)
+            assert p.b.prob == pytest.approx(float(pb[p.a.token_id]), rel=1e-4)
+        # Again: the second model is kept, not loaded twice.
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: "Done" in message(screen), 30)
+        assert screen.lm_b is other
+        # F4 picks B's model: A's own (the first row) gives two equal sides, KL 0 everywhere.
+        await pilot.press("f4")
+        assert isinstance(app.screen, ModelPickerScreen)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "Done" in message(screen) and screen.lm_b is tiny_lm, 30)
+        assert "model=" not in screen.query_one("#cmp-b", Input).value
+        assert all(p.kl == 0 for p in screen.positions)
+        # A model that can't load: one line, the screen stays.
+        screen.query_one("#cmp-b", Input).value = f"model={tmp_path / 'missing'}"
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: "Comparing" not in message(screen) and "Loading" not in message(screen), 30)
+        assert "internal error" not in message(screen).lower() and "missing" in message(screen)
+        assert app.screen is screen
 
 
 async def test_forks_are_branches_that_reopen_undo_and_redo(tiny_lm, tmp_path):
