@@ -192,3 +192,45 @@ async def test_system_prompt_and_stop_strings(tiny_lm):
         pane.editor.load_text("hi")
         await generate(pilot, pane)
         assert pane.session.finish_reason == "stop string" and pane.session.text == full[: full.find(stop)]
+
+
+async def test_two_marked_branches_open_in_compare_each_read_on_its_own_text(tiny_lm):
+    app = make_app(tiny_lm, prompt=PROMPT, settings=greedy(max_new_tokens=8))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await ready(pilot)
+        await generate(pilot, pane)
+        first = list(pane.steps)
+        await fork(pilot, pane, 3)
+        second = list(pane.steps)
+        await pilot.press("escape")
+        pane.table.focus()
+        await pilot.press("f3")
+        branches = app.screen
+        assert isinstance(branches, BranchesScreen)
+        table = branches.query_one(DataTable)
+        await pilot.press("c")  # nothing marked: says how
+        assert "Mark two branches" in str(branches.query_one("#br-message").render())
+        table.move_cursor(row=0)
+        await pilot.press("m")
+        table.move_cursor(row=1)
+        await pilot.press("m")
+        assert branches.marked == branches.node_ids[:2]
+        await pilot.press("c")
+        screen = app.screen
+        assert isinstance(screen, CompareScreen) and screen.branches is not None
+        await wait_for(pilot, lambda: "Done" in message(screen), 30)
+        a, b = (pane._tree.branch(n) for n in branches.marked)
+        assert [s.token_id for s in a.steps] == [s.token_id for s in first]
+        assert [s.token_id for s in b.steps] == [s.token_id for s in second]
+        assert screen.comparison.shared == 3 and len(screen.positions) == 5
+        for p in screen.positions:  # each side is its branch's own text, with the probabilities it was drawn at
+            assert p.a.token_id == first[3 + p.index].token_id and p.b.token_id == second[3 + p.index].token_id
+            assert p.a.raw_prob == pytest.approx(first[3 + p.index].raw_prob, rel=1e-5)
+            assert p.b.raw_prob == pytest.approx(second[3 + p.index].raw_prob, rel=1e-5)
+        assert "share their first 3 tokens" in str(screen.query_one("#cmp-mode").render())
+        summary = screen.comparison.summary()
+        assert summary.a.raw_log_likelihood == pytest.approx(sum(math.log(s.raw_prob) for s in first[3:]), rel=1e-5)
+        await pilot.press("ctrl+o")  # one mode for two branches: said, nothing rerun
+        assert "as they were written" in message(screen)
+        await pilot.press("escape")
+        assert app.screen is branches
