@@ -40,6 +40,10 @@ if TYPE_CHECKING:
     from llmtui.engine.lm import LanguageModel
 
 
+TOPS = 6
+"""Candidates of each side shown for the selected position (the table keeps the room at 80x24)."""
+
+
 def default_b(settings: SamplingSettings, model_b: str | None = None) -> str:
     """A first B worth looking at: another model under the same knobs (--model-b), else the same knobs, hotter
     (or, when A is hot, colder)."""
@@ -66,8 +70,8 @@ class CompareScreen(ModalScreen[None]):
         align: center middle;
         & > Vertical { width: 100%; height: 100%; border: round $accent; background: $panel; padding: 0 1; }
         & #cmp-b { height: 3; }
-        & #cmp-table { height: 1fr; }
-        & #cmp-tops { height: auto; max-height: 10; }
+        & #cmp-table { height: 1fr; min-height: 4; }
+        & #cmp-tops { height: auto; max-height: 35%; }
         & #cmp-a, & #cmp-b-head, & #cmp-summary, & #cmp-message { height: auto; }
     }
     """
@@ -109,8 +113,7 @@ class CompareScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         if self.b_words is None:
             self.b_words = default_b(self.settings_a, self.second_model.spec)
-        with Vertical() as box:
-            box.border_title = "Compare A and B" if self.branches is None else "Compare two branches"
+        with Vertical(id="cmp-box") as box:
             box.border_subtitle = ("enter/F5 compare · F4 B's model · ctrl+o mode · ↑↓ a position · esc back"
                                    if self.branches is None else "↑↓ a position · esc back")
             if self.branches is None:
@@ -122,7 +125,6 @@ class CompareScreen(ModalScreen[None]):
                 yield Static(side_header("A", f"branch {self.branches.names[0]}", f"{len(self.branches.a)} tokens"),
                              id="cmp-a")
             yield Static(self._b_header(), id="cmp-b-head")
-            yield Static("", id="cmp-mode")
             table: DataTable[Any] = DataTable(id="cmp-table", cursor_type="row", zebra_stripes=True)
             table.add_columns(*COLUMNS)
             yield table
@@ -192,7 +194,7 @@ class CompareScreen(ModalScreen[None]):
                 self._say(f"B: {e}")
                 return
             self.b_words = words
-        self.query_one("#cmp-mode", Static).update(Text(f"mode: {self.mode} ({self._explain()})"))
+        self._title(self._explain())
         self.query_one("#cmp-table", DataTable).clear()
         self.query_one("#cmp-tops", Static).update("")
         self.query_one("#cmp-summary", Static).update("")
@@ -200,11 +202,15 @@ class CompareScreen(ModalScreen[None]):
         self._say("Comparing…")
         self._compare(settings_b, model, self.mode)
 
+    def _title(self, text: str) -> None:
+        """The box's title: what is compared and how (the mode)."""
+        self.query_one("#cmp-box", Vertical).border_title = f"Compare · {text}"
+
     def _explain(self) -> str:
         if self.branches is not None:
-            return "each side read on its own branch from where they part, under the knobs each token was drawn with"
-        return ("B is read on A's tokens: both distributions share every context" if self.mode == "same-text"
-                else "each side writes its own text from the same seed")
+            return "two branches, each read on its own text"
+        return ("same text: B read on A's tokens, one context for both" if self.mode == "same-text"
+                else "free: each side writes its own text from one seed")
 
     async def _b_model(self, spec: str | None) -> LanguageModel:
         """B's model: A's own, or `spec` from the app's second model (loaded on the model thread the first time)."""
@@ -227,8 +233,7 @@ class CompareScreen(ModalScreen[None]):
                 comparison = await call(Comparison.of_branches, self.lm, pair.prompt_ids, pair.a, pair.b,
                                         labels=pair.names)
                 self._names = pair.names
-                self.query_one("#cmp-mode", Static).update(Text(
-                    f"The branches share their first {comparison.shared} tokens; compared from there ({self._explain()})"))
+                self._title(f"two branches, the same for {comparison.shared} tokens, each read on its own text after")
             else:
                 self.lm_b = lm_b = await self._b_model(model_b)
                 self.query_one("#cmp-b-head", Static).update(self._b_header(settings_b))
@@ -254,4 +259,4 @@ class CompareScreen(ModalScreen[None]):
 
     def _show_tops(self, index: int) -> None:
         if 0 <= index < len(self.positions):
-            self.query_one("#cmp-tops", Static).update(tops_side_by_side(self.positions[index], names=self._names))
+            self.query_one("#cmp-tops", Static).update(tops_side_by_side(self.positions[index], TOPS, self._names))
