@@ -235,3 +235,4 @@ async def test_two_marked_branches_open_in_compare_each_read_on_its_own_text(tin
         assert "as they were written" in message(screen)
         await pilot.press("escape")
         assert app.screen is branches
+
