@@ -25,13 +25,13 @@ from textual.widgets import ContentSwitcher, Tab, Tabs
 from llmtui.app import textual_workarounds
 from llmtui.app.demo_runner import DemoBar, DemoRunner
 from llmtui.app.display import safe
-from llmtui.app.messages import (ModelLoaded, ModelLoadFailed, ModelLoadProgress, OpenModel, ShowTokenInEmbeddings,
+from llmtui.app.messages import (LocalModelWanted, ModelLoaded, ModelLoadFailed, ModelLoadProgress, OpenModel,
+                                 ReconnectWanted, RemoteConnected, RemoteFailed, RemoteTraffic, ShowTokenInEmbeddings,
                                  TextWanted, Throughput, WeightsChanged)
 from llmtui.app.model_thread import freeze_loaded_objects, run_on_model_thread, thaw_frozen_objects
 from llmtui.app.screens.compare.second_model import SecondModel
 from llmtui.app.panes import PANES, Pane
 from llmtui.app.panes.remote import REMOTE_PANES, NeedsWeightsPane
-from llmtui.app.panes.remote.messages import LocalModelWanted, ReconnectWanted, RemoteConnected, RemoteFailed, RemoteTraffic
 from llmtui.app.panes.remote.view import status_text
 from llmtui.app.screens.command_palette import CommandPalette
 from llmtui.app.screens.help import HelpScreen
@@ -179,8 +179,8 @@ class LLMTuiApp(App[None]):
         yield Tabs(*(Tab(label, id=f"tab-{p.PANE_ID}") for label, p in zip(tab_labels(), PANES)), id="tabs")
         with ContentSwitcher(id="panes", initial=self.start_pane):
             for pane_class in REMOTE_PANES if self.endpoint is not None else PANES:
-                if pane_class.PANE_ID == "generate":
-                    yield pane_class(settings=self._settings)  # type: ignore[call-arg]
+                if pane_class.PANE_ID == "generate":  # on the server's model when there is one, else on the local one
+                    yield pane_class(settings=self._settings, served=self.endpoint is not None)  # type: ignore[call-arg]
                 else:
                     yield pane_class()
         yield DemoBar(id="demo-bar")
