@@ -1,4 +1,5 @@
-"""Compare (F2), Branches (F3), undo/redo of a fork, bans, the system prompt and stop strings, with Pilot."""
+"""Compare (F2), Branches (F3), undo/redo of a fork, bans, the system prompt, stop strings and the chat's turns
+(ctrl+o), with Pilot."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Input
 
 from llmtui.app.screens.branches.screen import BranchesScreen
+from llmtui.app.screens.chat.screen import ChatTurnsScreen
 from llmtui.app.screens.compare.model_picker import ModelPickerScreen
 from llmtui.app.screens.compare.screen import CompareScreen
 from llmtui.app.screens.value_input import ValueInputScreen
@@ -236,3 +238,35 @@ async def test_two_marked_branches_open_in_compare_each_read_on_its_own_text(tin
         await pilot.press("escape")
         assert app.screen is branches
 
+
+async def test_a_chat_turn_is_edited_and_the_chat_reruns_from_it(tiny_lm):
+    app = make_app(tiny_lm, settings=greedy(max_new_tokens=4))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await ready(pilot)
+        await pilot.press("ctrl+o")  # no chat yet: says how to get one
+        assert not isinstance(app.screen, ChatTurnsScreen)
+        await pilot.press("ctrl+t")
+        pane.editor.focus()
+        replies = []
+        for message in ("one", "two", "three"):
+            await pilot.press(*message)
+            await generate(pilot, pane)
+            replies.append(pane._reply_text())
+        await pilot.press("ctrl+o")
+        screen = app.screen
+        assert isinstance(screen, ChatTurnsScreen) and screen.query_one(DataTable).row_count == 3
+        screen.query_one(DataTable).move_cursor(row=1)
+        await pilot.press("enter")  # edit turn 2's message
+        assert isinstance(app.screen, ValueInputScreen)
+        app.screen.query_one(Input).value = "two, edited"
+        await pilot.press("enter")
+        await finished(pilot, pane)
+        # The chat before turn 2, then the edited message: turn 3 and turn 2's old reply are gone.
+        assert pane.session.prompt_ids == Chat.of_history(None, [("one", replies[0])]).prompt_ids(tiny_lm, "two, edited")
+        assert pane.editor.text == ""  # nothing the user was typing is lost (there was nothing)
+        # r re-runs the last turn as it was: the same context, the same greedy reply.
+        await pilot.press("ctrl+o")
+        assert app.screen.query_one(DataTable).row_count == 2
+        await pilot.press("r")
+        await finished(pilot, pane)
+        assert pane.session.prompt_ids == Chat.of_history(None, [("one", replies[0])]).prompt_ids(tiny_lm, "two, edited")

@@ -60,7 +60,7 @@ PANE_KEYS = {
                "ctrl+home", "ctrl+end", "enter", "tab", "shift+tab"],
     "train": ["f5", "escape", "f4", "f6", "f7", "tab", "shift+tab", "up", "down"],
     "generate": ["f5", "ctrl+g", "escape", "f6", "n", "space", "f7", "ctrl+t", "ctrl+n", "enter", "c", "ctrl+r",
-                 "left", "right", "up", "down", "home", "end", "tab", "shift+tab", "minus", "plus", "r", "f", "j", "k", "f2", "f3", "f4", "ctrl+b", "x", "ctrl+z", "ctrl+y"],
+                 "left", "right", "up", "down", "home", "end", "tab", "shift+tab", "minus", "plus", "r", "f", "j", "k", "f2", "f3", "f4", "ctrl+b", "x", "ctrl+z", "ctrl+y", "ctrl+o"],
 }
 """Each pane's keys (its BINDINGS and the keys of its widgets) and the navigation keys."""
 ANY_PANE_KEYS = ["f1", "question_mark", "f8", "shift+f8", "f9", "ctrl+c", "ctrl+s", "escape", "tab", "shift+tab",
