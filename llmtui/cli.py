@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmtui",
         description="A terminal playground that lets you see inside a real language model.",
+        # No abbreviations: the app's options are read before the subcommand's, and `compare --mode` would be an
+        # ambiguous abbreviation of --model and --model-b.
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"llmtui {__version__}")
     _common(parser)

@@ -16,12 +16,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 from llmtui.app.screens.branches.view import COLUMNS, label, rows, toggle_mark
 from llmtui.app.screens.compare.screen import BranchPair, CompareScreen
 from llmtui.app.screens.value_input import ValueInputScreen
+from llmtui.app.screens.whole_screen import WholeScreenCard
 from llmtui.engine.branches import BranchTree
 
 if TYPE_CHECKING:
@@ -30,19 +30,16 @@ if TYPE_CHECKING:
 DEFAULT_SESSION = "llmtui-branches.json"
 
 
-class BranchesScreen(ModalScreen["BranchTree | None"]):
+class BranchesScreen(WholeScreenCard["BranchTree | None"]):
     """Dismissed with the tree (changed, or loaded from a file) when the pane should follow it, else None."""
 
     DEFAULT_CSS = """
     BranchesScreen {
-        align: center middle;
-        & > Vertical { width: 100%; height: 100%; border: round $accent; background: $panel; padding: 0 1; }
         & #br-table { height: 1fr; }
         & #br-message { height: auto; }
     }
     """
     BINDINGS = [
-        Binding("escape", "close", "Back"),
         Binding("enter", "reopen", "Reopen", priority=True),
         Binding("r", "rename", "Rename"),
         Binding("d,delete", "delete", "Delete"),

@@ -14,11 +14,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 from llmtui.app.screens.chat.view import COLUMNS, rows, system_line
 from llmtui.app.screens.value_input import ValueInputScreen
+from llmtui.app.screens.whole_screen import WholeScreenCard
 from llmtui.engine.chat import Chat
 
 
@@ -36,19 +36,16 @@ def check_message(text: str) -> str:
     return text
 
 
-class ChatTurnsScreen(ModalScreen["ChatRerun | None"]):
+class ChatTurnsScreen(WholeScreenCard["ChatRerun | None"]):
     """Dismissed with a `ChatRerun`, or None when the user goes back without one."""
 
     DEFAULT_CSS = """
     ChatTurnsScreen {
-        align: center middle;
-        & > Vertical { width: 100%; height: 100%; border: round $accent; background: $panel; padding: 0 1; }
         & #chat-table { height: 1fr; }
         & #chat-system, & #chat-message { height: auto; }
     }
     """
     BINDINGS = [
-        Binding("escape", "close", "Back"),
         Binding("enter,e", "edit", "Edit and re-run", priority=True),
         Binding("r", "rerun", "Re-run"),
     ]
@@ -104,6 +101,3 @@ class ChatTurnsScreen(ModalScreen["ChatRerun | None"]):
         if index is not None:
             self._rerun(index, None)
 
-    def action_close(self) -> None:
-        if self.app.screen is self:
-            self.dismiss(None)

@@ -22,13 +22,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
-from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 
 from llmtui.app.model_thread import call
 from llmtui.app.panes.base import error_line
 from llmtui.app.screens.compare.model_picker import ModelPickerScreen
 from llmtui.app.screens.compare.view import COLUMNS, row, side_header, tops_side_by_side, with_model
+from llmtui.app.screens.whole_screen import WholeScreenCard
 from llmtui.app.widgets.safe_input import SafeInput
 from llmtui.engine.settings import SamplingSettings, apply_knob_words
 from llmtui.engine.studies.compare import BRANCHES, MODES, Comparison, Position, Side
@@ -62,13 +62,11 @@ class BranchPair:
     names: tuple[str, str]
 
 
-class CompareScreen(ModalScreen[None]):
+class CompareScreen(WholeScreenCard[None]):
     """Two sides side by side; `positions` holds what was compared so far, `lm_b` B's model once known."""
 
     DEFAULT_CSS = """
     CompareScreen {
-        align: center middle;
-        & > Vertical { width: 100%; height: 100%; border: round $accent; background: $panel; padding: 0 1; }
         & #cmp-b { height: 3; }
         & #cmp-table { height: 1fr; min-height: 4; }
         & #cmp-tops { height: auto; max-height: 35%; }
@@ -76,7 +74,6 @@ class CompareScreen(ModalScreen[None]):
     }
     """
     BINDINGS = [
-        Binding("escape", "close", "Back"),
         Binding("ctrl+o", "toggle_mode", "Mode", priority=True, tooltip="Same text (B read on A's tokens) or free"),
         Binding("f5", "run", "Compare", priority=True, tooltip="Compare again with B's words as typed"),
         Binding("f4", "pick_model", "B's model", priority=True, tooltip="B's model: A's own or a catalogue model"),
@@ -150,9 +147,6 @@ class CompareScreen(ModalScreen[None]):
     def _load_progress(self, message: LoadProgress) -> None:
         self._say(message.text)
 
-    def action_close(self) -> None:
-        if self.app.screen is self:
-            self.dismiss(None)
 
     def action_toggle_mode(self) -> None:
         if self.branches is not None:
