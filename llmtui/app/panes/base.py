@@ -63,8 +63,8 @@ class Pane(Vertical):
 
     def set_model(self, state: ModelState, lm: LanguageModel | None = None) -> None:
         """The app's one channel for the model: where it is (loading, failed, ready) and, once ready, the model."""
-        self.model_state = state
-        if lm is not None and lm is not self.lm:
+        was_ready, self.model_state = self.model_state.ready, state
+        if lm is not None and (lm is not self.lm or not was_ready):  # not was_ready: a failed switch kept this model
             self.lm = lm
             self.model_ready(lm)
         elif not state.ready:

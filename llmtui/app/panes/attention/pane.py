@@ -213,7 +213,8 @@ class AttentionPane(Pane):
         try:
             started = time.perf_counter()
             token_ids = list(ids) if ids is not None else await call(lm.prompt_ids, text or "")  # what the model sees: BOS too
-            attention = await call(engine.capture_attention, lm, token_ids)
+            # the last map's rows and KV cache are reused when the text continues it (typing on, a generation)
+            attention = await call(engine.capture_attention, lm, token_ids, previous=self.attention)
             labels = view.token_labels(lm.tokenizer, token_ids)
         except Exception as e:  # empty or too long (the user's to fix), or a bug: one line, the app keeps running
             self._fail(error_line(e))
