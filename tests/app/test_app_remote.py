@@ -278,3 +278,24 @@ async def test_a_served_generation_exports_its_steps_and_model():
             assert data["model"] == f"{MODEL} @ {srv.url}" and data["generation"]["prompt_ids"] is None
             assert data["generation"]["text"] == "".join(t for t, _ in SCRIPT) == "".join(s["token"]["text"] for s in data["generation"]["steps"])
             assert data["table"]["step_index"] == len(SCRIPT) - 1
+
+
+async def test_knobs_turned_mid_stream_go_with_a_new_request_from_the_text_so_far():
+    from llmtui.app.panes.generate.backend import ServedBackend
+    from llmtui.app.panes.generate.run import PromptRequest
+    from llmtui.engine.remote.client import RemoteModel
+
+    with fake_server() as srv:
+        backend = ServedBackend(RemoteModel.connect(Endpoint.parse(srv.url, timeout=10)))
+        try:
+            a, b = SamplingSettings(temperature=1.0), SamplingSettings(temperature=0.5)
+            session = await backend.open(PromptRequest(PROMPT), a)
+            first = await backend.step(session, a, None)
+            second = await backend.step(session, a, None)  # the same stream: no new request
+            third = await backend.step(session, b, None)  # the knobs turned: a new request, from the text so far
+            sent = [body for path, _, body in srv.requests if path == "/v1/completions"]
+            assert [body["temperature"] for body in sent] == [1.0, 0.5]
+            assert sent[1]["prompt"] == PROMPT + first.text + second.text
+            assert third.settings == b and [s.text for s in session.steps] == [" Paris", ".", " Paris"]
+        finally:
+            backend.close()

@@ -42,8 +42,8 @@ class RunnerPart:
 
     @work(exclusive=True, group="generation", exit_on_error=False)
     async def _worker(self, run: Run, fork: tuple[int, int] | None) -> None:
-        """Advance the session a step at a time on the model thread; show the steps at most every POST_EVERY
-        seconds, drawn while the model computes the next step."""
+        """Advance the session a step at a time through the backend (the model thread, or a served model's
+        stream); show the steps at most every POST_EVERY seconds, drawn while the next step is computed."""
         backend = self.backend
         assert backend is not None
         first_at, last_post = 0.0, 0.0
