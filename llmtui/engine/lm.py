@@ -84,8 +84,14 @@ class LanguageModel:
 
         if not any(isinstance(m, PackedWeight) for m in self.model.modules()):
             return {"precision": "exact", "weights": "float32", "kernels": "torch"}
+        from llmtui.engine.model.decode_step import why_not_fused
+
         path = KERNELS.path
-        return {"precision": "exact", "weights": "packed GGUF blocks", "kernels": path.name, "why": path.why}
+        compute = {"precision": "exact", "weights": "packed GGUF blocks", "kernels": path.name, "why": path.why}
+        if path.name == "native":  # one C++ call per decoded token, or torch's small operations (and why)
+            why_not = why_not_fused(self.model)
+            compute["decode"] = "fused C++ step" if why_not is None else f"torch operations ({why_not})"
+        return compute
 
     @property
     def compute_label(self) -> str:

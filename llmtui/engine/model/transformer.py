@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from llmtui.engine.model.config import ModelConfig, RopeScaling
+from llmtui.engine.model.decode_step import fused_decoder
 from llmtui.engine.model.kv_cache import CACHE_BLOCK, KVCache
 
 # --- norms -------------------------------------------------------------------
@@ -520,6 +521,8 @@ class Transformer(nn.Module):
             if past + T > cache.max_len:
                 raise ValueError(f"{past + T} tokens exceed the KV cache's {cache.max_len} positions")
             cache.reserve(past + T)  # every layer grows at once, before the first writes
+            if T == 1 and logits and not want.names and (fused := fused_decoder(self, cache)) is not None:
+                return ForwardOutput(logits=fused.step(self, ids, cache))  # decode_step.py
         x = self.embed(ids, past)  # (B, T, D)
         rope = self.rotary(past, T) if self.rotary is not None else None  # (T, rd) each
         local_rope = self.local_rotary(past, T) if self.local_rotary is not None else rope
