@@ -29,6 +29,7 @@ from llmtui.app.messages import (LocalModelWanted, ModelLoaded, ModelLoadFailed,
                                  ReconnectWanted, RemoteConnected, RemoteFailed, RemoteTraffic, ShowTokenInEmbeddings,
                                  TextWanted, Throughput, WeightsChanged)
 from llmtui.app.model_thread import freeze_loaded_objects, run_on_model_thread, thaw_frozen_objects
+from llmtui.app.screens.compare.second_model import SecondModel
 from llmtui.app.panes import PANES, Pane
 from llmtui.app.panes.remote import REMOTE_PANES, NeedsWeightsPane
 from llmtui.app.panes.remote.view import status_text
@@ -140,8 +141,10 @@ class LLMTuiApp(App[None]):
         demo: Demo | None = None,
         export_dir: str | Path | None = None,
         endpoint: Endpoint | None = None,
+        model_b: str | None = None,
     ) -> None:
-        """model: a catalogue name, a path or a repo id (None: the default model); lm: one already loaded;
+        """model: a catalogue name, a path or a repo id (None: the default model); model_b: Compare's B model
+        (loaded when Compare first opens; None: B is the same model); lm: one already loaded;
         present: presentation mode; demo: a walk-through (llmtui.demo.load_demo); export_dir: where ctrl+s writes;
         endpoint: a served model (Generate and Tokenizer through its server; no local model unless asked for)."""
         super().__init__()
@@ -155,6 +158,8 @@ class LLMTuiApp(App[None]):
         self.export_dir = Path(export_dir) if export_dir is not None else Path("llmtui-exports")
         self.model_spec = model  # None: the default model (its name is read in the loading thread: torch is slow to import)
         self.device_name = device
+        self.second_model = SecondModel(model_b, device)
+        """Compare's B model, loaded on demand and kept (one at a time)."""
         self.start_pane = pane or "generate"
         self.start_prompt = prompt
         self.lm: LanguageModel | None = None

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmtui.app.panes.generate.run import PromptRequest
 from llmtui.app.screens.value_input import ValueInputScreen
-from llmtui.engine.chat import default_system_prompt
+from llmtui.engine.chat import Chat, default_system_prompt
+
+if TYPE_CHECKING:
+    from llmtui.app.screens.chat.screen import ChatRerun
 
 
 class ChatPart:
@@ -21,17 +24,43 @@ class ChatPart:
                 return None
             return PromptRequest(text)
         if text.strip():
-            history: tuple[tuple[str, str], ...] = ()
-            previous = self._session_prompt
             # a served model's chat is one message per request (its server's template): no history to send
-            if previous is not None and previous.chat and self._session is not None and not self.served:
-                history = previous.history + ((previous.text, self._reply_text()),)
+            history = () if self.served else self._chat_so_far().history()
             return PromptRequest(text, chat=True, history=history, system=self.system_prompt)
         previous = self._session_prompt
         if previous is not None and previous.chat:
             return previous  # an empty message: draw the last reply again
         self.say("The message is empty: type what the user says first.", "error")
         return None
+
+    def _chat_so_far(self) -> Chat:
+        """The shown chat: its earlier turns and the last message with its reply (no turns when none is shown)."""
+        previous = self._session_prompt
+        if previous is None or not previous.chat or self._session is None:
+            return Chat(self.system_prompt)
+        return Chat.of_history(previous.system, previous.history + ((previous.text, self._reply_text()),))
+
+    def action_chat_turns(self) -> None:
+        """The chat's turns (screens/chat): edit a message and the chat runs again from that turn."""
+        from llmtui.app.screens.chat.screen import ChatTurnsScreen
+
+        if not self._local_only("The chat's turns") or not self._ready_to_run():
+            return
+        chat = self._chat_so_far()
+        if not chat.turns:
+            self.say("No chat yet: in chat mode (ctrl+t) send a message; ctrl+o then lists the turns to edit.")
+        elif self.running:
+            self.say("Stop the generation first (escape): a turn is re-run from its finished reply.")
+        else:
+            self.app.push_screen(ChatTurnsScreen(chat, default_system_prompt(self.lm)), self._rerun_chat)
+
+    def _rerun_chat(self, rerun: ChatRerun | None) -> None:
+        """Send the chosen (maybe edited) message after the turns before it; what followed is dropped."""
+        if rerun is None or self.running:
+            return
+        self._streaming = True
+        self._start("generate", PromptRequest(rerun.text, chat=True, history=rerun.chat.history(),
+                                              system=rerun.chat.system), new_session=True)
 
     def _reply_text(self) -> str:
         """The assistant's reply in the shown chat: the generated text without the stop token."""

@@ -67,6 +67,7 @@ class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ForksPart, Runn
         Binding("f2", "compare", "Compare", priority=True, tooltip="Compare these knobs (A) with others (B), token by token"),
         Binding("f3", "branches", "Branches", priority=True, tooltip="Every generation and fork of this prompt: reopen, rename, delete, save"),
         Binding("f4", "system_prompt", "System", show=False, tooltip="Edit the chat's system prompt"),
+        Binding("ctrl+o", "chat_turns", "Turns", show=False, priority=True, tooltip="The chat's turns: edit a message and re-run from it"),
         Binding("ctrl+b", "stop_strings", "Stop strings", show=False, tooltip="Text that ends a generation"),
         Binding("x", "ban", "Ban", show=False, tooltip="In the table: ban the highlighted token (again: unban)"),
         Binding("plus,equals_sign", "bias(1)", "Bias +", key_display="+", show=False, tooltip="In the table: raise the highlighted token's logit by 2"),

@@ -45,8 +45,8 @@ MORE_KEYS = [
     ("↑/↓, enter", "In the table: choose a candidate, fork the text there"),
     ("x", "In the table: ban the highlighted token (again: unban)"),
     ("+, −", "In the table: raise or lower the highlighted token's logit by 2 (its logit bias)"),
-    ("F2", "Compare these knobs with others, token by token (KL, TV, top-1)"),
-    ("F3", "Branches: every generation and fork; reopen, rename, delete, save, load"),
+    ("F2", "Compare these knobs with others, or with another model (F4 there), token by token (KL, TV, top-1)"),
+    ("F3", "Branches: every generation and fork; reopen, rename, delete, save, load; m marks two, c compares them"),
     ("ctrl+z, ctrl+y", "Undo or redo the last fork (outside the prompt box)"),
     ("F4, ctrl+b", "The chat's system prompt; stop strings"),
 ]
