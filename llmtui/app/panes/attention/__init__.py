@@ -1,4 +1,5 @@
-"""The Attention pane: `pane.py` lays it out and captures the attention; `view.py` says what it draws."""
+"""The Attention pane: `pane.py` lays it out, with its parts `capture.py` (running the model) and
+`navigation.py` (layer, head, overviews); `maps.py` draws the weights; `view.py` says what it draws."""
 
 from llmtui.app.panes.attention.pane import AttentionPane
 
