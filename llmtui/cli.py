@@ -45,6 +45,9 @@ class CliError(Exception):
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="catalogue name, local path (.gguf or Hugging Face folder) or repo id")
     parser.add_argument("--device", default=None, help="cpu (default) or cuda")
+    parser.add_argument("--precision", default=None, metavar="MODE",
+                        help="exact (default: the model's own numbers), or faster with rounded weights and "
+                             "probabilities that differ: bf16, int8, int4 (README: speed and error of each)")
 
 
 def _remote(parser: argparse.ArgumentParser) -> None:
@@ -169,7 +172,8 @@ def load_model(args: argparse.Namespace):
         if sys.stderr.isatty():
             print(f"\r\x1b[2K{message} {fraction:.0%}", end="", file=sys.stderr, flush=True)
 
-    lm = LanguageModel.load(args.model or DEFAULT_MODEL, device=args.device or "cpu", progress=progress)
+    lm = LanguageModel.load(args.model or DEFAULT_MODEL, device=args.device or "cpu", progress=progress,
+                            precision=args.precision or "exact")
     if sys.stderr.isatty():
         print("\r\x1b[2K", end="", file=sys.stderr, flush=True)
     from llmtui.engine.text import escape_controls
@@ -364,7 +368,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     models = {None: lm}
     for spec in (model_a, model_b):
         if spec not in models:
-            models[spec] = load_model(argparse.Namespace(model=spec, device=args.device))
+            models[spec] = load_model(argparse.Namespace(model=spec, device=args.device, precision=args.precision))
     lm_a, lm_b = models[model_a], models[model_b]
     for side_lm, settings in ((lm_a, settings_a), (lm_b, settings_b)):
         check_token_ids(side_lm, settings)
@@ -474,15 +478,15 @@ def run_tui(args: argparse.Namespace) -> int:
         from llmtui.engine.remote.endpoint import Endpoint
 
         endpoint = Endpoint.parse(args.endpoint, args.remote_model, args.timeout)  # a bad URL: one line, no app
-    LLMTuiApp(model=args.model, device=args.device or "cpu", pane=args.pane, prompt=args.prompt,
-              present=args.present, demo=demo, export_dir=args.export_dir, endpoint=endpoint).run()
+    LLMTuiApp(model=args.model, device=args.device or "cpu", precision=args.precision or "exact", pane=args.pane,
+              prompt=args.prompt, present=args.present, demo=demo, export_dir=args.export_dir, endpoint=endpoint).run()
     return 0
 
 
 def app_command(args: argparse.Namespace) -> str:
     """The shell command that starts the TUI with these options (what `serve` runs per browser session)."""
     argv = [sys.executable, "-m", "llmtui.cli"]
-    for flag in ("model", "device", "pane", "prompt", "demo", "export_dir", "endpoint", "remote_model"):
+    for flag in ("model", "device", "precision", "pane", "prompt", "demo", "export_dir", "endpoint", "remote_model"):
         if getattr(args, flag, None):
             argv += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
     if getattr(args, "endpoint", None):
@@ -550,10 +554,13 @@ def _text_arguments_as_unicode(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from llmtui.engine.errors import USER_ERRORS
+    from llmtui.engine.precision_names import check_precision
 
     args = build_parser().parse_args(argv)
     _text_arguments_as_unicode(args)
     try:
+        if getattr(args, "precision", None) is not None:  # before anything loads: a typo costs no wait
+            args.precision = check_precision(args.precision)
         return COMMANDS.get(args.command, run_tui)(args)
     except (CliError, *USER_ERRORS) as e:
         print(f"llmtui: error: {e}", file=sys.stderr)
