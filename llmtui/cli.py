@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     for side in ("a", "b"):
         p.add_argument(f"--{side}", default="", metavar="KNOBS",
                        help=f'side {side.upper()}: knob=value words over the shared knobs, e.g. "temperature=1.5 top-k=40"; '
-                            "model=NAME runs it on another model with the same tokenizer")
+                            "model=NAME runs it on another model with the same tokenizer, precision=int8 in another "
+                            "precision")
     p.add_argument("--mode", choices=("same-text", "free"), default="same-text",
                    help="same-text (default): B is run on A's tokens; free: each side writes its own")
     _chat(p)
@@ -346,11 +347,22 @@ def generate_remote(args: argparse.Namespace, settings) -> int:
 
 
 def side_settings(base, words: str):
-    """One side's knobs (the shared ones, changed by its knob=value words) and its model spec, if another."""
+    """One side's knobs (the shared ones, changed by its knob=value words), and its model spec and precision
+    (`precision=int8`: the same model in a faster mode, e.g. exact against int8), where others."""
+    from llmtui.engine.precision_names import check_precision
     from llmtui.engine.settings import apply_knob_words
 
+    precision = None
     try:
-        return apply_knob_words(base, words)
+        parts = shlex.split(words)
+    except ValueError:
+        parts = None  # an unclosed quote: apply_knob_words says so
+    if parts is not None:
+        modes = [w.partition("=")[2] for w in parts if w.startswith("precision=")]
+        precision = check_precision(modes[-1]) if modes else None
+        words = shlex.join(w for w in parts if not w.startswith("precision="))
+    try:
+        return *apply_knob_words(base, words), precision
     except ValueError as e:
         raise CliError(str(e)) from None
 
@@ -360,16 +372,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from llmtui.engine.text import escape_controls
 
     base = sampling_settings(args)
-    settings_a, model_a = side_settings(base, args.a)
-    settings_b, model_b = side_settings(base, args.b)
+    settings_a, model_a, precision_a = side_settings(base, args.a)
+    settings_b, model_b, precision_b = side_settings(base, args.b)
     if not args.prompt.strip():
         raise CliError("the prompt is empty: give some text to continue")
     lm = load_model(args)
-    models = {None: lm}
-    for spec in (model_a, model_b):
-        if spec not in models:
-            models[spec] = load_model(argparse.Namespace(model=spec, device=args.device, precision=args.precision))
-    lm_a, lm_b = models[model_a], models[model_b]
+    models = {(None, None): lm}
+    for spec, precision in ((model_a, precision_a), (model_b, precision_b)):
+        if (spec, precision) not in models:
+            models[spec, precision] = load_model(argparse.Namespace(
+                model=spec or args.model, device=args.device, precision=precision or args.precision))
+    lm_a, lm_b = models[model_a, precision_a], models[model_b, precision_b]
     for side_lm, settings in ((lm_a, settings_a), (lm_b, settings_b)):
         check_token_ids(side_lm, settings)
     ids = prompt_ids(lm_a, args)
@@ -387,7 +400,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return escape_controls(repr(text)[1:-1], keep="")[:width].ljust(width)
 
     for name, side_lm, settings in (("A", lm_a, settings_a), ("B", lm_b, settings_b)):
-        print(f"{name}: {side_lm.name}, {settings.changed_words()}")
+        print(f"{name}: {side_lm.name} ({side_lm.precision}), {settings.changed_words()}")
     print(f"mode {args.mode}, seed {comparison.seed}")
     print(f"{'#':>4}  {'token A':<14} {'p A':>6}  {'token B':<14} {'p B':>6}  {'KL(A||B)':>8} {'TV':>5}  top-1")
     for p in comparison:

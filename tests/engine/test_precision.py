@@ -1,8 +1,8 @@
 """The faster precisions (--precision bf16|int8|int4): they load, generate, stay near exact, and say what they are.
 
-The gap from exact is measured on a tiny random Llama whose unembedding is sharpened (as
-tests/conftest.py's tiny_lm: random weights give nearly flat distributions, where any mode looks
-close), along the exact model's own greedy text, with the decoding path (one row at a time).
+The gap from exact is measured on tests/conftest.py's tiny_lm, a tiny random Llama whose unembedding
+is sharpened (random weights give nearly flat distributions, where any mode looks close), along
+the exact model's own greedy text, with the decoding path (one row at a time).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import pytest
 import torch
 from gguf import GGMLQuantizationType as Q
 
-from conftest import SHARPEN
 from gguf_writer import write_llama_gguf
 from test_gguf import hf_llama  # noqa: F401 (a fixture found by name)
 
@@ -55,14 +54,6 @@ def _greedy(model: Transformer, ids: list[int], steps: int) -> list[int]:
     return out
 
 
-@pytest.fixture(scope="module")
-def sharpened(tiny_hf_llama_dir) -> LanguageModel:
-    lm = LanguageModel.load(str(tiny_hf_llama_dir))
-    with torch.no_grad():
-        lm.model.unembedding.mul_(SHARPEN)
-    return lm
-
-
 def _gap(exact: Transformer, model: Transformer, ids: list[int], steps: int = 24) -> tuple[float, float]:
     """(worst |p - p_exact|, share of positions whose top-1 token is exact's) along exact's greedy text."""
     continuation = _greedy(exact, ids, steps)
@@ -71,13 +62,13 @@ def _gap(exact: Transformer, model: Transformer, ids: list[int], steps: int = 24
 
 
 @pytest.mark.parametrize("mode", FAST)
-def test_mode_stays_within_its_bound_of_exact(mode, sharpened):
-    model = copy.deepcopy(sharpened.model)
+def test_mode_stays_within_its_bound_of_exact(mode, tiny_lm):
+    model = copy.deepcopy(tiny_lm.model)  # its unembedding sharpened (conftest.py)
     swapped, kept = precision.apply_precision(model, mode)
     assert (swapped, kept) == (2 * 4 + 1, 0)  # qkv, o, gate_up, down per layer, and the untied lm_head
     assert not any(isinstance(m, torch.nn.Linear) for m in model.modules())
-    ids = sharpened.prompt_ids("def main(): return 42")
-    worst, agree = _gap(sharpened.model, model, ids)
+    ids = tiny_lm.prompt_ids("def main(): return 42")
+    worst, agree = _gap(tiny_lm.model, model, ids)
     assert 0 < worst < BOUND[mode]  # > 0: the mode really computes differently
     assert agree >= AGREE[mode]
 
@@ -175,3 +166,17 @@ def test_training_a_model_in_a_mode_trains_then_puts_the_mode_back(tiny_hf_llama
     tuning.reset()
     assert isinstance(lm.model.blocks[0].attn.qkv, precision.Int8Linear)
     assert torch.equal(lm.model(ids).logits, before)
+
+
+def test_compare_exact_against_a_faster_mode(capsys, tiny_hf_llama_dir):
+    code = cli.main(["compare", "Hello", "--model", str(tiny_hf_llama_dir), "--b", "precision=int4", "--seed", "1",
+                     "--max-new-tokens", "4", "--json"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["a"]["compute"]["precision"], data["b"]["compute"]["precision"]) == ("exact", "int4")
+    assert data["a"]["settings"] == data["b"]["settings"]
+    assert all(p["tv"] > 0 for p in data["positions"])  # the same knobs, but B's probabilities are int4's own
+    settings, model, mode = cli.side_settings(SamplingSettings(), "precision=INT8 'stop=a b' top-k=5")
+    assert (settings.top_k, settings.stop, model, mode) == (5, ("a b",), None, "int8")
+    assert cli.main(["compare", "Hello", "--model", str(tiny_hf_llama_dir), "--b", "precision=fp8"]) == cli.EXIT_ERROR
+    assert capsys.readouterr().err == "llmtui: error: unknown precision 'fp8': use one of exact, bf16, int8, int4\n"
