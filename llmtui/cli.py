@@ -60,6 +60,9 @@ def _remote(parser: argparse.ArgumentParser) -> None:
                         help="which of the server's models (default: the first it lists)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                         help=f"seconds to wait for the server (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--tokenizer", default=None, metavar="PATH",
+                        help="the served model's tokenizer files (a tokenizer.json, a model folder or a .gguf) "
+                             "for a server without /tokenize")
 
 
 def _sampling(parser: argparse.ArgumentParser) -> None:
@@ -133,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="every position and the summary as JSON")
     _sampling(p)
     _common(p)
+    _remote(p)
 
     p = sub.add_parser("neighbours", aliases=["neighbors"], help="tokens whose embeddings are nearest a word's")
     p.add_argument("word", help='a word (looked up as " word"), "exact text" in quotes, #id, or king - man + woman')
@@ -191,7 +195,7 @@ def connect(args: argparse.Namespace):
 
     if args.model:
         raise CliError("give --model (a local model) or --endpoint (a served one), not both")
-    return RemoteModel.connect(Endpoint.parse(args.endpoint, args.remote_model, args.timeout))
+    return RemoteModel.connect(Endpoint.parse(args.endpoint, args.remote_model, args.timeout, args.tokenizer))
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
@@ -202,9 +206,11 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     if args.endpoint:
         if args.allow_special:
             raise CliError("--allow-special is the server's business with --endpoint (servers parse special text)")
-        remote = connect(args)
-        pairs = remote.tokenize(args.text)
-        ids, texts, name = [i for i, _ in pairs], [t for _, t in pairs], remote.name
+        from llmtui.engine.remote.tokenizing import ServedTokenizer
+
+        tokenizer = ServedTokenizer(connect(args), args.tokenizer)
+        pairs = tokenizer.tokenize(args.text)
+        ids, texts, name = [i for i, _ in pairs], [t for _, t in pairs], tokenizer.source
     elif args.encoding:
         from llmtui.engine.tokenizer.tokenizer import openai_encoding
 
@@ -263,6 +269,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not args.prompt.strip():
         raise CliError("the prompt is empty: give some text to continue")
     if args.endpoint:
+        check_local_precision(args)
         return generate_remote(args, settings)
     lm = load_model(args)
     check_token_ids(lm, settings)
@@ -346,6 +353,13 @@ def generate_remote(args: argparse.Namespace, settings) -> int:
     return 0
 
 
+def check_local_precision(args: argparse.Namespace, *sides: str | None) -> None:
+    """A served model computes as its server does: a precision asked of one is a mistake, said in one line."""
+    if any(p not in (None, "exact") for p in (args.precision, *sides)):
+        raise CliError("--precision and precision= apply to a local model; a served model (--endpoint) computes "
+                       "as its server does")
+
+
 def side_settings(base, words: str):
     """One side's knobs (the shared ones, changed by its knob=value words), and its model spec and precision
     (`precision=int8`: the same model in a faster mode, e.g. exact against int8), where others."""
@@ -376,6 +390,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     settings_b, model_b, precision_b = side_settings(base, args.b)
     if not args.prompt.strip():
         raise CliError("the prompt is empty: give some text to continue")
+    if args.endpoint:
+        check_local_precision(args, precision_a, precision_b)
+        return compare_remote(args, (settings_a, model_a), (settings_b, model_b))
     lm = load_model(args)
     models = {(None, None): lm}
     for spec, precision in ((model_a, precision_a), (model_b, precision_b)):
@@ -396,16 +413,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(json.dumps({"prompt": args.prompt, **comparison.to_json()}, ensure_ascii=False))
         return 0
 
-    def cell(text: str, width: int) -> str:
-        return escape_controls(repr(text)[1:-1], keep="")[:width].ljust(width)
-
     for name, side_lm, settings in (("A", lm_a, settings_a), ("B", lm_b, settings_b)):
         print(f"{name}: {side_lm.name} ({side_lm.precision}), {settings.changed_words()}")
     print(f"mode {args.mode}, seed {comparison.seed}")
     print(f"{'#':>4}  {'token A':<14} {'p A':>6}  {'token B':<14} {'p B':>6}  {'KL(A||B)':>8} {'TV':>5}  top-1")
     for p in comparison:
-        token_a = cell(p.a.text, 14) if p.a else " " * 14
-        token_b = cell(p.b.text, 14) if p.b else " " * 14
+        token_a = _cell(p.a.text, 14) if p.a else " " * 14
+        token_b = _cell(p.b.text, 14) if p.b else " " * 14
         prob_a = f"{p.a.prob:6.1%}" if p.a else " " * 6
         prob_b = f"{p.b.prob:6.1%}" if p.b else " " * 6
         kl = "" if p.kl is None else f"{p.kl:8.3f}" if p.kl != float("inf") else f"{'inf':>8}"
@@ -416,6 +430,60 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.mode == "free":
         print(f"B: {escape_controls(comparison.text_b)}")
     print(summary.describe())
+    return 0
+
+
+def _cell(text: str, width: int) -> str:
+    """A token in a fixed-width table column, escaped (newlines, controls) and cut to fit."""
+    from llmtui.engine.text import escape_controls
+
+    return escape_controls(repr(text)[1:-1], keep="")[:width].ljust(width)
+
+
+def compare_remote(args: argparse.Namespace, side_a: tuple, side_b: tuple) -> int:
+    """`compare --endpoint`: the two sides on a served model (model=NAME: another model of the same server)."""
+    from dataclasses import replace
+
+    from llmtui.engine.remote.client import RemoteModel
+    from llmtui.engine.remote.comparison import RemoteComparison
+    from llmtui.engine.text import escape_controls
+
+    if args.system is not None:
+        raise CliError("--system is not sent to a served model: put it in the server's chat template")
+    remote = connect(args)
+    models = {None: remote}
+    for _, spec in (side_a, side_b):
+        if spec not in models:
+            models[spec] = RemoteModel.connect(replace(remote.endpoint, model=spec))
+    try:
+        comparison = RemoteComparison(args.prompt, (models[side_a[1]], side_a[0]), (models[side_b[1]], side_b[0]),
+                                      mode=args.mode, top_n=10 if args.top is None else args.top, chat=args.chat)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    comparison.run()
+    if args.json:
+        print(json.dumps(comparison.to_json(), ensure_ascii=False, allow_nan=False))
+        return 0
+
+    def prob(step) -> str:  # noqa: ANN001 (a Step or None)
+        return " " * 6 if step is None else "     ?" if step.prob is None else f"{step.prob:6.1%}"
+
+    for name, model, settings in (("A", comparison.model_a, comparison.settings_a),
+                                  ("B", comparison.model_b, comparison.settings_b)):
+        print(f"{name}: {model.name}, {settings.changed_words()}")
+    print(f"mode {args.mode}, seed {comparison.seed}; ? = decided by the unlisted tail, ≥ = a lower bound")
+    print(f"{'#':>4}  {'token A':<14} {'p A':>6}  {'token B':<14} {'p B':>6}  {'KL(A||B)':>9} {'TV':>6}  top-1")
+    for p in comparison.positions:
+        d = p.divergence
+        mark = "≥" if d.kind == "lower bound" else ""
+        kl = "" if d.kl is None else mark + ("inf" if d.kl == float("inf") else f"{d.kl:.3f}")
+        tv = "" if d.tv is None else f"{mark}{d.tv:.2f}"
+        print(f"{p.index:>4}  {_cell(p.a.text, 14) if p.a else ' ' * 14} {prob(p.a)}  "
+              f"{_cell(p.b.text, 14) if p.b else ' ' * 14} {prob(p.b)}  {kl:>9} {tv:>6}  {'differs' if p.top1_differs else ''}")
+    print(f"A: {escape_controls(comparison.session_a.text)}")
+    if args.mode == "free":
+        print(f"B: {escape_controls(comparison.text_b)}")
+    print(comparison.describe())
     return 0
 
 
@@ -490,7 +558,7 @@ def run_tui(args: argparse.Namespace) -> int:
     if args.endpoint:
         from llmtui.engine.remote.endpoint import Endpoint
 
-        endpoint = Endpoint.parse(args.endpoint, args.remote_model, args.timeout)  # a bad URL: one line, no app
+        endpoint = Endpoint.parse(args.endpoint, args.remote_model, args.timeout, args.tokenizer)  # a bad URL: one line
     LLMTuiApp(model=args.model, device=args.device or "cpu", precision=args.precision or "exact", pane=args.pane,
               prompt=args.prompt, present=args.present, demo=demo, export_dir=args.export_dir, endpoint=endpoint).run()
     return 0
@@ -499,7 +567,8 @@ def run_tui(args: argparse.Namespace) -> int:
 def app_command(args: argparse.Namespace) -> str:
     """The shell command that starts the TUI with these options (what `serve` runs per browser session)."""
     argv = [sys.executable, "-m", "llmtui.cli"]
-    for flag in ("model", "device", "precision", "pane", "prompt", "demo", "export_dir", "endpoint", "remote_model"):
+    for flag in ("model", "device", "precision", "pane", "prompt", "demo", "export_dir", "endpoint", "remote_model",
+                 "tokenizer"):
         if getattr(args, flag, None):
             argv += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
     if getattr(args, "endpoint", None):

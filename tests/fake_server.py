@@ -18,6 +18,7 @@ from typing import Iterator
 MAX_REQUESTS = 200
 LIFETIME_S = 120.0
 MODEL = "fake-model"
+MODEL_B = "fake-model-b"  # served beside MODEL with the fault "two-models"
 
 # (drawn token, [(candidate, logprob), ...]) per step; candidates sorted, the drawn one among them, each list's
 # probabilities adding up to less than 1 (the rest is the unlisted tail)
@@ -89,7 +90,8 @@ class Handler(BaseHTTPRequestHandler):
         elif fault == "no-models-route" and self.path == "/v1/models":
             self._send(404, {"detail": "Not Found"})
         elif self.path == "/v1/models":
-            self._send(200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]})
+            served = [MODEL, MODEL_B] if fault == "two-models" else [MODEL]
+            self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in served]})
         elif self.path == "/tokenize" and fault != "no-tokenizer":
             text = body.get("prompt", "")
             self._send(200, {"tokens": [ord(c) for c in text], "count": len(text)})
@@ -102,11 +104,21 @@ class Handler(BaseHTTPRequestHandler):
 
     def _complete(self, body: dict, chat: bool) -> None:
         fault = self.server.fault
-        if body.get("model") not in (None, MODEL):
+        if body.get("model") not in (None, MODEL) and not (fault == "two-models" and body.get("model") == MODEL_B):
             self._send(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
             return
         if fault == "not-json":
             self._send(200, b"<html>hello</html>", "text/html")
+            return
+        if not body.get("stream"):
+            scored = _scored(body, fault)
+            n = int(body.get("logprobs") or 0)
+            plain = {"tokens": [GENERATED], "token_logprobs": [char_logprob(GENERATED)],
+                     "text_offset": [len(body.get("prompt", ""))],  # where the generated text starts, as servers do
+                     "top_logprobs": [{**dict(list(CHAR_LOGPROBS.items())[:n]), GENERATED: char_logprob(GENERATED)}]}
+            choice = scored or {"text": GENERATED, "logprobs": plain if n else None}
+            self._send(200, {"id": "cmpl-2", "object": "text_completion", "model": MODEL,
+                             "choices": [{"index": 0, "finish_reason": "length", **choice}]})
             return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -130,6 +142,51 @@ class Handler(BaseHTTPRequestHandler):
             self._event(_chunk(token, listed, chat, fault != "no-logprobs", reason))
         self._event(b"[DONE]")
         self.close_connection = True
+
+
+# the scripted model's next-character distribution when it reads a given text (echo, prompt_logprobs): the top
+# candidates, any other character a little below them
+CHAR_LOGPROBS = {" ": -1.0, "e": -1.6, "a": -2.0, "t": -2.3, "o": -2.6}
+GENERATED = " Paris"  # the token a scoring request (max_tokens 1) generates after the text
+
+
+def char_logprob(c: str) -> float:
+    return CHAR_LOGPROBS.get(c, -4.0 - (ord(c[0]) % 5) * 0.2)
+
+
+def echo_tokens(text: str) -> list[str]:
+    """How the scripted model cuts a text it echoes: SCRIPT's tokens where they match (longest first), else characters."""
+    vocabulary = sorted({t for _, top in SCRIPT for t, _ in top}, key=len, reverse=True)
+    tokens, at = [], 0
+    while at < len(text):
+        token = next((t for t in vocabulary if text.startswith(t, at)), text[at])
+        tokens.append(token)
+        at += len(token)
+    return tokens
+
+
+def _scored(body: dict, fault: str | None) -> dict | None:
+    """A non-streamed completion that scores the prompt: echo (llama.cpp, vLLM) or prompt_logprobs (vLLM)."""
+    prompt, n = body.get("prompt", ""), int(body.get("logprobs") or 0)
+    top = list(CHAR_LOGPROBS.items())
+    if body.get("echo") and fault not in ("prompt-logprobs-only", "no-scoring"):
+        tokens = [*echo_tokens(prompt), GENERATED]
+        tops = [None] + [{**dict(top[:n]), c: char_logprob(c)} for c in tokens[1:]]
+        lps = [None] + [char_logprob(c) for c in tokens[1:]]
+        if fault == "shifted-echo":  # llama-cpp-python's on a model without BOS: each token gets the next one's list
+            tokens, tops, lps = tokens[:-1], tops[1:], lps[1:]
+        offsets = [sum(map(len, tokens[:k])) for k in range(len(tokens))]
+        return {"text": prompt + GENERATED, "logprobs": {"tokens": tokens, "token_logprobs": lps,
+                "top_logprobs": tops, "text_offset": offsets}}
+    if body.get("prompt_logprobs") and fault != "no-scoring":
+        k = int(body["prompt_logprobs"])
+
+        def entry(c: str) -> dict:
+            ranked = {str(ord(t)): {"logprob": v, "rank": r + 1, "decoded_token": t} for r, (t, v) in enumerate(top[:k])}
+            return {str(ord(c)): {"logprob": char_logprob(c), "rank": 99, "decoded_token": c}, **ranked}
+
+        return {"text": GENERATED, "prompt_logprobs": [None] + [entry(c) for c in prompt[1:]]}
+    return None
 
 
 def _chunk(token: str, listed: list[tuple[str, float]], chat: bool, logprobs: bool, reason: str | None) -> dict:

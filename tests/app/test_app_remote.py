@@ -143,6 +143,17 @@ async def test_tokenizer_uses_the_servers_tokenize_route():
             assert any(p == "/tokenize" for p, _, _ in srv.requests)
 
 
+async def test_tokenizer_falls_back_to_the_tokenizer_files_given(tiny_hf_gpt2_dir, tiny_tokenizer):
+    with fake_server(fault="no-tokenizer") as srv:
+        app = LLMTuiApp(endpoint=Endpoint.parse(srv.url, tokenizer=str(tiny_hf_gpt2_dir)), pane="tokenizer",
+                        prompt="hello world")
+        async with app.run_test(size=(120, 40)) as pilot:
+            pane = pilot.app.query_one(RemoteTokenizerPane)
+            await wait_for(pilot, lambda: pane.pairs, what="the tokens")
+            assert [i for i, _ in pane.pairs] == tiny_tokenizer.encode("hello world").ids
+            assert "cut by the tokenizer files at" in pane.message
+
+
 async def test_the_weight_panes_say_so_in_one_line():
     with fake_server() as srv:
         async with remote_app(srv.url, pane="attention").run_test(size=(120, 40)) as pilot:

@@ -180,3 +180,11 @@ def test_compare_exact_against_a_faster_mode(capsys, tiny_hf_llama_dir):
     assert (settings.top_k, settings.stop, model, mode) == (5, ("a b",), None, "int8")
     assert cli.main(["compare", "Hello", "--model", str(tiny_hf_llama_dir), "--b", "precision=fp8"]) == cli.EXIT_ERROR
     assert capsys.readouterr().err == "llmtui: error: unknown precision 'fp8': use one of exact, bf16, int8, int4\n"
+
+
+@pytest.mark.parametrize("argv", [["generate", "hi", "--precision", "int8"],
+                                  ["compare", "hi", "--b", "precision=int4"]])
+def test_a_served_model_refuses_a_precision(argv, capsys):
+    assert cli.main([*argv, "--endpoint", "http://127.0.0.1:9"]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "apply to a local model" in err

@@ -47,6 +47,7 @@ def _listed(probs: torch.Tensor, n: int) -> list[tuple[int, str, float]]:
 
 
 SETTINGS = [
+    SamplingSettings(temperature=1.0),
     SamplingSettings(temperature=1.0, top_p=0.8),
     SamplingSettings(temperature=1.0, top_k=3, top_p=0.95, min_p=0.05),
     SamplingSettings(temperature=0.5, top_p=0.9),
@@ -84,8 +85,11 @@ def test_judge_marks_what_the_tail_leaves_open():
     assert all(c.prob is None for c in out)  # the total mass is unknown: no probability is invented
 
 
-def test_judge_with_a_repetition_penalty_decides_nothing():
-    out = judge([(1, "a", 0.6), (2, "b", 0.3)], SamplingSettings(temperature=1, repetition_penalty=1.3))
+@pytest.mark.parametrize("knob", [{"repetition_penalty": 1.3}, {"frequency_penalty": 0.5}, {"presence_penalty": 0.5},
+                                  {"typical_p": 0.9}, {"top_n_sigma": 1.0}, {"logit_bias": ((2, 5.0),)},
+                                  {"banned": (1,)}])
+def test_judge_with_knobs_beyond_the_list_decides_nothing(knob):
+    out = judge([(1, "a", 0.6), (2, "b", 0.3)], SamplingSettings(temperature=1, **knob))
     assert [(c.cut_by, c.prob) for c in out] == [(UNDECIDED, None), (UNDECIDED, None)]
 
 

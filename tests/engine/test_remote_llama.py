@@ -55,7 +55,7 @@ def _free_port() -> int:
 def llama_server(default_model_path, tmp_path_factory):
     """The URL of llama.cpp's server on the default model; stopped when the module's tests end."""
     if not _has_llama_server():
-        pytest.skip(f"{PYTHON} has no llama-cpp-python[server]: pip install -e '.[test,llama-server]' installs it")
+        pytest.skip(f"{PYTHON} has no llama-cpp-python[server]: pip install -e '.[test]' installs it")
     port = _free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
     with open(log, "wb") as out:
@@ -154,3 +154,28 @@ async def test_the_app_streams_from_llama_cpp(llama_server):
         assert len(pane.steps) == STEPS and pane.message.endswith("max new tokens")
         assert pane.output.plain_text == "".join(s.text for s in pane.steps).replace("\n", "↵\n")  # newlines shown
         assert pane.table.cells and "tok/s" in app.status.remote_info
+
+
+def test_scoring_a_given_text_is_refused_where_llama_cpp_echoes_it_misaligned(llama_server):
+    """llama-cpp-python 0.3.36 echoes each token with the next one's probabilities on a model without a BOS token
+    (the default model): llmtui's check against a plain completion catches it and says so, instead of showing them."""
+    from llmtui.engine.errors import RemoteError
+    from llmtui.engine.remote.scoring import score_text
+
+    remote = RemoteModel.connect(Endpoint.parse(llama_server))
+    with pytest.raises(RemoteError, match="misaligned"):
+        score_text(remote, PROMPT, " Paris. It is", SamplingSettings(temperature=1), 5)
+
+
+def test_cli_compare_on_llama_cpp(llama_server, capsys):
+    """Same text on one served model: B's knobs judge A's listed raw candidates; greedy A and top-k B are known in full."""
+    from llmtui.cli import main
+
+    assert main(["compare", PROMPT, "--endpoint", llama_server, "--a", "temperature=0", "--b", "temperature=1 top-k=3",
+                 "--max-new-tokens", str(STEPS), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["summary"]["kl_values"] == STEPS and len(data["positions"]) == STEPS
+    for position in data["positions"]:
+        b = position["b"]
+        kept = [c for c in b["candidates"] if c["cut_by"] is None]
+        assert len(kept) == 3 and sum(c["prob"] for c in kept) == pytest.approx(1)

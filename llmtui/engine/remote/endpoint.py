@@ -24,9 +24,11 @@ class Endpoint:
     url: str
     model: str | None = None  # None: the server's first (usually only) model
     timeout: float = DEFAULT_TIMEOUT
+    tokenizer: str | None = None  # --tokenizer: the model's tokenizer files here, for a server without /tokenize
 
     @classmethod
-    def parse(cls, url: str, model: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> Endpoint:
+    def parse(cls, url: str, model: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+              tokenizer: str | None = None) -> Endpoint:
         """Check a URL given by the user; one line saying what is wrong with it."""
         shown = repr(url) if len(url) < 80 else repr(url[:77] + "...")
         try:
@@ -46,7 +48,7 @@ class Endpoint:
             raise RemoteError(f"the timeout must be a positive number of seconds, got {timeout}")
         path = parts.path.rstrip("/")
         path = path[:-3] if path.endswith("/v1") else path
-        return cls(f"{parts.scheme}://{parts.netloc}{path}", model or None, timeout)
+        return cls(f"{parts.scheme}://{parts.netloc}{path}", model or None, timeout, tokenizer or None)
 
     @property
     def api_key(self) -> str | None:

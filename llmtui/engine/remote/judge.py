@@ -9,7 +9,7 @@ reported only when it holds for every way the tail could be spread:
 - top-p needs the total mass, where temperature reweights the tail: bounded, not known.
   At temperature 1 the tail's mass is exact; below 1 it can shrink to almost nothing;
   above 1 it can grow without bound (the vocabulary size is not sent).
-- a repetition penalty moves tokens whose logits were not sent: nothing is decidable.
+- penalties, biases, typical-p and top-n-sigma need logits that were not sent: nothing is decidable.
 
 Undecided cuts are marked UNDECIDED and unknown probabilities are None: never invented.
 
@@ -40,7 +40,7 @@ def judge(listed: Sequence[tuple[int, str, float]], settings: SamplingSettings) 
     raws = [p for _, _, p in listed]
     if not listed or raws[0] <= 0:
         return tuple(Candidate(i, t, p, None, UNDECIDED) for i, t, p in listed)
-    if settings.repetition_penalty != 1:
+    if beyond_the_list(settings):
         return tuple(Candidate(i, t, p, None, UNDECIDED) for i, t, p in listed)
     if settings.greedy:
         return tuple(Candidate(i, t, p, 1.0 if n == 0 else 0.0, None if n == 0 else "greedy")
@@ -48,6 +48,18 @@ def judge(listed: Sequence[tuple[int, str, float]], settings: SamplingSettings) 
     cuts = _cuts(raws, settings)
     probs = _probabilities(raws, cuts, settings)
     return tuple(Candidate(i, t, p, q, cut) for (i, t, p), cut, q in zip(listed, cuts, probs))
+
+
+def beyond_the_list(s: SamplingSettings) -> bool:
+    """Knobs a top-N list can't judge: penalties and biases move tokens whose logits were not sent; typical-p
+    and top-n-sigma need the whole distribution (its entropy, its logits' spread)."""
+    return bool(s.repetition_penalty != 1 or s.frequency_penalty or s.presence_penalty or s.typical_p < 1
+                or s.top_n_sigma or s.logit_bias or s.banned)
+
+
+def draws_from_raw(s: SamplingSettings) -> bool:
+    """Whether no knob is at work: then the model's own probabilities are the ones drawn from."""
+    return s.temperature == 1 and not (s.top_k or s.min_p) and s.top_p >= 1 and not beyond_the_list(s)
 
 
 def _tail_weight(raws: Sequence[float], a: float, top_k: int) -> tuple[float, float]:
@@ -110,6 +122,8 @@ def _tail_cut(raws: Sequence[float], cuts: Sequence[str | None], s: SamplingSett
 
 def _probabilities(raws: Sequence[float], cuts: Sequence[str | None], s: SamplingSettings) -> list[float | None]:
     """Each listed candidate's probability after the knobs: 0 when cut, None when the tail leaves it open."""
+    if draws_from_raw(s):
+        return list(raws)  # no knob at work: the model's own probabilities, tail and all
     if UNDECIDED in cuts or not _tail_cut(raws, cuts, s):
         return [0.0 if c not in (None, UNDECIDED) else None for c in cuts]
     w, _ = _weights(raws, s.temperature)

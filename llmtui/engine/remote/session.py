@@ -243,6 +243,20 @@ class RemoteSession:
         self.steps.append(step)
         return step
 
+    def force_text(self, text: str) -> list[Step]:
+        """Append `text` as forced steps, each token with the server's probabilities (a fork to a typed text).
+
+        RemoteError, one line, where the server can't score a given text (scoring.py)."""
+        from llmtui.engine.remote.scoring import score_text  # scoring builds on this module's records
+
+        if self.chat:
+            raise RemoteError("a served chat reply can't be forked: llmtui sends plain prompts for that")
+        steps = score_text(self.model, self.prompt + self.text, text, self.settings, self.top_n,
+                           first_index=len(self.steps))
+        self.steps.extend(steps)
+        self.stopped = None
+        return steps
+
     def _steps_of(self, event: dict, settings: SamplingSettings) -> Iterator[Step]:
         choices = event.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):

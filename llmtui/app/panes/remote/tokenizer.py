@@ -1,4 +1,5 @@
-"""The Tokenizer pane on a served model: the server's own /tokenize cuts the text (vLLM, llama.cpp)."""
+"""The Tokenizer pane on a served model: the server's own /tokenize cuts the text (vLLM, llama.cpp), else the
+model's tokenizer files found here (--tokenizer PATH, a folder of the model's name, the Hugging Face cache)."""
 
 from __future__ import annotations
 
@@ -30,11 +31,12 @@ class RemoteTokenizerPane(Pane):
     SHORT_TITLE = "Tok"
     MESSAGE_LINE = "#tok-message"
     HELP = ("A model reads tokens, not letters. Type text: the served model's own tokenizer (the server's "
-            "/tokenize route) cuts it, and each token shows with its id.")
+            "/tokenize route, else its tokenizer files found here) cuts it, and each token shows with its id.")
 
     def __init__(self) -> None:
         super().__init__()
         self.remote = None
+        self.tokenizer = None  # a ServedTokenizer, once connected
         self._timer: Timer | None = None
         self.pairs: list[tuple[int, str]] = []
 
@@ -61,7 +63,10 @@ class RemoteTokenizerPane(Pane):
         """A local model opened beside the server (o in a weights pane) is none of this pane's business."""
 
     def on_remote_connected(self, message: RemoteConnected) -> None:
+        from llmtui.engine.remote.tokenizing import ServedTokenizer
+
         self.remote = message.remote
+        self.tokenizer = ServedTokenizer(message.remote, message.remote.endpoint.tokenizer)
         self._tokenize()
 
     def on_remote_failed(self, message: RemoteFailed) -> None:
@@ -86,7 +91,7 @@ class RemoteTokenizerPane(Pane):
 
         cut = text[:MAX_CHARS]
         try:
-            pairs = await asyncio.to_thread(self.remote.tokenize, cut) if cut else []
+            pairs = await asyncio.to_thread(self.tokenizer.tokenize, cut) if cut else []
         except RemoteError as e:
             self.say(str(e), "error")
             return
@@ -96,8 +101,8 @@ class RemoteTokenizerPane(Pane):
         self.pairs = pairs
         self.query_one("#tok-chips", Static).update(token_chips(pairs))
         more = f" (the first {MAX_CHARS:,})" if len(text) > MAX_CHARS else ""
-        self.say(f"{len(pairs)} tokens, {len(cut):,} characters{more} · cut by {self.remote.name}")
+        self.say(f"{len(pairs)} tokens, {len(cut):,} characters{more} · cut by {self.tokenizer.source}")
 
     def export_data(self) -> dict | None:
-        return {"tokenizer": self.remote.name if self.remote else None,
+        return {"tokenizer": self.tokenizer.source if self.tokenizer else None,
                 "tokens": [{"id": i, "text": t} for i, t in self.pairs]}

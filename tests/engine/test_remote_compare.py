@@ -1,0 +1,132 @@
+"""Compare on a served model (tests/fake_server.py): exact KL where the knobs cut the tail, bounds where they don't."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from fake_server import MODEL, MODEL_B, SCRIPT, char_logprob, fake_server
+from llmtui.engine.errors import RemoteError
+from llmtui.engine.remote.client import RemoteModel
+from llmtui.engine.remote.comparison import RemoteComparison
+from llmtui.engine.remote.endpoint import Endpoint
+from llmtui.engine.settings import SamplingSettings
+
+PROMPT = "The capital of France is"
+
+
+def compare(url: str, a: SamplingSettings, b: SamplingSettings, mode: str = "same-text", model_b: str | None = None):
+    model = RemoteModel.connect(Endpoint.parse(url))
+    other = RemoteModel.connect(Endpoint.parse(url, model_b)) if model_b else model
+    comparison = RemoteComparison(PROMPT, (model, a), (other, b), mode=mode, top_n=4)
+    comparison.run()
+    return comparison
+
+
+def top_k_distribution(logprobs: list[float], k: int) -> list[float]:
+    kept = [math.exp(v) for v in logprobs[:k]]
+    return [p / sum(kept) for p in kept] + [0.0] * (len(logprobs) - k)
+
+
+def test_same_text_with_both_tails_cut_gives_the_exact_kl():
+    with fake_server() as srv:
+        c = compare(srv.url, SamplingSettings(temperature=1, top_k=2), SamplingSettings(temperature=1, top_k=3))
+        completions = [p for p, _, _ in srv.requests if p == "/v1/completions"]
+    assert len(completions) == 1  # B reads A's listed raw candidates under its own knobs: no request of its own
+    assert [p.b.text for p in c.positions] == [p.a.text for p in c.positions] and len(c.positions) == len(SCRIPT)
+    for position, (_, top) in zip(c.positions, SCRIPT):
+        logprobs = [v for _, v in top]
+        pa, pb = top_k_distribution(logprobs, 2), top_k_distribution(logprobs, 3)
+        expected = sum(x * math.log(x / y) for x, y in zip(pa, pb) if x > 0)
+        assert position.divergence.kind == "value"
+        assert position.divergence.kl == pytest.approx(expected)
+        assert position.divergence.tv == pytest.approx(0.5 * sum(abs(x - y) for x, y in zip(pa, pb)))
+    assert "exact at 4 of 4" in c.describe() and "lower bound" not in c.describe()
+
+
+def test_b_cutting_what_a_may_draw_is_infinite():
+    with fake_server() as srv:
+        c = compare(srv.url, SamplingSettings(temperature=1, top_k=3), SamplingSettings(temperature=1, top_k=1))
+    assert all(p.divergence.kl == math.inf and p.divergence.exact for p in c.positions)
+    assert c.summary()["infinite_kl_positions"] == [0, 1, 2, 3] and "infinite at 4" in c.describe()
+    json.dumps(c.to_json(), allow_nan=False)  # infinity is written as null with kl_infinite
+
+
+def test_a_side_with_nothing_outside_the_shared_tokens_keeps_kl_exact():
+    """A keeps the raw tail (its mass known); B's top-k keeps only listed tokens: KL(A||B) is infinite, TV exact."""
+    with fake_server() as srv:
+        c = compare(srv.url, SamplingSettings(temperature=1), SamplingSettings(temperature=1, top_k=4))
+    for position, (_, top) in zip(c.positions, SCRIPT):
+        raw = [math.exp(v) for _, v in top]
+        pb = [p / sum(raw) for p in raw]
+        assert position.divergence.kind == "value" and position.divergence.kl == math.inf
+        assert position.divergence.tv == pytest.approx(0.5 * (sum(abs(x - y) for x, y in zip(raw, pb)) + 1 - sum(raw)))
+
+
+def test_two_unknown_tails_make_kl_a_lower_bound():
+    """Both sides draw from raw distributions with unlisted tails: the tails are lumped, the KL is a lower bound."""
+    with fake_server(fault="two-models") as srv:
+        c = compare(srv.url, SamplingSettings(temperature=1), SamplingSettings(temperature=1), model_b=MODEL_B)
+    first = c.positions[0]
+    pa, pb = math.exp(SCRIPT[0][1][0][1]), math.exp(char_logprob(" Paris"))  # the only token both list
+    expected = pa * math.log(pa / pb) + (1 - pa) * math.log((1 - pa) / (1 - pb))
+    assert first.divergence.kind == "lower bound" and first.divergence.kl == pytest.approx(expected)
+    assert "a lower bound at 4" in c.describe()
+    with fake_server() as srv:
+        c = compare(srv.url, SamplingSettings(temperature=1), SamplingSettings(temperature=1), mode="free")
+    assert all(p.divergence.kind == "lower bound" and p.divergence.kl == pytest.approx(0, abs=1e-12)
+               for p in c.positions)
+
+
+def test_knobs_that_leave_the_probabilities_open_give_no_number():
+    with fake_server() as srv:
+        c = compare(srv.url, SamplingSettings(temperature=0.5), SamplingSettings(temperature=1))
+    assert all(p.divergence.kind == "unknown" and p.divergence.kl is None for p in c.positions)
+    assert "unknown at 4" in c.describe()
+
+
+def test_free_mode_streams_each_side_with_its_knobs_and_one_seed():
+    with fake_server() as srv:
+        c = compare(srv.url, SamplingSettings(temperature=0.7, seed=5), SamplingSettings(temperature=1.3), mode="free")
+        bodies = [b for p, _, b in srv.requests if p == "/v1/completions"]
+    assert [(b["temperature"], b["seed"]) for b in bodies] == [(0.7, 5), (1.3, 5)]
+    assert c.text_b == c.session_a.text == "".join(t for t, _ in SCRIPT)
+
+
+def test_another_served_model_scores_as_text_for_b():
+    with fake_server(fault="two-models") as srv:
+        c = compare(srv.url, SamplingSettings(temperature=0), SamplingSettings(temperature=1, top_k=2), model_b=MODEL_B)
+        scoring = [b for p, _, b in srv.requests if p == "/v1/completions" and b.get("echo")]
+    assert len(scoring) == 1 and scoring[0]["model"] == MODEL_B and scoring[0]["prompt"] == PROMPT + c.session_a.text
+    assert [p.b.text for p in c.positions] == [t for t, _ in SCRIPT]
+    assert all(p.divergence.kind == "value" for p in c.positions)  # greedy A and top-k B: both known in full
+    assert c.model_a.model == MODEL
+
+
+def test_cli_compare_on_an_endpoint(capsys):
+    from llmtui.cli import main
+
+    with fake_server() as srv:
+        assert main(["compare", PROMPT, "--endpoint", srv.url, "--a", "temperature=1", "--b", "temperature=1",
+                     "--mode", "free", "--top", "4"]) == 0
+        out = capsys.readouterr().out
+        assert "≥" in out and "lower bound at 4" in out and srv.url in out
+        assert main(["compare", PROMPT, "--endpoint", srv.url, "--a", "temperature=1 top-k=2",
+                     "--b", "temperature=1 top-k=3", "--top", "4", "--json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+    assert data["summary"]["kl_values"] == 4 and {p["divergence"] for p in data["positions"]} == {"value"}
+
+
+def test_chat_mode_compares_two_chat_replies_and_refuses_same_text_across_models():
+    with fake_server(fault="two-models") as srv:
+        model = RemoteModel.connect(Endpoint.parse(srv.url))
+        c = RemoteComparison(PROMPT, (model, SamplingSettings(temperature=0)), (model, SamplingSettings(temperature=1)),
+                             mode="free", top_n=4, chat=True)
+        c.run()
+        assert {p for p, _, _ in srv.requests if "completions" in p} == {"/v1/chat/completions"}
+        assert c.text_b == c.session_a.text == "".join(t for t, _ in SCRIPT)
+        other = RemoteModel.connect(Endpoint.parse(srv.url, MODEL_B))
+        with pytest.raises(RemoteError, match="needs a plain prompt"):
+            RemoteComparison(PROMPT, (model, SamplingSettings()), (other, SamplingSettings()), chat=True)
