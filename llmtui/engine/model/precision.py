@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from llmtui.engine.model.packed import PackedLinear
 
 INT4_GROUP = 32  # weights per scale/offset pair: GGUF's Q4 block size
-_INT4_TILES = 1  # _convert_weight_to_int4pack_for_cpu's inner K tiles; the CPU kernel takes any
+_INT4_TILES = 1  # _convert_weight_to_int4pack_for_cpu's innerKTiles argument
 
 
 class RoundedLinear(nn.Module):
