@@ -1,21 +1,28 @@
 """How fast the Attention pane answers: capture and draw for prompts of 32, 128 and 512 tokens.
 
     .venv/bin/python benchmarks/attention_pane.py [--model SPEC] [--lengths 32 128 512] [--runs 5] [--threads N]
+                                                  [--baseline DIR] [--no-app]
 
 It loads the model once, then for each length
 
 1. captures headless: `capture_attention` (one forward pass with every layer's
    attention kept, stacked into one tensor, head patterns scored), median of runs,
    wall time and CPU time (all threads: on a shared machine it moves less than wall time),
-   and the share of it that is the check for NaN (damaged weights);
+   and the share of it that is the check for NaN (damaged weights); then the same text
+   captured as a continuation of its first n - 8 tokens (the last map's rows and KV
+   cache reused: typing on, a generation growing), where the code has it;
 2. drives the app headless (`App.run_test`, 160x45) on the Attention pane:
    - request → map: from `capture_text` until the heatmap holds the new text and the
-     screen has been drawn (capture in the worker, message, set_matrix, a refresh);
+     screen has been drawn (capture in the worker, message, set_matrix, a refresh); each
+     run's text starts differently, so nothing of the last map can be reused;
    - next head: the pane's action plus drawing every line of the heatmap (what a key
      press costs the UI thread; no model runs), and from a key sent as a terminal sends
      it until the heatmap has been drawn on screen again;
    - the overview of every head of every layer (270 thumbnails on SmolLM2): building it
      and drawing it once.
+
+With --baseline DIR (another checkout, see baseline.py), the headless capture is also
+timed with that checkout's study, run by run beside this one's.
 
 Aims (issue 6): the map of a 128-token prompt within 300 ms of the request; the next
 head within 50 ms.
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import platform
 import statistics
 import sys
@@ -40,6 +48,8 @@ from llmtui.app.app import LLMTuiApp  # noqa: E402
 from llmtui.app.panes.attention import AttentionPane  # noqa: E402
 from llmtui.engine.studies.attention import capture_attention, check_finite  # noqa: E402
 from llmtui.engine.lm import DEFAULT_MODEL, LanguageModel  # noqa: E402
+
+from baseline import load_study  # noqa: E402
 
 STORY = ("Once upon a time, a little fox lived at the edge of a quiet forest. Every morning she walked to the "
          "river to drink and to watch the fish jump, and every evening she told the owl what she had seen. ")
@@ -81,12 +91,12 @@ async def drive_app(lm: LanguageModel, texts: dict[int, str], runs: int) -> dict
             for run in range(runs):
                 landed.clear()
                 started = time.perf_counter()
-                pane.capture_text(text + (" " if run % 2 else ""))  # a different text each run: no shortcut
+                pane.capture_text(f"{run} {text}")  # a different start each run: nothing to reuse
                 await landed.wait()  # no polling: the event loop idles as it would for a user
                 await pilot.pause()  # let the screen draw
                 r["request"].append(time.perf_counter() - started)
             del heatmap.set_matrix
-            assert len(pane.attention.ids) in (len(ids), len(ids) + 1)
+            assert abs(len(pane.attention.ids) - len(ids)) <= 3
             heatmap.focus()
             region = Region(0, 0, heatmap.size.width, heatmap.size.height)
             for _ in range(max(runs, 8)):
@@ -131,6 +141,8 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs="+", default=[32, 128, 512])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
+    parser.add_argument("--baseline", help="a checkout whose capture is timed beside this one (runs interleaved)")
+    parser.add_argument("--no-app", action="store_true", help="skip the app's measures")
     args = parser.parse_args()
 
     import torch
@@ -144,6 +156,8 @@ def main() -> None:
           f"{torch.get_num_threads()} threads · {platform.machine()} {platform.processor() or ''}".strip())
     texts = {n: text_of(lm, n) for n in args.lengths}
     capture_attention(lm, lm.encode(texts[args.lengths[0]]))  # warm up
+    this = sys.modules[capture_attention.__module__]
+    baseline = load_study(args.baseline, "attention") if args.baseline else None
     print("\nheadless capture (one forward pass, weights stacked, heads scored):")
     for n, text in texts.items():
         ids = lm.encode(text)
@@ -161,7 +175,29 @@ def main() -> None:
         share = statistics.median(checks) / statistics.median(times) * 100
         print(f"  {n:4d} tokens: {ms(times)}   CPU time {ms(cpu)}   weights {size:6.1f} MiB   "
               f"of it the NaN check {ms(checks)} ({share:.1f} %)")
+        if args.baseline:
+            walls: dict[str, list[float]] = {"baseline": [], "this": []}
+            cpus: dict[str, list[float]] = {"baseline": [], "this": []}
+            for _ in range(args.runs):
+                for side, module in (("baseline", baseline), ("this", this)):
+                    started, started_cpu = time.perf_counter(), time.process_time()
+                    module.capture_attention(lm, ids)
+                    walls[side].append(time.perf_counter() - started)
+                    cpus[side].append(time.process_time() - started_cpu)
+            for what, t in (("wall", walls), ("CPU time", cpus)):
+                print(f"  {n:4d} tokens, runs interleaved, {what}: baseline {ms(t['baseline'])}, this {ms(t['this'])}: "
+                      f"{statistics.median(t['baseline']) / statistics.median(t['this']):.2f}x")
+        if "previous" in inspect.signature(capture_attention).parameters:  # the code measured can continue a map
+            continued = []
+            for _ in range(args.runs):
+                before = capture_attention(lm, ids[:-8])
+                started = time.perf_counter()
+                capture_attention(lm, ids, previous=before)
+                continued.append(time.perf_counter() - started)
+            print(f"  {n:4d} tokens continuing a map of {n - 8}: {ms(continued)}")
 
+    if args.no_app:
+        return
     results = asyncio.run(drive_app(lm, texts, args.runs))
     print("\nthe app, 160x45 (medians):")
     print("  tokens  request→map             next head (action+draw)    key → heatmap drawn        all-heads overview")

@@ -2,7 +2,8 @@
 float32 weights, Hugging Face transformers on the same float32 weights, and llama.cpp on the same
 Q4_1 file.
 
-Measures: load time, prefill of a 200-token prompt, and greedy decoding of 128 tokens —
+Measures: load time, prefill of a 200-token prompt, and greedy decoding of 128 tokens (the
+packed model with its fused C++ decoding step, and again with each step as torch operations) —
 plain, with the top-10 probability table built at every step (what the Generate pane
 shows), and with attention capture at every step; then how far each engine's
 probabilities are from float32 weights' over the 128 greedy steps, and the memory a
@@ -81,6 +82,17 @@ def our_decode(model: Transformer, prompt: torch.Tensor, *, table: bool = False,
             token = int(logits.argmax())
         ids.append(token)
         logits = model(torch.tensor([[token]], device=prompt.device), cache, capture=capture, last_only=True).logits[0, -1]
+
+
+def torch_steps(decode, *args) -> None:
+    """Run decode with every decoding step as torch operations (the path without the fused C++ step)."""
+    from llmtui.engine.model import decode_step
+
+    fused, decode_step.FUSED = decode_step.FUSED, False
+    try:
+        decode(*args)
+    finally:
+        decode_step.FUSED = fused
 
 
 def hf_model(config: ModelConfig, state_dict: dict[str, torch.Tensor], device: torch.device):
@@ -241,7 +253,8 @@ def main() -> None:
         rows += [("load, float32 first (dequantize GGUF, write the cache)", f"{first:.2f} s"),
                  ("load, float32 cached", f"{cached:.2f} s"),
                  ("load, exact packed (the default: read the GGUF's blocks)", f"{packed_load:.2f} s"),
-                 ("packed kernels", kernels.describe())]
+                 ("packed kernels", kernels.describe()),
+                 ("decoding step", lm.compute.get("decode", "torch operations"))]
         config, state_dict = weights.config, weights.state_dict
 
     ours = Transformer(config)
@@ -264,6 +277,9 @@ def main() -> None:
     for name, model in models.items():
         variants[f"prefill {name}"] = prefill(model)
         variants[f"plain {name}"] = lambda model=model: our_decode(model, prompt)
+    if packed is not None:  # the same packed model with each step as torch operations (LLMTUI_DECODE=torch)
+        variants["prefill exact, torch step"] = prefill(packed)
+        variants["plain exact, torch step"] = lambda: torch_steps(our_decode, packed, prompt)
     first = next(iter(models.values()))
     variants["table"] = lambda: our_decode(first, prompt, table=True, tokenizer=tokenizer)
     variants["capture"] = lambda: our_decode(first, prompt, capture=True)
@@ -276,7 +292,8 @@ def main() -> None:
         variants["plain llama.cpp"] = lambda: peer.ask("decode")
     t = interleaved(variants, args.rounds)
     # Decode time = the whole run minus one prefill, per generated token.
-    tps = {k: DECODE_TOKENS / (t[f"plain {k}"] - t[f"prefill {k}"]) for k in [*models, "hf", "llama.cpp"]
+    tps = {k: DECODE_TOKENS / (t[f"plain {k}"] - t[f"prefill {k}"])
+           for k in [*models, "exact, torch step", "hf", "llama.cpp"]
            if f"plain {k}" in t}
     first_name = next(iter(models))
     for k in tps:

@@ -1,13 +1,17 @@
 """Load time and decode speed of every family llmtui reads, next to transformers on the same weights.
 
 Each family is a tiny random model (d_model 128, 4 layers, 2,048 tokens; sliding windows of
-64, shorter than the prompt) and, with --mid, one random model with Qwen2.5-0.5B's config
-(494 M parameters), so a later speed change can be compared family by family. transformers
-(a test dependency) writes each Hugging Face folder and is the peer: the same float32
-weights, its own KV cache, greedy. Rounds are interleaved (every model in turn, round after
-round; median), so the machine's noise falls on all alike.
+64, shorter than the prompt), and one random model has Qwen2.5-0.5B's config (494 M
+parameters, about 2 GB of float32 safetensors and 4 GB of memory while it runs), so a later
+speed change can be compared family by family. transformers (a test dependency) writes each
+Hugging Face folder and is the peer: the same float32 weights, its own KV cache, greedy.
+Rounds are interleaved (every model in turn, round after round; median), so the machine's
+noise falls on all alike. One command, from the repository root, on a quiet machine (about
+5 minutes there; the table is printed to paste into benchmarks/RESULTS.md):
 
-    .venv/bin/python benchmarks/families.py [--rounds 3] [--mid] [--only NAME ...]
+    OMP_NUM_THREADS=<cores> .venv/bin/python benchmarks/families.py
+
+    [--rounds 3] [--tiny-only] [--only NAME ...]
 
 Load is llmtui's whole path: config.json, safetensors to float32, the state dict checked,
 the Transformer built and filled.
@@ -95,17 +99,19 @@ def timed(fn: Callable[[], object]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--mid", action="store_true", help="also a random model with Qwen2.5-0.5B's config")
+    parser.add_argument("--tiny-only", action="store_true", help="leave out the random model with Qwen2.5-0.5B's config")
     parser.add_argument("--only", nargs="*", help="run these rows alone (names as in the table)")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     models = {name: (cls, fields, 96, 64) for name, (cls, fields) in FAMILIES.items()}  # prompt 96, decode 64
-    if args.mid:
+    if not args.tiny_only:
         models["qwen2.5-0.5B shape (random)"] = (*MID, 64, 32)
     if args.only:
         models = {name: spec for name, spec in models.items() if name in args.only}
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads, "
-          f"{platform.processor() or platform.machine()}, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: python {platform.python_version()}, "
+          f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads "
+          f"of {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
+          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         theirs, folders = {}, {}
         for name, (cls, fields, _, _) in models.items():

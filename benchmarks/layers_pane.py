@@ -5,10 +5,12 @@ Measures, for a 64-token prompt (31 rows x 64 columns, a projection onto the
 
 - the forward pass with capture (the residual stream of every layer),
 - the lens itself: residuals stacked and projected in batched matrix products
-  (chunks of CHUNK_CELLS cells), top 10 per cell, the final answer's rank and
+  (a block's cells in one product per slice of the unembedding), top 10 per cell, the final answer's rank and
   probability everywhere,
 - the same projection done one cell at a time (on a sample of cells, scaled up),
   to show what batching buys,
+- the drawn block: the lens made and the block holding the last position (the pane's
+  cursor) read, as the pane does first (its block size is the code's BLOCK_POSITIONS),
 - the whole grid for the longest prompt the pane takes (512 tokens),
 - the pane in the app (headless): from a new prompt to a complete grid on screen.
 
@@ -16,6 +18,10 @@ Each measure is the median of several rounds after a warm-up, with the minimum (
 closest to an idle machine where the CPUs are shared) in parentheses.
 
     .venv/bin/python benchmarks/layers_pane.py [--device cpu|cuda] [--rounds N] [--threads N] [--no-app]
+                                               [--baseline DIR]
+
+With --baseline DIR (another checkout, see baseline.py), the whole grid and the drawn
+block are also timed with that checkout's lens, round by round beside this one's.
 """
 
 from __future__ import annotations
@@ -26,11 +32,18 @@ import platform
 import statistics
 import time
 
+import sys
+from pathlib import Path
+
 import torch
 
-from llmtui.engine.studies import lens as lens_module
-from llmtui.engine.studies.lens import LogitLens
-from llmtui.engine.lm import LanguageModel
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's llmtui, not an installed one
+
+from llmtui.engine.studies import lens as lens_module  # noqa: E402
+from llmtui.engine.studies.lens import LogitLens  # noqa: E402
+from llmtui.engine.lm import LanguageModel  # noqa: E402
+
+from baseline import load_study  # noqa: E402
 
 TEXT = (
     "The capital of France is Paris, and the capital of Italy is Rome. A transformer reads the tokens of a "
@@ -98,12 +111,46 @@ async def app_time(lm: LanguageModel, text: str, rounds: int) -> Timing:
     return timing
 
 
+def drawn_block(module, lm: LanguageModel, ids: list[int]):
+    """What the pane shows first: the lens made, then the block holding the last position (its cursor)."""
+
+    def run() -> None:
+        lens = module.LogitLens(lm, ids)
+        lens.block(*lens.block_ranges(len(ids) - 1)[0])
+
+    return run
+
+
+def interleaved(lm: LanguageModel, ids: list[int], baseline, rounds: int) -> None:
+    """This checkout's lens and the baseline's, one round each in turn: whole grid and drawn block."""
+    sides = {"baseline": baseline, "this": lens_module}
+    times: dict[tuple[str, str, str], list[float]] = {}
+    for module in sides.values():
+        module.LogitLens(lm, ids).run()  # warm-up
+    for _ in range(rounds):
+        for side, module in sides.items():
+            for what, fn in (("whole grid", lambda m=module: m.LogitLens(lm, ids).run()),
+                             ("drawn block", drawn_block(module, lm, ids))):
+                t0, c0 = time.perf_counter(), time.process_time()
+                fn()
+                times.setdefault((what, "wall", side), []).append(time.perf_counter() - t0)
+                times.setdefault((what, "CPU time", side), []).append(time.process_time() - c0)
+    for what in ("whole grid", "drawn block"):
+        for clock in ("wall", "CPU time"):
+            b, t = (times[what, clock, side] for side in sides)
+            print(f"64 tokens, {what}, rounds interleaved, {clock}: baseline {statistics.median(b):.3f} s "
+                  f"(min {min(b):.3f}), this {statistics.median(t):.3f} s (min {min(t):.3f}): "
+                  f"{statistics.median(b) / statistics.median(t):.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--no-app", action="store_true", help="skip the headless-app measure")
+    parser.add_argument("--baseline", help="a checkout whose lens is timed beside this one (rounds interleaved)")
+    parser.add_argument("--no-long", action="store_true", help="skip the per-cell and 512-token measures")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -116,7 +163,8 @@ def main() -> None:
         f"{lm.name} on {lm.device}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
         f"{platform.processor() or platform.machine()}; {args.rounds} rounds: median (min)"
     )
-    print(f"rows {lm.config.n_layer + 1}, vocabulary {lm.config.vocab_size}, CHUNK_CELLS {lens_module.CHUNK_CELLS}")
+    print(f"rows {lm.config.n_layer + 1}, vocabulary {lm.config.vocab_size}, "
+          f"BLOCK_POSITIONS {lens_module.BLOCK_POSITIONS}")
 
     forward = median_time(lambda: lm.run(ids64, capture=True), args.rounds)
     lens = LogitLens(lm, ids64)
@@ -125,6 +173,13 @@ def main() -> None:
     print(f"64 tokens, forward pass with capture:      {forward}")
     print(f"64 tokens, lens projection (batched):      {project}")
     print(f"64 tokens, whole grid (forward + lens):    {whole}")
+
+    if args.baseline:
+        interleaved(lm, ids64, load_study(args.baseline, "lens"), args.rounds)
+    else:
+        print(f"64 tokens, the drawn block (lens + the cursor's block): {median_time(drawn_block(lens_module, lm, ids64), args.rounds)}")
+    if args.no_long:
+        return
     sample = [(r, p) for r in range(0, 30, 5) for p in range(0, 64, 8)]  # 48 of the 1,920 hidden cells
     naive = median_time(lambda: per_cell(lm, lens, sample), max(1, args.rounds // 2))
     scale = (30 * 64) / len(sample)

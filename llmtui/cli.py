@@ -589,7 +589,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from llmtui.engine.loading.fetch import available_memory, catalogue, describe, gigabytes
+    from llmtui.engine.loading.fetch import available_memory, catalogue, describe, download_label, gigabytes
 
     available = available_memory()
     rows = [describe(entry, available) for entry in catalogue().values()]
@@ -601,14 +601,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     for row in rows:
         params = f"{row['params'] / 1e9:.1f}B" if (row["params"] or 0) >= 0.95e9 else (
             f"{row['params'] / 1e6:.0f}M" if row["params"] else "?")  # fmt: skip
-        download = f"{row['download_mb'] / 1000:.1f} GB" if (row["download_mb"] or 0) >= 1000 else (
-            f"{row['download_mb']} MB" if row["download_mb"] else "?")  # fmt: skip
+        download = download_label(row["download_mb"])
         memory = gigabytes(row["memory_needed"]) if row["memory_needed"] else "?"
         name = row["name"] + (" *" if row["default"] else "")
         print(f"{name:<24} {row['family']:<8} {params:>6} {download:>8} {memory:>7} "
               f"{yes_no[row['downloaded']]:>4} {yes_no[row['fits']]:>4}")  # fmt: skip
     where = f"{gigabytes(available)} free here" if available else "free memory unknown"
-    print(f"* the default. MEMORY: what llmtui needs (float32); {where}.")
+    print(f"* the default. MEMORY: what llmtui needs on the CPU; {where}.")
     print("HERE: downloaded already. Load one with: llmtui --model NAME")
     return 0
 

@@ -385,7 +385,7 @@ class LLMTuiApp(App[None]):
 
     def _model_commands(self) -> Iterable[SystemCommand]:
         """One "Switch to" entry per catalogue model, saying what it needs and whether it is here and fits."""
-        from llmtui.engine.loading.fetch import available_memory, catalogue, describe, gigabytes
+        from llmtui.engine.loading.fetch import available_memory, catalogue, describe, download_label, gigabytes
 
         try:
             entries = catalogue()
@@ -395,7 +395,8 @@ class LLMTuiApp(App[None]):
         for name, entry in entries.items():
             row = describe(entry, available)
             needs = f"needs {gigabytes(row['memory_needed'])}" if row["memory_needed"] else "memory unknown"
-            where = "downloaded" if row["downloaded"] else f"downloads {row['download_mb'] or '?'} MB"
+            where = "downloaded" if row["downloaded"] else f"downloads {download_label(row['download_mb'])}"
+            where += "; loaded now" if self.lm is not None and self.lm.name == entry.display_name else ""
             fits = "; too big for this machine" if row["fits"] is False else ""
             yield SystemCommand(f"Switch to {entry.display_name}", f"{entry.family}, {needs}, {where}{fits}",
                                 lambda spec=name: self.switch_model(spec))  # fmt: skip

@@ -88,8 +88,14 @@ class LanguageModel:
             return describe(self.precision)
         if not any(isinstance(m, PackedWeight) for m in self.model.modules()):
             return {"precision": "exact", "weights": "float32", "kernels": "torch"}
+        from llmtui.engine.model.decode_step import why_not_fused
+
         path = KERNELS.path
-        return {"precision": "exact", "weights": "packed GGUF blocks", "kernels": path.name, "why": path.why}
+        compute = {"precision": "exact", "weights": "packed GGUF blocks", "kernels": path.name, "why": path.why}
+        if path.name == "native":  # one C++ call per decoded token, or torch's small operations (and why)
+            why_not = why_not_fused(self.model)
+            compute["decode"] = "fused C++ step" if why_not is None else f"torch operations ({why_not})"
+        return compute
 
     @property
     def compute_label(self) -> str:
@@ -175,20 +181,22 @@ class LanguageModel:
         return self.tokenizer.encode_chat(list(history or []) + [{"role": "user", "content": user_text}])
 
     @torch.inference_mode()
-    def run(self, ids: list[int], *, capture: bool | Iterable[str] | Capture = True) -> ForwardOutput:
+    def run(
+        self, ids: list[int], *, capture: bool | Iterable[str] | Capture = True, logits: bool = True
+    ) -> ForwardOutput:
         """One forward pass over ids (no cache), every internal captured by default (or the named ones,
-        see transformer.CAPTURE_NAMES). Tensors are on the CPU."""
+        see transformer.CAPTURE_NAMES); logits=False skips the unembedding. Tensors are on the CPU."""
         if not ids:
             raise ValueError("the prompt is empty: type some text first")
         if len(ids) > self.config.context_length:
             raise ValueError(f"the prompt is {len(ids)} tokens; the model's context window holds {self.config.context_length}")
-        out = self.model(torch.tensor([ids], device=self.device), capture=capture)
+        out = self.model(torch.tensor([ids], device=self.device), capture=capture, logits=logits)
         if self.device.type != "cpu":
             def cpu(kept: list[torch.Tensor | None]) -> list[torch.Tensor | None]:
                 return [None if t is None else t.cpu() for t in kept]
 
             out = ForwardOutput(
-                logits=out.logits.cpu(),
+                logits=None if out.logits is None else out.logits.cpu(),
                 attentions=cpu(out.attentions),
                 residuals=cpu(out.residuals),
                 attn_outputs=cpu(out.attn_outputs),

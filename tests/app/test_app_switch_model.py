@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import app_fixtures
 from app_fixtures import make_app, ready, settle, wait_for
+from test_app_generate import rendered_lines
 
 from llmtui.engine.loading import fetch
 
@@ -42,7 +43,7 @@ async def test_a_model_too_big_is_refused_before_loading(tiny_lm, monkeypatch):
         await pilot.pause()
         assert app.lm is tiny_lm and app.model_state.ready and app.model_spec is None
         assert not [w for w in app.workers if w.group == "model" and not w.is_finished]  # nothing started
-        assert any("32.2 GB" in str(n.message) for n in app._notifications)
+        assert any("5.1 GB" in str(n.message) for n in app._notifications)
 
 
 async def test_a_switch_that_fails_keeps_the_current_model(tiny_lm, tmp_path):
@@ -53,3 +54,15 @@ async def test_a_switch_that_fails_keeps_the_current_model(tiny_lm, tmp_path):
         await settle(pilot)
         assert app.lm is tiny_lm and pane.lm is tiny_lm and app.model_state.ready
         assert any("no such file" in str(n.message) for n in app._notifications)
+
+
+async def test_after_a_failed_switch_the_panes_stop_saying_loading(tiny_lm, tmp_path):
+    """The panes said "Loading …" while the switch ran; when it fails they show the kept model as ready again."""
+    app = make_app(tiny_lm, pane="generate")
+    async with app.run_test(size=SIZE) as pilot:
+        pane = await ready(pilot)
+        app.switch_model(str(tmp_path / "nowhere.gguf"))
+        await wait_for(pilot, lambda: pane.model_state.phase == "loading" or app.model_state.ready, what="the switch")
+        await settle(pilot)
+        shown = "\n".join(rendered_lines(pane.output)) + str(pane.query_one(pane.MESSAGE_LINE).render())
+        assert "Loading" not in shown and "Ready" in shown

@@ -182,6 +182,77 @@ class TestHeadPatterns:
         assert attention.matrix(0, None).tolist() == [[pytest.approx(1.0)]]
 
 
+class TestContinuation:
+    """A text that continues the last capture runs only its new tokens, from the KV cache the capture kept."""
+
+    @staticmethod
+    def counting(lm, monkeypatch) -> list[int]:
+        """The number of tokens each forward pass of lm's model runs."""
+        runs: list[int] = []
+        forward = lm.model.forward
+
+        def counted(ids, *args, **kwargs):
+            runs.append(ids.shape[1])
+            return forward(ids, *args, **kwargs)
+
+        monkeypatch.setattr(lm.model, "forward", counted)
+        return runs
+
+    def test_a_continuation_equals_a_fresh_capture(self, lm, monkeypatch):
+        ids = lm.encode(TEXT)
+        first = capture_attention(lm, ids[:7])
+        runs = self.counting(lm, monkeypatch)
+        longer = capture_attention(lm, ids, previous=first)
+        assert runs == [len(ids) - 7]  # only the new tokens
+        monkeypatch.undo()
+        fresh = capture_attention(lm, ids)
+        torch.testing.assert_close(longer.weights, fresh.weights, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(longer.scores.values, fresh.scores.values, rtol=1e-5, atol=1e-6, equal_nan=True)
+        assert longer.ids == fresh.ids
+
+    def test_continuing_twice_and_a_prefix(self, lm, monkeypatch):
+        """Typing on, then deleting back: the prefix is a slice of the last map, no model runs for it."""
+        ids = lm.encode(TEXT)
+        a = capture_attention(lm, ids[:4])
+        b = capture_attention(lm, ids[:9], previous=a)
+        c = capture_attention(lm, ids, previous=b)
+        runs = self.counting(lm, monkeypatch)
+        d = capture_attention(lm, ids[:6], previous=c)
+        assert runs == []
+        assert capture_attention(lm, ids[:6], previous=d) is d  # the same text: the same map
+        monkeypatch.undo()
+        for got in (c, d):
+            fresh = capture_attention(lm, list(got.ids))
+            torch.testing.assert_close(got.weights, fresh.weights, rtol=1e-5, atol=1e-6)
+
+    def test_two_continuations_of_one_map_never_share_its_cache(self, lm, monkeypatch):
+        """The cache moves to the first continuation; a second one from the same map runs in full (and is right)."""
+        ids = lm.encode(TEXT)
+        other = lm.encode("The cat sat on the sofa, then left.")
+        base = capture_attention(lm, ids[:5])
+        assert other[:5] == ids[:5]
+        capture_attention(lm, ids, previous=base)
+        runs = self.counting(lm, monkeypatch)
+        second = capture_attention(lm, other, previous=base)
+        assert runs == [len(other)]
+        monkeypatch.undo()
+        torch.testing.assert_close(second.weights, capture_attention(lm, other).weights, rtol=1e-5, atol=1e-6)
+
+    def test_changed_weights_run_in_full(self, tiny_hf_llama_dir, monkeypatch):
+        """Training (an in-place change of a parameter) makes the old keys and values stale: nothing is reused."""
+        from llmtui.engine.lm import LanguageModel
+
+        lm = LanguageModel.load(str(tiny_hf_llama_dir))
+        ids = lm.encode(TEXT)
+        before = capture_attention(lm, ids)
+        with torch.no_grad():
+            lm.model.blocks[0].attn.qkv.weight.mul_(1.5)
+        runs = self.counting(lm, monkeypatch)
+        after = capture_attention(lm, ids, previous=before)
+        assert runs == [len(ids)] and after is not before
+        assert not torch.allclose(after.weights, before.weights)
+
+
 def test_engine_module_imports_neither_textual_nor_rich():
     code = ("import sys, llmtui.engine.studies.attention\n"
             "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich'))))")
@@ -202,3 +273,13 @@ def test_smollm2_has_previous_token_and_first_token_heads(default_lm):
     assert float(values[..., first].max()) > 0.9
     labels = [attention.scores.label(layer, head) for layer in range(30) for head in range(9)]
     assert sum(1 for x in labels if x and x[0] == "previous") >= 2
+
+
+@pytest.mark.default_model
+def test_smollm2_continuation_equals_a_fresh_capture(default_lm):
+    """On the packed default model: the new rows of a continuation (its few tokens through the matrix-vector
+    kernel, the old keys from the cache) equal a fresh capture's."""
+    ids = default_lm.encode("The cat sat on the mat. The dog sat on the rug. The cat and the dog sat together.")
+    continued = capture_attention(default_lm, ids, previous=capture_attention(default_lm, ids[:-5]))
+    fresh = capture_attention(default_lm, ids)
+    torch.testing.assert_close(continued.weights, fresh.weights, rtol=1e-4, atol=1e-5)

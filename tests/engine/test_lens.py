@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
+from gguf import GGMLQuantizationType as Q
+
+from gguf_writer import write_llama_gguf
+from test_gguf import hf_llama  # noqa: F401 (a fixture found by name)
 
 from llmtui.engine.studies import lens as lens_module
 from llmtui.engine.studies.lens import LogitLens, logit_lens
 from llmtui.engine.lm import LanguageModel
+from llmtui.engine.loading.gguf_packed import build_packed_transformer
+from llmtui.engine.loading.load import load_weights
+from llmtui.engine.model.packed import PackedWeight
+from llmtui.engine.model.transformer import Transformer
 
 PROMPT = "The capital of France is"
 
@@ -57,11 +67,11 @@ class TestTinyModel:
         probs = grid.top_probs
         assert (probs[..., :-1] >= probs[..., 1:]).all(), "top-k sorted, most probable first"
 
-    def test_chunks_and_blocks_give_the_same_grid(self, tiny, monkeypatch):
-        """Chunk and block boundaries anywhere (and blocks out of order) change nothing."""
+    def test_slices_and_blocks_give_the_same_grid(self, tiny, monkeypatch):
+        """Slice and block boundaries anywhere (and blocks out of order) change nothing."""
         ids = tiny.encode("The capital of Spain is Madrid. Numbers like 12345")
         whole = logit_lens(tiny, ids)
-        monkeypatch.setattr(lens_module, "CHUNK_CELLS", 7)
+        monkeypatch.setattr(lens_module, "SLICE_WEIGHTS", 7 * tiny.config.d_model)  # 7 vocabulary rows a slice
         lens = LogitLens(tiny, ids)
         grid = lens.empty_grid()
         starts = []
@@ -95,24 +105,33 @@ class TestTinyModel:
         assert all(rank == 0 for rank, _ in grid.answer_track(0)[layer:])
         check_cell(tiny, ids, grid, 0, 0)
 
-    def test_the_longest_prompt_never_projects_all_cells_at_once(self, tiny, monkeypatch):
-        """A full context window (128 tokens here) goes through the unembedding CHUNK_CELLS cells at a time."""
+    def test_the_longest_prompt_never_holds_all_logits_at_once(self, tiny, monkeypatch):
+        """A full context window (128 tokens here): each block's cells go through the unembedding together,
+        one slice of its rows at a time, never more than SLICE_LOGITS logits at once; each row once a block."""
         ids = (tiny.encode("The capital of France is Paris. ") * 20)[: tiny.config.context_length]
         assert len(ids) == tiny.config.context_length
-        monkeypatch.setattr(lens_module, "CHUNK_CELLS", 100)
-        sizes: list[int] = []
-        unembed = tiny.model.unembed
+        monkeypatch.setattr(lens_module, "SLICE_LOGITS", 4096)
+        products: list[tuple[int, int]] = []
+        logits = lens_module._logits
 
-        def recording(x):
-            if x.dim() == 2:  # the lens's (cells, D) chunks; the model's own forward passes (1, T, D)
-                sizes.append(x.shape[0])
-            return unembed(x)
+        def recording(cells, weight, cap, rowwise=False):
+            if not rowwise:
+                products.append((cells.shape[0], weight.shape[0]))
+            return logits(cells, weight, cap, rowwise)
 
-        monkeypatch.setattr(tiny.model, "unembed", recording)
-        grid = logit_lens(tiny, ids)
-        assert max(sizes) == 100  # batched: whole chunks, not one cell at a time
-        assert sum(sizes) == tiny.config.n_layer * len(ids)  # every hidden row once; the last row is the model's own
-        monkeypatch.setattr(tiny.model, "unembed", unembed)
+        monkeypatch.setattr(lens_module, "_logits", recording)
+        lens = LogitLens(tiny, ids)
+        final_walk, products[:] = list(products), []
+        grid = lens.empty_grid()
+        for block in lens.blocks(size=32):
+            grid.add(block)
+        V = tiny.config.vocab_size
+        assert sum(rows for _, rows in final_walk) == V  # the final row: every position in one walk
+        cells = tiny.config.n_layer * 32
+        assert {n for n, _ in products} == {cells}  # a block's hidden cells in one batched product
+        assert sum(rows for _, rows in products) == V * 4  # the unembedding walked once per block
+        assert max(n * rows for n, rows in products) <= 4096
+        monkeypatch.setattr(lens_module, "_logits", logits)
         for row, position in [(0, 0), (1, 70), (2, 127)]:
             check_cell(tiny, ids, grid, row, position)
 
@@ -135,6 +154,29 @@ class TestTinyModel:
             LogitLens(tiny, [])
         with pytest.raises(ValueError, match="context window"):
             LogitLens(tiny, [1] * (tiny.config.context_length + 1))
+
+
+@pytest.mark.parametrize("qtype, tie", [(Q.Q8_0, True), (Q.Q4_1, False)], ids=["tied-q8_0", "untied-q4_1"])
+def test_a_packed_unembedding_reads_as_its_float32_weights(qtype, tie, tiny, hf_llama, tiny_tokenizer, tmp_path,
+                                                            monkeypatch):
+    """The lens of a model whose unembedding stays packed (unpacked slice by slice, 50 rows a slice) equals
+    the lens of the same model with float32 dequantized weights."""
+    path = write_llama_gguf(tmp_path / "m.gguf", hf_llama, tiny_tokenizer, qtype, tie=tie)
+    floats = load_weights(str(path), cache_dir=tmp_path / "cache")
+    reference = Transformer(floats.config).eval()
+    reference.load_state_dict(floats.state_dict)
+    weights = load_weights(str(path), packed=True)
+    packed = build_packed_transformer(weights.config, weights.state_dict, weights.packed)
+    head = packed.tok_emb if tie else packed.lm_head
+    assert isinstance(head, PackedWeight)
+    monkeypatch.setattr(lens_module, "SLICE_WEIGHTS", 50 * floats.config.d_model)
+    ids = tiny.encode("The capital of Spain is Madrid. Numbers like 12345")
+    grids = [logit_lens(dataclasses.replace(tiny, model=m), ids) for m in (reference, packed)]
+    assert torch.equal(grids[1].answer_ids, grids[0].answer_ids)
+    assert torch.equal(grids[1].top_ids[:, :, :3], grids[0].top_ids[:, :, :3])
+    torch.testing.assert_close(grids[1].top_probs, grids[0].top_probs, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(grids[1].answer_probs, grids[0].answer_probs, rtol=1e-4, atol=1e-6)
+    assert (grids[1].answer_ranks - grids[0].answer_ranks).abs().max() <= 1  # ties within float32 rounding
 
 
 @pytest.mark.default_model

@@ -97,6 +97,19 @@ def test_capture_rows_are_causal_distributions():
     torch.testing.assert_close(model.unembed(out.residuals[-1]), out.logits)
 
 
+def test_a_capture_without_logits_skips_the_unembedding_and_keeps_the_same_internals(monkeypatch):
+    model = tiny("llama")
+    ids = torch.arange(12)[None]
+    with torch.no_grad():
+        full = model(ids, capture=True)
+        monkeypatch.setattr(model, "unembed", lambda x: pytest.fail("the unembedding ran"))
+        bare = model(ids, capture=True, logits=False)
+    assert bare.logits is None
+    for name in ("attentions", "residuals", "attn_outputs", "mlp_outputs"):
+        for mine, theirs in zip(getattr(bare, name), getattr(full, name)):
+            assert torch.equal(mine, theirs), name
+
+
 def test_plain_forward_captures_nothing():
     out = tiny("gpt2")(torch.arange(5)[None])
     assert out.attentions == [] and out.residuals == [] and out.mlp_outputs == []

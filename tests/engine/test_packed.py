@@ -26,6 +26,7 @@ from llmtui.engine.kernels import native
 from llmtui.engine.kernels.blocks import BLOCK_BYTES, BLOCK_SIZES, PACKED_TYPES, _HALF_OFFSETS, unpack_rows
 from llmtui.engine.model import packed as packed_module
 from llmtui.engine.model.packed import PackedEmbedding, PackedLinear, PackedMatrix
+from llmtui.engine.model.decode_step import why_not_fused
 from llmtui.engine.model.transformer import Transformer
 
 
@@ -248,6 +249,7 @@ def test_default_model_probabilities_equal_float32_weights(default_model_path, b
     prompts = ["The capital of France is", "def fibonacci(n):", "Once upon a time, in a small village,"]
     worst = max(_assert_same_run(reference, model, lm_tokenizer.encode(p), steps=128) for p in prompts)
     assert worst < 1e-5
+    assert why_not_fused(model) is None and "_fused_decoder" in model.__dict__  # the steps ran fused
 
 
 def test_language_model_says_once_which_path_runs(tmp_path, hf_llama, tiny_tokenizer, monkeypatch):
@@ -261,5 +263,9 @@ def test_language_model_says_once_which_path_runs(tmp_path, hf_llama, tiny_token
                           "why": "LLMTUI_KERNELS=torch"}
     assert lm.compute_label == "exact, packed"
     assert [n for n in lm.notes if "plain torch (LLMTUI_KERNELS=torch)" in n]
+    monkeypatch.delenv("LLMTUI_KERNELS")
+    monkeypatch.setattr(native, "KERNELS", native.NativeKernels())
+    native.KERNELS.wait()  # built: the status says which decoding step runs
+    assert lm.compute["decode"] == "fused C++ step"
     on_gpu_or_hf = LanguageModel(lm.name, lm.source, Transformer(lm.config), lm.tokenizer, lm.device)
     assert on_gpu_or_hf.compute == {"precision": "exact", "weights": "float32", "kernels": "torch"}

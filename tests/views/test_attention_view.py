@@ -66,3 +66,30 @@ def test_the_export_holds_the_shown_weights_and_its_table_a_row_per_query(captur
     assert view.export_data(attention, labels, "x", 0, 1, True, weights)["head"] is None
     header, rows = view.export_table(labels, weights)
     assert header == ["query \\ key", *labels] and [r[0] for r in rows] == list(labels)
+
+
+def test_stepping_layers_and_heads_stops_at_either_end_and_says_why():
+    showing = view.Showing(layer=0, head=3)
+    same, why = view.step_layer(showing, -1, n_layer=4)
+    assert same is showing and why == "Layer 0 is the first layer (layers 0–3)."
+    assert view.step_layer(showing, 1, n_layer=4) == (view.Showing(layer=1, head=3), None)
+    same, why = view.step_head(showing, 1, n_head=4)
+    assert same is showing and why == "Head 3 is the last head (heads 0–3)."
+    # from the layer's mean, either head key goes back to the head it was on
+    assert view.step_head(view.Showing(head=2, average=True), 1, n_head=4) == (view.Showing(head=2), None)
+
+
+def test_the_advance_key_walks_every_head_of_every_layer_and_wraps():
+    assert view.next_head(view.Showing(layer=0, head=1), n_layer=2, n_head=3) == (0, 2)
+    assert view.next_head(view.Showing(layer=0, head=2), n_layer=2, n_head=3) == (1, 0)
+    assert view.next_head(view.Showing(layer=1, head=2), n_layer=2, n_head=3) == (0, 0)
+    assert view.next_head(view.Showing(layer=1, head=2, average=True), n_layer=2, n_head=3) == (1, 0)
+
+
+def test_an_overview_cursor_names_a_head_and_a_head_its_place_in_the_overview():
+    every = view.Showing(layer=1, head=2, view="all")
+    assert every.overview_cursor(n_head=3) == 5 and every.overview_head(5, n_head=3) == (1, 2)
+    one_layer = view.Showing(layer=1, head=2, view="layer")
+    assert one_layer.overview_cursor(n_head=3) == 2 and one_layer.overview_head(0, n_head=3) == (1, 0)
+    assert view.Showing(layer=1, head=2).overview_head(0, n_head=3) == (1, 2)  # on the map: the head shown
+    assert view.Showing(layer=9, head=9).within(n_layer=4, n_head=3) == view.Showing(layer=3, head=2)

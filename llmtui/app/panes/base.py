@@ -7,13 +7,16 @@ screen and its command-palette entries from the class attributes below.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, ClassVar, Literal
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
 
 from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import Static
+from textual.timer import Timer
+from textual.widget import Widget
+from textual.widgets import Static, TextArea
 
 from llmtui.app.selection import TokenSelected, TokenSelection
 from llmtui.app.state import ModelState
@@ -34,6 +37,42 @@ def error_line(error: Exception) -> str:
     return text[:1].upper() + text[1:]
 
 
+Box = TypeVar("Box", bound=TextArea)
+
+
+def prompt_box(editor: type[Box], text: str = "", *, id: str, placeholder: str, title: str) -> Box:
+    """A pane's text box: soft-wrapped, no line numbers, tab moves the focus on, titled on its border."""
+    box = editor(text, id=id, soft_wrap=True, tab_behavior="focus", show_line_numbers=False, placeholder=placeholder)
+    box.border_title = title
+    return box
+
+
+class Debounce:
+    """A call put off until a pause: each `restart` waits `delay` seconds again (typing in a box), `cancel` drops it."""
+
+    def __init__(self, owner: Widget, delay: float, callback: Callable[[], object]) -> None:
+        self._owner, self._delay, self._callback = owner, delay, callback
+        self._timer: Timer | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Whether the call is still to come."""
+        return self._timer is not None
+
+    def restart(self) -> None:
+        self.cancel()
+        self._timer = self._owner.set_timer(self._delay, self._fire)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._callback()
+
+
 class Pane(Vertical):
     """One concept of the model, shown in one tab."""
 
@@ -48,6 +87,9 @@ class Pane(Vertical):
 
     MESSAGE_LINE: ClassVar[str] = ""
     """The id ("#...") of the pane's message line, where `say` writes."""
+    TYPED: ClassVar[str] = "your prompt"
+    """What the user types here, named in the lines that say it is kept while there is no model."""
+    TYPE_MEANWHILE: ClassVar[str] = "you can type the prompt meanwhile"
 
     def __init__(self) -> None:
         super().__init__(id=self.PANE_ID, classes="pane")
@@ -63,8 +105,8 @@ class Pane(Vertical):
 
     def set_model(self, state: ModelState, lm: LanguageModel | None = None) -> None:
         """The app's one channel for the model: where it is (loading, failed, ready) and, once ready, the model."""
-        self.model_state = state
-        if lm is not None and lm is not self.lm:
+        was_ready, self.model_state = self.model_state.ready, state
+        if lm is not None and (lm is not self.lm or not was_ready):  # not was_ready: a failed switch kept this model
             self.lm = lm
             self.model_ready(lm)
         elif not state.ready:
@@ -81,14 +123,45 @@ class Pane(Vertical):
         for k in ("info", "error", "busy", "hint"):
             line.set_class(k == kind, f"-{k}")
 
+    def line_text(self, selector: str | None = None) -> str:
+        """A line's text as shown (default: the message line), for tests and the pane's own properties."""
+        return str(self.query_one(selector or self.MESSAGE_LINE, Static).render())
+
+    def need_model(self, then: str = "runs", where: str | None = None) -> bool:
+        """True when the pane is `ready`; else say why not (what was typed is kept, and `then` runs or shows)."""
+        if self.ready:
+            return True
+        if self.model_state.phase == "failed":
+            self.say(self._no_model_line(), "error", where)
+        else:
+            self.say(f"The model is still loading; {self.TYPED} is kept and {then} when it is ready.", "busy", where)
+        return False
+
+    def _no_model_line(self) -> str:
+        return f"No model: it could not be loaded. {self.TYPED[:1].upper()}{self.TYPED[1:]} is kept."
+
+    @contextmanager
+    def reporting(self, failed: Callable[[str], object] | None = None, where: str | None = None) -> Iterator[None]:
+        """Around a worker's model calls and what it does with their answers: an exception (not a
+        cancellation) ends the block and becomes one line, `error_line`, said on the message line (or
+        `where`) or handed to `failed`. The app keeps running; no traceback reaches the user."""
+        try:
+            yield
+        except Exception as error:  # the user's to fix (ValueError), or a bug: one line either way
+            line = error_line(error)
+            if failed is not None:
+                failed(line)
+            else:
+                self.say(line, "error", where)
+
     # -- hooks for subclasses --------------------------------------------------------------
 
     def model_state_changed(self, state: ModelState) -> None:
-        """The model is loading (with progress) or could not be loaded: say so (the prompt is kept)."""
+        """The model is loading (with progress) or could not be loaded: say so (what was typed is kept)."""
         if state.phase == "failed":
-            self.say("No model: it could not be loaded. Your prompt is kept.", "error")
+            self.say(self._no_model_line(), "error")
         elif state.phase == "loading":
-            self.say("Loading the model… you can type the prompt meanwhile.", "busy")
+            self.say(f"Loading the model… {self.TYPE_MEANWHILE}.", "busy")
 
     def model_ready(self, lm: LanguageModel) -> None:
         """The model is loaded: start showing things."""

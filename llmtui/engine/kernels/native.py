@@ -1,4 +1,4 @@
-"""Build packed.cpp once per machine, cache the library, and load it through ctypes.
+"""Build the C++ kernels (packed.cpp, decode_step.cpp) once per machine, cache the library, and load it through ctypes.
 
 The library is compiled with the system's C++ compiler (no torch headers, about two
 seconds) into the cache directory, under a name that hashes the source, the flags and
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from llmtui.engine.loading.common import user_cache_dir
 
-SOURCE = Path(__file__).with_name("packed.cpp")
+SOURCES = tuple(Path(__file__).with_name(name) for name in ("packed.cpp", "decode_step.cpp"))  # one library
 _COMMON_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-ffp-contract=off"]
 # This CPU's vector instructions with torch's OpenMP threads, else portable code, else one
 # thread (Apple's clang has no -fopenmp).
@@ -71,7 +71,7 @@ def _cpu_tag() -> str:
 
 def library_path(cache_dir: Path, compiler: str, flags: list[str]) -> Path:
     digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), compiler.encode(), " ".join(flags).encode(), _cpu_tag().encode()):
+    for part in (*(s.read_bytes() for s in SOURCES), compiler.encode(), " ".join(flags).encode(), _cpu_tag().encode()):
         digest.update(part)
     return cache_dir / "kernels" / f"packed-{digest.hexdigest()[:16]}.so"
 
@@ -86,7 +86,7 @@ def build(cache_dir: Path, compiler: str) -> tuple[ctypes.CDLL, str]:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
             os.close(fd)
-            run = subprocess.run([compiler, *flags, "-o", tmp, str(SOURCE)], capture_output=True, text=True)
+            run = subprocess.run([compiler, *flags, "-o", tmp, *map(str, SOURCES)], capture_output=True, text=True)
             if run.returncode != 0:
                 os.unlink(tmp)
                 errors.append(f"{kind}: {(run.stderr.strip().splitlines() or ['failed'])[-1]}")
@@ -104,6 +104,10 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.llmtui_gemv.argtypes = [ctypes.c_int, ptr, i64, i64, ptr, i64, ptr, i64]
     lib.llmtui_dequantize.argtypes = [ctypes.c_int, ptr, i64, ptr, i64, ptr]
     lib.llmtui_gemv.restype = lib.llmtui_dequantize.restype = ctypes.c_int
+    lib.llmtui_decode_step.argtypes = [ptr, ptr, i64, ptr, ptr, ptr, ptr, ptr, i64, ptr]
+    lib.llmtui_decode_step.restype = ctypes.c_int
+    lib.llmtui_decode_scratch.argtypes = [ptr]
+    lib.llmtui_decode_scratch.restype = i64
     return lib
 
 

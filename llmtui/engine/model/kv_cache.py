@@ -91,6 +91,12 @@ class KVCache:
             self._length = end
         return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
 
+    def advance(self, n: int) -> None:
+        """Count n more positions that a fused decoding step wrote into every layer itself (decode_step.py)."""
+        if self._length + n > self.capacity:
+            raise ValueError(f"can't count {n} more positions: the cache has room for {self.capacity}")
+        self._length += n
+
     def truncate(self, length: int) -> None:
         """Forget every position from `length` on."""
         if not 0 <= length <= self._length:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from llmtui.engine.model.config import ModelConfig, RopeScaling
+from llmtui.engine.model.decode_step import fused_decoder
 from llmtui.engine.model.kv_cache import CACHE_BLOCK, KVCache
 
 # --- norms -------------------------------------------------------------------
@@ -416,7 +417,7 @@ class ForwardOutput:
     of layers, the other layers' entries are None.
     """
 
-    logits: Tensor  # (B, T, V), or (B, 1, V) with last_only
+    logits: Tensor | None  # (B, T, V), or (B, 1, V) with last_only; None when logits=False
     attentions: list[Tensor | None] = field(default_factory=list)  # per layer (B, nh, T, Tk): rows sum to 1
     # n_layer + 1 of (B, T, D): the embeddings, then the stream after each block
     residuals: list[Tensor | None] = field(default_factory=list)
@@ -498,13 +499,16 @@ class Transformer(nn.Module):
         *,
         capture: bool | Iterable[str] | Capture | None = False,
         last_only: bool = False,
+        logits: bool = True,
     ) -> ForwardOutput:
         """Run ids (B, T) through the model.
 
         With a cache, ids continue the cached positions and their keys/values are
         appended (the cache counts them). last_only computes logits for the last
-        position alone (decoding needs no more). capture names the internals to keep:
-        True for all of them, a set of CAPTURE_NAMES, or a Capture with layers.
+        position alone (decoding needs no more); logits=False computes none (a capture
+        that only reads internals skips the unembedding, the largest matrix). capture
+        names the internals to keep: True for all of them, a set of CAPTURE_NAMES, or a
+        Capture with layers.
         """
         B, T = ids.shape
         want = Capture.of(capture)
@@ -517,6 +521,8 @@ class Transformer(nn.Module):
             if past + T > cache.max_len:
                 raise ValueError(f"{past + T} tokens exceed the KV cache's {cache.max_len} positions")
             cache.reserve(past + T)  # every layer grows at once, before the first writes
+            if T == 1 and logits and not want.names and (fused := fused_decoder(self, cache)) is not None:
+                return ForwardOutput(logits=fused.step(self, ids, cache))  # decode_step.py
         x = self.embed(ids, past)  # (B, T, D)
         rope = self.rotary(past, T) if self.rotary is not None else None  # (T, rd) each
         local_rope = self.local_rotary(past, T) if self.local_rotary is not None else rope
@@ -531,7 +537,7 @@ class Transformer(nn.Module):
                                 ("attn_out", step.attn_out), ("mlp_out", step.mlp_out)):  # fmt: skip
                 if want.wants(name, i):
                     kept[name][i] = value
-        out = ForwardOutput(logits=x)
+        out = ForwardOutput(logits=None)
         if "attn_weights" in kept:
             out.attentions = kept["attn_weights"]
         if "resid_post" in kept:
@@ -540,7 +546,6 @@ class Transformer(nn.Module):
             out.attn_outputs = kept["attn_out"]
         if "mlp_out" in kept:
             out.mlp_outputs = kept["mlp_out"]
-        if last_only:
-            x = x[:, -1:]
-        out.logits = self.unembed(x)  # (B, T, V)
+        if logits:
+            out.logits = self.unembed(x[:, -1:] if last_only else x)  # (B, T, V)
         return out

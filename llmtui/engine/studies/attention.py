@@ -1,9 +1,14 @@
 """Attention weights of a text, captured once: per layer and head, head means, what a token attends to, head patterns.
 
-One forward pass with capture gives, for every layer, a (1, n_head, T, T) tensor of
-attention probabilities. `capture_attention` stacks them into one
-(n_layer, n_head, T, T) tensor, so that looking at another layer or head is only
-indexing: no model runs again.
+One forward pass with capture (and no logits: the unembedding is not needed) gives,
+for every layer, a (1, n_head, T, T) tensor of attention probabilities.
+`capture_attention` stacks them into one (n_layer, n_head, T, T) tensor, so that looking
+at another layer or head is only indexing: no model runs again.
+
+A causal model's row i depends on tokens 0..i alone, so a text that continues the one
+captured before (typing on, a generation growing) reuses it: the old rows as they are,
+the old keys and values from the KV cache the capture kept, and the model runs only over
+the new tokens. A text that is a prefix of the one before is only a slice of it.
 
     >>> w = torch.tensor([[[[1.0, 0.0], [0.25, 0.75]]]])  # 1 layer, 1 head, 2 tokens
     >>> AttentionMap.from_weights((7, 8), w).top_keys(0, 0, query=1)
@@ -13,7 +18,8 @@ indexing: no model runs again.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
 import torch
@@ -23,6 +29,8 @@ from llmtui.engine.errors import ModelOutputError
 
 if TYPE_CHECKING:
     from llmtui.engine.lm import LanguageModel
+    from llmtui.engine.model.kv_cache import KVCache
+    from llmtui.engine.model.transformer import Transformer
 
 MAX_TOKENS = 1024
 """The longest text captured: the weights take n_layer * n_head * T * T floats (1 GB for 1024 tokens on SmolLM2)."""
@@ -90,6 +98,46 @@ def head_scores(weights: Tensor, ids: Sequence[int]) -> HeadScores:
     return HeadScores(torch.stack([previous, first, self_, same], dim=-1))
 
 
+class WeightsStamp:
+    """Which weights a result was computed with: every module by identity, every parameter by identity and
+    in-place version (an optimiser step or a `mul_` moves it on). Training the model, or swapping its layers,
+    makes an older stamp stop matching; putting the very same layers back makes it match again."""
+
+    def __init__(self, model: Transformer) -> None:
+        self._modules = [weakref.ref(m) for m in model.modules()]
+        self._params = [(weakref.ref(p), p._version) for p in model.parameters()]
+
+    def matches(self, model: Transformer) -> bool:
+        modules, params = list(model.modules()), list(model.parameters())
+        return (len(modules) == len(self._modules) and len(params) == len(self._params)
+                and all(ref() is m for ref, m in zip(self._modules, modules))
+                and all(ref() is p and p._version == version for (ref, version), p in zip(self._params, params)))
+
+
+class Continuation:
+    """The keys and values of a map's tokens, for a capture of a longer text to continue from.
+
+    The cache moves to the map that uses it (`take`): two texts continuing one map would
+    otherwise write their own tokens over each other's.
+    """
+
+    def __init__(self, cache: KVCache, stamp: WeightsStamp) -> None:
+        self._cache: KVCache | None = cache
+        self.stamp = stamp
+
+    @property
+    def available(self) -> bool:
+        return self._cache is not None
+
+    def take(self, length: int) -> KVCache:
+        """The cache, cut to its first `length` positions; this continuation holds none afterwards."""
+        cache, self._cache = self._cache, None
+        if cache is None:
+            raise ValueError("this map's KV cache was already taken by a later capture")
+        cache.truncate(length)
+        return cache
+
+
 @dataclass(frozen=True)
 class AttentionMap:
     """The attention weights of one text for every layer and head.
@@ -101,14 +149,27 @@ class AttentionMap:
     ids: tuple[int, ...]
     weights: Tensor  # (n_layer, n_head, T, T), float32, on the CPU
     scores: HeadScores  # each head's pattern scores
+    continuation: Continuation | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_weights(cls, ids: Sequence[int], weights: Tensor) -> AttentionMap:
+    def from_weights(
+        cls, ids: Sequence[int], weights: Tensor, continuation: Continuation | None = None
+    ) -> AttentionMap:
         """The map of weights (n_layer, n_head, T, T) for ids, its head patterns scored."""
         if weights.dim() != 4 or weights.shape[2] != weights.shape[3] or weights.shape[2] != len(ids):
             raise ValueError(f"weights must be (n_layer, n_head, T, T) with T = {len(ids)} tokens, "
                              f"not {tuple(weights.shape)}")
-        return cls(tuple(ids), weights, head_scores(weights, ids))
+        return cls(tuple(ids), weights, head_scores(weights, ids), continuation)
+
+    def shared_with(self, model: Transformer, ids: Sequence[int]) -> int:
+        """How many leading tokens a capture of ids on model can take from this map as they are (0: none):
+        all of this map's when ids continue its text, all of ids when they start it; the model's weights
+        must be the ones it was captured with, and its KV cache still here."""
+        c = self.continuation
+        n = min(len(self.ids), len(ids))
+        if c is None or not c.available or n == 0 or tuple(ids[:n]) != self.ids[:n] or not c.stamp.matches(model):
+            return 0
+        return model.reusable_cache(n, len(ids))
 
     @property
     def n_layer(self) -> int:
@@ -157,23 +218,39 @@ def check_length(n_tokens: int, context_length: int, max_tokens: int = MAX_TOKEN
                          f"(every head keeps {n_tokens}×{n_tokens} weights): shorten it")
 
 
-def capture_attention(lm: LanguageModel, ids: Sequence[int], max_tokens: int = MAX_TOKENS) -> AttentionMap:
-    """Run the model once over ids and keep every layer's attention weights.
+def capture_attention(
+    lm: LanguageModel, ids: Sequence[int], max_tokens: int = MAX_TOKENS, previous: AttentionMap | None = None
+) -> AttentionMap:
+    """Run the model over ids and keep every layer's attention weights.
 
+    With `previous` (the last map captured on this model), a text that continues its text
+    runs only the new tokens (see the module's docstring); anything else runs in full.
     Raises ValueError (with a user-facing message) for an empty text or one too long, and
     ModelOutputError (a ValueError) when damaged weights overflow into NaN attention.
     """
     ids = list(ids)
     check_length(len(ids), lm.config.context_length, max_tokens)
-    out = lm.run(ids, capture={"attn_weights"})
-    c = lm.config
-    T = len(ids)
+    model, c, T = lm.model, lm.config, len(ids)
+    past = previous.shared_with(model, ids) if previous is not None else 0
+    if past and past == len(previous.ids) == T:  # the same text on the same weights: nothing to run
+        return previous
     weights = torch.empty(c.n_layer, c.n_head, T, T, dtype=torch.float32)
-    for layer in range(c.n_layer):
-        weights[layer] = out.attentions[layer][0]  # (nh, T, T)
-        out.attentions[layer] = torch.empty(0)  # drop the copy now: long texts hold hundreds of MB
-        check_finite(weights[layer])
-    return AttentionMap.from_weights(ids, weights)
+    if past:
+        cache = previous.continuation.take(past)
+        weights[:, :, :past, :past] = previous.weights[:, :, :past, :past]
+        weights[:, :, :past, past:] = 0  # old tokens never look at new ones
+    else:
+        cache = model.new_cache(initial=T)
+    stamp = WeightsStamp(model)
+    if past < T:
+        with torch.inference_mode():
+            new = torch.tensor([ids[past:]], device=lm.device)
+            out = model(new, cache, capture={"attn_weights"}, logits=False)
+        for layer in range(c.n_layer):
+            weights[layer, :, past:] = out.attentions[layer][0]  # (nh, T - past, T): the new rows
+            out.attentions[layer] = None  # drop the copy now: long texts hold hundreds of MB
+            check_finite(weights[layer, :, past:])
+    return AttentionMap.from_weights(ids, weights, Continuation(cache, stamp))
 
 
 def check_finite(weights: Tensor) -> None:

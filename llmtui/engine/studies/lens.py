@@ -1,15 +1,16 @@
 """The logit lens: what the model would predict next if it stopped after each layer.
 
 The residual stream after a layer is read the way the last one is: through the final
-norm and the unembedding, then a softmax. One forward pass (with capture) gives the
-residuals of every layer at every position; they are stacked to (L+1, T, D) and
-projected to the vocabulary in batched matrix products, a chunk of cells at a time,
-so that a long prompt never holds all (L+1) x T x V probabilities at once: each
-chunk leaves only its top-k per cell and the rank and probability of the token the
-final layer predicts.
+norm and the unembedding, then a softmax. One forward pass (with capture, and no logits)
+gives the residuals of every layer at every position, stacked to (L+1, T, D). A block of
+positions is read in one batched product: the unembedding is walked once per block, a
+slice of its rows at a time (a packed one is unpacked slice by slice into one small
+buffer, never whole), and every cell of the block is multiplied by each slice. Each
+slice leaves only a running top-k per cell, a running log-sum-exp and a count of the
+tokens that beat the final prediction: no cell ever holds its V logits at once.
 
-The last row is the model's own output (its logits), so it equals the model's
-prediction by construction.
+The last row is the model's own output: the final norm and unembedding of the last
+residual, the very computation of its logits, and the final prediction is its top token.
 
     lens = LogitLens(lm, lm.prompt_ids("The capital of France is"))
     grid = lens.run()
@@ -26,17 +27,22 @@ import torch
 from torch import Tensor
 
 from llmtui.engine.errors import ModelOutputError
+from llmtui.engine.model.packed import PackedWeight
 
 if TYPE_CHECKING:
     from llmtui.engine.lm import LanguageModel
+    from llmtui.engine.model.transformer import Transformer
 
 TOP_K = 10
 """Predictions kept per cell."""
-CHUNK_CELLS = 128
-"""Cells projected to the vocabulary in one matrix product: 128 x 49,152 floats = 25 MB for SmolLM2, small
-enough that the passes over the logits that follow (top-k, rank, exp) find them in the CPU's cache."""
-BLOCK_POSITIONS = 64
-"""Positions per block when a caller wants the grid in pieces (a long prompt fills in as it goes)."""
+SLICE_LOGITS = 1 << 21
+"""Logits computed at once (cells x unembedding rows): 8 MB, small enough that the passes over them that
+follow (top-k, rank, exp) find them in the CPU's cache."""
+SLICE_WEIGHTS = 1 << 21
+"""Unembedding weights unpacked at once (8 MB of float32): a slice has at most this many, whatever the cells."""
+BLOCK_POSITIONS = 16
+"""Positions per block when a caller wants the grid in pieces: about the columns a 160-wide Layers pane
+draws, so the drawn block (the selected column's) lands after a quarter of a 64-token grid's work."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,8 @@ class LogitLens:
         self.lm = lm
         self.ids = tuple(ids)
         self.top_k = min(top_k, lm.config.vocab_size)
-        out = lm.run(list(ids), capture={"resid_post", "attn_out", "mlp_out"})  # raises ValueError for an empty or too-long prompt
+        # no logits: the final row is read below with the others (raises ValueError for an empty or too-long prompt)
+        out = lm.run(list(ids), capture={"resid_post", "attn_out", "mlp_out"}, logits=False)
         with torch.inference_mode():
             self.residuals = torch.cat(out.residuals, dim=0).float()  # (L+1, T, D)
             L = len(out.attn_outputs)
@@ -173,10 +180,10 @@ class LogitLens:
                 mlp_share.append(_ratio(m, before + a))
             self.attn_share = torch.stack(attn_share) if L else torch.zeros(0, len(ids))  # (L, T)
             self.mlp_share = torch.stack(mlp_share) if L else torch.zeros(0, len(ids))
-            # The final row is the model's real output: its logits, not a recomputation.
-            final = out.logits[0].float()  # (T, V)
-            self.answer_ids = final.argmax(dim=-1)  # (T,)
-            self._final = self._read(final, self.answer_ids)
+            # The final row is the model's output (final norm + unembedding of the last residual); its top
+            # token is the model's prediction, the target whose rank every other row reports.
+            self._final = self._read(self.residuals[-1], None)
+            self.answer_ids = self._final[0][:, 0].clone()  # (T,)
 
     @property
     def n_rows(self) -> int:
@@ -190,42 +197,26 @@ class LogitLens:
         """A grid with the contributions and final predictions known, no cell computed yet."""
         return LensGrid(self.ids, self.n_rows, self.top_k, self.answer_ids, self.attn_share, self.mlp_share)
 
-    def _read(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """From logits (N, V) and a target per row (N,): top-k ids and probabilities, the target's rank and probability.
-
-        The softmax is never materialised: probabilities are exp(logit - logsumexp), and
-        the logsumexp is taken last, in place, once the logits have been read.
-        """
-        top_logits, top_ids = logits.topk(self.top_k, dim=-1)  # (N, K)
-        target_logits = logits.gather(-1, targets[:, None])  # (N, 1)
-        ranks = (logits > target_logits).sum(dim=-1, dtype=torch.int32)  # (N,): how many tokens beat the target
-        peak = top_logits[:, :1]  # (N, 1): the max, for a stable exp
-        lse = peak + logits.sub_(peak).exp_().sum(dim=-1, keepdim=True).log()  # (N, 1); logits overwritten
-        if not torch.isfinite(lse).all():  # a NaN or +inf logit makes it NaN: a grid of "nan%" would say nothing
-            raise ModelOutputError()
-        top_probs = (top_logits - lse).exp()
-        target_probs = (target_logits - lse).exp()[:, 0]
-        return top_ids.cpu(), top_probs.float().cpu(), ranks.cpu(), target_probs.float().cpu()
+    def _read(self, x: Tensor, targets: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Residual vectors x (N, D) read through the lens: top-k ids and probabilities, and the rank and
+        probability of a target token per row (N,) (no targets: the top token is the target, rank 0)."""
+        model = self.lm.model
+        cells = model.final_norm(x.to(device=self.lm.device, dtype=model.final_norm.weight.dtype)).float()
+        return read_unembedding(model, cells, self.top_k, None if targets is None else targets.to(cells.device))
 
     @torch.inference_mode()
     def block(self, start: int, stop: int) -> LensBlock:
-        """Positions start..stop-1 at every row, projected in chunks of about CHUNK_CELLS cells."""
-        model, device = self.lm.model, self.lm.device
+        """Positions start..stop-1 at every row: every hidden cell of the block in one batched product."""
         n_hidden = self.n_rows - 1  # rows read through the lens; the last one is the model's output
         n = stop - start
         x = self.residuals[:n_hidden, start:stop].reshape(n_hidden * n, -1)  # (cells, D), row-major by layer
         targets = self.answer_ids[start:stop].repeat(n_hidden)  # (cells,): each cell's final prediction
-        parts: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
-        for s in range(0, x.shape[0], CHUNK_CELLS):
-            chunk = x[s : s + CHUNK_CELLS].to(device=device, dtype=model.final_norm.weight.dtype)
-            logits = model.unembed(chunk).float()  # (chunk, V): final norm + unembedding, one matrix product
-            parts.append(self._read(logits, targets[s : s + CHUNK_CELLS].to(device)))
+        hidden = self._read(x, targets) if n_hidden else None
         K = self.top_k
 
         def rows(i: int, tail: tuple[int, ...]) -> Tensor:
-            hidden = torch.cat([p[i] for p in parts]).reshape(n_hidden, n, *tail) if parts else None
             final = self._final[i][start:stop].reshape(1, n, *tail)
-            return final if hidden is None else torch.cat([hidden, final])
+            return final if hidden is None else torch.cat([hidden[i].reshape(n_hidden, n, *tail), final])
 
         return LensBlock(start, rows(0, (K,)), rows(1, (K,)), rows(2, ()), rows(3, ()))
 
@@ -251,6 +242,93 @@ class LogitLens:
             if progress:
                 progress(int(grid.computed.sum()), self.n_positions)
         return grid
+
+
+def unembedding_slices(model: Transformer, rows: int) -> Iterator[tuple[int, Tensor]]:
+    """(first row, float32 rows (<= rows, D)) of the model's unembedding, in order. A packed one is
+    unpacked slice by slice into one buffer (each slice is valid until the next is asked for)."""
+    head = model.tok_emb if model.lm_head is None else model.lm_head
+    if not isinstance(head, PackedWeight):
+        weight = model.unembedding
+        for first in range(0, weight.shape[0], rows):
+            yield first, weight[first : first + rows]
+        return
+    buffer = torch.empty(rows, head.in_features, dtype=torch.float32)
+    offset = 0
+    for part in head.parts:
+        for first in range(0, part.rows, rows):
+            last = min(first + rows, part.rows)
+            yield offset + first, part.unpack(first, last, buffer[: last - first])
+        offset += part.rows
+
+
+def read_unembedding(
+    model: Transformer, cells: Tensor, top_k: int, targets: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Normed vectors cells (N, D) through the unembedding, slice by slice: (top-k ids (N, K), their
+    probabilities, the target's rank (N,) int32 and probability). targets None: the top token, rank 0.
+
+    Ranks count the tokens whose logit beats the target's, taken from the target's own row of the
+    unembedding before the walk; the target's probability uses its logit from the walk.
+    """
+    N = cells.shape[0]
+    cap = model.config.final_softcap
+    D = cells.shape[1]
+    step = max(1, min(SLICE_LOGITS // max(N, 1), SLICE_WEIGHTS // D))  # unembedding rows per slice
+    top_logits = cells.new_full((N, 0), float("-inf"))
+    top_ids = torch.zeros((N, 0), dtype=torch.long, device=cells.device)
+    peak = cells.new_full((N, 1), float("-inf"))  # running max and sum of exp(logit - max): the log-sum-exp
+    total = cells.new_zeros((N, 1))
+    ranks = torch.zeros(N, dtype=torch.int32, device=cells.device)
+    target_logits = cells.new_zeros(N)
+    threshold = None
+    if targets is not None:
+        threshold = _logits(cells, _rows(model, targets), cap, rowwise=True)[:, None]  # (N, 1)
+    for first, weight in unembedding_slices(model, step):
+        logits = _logits(cells, weight, cap)  # (N, S)
+        S = logits.shape[1]
+        values, ids = logits.topk(min(top_k, S), dim=-1)
+        top_logits, keep = torch.cat([top_logits, values], dim=1).topk(min(top_k, top_logits.shape[1] + S), dim=1)
+        top_ids = torch.cat([top_ids, ids + first], dim=1).gather(1, keep)
+        if targets is not None:
+            here = (targets >= first) & (targets < first + S)  # cells whose target is in this slice
+            own = logits[here, targets[here] - first]
+            target_logits[here] = own
+            ranks += (logits > threshold).sum(dim=-1, dtype=torch.int32)
+            ranks[here] -= (own > threshold[here, 0]).int()  # never the target itself
+        new_peak = torch.maximum(peak, values[:, :1])
+        total = total * (peak - new_peak).exp() + logits.sub_(new_peak).exp_().sum(dim=-1, keepdim=True)
+        peak = new_peak
+    lse = peak + total.log()  # (N, 1)
+    if not torch.isfinite(lse).all():  # a NaN or +inf logit makes it NaN: a grid of "nan%" would say nothing
+        raise ModelOutputError()
+    if targets is None:
+        target_logits = top_logits[:, 0]
+    top_probs = (top_logits - lse).exp()
+    target_probs = (target_logits[:, None] - lse).exp()[:, 0]
+    return top_ids.cpu(), top_probs.float().cpu(), ranks.cpu(), target_probs.float().cpu()
+
+
+def _logits(cells: Tensor, weight: Tensor, cap: float | None, rowwise: bool = False) -> Tensor:
+    """cells (N, D) times unembedding rows weight (S, D): (N, S) logits, or with rowwise (N,): cell i by row i."""
+    weight = weight.to(cells.dtype)  # float32 cells; a half-precision model's rows are widened (a no-op for float32)
+    logits = (cells * weight).sum(-1) if rowwise else cells @ weight.T
+    return torch.tanh(logits / cap) * cap if cap else logits
+
+
+def _rows(model: Transformer, ids: Tensor) -> Tensor:
+    """Rows ids (N,) of the unembedding as float32 (N, D); packed rows are unpacked one by one."""
+    head = model.tok_emb if model.lm_head is None else model.lm_head
+    if not isinstance(head, PackedWeight):
+        return model.unembedding[ids].float()
+    out = torch.empty(ids.numel(), head.in_features, dtype=torch.float32)
+    offset = 0
+    for part in head.parts:
+        mine = (ids >= offset) & (ids < offset + part.rows)
+        if mine.any():
+            out[mine] = part.gather(ids[mine] - offset)
+        offset += part.rows
+    return out
 
 
 def logit_lens(lm: LanguageModel, ids: Sequence[int], top_k: int = TOP_K) -> LensGrid:

@@ -29,6 +29,7 @@ from typing import Any
 
 from tokenizers import AddedToken, Tokenizer as HFTokenizer, decoders, models, normalizers, pre_tokenizers
 
+from llmtui.engine.tokenizer.built_cache import cached_backend, vocabulary_key
 from llmtui.engine.tokenizer.tokenizer import Tokenizer, replace_surrogates, _Tables
 
 __all__ = ["SentencePieceTokenizer", "sentencepiece_from_gguf", "sentencepiece_from_json"]
@@ -64,12 +65,17 @@ class SentencePieceTokenizer(Tokenizer):
         chat_template: str | None = None,
         add_bos: bool = False,
         warnings: Sequence[str] = (),
+        pieces: Sequence[str] | None = None,
     ) -> None:
+        """`pieces`: each id's piece where the caller has them (a GGUF's token list); else they are
+        read back from the backend (a second or more for Gemma's 262,144)."""
         self._backend = backend
         self._lock = threading.Lock()  # `encode_special_tokens` is the backend's state: one encode at a time
-        pieces = {i: t for t, i in backend.get_vocab(with_added_tokens=True).items()}
+        if pieces is None:
+            by_id = {i: t for t, i in backend.get_vocab(with_added_tokens=True).items()}
+            pieces = [by_id.get(i) for i in range(1 + max(by_id, default=-1))]  # type: ignore[misc]
         whole = {*specials.values(), *added.values()}
-        token_bytes = [_piece_bytes(pieces.get(i), i in whole) for i in range(1 + max(pieces, default=-1))]
+        token_bytes = [_piece_bytes(piece, i in whole) for i, piece in enumerate(pieces)]
         # No tiktoken Encoding, ranks or pattern: `tokenizers` encodes. Byte fallback leaves no byte without a token.
         tables = _Tables(token_bytes, pattern="", ranks={}, special_ids=dict(specials), added_ids=dict(added))
         super().__init__(
@@ -220,7 +226,7 @@ def sentencepiece_from_gguf(name: str, meta: Mapping[str, Any]) -> SentencePiece
     The file holds tokens, scores and types but no merges: they are rebuilt from the scores (a
     pair merges as early as the token it makes scores high), which is what llama.cpp's
     tokenizer does on the fly. Gemma and Phi-3 spell their spaces differently; the
-    architecture says which.
+    architecture says which. A large vocabulary's build is cached (see `built_cache`).
     """
     arch = str(meta.get("general.architecture", ""))
     tokens = [str(t) for t in meta["tokenizer.ggml.tokens"]]
@@ -233,27 +239,15 @@ def sentencepiece_from_gguf(name: str, meta: Mapping[str, Any]) -> SentencePiece
         # Gemma writes a token of only spaces with real spaces; its merges follow file order, not scores.
         tokens = [SPACE * len(t) if " " in t and not t.strip() else t for t in tokens]
         scores = [-float(i) for i in range(len(tokens))]
-    vocab = {token: i for i, token in enumerate(tokens)}
     unk_id = meta.get("tokenizer.ggml.unknown_token_id")
-    unk = tokens[int(unk_id)] if unk_id is not None and 0 <= int(unk_id) < len(tokens) else None
-    merges = merges_from_scores(vocab, dict(zip(tokens, scores)))
-    backend = HFTokenizer(models.BPE(vocab=vocab, merges=merges, unk_token=unk, fuse_unk=True, byte_fallback=True))
     add_space_prefix = bool(meta.get("tokenizer.ggml.add_space_prefix", not gemma))
-    if gemma:
-        backend.normalizer = normalizers.Replace(" ", SPACE)
-        backend.pre_tokenizer = pre_tokenizers.Split(" ", behavior="merged_with_previous")
-    elif arch == "phi3":
-        prepend = [normalizers.Prepend(SPACE)] if add_space_prefix else []
-        backend.normalizer = normalizers.Sequence([*prepend, normalizers.Replace(" ", SPACE)])
-    else:
-        backend.pre_tokenizer = pre_tokenizers.Metaspace(
-            replacement=SPACE, prepend_scheme="first" if add_space_prefix else "never", split=False
-        )
-    backend.decoder = decoders.Sequence([decoders.Replace(SPACE, " "), decoders.ByteFallback(), decoders.Fuse()])
+    spaces = "gemma" if gemma else "phi3" if arch == "phi3" else "metaspace"
+    key = vocabulary_key(spaces, tokens, types, scores, unk_id, add_space_prefix)
+    backend = cached_backend(
+        key, len(tokens), lambda: _backend_from_gguf(tokens, types, scores, unk_id, spaces, add_space_prefix)
+    )
     specials = {t: i for i, (t, kind) in enumerate(zip(tokens, types)) if kind == _CONTROL}
     added = {t: i for i, (t, kind) in enumerate(zip(tokens, types)) if kind == _USER_DEFINED}
-    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
-    backend.add_tokens([AddedToken(t, special=False, normalized=False) for t in added])
     bos, eos = (meta.get(f"tokenizer.ggml.{k}_token_id") for k in ("bos", "eos"))
     return SentencePieceTokenizer(
         name,
@@ -265,7 +259,33 @@ def sentencepiece_from_gguf(name: str, meta: Mapping[str, Any]) -> SentencePiece
         eos_id=None if eos is None else int(eos),
         chat_template=meta.get("tokenizer.chat_template"),
         add_bos=bool(meta.get("tokenizer.ggml.add_bos_token", True)),  # llama.cpp's default for this model
+        pieces=tokens,
     )
+
+
+def _backend_from_gguf(
+    tokens: list[str], types: list[int], scores: list[float], unk_id: Any, spaces: str, add_space_prefix: bool
+) -> HFTokenizer:
+    """Build the `tokenizers` BPE of a GGUF vocabulary; `spaces` says how the family writes spaces."""
+    vocab = {token: i for i, token in enumerate(tokens)}
+    unk = tokens[int(unk_id)] if unk_id is not None and 0 <= int(unk_id) < len(tokens) else None
+    merges = merges_from_scores(vocab, dict(zip(tokens, scores)))
+    backend = HFTokenizer(models.BPE(vocab=vocab, merges=merges, unk_token=unk, fuse_unk=True, byte_fallback=True))
+    if spaces == "gemma":
+        backend.normalizer = normalizers.Replace(" ", SPACE)
+        backend.pre_tokenizer = pre_tokenizers.Split(" ", behavior="merged_with_previous")
+    elif spaces == "phi3":
+        prepend = [normalizers.Prepend(SPACE)] if add_space_prefix else []
+        backend.normalizer = normalizers.Sequence([*prepend, normalizers.Replace(" ", SPACE)])
+    else:
+        backend.pre_tokenizer = pre_tokenizers.Metaspace(
+            replacement=SPACE, prepend_scheme="first" if add_space_prefix else "never", split=False
+        )
+    backend.decoder = decoders.Sequence([decoders.Replace(SPACE, " "), decoders.ByteFallback(), decoders.Fuse()])
+    kinds = list(zip(tokens, types))
+    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t, k in kinds if k == _CONTROL])
+    backend.add_tokens([AddedToken(t, special=False, normalized=False) for t, k in kinds if k == _USER_DEFINED])
+    return backend
 
 
 def merges_from_scores(vocab: Mapping[str, int], scores: Mapping[str, float]) -> list[tuple[str, str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -52,6 +53,56 @@ TOP_KEYS = 12
 SHORT = {"previous": "prev", "first": "first", "self": "self", "same": "same"}
 """Pattern names short enough for a thumbnail's title."""
 PATTERN_NAMES = {"previous": "previous token", "first": "first token", "self": "itself", "same": "same token"}
+
+
+@dataclass(frozen=True)
+class Showing:
+    """Which weights the pane shows: a layer and a head (or the layer's mean), on the map or in an overview."""
+
+    layer: int = 0
+    head: int = 0
+    average: bool = False
+    view: View = "map"
+
+    def within(self, n_layer: int, n_head: int) -> Showing:
+        """The same, kept within a model's (or a capture's) layers and heads."""
+        return replace(self, layer=max(0, min(self.layer, n_layer - 1)), head=max(0, min(self.head, n_head - 1)))
+
+    def overview_head(self, cursor: int, n_head: int) -> tuple[int, int]:
+        """The (layer, head) under an overview's cursor (on the map: the head shown)."""
+        if self.view == "all":
+            return divmod(cursor, n_head)
+        return (self.layer, cursor) if self.view == "layer" else (self.layer, self.head)
+
+    def overview_cursor(self, n_head: int) -> int:
+        """Where the overview's cursor stands for the head shown."""
+        return self.head if self.view == "layer" else self.layer * n_head + self.head
+
+
+def step_layer(showing: Showing, delta: int, n_layer: int) -> tuple[Showing, str | None]:
+    """The previous or next layer; at the first or last one, the same and why."""
+    new = showing.layer + delta
+    if not 0 <= new < n_layer:
+        return showing, (f"Layer {showing.layer} is the {'first' if delta < 0 else 'last'} layer "
+                         f"(layers 0–{n_layer - 1}).")
+    return replace(showing, layer=new), None
+
+
+def step_head(showing: Showing, delta: int, n_head: int) -> tuple[Showing, str | None]:
+    """The previous or next head (from the mean: back to one head); at either end, the same and why."""
+    if showing.average:
+        return replace(showing, average=False), None
+    new = showing.head + delta
+    if not 0 <= new < n_head:
+        return showing, (f"Head {showing.head} is the {'first' if delta < 0 else 'last'} head "
+                         f"(heads 0–{n_head - 1}).")
+    return replace(showing, head=new), None
+
+
+def next_head(showing: Showing, n_layer: int, n_head: int) -> tuple[int, int]:
+    """The advance key's next (layer, head): after a layer's last head, the next layer's first (from the mean: head 0)."""
+    n = showing.layer * n_head + (0 if showing.average else showing.head + 1)
+    return divmod(n % (n_layer * n_head), n_head)
 
 
 def token_labels(tokenizer: Tokenizer, ids: Sequence[int]) -> tuple[str, ...]:

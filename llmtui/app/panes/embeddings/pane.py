@@ -15,47 +15,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.text import Text
-from textual import on, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
-from textual.timer import Timer
-from textual.widgets import ContentSwitcher, Input, Label, OptionList, Static
+from textual.widgets import ContentSwitcher, Input
 
-from llmtui.app.display import table_label
 from llmtui.app.model_thread import call
-from llmtui.app.panes.base import Pane, error_line
-from llmtui.app.panes.embeddings.view import (
-    Answer,
-    CONTEXT_CHARS,
-    ContextAnswer,
-    DEFAULT_QUERY,
-    DEFAULT_SENTENCES,
-    HistoryEntry,
-    QueryRequest,
-    TYPING_DELAY,
-    View,
-    compute_answer,
-    compute_context,
-    describe_query,
-    map_size_for,
-    sentence_line,
-)
+from llmtui.app.panes.base import Pane
+from llmtui.app.panes.embeddings import view
+from llmtui.app.panes.embeddings.context_view import ContextView
+from llmtui.app.panes.embeddings.view import Answer, ContextAnswer, View
+from llmtui.app.panes.embeddings.vocab_view import VocabView
 from llmtui.app.state import ModelState
-from llmtui.app.widgets.layer_chart import LayerChart
 from llmtui.app.widgets.loading import LoadingNotice
-from llmtui.app.widgets.neighbour_list import NeighbourColumns, NeighbourList
-from llmtui.app.widgets.safe_input import SafeInput
+from llmtui.app.widgets.neighbour_list import NeighbourList
 from llmtui.app.widgets.scatter import ScatterMap
 from llmtui.app.widgets.token_choice import TokenChoice
-from llmtui.engine.text import escape_controls
 
 if TYPE_CHECKING:
     from llmtui.app.selection import TokenSelection
-    from llmtui.engine.studies.embeddings import EmbeddingIndex, Neighbour, SentenceVectors
     from llmtui.engine.lm import LanguageModel
+    from llmtui.engine.studies.embeddings import EmbeddingIndex
 
 
 class EmbeddingsPane(Pane):
@@ -65,30 +46,14 @@ class EmbeddingsPane(Pane):
     MESSAGE_LINE = "#emb-message"
     TITLE = "Embeddings"
     SHORT_TITLE = "Emb"
-    HELP = (
-        "Each token id picks a row of a learned matrix: a vector (576 numbers for SmolLM2). Tokens used alike get "
-        "similar vectors, measured by cosine similarity: ' dog' lies near ' dogs', ' puppy' and ' cat'. Type a word to "
-        "see its nearest tokens and a map (PCA: the two directions along which the points differ most); an expression "
-        "such as king - man + woman adds and subtracts vectors; several words (cat dog banana car) are mapped together.\n\n"
-        "A bare word is looked up with a leading space (' dog', as inside a sentence; BPE keeps the space with the word): "
-        'F2 switches that, "dog" in quotes is exact text and #2767 a token id. Down or tab moves to the list; enter on '
-        "a token makes it the query, alt+left (ctrl+b) steps back. F3 shows or hides an expression's own words.\n\n"
-        "F4 shows a word in context: its vector after each layer (the residual stream), compared by cosine between two "
-        "sentences. The chart's muted part is what any two words of those sentences share; left/right on the chart "
-        "picks a layer. A causal model only looks back, so the vectors are identical while the sentences are."
-    )
+    TYPED = "what you typed"
+    TYPE_MEANWHILE = "you can type meanwhile"
+    HELP = view.HELP
 
     BINDINGS = [
         Binding("f2", "toggle_space", "Leading ␣", tooltip="Look bare words up with or without a leading space"),
-        Binding(
-            "f3",
-            "toggle_inputs",
-            "Inputs",
-            tooltip="Leave an expression's own words out of its neighbours, or list them",
-        ),
-        Binding(
-            "f4", "toggle_view", "Context", tooltip="Switch between the vocabulary and a word's vectors in context"
-        ),
+        Binding("f3", "toggle_inputs", "Inputs", tooltip="Leave an expression's own words out of its neighbours, or list them"),
+        Binding("f4", "toggle_view", "Context", tooltip="Switch between the vocabulary and a word's vectors in context"),
         Binding("alt+left,ctrl+b", "back", "Back", tooltip="The previous query"),
         Binding("alt+right,ctrl+f", "forward", "Forward", show=False, tooltip="The next query (after going back)"),
         Binding("down", "focus_down", show=False),
@@ -105,88 +70,49 @@ class EmbeddingsPane(Pane):
     def __init__(self) -> None:
         super().__init__()
         self._index: EmbeddingIndex | None = None
-        self._answer: Answer | None = None
-        self._ctx_answer: ContextAnswer | None = None
-        self._choice: int | None = None
-        self._history: list[HistoryEntry] = []
-        self._history_pos = -1
         self._pending_token: int | None = None
-        self._typing_timer: Timer | None = None
-        self._context_timer: Timer | None = None
-        self._last_text: str | None = None  # the text of the last request (Input.Changed for it is ignored)
-        self._map_neighbours = 0  # how many neighbours the last request put on the map
 
     # -- layout ---------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield LoadingNotice(classes="pane-notice")
         with ContentSwitcher(id="emb-views", initial="emb-vocab"):
-            with Vertical(id="emb-vocab"):
-                query = SafeInput(
-                    DEFAULT_QUERY, placeholder="a word, king - man + woman, or cat dog banana car", id="emb-query"
-                )
-                query.border_title = "Word · expression · list of words"
-                yield query
-                yield Static(id="emb-used")
-                yield TokenChoice(id="emb-choice")
-                yield Static(id="emb-message")
-                with Horizontal(id="emb-main"):
-                    yield NeighbourList(id="emb-neighbours")
-                    yield ScatterMap(id="emb-map")
-            with Vertical(id="emb-context"):
-                a, b, word = DEFAULT_SENTENCES
-                with Horizontal(classes="emb-row"):
-                    yield Label("Sentence A", classes="emb-label")
-                    yield SafeInput(a, id="emb-sentence-a", compact=True, select_on_focus=False)
-                with Horizontal(classes="emb-row"):
-                    yield Label("Sentence B", classes="emb-label")
-                    yield SafeInput(b, id="emb-sentence-b", compact=True, select_on_focus=False)
-                with Horizontal(classes="emb-row"):
-                    yield Label("Word", classes="emb-label")
-                    yield SafeInput(word, id="emb-word", compact=True, select_on_focus=False)
-                    yield Static("  a word of both sentences · tab: chart", id="emb-word-hint")
-                yield Static(id="emb-ctx-message")
-                yield Static(id="emb-ctx-tokens")
-                with Horizontal(id="emb-ctx-main"):
-                    yield LayerChart(id="emb-layers")
-                    yield NeighbourColumns(id="emb-ctx-neighbours")
+            yield VocabView(id="emb-vocab")
+            yield ContextView(id="emb-context")
 
-    def on_mount(self) -> None:
-        self.choice_widget.set_tokens(())
-        self.scatter.border_title = "Map"
-        self.neighbour_list.border_title = "Nearest tokens"
-        self.query_one("#emb-layers", LayerChart).border_title = "Cosine by layer"
-        self.query_one("#emb-ctx-neighbours", NeighbourColumns).border_title = "Read as next tokens"
+    @property
+    def vocab_view(self) -> VocabView:
+        return self.query_one(VocabView)
 
     @property
     def query_input(self) -> Input:
-        return self.query_one("#emb-query", Input)
+        return self.vocab_view.query_input
 
     @property
     def neighbour_list(self) -> NeighbourList:
-        return self.query_one("#emb-neighbours", NeighbourList)
+        return self.vocab_view.neighbour_list
 
     @property
     def scatter(self) -> ScatterMap:
-        return self.query_one("#emb-map", ScatterMap)
+        return self.vocab_view.scatter
 
     @property
     def choice_widget(self) -> TokenChoice:
-        return self.query_one("#emb-choice", TokenChoice)
+        return self.vocab_view.choice_widget
 
     @property
-    def chart(self) -> LayerChart:
-        return self.query_one("#emb-layers", LayerChart)
+    def context_view(self) -> ContextView:
+        return self.query_one(ContextView)
 
     @property
     def answer(self) -> Answer | None:
         """What the vocabulary view shows now."""
-        return self._answer
+        return self.vocab_view.answer
 
     @property
     def context(self) -> ContextAnswer | None:
         """What the context view shows now."""
-        return self._ctx_answer
+        return self.context_view.answer
 
     @property
     def index(self) -> EmbeddingIndex | None:
@@ -199,22 +125,22 @@ class EmbeddingsPane(Pane):
     @property
     def message(self) -> str:
         """The vocabulary view's message line, as text."""
-        return str(self.query_one("#emb-message", Static).render())
+        return self.line_text()
 
     @property
     def context_message(self) -> str:
-        return str(self.query_one("#emb-ctx-message", Static).render())
+        return self.line_text("#emb-ctx-message")
 
     @property
     def used(self) -> str:
         """The line saying which tokens the query used, as text."""
-        return str(self.query_one("#emb-used", Static).render())
+        return self.line_text("#emb-used")
 
     def focus_default(self) -> None:
         if self.view == "vocab":
             self.query_input.focus()
         else:
-            self.query_one("#emb-sentence-a", Input).focus()
+            self.context_view.first_field.focus()
 
     def set_prompt(self, text: str) -> None:
         """The command line's prompt (--prompt) is the first query: a word, an expression or a list."""
@@ -224,12 +150,11 @@ class EmbeddingsPane(Pane):
     # -- the model and the index -------------------------------------------------------------------
 
     def model_state_changed(self, state: ModelState) -> None:
+        super().model_state_changed(state)
         if state.phase == "failed":
-            self.say("No model: it could not be loaded. What you typed is kept.", "error")
             self.say("No model: it could not be loaded.", "error", "#emb-ctx-message")
         elif state.phase == "loading":
-            self.say("Loading the model… you can type meanwhile.", "busy")
-            self.say("Loading the model… you can type meanwhile.", "busy", "#emb-ctx-message")
+            self.say(f"Loading the model… {self.TYPE_MEANWHILE}.", "busy", "#emb-ctx-message")
 
     def model_ready(self, lm: LanguageModel) -> None:
         self._index = None
@@ -241,12 +166,8 @@ class EmbeddingsPane(Pane):
         """Normalise the embedding matrix once per model (a query is then one matrix-vector product)."""
         from llmtui.engine.studies.embeddings import EmbeddingIndex
 
-        try:
-            index = await call(EmbeddingIndex.of, lm)
-        except Exception as e:  # a bug: one line, the app keeps running
-            self.say(error_line(e), "error")
-            return
-        self._index_ready(index)
+        with self.reporting():
+            self._index_ready(await call(EmbeddingIndex.of, lm))
 
     def _index_ready(self, index: EmbeddingIndex) -> None:
         self._index = index
@@ -258,20 +179,9 @@ class EmbeddingsPane(Pane):
             token, self._pending_token = self._pending_token, None
             self.show_token(token)
         else:
-            self._request(self.query_input.value, submitted=False, record=True)
+            self.vocab_view.request(self.query_input.value, submitted=False, record=True)
         if self.view == "context":  # else it waits until the view is first shown (two forward passes)
-            self._request_context(None)
-
-    def _ready(self, where: str = "#emb-message") -> bool:
-        if self.lm is None or self._index is None:
-            if self.model_state.phase == "failed":
-                self.say("No model: it could not be loaded. What you typed is kept.", "error", where)
-            else:
-                self.say(
-                    "The model is still loading; what you typed is kept and shown when it is ready.", "busy", where
-                )
-            return False
-        return True
+            self.context_view.request(None)
 
     # -- the vocabulary view: requests and answers ---------------------------------------------------
 
@@ -287,170 +197,19 @@ class EmbeddingsPane(Pane):
             return
         from llmtui.engine.studies.embeddings import token_query_text
 
-        self._set_query_text(token_query_text(self.lm.tokenizer, token_id, self.leading_space))
-        self._choice = None
-        self._request(self.query_input.value, submitted=True, record=True)
+        self.vocab_view.set_query_text(token_query_text(self.lm.tokenizer, token_id, self.leading_space))
+        self.vocab_view.request(self.query_input.value, submitted=True, record=True)
 
     def follow_selection(self, selection: TokenSelection) -> None:
         """A token selected in another pane becomes the query (the app sends each selection once: a query typed here stays)."""
         self.show_token(selection.token_id)
 
-    def _set_query_text(self, text: str) -> None:
-        self._last_text = text
-        self.query_input.value = text
-        self.query_input.cursor_position = len(text)
-
-    def _request(
-        self, text: str, *, submitted: bool, record: bool, choice: int | None = None, leading_space: bool | None = None
-    ) -> None:
-        if self._typing_timer is not None:
-            self._typing_timer.stop()
-            self._typing_timer = None
-        self._last_text = text
-        if not self._ready():
-            return
-        size = self.scatter.content_region.size
-        request = QueryRequest(
-            text,
-            self.leading_space if leading_space is None else leading_space,
-            self.hide_inputs,
-            choice if choice is not None else self._choice,
-            map_size_for(size.width or 40, size.height or 12),
-            submitted,
-            record,
-        )
-        self._map_neighbours = request.map_neighbours
-        self._query_worker(request)
-
-    @work(exclusive=True, group="emb-query", exit_on_error=False)
-    async def _query_worker(self, request: QueryRequest) -> None:
-        from llmtui.engine.studies.embeddings import QueryError
-
-        lm, index = self.lm, self._index
-        assert lm is not None and index is not None
-        try:
-            answer = await call(compute_answer, lm.tokenizer, index, request)
-        except QueryError as e:
-            self._failed(request, error_line(e), (e.start, e.end))
-            return
-        except Exception as e:  # the user's to fix (ValueError), or a bug: one line, the app keeps running
-            self._failed(request, error_line(e), (0, 0))
-            return
-        self._answered(request, answer)
-
-    def _answered(self, request: QueryRequest, answer: Answer) -> None:
-        assert self.lm is not None
-        self._answer = answer
-        if request.record:
-            self._record(HistoryEntry(request.text, request.leading_space, request.choice))
-        tokenizer = self.lm.tokenizer
-        if answer.query.kind == "word" and len(answer.query.terms[0].ids) > 1:
-            self.choice_widget.set_tokens(
-                [table_label(tokenizer.token_text(i)) for i in answer.query.terms[0].ids], answer.choice
-            )
-        else:
-            self.choice_widget.set_tokens(())
-        self.query_one("#emb-used", Static).update(describe_query(answer, tokenizer, self.hide_inputs))
-        kind = answer.query.kind
-        self.neighbour_list.show(answer.rows)
-        self.neighbour_list.border_title = Text(answer.title)  # a Text: the query's [brackets] are not markup
-        self.neighbour_list.border_subtitle = (
-            f"{len(answer.rows)} of {self._index.vocab_size:,}" if self._index and kind != "list" else "cosine"
-        )
-        self.scatter.points = answer.points
-        self.scatter.highlight = answer.rows[0].key if answer.rows else None
-        self.scatter.border_title = f"Map · PCA of {len(answer.points)} {'words' if kind == 'list' else 'tokens'}"
-        ex = answer.explained
-        self.scatter.border_subtitle = f"axes: {ex[0]:.0%} and {ex[1]:.0%} of the variance"
-        hints = {
-            "word": "enter on a token: make it the query · alt+left: back",
-            "expression": "the sum of the words' unit vectors, signed · ✚ on the map",
-            "list": "sorted by similarity to the first word · enter: its neighbours",
-        }
-        self.say(hints[kind])
-        self._fit_map()
-
-    @on(ScatterMap.Resized)
-    def _map_resized(self, event: ScatterMap.Resized) -> None:
-        self._fit_map()
-
-    def _fit_map(self) -> None:
-        """A map that grew or shrank (or was not laid out yet when asked) gets as many neighbours as it can label."""
-        answer, size = self._answer, self.scatter.content_region.size
-        if answer is None or answer.query.kind == "list" or self.lm is None or not size.width or not size.height:
-            return
-        if self._typing_timer is not None or answer.text != self.query_input.value:
-            return  # the user is typing another query: it will be sized when it is answered
-        if map_size_for(size.width, size.height) != self._map_neighbours:
-            self._request(
-                answer.text,
-                submitted=False,
-                record=False,
-                choice=answer.choice,
-                leading_space=answer.query.leading_space,
-            )
-
-    def _failed(self, request: QueryRequest, error: str, span: tuple[int, int]) -> None:
-        self.say(error, "error" if request.submitted else "hint")
-        start, end = span
-        if end > start:  # show where, in what was typed
-            text = request.text
-            used = Text("In what you typed: ")
-            # Around the mistake only (a pasted megabyte would make this line thousands of lines long).
-            before, after = text[max(0, start - CONTEXT_CHARS):start], text[end:end + CONTEXT_CHARS]
-            used.append(("…" if start > CONTEXT_CHARS else "") + escape_controls(before, keep=""))
-            used.append(escape_controls(text[start:end][:CONTEXT_CHARS * 2], keep=""), style="reverse")
-            used.append(escape_controls(after, keep="") + ("…" if end + CONTEXT_CHARS < len(text) else ""))
-            self.query_one("#emb-used", Static).update(used)
-
-    def _record(self, entry: HistoryEntry) -> None:
-        if 0 <= self._history_pos < len(self._history) and self._history[self._history_pos] == entry:
-            return
-        del self._history[self._history_pos + 1 :]
-        self._history.append(entry)
-        self._history_pos = len(self._history) - 1
-
     @property
     def history(self) -> list[str]:
         """The queries answered so far, oldest first (for tests and the palette)."""
-        return [e.text for e in self._history]
+        return [e.text for e in self.vocab_view.history.entries]
 
-    # -- vocabulary view: events --------------------------------------------------------------------
-
-    @on(Input.Changed, "#emb-query")
-    def _query_changed(self, event: Input.Changed) -> None:
-        if event.value == self._last_text:
-            return
-        self._choice = None
-        if self._typing_timer is not None:
-            self._typing_timer.stop()
-        self._typing_timer = self.set_timer(
-            TYPING_DELAY, lambda: self._request(event.value, submitted=False, record=False)
-        )
-
-    @on(Input.Submitted, "#emb-query")
-    def _query_submitted(self, event: Input.Submitted) -> None:
-        self._request(event.value, submitted=True, record=True)
-
-    @on(TokenChoice.Changed)
-    def _choice_changed(self, event: TokenChoice.Changed) -> None:
-        self._choice = event.choice
-        self._request(self.query_input.value, submitted=True, record=True, choice=event.choice)
-
-    @on(OptionList.OptionHighlighted, "#emb-neighbours")
-    def _neighbour_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        rows = self.neighbour_list.rows
-        if 0 <= event.option_index < len(rows):
-            self.scatter.highlight = rows[event.option_index].key
-
-    @on(OptionList.OptionSelected, "#emb-neighbours")
-    def _neighbour_selected(self, event: OptionList.OptionSelected) -> None:
-        rows = self.neighbour_list.rows
-        if not 0 <= event.option_index < len(rows):
-            return
-        self._choice = None
-        self._set_query_text(rows[event.option_index].query_text)
-        self._request(rows[event.option_index].query_text, submitted=True, record=True)
+    # -- the vocabulary view's switches and history ----------------------------------------------------
 
     def action_back(self) -> None:
         """The previous query in the history."""
@@ -463,16 +222,12 @@ class EmbeddingsPane(Pane):
     def _step_history(self, step: int) -> None:
         if self.view != "vocab":
             return
-        pos = self._history_pos + step
-        if not 0 <= pos < len(self._history):
+        entry = self.vocab_view.step_history(step)
+        if entry is None:
             self.say("Nothing further back." if step < 0 else "Nothing further on.")
             return
-        self._history_pos = pos
-        entry = self._history[pos]
-        self._choice = entry.choice
         self.set_reactive(EmbeddingsPane.leading_space, entry.leading_space)
-        self._set_query_text(entry.text)
-        self._request(entry.text, submitted=True, record=False, choice=entry.choice)
+        self.vocab_view.request(entry.text, submitted=True, record=False, choice=entry.choice)
 
     def action_toggle_space(self) -> None:
         """Look bare words up with or without a leading space."""
@@ -480,20 +235,20 @@ class EmbeddingsPane(Pane):
 
     def watch_leading_space(self, value: bool) -> None:
         if self.view == "vocab":
-            self._request(self.query_input.value, submitted=True, record=True)
+            self.vocab_view.request(self.query_input.value, submitted=True, record=True)
 
     def action_toggle_inputs(self) -> None:
         """An expression's own words: left out of its neighbours, or listed."""
         self.hide_inputs = not self.hide_inputs
 
     def watch_hide_inputs(self, value: bool) -> None:
-        self._request(self.query_input.value, submitted=True, record=False)
+        self.vocab_view.request(self.query_input.value, submitted=True, record=False)
 
     def action_focus_down(self) -> None:
         self.screen.focus_next()
 
     def action_focus_up(self) -> None:
-        first = self.query_input if self.view == "vocab" else self.query_one("#emb-sentence-a", Input)
+        first = self.query_input if self.view == "vocab" else self.context_view.first_field
         if self.app.focused is not first:  # the first field stays put rather than wrapping round
             self.screen.focus_previous()
 
@@ -508,21 +263,10 @@ class EmbeddingsPane(Pane):
         self.focus_default()
         self.refresh_bindings()
         if view == "context":
-            if self._ctx_answer is None and self._index is not None:
-                self._request_context(None)
+            if self.context_view.answer is None and self._index is not None:
+                self.context_view.request(None)
             else:
-                self.call_after_refresh(self._fit_context)
-
-    def _context_rows(self) -> int:
-        """How many nearest tokens the context view's panel has room for."""
-        height = self.query_one("#emb-ctx-neighbours", NeighbourColumns).content_region.height or 11
-        return max(5, min(30, height - 1))
-
-    def _fit_context(self) -> None:
-        """The context answer was computed while hidden: read its layer again for the panel's real height."""
-        answer = self._ctx_answer
-        if answer is not None and len(answer.near_a) != self._context_rows() and self._context_timer is None:
-            self._request_context(answer.layer)
+                self.call_after_refresh(self.context_view.fit)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The vocabulary's keys show in the footer only in that view."""
@@ -530,162 +274,16 @@ class EmbeddingsPane(Pane):
             return self.view == "vocab"
         return True
 
-    def _context_inputs(self) -> tuple[str, str, str]:
-        return (
-            self.query_one("#emb-sentence-a", Input).value,
-            self.query_one("#emb-sentence-b", Input).value,
-            self.query_one("#emb-word", Input).value,
-        )
-
-    def _request_context(self, layer: int | None) -> None:
-        if self._context_timer is not None:
-            self._context_timer.stop()
-            self._context_timer = None
-        if not self._ready("#emb-ctx-message"):
-            return
-        a, b, word = self._context_inputs()
-        cached = None
-        if self._ctx_answer is not None and (
-            self._ctx_answer.a.text,
-            self._ctx_answer.b.text,
-            self._ctx_answer.word,
-        ) == (a, b, word):
-            cached = (self._ctx_answer.a, self._ctx_answer.b)
-        if cached is None:
-            self.say("Running both sentences through the model…", "busy", "#emb-ctx-message")
-        self._context_worker(
-            a,
-            b,
-            word,
-            layer if layer is not None else (self._ctx_answer.layer if self._ctx_answer is not None else None),
-            cached,
-            self._context_rows(),
-        )
-
-    @work(exclusive=True, group="emb-context", exit_on_error=False)
-    async def _context_worker(
-        self,
-        a: str,
-        b: str,
-        word: str,
-        layer: int | None,
-        cached: tuple[SentenceVectors, SentenceVectors] | None,
-        k: int,
-    ) -> None:
-        lm, index = self.lm, self._index
-        assert lm is not None and index is not None
-        try:
-            answer = await call(compute_context, lm, index, a, b, word, layer, cached, k)
-        except Exception as e:  # the user's to fix (ValueError), or a bug: one line, the app keeps running
-            self.say(error_line(e), "error", "#emb-ctx-message")
-            return
-        self._context_answered(answer)
-
-    def _context_answered(self, answer: ContextAnswer) -> None:
-        assert self.lm is not None
-        self._ctx_answer = answer
-        tokenizer = self.lm.tokenizer
-        layer = answer.layer
-        self.chart.show(answer.by_layer, answer.others, layer)
-        same = answer.by_layer[layer]
-        word = table_label(tokenizer.decode(answer.a.ids[answer.a.span[0] : answer.a.span[1]]))
-        self.chart.border_title = Text(f"{word} A·B · layer {layer}: {same:.2f}")  # the word literally
-        self.chart.border_subtitle = f"muted: other words of B ({answer.others[layer]:.2f})" if answer.others else ""
-        lines = sentence_line("A", tokenizer, answer.a)
-        lines.append("\n")
-        lines.append_text(sentence_line("B", tokenizer, answer.b, answer.to_tokens_b))
-        self.query_one("#emb-ctx-tokens", Static).update(lines)
-        near = self.query_one("#emb-ctx-neighbours", NeighbourColumns)
-        near.border_title = f"Read as next tokens · layer {layer}"  # the logit lens's read-out, not neighbours
-        near.border_subtitle = "final norm, then the nearest token rows"
-        near.show(
-            [
-                (f"A: {word}", [(table_label(n.text), n.similarity) for n in answer.near_a]),
-                (f"B: {word}", [(table_label(n.text), n.similarity) for n in answer.near_b]),
-            ]
-        )
-        if layer == 0:
-            note = "Layer 0 is the embedding itself: the same token has the same vector in any sentence."
-        elif same > 0.9999:
-            note = (
-                f"Identical at layer {layer}: the sentences are the same up to this word, and a causal model "
-                "only looks back."
-            )
-        else:
-            note = f"Layer {layer} · after B's tokens: their cosine with A's {word} · ←/→ on the chart"
-        self.say(note, "info", "#emb-ctx-message")
-        self.call_after_refresh(self._fit_context)
-
-    @on(Input.Changed, "#emb-sentence-a, #emb-sentence-b, #emb-word")
-    def _context_changed(self, event: Input.Changed) -> None:
-        if self._context_timer is not None:
-            self._context_timer.stop()
-        self._context_timer = self.set_timer(TYPING_DELAY * 2, lambda: self._request_context(None))
-
-    @on(Input.Submitted, "#emb-sentence-a, #emb-sentence-b, #emb-word")
-    def _context_submitted(self, event: Input.Submitted) -> None:
-        self._request_context(None)
-
-    @on(LayerChart.Selected)
-    def _layer_selected(self, event: LayerChart.Selected) -> None:
-        self._request_context(event.layer)
-
     # -- export ----------------------------------------------------------------------------
 
     def export_data(self) -> dict | None:
         """What the view on screen shows: the vocabulary's neighbour list, or the word in context by layer."""
         if self.view == "context":
-            return self._context_export()
-        answer = self._answer
-        if answer is None:
-            return None
-        return {
-            "view": "vocab",
-            "query": answer.text,
-            "title": answer.title,
-            "neighbours": [
-                {
-                    "id": row.key if row.key is not None and row.key >= 0 else None,
-                    "label": row.label,
-                    "similarity": row.similarity,
-                    "note": row.note,
-                }
-                for row in answer.rows
-            ],
-        }
-
-    def _context_export(self) -> dict | None:
-        """The context view: the sentences, the word, its cosine A·B at every layer, and the chosen layer's read-outs."""
-        answer = self._ctx_answer
-        if answer is None or self.lm is None:
-            return None
-        tokenizer = self.lm.tokenizer
-
-        def readouts(near: tuple[Neighbour, ...]) -> list[dict]:
-            return [{"id": n.id, "text": n.text, "similarity": n.similarity} for n in near]
-
-        return {
-            "view": "context",
-            "sentence_a": answer.a.text,
-            "sentence_b": answer.b.text,
-            "word": answer.word,
-            "word_tokens_a": [tokenizer.token_text(i) for i in answer.a.ids[answer.a.span[0]:answer.a.span[1]]],
-            "layer": answer.layer,
-            "by_layer": [
-                {"layer": n, "cosine_a_b": same, "cosine_a_others_of_b": answer.others[n] if answer.others else None}
-                for n, same in enumerate(answer.by_layer)
-            ],
-            "next_token_readouts": {"a": readouts(answer.near_a), "b": readouts(answer.near_b)},
-        }
+            answer = self.context_view.answer
+            return None if answer is None or self.lm is None else view.export_context(answer, self.lm.tokenizer)
+        answer = self.vocab_view.answer
+        return None if answer is None else view.export_vocab(answer)
 
     def export_table(self) -> tuple[list[str], list[list]] | None:
         exported = self.export_data()
-        if exported is None:
-            return None
-        if exported["view"] == "context":  # the chart: one row per layer
-            rows = [[r["layer"], r["cosine_a_b"], r["cosine_a_others_of_b"]] for r in exported["by_layer"]]
-            return ["layer", "cosine A·B", "cosine A·other words of B"], rows
-        rows = [
-            [n, r["id"], r["label"], r["similarity"], r["note"]] for n, r in enumerate(exported["neighbours"], start=1)
-        ]
-        return ["rank", "id", "token", "similarity", "note"], rows
+        return None if exported is None else view.export_table(exported)

@@ -24,15 +24,36 @@ if TYPE_CHECKING:
     from llmtui.engine.tokenizer.tokenizer import Tokenizer
 
 LIST_SIZE = 30
+"""Neighbours in the list (the issue asks for at least 20)."""
 CONTEXT_CHARS = 60
 """Characters shown either side of a mistake in what was typed."""
-"""Neighbours in the list (the issue asks for at least 20)."""
 TYPING_DELAY = 0.25
 """Seconds after the last key press before a query is answered as you type."""
 DEFAULT_QUERY = "dog"
 DEFAULT_SENTENCES = ("The cat chased the dog", "I pet the cat", "cat")
 
+HELP = (
+    "Each token id picks a row of a learned matrix: a vector (576 numbers for SmolLM2). Tokens used alike get "
+    "similar vectors, measured by cosine similarity: ' dog' lies near ' dogs', ' puppy' and ' cat'. Type a word to "
+    "see its nearest tokens and a map (PCA: the two directions along which the points differ most); an expression "
+    "such as king - man + woman adds and subtracts vectors; several words (cat dog banana car) are mapped together.\n\n"
+    "A bare word is looked up with a leading space (' dog', as inside a sentence; BPE keeps the space with the word): "
+    'F2 switches that, "dog" in quotes is exact text and #2767 a token id. Down or tab moves to the list; enter on '
+    "a token makes it the query, alt+left (ctrl+b) steps back. F3 shows or hides an expression's own words.\n\n"
+    "F4 shows a word in context: its vector after each layer (the residual stream), compared by cosine between two "
+    "sentences. The chart's muted part is what any two words of those sentences share; left/right on the chart "
+    "picks a layer. A causal model only looks back, so the vectors are identical while the sentences are."
+)
+"""The help screen's text (F1)."""
+
 View = Literal["vocab", "context"]
+
+MAP_HINTS = {
+    "word": "enter on a token: make it the query · alt+left: back",
+    "expression": "the sum of the words' unit vectors, signed · ✚ on the map",
+    "list": "sorted by similarity to the first word · enter: its neighbours",
+}
+"""The message line under an answer, by the kind of query."""
 
 
 def map_size_for(width: int, height: int) -> int:
@@ -82,13 +103,6 @@ class QueryRequest:
     map_neighbours: int
     submitted: bool  # enter (or a choice): errors are shown loudly; typing: quietly
     record: bool  # add to the history once answered
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    text: str
-    leading_space: bool
-    choice: int | None
 
 
 def term_label(term: Term, tokenizer: Tokenizer, choice: int | None = None) -> str:
@@ -306,3 +320,67 @@ def sentence_line(name: str, tokenizer: Tokenizer, s: SentenceVectors, sims: Seq
             text.append(f" {sims[p]:.2f}", style="bold" if in_word else "dim")
         text.append("  " if sims is not None else " ")
     return text
+
+
+def mistake_line(text: str, start: int, end: int) -> Text:
+    """Where a query went wrong, in what was typed: the span reversed, with a little either side (a pasted
+    megabyte would make this line thousands of lines long)."""
+    line = Text("In what you typed: ")
+    before, after = text[max(0, start - CONTEXT_CHARS):start], text[end:end + CONTEXT_CHARS]
+    line.append(("…" if start > CONTEXT_CHARS else "") + escape_controls(before, keep=""))
+    line.append(escape_controls(text[start:end][:CONTEXT_CHARS * 2], keep=""), style="reverse")
+    line.append(escape_controls(after, keep="") + ("…" if end + CONTEXT_CHARS < len(text) else ""))
+    return line
+
+
+def context_note(layer: int, same: float, word: str) -> str:
+    """The context view's message line for the layer shown (`same`: the word's cosine A·B there)."""
+    if layer == 0:
+        return "Layer 0 is the embedding itself: the same token has the same vector in any sentence."
+    if same > 0.9999:
+        return f"Identical at layer {layer}: the sentences are the same up to this word, and a causal model only looks back."
+    return f"Layer {layer} · after B's tokens: their cosine with A's {word} · ←/→ on the chart"
+
+
+def export_vocab(answer: Answer) -> dict:
+    """The vocabulary view's export: the query and its neighbour list."""
+    return {
+        "view": "vocab",
+        "query": answer.text,
+        "title": answer.title,
+        "neighbours": [
+            {"id": row.key if row.key is not None and row.key >= 0 else None, "label": row.label,
+             "similarity": row.similarity, "note": row.note}
+            for row in answer.rows
+        ],
+    }
+
+
+def export_context(answer: ContextAnswer, tokenizer: Tokenizer) -> dict:
+    """The context view's export: the sentences, the word, its cosine A·B at every layer, and the layer's read-outs."""
+
+    def readouts(near: tuple[Neighbour, ...]) -> list[dict]:
+        return [{"id": n.id, "text": n.text, "similarity": n.similarity} for n in near]
+
+    return {
+        "view": "context",
+        "sentence_a": answer.a.text,
+        "sentence_b": answer.b.text,
+        "word": answer.word,
+        "word_tokens_a": [tokenizer.token_text(i) for i in answer.a.ids[answer.a.span[0]:answer.a.span[1]]],
+        "layer": answer.layer,
+        "by_layer": [
+            {"layer": n, "cosine_a_b": same, "cosine_a_others_of_b": answer.others[n] if answer.others else None}
+            for n, same in enumerate(answer.by_layer)
+        ],
+        "next_token_readouts": {"a": readouts(answer.near_a), "b": readouts(answer.near_b)},
+    }
+
+
+def export_table(exported: dict) -> tuple[list[str], list[list]]:
+    """Either export as a table: the context view's chart (a row per layer), or the neighbour list."""
+    if exported["view"] == "context":
+        rows = [[r["layer"], r["cosine_a_b"], r["cosine_a_others_of_b"]] for r in exported["by_layer"]]
+        return ["layer", "cosine A·B", "cosine A·other words of B"], rows
+    rows = [[n, r["id"], r["label"], r["similarity"], r["note"]] for n, r in enumerate(exported["neighbours"], start=1)]
+    return ["rank", "id", "token", "similarity", "note"], rows

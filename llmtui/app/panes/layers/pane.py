@@ -20,12 +20,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.timer import Timer
 from textual.widgets import Static, TextArea
 
 from llmtui.app.model_thread import call
 from llmtui.app.palette import legend
-from llmtui.app.panes.base import Pane, error_line
+from llmtui.app.panes.base import Debounce, Pane, prompt_box
 from llmtui.app.panes.layers import view
 from llmtui.app.selection import TokenSelection
 from llmtui.app.state import ModelState
@@ -71,21 +70,13 @@ class LayersPane(Pane):
         self._pinned_from = ""  # the title of the pane it was selected in
         self._want: Cursor | None = None  # where the cursor goes when the next grid arrives
         self._pending_follow: TokenSelection | None = None
-        self._timer: Timer | None = None
+        self._typing = Debounce(self, RECOMPUTE_DELAY, self._request)
 
     # -- layout ----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        editor = PromptEditor(
-            EXAMPLE,
-            id="layers-prompt",
-            soft_wrap=True,
-            tab_behavior="focus",
-            show_line_numbers=False,
-            placeholder="Type a prompt: the grid shows what each layer would predict next",
-        )
-        editor.border_title = "Prompt"
-        yield editor
+        yield prompt_box(PromptEditor, EXAMPLE, id="layers-prompt", title="Prompt",
+                         placeholder="Type a prompt: the grid shows what each layer would predict next")
         yield Static(id="layers-message")
         with Horizontal(id="layers-main"):
             grid = LensGrid(id="lens-grid")
@@ -114,17 +105,17 @@ class LayersPane(Pane):
 
     @property
     def message(self) -> str:
-        return str(self.query_one("#layers-message", Static).render())
+        return self.line_text()
 
     @property
     def cell_text(self) -> str:
         """The side panel's selected-cell section, as plain text."""
-        return str(self.query_one("#lens-cell", Static).render())
+        return self.line_text("#lens-cell")
 
     @property
     def answer_text(self) -> str:
         """The side panel's 'when does the answer appear' section, as plain text."""
-        return str(self.query_one("#lens-answer", Static).render())
+        return self.line_text("#lens-answer")
 
     def focus_default(self) -> None:
         self.grid.focus()
@@ -155,9 +146,7 @@ class LayersPane(Pane):
 
     @on(TextArea.Changed, "#layers-prompt")
     def _prompt_changed(self, event: TextArea.Changed) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-        self._timer = self.set_timer(RECOMPUTE_DELAY, self._request)
+        self._typing.restart()
 
     def _request(self) -> None:
         """Compute the lens of the editor's text (in a thread), unless it is the one already asked for."""
@@ -183,7 +172,7 @@ class LayersPane(Pane):
 
         lm = self.lm
         assert lm is not None
-        try:
+        with self.reporting(self._failed):  # the user's to fix (ValueError), or a bug
             ids = list(pinned) if pinned is not None else await call(lm.prompt_ids, text)  # what the model sees: BOS too
             if not ids:
                 self._failed("The prompt is empty: type some text above.", empty=True)
@@ -201,8 +190,6 @@ class LayersPane(Pane):
             first = focus if focus is not None and 0 <= focus < len(ids) else len(ids) - 1
             for start, stop in lens.block_ranges(first):
                 self._block_ready(await call(lens.block, start, stop))
-        except Exception as e:  # the user's to fix (ValueError), or a bug: one line, the app keeps running
-            self._failed(error_line(e))
 
     def _started(self, data: LensData) -> None:
         self._data = data

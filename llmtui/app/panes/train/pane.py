@@ -21,7 +21,7 @@ from textual.widgets import Input, Static
 
 from llmtui.app.messages import OpenModel, WeightsChanged
 from llmtui.app.model_thread import call
-from llmtui.app.panes.base import Pane, error_line
+from llmtui.app.panes.base import Pane
 from llmtui.app.panes.train import view
 from llmtui.app.panes.train.runs import RunRequest, new_run, side_effect_rows
 from llmtui.app.widgets.safe_input import SafeInput
@@ -42,19 +42,7 @@ class TrainPane(Pane):
     MESSAGE_LINE = "#train-progress"
     TITLE = "Train"
     SHORT_TITLE = "Train"
-    HELP = (
-        "Training changes a model's weights a little at a time so that the text it is shown becomes more "
-        "probable. Teach: type a sentence such as \"The capital of France is Lyon.\" and press F5; each step "
-        "shows the loss and the probability of the taught word against the model's old answer; the other panes "
-        "then use the tuned weights (the status line says TUNED) until F7 puts the original weights back. "
-        "LoRA (F4) trains small low-rank adapters beside the attention and MLP matrices instead of every weight. "
-        "After a lesson the table shows how related prompts moved: the side effects.\n\n"
-        "Pretrain: a tiny transformer (4 layers, bytes as tokens) learns from scratch on the docstrings of your "
-        "Python's standard library; the loss starts at ln(257) = 5.55 (a uniform guess) and the samples turn "
-        "from noise into words. F3 saves it and opens it in every pane. "
-        "Prefer: DPO pushes a chosen answer above a rejected one, measured against the model before training.\n\n"
-        "F6 switches mode; Escape stops a run after its current step, F5 resumes it."
-    )
+    HELP = view.HELP
 
     DEFAULT_CSS = """
     #train-mode { height: 1; padding: 0 1; }
@@ -285,7 +273,7 @@ class TrainPane(Pane):
 
     @work(exclusive=True, group="train", exit_on_error=False)
     async def _work(self, run: TrainingRun | None, request: RunRequest) -> None:
-        try:
+        with self.reporting(self._run_failed):  # settings, text or memory (ValueError), or a bug
             if run is None:
                 run = await call(new_run, request, self.lm, self.tuning)
             self.run = run
@@ -297,12 +285,11 @@ class TrainPane(Pane):
                 self.history.append(record)
                 self._say_progress(record, "")
                 self._draw()
-            effects = await call(side_effect_rows, run)
-        except Exception as err:  # noqa: BLE001 - settings, text or memory (ValueError), or a bug: one line
-            self.running = False
-            self.say(error_line(err), "error")
-            return
-        self._run_ended(run, effects)
+            self._run_ended(run, await call(side_effect_rows, run))
+
+    def _run_failed(self, error: str) -> None:
+        self.running = False
+        self.say(error, "error")
 
     def _say_progress(self, record: TrainStep, state: str) -> None:
         self.say(view.progress_line(record, state, self.size.width), "busy" if self.running else "info")

@@ -20,6 +20,21 @@ from llmtui.engine.text import escape_controls
 if TYPE_CHECKING:
     from llmtui.engine.training.loop import TrainStep  # torch: imported by the run, not by drawing
 
+HELP = (
+    "Training changes a model's weights a little at a time so that the text it is shown becomes more "
+    "probable. Teach: type a sentence such as \"The capital of France is Lyon.\" and press F5; each step "
+    "shows the loss and the probability of the taught word against the model's old answer; the other panes "
+    "then use the tuned weights (the status line says TUNED) until F7 puts the original weights back. "
+    "LoRA (F4) trains small low-rank adapters beside the attention and MLP matrices instead of every weight. "
+    "After a lesson the table shows how related prompts moved: the side effects.\n\n"
+    "Pretrain: a tiny transformer (4 layers, bytes as tokens) learns from scratch on the docstrings of your "
+    "Python's standard library; the loss starts at ln(257) = 5.55 (a uniform guess) and the samples turn "
+    "from noise into words. F3 saves it and opens it in every pane. "
+    "Prefer: DPO pushes a chosen answer above a rejected one, measured against the model before training.\n\n"
+    "F6 switches mode; Escape stops a run after its current step, F5 resumes it."
+)
+"""The help screen's text (F1)."""
+
 SPARKS = "▁▂▃▄▅▆▇█"
 MODES = ("teach", "pretrain", "prefer")
 MODE_HELP = {  # the message line before a run: one line at 80 columns

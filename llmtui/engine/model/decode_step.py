@@ -1,0 +1,154 @@
+"""Decoding one token in one C++ call (kernels/decode_step.cpp), where the model allows it.
+
+A decoding step of the torch path runs about 4,000 small torch operations (norms, rope,
+attention over the cache, activations), each a few microseconds of dispatch for a few
+hundred floats: most of a step's time once the weights are packed. The fused step does
+the same float32 arithmetic in plain loops, writing the KV cache in place, and calls the
+packed matrix-vector kernel for the products; the embedding, the rotary angles and the
+unembedding stay in torch (three small calls a token).
+
+It applies to pre-norm Llama-style models (RMSNorm, RoPE, gated SiLU MLP, optional
+biases, grouped-query and sliding-window attention: SmolLM, Llama, Qwen2, Mistral...)
+whose linear layers are packed, on the CPU, one sequence, one new token, no capture and
+no gradients. Everything else, and every machine without the C++ kernels, takes the
+torch path of transformer.py, which gives the same numbers (tests/engine/test_decode_step.py);
+`LLMTUI_DECODE=torch` forces that path (a benchmark's peer, a suspected bug).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import weakref
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from llmtui.engine.model import packed
+from llmtui.engine.model.packed import PackedLinear
+
+if TYPE_CHECKING:
+    from llmtui.engine.model.kv_cache import KVCache
+    from llmtui.engine.model.transformer import Transformer
+
+MAX_PARTS = 4  # decode_step.cpp's MAX_PARTS: stacked parts of one matrix
+MAX_ROTARY_DIM = 512  # decode_step.cpp's rope buffer
+FUSED = os.environ.get("LLMTUI_DECODE", "").lower() != "torch"  # False: every step takes the torch path
+
+
+class _Matrix(ctypes.Structure):
+    _fields_ = [("n_parts", ctypes.c_int32), ("qtype", ctypes.c_int32 * MAX_PARTS),
+                ("data", ctypes.c_void_p * MAX_PARTS), ("rows", ctypes.c_int64 * MAX_PARTS), ("bias", ctypes.c_void_p)]
+
+
+class _Layer(ctypes.Structure):
+    _fields_ = [("qkv", _Matrix), ("o", _Matrix), ("gate_up", _Matrix), ("down", _Matrix),
+                ("attn_norm", ctypes.c_void_p), ("mlp_norm", ctypes.c_void_p), ("window", ctypes.c_int64),
+                ("k_cache", ctypes.c_void_p), ("v_cache", ctypes.c_void_p)]
+
+
+class _Dims(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int64) for name in
+                ("d_model", "n_head", "n_kv_head", "head_dim", "d_ff", "rotary_dim", "room")] + \
+               [("eps", ctypes.c_float), ("scale", ctypes.c_float)]
+
+
+def why_not_fused(model: Transformer) -> str | None:
+    """Why this model's decoding steps can't run fused (None: they can, once the C++ kernels are built)."""
+    if not FUSED:
+        return "LLMTUI_DECODE=torch"
+    c = model.config
+    shape = {"RMSNorm": c.norm == "rmsnorm" and not c.norm_offset, "pre-norm": c.pre_norm and not c.post_norm,
+             "sequential residual": not c.parallel_residual, "gated SiLU MLP": c.mlp == "gated" and c.activation == "silu",
+             "RoPE": c.positions == "rope" and c.rotary_dim <= MAX_ROTARY_DIM,
+             "no q/k norm": c.qk_norm == "none", "no soft-capped scores": not c.attn_softcap}
+    missing = [name for name, ok in shape.items() if not ok]
+    if missing:
+        return "needs " + ", ".join(missing)
+    for block in model.blocks:
+        for layer in (block.attn.qkv, block.attn.o_proj, block.mlp.gate_up, block.mlp.down):
+            if not isinstance(layer, PackedLinear) or len(layer.parts) > MAX_PARTS:
+                return "needs every linear layer packed"
+    if model.final_norm.weight.device.type != "cpu":
+        return "runs on the CPU only"
+    return None
+
+
+def _matrix(layer: PackedLinear) -> _Matrix:
+    m = _Matrix(n_parts=len(layer.parts), bias=None if layer.bias is None else layer.bias.data_ptr())
+    for i, part in enumerate(layer.parts):
+        m.qtype[i], m.data[i], m.rows[i] = part.qtype, part.data.data_ptr(), part.rows
+    return m
+
+
+class FusedDecoder:
+    """The ctypes structures describing one model's layers, built once; `step` runs one token."""
+
+    def __init__(self, model: Transformer) -> None:
+        c = model.config
+        self.modules = [m for b in model.blocks for m in (b.attn_norm.weight, b.mlp_norm.weight, b.attn.qkv,
+                                                          b.attn.o_proj, b.mlp.gate_up, b.mlp.down)]
+        self.dims = _Dims(d_model=c.d_model, n_head=c.n_head, n_kv_head=c.n_kv_head, head_dim=c.head_dim,
+                          d_ff=c.d_ff, rotary_dim=c.rotary_dim, room=0, eps=c.norm_eps,
+                          scale=model.blocks[0].attn.scale)
+        self.layers = (_Layer * c.n_layer)(*(
+            _Layer(qkv=_matrix(b.attn.qkv), o=_matrix(b.attn.o_proj), gate_up=_matrix(b.mlp.gate_up),
+                   down=_matrix(b.mlp.down), attn_norm=b.attn_norm.weight.data_ptr(),
+                   mlp_norm=b.mlp_norm.weight.data_ptr(), window=b.attn.window)
+            for b in model.blocks))
+        self._cache: weakref.ref[KVCache] | None = None
+        self._cache_key: tuple[int, ...] = ()
+        self._scratch = torch.empty(0)
+        self._lock = threading.Lock()  # the structures point at one cache at a time: one step at a time
+
+    def describes(self, model: Transformer) -> bool:
+        """Whether the structures still point at this model's weights (training swaps layers, then puts them back)."""
+        now = (m for b in model.blocks for m in (b.attn_norm.weight, b.mlp_norm.weight, b.attn.qkv, b.attn.o_proj,
+                                                 b.mlp.gate_up, b.mlp.down))
+        return all(a is b for a, b in zip(self.modules, now))
+
+    def _point_at(self, cache: KVCache, lib: ctypes.CDLL) -> None:
+        """Point the layers at the cache's storage; done again only when the cache or its room changes."""
+        # The cache itself (weakly: a new cache may get a freed one's id) and its room: its tensors change only
+        # when it grows, which changes its room.
+        key = (cache.capacity, cache.k[0].data_ptr())
+        if self._cache is not None and self._cache() is cache and key == self._cache_key:
+            return
+        for layer, k, v in zip(self.layers, cache.k, cache.v):
+            layer.k_cache, layer.v_cache = k.data_ptr(), v.data_ptr()
+        self.dims.room = cache.capacity
+        need = lib.llmtui_decode_scratch(ctypes.byref(self.dims))
+        if self._scratch.numel() < need:
+            self._scratch = torch.empty(need, dtype=torch.float32)
+        self._cache, self._cache_key = weakref.ref(cache), key
+
+    def step(self, model: Transformer, ids: Tensor, cache: KVCache) -> Tensor:
+        """Logits (1, 1, V) of the token ids (1, 1) at position cache.length; its keys and values join the cache."""
+        lib, past = packed.KERNELS.lib, cache.length
+        x = model.embed(ids, past).reshape(-1).contiguous()  # (D,): the stream, updated in place by every layer
+        cos, sin = model.rotary(past, 1)
+        local_cos, local_sin = model.local_rotary(past, 1) if model.local_rotary is not None else (cos, sin)
+        with self._lock:
+            self._point_at(cache, lib)
+            rc = lib.llmtui_decode_step(ctypes.byref(self.dims), self.layers, len(self.layers), x.data_ptr(),
+                                        cos.data_ptr(), sin.data_ptr(), local_cos.data_ptr(), local_sin.data_ptr(),
+                                        past, self._scratch.data_ptr())
+        if rc != 0:  # the cache's length did not move: the keys half written past it are never read
+            raise RuntimeError(f"the fused decoding step failed (code {rc})")
+        cache.advance(1)
+        return model.unembed(x.view(1, 1, -1))
+
+
+def fused_decoder(model: Transformer, cache: KVCache) -> FusedDecoder | None:
+    """The model's fused decoder when this step can take it (see the module's docstring), else None."""
+    lib = packed.KERNELS.lib
+    if not FUSED or lib is None or cache.k[0].shape[0] != 1 or cache.k[0].dtype != torch.float32 or torch.is_grad_enabled():
+        return None
+    decoder = model.__dict__.get("_fused_decoder")
+    if decoder is None or not decoder.describes(model):
+        if why_not_fused(model) is not None:
+            return None
+        decoder = model.__dict__["_fused_decoder"] = FusedDecoder(model)
+    return decoder
