@@ -38,7 +38,6 @@ from textual import events
 from textual.binding import Binding
 
 from llmtui.app.app import LLMTuiApp
-from llmtui.app.messages import GenerationEnded
 from llmtui.app.model_thread import freeze_loaded_objects, run_on_model_thread
 from llmtui.engine.generation import GenerationSession
 from llmtui.engine.lm import DEFAULT_MODEL, LanguageModel
@@ -74,7 +73,6 @@ class BenchApp(LLMTuiApp):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.pongs: list[float] = []
-        self.ended: GenerationEnded | None = None
 
     def action_ping(self) -> None:
         self.pongs.append(time.perf_counter())
@@ -87,13 +85,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def app_run(lm: LanguageModel, settings: SamplingSettings, size: tuple[int, int]) -> dict[str, float]:
     app = BenchApp(lm=lm, prompt=PROMPT, settings=settings)
-    ended: list[GenerationEnded] = []
-
-    def hook(message: object) -> None:
-        if isinstance(message, GenerationEnded):
-            ended.append(message)
-
-    async with app.run_test(size=size, message_hook=hook) as pilot:
+    async with app.run_test(size=size) as pilot:
         pane = app.pane("generate")
         while pane.lm is None:
             await pilot.pause(0.01)
@@ -103,20 +95,24 @@ async def app_run(lm: LanguageModel, settings: SamplingSettings, size: tuple[int
         app._driver.send_message(events.Key("f5", None))  # as a terminal would; pilot.press would wait for idle
         round_trips: list[float] = []
         next_key = time.perf_counter()
-        while not ended:
+
+        def ended() -> bool:  # the F5 run (the pane's first) has ended
+            return pane.run is not None and pane.run.ended
+
+        while not ended():
             now = time.perf_counter()
             if now >= next_key:
                 sent = now
                 n = len(app.pongs)
                 app._driver.send_message(events.Key("f12", None))
-                while len(app.pongs) == n and not ended:
+                while len(app.pongs) == n and not ended():
                     await asyncio.sleep(0.001)
                 if len(app.pongs) > n:
                     round_trips.append(app.pongs[-1] - sent)
                 next_key = sent + KEY_EVERY
             await asyncio.sleep(0.005)
-        rate = ended[0].tokens_per_s or 0.0
-        n_tokens = len(ended[0].steps)
+        rate = pane.run.rate or 0.0  # counted as headless: from the first generated token to the last
+        n_tokens = pane.run.produced
     gaps = [b - a - TICK for a, b in itertools.pairwise(ticks)]
     return {
         "rate": rate,

@@ -86,6 +86,9 @@ def _chat(parser: argparse.ArgumentParser) -> None:
 
 
 def _show(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-b", default=None, metavar="NAME",
+                        help="Compare's side B model (F2 in Generate): a catalogue name, path or repo id, loaded when "
+                             "Compare opens (default: B is the same model under other knobs)")
     parser.add_argument("--present", action="store_true", help="presentation mode: high contrast, keys always shown (F9)")
     parser.add_argument("--demo", default=None, metavar="NAME|PATH",
                         help="open a walk-through (a TOML file, or a name from demos/); F8 steps through it")
@@ -97,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmtui",
         description="A terminal playground that lets you see inside a real language model.",
+        # No abbreviations: the app's options are read before the subcommand's, and `compare --mode` would be an
+        # ambiguous abbreviation of --model and --model-b.
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"llmtui {__version__}")
     _common(parser)
@@ -560,15 +566,16 @@ def run_tui(args: argparse.Namespace) -> int:
 
         endpoint = Endpoint.parse(args.endpoint, args.remote_model, args.timeout, args.tokenizer)  # a bad URL: one line
     LLMTuiApp(model=args.model, device=args.device or "cpu", precision=args.precision or "exact", pane=args.pane,
-              prompt=args.prompt, present=args.present, demo=demo, export_dir=args.export_dir, endpoint=endpoint).run()
+              prompt=args.prompt, present=args.present, demo=demo, export_dir=args.export_dir, endpoint=endpoint,
+              model_b=args.model_b).run()
     return 0
 
 
 def app_command(args: argparse.Namespace) -> str:
     """The shell command that starts the TUI with these options (what `serve` runs per browser session)."""
     argv = [sys.executable, "-m", "llmtui.cli"]
-    for flag in ("model", "device", "precision", "pane", "prompt", "demo", "export_dir", "endpoint", "remote_model",
-                 "tokenizer"):
+    for flag in ("model", "model_b", "device", "precision", "pane", "prompt", "demo", "export_dir", "endpoint",
+                 "remote_model", "tokenizer"):
         if getattr(args, flag, None):
             argv += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
     if getattr(args, "endpoint", None):

@@ -25,12 +25,13 @@ from textual.widgets import ContentSwitcher, Tab, Tabs
 from llmtui.app import textual_workarounds
 from llmtui.app.demo_runner import DemoBar, DemoRunner
 from llmtui.app.display import safe
-from llmtui.app.messages import (ModelLoaded, ModelLoadFailed, ModelLoadProgress, OpenModel, ShowTokenInEmbeddings,
+from llmtui.app.messages import (LocalModelWanted, ModelLoaded, ModelLoadFailed, ModelLoadProgress, OpenModel,
+                                 ReconnectWanted, RemoteConnected, RemoteFailed, RemoteTraffic, ShowTokenInEmbeddings,
                                  TextWanted, Throughput, WeightsChanged)
 from llmtui.app.model_thread import freeze_loaded_objects, run_on_model_thread, thaw_frozen_objects
+from llmtui.app.screens.compare.second_model import SecondModel
 from llmtui.app.panes import PANES, Pane
 from llmtui.app.panes.remote import REMOTE_PANES, NeedsWeightsPane
-from llmtui.app.panes.remote.messages import LocalModelWanted, ReconnectWanted, RemoteConnected, RemoteFailed, RemoteTraffic
 from llmtui.app.panes.remote.view import status_text
 from llmtui.app.screens.command_palette import CommandPalette
 from llmtui.app.screens.help import HelpScreen
@@ -141,9 +142,11 @@ class LLMTuiApp(App[None]):
         demo: Demo | None = None,
         export_dir: str | Path | None = None,
         endpoint: Endpoint | None = None,
+        model_b: str | None = None,
     ) -> None:
-        """model: a catalogue name, a path or a repo id (None: the default model); lm: one already loaded;
-        precision: exact or a faster mode (model/precision.py), for every model loaded;
+        """model: a catalogue name, a path or a repo id (None: the default model); model_b: Compare's B model
+        (loaded when Compare first opens; None: B is the same model); lm: one already loaded;
+        precision: exact or a faster mode (model/precision.py) for the model loaded here;
         present: presentation mode; demo: a walk-through (llmtui.demo.load_demo); export_dir: where ctrl+s writes;
         endpoint: a served model (Generate and Tokenizer through its server; no local model unless asked for)."""
         super().__init__()
@@ -158,6 +161,8 @@ class LLMTuiApp(App[None]):
         self.model_spec = model  # None: the default model (its name is read in the loading thread: torch is slow to import)
         self.device_name = device
         self.precision = precision
+        self.second_model = SecondModel(model_b, device)
+        """Compare's B model, loaded on demand and kept (one at a time)."""
         self.start_pane = pane or "generate"
         self.start_prompt = prompt
         self.lm: LanguageModel | None = None
@@ -177,8 +182,8 @@ class LLMTuiApp(App[None]):
         yield Tabs(*(Tab(label, id=f"tab-{p.PANE_ID}") for label, p in zip(tab_labels(), PANES)), id="tabs")
         with ContentSwitcher(id="panes", initial=self.start_pane):
             for pane_class in REMOTE_PANES if self.endpoint is not None else PANES:
-                if pane_class.PANE_ID == "generate":
-                    yield pane_class(settings=self._settings)  # type: ignore[call-arg]
+                if pane_class.PANE_ID == "generate":  # on the server's model when there is one, else on the local one
+                    yield pane_class(settings=self._settings, served=self.endpoint is not None)  # type: ignore[call-arg]
                 else:
                     yield pane_class()
         yield DemoBar(id="demo-bar")

@@ -16,9 +16,9 @@ from textual.message import Message
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from llmtui.engine.generation import Candidate, Step
     from llmtui.engine.lm import LanguageModel
-    from llmtui.engine.settings import SamplingSettings
+    from llmtui.engine.remote.client import RemoteModel
+    from llmtui.engine.remote.session import Traffic
 
 
 # -- the model -----------------------------------------------------------------------------
@@ -53,51 +53,6 @@ class ModelLoadFailed(Message, bubble=False):
 
 
 @dataclass
-class GenerationUpdate(Message, bubble=False):
-    """A run's steps so far (all of them: a newer update replaces an older queued one)."""
-
-    run_id: int
-    steps: tuple[Step, ...]
-    tokens_per_s: float | None
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, GenerationUpdate) and message.run_id == self.run_id
-
-
-@dataclass
-class GenerationEnded(Message, bubble=False):
-    """A run stopped: finished ("stop token", "max new tokens", ...), "stopped" by the user, or failed."""
-
-    run_id: int
-    steps: tuple[Step, ...]
-    reason: str
-    error: str | None
-    tokens_per_s: float | None
-
-
-@dataclass
-class NextTokenPreview(Message, bubble=False):
-    """The distribution of the token that would come next, under the given knobs."""
-
-    preview_id: int
-    position: int  # index the next step would have
-    candidates: tuple[Candidate, ...]
-    settings: SamplingSettings
-    prompt_ids: tuple[int, ...]  # the prompt the preview continues
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, NextTokenPreview)
-
-
-@dataclass
-class PreviewFailed(Message, bubble=False):
-    """The preview could not be computed (an empty prompt, one too long, ...)."""
-
-    preview_id: int
-    error: str
-
-
-@dataclass
 class Throughput(Message):
     """Tokens per second of the running generation, for the status line; None when idle."""
 
@@ -105,6 +60,38 @@ class Throughput(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, Throughput)
+
+
+# -- a served model (--endpoint) -----------------------------------------------------------
+
+
+@dataclass
+class RemoteConnected(Message, bubble=False):
+    """The server answered and serves the model: panes can use it."""
+
+    remote: RemoteModel
+
+
+@dataclass
+class RemoteFailed(Message, bubble=False):
+    """The server could not be reached or does not serve the model (one line: why and what to do)."""
+
+    error: str
+
+
+@dataclass
+class RemoteTraffic(Message):
+    """How the last request went, for the status line (bubbles up to the app); None: none yet."""
+
+    traffic: Traffic | None
+
+
+class ReconnectWanted(Message):
+    """A pane needs the server and is not attached: the app tries to connect again (bubbles up)."""
+
+
+class LocalModelWanted(Message):
+    """The user asked for a local model beside the server, for the panes that need weights (bubbles up)."""
 
 
 # -- between panes -------------------------------------------------------------------------

@@ -8,6 +8,7 @@ Any turn can be edited and the chat re-run from it (`rerun_from`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -46,6 +47,19 @@ class Chat:
     def prompt_text(self, lm: LanguageModel, user_text: str) -> str:
         """The raw template text (special tokens as text) the model continues: what the template view shows."""
         return lm.tokenizer.apply_chat_template(self.messages(user_text), add_generation_prompt=True)
+
+    def copy(self) -> Chat:
+        """Another chat with the same system prompt and turns, to edit without touching this one."""
+        return Chat(self.system, [Turn(t.user, t.assistant) for t in self.turns])
+
+    @classmethod
+    def of_history(cls, system: str | None, history: Sequence[tuple[str, str]]) -> Chat:
+        """A chat from (user, assistant) pairs, as the Generate pane keeps its turns."""
+        return cls(system, [Turn(u, a) for u, a in history])
+
+    def history(self) -> tuple[tuple[str, str], ...]:
+        """The turns as (user, assistant) pairs."""
+        return tuple((t.user, t.assistant) for t in self.turns)
 
     def add(self, user_text: str, assistant_text: str) -> None:
         self.turns.append(Turn(user_text, assistant_text))

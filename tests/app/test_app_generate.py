@@ -319,6 +319,32 @@ class TestTable:
             assert bars
 
 
+    async def test_plus_and_minus_bias_the_highlighted_token_and_the_table_shows_it(self, tiny_lm):
+        app = make_app(tiny_lm, prompt=PROMPT, settings=SamplingSettings(temperature=1.0))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            table = pane.query_one(ProbabilityTable)
+            pane.output.focus()
+            await pilot.press("plus")
+            assert pane.message.startswith("Bias a token from the table") and pane.settings.logit_bias == ()
+            table.focus()
+            table.cursor = 1
+            token, before = table.view.candidates[1].id, table.view.candidates[1].prob
+            await pilot.press("plus", "plus")
+            await settle(pilot)
+            assert pane.settings.logit_bias == ((token, 4.0),) and "logit +4" in pane.message
+            # the preview under the new knobs: the bias stage raises that token's odds by e^4, its label says +4
+            ids = tiny_lm.encode(PROMPT)
+            expected = distribution(tiny_lm.run(ids, capture=False).logits[0, -1], pane.settings, ids)
+            row = next(n for n, c in enumerate(table.view.candidates) if c.id == token)
+            assert table.view.labels[row].endswith(" +4") and table.view.candidates[row].prob > before
+            assert abs(table.view.candidates[row].prob - float(expected.final[token])) < 1e-6
+            table.cursor = row
+            await pilot.press("minus", "minus")
+            await settle(pilot)
+            assert pane.settings.logit_bias == () and "no bias" in pane.message  # back to none: the entry goes
+
+
 class TestSelectAndFork:
     async def test_selecting_a_past_token_shows_its_table(self, tiny_lm):
         app = make_app(tiny_lm, prompt=PROMPT, settings=greedy(max_new_tokens=10))

@@ -12,7 +12,8 @@ import math
 from app_fixtures import settle, wait_for
 from fake_server import HOSTILE_SCRIPT, MODEL, SCRIPT, fake_server
 from llmtui.app.app import LLMTuiApp
-from llmtui.app.panes.remote import NeedsWeightsPane, RemoteGeneratePane, RemoteTokenizerPane
+from llmtui.app.panes.generate import GeneratePane
+from llmtui.app.panes.remote import NeedsWeightsPane, RemoteTokenizerPane
 from llmtui.engine.remote import UNDECIDED
 from llmtui.engine.remote.endpoint import Endpoint
 from llmtui.engine.settings import SamplingSettings
@@ -32,15 +33,15 @@ def last_completion(srv) -> dict:
     """The body of the last completion request (the Tokenizer pane may ask /tokenize after it, following the selection)."""
     return [body for path, _, body in srv.requests if path.endswith("/completions")][-1]
 
-async def attached(pilot) -> RemoteGeneratePane:
-    pane = pilot.app.query_one(RemoteGeneratePane)
+async def attached(pilot) -> GeneratePane:
+    pane = pilot.app.query_one(GeneratePane)
     await wait_for(pilot, lambda: pane.remote is not None or "not attached" in pilot.app.status.remote_info,
                    what="the connection")
     await settle(pilot)
     return pane
 
 
-async def run(pilot, pane: RemoteGeneratePane, key: str = "f5") -> None:
+async def run(pilot, pane: GeneratePane, key: str = "f5") -> None:
     await pilot.press(key)
     await wait_for(pilot, lambda: not pane.running, what="the run")
     await settle(pilot)
@@ -86,8 +87,10 @@ async def test_step_then_fork_send_prefix_prompts():
             await pilot.press("end", "enter")  # the last listed candidate, " Lyon": fork there
             await wait_for(pilot, lambda: not pane.running and pane.steps and pane.steps[0].forced, what="the fork")
             await settle(pilot)
-            assert pane.steps[0].text == " Lyon"
-            assert last_completion(srv)["prompt"] == PROMPT + " Lyon"
+            assert [s.text for s in pane.steps] == [" Lyon"]  # in step mode a fork waits, as on a local model
+            await run(pilot, pane, "f6")  # the next step sends the forked text as the prompt
+            assert [s.text for s in pane.steps][0] == " Lyon" and len(pane.steps) == 2
+            assert last_completion(srv)["prompt"] == PROMPT + " Lyon" and last_completion(srv)["max_tokens"] == 1
 
 
 async def test_a_dropped_stream_keeps_its_tokens_and_f7_goes_on():
@@ -179,7 +182,7 @@ async def test_o_opens_a_local_model_for_the_weight_panes(tiny_lm, monkeypatch):
             assert not list(app.query(NeedsWeightsPane))
             assert app.current_pane is app.query_one(AttentionPane) and app.current_pane.display
             assert "local: " in str(app.status.render())
-            assert app.query_one(RemoteGeneratePane).remote is not None  # Generate stays on the server
+            assert app.query_one(GeneratePane).remote is not None  # Generate stays on the server
 
 
 async def test_hostile_tokens_from_the_server_are_shown_literally():
@@ -216,3 +219,83 @@ knobs = { temperature = 0.0 }
             assert pane.knob("temperature").value == 0.0 and sent[-1]["max_tokens"] == 3 and sent[-1]["temperature"] == 0
             await pilot.press("ctrl+n")
             assert pane.steps == () and pane.session is None
+
+
+# -- the one Generate pane on a served model: what it shares with the local one, and what it says it cannot --
+
+
+async def test_what_needs_the_weights_is_one_line_never_faked():
+    with fake_server() as srv:
+        async with remote_app(srv.url).run_test(size=(120, 40)) as pilot:
+            pane = await attached(pilot)
+            assert pane.table.view is None and pane.output.border_title == "Output"  # no preview, no context window
+            assert "no next-token preview and no context window" in pane.output.plain_text
+            for key, what in (("f2", "Compare"), ("f3", "The branch tree"), ("f4", "The system prompt")):
+                await pilot.press(key)
+                await settle(pilot)
+                assert pane.message.startswith(f"{what}: not available on a served model") and "\n" not in pane.message
+            await run(pilot, pane)
+            pane.table.focus()
+            await pilot.press("x")
+            assert pane.message.startswith("Ban a token: not available") and pane.settings.banned == ()
+            await pilot.press("plus")
+            assert pane.message.startswith("Bias a token: not available") and pane.settings.logit_bias == ()
+            assert len(pilot.app.screen_stack) == 1  # no screen opened
+            assert pane.editor.text == PROMPT
+
+
+async def test_step_presses_while_a_served_step_runs_are_counted():
+    with fake_server(delay=0.3) as srv:
+        async with remote_app(srv.url, settings=SamplingSettings(temperature=0.0)).run_test(size=(120, 40)) as pilot:
+            pane = await attached(pilot)
+            await pilot.press("f6", "f6", "f6")
+            await wait_for(pilot, lambda: len(pane.steps) == 3 and not pane.running, what="three steps")
+            sent = [body for path, _, body in srv.requests if path == "/v1/completions"]
+            assert all(body["prompt"].startswith(PROMPT) for body in sent) and sum(b["max_tokens"] for b in sent) >= 3
+            assert pane.message.startswith("3 tokens") and "F6 one more" in pane.message
+
+
+async def test_a_served_chat_sends_one_message_per_request():
+    with fake_server() as srv:
+        async with remote_app(srv.url).run_test(size=(120, 40)) as pilot:
+            pane = await attached(pilot)
+            await pilot.press("ctrl+t")
+            await run(pilot, pane)
+            assert pane.editor.text == "" and len(pane.steps) == len(SCRIPT)  # sent: it shows in the output
+            pane.set_prompt("And of Italy?")
+            await run(pilot, pane)
+            chats = [body for path, _, body in srv.requests if path == "/v1/chat/completions"]
+            assert [c["messages"] for c in chats] == [[{"role": "user", "content": PROMPT}],
+                                                      [{"role": "user", "content": "And of Italy?"}]]
+
+
+async def test_a_served_generation_exports_its_steps_and_model():
+    with fake_server() as srv:
+        async with remote_app(srv.url).run_test(size=(120, 40)) as pilot:
+            pane = await attached(pilot)
+            await run(pilot, pane)
+            data = pane.export_data()
+            assert data["model"] == f"{MODEL} @ {srv.url}" and data["generation"]["prompt_ids"] is None
+            assert data["generation"]["text"] == "".join(t for t, _ in SCRIPT) == "".join(s["token"]["text"] for s in data["generation"]["steps"])
+            assert data["table"]["step_index"] == len(SCRIPT) - 1
+
+
+async def test_knobs_turned_mid_stream_go_with_a_new_request_from_the_text_so_far():
+    from llmtui.app.panes.generate.backend import ServedBackend
+    from llmtui.app.panes.generate.run import PromptRequest
+    from llmtui.engine.remote.client import RemoteModel
+
+    with fake_server() as srv:
+        backend = ServedBackend(RemoteModel.connect(Endpoint.parse(srv.url, timeout=10)))
+        try:
+            a, b = SamplingSettings(temperature=1.0), SamplingSettings(temperature=0.5)
+            session = await backend.open(PromptRequest(PROMPT), a)
+            first = await backend.step(session, a, None)
+            second = await backend.step(session, a, None)  # the same stream: no new request
+            third = await backend.step(session, b, None)  # the knobs turned: a new request, from the text so far
+            sent = [body for path, _, body in srv.requests if path == "/v1/completions"]
+            assert [body["temperature"] for body in sent] == [1.0, 0.5]
+            assert sent[1]["prompt"] == PROMPT + first.text + second.text
+            assert third.settings == b and [s.text for s in session.steps] == [" Paris", ".", " Paris"]
+        finally:
+            backend.close()

@@ -60,7 +60,7 @@ class TestAcrossPanes:
             followed.append((self.PANE_ID, selection))
             return original(self, selection)
 
-        for pane_class in {*PANES, Pane}:
+        for pane_class in {c for p in PANES for c in p.__mro__}:  # where each pane's is defined (a mixed-in part's too)
             if "follow_selection" in pane_class.__dict__:
                 monkeypatch.setattr(pane_class, "follow_selection", spy)
         app = make_app(tiny_lm, pane="layers", prompt=PROMPT)

@@ -51,3 +51,11 @@ def test_smollm2s_default_system_prompt_is_shown(default_lm):
     assert default is not None and "SmolLM" in default
     assert default in Chat().prompt_text(default_lm, "hi")
     assert default not in Chat(system="Be brief.").prompt_text(default_lm, "hi")
+
+
+def test_a_copy_is_edited_alone_and_history_pairs_round_trip():
+    chat = Chat.of_history("Be brief.", [("q0", "a0"), ("q1", "a1")])
+    assert chat.history() == (("q0", "a0"), ("q1", "a1")) and chat.system == "Be brief."
+    copy = chat.copy()
+    assert copy.rerun_from(0, "q0, edited") == "q0, edited" and copy.turns == []
+    assert chat.history() == (("q0", "a0"), ("q1", "a1"))  # the original keeps its turns

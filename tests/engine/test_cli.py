@@ -273,3 +273,14 @@ def test_prompts_run_with_bos_where_the_tokenizer_adds_one(tiny_hf_llama_bos_dir
     assert [t["id"] for t in data["tokens"]] == expected
     data = json.loads(run_cli(capsys, "tokenize", "The capital of France is", "--model", folder, "--json")[1])
     assert [t["id"] for t in data["tokens"]] == expected[1:] and bos not in expected[1:]
+
+
+def test_model_b_reaches_the_app_and_serve_and_compare_mode_stays_its_own():
+    from llmtui.cli import app_command, build_parser
+
+    args = build_parser().parse_args(["--model-b", "gpt2", "--pane", "generate"])
+    assert args.model_b == "gpt2" and "--model-b gpt2" in app_command(args)
+    served = build_parser().parse_args(["serve", "--model-b", "/a path/m.gguf"])
+    assert "'/a path/m.gguf'" in app_command(served)
+    # --mode after the subcommand is compare's, not an abbreviation of --model or --model-b
+    assert build_parser().parse_args(["compare", "hi", "--mode", "free"]).mode == "free"

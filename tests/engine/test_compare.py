@@ -134,3 +134,41 @@ def test_default_model_same_text_temperature(default_lm):
     same = Comparison(ids, Side(default_lm, SamplingSettings(seed=0, max_new_tokens=4)),
                       Side(default_lm, SamplingSettings(seed=0, max_new_tokens=4)), mode="free")
     assert all(p.kl == 0 and p.a.candidates == p.b.candidates for p in same)
+
+
+def test_two_branches_are_read_each_on_its_own_text_from_where_they_part(lm):
+    ids = lm.encode("Once upon")
+    settings = SamplingSettings(temperature=0.9, top_k=50, seed=4, max_new_tokens=8)
+    session = GenerationSession(lm, ids, settings)
+    first = list(session)
+    session.fork(3, next(c.id for c in first[3].candidates if c.id != first[3].token_id))
+    second = first[:3] + session.steps[3:] + list(session)
+    c = Comparison.of_branches(lm, ids, first, second)
+    positions = list(c)
+    assert c.shared == 3 and c.mode == "branches" and len(positions) == max(len(first), len(second)) - 3
+    for p in positions:
+        for step, branch in ((p.a, first), (p.b, second)):
+            if 3 + p.index >= len(branch):
+                assert step is None
+                continue
+            recorded = branch[3 + p.index]
+            assert step.token_id == recorded.token_id  # the branch's own token, read under its own knobs
+            assert step.prob == pytest.approx(recorded.prob, rel=1e-5)
+            assert step.raw_prob == pytest.approx(recorded.raw_prob, rel=1e-5)
+        if p.a and p.b:  # two contexts, one position: the divergence of the two next-token distributions
+            context_a = ids + [s.token_id for s in first[: 3 + p.index]]
+            context_b = ids + [s.token_id for s in second[: 3 + p.index]]
+            pa = (lm.run(context_a, capture=False).logits[0, -1].double() / 0.9).softmax(-1)
+            pb = (lm.run(context_b, capture=False).logits[0, -1].double() / 0.9).softmax(-1)
+            # top-k 50 cuts both: compare the distributions after the knobs
+            pa = pa * (pa >= pa.topk(50).values[-1]); pa /= pa.sum()
+            pb = pb * (pb >= pb.topk(50).values[-1]); pb /= pb.sum()
+            assert p.tv == pytest.approx(0.5 * float((pa - pb).abs().sum()), abs=1e-6)
+    # Where they part both read one distribution (two tokens drawn from it); after that the contexts differ.
+    assert positions[0].kl == 0 and positions[0].a.token_id != positions[0].b.token_id and positions[1].kl > 0
+    summary = c.summary()
+    assert summary.a.raw_log_likelihood == pytest.approx(sum(math.log(s.raw_prob) for s in first[3:]), rel=1e-5)
+    assert summary.b.raw_log_likelihood == pytest.approx(sum(math.log(s.raw_prob) for s in second[3:]), rel=1e-5)
+    assert c.to_json()["shared"] == 3 and c.text_b == lm.tokenizer.decode([s.token_id for s in second[3:]])
+    with pytest.raises(ValueError, match="same text"):
+        Comparison.of_branches(lm, ids, first, first)

@@ -141,17 +141,17 @@ async def test_the_app_streams_from_llama_cpp(llama_server):
     from app_fixtures import settle, wait_for
 
     from llmtui.app.app import LLMTuiApp
-    from llmtui.app.panes.remote import RemoteGeneratePane
+    from llmtui.app.panes.generate import GeneratePane
 
     app = LLMTuiApp(endpoint=Endpoint.parse(llama_server), pane="generate", prompt=PROMPT,
                     settings=SamplingSettings(temperature=0, max_new_tokens=STEPS))
     async with app.run_test(size=(120, 40)) as pilot:
-        pane = app.query_one(RemoteGeneratePane)
+        pane = app.query_one(GeneratePane)
         await wait_for(pilot, lambda: pane.remote is not None, what="the connection")
         await pilot.press("f5")
         await wait_for(pilot, lambda: pane.steps and not pane.running, timeout=120, what="the run")
         await settle(pilot)
-        assert len(pane.steps) == STEPS and pane.message.endswith("max new tokens")
+        assert len(pane.steps) == STEPS and pane.message.startswith("Max tokens reached")
         assert pane.output.plain_text == "".join(s.text for s in pane.steps).replace("\n", "↵\n")  # newlines shown
         assert pane.table.cells and "tok/s" in app.status.remote_info
 

@@ -3,10 +3,11 @@
 The walk drives the app as a terminal would (key and mouse events through the driver,
 without waiting for the app to go idle, so generations stream while it goes on), on the
 tiny model. It starts and stops generations, sets every knob to its extremes and
-generates there, forks from the probability table, toggles chat mode, types hostile
-text, opens the help and the command palette, changes the theme and resizes the
-terminal from 40x12 to 300x100. It must end with no exception, no "internal error"
-anywhere, every worker finished, the model thread idle, and the app still answering keys.
+generates there, forks from the probability table, compares (two settings, two models, two
+marked branches), toggles chat mode, types hostile text, opens the help and the command
+palette, changes the theme and resizes the terminal from 40x12 to 300x100. It must end with
+no exception, no "internal error" anywhere, every worker finished, the model thread idle, and
+the app still answering keys.
 
 Replay a failure with the seed it prints:
     LLMTUI_SOAK_SEED=<seed> .venv/bin/python -m pytest tests/robustness/test_soak.py
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shlex
 import sys
 import time
 from collections import Counter, deque
@@ -29,11 +31,12 @@ import pytest
 from app_fixtures import make_app, wait_for
 from textual import events
 from textual.command import CommandList, CommandPalette
-from textual.widgets import Input, TextArea
+from textual.widgets import DataTable, Input, OptionList, TextArea
 from textual.worker import Worker, WorkerState
 
 from llmtui.app.model_thread import model_thread_idle
 from llmtui.app.panes.generate import PREVIEW_DELAY, GeneratePane
+from llmtui.app.screens.compare.model_picker import ModelPickerScreen
 from llmtui.app.screens.help import HelpScreen
 from llmtui.app.screens.value_input import ValueInputScreen
 from llmtui.engine.settings import KNOB
@@ -57,7 +60,7 @@ PANE_KEYS = {
                "ctrl+home", "ctrl+end", "enter", "tab", "shift+tab"],
     "train": ["f5", "escape", "f4", "f6", "f7", "tab", "shift+tab", "up", "down"],
     "generate": ["f5", "ctrl+g", "escape", "f6", "n", "space", "f7", "ctrl+t", "ctrl+n", "enter", "c", "ctrl+r",
-                 "left", "right", "up", "down", "home", "end", "tab", "shift+tab", "minus", "plus", "r", "f", "j", "k", "f2", "f3", "f4", "ctrl+b", "x", "ctrl+z", "ctrl+y"],
+                 "left", "right", "up", "down", "home", "end", "tab", "shift+tab", "minus", "plus", "r", "f", "j", "k", "f2", "f3", "f4", "ctrl+b", "x", "ctrl+z", "ctrl+y", "ctrl+o"],
 }
 """Each pane's keys (its BINDINGS and the keys of its widgets) and the navigation keys."""
 ANY_PANE_KEYS = ["f1", "question_mark", "f8", "shift+f8", "f9", "ctrl+c", "ctrl+s", "escape", "tab", "shift+tab",
@@ -225,7 +228,9 @@ class Walk:
         """A help screen, value box or palette is open: type into it, or close it."""
         screen = self.app.screen
         choice = self.rng.random()
-        if choice < 0.5:
+        if isinstance(screen, ModelPickerScreen):  # a catalogue row would download a model: A's or --model-b's
+            await self.pick_b_model(screen)
+        elif choice < 0.5:
             self.log.append(f"escape on {type(screen).__name__}")
             await self.key("escape")
         elif choice < 0.8:
@@ -344,10 +349,26 @@ class Walk:
         await self.until(lambda: pane._run is not run and not pane.running, 2, "the step")
         await self.key("f7")
 
+    async def pick_b_model(self, picker: ModelPickerScreen) -> None:
+        """In B's model list: A's own model (row 0) or --model-b's (row 1), or back out."""
+        if self.rng.random() < 0.2:
+            self.log.append("escape on the model list")
+            await self.key("escape")
+            return
+        row = self.rng.randint(0, 1)
+        self.log.append(f"model list: row {row}, enter")
+        picker.query_one(OptionList).highlighted = row
+        await self.key("enter")
+        self.kinds["compare: B's model picked"] += 1
+
+    def model_b_words(self) -> str:
+        """B's words naming the app's --model-b, maybe with knobs."""
+        return shlex.join([f"model={self.app.second_model.spec}", *self.rng.choice([[], ["temperature=2"]])])
+
     async def compare_or_branches(self) -> None:
-        """F2 (Compare: maybe new knobs for B, maybe the other mode) or F3 (Branches: reopen, rename, delete,
-        undo, redo), then back; or undo/redo a fork from the pane. Saving and loading are left to the tests
-        (they write files)."""
+        """F2 (Compare: maybe new knobs for B, maybe another model, maybe the other mode) or F3 (Branches: reopen,
+        rename, delete, undo, redo, mark two and compare them), then back; or undo/redo a fork from the pane.
+        Saving and loading are left to the tests (they write files)."""
         from llmtui.app.screens.branches.screen import BranchesScreen
         from llmtui.app.screens.compare.screen import CompareScreen
 
@@ -365,10 +386,18 @@ class Walk:
                 self.kinds["compare"] += 1
                 screen = self.app.screen
                 if self.rng.random() < 0.5:
-                    screen.query_one("#cmp-b", Input).value = self.rng.choice(
+                    words = self.rng.choice(
                         ["temperature=2", "top-k=1", "typical-p=0.5 top-n-sigma=1", "frequency-penalty=2", "x", "model=y",
-                         "banned=1,2,3", "logit_bias=5:100", "'unclosed"])
+                         "banned=1,2,3", "logit_bias=5:100", "'unclosed", self.model_b_words(), self.model_b_words()])
+                    self.log.append(f"compare: B's words {words!r}, f5")
+                    screen.query_one("#cmp-b", Input).value = words
                     await self.key("f5")
+                    self.kinds["compare: model B"] += "model=" in words and "model=y" not in words
+                if self.rng.random() < 0.2:
+                    self.log.append("compare: f4 (B's model)")
+                    await self.key("f4")
+                    if await self.until(lambda: isinstance(self.app.screen, ModelPickerScreen), 1, "the model list"):
+                        await self.pick_b_model(self.app.screen)
                 if self.rng.random() < 0.3:
                     await self.key("ctrl+o")
                 for _ in range(self.rng.randint(0, 3)):
@@ -380,16 +409,71 @@ class Walk:
             await self.until(lambda: isinstance(self.app.screen, BranchesScreen), 1, "the Branches screen")
             if isinstance(self.app.screen, BranchesScreen):
                 self.kinds["branches"] += 1
-                for _ in range(self.rng.randint(1, 4)):
-                    key = self.rng.choice(["up", "down", "d", "ctrl+z", "ctrl+y", "enter", "r"])
+                for _ in range(self.rng.randint(1, 6)):
+                    key = self.rng.choice(["up", "down", "d", "ctrl+z", "ctrl+y", "enter", "r", "m", "space", "m", "c"])
                     self.log.append(f"branches: {key}")
                     await self.key(key)
+                    if key == "c" and await self.until(lambda: isinstance(self.app.screen, CompareScreen), 1,
+                                                       "two branches in Compare"):
+                        self.kinds["compare: branches"] += 1
+                        await self.key(self.rng.choice(["down", "ctrl+o", "f4", "escape"]))
                     if not isinstance(self.app.screen, BranchesScreen):
                         break
         else:
             key = self.rng.choice(["ctrl+z", "ctrl+y"])
             self.log.append(f"{key} (fork) on the table")
             await self.key(key)
+
+    async def two_sided_compares(self) -> None:
+        """A top-up: a text and a fork (two branches), the two branches in Compare, then the text against
+        --model-b's model; each waited for to the end."""
+        from llmtui.app.screens.branches.screen import BranchesScreen
+        from llmtui.app.screens.compare.screen import CompareScreen
+
+        pane = self.generate_pane
+        await self.plain_prompt()
+        pane.table.focus()
+        await self.pilot.pause()  # type: ignore[attr-defined]
+        await self.key("ctrl+r")  # the knobs back to their defaults: an extreme may have left max tokens 0
+        await self.key("f5")
+        await settle_all(self)
+        self.log.append("fork: output, home, enter (its table), to a row not drawn, enter")
+        pane.output.focus()
+        await self.key("home")
+        await self.key("enter")
+        table = pane.table
+        if await self.until(lambda: self.app.focused is table and table.view is not None and table.view.drawn is not None,
+                            5, "the table of the first token"):
+            view = table.view
+            moves = next(i for i, c in enumerate(view.candidates) if c.id != view.drawn) - table.cursor
+            for _ in range(abs(moves)):
+                await self.key("down" if moves > 0 else "up")
+            await self.key("enter")
+        await settle_all(self)
+        pane.table.focus()
+        await self.pilot.pause()  # type: ignore[attr-defined]
+
+        def done(screen) -> bool:
+            return "Done" in str(screen.query_one("#cmp-message").render())
+
+        self.log.append("branches: f3, ctrl+home, m, down, m, c")
+        await self.key("f3")
+        if await self.until(lambda: isinstance(self.app.screen, BranchesScreen)
+                            and isinstance(self.app.focused, DataTable), 5, "the Branches screen's list"):
+            for key in ("ctrl+home", "m", "down", "m", "c"):
+                await self.key(key)
+            if await self.until(lambda: isinstance(self.app.screen, CompareScreen), 5, "two branches in Compare"):
+                self.kinds["compare: branches"] += await self.until(lambda: done(self.app.screen), 30, "the comparison")
+        await settle_all(self)
+        self.log.append("compare: f2, B's model, f5")
+        await self.key("f2")
+        if await self.until(lambda: isinstance(self.app.screen, CompareScreen), 5, "the Compare screen"):
+            screen = self.app.screen
+            screen.query_one("#cmp-b", Input).value = self.model_b_words()
+            await self.key("f5")
+            self.kinds["compare: model B"] += await self.until(
+                lambda: done(screen) and screen.lm_b is not None and screen.lm_b is not screen.lm, 60, "model B")
+        await settle_all(self)
 
     async def plain_prompt(self) -> None:
         """A new short plain (not chat) prompt, its table shown: for the top-ups (the walk may have left an
@@ -664,7 +748,7 @@ async def still_answers(walk: Walk) -> None:
     await wait_for(walk.pilot, lambda: pane.editor.text.count("Z") == before + 1, 10, "the typed character")
 
 
-async def run_walk(tiny_lm, seed: int, steps: int, tmp_path) -> Walk:
+async def run_walk(tiny_lm, seed: int, steps: int, tmp_path, model_b: str) -> Walk:
     rng = random.Random(seed)
     vocab = tiny_lm.config.vocab_size
     # each knob's range ends, as its one description (llmtui.engine.settings.KNOBS) gives them
@@ -680,7 +764,8 @@ async def run_walk(tiny_lm, seed: int, steps: int, tmp_path) -> Walk:
     ]
     rng.shuffle(extremes)
     walk: Walk | None = None
-    app = make_app(tiny_lm, pane=rng.choice(PANE_IDS), prompt="The cat", export_dir=tmp_path / "exports")
+    app = make_app(tiny_lm, pane=rng.choice(PANE_IDS), prompt="The cat", export_dir=tmp_path / "exports",
+                   model_b=model_b)
     hook = []  # the message hook must exist before the walk does
     body_error: list[Exception] = []
     try:
@@ -733,6 +818,11 @@ async def run_walk(tiny_lm, seed: int, steps: int, tmp_path) -> Walk:
                     await walk.compare_or_branches()
                     await pilot.pause(0)
                     walk.observe()
+                while app._exception is None and not (walk.kinds["compare: branches"] and walk.kinds["compare: model B"]) \
+                        and topped < 35:
+                    topped += 1
+                    await walk.two_sided_compares()
+                    walk.observe()
                 walk.kinds["top-up"] += topped
                 if app._exception is None:
                     await settle_all(walk)
@@ -754,10 +844,11 @@ async def run_walk(tiny_lm, seed: int, steps: int, tmp_path) -> Walk:
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-async def test_soak_random_walk(tiny_lm, seed, tmp_path):
-    """STEPS random key presses and clicks (and more input) in every pane: the app survives, settles, answers."""
+async def test_soak_random_walk(tiny_lm, tiny_hf_gpt2_dir, seed, tmp_path):
+    """STEPS random key presses and clicks (and more input) in every pane: the app survives, settles, answers.
+    Compare's B model is another tiny model (--model-b): the walk compares two models too."""
     started = time.perf_counter()
-    walk = await run_walk(tiny_lm, seed, STEPS, tmp_path)
+    walk = await run_walk(tiny_lm, seed, STEPS, tmp_path, str(tiny_hf_gpt2_dir))
     elapsed = time.perf_counter() - started
     print(f"\nseed {seed}: {walk.events} events ({walk.keys} keys, {walk.clicks} clicks) in {elapsed:.1f}s; "
           f"per pane {dict(walk.per_pane)}; extremes generated {dict(walk.generated_at)}; runs {dict(walk.run_kinds)}; "
@@ -775,6 +866,8 @@ async def test_soak_random_walk(tiny_lm, seed, tmp_path):
     assert walk.run_kinds["fork"] + walk.run_kinds["force"] > 0, walk.failure(f"no fork: {dict(walk.run_kinds)}")
     assert walk.mid_generation_switches > 0, walk.failure("no pane switch while generating")
     assert walk.kinds["compare"] and walk.kinds["branches"], walk.failure(f"no compare or branches: {dict(walk.kinds)}")
+    assert walk.kinds["compare: branches"] and walk.kinds["compare: model B"], walk.failure(
+        f"no two branches or two models compared: {dict(walk.kinds)}")
     assert walk.sizes[(40, 12)] and walk.sizes[(300, 100)], walk.failure(f"sizes {dict(walk.sizes)}")
     # every pane got a meaningful share of the actions
     total = sum(walk.per_pane.values())

@@ -2,7 +2,7 @@
 
 import math
 
-from llmtui.app.screens.branches.view import COLUMNS, rows
+from llmtui.app.screens.branches.view import COLUMNS, rows, toggle_mark
 from llmtui.engine.branches import BranchTree
 from llmtui.engine.generation import Step
 from llmtui.engine.settings import SamplingSettings
@@ -19,7 +19,16 @@ def test_one_row_per_branch_with_length_log_p_and_the_current_marked():
     tree.rename(first, "[bold]mine")
     cells = {node: [c.plain for c in row] for node, row in rows(tree)}
     assert list(cells) == [first, second] and len(cells[first]) == len(COLUMNS)
-    assert cells[first][:5] == [" ", "[bold]mine", "3", f"{3 * math.log(0.5):.2f}", f"{math.log(0.5):.2f}"]
-    assert cells[second][0] == "▶" and cells[second][1] == f"#{second}"
-    assert cells[first][5].startswith("b↵")
-    assert "\n" not in cells[first][5] and "\x1b" not in cells[first][5]
+    assert cells[first][:6] == [" ", "", "[bold]mine", "3", f"{3 * math.log(0.5):.2f}", f"{math.log(0.5):.2f}"]
+    assert cells[second][0] == "▶" and cells[second][2] == f"#{second}"
+    assert cells[first][6].startswith("b↵")
+    assert "\n" not in cells[first][6] and "\x1b" not in cells[first][6]
+    marked = {node: [c.plain for c in row] for node, row in rows(tree, [second, first])}
+    assert marked[second][1] == "A" and marked[first][1] == "B"
+
+
+def test_at_most_two_marks_a_third_drops_the_oldest_and_a_second_press_unmarks():
+    assert toggle_mark([], 3) == [3]
+    assert toggle_mark([3], 5) == [3, 5]
+    assert toggle_mark([3, 5], 7) == [5, 7]
+    assert toggle_mark([3, 5], 3) == [5]

@@ -6,7 +6,8 @@ import pytest
 
 from llmtui.app.panes.generate import view
 from llmtui.app.panes.generate.run import PromptRequest, Run, check_fits
-from llmtui.engine.generation import GenerationSession
+from llmtui.engine.generation import Candidate, GenerationSession, Step
+from llmtui.engine.remote import UNDECIDED
 from llmtui.engine.settings import SamplingSettings
 
 GREEDY = SamplingSettings(temperature=0, max_new_tokens=5)
@@ -78,3 +79,43 @@ def test_a_prompt_that_fills_the_window_is_refused_with_what_to_do():
         check_fits(PromptRequest("x"), 11, 11)
     with pytest.raises(ValueError, match="ctrl\\+n clears the chat"):
         check_fits(PromptRequest("x", chat=True, history=(("a", "b"),)), 20, 11)
+
+
+# -- a served model's steps (the server's listed candidates) ---------------------------------
+
+
+def _served_step(cands, settings=SamplingSettings(temperature=2.0, top_p=0.5), unlisted=0.2, text=" a") -> Step:
+    drawn = cands[0]
+    return Step(index=0, position=3, token_id=drawn.id, text=text, raw_prob=drawn.raw_prob, prob=drawn.prob,
+                candidates=tuple(cands), settings=settings, unlisted=unlisted)
+
+
+def test_the_table_title_says_how_much_the_server_did_not_list():
+    step = _served_step([Candidate(-1, " a", 0.5, None, None), Candidate(-2, "\x1b[31m", 0.3, None, UNDECIDED)])
+    table = view.served_step_view(step, 4)
+    assert table.title == "Token 1 of 4 · drew ␣a · 20.0% unlisted"
+    assert table.labels == ("␣a", "\\x1b[31m")  # escapes shown, never obeyed
+
+
+def test_undecided_rows_are_explained_and_decided_ones_are_not():
+    undecided = _served_step([Candidate(-1, " a", 0.5, None, None), Candidate(-2, " b", 0.3, None, UNDECIDED)])
+    assert view.undecided_note(undecided) == "?: decided by the 20.0% the server did not list (its tail is unknown, never guessed)"
+    decided = _served_step([Candidate(-1, " a", 0.5, 1.0, None), Candidate(-2, " b", 0.3, 0.0, "top-k")])
+    assert view.undecided_note(decided) is None
+    penalty = _served_step([Candidate(-1, " a", 0.5, None, UNDECIDED)], SamplingSettings(repetition_penalty=1.2))
+    assert "repetition penalty" in view.undecided_note(penalty)
+
+
+def test_output_colours_unknown_knob_probabilities_apart():
+    step = _served_step([Candidate(-1, " a", 0.5, None, None)], text="x\n")
+    by_model, by_knobs = view.output_pieces([step], [("x\n", False)], True)[0], view.output_pieces([step], [("x\n", False)], False)[0]
+    assert by_model.text == "x↵\n" and by_model.style != by_knobs.style and by_knobs.style.italic
+
+
+def test_biased_candidates_are_labelled_with_their_bias(tiny_lm, session):
+    cands = session.steps[0].candidates
+    biased = SamplingSettings(logit_bias=((cands[0].id, 2.0), (cands[1].id, -4.5)))
+    labels = view.candidate_labels(tiny_lm.tokenizer, cands, biased)
+    plain = view.candidate_labels(tiny_lm.tokenizer, cands, GREEDY)
+    assert labels[0] == plain[0] + " +2" and labels[1] == plain[1] + " -4.5" and labels[2:] == plain[2:]
+    assert view.preview_view(tiny_lm.tokenizer, 0, cands, biased).labels == labels

@@ -4,7 +4,10 @@ Modes:
 
 - *free*: each side samples its own continuation (same seed, so two equal sides write the same text);
 - *same text*: A samples, and B is run on A's tokens (teacher forcing), so at every position both
-  next-token distributions are over the same context: the honest way to compare two models or settings.
+  next-token distributions are over the same context: the honest way to compare two models or settings;
+- *branches*: two texts already written after the prompt (two branches of the tree): their shared
+  beginning is the context of both, and from where they part each side is read on its own tokens, each
+  token under the knobs it was drawn with (`Comparison.of_branches`).
 
 Per position: KL(A||B) and total variation between the two distributions the sides draw from (after
 their knobs), each side's probability of the token taken, and each side's top candidates. The summary
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
     from llmtui.engine.lm import LanguageModel
 
 MODES = ("same-text", "free")
+"""The modes a user switches between; "branches" (two given texts) is made by `Comparison.of_branches`."""
+BRANCHES = "branches"
 
 
 @dataclass(frozen=True)
@@ -180,10 +185,12 @@ def check_same_vocabulary(a: LanguageModel, b: LanguageModel) -> None:
 class Comparison:
     """A and B run together on one prompt, one `step()` (one position) at a time."""
 
-    def __init__(self, prompt_ids: Sequence[int], a: Side, b: Side, *, mode: str = "same-text", top_n: int = 10) -> None:
-        if mode not in MODES:
+    def __init__(self, prompt_ids: Sequence[int], a: Side, b: Side, *, mode: str = "same-text", top_n: int = 10,
+                 texts: tuple[Sequence[Step], Sequence[Step]] | None = None) -> None:
+        if mode not in MODES and not (mode == BRANCHES and texts is not None):
             raise ValueError(f"unknown comparison mode {mode!r}: use {' or '.join(MODES)}")
         check_same_vocabulary(a.lm, b.lm)
+        self.texts = texts  # branches mode: the steps each side is read on
         # One seed for both sides: two equal sides then draw the same tokens.
         self.seed = a.settings.seed if a.settings.seed is not None else int.from_bytes(os.urandom(4), "little")
         self.a, self.b, self.mode = a, b, mode
@@ -196,9 +203,32 @@ class Comparison:
             if a.lm is b.lm:
                 self.session_b.share_prefill(self.session_a)
         self.positions: list[Position] = []
+        self.shared = 0  # branches mode: tokens both texts have before they part (the rest is compared)
+
+    @classmethod
+    def of_branches(cls, lm: LanguageModel, prompt_ids: Sequence[int], a: Sequence[Step], b: Sequence[Step], *,
+                    labels: tuple[str, str] = ("A", "B"), top_n: int = 10) -> Comparison:
+        """Two branches of one prompt (each its steps from the first generated token), compared from where they
+        part; `shared` holds how many tokens they have in common before that."""
+        shared = next((i for i, (x, y) in enumerate(zip(a, b)) if x.token_id != y.token_id), min(len(a), len(b)))
+        context = [*prompt_ids, *(s.token_id for s in a[:shared])]
+        rest_a, rest_b = a[shared:], b[shared:]
+        if not rest_a and not rest_b:
+            raise ValueError("the two branches are the same text: mark two different ones")
+        # A side's knobs (shown and exported): those its first token after the fork was drawn with (a branch
+        # that ends at the fork has none of its own: the other's).
+        def side(rest: Sequence[Step], other: Sequence[Step], label: str) -> Side:
+            return Side(lm, (rest or other)[0].settings, label)
+
+        comparison = cls(context, side(rest_a, rest_b, labels[0]), side(rest_b, rest_a, labels[1]), mode=BRANCHES,
+                         top_n=top_n, texts=(rest_a, rest_b))
+        comparison.shared = shared
+        return comparison
 
     @property
     def finished(self) -> bool:
+        if self.texts is not None:
+            return all(len(s.steps) >= len(t) for s, t in zip(self._sessions, self.texts))
         if self.mode == "free":
             assert self.session_b is not None
             return self.session_a.finished and self.session_b.finished
@@ -210,7 +240,9 @@ class Comparison:
         """Compare one more position; None when done."""
         if self.finished:
             return None
-        if self.mode == "free":
+        if self.texts is not None:
+            drawn_a, drawn_b = (self._read(s, t) for s, t in zip(self._sessions, self.texts))
+        elif self.mode == "free":
             drawn_a, drawn_b = self.session_a.step_with_distribution(), self._session_b.step_with_distribution()
         elif self.shared_forward:
             dist_b = self.session_a.distribution(self.b.settings)  # before A's step: the same context, cached logits
@@ -233,6 +265,19 @@ class Comparison:
         assert self.session_b is not None
         return self.session_b
 
+    @property
+    def _sessions(self) -> tuple[GenerationSession, GenerationSession]:
+        return self.session_a, self._session_b
+
+    @staticmethod
+    def _read(session: GenerationSession, text: Sequence[Step]) -> tuple[Step, Distribution] | None:
+        """The next token of a given text, read under the knobs it was drawn with; None past its end."""
+        if len(session.steps) >= len(text):
+            return None
+        step = text[len(session.steps)]
+        session.settings = step.settings
+        return session.force(step.token_id)
+
     def __iter__(self) -> Iterator[Position]:
         while (position := self.step()) is not None:
             yield position
@@ -246,7 +291,7 @@ class Comparison:
 
     @property
     def text_b(self) -> str:
-        """B's own text in free mode; in same-text mode, A's text (the one B was measured on)."""
+        """B's own text in free and branches modes; in same-text mode, A's text (the one B was measured on)."""
         return self.session_a.text if self.session_b is None or self.mode == "same-text" else self.session_b.text
 
     def to_json(self) -> dict[str, Any]:
@@ -254,8 +299,9 @@ class Comparison:
             return {"label": s.label, "model": s.lm.name, "compute": s.lm.compute,
                     "settings": s.settings.with_(seed=self.seed).to_json()}
 
-        return {"mode": self.mode, "seed": self.seed, "prompt_ids": self.session_a.prompt_ids,
-                "a": {**side(self.a), "text": self.text_a, "finish_reason": self.session_a.finish_reason},
+        return {"mode": self.mode, "seed": self.seed, "prompt_ids": self.session_a.prompt_ids, "shared": self.shared,
+                "a": {**side(self.a), "text": self.text_a,
+                      "finish_reason": self.session_a.finish_reason if self.mode != BRANCHES else None},
                 "b": {**side(self.b), "text": self.text_b,
                       "finish_reason": self.session_b.finish_reason if self.mode == "free" and self.session_b
                       else None},

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 RunKind = Literal["generate", "step", "continue", "fork", "force"]
 
+TOP_N = 10
+"""Candidates per step in the table (the drawn token is added when it is not among them)."""
+
 
 @dataclass(frozen=True)
 class PromptRequest:

@@ -8,8 +8,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
 
+from llmtui.app.messages import LocalModelWanted
 from llmtui.app.panes.base import Pane
-from llmtui.app.panes.remote.messages import LocalModelWanted
 from llmtui.app.panes.remote.view import needs_weights_line
 
 if TYPE_CHECKING:

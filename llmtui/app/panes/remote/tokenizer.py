@@ -11,8 +11,8 @@ from textual.containers import VerticalScroll
 from textual.timer import Timer
 from textual.widgets import Static, TextArea
 
+from llmtui.app.messages import RemoteConnected, RemoteFailed
 from llmtui.app.panes.base import Pane
-from llmtui.app.panes.remote.messages import RemoteConnected, RemoteFailed
 from llmtui.app.panes.remote.view import token_chips
 from llmtui.app.widgets.prompt_editor import PromptEditor
 

@@ -2,42 +2,44 @@
 
 Enter reopens a branch in the pane (to read, continue or fork it); r renames, d deletes;
 ctrl+z / ctrl+y undo and redo the last new branch; w writes the tree to a session file and
-l loads one (JSON). The screen edits the pane's tree; the pane follows its current branch
-when the screen closes.
+l loads one (JSON); m marks a branch (A, then B) and c opens the two in Compare, each read on
+its own text from where they part (one mark: against the highlighted branch). The screen edits
+the pane's tree; the pane follows its current branch when the screen closes.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from llmtui.app.screens.branches.view import COLUMNS, rows
+from llmtui.app.screens.branches.view import COLUMNS, label, rows, toggle_mark
+from llmtui.app.screens.compare.screen import BranchPair, CompareScreen
 from llmtui.app.screens.value_input import ValueInputScreen
+from llmtui.app.screens.whole_screen import WholeScreenCard
 from llmtui.engine.branches import BranchTree
+
+if TYPE_CHECKING:
+    from llmtui.app.app import LLMTuiApp
 
 DEFAULT_SESSION = "llmtui-branches.json"
 
 
-class BranchesScreen(ModalScreen["BranchTree | None"]):
+class BranchesScreen(WholeScreenCard["BranchTree | None"]):
     """Dismissed with the tree (changed, or loaded from a file) when the pane should follow it, else None."""
 
     DEFAULT_CSS = """
     BranchesScreen {
-        align: center middle;
-        & > Vertical { width: 100%; height: 100%; border: round $accent; background: $panel; padding: 0 1; }
         & #br-table { height: 1fr; }
         & #br-message { height: auto; }
     }
     """
     BINDINGS = [
-        Binding("escape", "close", "Back"),
         Binding("enter", "reopen", "Reopen", priority=True),
         Binding("r", "rename", "Rename"),
         Binding("d,delete", "delete", "Delete"),
@@ -45,6 +47,8 @@ class BranchesScreen(ModalScreen["BranchTree | None"]):
         Binding("ctrl+y", "redo", "Redo fork"),
         Binding("w", "save", "Save session"),
         Binding("l", "load", "Load session"),
+        Binding("m,space", "mark", "Mark A/B"),
+        Binding("c", "compare", "Compare A/B"),
     ]
 
     def __init__(self, tree: BranchTree, decode: Callable[[list[int]], str], model: str) -> None:
@@ -54,11 +58,13 @@ class BranchesScreen(ModalScreen["BranchTree | None"]):
         self.model = model
         self.changed = False
         self.node_ids: list[int] = []
+        self.marked: list[int] = []  # branches marked for Compare, A first
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
             box.border_title = "Branches of this prompt"
-            box.border_subtitle = "enter reopen · r rename · d delete · ctrl+z/y undo/redo · w save · l load · esc back"
+            box.border_subtitle = ("enter reopen · m mark · c compare · r rename · d delete · ctrl+z/y undo/redo · w save · "
+                                   "l load · esc back")
             table: DataTable[Any] = DataTable(id="br-table", cursor_type="row", zebra_stripes=True)
             table.add_columns(*COLUMNS)
             yield table
@@ -75,7 +81,9 @@ class BranchesScreen(ModalScreen["BranchTree | None"]):
         table = self.query_one("#br-table", DataTable)
         table.clear()
         self.node_ids = []
-        for node, cells in rows(self.branch_tree):
+        leaves = set(self.branch_tree.leaves())
+        self.marked = [m for m in self.marked if m in leaves]  # a deleted or undone branch is no longer marked
+        for node, cells in rows(self.branch_tree, self.marked):
             self.node_ids.append(node)
             table.add_row(*cells)
         if self.branch_tree.current in self.node_ids:
@@ -116,6 +124,32 @@ class BranchesScreen(ModalScreen["BranchTree | None"]):
             self.changed = True
             self._fill()
             self._say(f"Deleted branch #{node}.")
+
+    def action_mark(self) -> None:
+        node = self._selected()
+        if node is None:
+            return
+        self.marked = toggle_mark(self.marked, node)
+        row = self.query_one("#br-table", DataTable).cursor_row
+        self._fill()
+        self.query_one("#br-table", DataTable).move_cursor(row=row)
+        self._say("Marked " + " and ".join(f"{side}: {label(self.branch_tree.branch(m))}"
+                                           for side, m in zip("AB", self.marked)) + " · c compares them"
+                  if self.marked else "No branch marked.")
+
+    def action_compare(self) -> None:
+        """Open the two marked branches (or the one marked and the highlighted one) in Compare."""
+        pair = self.marked if len(self.marked) == 2 else [*self.marked, self._selected()] if self.marked else []
+        if len(pair) != 2 or pair[0] == pair[1] or pair[1] is None:
+            self._say("Mark two branches (m on each, or one and move to the other), then c compares them.")
+            return
+        lm = cast("LLMTuiApp", self.app).lm
+        if lm is None or lm.name != self.model:  # the tree's token ids mean this model's tokens
+            self._say(f"These branches were written by {self.model}; load it to compare them.")
+            return
+        a, b = (self.branch_tree.branch(n) for n in pair)
+        self.app.push_screen(CompareScreen.for_branches(
+            lm, BranchPair(self.branch_tree.prompt_ids, a.steps, b.steps, (label(a), label(b)))))
 
     def action_undo(self) -> None:
         self._step("undo")

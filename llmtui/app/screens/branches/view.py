@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.text import Text
 
 from llmtui.engine.branches import Branch, BranchTree
 from llmtui.engine.text import escape_controls
 
-COLUMNS = ("", "name", "tokens", "log p", "per token", "text")
+COLUMNS = ("", "cmp", "name", "tokens", "log p", "per token", "text")
 TEXT_WIDTH = 60
 
 
@@ -16,10 +18,16 @@ def one_line(text: str, width: int = TEXT_WIDTH) -> str:
     return escape_controls(text.replace("\n", "↵"), keep="")[:width]
 
 
-def row(branch: Branch, current: bool) -> tuple[Text, ...]:
+def label(branch: Branch) -> str:
+    """A branch as the user knows it: its name, or its number."""
+    return one_line(branch.name, 20) or f"#{branch.node}"
+
+
+def row(branch: Branch, current: bool, mark: str = "") -> tuple[Text, ...]:
     return (
         Text("▶" if current else " ", style="bold"),
-        Text(one_line(branch.name, 20) or f"#{branch.node}"),
+        Text(mark, style="bold reverse" if mark else ""),
+        Text(label(branch)),
         Text(str(branch.length), justify="right"),
         Text(f"{branch.logprob:.2f}", justify="right"),
         Text(f"{branch.logprob_per_token:.2f}", justify="right"),
@@ -27,6 +35,14 @@ def row(branch: Branch, current: bool) -> tuple[Text, ...]:
     )
 
 
-def rows(tree: BranchTree) -> list[tuple[int, tuple[Text, ...]]]:
-    """Every branch (node id, cells), the one the pane shows marked."""
-    return [(b.node, row(b, b.node == tree.current)) for b in tree.branches()]
+def rows(tree: BranchTree, marked: Sequence[int] = ()) -> list[tuple[int, tuple[Text, ...]]]:
+    """Every branch (node id, cells), the one the pane shows pointed at, the ones marked to compare as A and B."""
+    return [(b.node, row(b, b.node == tree.current, "AB"[marked.index(b.node)] if b.node in marked else ""))
+            for b in tree.branches()]
+
+
+def toggle_mark(marked: Sequence[int], node: int) -> list[int]:
+    """Marks for Compare after marking (or unmarking) `node`: at most two, a third mark drops the oldest."""
+    if node in marked:
+        return [m for m in marked if m != node]
+    return [*marked, node][-2:]

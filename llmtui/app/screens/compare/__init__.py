@@ -1,1 +1,2 @@
-"""Compare: two settings of the model side by side on the Generate pane's prompt (screen.py; view.py its cells)."""
+"""Compare: two settings, two models or two branches side by side (screen.py; view.py its cells;
+model_picker.py B's model; second_model.py where B's model is kept)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import shlex
+from collections.abc import Iterable, Mapping
 
 from rich.text import Text
 
@@ -48,8 +50,9 @@ def row(position: Position) -> tuple[Text, ...]:
     )
 
 
-def tops_side_by_side(position: Position, n: int = 8) -> Text:
-    """The top of both tables for one position: A's candidates beside B's, each with its probability after the knobs."""
+def tops_side_by_side(position: Position, n: int = 8, names: tuple[str, str] = ("", "")) -> Text:
+    """The top of both tables for one position: A's candidates beside B's, each with its probability after the knobs;
+    each column headed by its side and, where given, its model's name."""
     def lines(step: Step | None) -> list[str]:
         if step is None:
             return ["(ended)"]
@@ -58,7 +61,48 @@ def tops_side_by_side(position: Position, n: int = 8) -> Text:
 
     left, right = lines(position.a), lines(position.b)
     width = TOKEN_WIDTH + 8
-    out = Text(f"{'A':<{width}}   B\n", style="bold")
+    head_a, head_b = (one_line(f"{side} {name}".strip(), width) for side, name in zip("AB", names))
+    out = Text(f"{head_a:<{width}}   {head_b}\n", style="bold")
     for i in range(max(len(left), len(right))):
         out.append(f"{left[i] if i < len(left) else '':<{width}}   {right[i] if i < len(right) else ''}\n")
+    return out
+
+
+def one_line(text: str, width: int) -> str:
+    """A name or a label on one line, literally, cut to `width` cells with … where cut."""
+    text = escape_controls(text.replace("\n", " "), keep="")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def side_header(side: str, model: str, knobs: str) -> Text:
+    """A column's header: which side, its model, its knobs (a model name can hold anything: shown literally)."""
+    out = Text(f"{side}: ", style="bold")
+    out.append(one_line(model, 60), style="bold")
+    out.append(f" · {one_line(knobs, 200)}")
+    return out
+
+
+def with_model(words: str, spec: str | None) -> str:
+    """B's knob words with their model word replaced by `model=spec` (None: none, B is A's model).
+    ValueError when the words can't be read (an unclosed quote): they are the user's, kept as typed."""
+    try:
+        kept = [w for w in shlex.split(words) if not w.startswith("model=")]
+    except ValueError as err:
+        raise ValueError(f"can't read B's words {words!r}: {err}") from None
+    if spec is not None:
+        kept.insert(0, f"model={spec}")
+    return shlex.join(kept)
+
+
+def model_choices(a_name: str, rows: Iterable[Mapping[str, object]], extra: str | None = None) -> list[tuple[str | None, str]]:
+    """What B's model can be: A's own (None), `extra` (the --model-b spec, when not in the catalogue), then each
+    catalogue model (a row of `fetch.describe`) with its family, whether it is downloaded and whether it fits."""
+    out: list[tuple[str | None, str]] = [(None, f"A's model ({a_name}): two settings of one model")]
+    rows = list(rows)
+    if extra is not None and extra not in {r["name"] for r in rows}:
+        out.append((extra, f"{extra} (from --model-b)"))
+    for r in rows:
+        where = "downloaded" if r["downloaded"] else f"downloads {r['download_mb'] or '?'} MB"
+        fits = "; too big for this machine" if r["fits"] is False else ""
+        out.append((str(r["name"]), f"{r['display_name']} · {r['family']} · {where}{fits}"))
     return out

@@ -1,0 +1,119 @@
+"""The Generate pane's forks and what is made of them: a candidate chosen in the table, the branch tree
+(F3, undo and redo), and Compare (F2)."""
+
+from __future__ import annotations
+
+from textual import work
+
+from llmtui.app.model_thread import call
+from llmtui.app.panes.base import error_line
+from llmtui.app.panes.generate.run import TOP_N, PromptRequest
+from llmtui.app.widgets.prob_table import ProbabilityTable
+from llmtui.engine.branches import BranchTree
+
+
+class ForksPart:
+    """Mixed into GeneratePane: forking the text at a candidate, and the tree of every fork."""
+
+    def on_probability_table_chosen(self, event: ProbabilityTable.Chosen) -> None:
+        event.stop()
+        if not self._ready_to_run():
+            return
+        if event.preview:
+            prompt = self._session_prompt if self._session is not None else PromptRequest(self.editor.text, chat=self.chat_mode, system=self.system_prompt)
+            if self._session is None and not prompt.text.strip():
+                self.say("The prompt is empty: type some text first.", "error")
+                return
+            self._start("force", prompt, new_session=self._session is None, limit=None if self._streaming else 0,
+                        fork=(event.index, event.token_id))
+            return
+        if not 0 <= event.index < len(self._steps):
+            return
+        if self._steps[event.index].token_id == event.token_id:
+            self.say("That is the token it drew; choose another row to fork the text there.")
+            return
+        assert self._session_prompt is not None
+        self._start("fork", self._session_prompt, limit=None if self._streaming else 0, fork=(event.index, event.token_id))
+
+    def action_compare(self, b_words: str | None = None, mode: str = "same-text") -> None:
+        """Open Compare on the shown prompt (or the editor's) with these knobs as A."""
+        from llmtui.app.screens.compare.screen import CompareScreen
+
+        if not self._ready_to_run() or not self._local_only("Compare"):
+            return
+        prompt = self._session_prompt if self._session is not None else self._new_prompt_request()
+        if prompt is None:
+            return
+        assert self.lm is not None
+        self.app.push_screen(CompareScreen(self.lm, prompt.encode, self.settings, b_words, mode))
+
+    def _record_branch(self) -> None:
+        """Keep the shown text in the branch tree (a new node only where it takes a new turn)."""
+        session = self._session
+        if session is None or not session.steps or self.lm is None:
+            return
+        if self._tree is None or self._tree.prompt_ids != session.prompt_ids:
+            self._tree = BranchTree(session.prompt_ids, self.lm.tokenizer.decode, model=self.lm.name)
+        self._tree.add(session.steps)
+
+    def action_branches(self) -> None:
+        from llmtui.app.screens.branches.screen import BranchesScreen
+
+        if not self._local_only("The branch tree"):
+            return
+        if self.lm is None or self._session is None or self._tree is None:
+            self.say("No branches yet: generate first; every fork from the table becomes a branch.")
+            return
+        if self.running:
+            self.say("Stop the generation first (escape): the branches are the finished texts.")
+            return
+        self.app.push_screen(BranchesScreen(self._tree, self.lm.tokenizer.decode, self.lm.name), self._follow_tree)
+
+    def _follow_tree(self, tree: BranchTree | None) -> None:
+        """Show the tree's current branch (after a reopen, undo, redo, delete or a loaded session)."""
+        if tree is None or self._session is None or self.running:
+            return
+        self._tree = tree
+        self._restore_worker(tree)
+
+    @work(exclusive=True, group="generation", exit_on_error=False)
+    async def _restore_worker(self, tree: BranchTree) -> None:
+        from llmtui.engine.generation import GenerationSession
+
+        session = self._session
+        assert session is not None and self.lm is not None
+        try:
+            if session.prompt_ids != tree.prompt_ids:  # a loaded session of another prompt
+                session = await call(GenerationSession, self.lm, tree.prompt_ids, self.settings, top_n=TOP_N)
+                self._session = session
+                self._session_prompt = PromptRequest(tree.decode(tree.prompt_ids))
+                self._prompt_ids = list(tree.prompt_ids)
+                self._prompt_pieces = self.backend.prompt_pieces(self._prompt_ids)
+            await call(session.restore, tree.steps(tree.current))
+        except Exception as e:  # tokens outside this model's vocabulary in a hand-edited session, or a bug
+            self.say(error_line(e), "error")
+            return
+        self._steps = tuple(session.steps)
+        self.output.allow_next(True)
+        self._render_output()
+        self._refresh_table()
+        branch = tree.branch(tree.current) if tree.current in tree.nodes and tree.current != 0 else None
+        self.say(f"Branch {branch.name or '#' + str(branch.node)}: {branch.length} tokens, log p {branch.logprob:.2f}"
+                 " · F7 goes on, enter on a candidate forks" if branch else "Back at the prompt.")
+
+    def action_undo_fork(self) -> None:
+        self._tree_step("undo")
+
+    def action_redo_fork(self) -> None:
+        self._tree_step("redo")
+
+    def _tree_step(self, which: str) -> None:
+        if self._tree is None or self.running:
+            self.say("Nothing to " + which + ("" if self._tree is None else " while generating") + ".")
+            return
+        try:
+            getattr(self._tree, which)()
+        except ValueError as e:
+            self.say(error_line(e) + ".")
+            return
+        self._follow_tree(self._tree)

@@ -1,0 +1,149 @@
+"""The Generate pane's runs: starting one, the worker that draws its tokens, and what the pane shows as it
+goes and when it ends (the run's states are in run.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from textual import work
+
+from llmtui.app.display import count
+from llmtui.app.panes.base import error_line
+from llmtui.app.panes.generate import view
+from llmtui.app.panes.generate.run import PromptRequest, Run, RunKind
+
+if TYPE_CHECKING:
+    from llmtui.engine.generation import Step
+
+POST_EVERY = 0.1
+"""The worker posts the steps at most this often (seconds). Ten redraws a second still read as a
+stream (a fast model shows a few tokens per frame), and leave the CPU and the GIL to the model:
+on two cores, 20 redraws a second cost the model ~20% of its speed, 10 about half that
+(benchmarks/app_stream.py)."""
+
+
+class RunnerPart:
+    """Mixed into GeneratePane: one run at a time, in an exclusive worker awaiting the model thread."""
+
+    def _start(self, kind: RunKind, prompt: PromptRequest, *, new_session: bool = False, limit: int | None = None,
+               fork: tuple[int, int] | None = None) -> None:
+        if self._run is not None and not self._run.ended:
+            self._run.stop.set()
+        self.workers.cancel_group(self, "preview")  # a pending preview is stale now
+        run = Run(kind, self.settings, prompt, None if new_session else self._session, limit)
+        self._run = run
+        self.output.allow_next(False)
+        self.output.selected = None
+        self.say("Generating…" if limit is None else "Thinking…", "busy")
+        self._worker(run, fork)
+        self.refresh_bindings()
+
+    @work(exclusive=True, group="generation", exit_on_error=False)
+    async def _worker(self, run: Run, fork: tuple[int, int] | None) -> None:
+        """Advance the session a step at a time through the backend (the model thread, or a served model's
+        stream); show the steps at most every POST_EVERY seconds, drawn while the next step is computed."""
+        backend = self.backend
+        assert backend is not None
+        first_at, last_post = 0.0, 0.0
+        session = run.session
+        try:
+            if session is None:
+                session = run.session = await backend.open(run.prompt, run.settings)
+            if fork is not None:
+                index, token = fork
+                if run.kind == "force":
+                    step = await backend.step(session, run.settings, 1)
+                    if step is None:
+                        raise ValueError(f"the text has finished ({session.finish_reason}): no token comes next")
+                    if step.token_id != token:
+                        await backend.fork(session, step.index, token)
+                else:
+                    await backend.fork(session, index, token)
+                self._show_steps(run, tuple(session.steps), None)
+            shown: tuple[Step, ...] | None = None  # steps to draw while the next one is computed
+            while True:
+                if run.limit is not None and run.produced >= run.limit:
+                    reason = session.finish_reason or ("forked" if fork is not None and run.produced == 0 else "paused")
+                    break
+                if run.stop.is_set():
+                    reason = "stopped"
+                    break
+                want = None if run.limit is None else run.limit - run.produced
+                next_step = asyncio.ensure_future(backend.step(session, run.settings, want))
+                if shown is not None:
+                    self._show_steps(run, shown, run.rate)
+                    shown = None
+                step = await next_step
+                if step is None:
+                    reason = session.finish_reason or "finished"
+                    break
+                run.produced += 1
+                now = time.perf_counter()
+                if run.produced == 1:
+                    first_at = now
+                else:
+                    run.rate = (run.produced - 1) / (now - first_at)
+                if now - last_post >= POST_EVERY:
+                    last_post = now
+                    shown = tuple(session.steps)
+            self._ended(run, tuple(session.steps), reason)
+        except Exception as e:  # a prompt too long, a fork past the end, a server's fault, or a bug: one line
+            self._ended(run, tuple(run.session.steps) if run.session else (), "error", error_line(e))
+        finally:
+            if session is not None:
+                backend.end(session)  # a served model's stream still open (stopped, paused, cancelled)
+
+    def _adopt(self, run: Run) -> None:
+        """Make the run's session the shown one (once the worker created it)."""
+        if run.session is not None and run.session is not self._session:
+            self._session = run.session
+            self._session_prompt = run.prompt
+            assert self.backend is not None
+            self._prompt_ids = self.backend.prompt_ids(run.session)
+            self._prompt_pieces = self.backend.prompt_pieces(self._prompt_ids)
+            self._last_seed = self.backend.seed(run.session)
+            if run.prompt.chat and run.kind in ("generate", "step") and self.editor.text == run.prompt.text:
+                self.editor.load_text("")  # the message was sent: it now shows in the transcript
+
+    def _show_steps(self, run: Run, steps: tuple[Step, ...], tokens_per_s: float | None) -> None:
+        """The run's steps so far, while it goes on."""
+        self._adopt(run)
+        self._steps = steps
+        self._render_output()
+        self._refresh_table()
+        if not run.ended and not run.stop.is_set() and time.monotonic() > self._note_until:
+            self.say(f"Generating… {count(len(self._steps), 'token')} · seed {self._last_seed}", "busy")
+        now = time.monotonic()
+        if tokens_per_s is not None and now - self._speed_shown_at >= 1.0:  # the status line: once a second
+            self._speed_shown_at = now
+            self.post_message(self.backend.speed_message(run.session, tokens_per_s))
+
+    def _ended(self, run: Run, steps: tuple[Step, ...], reason: str, error: str | None = None) -> None:
+        """The run stopped: finished ("stop token", "max new tokens", ...), "stopped" by the user, or failed."""
+        run.ended = True
+        self.refresh_bindings()
+        self.post_message(self.backend.speed_message(run.session, None))
+        self._reselect()
+        if error is not None and run.session is None:
+            self.say(error, "error")
+            return
+        self._adopt(run)
+        # The pane holds the session now. Textual keeps a finished worker (and so its run) reachable
+        # for a while through context variables; without this, each kept an old session and its KV cache.
+        run.session = None
+        self._steps = steps
+        self._record_branch()
+        self.output.allow_next(True)
+        self._render_output()
+        self._refresh_table()
+        if reason == "paused" and run.pending > 0 and not run.stop.is_set():
+            # step presses that came in while it worked: a new worker, once this one has returned
+            self.call_later(self._start, "step", run.prompt, limit=run.pending)
+            return
+        if error is not None:
+            self.say(view.failed_line(error, self._session.finish_reason), "error")
+        else:
+            text, kind = view.ended_line(reason, self._steps, self._last_seed, self.context_used, self.backend.window)
+            self.say(text + self.backend.notes(self._session), kind)
