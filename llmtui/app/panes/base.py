@@ -90,6 +90,10 @@ class Pane(Vertical):
     TYPED: ClassVar[str] = "your prompt"
     """What the user types here, named in the lines that say it is kept while there is no model."""
     TYPE_MEANWHILE: ClassVar[str] = "you can type the prompt meanwhile"
+    WHEN_LOADED: ClassVar[str] = "{typed} is kept and {then} when it is ready."
+    """`need_model`'s promise while the model loads (a pane that runs nothing by itself asks for the key again)."""
+    SEE_WHY: ClassVar[str] = ""
+    """`need_model`'s pointer to where the pane shows why the model could not be loaded (e.g. " (see the output)")."""
 
     def __init__(self) -> None:
         super().__init__(id=self.PANE_ID, classes="pane")
@@ -132,13 +136,13 @@ class Pane(Vertical):
         if self.ready:
             return True
         if self.model_state.phase == "failed":
-            self.say(self._no_model_line(), "error", where)
+            self.say(self._no_model_line(self.SEE_WHY), "error", where)
         else:
-            self.say(f"The model is still loading; {self.TYPED} is kept and {then} when it is ready.", "busy", where)
+            self.say("The model is still loading; " + self.WHEN_LOADED.format(typed=self.TYPED, then=then), "busy", where)
         return False
 
-    def _no_model_line(self) -> str:
-        return f"No model: it could not be loaded. {self.TYPED[:1].upper()}{self.TYPED[1:]} is kept."
+    def _no_model_line(self, see_why: str = "") -> str:
+        return f"No model: it could not be loaded{see_why}. {self.TYPED[:1].upper()}{self.TYPED[1:]} is kept."
 
     @contextmanager
     def reporting(self, failed: Callable[[str], object] | None = None, where: str | None = None) -> Iterator[None]:

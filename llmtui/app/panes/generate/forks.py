@@ -17,7 +17,7 @@ class ForksPart:
 
     def on_probability_table_chosen(self, event: ProbabilityTable.Chosen) -> None:
         event.stop()
-        if not self._ready_to_run():
+        if not self.need_model():
             return
         if event.preview:
             prompt = self._session_prompt if self._session is not None else PromptRequest(self.editor.text, chat=self.chat_mode, system=self.system_prompt)
@@ -39,7 +39,7 @@ class ForksPart:
         """Open Compare on the shown prompt (or the editor's) with these knobs as A."""
         from llmtui.app.screens.compare.screen import CompareScreen
 
-        if not self._ready_to_run() or not self._local_only("Compare"):
+        if not self.need_model() or not self._local_only("Compare"):
             return
         prompt = self._session_prompt if self._session is not None else self._new_prompt_request()
         if prompt is None:

@@ -52,6 +52,8 @@ class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ForksPart, Runn
     TITLE = "Generate"
     SHORT_TITLE = "Gen"
     HELP = view.HELP
+    WHEN_LOADED = "{typed} is kept. Press the key again when it is ready."  # a key here runs nothing by itself later
+    SEE_WHY = " (see the output)"  # the output box shows the load's error
 
     BINDINGS = [
         Binding("f5,ctrl+g", "generate", "Generate", priority=True, tooltip="Generate from the prompt (chat: send the message)"),
@@ -190,7 +192,7 @@ class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ForksPart, Runn
 
     def action_generate(self) -> None:
         """Generate from the prompt (in chat mode: send the message)."""
-        if not self._ready_to_run():
+        if not self.need_model():
             return
         request = self._new_prompt_request()
         if request is None:
@@ -211,7 +213,7 @@ class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ForksPart, Runn
             else:
                 self.action_stop()
             return
-        if not self._ready_to_run():
+        if not self.need_model():
             return
         self._streaming = False
         if self._can_go_on():
@@ -223,7 +225,7 @@ class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ForksPart, Runn
 
     def action_continue(self) -> None:
         """Go on generating from where the text stopped."""
-        if self.running or not self._ready_to_run():
+        if self.running or not self.need_model():
             return
         self._streaming = True
         if self._can_go_on():
