@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from textual import work
 
 from llmtui.app.model_thread import call
-from llmtui.app.panes.base import error_line
 from llmtui.app.panes.generate import view
 from llmtui.app.panes.generate.run import TOP_N, PromptRequest, check_fits
 
@@ -68,7 +67,7 @@ class PreviewPart:
             logits = lm.run(ids, capture=False).logits[0, -1]
             return candidates(lm, distribution(logits, settings, ids), TOP_N), 0, ids
 
-        try:
+        with self.reporting(self._preview_failed):  # the user's to fix (ValueError), or a bug
             ids: list[int] = []
             if session is None:
                 assert request is not None
@@ -77,11 +76,8 @@ class PreviewPart:
                     raise ValueError("the prompt is empty: type some text first")
                 check_fits(request, len(ids), lm.config.context_length)
             cands, position, ids = await call(next_token, ids)
-        except Exception as e:  # the user's to fix (ValueError), or a bug: one line, the app keeps running
-            self._preview_failed(error_line(e))
-            return
-        if not self.running:
-            self._show_preview(position, cands, settings, tuple(ids))
+            if not self.running:
+                self._show_preview(position, cands, settings, tuple(ids))
 
     def _show_preview(self, position: int, cands: tuple[Candidate, ...], settings: SamplingSettings,
                       prompt_ids: tuple[int, ...]) -> None:
