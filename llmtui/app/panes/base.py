@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Static, TextArea
+from textual.widgets import TextArea
 
 from llmtui.app.selection import TokenSelected, TokenSelection
 from llmtui.app.state import ModelState
@@ -121,15 +121,16 @@ class Pane(Vertical):
         self.post_message(TokenSelected(TokenSelection.at(ids, position, self.PANE_ID)))
 
     def say(self, text: str | Text, kind: MessageKind = "info", where: str | None = None) -> None:
-        """Show one message on the pane's message line (or `where`): plain text, never markup, controls escaped."""
-        line = self.query_one(where or self.MESSAGE_LINE, Static)
+        """Show one message on the pane's message line (or `where`, a Static or a MessageLine): plain text,
+        never markup, controls escaped."""
+        line = self.query_one(where or self.MESSAGE_LINE)
         line.update(text if isinstance(text, Text) else Text(escape_controls(text, keep="")))
         for k in ("info", "error", "busy", "hint"):
             line.set_class(k == kind, f"-{k}")
 
     def line_text(self, selector: str | None = None) -> str:
         """A line's text as shown (default: the message line), for tests and the pane's own properties."""
-        return str(self.query_one(selector or self.MESSAGE_LINE, Static).render())
+        return str(self.query_one(selector or self.MESSAGE_LINE).render())
 
     def need_model(self, then: str = "runs", where: str | None = None) -> bool:
         """True when the pane is `ready`; else say why not (what was typed is kept, and `then` runs or shows)."""

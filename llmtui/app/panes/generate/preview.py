@@ -29,9 +29,7 @@ class PreviewPart:
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         if event.text_area.id == "prompt" and self._session is None and self.lm is not None:
-            if self._preview_timer is not None:
-                self._preview_timer.stop()
-            self._preview_timer = self.set_timer(PREVIEW_DELAY, self._request_preview)
+            self._preview_pause.restart()
 
     def _request_preview(self) -> None:
         """Compute the next token's distribution under the current knobs (in a thread)."""
