@@ -45,6 +45,9 @@ class CliError(Exception):
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="catalogue name, local path (.gguf or Hugging Face folder) or repo id")
     parser.add_argument("--device", default=None, help="cpu (default) or cuda")
+    parser.add_argument("--precision", default=None, metavar="MODE",
+                        help="exact (default: the model's own numbers), or faster with rounded weights and "
+                             "probabilities that differ: bf16, int8, int4 (README: speed and error of each)")
 
 
 def _remote(parser: argparse.ArgumentParser) -> None:
@@ -131,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     for side in ("a", "b"):
         p.add_argument(f"--{side}", default="", metavar="KNOBS",
                        help=f'side {side.upper()}: knob=value words over the shared knobs, e.g. "temperature=1.5 top-k=40"; '
-                            "model=NAME runs it on another model with the same tokenizer")
+                            "model=NAME runs it on another model with the same tokenizer, precision=int8 in another "
+                            "precision")
     p.add_argument("--mode", choices=("same-text", "free"), default="same-text",
                    help="same-text (default): B is run on A's tokens; free: each side writes its own")
     _chat(p)
@@ -179,7 +183,8 @@ def load_model(args: argparse.Namespace):
         if sys.stderr.isatty():
             print(f"\r\x1b[2K{message} {fraction:.0%}", end="", file=sys.stderr, flush=True)
 
-    lm = LanguageModel.load(args.model or DEFAULT_MODEL, device=args.device or "cpu", progress=progress)
+    lm = LanguageModel.load(args.model or DEFAULT_MODEL, device=args.device or "cpu", progress=progress,
+                            precision=args.precision or "exact")
     if sys.stderr.isatty():
         print("\r\x1b[2K", end="", file=sys.stderr, flush=True)
     from llmtui.engine.text import escape_controls
@@ -270,6 +275,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not args.prompt.strip():
         raise CliError("the prompt is empty: give some text to continue")
     if args.endpoint:
+        check_local_precision(args)
         return generate_remote(args, settings)
     lm = load_model(args)
     check_token_ids(lm, settings)
@@ -353,12 +359,30 @@ def generate_remote(args: argparse.Namespace, settings) -> int:
     return 0
 
 
+def check_local_precision(args: argparse.Namespace, *sides: str | None) -> None:
+    """A served model computes as its server does: a precision asked of one is a mistake, said in one line."""
+    if any(p not in (None, "exact") for p in (args.precision, *sides)):
+        raise CliError("--precision and precision= apply to a local model; a served model (--endpoint) computes "
+                       "as its server does")
+
+
 def side_settings(base, words: str):
-    """One side's knobs (the shared ones, changed by its knob=value words) and its model spec, if another."""
+    """One side's knobs (the shared ones, changed by its knob=value words), and its model spec and precision
+    (`precision=int8`: the same model in a faster mode, e.g. exact against int8), where others."""
+    from llmtui.engine.precision_names import check_precision
     from llmtui.engine.settings import apply_knob_words
 
+    precision = None
     try:
-        return apply_knob_words(base, words)
+        parts = shlex.split(words)
+    except ValueError:
+        parts = None  # an unclosed quote: apply_knob_words says so
+    if parts is not None:
+        modes = [w.partition("=")[2] for w in parts if w.startswith("precision=")]
+        precision = check_precision(modes[-1]) if modes else None
+        words = shlex.join(w for w in parts if not w.startswith("precision="))
+    try:
+        return *apply_knob_words(base, words), precision
     except ValueError as e:
         raise CliError(str(e)) from None
 
@@ -368,18 +392,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from llmtui.engine.text import escape_controls
 
     base = sampling_settings(args)
-    settings_a, model_a = side_settings(base, args.a)
-    settings_b, model_b = side_settings(base, args.b)
+    settings_a, model_a, precision_a = side_settings(base, args.a)
+    settings_b, model_b, precision_b = side_settings(base, args.b)
     if not args.prompt.strip():
         raise CliError("the prompt is empty: give some text to continue")
     if args.endpoint:
+        check_local_precision(args, precision_a, precision_b)
         return compare_remote(args, (settings_a, model_a), (settings_b, model_b))
     lm = load_model(args)
-    models = {None: lm}
-    for spec in (model_a, model_b):
-        if spec not in models:
-            models[spec] = load_model(argparse.Namespace(model=spec, device=args.device))
-    lm_a, lm_b = models[model_a], models[model_b]
+    models = {(None, None): lm}
+    for spec, precision in ((model_a, precision_a), (model_b, precision_b)):
+        if (spec, precision) not in models:
+            models[spec, precision] = load_model(argparse.Namespace(
+                model=spec or args.model, device=args.device, precision=precision or args.precision))
+    lm_a, lm_b = models[model_a, precision_a], models[model_b, precision_b]
     for side_lm, settings in ((lm_a, settings_a), (lm_b, settings_b)):
         check_token_ids(side_lm, settings)
     ids = prompt_ids(lm_a, args)
@@ -394,7 +420,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return 0
 
     for name, side_lm, settings in (("A", lm_a, settings_a), ("B", lm_b, settings_b)):
-        print(f"{name}: {side_lm.name}, {settings.changed_words()}")
+        print(f"{name}: {side_lm.name} ({side_lm.precision}), {settings.changed_words()}")
     print(f"mode {args.mode}, seed {comparison.seed}")
     print(f"{'#':>4}  {'token A':<14} {'p A':>6}  {'token B':<14} {'p B':>6}  {'KL(A||B)':>8} {'TV':>5}  top-1")
     for p in comparison:
@@ -539,8 +565,8 @@ def run_tui(args: argparse.Namespace) -> int:
         from llmtui.engine.remote.endpoint import Endpoint
 
         endpoint = Endpoint.parse(args.endpoint, args.remote_model, args.timeout, args.tokenizer)  # a bad URL: one line
-    LLMTuiApp(model=args.model, device=args.device or "cpu", pane=args.pane, prompt=args.prompt,
-              present=args.present, demo=demo, export_dir=args.export_dir, endpoint=endpoint,
+    LLMTuiApp(model=args.model, device=args.device or "cpu", precision=args.precision or "exact", pane=args.pane,
+              prompt=args.prompt, present=args.present, demo=demo, export_dir=args.export_dir, endpoint=endpoint,
               model_b=args.model_b).run()
     return 0
 
@@ -548,8 +574,8 @@ def run_tui(args: argparse.Namespace) -> int:
 def app_command(args: argparse.Namespace) -> str:
     """The shell command that starts the TUI with these options (what `serve` runs per browser session)."""
     argv = [sys.executable, "-m", "llmtui.cli"]
-    for flag in ("model", "model_b", "device", "pane", "prompt", "demo", "export_dir", "endpoint", "remote_model",
-                 "tokenizer"):
+    for flag in ("model", "model_b", "device", "precision", "pane", "prompt", "demo", "export_dir", "endpoint",
+                 "remote_model", "tokenizer"):
         if getattr(args, flag, None):
             argv += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
     if getattr(args, "endpoint", None):
@@ -616,10 +642,13 @@ def _text_arguments_as_unicode(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from llmtui.engine.errors import USER_ERRORS
+    from llmtui.engine.precision_names import check_precision
 
     args = build_parser().parse_args(argv)
     _text_arguments_as_unicode(args)
     try:
+        if getattr(args, "precision", None) is not None:  # before anything loads: a typo costs no wait
+            args.precision = check_precision(args.precision)
         return COMMANDS.get(args.command, run_tui)(args)
     except (CliError, *USER_ERRORS) as e:
         print(f"llmtui: error: {e}", file=sys.stderr)

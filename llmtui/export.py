@@ -79,17 +79,37 @@ def to_csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return out.getvalue()
 
 
+def about_line(about: dict[str, Any]) -> str:
+    """One line saying what computed an export's numbers: 'SmolLM2-135M-Instruct · precision int8 (...)'.
+
+    about is {"model": name, "compute": LanguageModel.compute}; a faster mode's probabilities are
+    said to be its own, so a reader never takes them for the exact model's.
+    """
+    compute = about.get("compute") or {}
+    precision = compute.get("precision", "exact")
+    line = f"{about.get('model') or 'no model'} · precision {precision}"
+    if precision != "exact":
+        line += f" ({compute.get('weights', '')}; probabilities are the {precision} mode's own, not exact)"
+    return escape_controls(line, keep="")
+
+
 def export_pane(
     folder: Path,
     pane_id: str,
     data: dict | None,
     table: Table | None,
     screenshot: Callable[[Path, str], object] | None = None,
+    *,
+    about: dict[str, Any] | None = None,
 ) -> list[Path]:
     """Write `<stem>.json` (+ `.md`, `.csv` when there is a table, + `.svg` via `screenshot(folder, name)`).
 
-    Returns the paths written; raises ExportError when the folder cannot be made or written to.
+    about ({"model", "compute"}: what computed the numbers) heads every file: keys of the JSON,
+    a first line of the Markdown and of the CSV ('# ' then `about_line`); the SVG's title is the
+    screenshot's to set. Returns the paths written; raises ExportError when the folder cannot be
+    made or written to.
     """
+    head = about_line(about) if about is not None else None
     folder = Path(folder).expanduser()
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -100,11 +120,14 @@ def export_pane(
             paths.append(folder / f"{stem}.svg")
         if data is not None:
             path = folder / f"{stem}.json"
-            path.write_text(to_json({"pane": pane_id, **data}) + "\n", encoding="utf-8")
+            path.write_text(to_json({"pane": pane_id, **(about or {}), **data}) + "\n", encoding="utf-8")
             paths.append(path)
         if table is not None:
             header, rows = table
-            for ext, text in (("md", to_markdown(header, rows)), ("csv", to_csv(header, rows))):
+            tables = {"md": to_markdown(header, rows), "csv": to_csv(header, rows)}
+            if head is not None:  # a paragraph above the Markdown table; a comment line CSV readers can skip
+                tables = {"md": f"{head}\n\n{tables['md']}", "csv": f"# {head}\n{tables['csv']}"}
+            for ext, text in tables.items():
                 path = folder / f"{stem}.{ext}"
                 path.write_text(text, encoding="utf-8")
                 paths.append(path)

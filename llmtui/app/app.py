@@ -134,6 +134,7 @@ class LLMTuiApp(App[None]):
         pane: str | None = None,
         prompt: str | None = None,
         *,
+        precision: str = "exact",
         lm: LanguageModel | None = None,
         theme: str | None = None,
         settings: SamplingSettings | None = None,
@@ -145,6 +146,7 @@ class LLMTuiApp(App[None]):
     ) -> None:
         """model: a catalogue name, a path or a repo id (None: the default model); model_b: Compare's B model
         (loaded when Compare first opens; None: B is the same model); lm: one already loaded;
+        precision: exact or a faster mode (model/precision.py) for the model loaded here;
         present: presentation mode; demo: a walk-through (llmtui.demo.load_demo); export_dir: where ctrl+s writes;
         endpoint: a served model (Generate and Tokenizer through its server; no local model unless asked for)."""
         super().__init__()
@@ -158,6 +160,7 @@ class LLMTuiApp(App[None]):
         self.export_dir = Path(export_dir) if export_dir is not None else Path("llmtui-exports")
         self.model_spec = model  # None: the default model (its name is read in the loading thread: torch is slow to import)
         self.device_name = device
+        self.precision = precision
         self.second_model = SecondModel(model_b, device)
         """Compare's B model, loaded on demand and kept (one at a time)."""
         self.start_pane = pane or "generate"
@@ -352,12 +355,18 @@ class LLMTuiApp(App[None]):
 
     def action_export(self) -> None:
         """Write the current pane's screenshot (SVG) and data (JSON; its table as Markdown and CSV) to export_dir."""
-        from llmtui.export import ExportError, export_pane
+        from llmtui.export import ExportError, about_line, export_pane
 
         pane = self.current_pane
+        about = {"model": self.lm.name, "compute": self.lm.compute} if self.lm is not None else None
+
+        def screenshot(folder: Path, name: str) -> None:  # titled with what computed the numbers
+            title = about_line(about) if about is not None else self.title
+            (folder / name).write_text(self.export_screenshot(title=title), encoding="utf-8")
+
         try:
-            paths = export_pane(self.export_dir, pane.PANE_ID, pane.export_data(), pane.export_table(),
-                                lambda folder, name: self.save_screenshot(name, str(folder)))
+            paths = export_pane(self.export_dir, pane.PANE_ID, pane.export_data(), pane.export_table(), screenshot,
+                                about=about)
         except ExportError as e:
             self.notify(str(e), title="Export failed", severity="error", timeout=10)
             return
@@ -495,7 +504,8 @@ class LLMTuiApp(App[None]):
 
             try:
                 lm = run_on_model_thread(
-                    LanguageModel.load, self.model_spec or DEFAULT_MODEL, device=self.device_name, progress=progress
+                    LanguageModel.load, self.model_spec or DEFAULT_MODEL, device=self.device_name, progress=progress,
+                    precision=self.precision,
                 )
             except USER_ERRORS as e:
                 self.post_message(ModelLoadFailed(str(e)))

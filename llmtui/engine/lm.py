@@ -67,6 +67,7 @@ class LanguageModel:
     tokenizer: Tokenizer
     device: torch.device
     notes: tuple[str, ...] = ()  # what loading wants the user to know that is no error (see LoadedWeights)
+    precision: str = "exact"  # the mode its matrix products run in (model/precision.py)
 
     @property
     def config(self) -> ModelConfig:
@@ -81,7 +82,10 @@ class LanguageModel:
         """How this model computes, for --json, exports and the log: precision, weights, kernels (and why)."""
         from llmtui.engine.kernels.native import KERNELS
         from llmtui.engine.model.packed import PackedWeight
+        from llmtui.engine.model.precision import describe
 
+        if self.precision != "exact":
+            return describe(self.precision)
         if not any(isinstance(m, PackedWeight) for m in self.model.modules()):
             return {"precision": "exact", "weights": "float32", "kernels": "torch"}
         from llmtui.engine.model.decode_step import why_not_fused
@@ -95,8 +99,10 @@ class LanguageModel:
 
     @property
     def compute_label(self) -> str:
-        """A few words for the status line: 'exact, packed C++'."""
+        """A few words for the status line: 'exact, packed C++', or 'int8, p not exact' in a faster mode."""
         c = self.compute
+        if self.precision != "exact":
+            return f"{self.precision}, p not exact"
         weights = "packed" if c["weights"].startswith("packed") else c["weights"]
         return f"{c['precision']}, {weights}" + (" C++" if c["kernels"] == "native" else "")
 
@@ -106,16 +112,31 @@ class LanguageModel:
         return [self.tokenizer.eos_id] if self.tokenizer.eos_id is not None else []
 
     @classmethod
-    def load(cls, spec: str = DEFAULT_MODEL, *, device: str = "cpu", progress: Progress | None = None) -> LanguageModel:
+    def load(
+        cls,
+        spec: str = DEFAULT_MODEL,
+        *,
+        device: str = "cpu",
+        progress: Progress | None = None,
+        precision: str = "exact",
+    ) -> LanguageModel:
         """Load a catalogue name, a local path (GGUF file or Hugging Face folder) or a repo id.
 
-        Raises ModelLoadError (or DeviceError) with a one-line, user-facing message.
+        precision: exact (default) or a faster mode (model/precision.py); a mode this machine
+        can't run is said in `notes` and exact runs. Raises ModelLoadError (or DeviceError,
+        PrecisionError for an unknown precision) with a one-line, user-facing message.
         """
         from llmtui.engine.kernels.native import KERNELS
         from llmtui.engine.loading.gguf_packed import build_packed_transformer
         from llmtui.engine.loading.load import load_weights
+        from llmtui.engine.model import precision as modes
+        from llmtui.engine.precision_names import check_precision
 
+        precision = check_precision(precision)
         dev = resolve_device(device)
+        why_not = modes.unavailable(precision, dev)
+        if why_not:
+            precision = "exact"
         if dev.type == "cpu":
             KERNELS.start()  # build or load the packed weights' kernels while the file is read
         weights = load_weights(spec, progress=progress, packed=dev.type == "cpu")  # GPUs get float32 weights
@@ -127,14 +148,20 @@ class LanguageModel:
         else:
             model = Transformer(weights.config)
             model.load_state_dict(weights.state_dict, strict=True)
+        notes = weights.notes + ((f"{why_not}; running exact",) if why_not else ())
+        if precision != "exact":
+            if progress:
+                progress(f"rounding the weights to {precision}", 0.97)
+            kept = modes.apply_precision(model, precision)[1]
+            if kept:
+                notes += (f"{kept} layers' shapes don't fit the {precision} kernel; they stay exact",)
         model.to(dev).eval()
         if progress:
             progress("ready", 1.0)
-        notes = weights.notes
         if weights.packed and KERNELS.settled and KERNELS.lib is None:  # said once: slower, same numbers
             notes += (KERNELS.path.describe() + "; the numbers are the same, decoding is slower",)
         return cls(name=weights.name, source=weights.source, model=model, tokenizer=tokenizer, device=dev,
-                   notes=notes)
+                   notes=notes, precision=precision)
 
     def encode(self, text: str, allow_special: bool = False) -> list[int]:
         """The text's own tokens (what the Tokenizer pane shows): never BOS; see `prompt_ids`."""

@@ -368,7 +368,7 @@ class TestShowToken:
     async def test_a_token_asked_for_while_loading_shows_when_ready(self, tiny_lm, monkeypatch):
         release = threading.Event()
 
-        def slow_load(spec, *, device="cpu", progress=None):
+        def slow_load(spec, *, device="cpu", progress=None, precision="exact"):
             release.wait(10)
             return tiny_lm
 
@@ -385,7 +385,7 @@ class TestShowToken:
             assert pane.answer.query.terms[0].ids == (42,)
 
     async def test_no_model(self, monkeypatch):
-        def failing_load(spec, *, device="cpu", progress=None):
+        def failing_load(spec, *, device="cpu", progress=None, precision="exact"):
             raise ModelLoadError("no model called 'x'")
 
         monkeypatch.setattr(LanguageModel, "load", staticmethod(failing_load))

@@ -367,7 +367,7 @@ class TestModelLoading:
     async def test_the_app_draws_at_once_and_says_loading(self, tiny_lm, monkeypatch):
         release = threading.Event()
 
-        def slow_load(spec, *, device="cpu", progress=None):
+        def slow_load(spec, *, device="cpu", progress=None, precision="exact"):
             progress("reading weights", 0.4)
             release.wait(10)
             return tiny_lm
@@ -393,7 +393,7 @@ class TestModelLoading:
             assert "tiny-llama" in status_text(app)
 
     async def test_a_load_error_is_shown_with_what_to_do(self, monkeypatch):
-        def failing_load(spec, *, device="cpu", progress=None):
+        def failing_load(spec, *, device="cpu", progress=None, precision="exact"):
             raise ModelLoadError(f"no model called {spec!r}: give a catalogue name, a .gguf file or a folder")
 
         monkeypatch.setattr(LanguageModel, "load", staticmethod(failing_load))
@@ -412,7 +412,7 @@ class TestModelLoading:
             assert "Traceback" not in notice and app.is_running
 
     async def test_an_unexpected_load_failure_is_one_line(self, monkeypatch):
-        def broken_load(spec, *, device="cpu", progress=None):
+        def broken_load(spec, *, device="cpu", progress=None, precision="exact"):
             raise RuntimeError("something odd")
 
         monkeypatch.setattr(LanguageModel, "load", staticmethod(broken_load))

@@ -483,7 +483,7 @@ class TestSafeText:
 
 class TestModelStates:
     async def test_the_pane_works_while_the_model_failed(self, monkeypatch, openai):
-        def failing_load(spec, *, device="cpu", progress=None):
+        def failing_load(spec, *, device="cpu", progress=None, precision="exact"):
             raise ModelLoadError(f"no model called {spec!r}")
 
         monkeypatch.setattr(LanguageModel, "load", staticmethod(failing_load))

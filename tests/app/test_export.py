@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from app_fixtures import finished, greedy, ready, settle, wait_for
 
 from llmtui.app.app import LLMTuiApp
-from llmtui.export import ExportError, export_pane, to_csv, to_markdown
+from llmtui.export import ExportError, about_line, export_pane, to_csv, to_markdown
 
 
 class TestWriting:
@@ -36,6 +37,17 @@ class TestWriting:
         assert [p.suffix for p in first] == [".json", ".md", ".csv"]
         assert first[0] != second[0] and json.loads(first[0].read_text()) == {"pane": "generate", "x": 1}
         assert json.loads(second[0].read_text())["x"] == 2
+
+    def test_every_file_says_what_computed_it(self, tmp_path):
+        about = {"model": "m\x1b[31m", "compute": {"precision": "int4", "weights": "int4, a scale per 32"}}
+        paths = {p.suffix: p for p in export_pane(tmp_path, "generate", {"x": 1}, (["a"], [[1]]), about=about)}
+        head = "m\\x1b[31m · precision int4 (int4, a scale per 32; probabilities are the int4 mode's own, not exact)"
+        assert about_line(about) == head
+        assert json.loads(paths[".json"].read_text())["compute"]["precision"] == "int4"
+        assert paths[".md"].read_text().splitlines()[:3] == [head, "", "| a |"]
+        lines = paths[".csv"].read_text().splitlines(keepends=True)
+        assert lines[0] == f"# {head}\n" and list(csv.reader(lines[1:])) == [["a"], ["1"]]
+        assert about_line({"model": "m", "compute": {"precision": "exact"}}) == "m · precision exact"
 
     def test_a_folder_that_is_a_file_is_a_clear_error(self, tmp_path):
         blocker = tmp_path / "file"
@@ -71,9 +83,14 @@ async def _export(pilot, notes, folder: Path, pane_id: str) -> dict:
     assert "<svg" in by_ext[".svg"].read_text()[:500]
     data = json.loads(by_ext[".json"].read_text())
     assert data["pane"] == pane_id
-    rows = list(csv.reader(by_ext[".csv"].read_text().splitlines(keepends=True)))
+    assert data["compute"] == pilot.app.lm.compute and data["model"] == pilot.app.lm.name
+    head = about_line(data)  # what computed the numbers heads each file
+    assert html.escape(head).replace(" ", "&#160;") in by_ext[".svg"].read_text()
+    csv_lines = by_ext[".csv"].read_text().splitlines(keepends=True)
     md_lines = by_ext[".md"].read_text().splitlines()
-    assert len(md_lines) == len(rows) + 1  # the header, its rule, one line per row
+    assert csv_lines[0] == f"# {head}\n" and md_lines[:2] == [head, ""]
+    rows = list(csv.reader(csv_lines[1:]))
+    assert len(md_lines) - 2 == len(rows) + 1  # the header, its rule, one line per row
     data["_csv"] = rows
     return data
 

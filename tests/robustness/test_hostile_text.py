@@ -705,8 +705,9 @@ class TestExport:
                 else:  # the generation shown: from this text, or the last one when this one was refused
                     assert data["generation"]["prompt"] == sent
                 if ".md" in by_ext:
-                    md = by_ext[".md"].read_text(encoding="utf-8").splitlines()
-                    rows = list(csv.reader(io.StringIO(by_ext[".csv"].read_text(encoding="utf-8"), newline="")))
+                    md = by_ext[".md"].read_text(encoding="utf-8").splitlines()[2:]  # after what computed it
+                    csv_text = by_ext[".csv"].read_text(encoding="utf-8").split("\n", 1)[1]  # after its '# ' line
+                    rows = list(csv.reader(io.StringIO(csv_text, newline="")))
                     assert len(md) == len(rows) + 1
                     assert all(len(md_cells(line)) == len(rows[0]) for line in md), md
                     assert not obeyed("".join(md))

@@ -296,7 +296,8 @@ class Comparison:
 
     def to_json(self) -> dict[str, Any]:
         def side(s: Side) -> dict[str, Any]:
-            return {"label": s.label, "model": s.lm.name, "settings": s.settings.with_(seed=self.seed).to_json()}
+            return {"label": s.label, "model": s.lm.name, "compute": s.lm.compute,
+                    "settings": s.settings.with_(seed=self.seed).to_json()}
 
         return {"mode": self.mode, "seed": self.seed, "prompt_ids": self.session_a.prompt_ids, "shared": self.shared,
                 "a": {**side(self.a), "text": self.text_a,

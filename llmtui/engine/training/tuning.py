@@ -101,24 +101,27 @@ class Tuning:
 
 
 def unpack_weights(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
-    """Swap weights kept in GGUF blocks (model/packed.py) for float32 layers holding the same values.
+    """Swap weights kept in GGUF blocks (model/packed.py) or rounded by a faster precision (model/precision.py)
+    for float32 layers holding the same values.
 
     Gradients must flow through every matrix (LoRA's into the layers below, full fine-tuning's into
     the weights themselves), and the packed kernels are forward-only. The values are the unpacked
-    blocks bit for bit, so the model computes the same function. Returns (parent, name, packed layer) of
+    blocks bit for bit, so the model computes the same function (a faster precision's rounded weights
+    are multiplied in float32 while training: close to the mode's numbers, not equal). Returns (parent, name, packed layer) of
     each swap, for `reset` to put back.
     """
     from llmtui.engine.model.packed import PackedEmbedding, PackedLinear
+    from llmtui.engine.model.precision import RoundedEmbedding, RoundedLinear
 
     swapped = []
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, PackedLinear):
+            if isinstance(child, (PackedLinear, RoundedLinear)):
                 layer = nn.Linear(child.in_features, child.out_features, bias=child.bias is not None, device="meta")
                 layer.weight = nn.Parameter(child.weight.detach().clone(), requires_grad=False)
                 if child.bias is not None:
                     layer.bias = nn.Parameter(child.bias.detach().clone(), requires_grad=False)
-            elif isinstance(child, PackedEmbedding):
+            elif isinstance(child, (PackedEmbedding, RoundedEmbedding)):
                 layer = nn.Embedding.from_pretrained(child.weight.detach().clone(), freeze=True)
             else:
                 continue

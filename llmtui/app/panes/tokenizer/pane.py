@@ -4,6 +4,10 @@ Tokenizing is fast (tiktoken, in Rust), so it runs on the UI thread at each keys
 and the chips widget draws only the lines on screen. OpenAI's encodings may need a
 download: they load in thread workers, on first use, and one that cannot be had says
 why and what to do while the rest of the pane goes on working.
+
+This module lays the pane out and holds its keys, switches and exports; parts mixed into
+the class, each in its own module, keep the tokens up to date (tokenizing.py) and the
+selected token (selecting.py).
 """
 
 from __future__ import annotations
@@ -22,21 +26,22 @@ from llmtui.app.panes.tokenizer import view
 from llmtui.app.panes.tokenizer.encoding_bar import EncodingBar
 from llmtui.app.panes.tokenizer.encodings import ENCODINGS, MODEL
 from llmtui.app.panes.tokenizer.ids_box import IdsBox
+from llmtui.app.panes.tokenizer.selecting import SelectingPart
+from llmtui.app.panes.tokenizer.tokenizing import TokenizingPart
 from llmtui.app.panes.tokenizer.tokens_panel import TokensPanel
-from llmtui.app.panes.tokenizer.view import MAX_LIVE_CHARS, Mode
-from llmtui.app.selection import TokenSelection
+from llmtui.app.panes.tokenizer.view import Mode
 from llmtui.app.state import ModelState
 from llmtui.app.widgets.loading import LoadingNotice
 from llmtui.app.widgets.text_editor import TextEditor
-from llmtui.app.widgets.token_chips import ChipSection, TokenChips
-from llmtui.engine.tokenizer.tokens import Tokenization, tokenize
+from llmtui.app.widgets.token_chips import TokenChips
+from llmtui.engine.tokenizer.tokens import Tokenization
 
 if TYPE_CHECKING:
     from llmtui.engine.lm import LanguageModel
     from llmtui.engine.tokenizer.tokenizer import Tokenizer
 
 
-class TokenizerPane(Pane):
+class TokenizerPane(TokenizingPart, SelectingPart, Pane):
     """Type text and see its tokens and ids; compare tokenizers; paste ids and see their text."""
 
     PANE_ID = "tokenizer"
@@ -144,12 +149,6 @@ class TokenizerPane(Pane):
         self.editor.move_cursor(self.editor.document.end)
         self._refresh()  # at once, not when the editor's Changed message arrives
 
-    def _tokenizer_name(self, key: str) -> str:
-        """The tokenizer's name in sentences: the model's name, or the encoding's."""
-        if key == MODEL:
-            return self.lm.name if self.lm is not None else "the model"
-        return key
-
     def _tab_label(self, key: str) -> str:
         return self.bar.label(key)
 
@@ -157,7 +156,7 @@ class TokenizerPane(Pane):
         """The counts line (see `TokensPanel.say`)."""
         self.panel.say(text, kind)
 
-    # -- the model and OpenAI's encodings ----------------------------------------------------
+    # -- the model -------------------------------------------------------------------------
 
     def model_state_changed(self, state: ModelState) -> None:
         if state.phase != "ready":
@@ -166,174 +165,6 @@ class TokenizerPane(Pane):
     def model_ready(self, lm: LanguageModel) -> None:
         self.bar.set_model(lm.name, lm.tokenizer)
         self._refresh()
-
-    @on(EncodingBar.Loaded)
-    def _encoding_loaded(self, message: EncodingBar.Loaded) -> None:
-        if self.compare or self.encoding == message.name:
-            self._refresh()
-
-    def _missing_note(self, key: str) -> Text:
-        return view.missing_note(key, self.bar.encodings, self.model_state.phase == "failed", self.compare)
-
-    # -- keeping the tokens up to date -----------------------------------------------------
-
-    def _text_edited(self) -> None:
-        """Called by the editor right after an edit: the tokens change in the same frame as the text."""
-        if self.mode == "text":
-            self._refresh()
-
-    @on(TextArea.Changed, "#tok-text")
-    def _text_changed(self, event: TextArea.Changed) -> None:
-        # Edits were handled already (_text_edited); this catches the rest (undo, redo, load_text).
-        if self.mode == "text" and self.editor.text != self._tokenized:
-            self._refresh()
-
-    @on(TextArea.SelectionChanged, "#tok-text")
-    def _cursor_moved(self, event: TextArea.SelectionChanged) -> None:
-        if self.mode == "text" and self._typing:
-            self._select_at_cursor()
-
-    @on(Input.Changed, "#tok-ids")
-    def _ids_changed(self, event: Input.Changed) -> None:
-        if self.mode == "ids":
-            self._refresh()
-
-    def _refresh(self) -> None:
-        """Re-tokenize (or re-decode) what is typed, and redraw the chips, counts and details."""
-        if not self.is_mounted:
-            return
-        self._shown.clear()
-        if self.mode == "ids":
-            self._refresh_ids()
-        else:
-            self._refresh_text()
-        self.panel.show_detail()
-
-    def _refresh_text(self) -> None:
-        self._tokenized = self.editor.text
-        # The tokens are made on the UI thread, in the frame of the edit, at ~2.5 s per MB (most of it
-        # laying out the chips): past MAX_LIVE_CHARS only the start is tokenized; the editor keeps it all.
-        text = self._tokenized[:MAX_LIVE_CHARS]
-        keys = ENCODINGS if self.compare else (self.encoding,)
-        for key in keys:
-            self.bar.load(key)
-        previous = self.chips.selected
-        self.chips.border_title = "Tokens · " + ("every tokenizer" if self.compare else self._tab_label(self.encoding))
-        if self.compare:
-            sections = [self._section(key, text, titled=True) for key in keys]
-            self.chips.show(sections, previous)
-            self.say(view.compare_line(len(keys), text, self.allow_special).append(view.cut_note(len(self._tokenized))))
-        else:
-            section = self._section(self.encoding, text, titled=False)
-            if section.tokens is None:
-                self.chips.show_message(section.note or Text())
-                self.say("")
-                return
-            if section.tokens.n_tokens:
-                self.chips.show([section], previous)
-            else:
-                self.chips.show_message(view.EMPTY_TEXT)
-            self.say(view.counts_line(section.tokens, self.allow_special).append(view.cut_note(len(self._tokenized))))
-        if self._typing and (self.editor.has_focus or previous is None):
-            self._select_at_cursor()
-
-    def _section(self, key: str, text: str, titled: bool) -> ChipSection:
-        """One tokenizer's tokens of `text` (kept in `_shown`), or the note saying why it has none."""
-        tokenizer = self.bar.tokenizer(key)
-        title = view.section_title(self._tab_label(key)) if titled else None
-        if tokenizer is None:
-            return ChipSection(key, title, note=self._missing_note(key))
-        tokens = self._shown[key] = tokenize(tokenizer, text, self.allow_special)
-        return ChipSection(key, view.section_title(self._tab_label(key), tokens) if titled else None, tokenizer, tokens)
-
-    def _refresh_ids(self) -> None:
-        tokenizer = self.bar.tokenizer(self.encoding)
-        self.bar.load(self.encoding)
-        self.chips.border_title = f"Tokens · {self._tab_label(self.encoding)}"
-        if tokenizer is None:
-            self.chips.show_message(self._missing_note(self.encoding))
-            self.ids_box.clear()
-            self.say("")
-            return
-        parsed, tokens = self.ids_box.decode(tokenizer, self._tokenizer_name(self.encoding))
-        self._shown[self.encoding] = tokens
-        if parsed.ids:
-            self.chips.show([ChipSection(self.encoding, None, tokenizer, tokens)], self.chips.selected)
-        else:
-            self.chips.show_message(view.EMPTY_IDS)
-        self.say(*view.ids_line(parsed, tokens))
-
-    # -- the selected token -----------------------------------------------------------------
-
-    def _select_at_cursor(self) -> None:
-        """Select the token that holds the character before the editor's cursor."""
-        tokens = self._shown.get(self.encoding)
-        if tokens is None or not tokens.n_tokens:
-            return
-        cursor = self.editor.document.get_index_from_location(self.editor.cursor_location)
-        flat = self.chips.flat_index(self.encoding, view.token_at_cursor(tokens, self.editor.text, cursor))
-        if flat is not None:
-            self.chips.select(flat)
-
-    @on(TokenChips.Moved)
-    def _moved(self, event: TokenChips.Moved) -> None:
-        """The user picked one of the model's tokens: it becomes the app's current token (other panes follow)."""
-        event.stop()
-        tokens = event.section.tokens
-        if event.section.key != MODEL or tokens is None:
-            return
-        self.select_token(tokens.ids, event.index)
-
-    def follow_selection(self, selection: TokenSelection) -> None:
-        """A token chosen in another pane: select it here when its text is the one shown.
-
-        An empty editor (or one holding text that came from here, not typed) takes the token's
-        text; text the user typed is never replaced.
-        """
-        if self.lm is None or self.mode != "text":
-            return
-        try:
-            text = self.lm.tokenizer.decode(list(selection.ids))
-        except ValueError:  # ids of another vocabulary
-            return
-        typed = self.editor.text
-        if typed and typed != self._followed_text:
-            self._select_if_same(selection)
-            return
-        if any(self.lm.tokenizer.is_special(i) for i in selection.ids):
-            self.allow_special = True  # a chat from the Generate pane: its template tokens stay whole
-        self.encoding = MODEL
-        self._followed_text = text
-        self.set_prompt(text)
-        self._select_if_same(selection)
-
-    def _select_if_same(self, selection: TokenSelection) -> None:
-        """Select the token, and put the editor's cursor just after its text (where typing would select it)."""
-        tokens = self._shown.get(MODEL)
-        if tokens is None or not selection.same_text(tokens.ids) or self.encoding != MODEL:
-            return
-        flat = self.chips.flat_index(MODEL, selection.position)
-        if flat is not None:
-            before = b"".join(tokens.chunks[: selection.position + 1]).decode("utf-8", errors="ignore")
-            self.editor.move_cursor(self.editor.document.get_location_from_index(len(before)))
-            self.chips.select(flat)
-
-    def advance(self) -> bool:
-        """The advance key (presentation mode): the next token."""
-        return self.panel.advance()
-
-    def action_open_selected(self) -> None:
-        """Open the selected token in the Embeddings pane."""
-        self.chips.action_open()
-
-    # -- focus: the selection follows the editor while typing, the arrows in the tokens -------
-
-    def on_descendant_focus(self, event: object) -> None:
-        focused = self.app.focused
-        self._typing = focused is self.editor
-        if self._typing:
-            self._select_at_cursor()
-        self.panel.show_detail()
 
     # -- actions ---------------------------------------------------------------------------
 
