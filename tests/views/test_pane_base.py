@@ -59,6 +59,22 @@ def test_without_a_model_the_pane_says_what_is_kept_and_when_it_runs():
     ]
 
 
+def test_a_pane_words_its_own_promise_and_where_the_error_shows():
+    """Generate runs nothing by itself once the model is ready, and shows the load's error in its output."""
+    from llmtui.app.panes.generate.pane import GeneratePane
+
+    pane = RecordingPane()
+    pane.WHEN_LOADED, pane.SEE_WHY = GeneratePane.WHEN_LOADED, GeneratePane.SEE_WHY
+    assert not pane.need_model()
+    pane.set_model(ModelState(phase="failed", error="no file"))  # the state's line names no place
+    assert not pane.need_model()
+    assert pane.said == [
+        ("The model is still loading; your prompt is kept. Press the key again when it is ready.", "busy", None),
+        ("No model: it could not be loaded. Your prompt is kept.", "error", None),
+        ("No model: it could not be loaded (see the output). Your prompt is kept.", "error", None),
+    ]
+
+
 class FakeTimer:
     def __init__(self, callback) -> None:
         self.callback, self.stopped = callback, False

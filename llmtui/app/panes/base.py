@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Static, TextArea
+from textual.widgets import TextArea
 
 from llmtui.app.selection import TokenSelected, TokenSelection
 from llmtui.app.state import ModelState
@@ -90,6 +90,10 @@ class Pane(Vertical):
     TYPED: ClassVar[str] = "your prompt"
     """What the user types here, named in the lines that say it is kept while there is no model."""
     TYPE_MEANWHILE: ClassVar[str] = "you can type the prompt meanwhile"
+    WHEN_LOADED: ClassVar[str] = "{typed} is kept and {then} when it is ready."
+    """`need_model`'s promise while the model loads (a pane that runs nothing by itself asks for the key again)."""
+    SEE_WHY: ClassVar[str] = ""
+    """`need_model`'s pointer to where the pane shows why the model could not be loaded (e.g. " (see the output)")."""
 
     def __init__(self) -> None:
         super().__init__(id=self.PANE_ID, classes="pane")
@@ -117,28 +121,29 @@ class Pane(Vertical):
         self.post_message(TokenSelected(TokenSelection.at(ids, position, self.PANE_ID)))
 
     def say(self, text: str | Text, kind: MessageKind = "info", where: str | None = None) -> None:
-        """Show one message on the pane's message line (or `where`): plain text, never markup, controls escaped."""
-        line = self.query_one(where or self.MESSAGE_LINE, Static)
+        """Show one message on the pane's message line (or `where`, a Static or a MessageLine): plain text,
+        never markup, controls escaped."""
+        line = self.query_one(where or self.MESSAGE_LINE)
         line.update(text if isinstance(text, Text) else Text(escape_controls(text, keep="")))
         for k in ("info", "error", "busy", "hint"):
             line.set_class(k == kind, f"-{k}")
 
     def line_text(self, selector: str | None = None) -> str:
         """A line's text as shown (default: the message line), for tests and the pane's own properties."""
-        return str(self.query_one(selector or self.MESSAGE_LINE, Static).render())
+        return str(self.query_one(selector or self.MESSAGE_LINE).render())
 
     def need_model(self, then: str = "runs", where: str | None = None) -> bool:
         """True when the pane is `ready`; else say why not (what was typed is kept, and `then` runs or shows)."""
         if self.ready:
             return True
         if self.model_state.phase == "failed":
-            self.say(self._no_model_line(), "error", where)
+            self.say(self._no_model_line(self.SEE_WHY), "error", where)
         else:
-            self.say(f"The model is still loading; {self.TYPED} is kept and {then} when it is ready.", "busy", where)
+            self.say("The model is still loading; " + self.WHEN_LOADED.format(typed=self.TYPED, then=then), "busy", where)
         return False
 
-    def _no_model_line(self) -> str:
-        return f"No model: it could not be loaded. {self.TYPED[:1].upper()}{self.TYPED[1:]} is kept."
+    def _no_model_line(self, see_why: str = "") -> str:
+        return f"No model: it could not be loaded{see_why}. {self.TYPED[:1].upper()}{self.TYPED[1:]} is kept."
 
     @contextmanager
     def reporting(self, failed: Callable[[str], object] | None = None, where: str | None = None) -> Iterator[None]:

@@ -20,5 +20,9 @@ class MessageLine(Widget):
     text: reactive[str] = reactive("")
     """The message (plain text: never parsed as markup)."""
 
+    def update(self, content: Text) -> None:
+        """Show `content`'s text (as Static.update, so that `Pane.say` writes either)."""
+        self.text = content.plain
+
     def render(self) -> Text:
         return Text(self.text, no_wrap=True, overflow="ellipsis")

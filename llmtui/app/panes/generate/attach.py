@@ -65,17 +65,13 @@ class AttachPart:
         self.output.set_placeholder(message.error, "error")
         self.say(f"{message.error} · F5 tries again (your prompt is kept)", "error")
 
-    def _ready_to_run(self) -> bool:
-        if self.backend is not None:
-            return True
-        if self.served:
+    def need_model(self, then: str = "runs", where: str | None = None) -> bool:
+        """As every pane's, and on a served model that is not attached: ask the app to connect again."""
+        if self.served and self.backend is None:
             self.post_message(ReconnectWanted())
             self.say("Connecting to the server… your prompt is kept.", "busy")
-        elif self.model_state.phase == "failed":
-            self.say("No model: it could not be loaded (see the output). Your prompt is kept.", "error")
-        else:
-            self.say("The model is still loading; your prompt is kept. Press the key again when it is ready.", "busy")
-        return False
+            return False
+        return super().need_model(then, where)  # type: ignore[misc]
 
     def _local_only(self, what: str) -> bool:
         """Whether `what` can run: on a served model it cannot (it needs the weights here), and the pane says so."""

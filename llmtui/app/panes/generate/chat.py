@@ -44,7 +44,7 @@ class ChatPart:
         """The chat's turns (screens/chat): edit a message and the chat runs again from that turn."""
         from llmtui.app.screens.chat.screen import ChatTurnsScreen
 
-        if not self._local_only("The chat's turns") or not self._ready_to_run():
+        if not self._local_only("The chat's turns") or not self.need_model():
             return
         chat = self._chat_so_far()
         if not chat.turns:
@@ -98,7 +98,7 @@ class ChatPart:
         if not self._local_only("The system prompt"):
             return
         if self.lm is None:
-            self._ready_to_run()
+            self.need_model()
             return
         default = default_system_prompt(self.lm)
         shown = self.system_prompt if self.system_prompt is not None else (default or "")

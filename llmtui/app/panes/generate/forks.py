@@ -6,7 +6,6 @@ from __future__ import annotations
 from textual import work
 
 from llmtui.app.model_thread import call
-from llmtui.app.panes.base import error_line
 from llmtui.app.panes.generate.run import TOP_N, PromptRequest
 from llmtui.app.widgets.prob_table import ProbabilityTable
 from llmtui.engine.branches import BranchTree
@@ -17,7 +16,7 @@ class ForksPart:
 
     def on_probability_table_chosen(self, event: ProbabilityTable.Chosen) -> None:
         event.stop()
-        if not self._ready_to_run():
+        if not self.need_model():
             return
         if event.preview:
             prompt = self._session_prompt if self._session is not None else PromptRequest(self.editor.text, chat=self.chat_mode, system=self.system_prompt)
@@ -39,7 +38,7 @@ class ForksPart:
         """Open Compare on the shown prompt (or the editor's) with these knobs as A."""
         from llmtui.app.screens.compare.screen import CompareScreen
 
-        if not self._ready_to_run() or not self._local_only("Compare"):
+        if not self.need_model() or not self._local_only("Compare"):
             return
         prompt = self._session_prompt if self._session is not None else self._new_prompt_request()
         if prompt is None:
@@ -82,7 +81,7 @@ class ForksPart:
 
         session = self._session
         assert session is not None and self.lm is not None
-        try:
+        with self.reporting():  # tokens outside this model's vocabulary in a hand-edited session, or a bug
             if session.prompt_ids != tree.prompt_ids:  # a loaded session of another prompt
                 session = await call(GenerationSession, self.lm, tree.prompt_ids, self.settings, top_n=TOP_N)
                 self._session = session
@@ -90,16 +89,13 @@ class ForksPart:
                 self._prompt_ids = list(tree.prompt_ids)
                 self._prompt_pieces = self.backend.prompt_pieces(self._prompt_ids)
             await call(session.restore, tree.steps(tree.current))
-        except Exception as e:  # tokens outside this model's vocabulary in a hand-edited session, or a bug
-            self.say(error_line(e), "error")
-            return
-        self._steps = tuple(session.steps)
-        self.output.allow_next(True)
-        self._render_output()
-        self._refresh_table()
-        branch = tree.branch(tree.current) if tree.current in tree.nodes and tree.current != 0 else None
-        self.say(f"Branch {branch.name or '#' + str(branch.node)}: {branch.length} tokens, log p {branch.logprob:.2f}"
-                 " · F7 goes on, enter on a candidate forks" if branch else "Back at the prompt.")
+            self._steps = tuple(session.steps)
+            self.output.allow_next(True)
+            self._render_output()
+            self._refresh_table()
+            branch = tree.branch(tree.current) if tree.current in tree.nodes and tree.current != 0 else None
+            self.say(f"Branch {branch.name or '#' + str(branch.node)}: {branch.length} tokens, log p {branch.logprob:.2f}"
+                     " · F7 goes on, enter on a candidate forks" if branch else "Back at the prompt.")
 
     def action_undo_fork(self) -> None:
         self._tree_step("undo")
@@ -111,9 +107,6 @@ class ForksPart:
         if self._tree is None or self.running:
             self.say("Nothing to " + which + ("" if self._tree is None else " while generating") + ".")
             return
-        try:
+        with self.reporting(lambda line: self.say(line + ".")):  # nothing to take back or bring back: a note
             getattr(self._tree, which)()
-        except ValueError as e:
-            self.say(error_line(e) + ".")
-            return
-        self._follow_tree(self._tree)
+            self._follow_tree(self._tree)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from llmtui.app.panes.base import error_line
 from llmtui.app.screens.value_input import ValueInputScreen
 from llmtui.app.widgets.knob import KNOBS, Knob
 from llmtui.engine.settings import SamplingSettings
@@ -140,7 +141,7 @@ class KnobsPart:
         try:
             self.settings = check_settings(self.settings, "logit_bias", tuple((i, b) for i, b in biases.items() if b))
         except ValueError as e:  # past OpenAI's range of ±100
-            self.say(str(e)[:1].upper() + str(e)[1:], "error")
+            self.say(error_line(e), "error")
             return
         now = f"its logit {bias:+g}" if bias else "no bias"
         self.say(f"{self._label(token_id, text)}: {now}; it applies from the next token "

@@ -17,17 +17,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal
 from textual.reactive import reactive
-from textual.timer import Timer
 from textual.widgets import TextArea
 
-from llmtui.app.panes.base import MessageKind, Pane
+from llmtui.app.panes.base import Debounce, Pane, prompt_box
 from llmtui.app.panes.generate import view
 from llmtui.app.panes.generate.attach import AttachPart
 from llmtui.app.panes.generate.chat import ChatPart
 from llmtui.app.panes.generate.forks import ForksPart
 from llmtui.app.panes.generate.knobs import KnobsPart
 from llmtui.app.panes.generate.output import OutputPart
-from llmtui.app.panes.generate.preview import PreviewPart
+from llmtui.app.panes.generate.preview import PREVIEW_DELAY, PreviewPart
 from llmtui.app.panes.generate.run import PromptRequest, Run
 from llmtui.app.panes.generate.runner import RunnerPart
 from llmtui.app.widgets.knob import KNOBS, Knob
@@ -52,6 +51,8 @@ class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ForksPart, Runn
     TITLE = "Generate"
     SHORT_TITLE = "Gen"
     HELP = view.HELP
+    WHEN_LOADED = "{typed} is kept. Press the key again when it is ready."  # a key here runs nothing by itself later
+    SEE_WHY = " (see the output)"  # the output box shows the load's error
 
     BINDINGS = [
         Binding("f5,ctrl+g", "generate", "Generate", priority=True, tooltip="Generate from the prompt (chat: send the message)"),
@@ -96,7 +97,7 @@ class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ForksPart, Runn
         self._prompt_ids: list[int] = []
         self._prompt_pieces: list[Piece] = []
         self._preview: TableView | None = None
-        self._preview_timer: Timer | None = None
+        self._preview_pause = Debounce(self, PREVIEW_DELAY, self._request_preview)  # the preview waits for a typing pause
         self._streaming = True  # after a fork, go on generating (False after single steps)
         self._note_until = 0.0  # a knob's note stays on the message line until then (time.monotonic)
         self._speed_shown_at = 0.0  # when tokens/s last went to the status line (time.monotonic)
@@ -106,15 +107,8 @@ class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ForksPart, Runn
         self.system_prompt: str | None = None  # the chat's system prompt; None: the template's own
 
     def compose(self) -> ComposeResult:
-        editor = PromptEditor(
-            id="prompt",
-            soft_wrap=True,
-            tab_behavior="focus",
-            show_line_numbers=False,
-            placeholder="Type a prompt, then F5 to generate or F6 for one token",
-        )
-        editor.border_title = "Prompt"
-        yield editor
+        yield prompt_box(PromptEditor, id="prompt", placeholder="Type a prompt, then F5 to generate or F6 for one token",
+                         title="Prompt")
         with Grid(id="knobs"):
             for spec in KNOBS:
                 yield Knob(spec, getattr(self.settings, spec.name))
@@ -169,7 +163,7 @@ class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ForksPart, Runn
     @property
     def message(self) -> str:
         """The text of the pane's message line."""
-        return self.query_one("#gen-message", MessageLine).text
+        return self.line_text()
 
     def knob(self, name: str) -> Knob:
         return self.query_one(f"#knob-{name.replace('_', '-')}", Knob)
@@ -181,16 +175,9 @@ class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ForksPart, Runn
         self.editor.load_text(text)
         self.editor.move_cursor(self.editor.document.end)  # ready to type on
 
-    def say(self, text: str, kind: MessageKind = "info", where: str | None = None) -> None:
-        """The message line (a MessageLine: cheap to update many times a second while tokens stream)."""
-        line = self.query_one("#gen-message", MessageLine)
-        line.text = str(text)
-        for k in ("info", "error", "busy", "hint"):
-            line.set_class(k == kind, f"-{k}")
-
     def action_generate(self) -> None:
         """Generate from the prompt (in chat mode: send the message)."""
-        if not self._ready_to_run():
+        if not self.need_model():
             return
         request = self._new_prompt_request()
         if request is None:
@@ -211,7 +198,7 @@ class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ForksPart, Runn
             else:
                 self.action_stop()
             return
-        if not self._ready_to_run():
+        if not self.need_model():
             return
         self._streaming = False
         if self._can_go_on():
@@ -223,7 +210,7 @@ class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ForksPart, Runn
 
     def action_continue(self) -> None:
         """Go on generating from where the text stopped."""
-        if self.running or not self._ready_to_run():
+        if self.running or not self.need_model():
             return
         self._streaming = True
         if self._can_go_on():

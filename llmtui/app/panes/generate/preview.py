@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from textual import work
 
 from llmtui.app.model_thread import call
-from llmtui.app.panes.base import error_line
 from llmtui.app.panes.generate import view
 from llmtui.app.panes.generate.run import TOP_N, PromptRequest, check_fits
 
@@ -30,9 +29,7 @@ class PreviewPart:
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         if event.text_area.id == "prompt" and self._session is None and self.lm is not None:
-            if self._preview_timer is not None:
-                self._preview_timer.stop()
-            self._preview_timer = self.set_timer(PREVIEW_DELAY, self._request_preview)
+            self._preview_pause.restart()
 
     def _request_preview(self) -> None:
         """Compute the next token's distribution under the current knobs (in a thread)."""
@@ -68,7 +65,7 @@ class PreviewPart:
             logits = lm.run(ids, capture=False).logits[0, -1]
             return candidates(lm, distribution(logits, settings, ids), TOP_N), 0, ids
 
-        try:
+        with self.reporting(self._preview_failed):  # the user's to fix (ValueError), or a bug
             ids: list[int] = []
             if session is None:
                 assert request is not None
@@ -77,11 +74,8 @@ class PreviewPart:
                     raise ValueError("the prompt is empty: type some text first")
                 check_fits(request, len(ids), lm.config.context_length)
             cands, position, ids = await call(next_token, ids)
-        except Exception as e:  # the user's to fix (ValueError), or a bug: one line, the app keeps running
-            self._preview_failed(error_line(e))
-            return
-        if not self.running:
-            self._show_preview(position, cands, settings, tuple(ids))
+            if not self.running:
+                self._show_preview(position, cands, settings, tuple(ids))
 
     def _show_preview(self, position: int, cands: tuple[Candidate, ...], settings: SamplingSettings,
                       prompt_ids: tuple[int, ...]) -> None:

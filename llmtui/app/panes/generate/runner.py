@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 from textual import work
 
 from llmtui.app.display import count
-from llmtui.app.panes.base import error_line
 from llmtui.app.panes.generate import view
 from llmtui.app.panes.generate.run import PromptRequest, Run, RunKind
 
 if TYPE_CHECKING:
+    from llmtui.app.panes.generate.backend import Backend
     from llmtui.engine.generation import Step
 
 POST_EVERY = 0.1
@@ -42,58 +42,61 @@ class RunnerPart:
 
     @work(exclusive=True, group="generation", exit_on_error=False)
     async def _worker(self, run: Run, fork: tuple[int, int] | None) -> None:
-        """Advance the session a step at a time through the backend (the model thread, or a served model's
-        stream); show the steps at most every POST_EVERY seconds, drawn while the next step is computed."""
+        """One run, its failure said as one line, and a served model's stream closed however it ends."""
         backend = self.backend
         assert backend is not None
+        try:
+            with self.reporting(lambda line: self._ended(run, tuple(run.session.steps) if run.session else (), "error", line)):
+                await self._advance(run, backend, fork)  # a prompt too long, a fork past the end, a server's fault, a bug
+        finally:
+            if run.session is not None:
+                backend.end(run.session)  # a served model's stream still open (stopped, paused, cancelled)
+
+    async def _advance(self, run: Run, backend: Backend, fork: tuple[int, int] | None) -> None:
+        """Advance the session a step at a time through the backend (the model thread, or a served model's
+        stream); show the steps at most every POST_EVERY seconds, drawn while the next step is computed."""
         first_at, last_post = 0.0, 0.0
         session = run.session
-        try:
-            if session is None:
-                session = run.session = await backend.open(run.prompt, run.settings)
-            if fork is not None:
-                index, token = fork
-                if run.kind == "force":
-                    step = await backend.step(session, run.settings, 1)
-                    if step is None:
-                        raise ValueError(f"the text has finished ({session.finish_reason}): no token comes next")
-                    if step.token_id != token:
-                        await backend.fork(session, step.index, token)
-                else:
-                    await backend.fork(session, index, token)
-                self._show_steps(run, tuple(session.steps), None)
-            shown: tuple[Step, ...] | None = None  # steps to draw while the next one is computed
-            while True:
-                if run.limit is not None and run.produced >= run.limit:
-                    reason = session.finish_reason or ("forked" if fork is not None and run.produced == 0 else "paused")
-                    break
-                if run.stop.is_set():
-                    reason = "stopped"
-                    break
-                want = None if run.limit is None else run.limit - run.produced
-                next_step = asyncio.ensure_future(backend.step(session, run.settings, want))
-                if shown is not None:
-                    self._show_steps(run, shown, run.rate)
-                    shown = None
-                step = await next_step
+        if session is None:
+            session = run.session = await backend.open(run.prompt, run.settings)
+        if fork is not None:
+            index, token = fork
+            if run.kind == "force":
+                step = await backend.step(session, run.settings, 1)
                 if step is None:
-                    reason = session.finish_reason or "finished"
-                    break
-                run.produced += 1
-                now = time.perf_counter()
-                if run.produced == 1:
-                    first_at = now
-                else:
-                    run.rate = (run.produced - 1) / (now - first_at)
-                if now - last_post >= POST_EVERY:
-                    last_post = now
-                    shown = tuple(session.steps)
-            self._ended(run, tuple(session.steps), reason)
-        except Exception as e:  # a prompt too long, a fork past the end, a server's fault, or a bug: one line
-            self._ended(run, tuple(run.session.steps) if run.session else (), "error", error_line(e))
-        finally:
-            if session is not None:
-                backend.end(session)  # a served model's stream still open (stopped, paused, cancelled)
+                    raise ValueError(f"the text has finished ({session.finish_reason}): no token comes next")
+                if step.token_id != token:
+                    await backend.fork(session, step.index, token)
+            else:
+                await backend.fork(session, index, token)
+            self._show_steps(run, tuple(session.steps), None)
+        shown: tuple[Step, ...] | None = None  # steps to draw while the next one is computed
+        while True:
+            if run.limit is not None and run.produced >= run.limit:
+                reason = session.finish_reason or ("forked" if fork is not None and run.produced == 0 else "paused")
+                break
+            if run.stop.is_set():
+                reason = "stopped"
+                break
+            want = None if run.limit is None else run.limit - run.produced
+            next_step = asyncio.ensure_future(backend.step(session, run.settings, want))
+            if shown is not None:
+                self._show_steps(run, shown, run.rate)
+                shown = None
+            step = await next_step
+            if step is None:
+                reason = session.finish_reason or "finished"
+                break
+            run.produced += 1
+            now = time.perf_counter()
+            if run.produced == 1:
+                first_at = now
+            else:
+                run.rate = (run.produced - 1) / (now - first_at)
+            if now - last_post >= POST_EVERY:
+                last_post = now
+                shown = tuple(session.steps)
+        self._ended(run, tuple(session.steps), reason)
 
     def _adopt(self, run: Run) -> None:
         """Make the run's session the shown one (once the worker created it)."""
