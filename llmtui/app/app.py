@@ -198,8 +198,9 @@ class LLMTuiApp(App[None]):
         tabs.can_focus = False  # keys stay in the pane; tabs switch by number keys and clicks
         self._fit_tab_labels(self.size.width)
         tabs.active = f"tab-{self.start_pane}"
-        if self.start_prompt is not None:
-            for pane in self.panes:
+        for pane in self.panes:
+            pane.set_export_dir(self.export_dir)
+            if self.start_prompt is not None:
                 pane.set_prompt(self.start_prompt)
         self._hand_down_model(self.model_state)
         self.watch(self.screen, "focused", self._focus_changed)  # the status line says which keys apply

@@ -66,3 +66,24 @@ def test_the_walk_finds_every_pane():
 def test_no_pane_imports_another():
     # Panes talk through the app (messages up, data down): a pane importing another would tie them together.
     assert {pane: others for pane, others in _pane_imports().items() if others} == {}
+
+
+def test_panes_read_nothing_of_the_app_but_textuals_own():
+    """Data down: a pane gets the app's state through set_model / set_prompt / set_export_dir /
+    follow_selection, never by reading the app's attributes (Textual's own API is fine)."""
+    import ast
+    from pathlib import Path
+
+    import llmtui.app.panes as panes
+
+    textual_app = {"focused", "push_screen", "size", "screen", "notify", "call_later", "exit", "bell"}
+    read = set()
+    for file in Path(panes.__path__[0]).rglob("*.py"):
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) \
+                    and node.value.attr == "app" and node.attr not in textual_app:
+                read.add(f"{file.name}: app.{node.attr}")
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "getattr" and node.args \
+                    and isinstance(node.args[0], ast.Attribute) and node.args[0].attr == "app":
+                read.add(f"{file.name}: getattr(app, ...)")
+    assert read == set()

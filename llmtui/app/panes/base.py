@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
 
 from rich.text import Text
@@ -98,6 +99,7 @@ class Pane(Vertical):
     def __init__(self) -> None:
         super().__init__(id=self.PANE_ID, classes="pane")
         self.lm: LanguageModel | None = None
+        self.export_dir = Path("llmtui-exports")  # the app hands its own down (set_export_dir)
         self.model_state = ModelState()
         self.selection: TokenSelection | None = None
         """The app's current token (set by the app on every pane; `follow_selection` is what a pane does with it)."""
@@ -173,6 +175,10 @@ class Pane(Vertical):
 
     def set_prompt(self, text: str) -> None:
         """Text from the command line (--prompt) to open with."""
+
+    def set_export_dir(self, folder: Path) -> None:
+        """Where the app writes exports and saves (--export-dir): handed down once, at mount."""
+        self.export_dir = folder
 
     def follow_selection(self, selection: TokenSelection) -> None:
         """The app's current token, chosen in another pane: show it, if it applies.

@@ -247,7 +247,7 @@ class TrainPane(Pane):
         if self.running or self.run is None or self.run.mode != "pretrain" or not self.run.done:
             self.say("Pretrain a tiny model first (F6 to pretrain, F5), then F3 saves and opens it.", "error")
             return
-        folder = Path(getattr(self.app, "export_dir", Path("llmtui-exports"))) / f"tiny-model-step{self.run.done}"
+        folder = self.export_dir / f"tiny-model-step{self.run.done}"
         self.say(f"Saving to {folder}…", "busy")
         self._save(self.run, folder)
 
