@@ -453,8 +453,9 @@ class Walk:
         pane.table.focus()
         await self.pilot.pause()  # type: ignore[attr-defined]
 
-        def done(screen) -> bool:
-            return "Done" in str(screen.query_one("#cmp-message").render())
+        def done(screen) -> bool:  # the screen may be pushed and not yet composed: no message line yet
+            lines = screen.query("#cmp-message")
+            return bool(lines) and "Done" in str(lines.first().render())
 
         self.log.append("branches: f3, ctrl+home, m, down, m, c")
         await self.key("f3")
