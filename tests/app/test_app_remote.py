@@ -230,7 +230,7 @@ async def test_what_needs_the_weights_is_one_line_never_faked():
             pane = await attached(pilot)
             assert pane.table.view is None and pane.output.border_title == "Output"  # no preview, no context window
             assert "no next-token preview and no context window" in pane.output.plain_text
-            for key, what in (("f2", "Compare"), ("f3", "The branch tree"), ("f4", "The system prompt")):
+            for key, what in (("f2", "Compare"), ("f3", "The branch tree")):
                 await pilot.press(key)
                 await settle(pilot)
                 assert pane.message.startswith(f"{what}: not available on a served model") and "\n" not in pane.message
@@ -255,7 +255,15 @@ async def test_step_presses_while_a_served_step_runs_are_counted():
             assert pane.message.startswith("3 tokens") and "F6 one more" in pane.message
 
 
-async def test_a_served_chat_sends_one_message_per_request():
+def chat_requests(srv) -> list[list[dict]]:
+    """The `messages` array of each chat completion the server received, in order."""
+    return [body["messages"] for path, _, body in srv.requests if path == "/v1/chat/completions"]
+
+
+REPLY = "".join(t for t, _ in SCRIPT)  # the fake server's reply to every message
+
+
+async def test_a_served_chat_sends_the_whole_conversation():
     with fake_server() as srv:
         async with remote_app(srv.url).run_test(size=(120, 40)) as pilot:
             pane = await attached(pilot)
@@ -264,9 +272,68 @@ async def test_a_served_chat_sends_one_message_per_request():
             assert pane.editor.text == "" and len(pane.steps) == len(SCRIPT)  # sent: it shows in the output
             pane.set_prompt("And of Italy?")
             await run(pilot, pane)
-            chats = [body for path, _, body in srv.requests if path == "/v1/chat/completions"]
-            assert [c["messages"] for c in chats] == [[{"role": "user", "content": PROMPT}],
-                                                      [{"role": "user", "content": "And of Italy?"}]]
+            pane.set_prompt("And of Spain?")
+            await run(pilot, pane)
+            user, assistant = ({"role": r, "content": c} for r, c in (("user", PROMPT), ("assistant", REPLY)))
+            italy = [user, assistant, {"role": "user", "content": "And of Italy?"}]
+            assert chat_requests(srv) == [
+                [user],
+                italy,
+                [*italy[:2], italy[2], {"role": "assistant", "content": REPLY}, {"role": "user", "content": "And of Spain?"}],
+            ]
+            await pilot.press("ctrl+n")  # a cleared chat starts again from the next message alone
+            pane.set_prompt("Hi")
+            await run(pilot, pane)
+            assert chat_requests(srv)[-1] == [{"role": "user", "content": "Hi"}]
+
+
+async def test_a_served_chat_sends_its_system_prompt_and_a_stopped_reply_as_received():
+    from llmtui.app.screens.value_input import ValueInputScreen
+
+    with fake_server(delay=0.05) as srv:
+        async with remote_app(srv.url).run_test(size=(120, 40)) as pilot:
+            pane = await attached(pilot)
+            await pilot.press("ctrl+t", "f4")
+            await wait_for(pilot, lambda: isinstance(pilot.app.screen, ValueInputScreen), what="the system prompt box")
+            await settle(pilot)
+            await pilot.press(*"Be brief.", "enter")
+            await settle(pilot)
+            assert pane.system_prompt == "Be brief." and "applies from the next message" in pane.message
+            pane.set_prompt("Hi")
+            await run(pilot, pane, "f6")  # one token of the reply: what the next turn's history holds
+            assert [s.text for s in pane.steps] == [" Paris"]
+            pane.set_prompt("More?")
+            await run(pilot, pane)
+            assert chat_requests(srv)[-1] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+                                              {"role": "assistant", "content": " Paris"}, {"role": "user", "content": "More?"}]
+
+
+async def test_a_served_chat_turn_edited_in_the_turns_screen_runs_again_from_there():
+    from llmtui.app.screens.chat.screen import ChatTurnsScreen
+    from llmtui.app.screens.value_input import ValueInputScreen
+
+    with fake_server() as srv:
+        async with remote_app(srv.url).run_test(size=(120, 40)) as pilot:
+            pane = await attached(pilot)
+            await pilot.press("ctrl+t")
+            await run(pilot, pane)
+            for message in ("Second?", "Third?"):
+                pane.set_prompt(message)
+                await run(pilot, pane)
+            await pilot.press("ctrl+o")
+            await wait_for(pilot, lambda: isinstance(pilot.app.screen, ChatTurnsScreen), what="the turns screen")
+            await settle(pilot)
+            assert "server's template decides" in str(pilot.app.screen.query_one("#chat-system").render())
+            await pilot.press("up", "enter")  # turn 2 ("Second?"): edit it
+            await wait_for(pilot, lambda: isinstance(pilot.app.screen, ValueInputScreen), what="the message box")
+            await settle(pilot)
+            pilot.app.screen.query_one("#value-input").value = "Other?"
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: len(chat_requests(srv)) == 4 and not pane.running, what="the re-run")
+            await settle(pilot)
+            assert chat_requests(srv)[-1] == [{"role": "user", "content": PROMPT}, {"role": "assistant", "content": REPLY},
+                                              {"role": "user", "content": "Other?"}]
+            assert pane.session is not None and pane.session.text == REPLY  # the re-run's reply is shown
 
 
 async def test_a_served_generation_exports_its_steps_and_model():

@@ -251,6 +251,21 @@ def test_chat_mode_streams_from_chat_completions():
     assert session.text == "".join(t for t, _ in SCRIPT)
 
 
+def test_a_chat_sends_the_system_prompt_and_the_earlier_turns_as_messages():
+    history = (("Hi", "Hello! How can I help?"), ("Capital of France?", " Paris."))
+    with fake_server() as srv:
+        session = RemoteSession(connect(srv.url), "And of Italy?", SamplingSettings(), chat=True, history=history,
+                                system="Answer in one word.")
+        list(session.stream())
+        path, _, body = srv.requests[-1]
+    assert path == "/v1/chat/completions" and body["messages"] == [
+        {"role": "system", "content": "Answer in one word."},
+        {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello! How can I help?"},
+        {"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": " Paris."},
+        {"role": "user", "content": "And of Italy?"},
+    ]
+
+
 def test_a_stream_dropped_midway_keeps_what_came_and_goes_on():
     with fake_server(fault="drop") as srv:
         session = RemoteSession(connect(srv.url), "The capital of France is", SamplingSettings())

@@ -179,3 +179,20 @@ def test_cli_compare_on_llama_cpp(llama_server, capsys):
         b = position["b"]
         kept = [c for c in b["candidates"] if c["cut_by"] is None]
         assert len(kept) == 3 and sum(c["prob"] for c in kept) == pytest.approx(1)
+
+
+def test_a_chat_with_history_streams_what_the_server_answers_that_conversation(llama_server):
+    """A served chat sends the system prompt and the earlier turns as messages: the streamed greedy reply is the one
+    the server gives that whole conversation asked directly (and llama.cpp's chat template accepts each role)."""
+    remote = RemoteModel.connect(Endpoint.parse(llama_server))
+    history = (("What is the capital of France?", "The capital of France is Paris."),)
+    system = "You answer in one short sentence."
+    settings = SamplingSettings(temperature=0, max_new_tokens=STEPS)
+    session = RemoteSession(remote, "And of Italy?", settings, top_n=5, chat=True, history=history, system=system)
+    steps = list(session.stream())
+    req = urllib.request.Request(f"{llama_server}/v1/chat/completions", json.dumps({
+        "messages": session.messages, "max_tokens": STEPS, "temperature": 0, "top_k": 0, "top_p": 1.0, "min_p": 0.0,
+        "repeat_penalty": 1.0}).encode(), {"Content-Type": "application/json"})
+    own = json.loads(urllib.request.urlopen(req, timeout=120).read())["choices"][0]["message"]["content"]
+    assert [m["role"] for m in session.messages] == ["system", "user", "assistant", "user"]
+    assert steps and session.text == own

@@ -17,3 +17,5 @@ def test_the_system_line_says_whose_system_prompt_runs():
     assert system_line(Chat("Answer in French."), "I am SmolLM").plain == "System: Answer in French."
     assert "template's own (I am SmolLM)" in system_line(Chat(), "I am SmolLM").plain
     assert "none" in system_line(Chat(), None).plain
+    assert system_line(Chat(), None, served=True).plain == "System: none sent (the server's template decides)"
+    assert system_line(Chat("Be brief."), None, served=True).plain == "System: Be brief."

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from llmtui.engine.errors import RemoteError
 from llmtui.engine.generation import Candidate, Step
@@ -46,9 +46,20 @@ class Traffic:
         return (self.tokens - 1) / self.seconds if self.tokens > 1 and self.seconds > 0 else None
 
 
+def chat_messages(text: str, history: Sequence[tuple[str, str]] = (), system: str | None = None) -> list[dict[str, str]]:
+    """The conversation a chat request sends: the system prompt (when set), each earlier turn's user message and
+    the reply as it was received, then the new message. None sends no system message: the server's template decides."""
+    messages = [{"role": "system", "content": system}] if system is not None else []
+    for user, assistant in history:
+        messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    return messages + [{"role": "user", "content": text}]
+
+
 def request_body(model: RemoteModel, prompt: str, settings: SamplingSettings, max_tokens: int, top_n: int,
-                 chat: bool) -> dict[str, object]:
-    """The completion request: every knob sent explicitly, since servers' defaults differ (llama.cpp's top-k is 40)."""
+                 chat: bool, messages: list[dict[str, str]] | None = None) -> dict[str, object]:
+    """The completion request: every knob sent explicitly, since servers' defaults differ (llama.cpp's top-k is 40).
+
+    A chat sends `messages` (default: `prompt` as the one user message)."""
     s = settings
     body: dict[str, object] = {
         "max_tokens": max_tokens,
@@ -65,7 +76,7 @@ def request_body(model: RemoteModel, prompt: str, settings: SamplingSettings, ma
     if model.model:
         body["model"] = model.model
     if chat:
-        body.update(messages=[{"role": "user", "content": prompt}], logprobs=True, top_logprobs=top_n)
+        body.update(messages=messages or chat_messages(prompt), logprobs=True, top_logprobs=top_n)
     else:
         body.update(prompt=prompt, logprobs=top_n)
     return body
@@ -140,7 +151,9 @@ class RemoteSession:
     """A prompt and the tokens a served model generated after it; mirrors GenerationSession."""
 
     def __init__(self, model: RemoteModel, prompt: str, settings: SamplingSettings, *, top_n: int = MAX_LOGPROBS,
-                 chat: bool = False) -> None:
+                 chat: bool = False, history: Sequence[tuple[str, str]] = (), system: str | None = None) -> None:
+        """A chat (`chat`) sends `prompt` as the user's message after `history`'s (user, assistant) turns and
+        the `system` prompt; the server applies its own chat template."""
         if not prompt.strip():
             raise ValueError("the prompt is empty: type some text first")
         if not 1 <= top_n <= MAX_LOGPROBS:
@@ -150,6 +163,7 @@ class RemoteSession:
         self.settings = settings  # read at every request
         self.top_n = top_n
         self.chat = chat
+        self.messages = chat_messages(prompt, history, system) if chat else None
         self.steps: list[Step] = []
         self.stopped: str | None = None  # why the server stopped, or where the stream broke
         self.notes: list[str] = []  # said once each: fewer candidates than asked, ...
@@ -195,7 +209,7 @@ class RemoteSession:
         n = left if max_tokens is None else min(left, max_tokens)
         settings = self.settings
         route = "/v1/chat/completions" if self.chat else "/v1/completions"
-        body = request_body(self.model, self.prompt + self.text, settings, n, self.top_n, self.chat)
+        body = request_body(self.model, self.prompt + self.text, settings, n, self.top_n, self.chat, self.messages)
         sent, first, got = time.perf_counter(), None, 0
         self._reason = None
         try:

@@ -49,6 +49,7 @@ class Backend(Protocol):
     def prompt_ids(self, session: Any) -> list[int]: ...
     def prompt_pieces(self, ids: list[int]) -> list[Piece]: ...
     def texts(self, steps: Sequence[Step]) -> list[tuple[str, bool]]: ...
+    def reply_text(self, steps: Sequence[Step]) -> str: ...
     def seed(self, session: Any) -> int | None: ...
     def notes(self, session: Any) -> str: ...
     def step_view(self, step: Step, n_steps: int) -> TableView: ...
@@ -99,6 +100,11 @@ class LocalBackend:
         texts = self._texts.update(steps)
         return [(text, self._texts.is_special(i)) for i, text in enumerate(texts)]
 
+    def reply_text(self, steps: Sequence[Step]) -> str:
+        """A chat reply as the next turn's history holds it: the generated text without the stop token."""
+        stops = set(self.lm.stop_ids)
+        return self.lm.tokenizer.decode([s.token_id for s in steps if s.token_id not in stops])
+
     def seed(self, session: GenerationSession) -> int | None:
         return session.seed
 
@@ -147,8 +153,9 @@ class ServedBackend:
     async def open(self, prompt: PromptRequest, settings: SamplingSettings) -> RemoteSession:
         from llmtui.engine.remote.session import RemoteSession
 
-        # one user message per request: the server applies its own chat template (history is not sent)
-        return await self._call(lambda: RemoteSession(self.remote, prompt.text, settings, chat=prompt.chat))
+        # a chat sends the whole conversation as messages: the server applies its own chat template
+        return await self._call(lambda: RemoteSession(self.remote, prompt.text, settings, chat=prompt.chat,
+                                                      history=prompt.history, system=prompt.system))
 
     async def step(self, session: RemoteSession, settings: SamplingSettings, want: int | None) -> Step | None:
         """The next streamed step; a stream that ended short of a finish (it gave the tokens asked for) is asked again."""
@@ -197,6 +204,10 @@ class ServedBackend:
 
     def texts(self, steps: Sequence[Step]) -> list[tuple[str, bool]]:
         return [(safe(step.text), False) for step in steps]
+
+    def reply_text(self, steps: Sequence[Step]) -> str:
+        """A chat reply as received (a chat completion's content leaves out the stop token)."""
+        return "".join(step.text for step in steps)
 
     def seed(self, session: RemoteSession) -> int | None:
         return session.settings.seed  # None: the server draws its own

@@ -24,9 +24,7 @@ class ChatPart:
                 return None
             return PromptRequest(text)
         if text.strip():
-            # a served model's chat is one message per request (its server's template): no history to send
-            history = () if self.served else self._chat_so_far().history()
-            return PromptRequest(text, chat=True, history=history, system=self.system_prompt)
+            return PromptRequest(text, chat=True, history=self._chat_so_far().history(), system=self.system_prompt)
         previous = self._session_prompt
         if previous is not None and previous.chat:
             return previous  # an empty message: draw the last reply again
@@ -44,7 +42,7 @@ class ChatPart:
         """The chat's turns (screens/chat): edit a message and the chat runs again from that turn."""
         from llmtui.app.screens.chat.screen import ChatTurnsScreen
 
-        if not self._local_only("The chat's turns") or not self.need_model():
+        if not self.need_model():
             return
         chat = self._chat_so_far()
         if not chat.turns:
@@ -52,7 +50,7 @@ class ChatPart:
         elif self.running:
             self.say("Stop the generation first (escape): a turn is re-run from its finished reply.")
         else:
-            self.app.push_screen(ChatTurnsScreen(chat, default_system_prompt(self.lm)), self._rerun_chat)
+            self.app.push_screen(ChatTurnsScreen(chat, self._template_system(), self.served), self._rerun_chat)
 
     def _rerun_chat(self, rerun: ChatRerun | None) -> None:
         """Send the chosen (maybe edited) message after the turns before it; what followed is dropped."""
@@ -64,10 +62,11 @@ class ChatPart:
 
     def _reply_text(self) -> str:
         """The assistant's reply in the shown chat: the generated text without the stop token."""
-        if self.lm is None:
-            return ""
-        stops = set(self.lm.stop_ids)
-        return self.lm.tokenizer.decode([s.token_id for s in self._steps if s.token_id not in stops])
+        return self.backend.reply_text(self._steps) if self.backend is not None else ""
+
+    def _template_system(self) -> str | None:
+        """The system prompt the chat template adds by itself; None where it adds none or is the server's (unknown here)."""
+        return None if self.served or self.lm is None else default_system_prompt(self.lm)
 
     def _can_go_on(self) -> bool:
         """Whether step/continue extend the shown session (rather than start one from the editor)."""
@@ -94,15 +93,13 @@ class ChatPart:
             self._request_preview()
 
     def action_system_prompt(self) -> None:
-        """Edit the chat's system prompt; empty gives the template's own back."""
-        if not self._local_only("The system prompt"):
+        """Edit the chat's system prompt; empty gives the template's own back (a served model's: none is sent)."""
+        if not self.need_model():
             return
-        if self.lm is None:
-            self.need_model()
-            return
-        default = default_system_prompt(self.lm)
+        default = self._template_system()
         shown = self.system_prompt if self.system_prompt is not None else (default or "")
-        hint = (f"The template's own: {default!r}. Empty brings it back." if default else
+        hint = ("Sent as the chat's first message. Empty: none is sent (the server's template decides)." if self.served
+                else f"The template's own: {default!r}. Empty brings it back." if default else
                 "This model's template adds none of its own. Empty: none.")
 
         def done(result: tuple[Any] | None) -> None:
@@ -111,6 +108,7 @@ class ChatPart:
             text = result[0]
             self.system_prompt = text if text.strip() and text != default else None
             self.say("System prompt set: it applies from the next message." if self.system_prompt is not None
+                     else "System prompt: none sent (the server's template decides)." if self.served
                      else "System prompt: the template's own.")
             self._request_preview()
 

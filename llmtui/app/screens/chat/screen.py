@@ -50,16 +50,17 @@ class ChatTurnsScreen(WholeScreenCard["ChatRerun | None"]):
         Binding("r", "rerun", "Re-run"),
     ]
 
-    def __init__(self, chat: Chat, default_system: str | None) -> None:
+    def __init__(self, chat: Chat, default_system: str | None, served: bool = False) -> None:
         super().__init__()
         self.chat = chat
         self.default_system = default_system
+        self.served = served  # a served model's chat: its template's system prompt is unknown here
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
             box.border_title = "The chat's turns"
             box.border_subtitle = "enter edit the message and re-run from it · r re-run as it was · esc back"
-            yield Static(system_line(self.chat, self.default_system), id="chat-system")
+            yield Static(system_line(self.chat, self.default_system, self.served), id="chat-system")
             table: DataTable[Any] = DataTable(id="chat-table", cursor_type="row", zebra_stripes=True)
             table.add_columns(*COLUMNS)
             for cells in rows(self.chat):

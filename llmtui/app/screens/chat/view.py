@@ -24,9 +24,12 @@ def rows(chat: Chat) -> list[tuple[Text, ...]]:
             for i, t in enumerate(chat.turns)]
 
 
-def system_line(chat: Chat, default: str | None) -> Text:
-    """The system prompt the chat runs with: its own, or the template's (which may be none)."""
+def system_line(chat: Chat, default: str | None, served: bool = False) -> Text:
+    """The system prompt the chat runs with: its own, or the template's (which may be none; a served model's is
+    the server's business, unknown here)."""
     if chat.system is not None:
         return Text(f"System: {one_line(chat.system, 200)}")
+    if served:
+        return Text("System: none sent (the server's template decides)", style="dim")
     return Text(f"System: the template's own ({one_line(default, 200)})" if default else
                 "System: none (this template adds none)", style="dim")
