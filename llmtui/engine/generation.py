@@ -12,6 +12,7 @@ before it, as OpenAI's `stop` does.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Sequence
@@ -48,7 +49,7 @@ class Step:
     position: int  # its position in the whole sequence (prompt included)
     token_id: int
     text: str  # the token's own text (a partial UTF-8 character shows as U+FFFD)
-    raw_prob: float  # the model's probability for it
+    raw_prob: float  # the model's probability for it; nan: a text a server could not score (remote/session.py)
     prob: float | None  # its probability after the knobs (what it was drawn with); None: not decidable (served model)
     candidates: tuple[Candidate, ...]  # the top candidates by raw probability, chosen token included
     settings: SamplingSettings
@@ -60,7 +61,7 @@ class Step:
             "index": self.index,
             "position": self.position,
             "token": {"id": self.token_id if self.token_id >= 0 else None, "text": self.text},
-            "raw_prob": self.raw_prob,
+            "raw_prob": None if math.isnan(self.raw_prob) else self.raw_prob,  # nan: a served model's unscored text
             "prob": self.prob,
             "forced": self.forced,
             "candidates": [c.to_json() for c in self.candidates],

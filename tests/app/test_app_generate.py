@@ -437,6 +437,32 @@ class TestSelectAndFork:
             assert [s.token_id for s in pane.steps] == ids
             assert "That is the token it drew" in pane.message
 
+    async def test_t_forks_to_typed_text_its_tokens_forced_then_goes_on(self, tiny_lm):
+        """t types the text that replaces the selected token and what follows: its tokens (as the tokenizer cuts
+        it) are forced with the model's probabilities of them, and greedy generation goes on after them."""
+        app = make_app(tiny_lm, prompt=PROMPT, settings=greedy(max_new_tokens=12))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            await generate(pilot, pane)
+            before = [s.token_id for s in pane.steps]
+            pane.output.focus()
+            pane.output.selected = 3
+            await pilot.press("t")
+            await wait_for(pilot, lambda: isinstance(app.screen, ValueInputScreen), what="the text box")
+            assert app.screen.query_one("#value-input").value == pane.steps[3].text
+            app.screen.query_one("#value-input").value = "\u00a7 zebra"  # nothing the tiny model drew
+            await pilot.press("enter")
+            await finished(pilot, pane)
+            typed = tiny_lm.encode("\u00a7 zebra")
+            after = [s.token_id for s in pane.steps]
+            assert after[:3] == before[:3] and after[3:3 + len(typed)] == typed
+            assert all(s.forced for s in pane.steps[3:3 + len(typed)]) and len(after) == 12  # it went on
+            ids = tiny_lm.encode(PROMPT) + after[:3 + len(typed)]
+            expected = GenerationSession(tiny_lm, ids[:-1], greedy()).distribution().raw[ids[-1]].item()
+            assert pane.steps[2 + len(typed)].raw_prob == pytest.approx(expected, rel=1e-4)  # the model's own
+            rest = GenerationSession(tiny_lm, ids, greedy(max_new_tokens=12 - len(ids) + len(tiny_lm.encode(PROMPT))))
+            assert [s.token_id for s in rest] == after[3 + len(typed):]
+
 
 class TestStepMode:
     async def test_one_token_per_press(self, tiny_lm):

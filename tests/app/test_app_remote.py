@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from app_fixtures import settle, wait_for
 from fake_server import HOSTILE_SCRIPT, MODEL, SCRIPT, fake_server
 from llmtui.app.app import LLMTuiApp
@@ -366,3 +368,89 @@ async def test_knobs_turned_mid_stream_go_with_a_new_request_from_the_text_so_fa
             assert third.settings == b and [s.text for s in session.steps] == [" Paris", ".", " Paris"]
         finally:
             backend.close()
+
+
+# -- a fork to typed text on a served model (t in the output or the table) --
+
+
+async def fork_to_text(pilot, pane: GeneratePane, index: int, typed: str) -> None:
+    """Select token `index` in the output, press t, type `typed` in the box, and wait for the run it starts."""
+    from llmtui.app.screens.value_input import ValueInputScreen
+
+    pane.output.focus()
+    pane.output.selected = index
+    await pilot.press("t")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, ValueInputScreen), what="the text box")
+    await settle(pilot)
+    assert pilot.app.screen.query_one("#value-input").value == pane.steps[index].text  # the token it replaces
+    pilot.app.screen.query_one("#value-input").value = typed
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: pilot.app.screen is not None and not isinstance(pilot.app.screen, ValueInputScreen)
+                   and pane.run.kind == "type" and not pane.running, what="the fork to text")
+    await settle(pilot)
+
+
+async def test_a_fork_to_typed_text_shows_the_servers_probabilities_of_it_and_goes_on():
+    from fake_server import char_logprob, echo_tokens
+
+    with fake_server() as srv:
+        async with remote_app(srv.url, settings=SamplingSettings(temperature=0.0)).run_test(size=(120, 40)) as pilot:
+            pane = await attached(pilot)
+            await run(pilot, pane)
+            await fork_to_text(pilot, pane, 1, ", a city")
+            typed = echo_tokens(", a city")  # how the scripted server cuts it: ",", " a", " ", "c", ...
+            assert [s.text for s in pane.steps[:1 + len(typed)]] == [" Paris", *typed]
+            assert not pane.steps[0].forced and all(s.forced for s in pane.steps[1:1 + len(typed)])
+            assert [s.raw_prob for s in pane.steps[1:1 + len(typed)]] == [
+                pytest.approx(math.exp(char_logprob(t))) for t in typed]
+            assert last_completion(srv)["prompt"] == PROMPT + " Paris, a city"  # it went on from the typed text
+            assert "".join(s.text for s in pane.steps) == " Paris, a city" + REPLY
+            pane.output.selected = 2  # the typed " a": its table is the server's list there
+            await pilot.pause()
+            assert "forced" in str(pane.table.border_title) and pane.table.cells
+
+
+async def test_a_fork_to_typed_text_keeps_the_drawn_tokens_it_starts_with_and_waits_in_step_mode():
+    with fake_server() as srv:
+        async with remote_app(srv.url, settings=SamplingSettings(temperature=0.0)).run_test(size=(120, 40)) as pilot:
+            pane = await attached(pilot)
+            for _ in range(3):
+                await run(pilot, pane, "f6")  # the scripted server starts its script again at each request
+            assert [s.text for s in pane.steps] == [" Paris"] * 3
+            asked = len(srv.requests)
+            await fork_to_text(pilot, pane, 0, " Paris Paris!")  # two tokens are the text's own: kept as drawn
+            assert [s.text for s in pane.steps] == [" Paris", " Paris", "!"]
+            assert [s.forced for s in pane.steps] == [False, False, True]
+            assert pane.message.startswith("Forked to your text: 3 tokens now")
+            assert not [p for p, _, b in srv.requests[asked:] if b.get("stream")]  # step mode: nothing generated after
+
+
+async def test_a_server_that_cant_score_a_text_says_so_and_goes_on_from_it():
+    with fake_server(fault="no-scoring") as srv:
+        async with remote_app(srv.url, settings=SamplingSettings(temperature=0.0)).run_test(size=(120, 40)) as pilot:
+            pane = await attached(pilot)
+            await run(pilot, pane)
+            await fork_to_text(pilot, pane, 1, ", a city")
+            unscored = pane.steps[1]
+            assert unscored.text == ", a city" and unscored.forced and not unscored.candidates
+            assert math.isnan(unscored.raw_prob) and unscored.to_json()["raw_prob"] is None
+            assert "can't give the probabilities of a given text" in pane.message
+            assert "your text goes on without its probabilities" in pane.message and "\n" not in pane.message
+            assert last_completion(srv)["prompt"] == PROMPT + " Paris, a city"
+            assert "".join(s.text for s in pane.steps) == " Paris, a city" + REPLY
+            assert pane.output.plain_text.startswith(" Paris, a city Paris")
+            pane.output.selected = 1
+            await pilot.pause()
+            assert "the server gave no probabilities" in str(pane.table.border_title) and not pane.table.cells
+
+
+async def test_a_served_chat_reply_says_in_one_line_why_it_cant_fork_to_text():
+    with fake_server() as srv:
+        async with remote_app(srv.url).run_test(size=(120, 40)) as pilot:
+            pane = await attached(pilot)
+            await pilot.press("ctrl+t")
+            await run(pilot, pane)
+            pane.output.focus()
+            await pilot.press("t")
+            await settle(pilot)
+            assert pane.message.startswith("Forking a served chat reply: not available") and len(pilot.app.screen_stack) == 1

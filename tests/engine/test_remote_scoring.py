@@ -106,3 +106,49 @@ def test_a_token_across_the_boundary_is_one_line_and_the_session_is_kept():
         with pytest.raises(RemoteError) as e:
             session.force_text("is")  # the scripted model reads " Paris" as one token
     assert "one token (' Paris')" in str(e.value) and "\n" not in str(e.value) and session.steps == []
+
+
+def test_force_text_at_a_step_replaces_it_and_what_follows_once_scored():
+    with fake_server() as srv:
+        session = RemoteSession(connect(srv.url), PROMPT, SamplingSettings(temperature=1.0), top_n=3)
+        list(session.stream())  # " Paris", ".", " It", " is"
+        steps = session.force_text(" ok", at=1)
+        scoring = [b for b in completion_bodies(srv) if b.get("echo")][-1]
+    assert scoring["prompt"] == PROMPT + " Paris ok"  # scored after the kept text only
+    assert [s.text for s in session.steps] == [" Paris", " ", "o", "k"] and [s.index for s in steps] == [1, 2, 3]
+    assert not session.steps[0].forced and all(s.forced for s in steps)
+
+
+@pytest.mark.parametrize("fault, cannot", [("no-scoring", True), ("shifted-echo", True), ("500", False)])
+def test_a_text_the_server_cant_score_is_cannot_score_and_a_fault_is_not(fault, cannot):
+    """The pane goes on from an unscored text (CannotScore) but reports a fault (a plain RemoteError) as one."""
+    from llmtui.engine.remote.scoring import CannotScore
+
+    with fake_server() as srv:
+        session = RemoteSession(connect(srv.url), PROMPT, SamplingSettings(), top_n=3)
+        list(session.stream())
+        srv.fault = fault
+        with pytest.raises(RemoteError) as e:
+            session.force_text(" ok", at=1)
+    assert isinstance(e.value, CannotScore) is cannot and len(session.steps) == 4  # nothing dropped on a failure
+
+
+def test_an_unscored_text_is_one_forced_step_and_the_next_request_goes_on_from_it():
+    with fake_server(fault="no-scoring") as srv:
+        session = RemoteSession(connect(srv.url), PROMPT, SamplingSettings(), top_n=3)
+        list(session.stream())
+        step = session.append_unscored(", a city", at=1)
+        session.step()
+        sent = completion_bodies(srv)[-1]
+    assert step is not None and step.forced and math.isnan(step.raw_prob) and step.candidates == ()
+    assert [s.text for s in session.steps] == [" Paris", ", a city", " Paris"]
+    assert sent["prompt"] == PROMPT + " Paris, a city" and sent["max_tokens"] == 1
+
+
+def test_a_served_chat_reply_is_not_forked_to_text():
+    with fake_server() as srv:
+        session = RemoteSession(connect(srv.url), "Hi", SamplingSettings(), top_n=3, chat=True)
+        list(session.stream())
+        for fork in (lambda: session.force_text(" ok", at=1), lambda: session.append_unscored(" ok", at=1)):
+            with pytest.raises(RemoteError, match="chat reply can't be forked"):
+                fork()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llmtui.app.panes.generate import view
-from llmtui.app.panes.generate.run import PromptRequest, Run, check_fits
+from llmtui.app.panes.generate.run import PromptRequest, Run, check_fits, typed_fork
 from llmtui.engine.generation import Candidate, GenerationSession, Step
 from llmtui.engine.remote import UNDECIDED
 from llmtui.engine.settings import SamplingSettings
@@ -110,6 +110,29 @@ def test_output_colours_unknown_knob_probabilities_apart():
     step = _served_step([Candidate(-1, " a", 0.5, None, None)], text="x\n")
     by_model, by_knobs = view.output_pieces([step], [("x\n", False)], True)[0], view.output_pieces([step], [("x\n", False)], False)[0]
     assert by_model.text == "x↵\n" and by_model.style != by_knobs.style and by_knobs.style.italic
+
+
+def test_a_typed_text_a_server_could_not_score_shows_as_unknown():
+    """RemoteSession.append_unscored's step: no probability (nan), no candidates; drawn dim, its table says why."""
+    import math
+
+    step = Step(index=1, position=4, token_id=-1, text=", a city", raw_prob=math.nan, prob=None, candidates=(),
+                settings=SamplingSettings(), forced=True)
+    piece = view.output_pieces([step], [(step.text, False)], True)[0]
+    assert piece.style.italic and piece.style.dim and piece.style.bgcolor is None  # not a probability's colour
+    table = view.served_step_view(step, 3)
+    assert table.title == "Token 2 of 3 · your text · the server gave no probabilities for it" and table.candidates == ()
+    assert view.undecided_note(step) is None
+
+
+def test_a_fork_to_typed_text_keeps_the_drawn_tokens_it_begins_with():
+    texts = [" Paris", ".", " It"]
+    assert typed_fork(texts, 0, " Paris, the city") == (1, ", the city")
+    assert typed_fork(texts, 0, " Paris.") == (2, "")  # the text ends there: what followed is dropped
+    assert typed_fork(texts, 1, " Lyon") == (1, " Lyon")
+    assert typed_fork(texts, 2, " It is") == (3, " is")  # at the end: appended
+    assert typed_fork(["", "x"], 0, "x") == (0, "x")  # an empty token's text matches nothing (it would loop)
+    assert view.ended_line("typed", [None] * 3, 0, 10, None) == ("Forked to your text: 3 tokens now · F6 one more, F7 go on", "info")
 
 
 def test_biased_candidates_are_labelled_with_their_bias(tiny_lm, session):

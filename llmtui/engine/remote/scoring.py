@@ -27,6 +27,11 @@ from llmtui.engine.text import escape_controls
 DIALECTS = ("echo", "prompt_logprobs")
 
 
+class CannotScore(RemoteError):
+    """The server answered, but gives no probabilities of this text (no dialect, misaligned, a token across the
+    boundary): a fork may still go on from the text without them. A fault (down, malformed) is a plain RemoteError."""
+
+
 @dataclass(frozen=True)
 class Scored:
     """One token of the full text (context + text) with the distribution it was read from."""
@@ -43,7 +48,7 @@ def score_text(model: RemoteModel, context: str, text: str, settings: SamplingSe
     The server cuts context + text into tokens as it likes; where one token spans the boundary
     (" Par" + "is" read as " Paris") the text has no probability of its own: one line says so."""
     if not context:
-        raise RemoteError("scoring a text needs some text before it: the first token of a text has no probability")
+        raise CannotScore("scoring a text needs some text before it: the first token of a text has no probability")
     if not text:
         return []
     full = context + text
@@ -52,11 +57,11 @@ def score_text(model: RemoteModel, context: str, text: str, settings: SamplingSe
     if first == len(tokens):
         raise RemoteError(f"{model.endpoint.url} echoed no token of the text")
     if tokens[first].offset < len(context):
-        raise RemoteError(f"{model.endpoint.url} reads the end of the text so far and the start of the new text as one "
+        raise CannotScore(f"{model.endpoint.url} reads the end of the text so far and the start of the new text as one "
                           f"token ({escape_controls(tokens[first].token.text)!r:.40}): the new text has no "
                           "probability of its own there")
     if any(math.isnan(t.token.logprob) for t in tokens[first:]):
-        raise RemoteError(f"{model.endpoint.url} left a token of the text without a probability")
+        raise CannotScore(f"{model.endpoint.url} left a token of the text without a probability")
     return [step_record(first_index + n, first + n, t.token, t.top, settings, forced=True) for n, t in enumerate(tokens[first:])]
 
 
@@ -68,7 +73,7 @@ def _scored_tokens(model: RemoteModel, full: str, top_n: int) -> list[Scored]:
         if tokens is not None:
             model.scoring = dialect
             return tokens
-    raise RemoteError(f"{model.endpoint.url} can't give the probabilities of a given text: it answers neither echo "
+    raise CannotScore(f"{model.endpoint.url} can't give the probabilities of a given text: it answers neither echo "
                       "with logprobs (vLLM, llama-cpp-python) nor prompt_logprobs (vLLM)")
 
 
@@ -119,7 +124,7 @@ def _check_alignment(model: RemoteModel, full: str, after: dict | None) -> None:
     best, value = max(expected.items(), key=lambda kv: kv[1])
     if isinstance(after, dict) and isinstance(after.get(best), (int, float)) and abs(after[best] - value) < 1e-3:
         return
-    raise RemoteError(f"{model.endpoint.url} echoes a text's probabilities misaligned (llama-cpp-python's server "
+    raise CannotScore(f"{model.endpoint.url} echoes a text's probabilities misaligned (llama-cpp-python's server "
                       "shifts them by one token on a model without a BOS token): it can't score a given text")
 
 
@@ -132,7 +137,7 @@ def _prompt_logprobs(model: RemoteModel, full: str, top_n: int) -> list[Scored] 
     if len(per_position) == len(pairs) + 1:
         per_position = per_position[1:]  # the BOS token the model adds (the tokenizer route is asked without it)
     if len(pairs) != len(per_position):
-        raise RemoteError(f"{model.endpoint.url} scored {len(per_position)} prompt tokens but cut the text into "
+        raise CannotScore(f"{model.endpoint.url} scored {len(per_position)} prompt tokens but cut the text into "
                           f"{len(pairs)}: does the model add a BOS token the tokenizer route leaves out?")
     out, offset = [], 0
     for (token_id, text), entry in zip(pairs, per_position):

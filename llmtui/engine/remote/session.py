@@ -257,19 +257,42 @@ class RemoteSession:
         self.steps.append(step)
         return step
 
-    def force_text(self, text: str) -> list[Step]:
-        """Append `text` as forced steps, each token with the server's probabilities (a fork to a typed text).
+    def force_text(self, text: str, at: int | None = None) -> list[Step]:
+        """Make `text` the text from step `at` on (default: the end), each token a forced step with the server's
+        probabilities (a fork to a typed text). The steps from `at` are dropped once the text is scored.
 
-        RemoteError, one line, where the server can't score a given text (scoring.py)."""
+        CannotScore (a RemoteError), one line, where the server can't score a given text (scoring.py)."""
         from llmtui.engine.remote.scoring import score_text  # scoring builds on this module's records
 
-        if self.chat:
-            raise RemoteError("a served chat reply can't be forked: llmtui sends plain prompts for that")
-        steps = score_text(self.model, self.prompt + self.text, text, self.settings, self.top_n,
-                           first_index=len(self.steps))
+        at = self._fork_point(at)
+        kept = "".join(s.text for s in self.steps[:at])
+        steps = score_text(self.model, self.prompt + kept, text, self.settings, self.top_n, first_index=at) if text else []
+        del self.steps[at:]
         self.steps.extend(steps)
         self.stopped = None
         return steps
+
+    def append_unscored(self, text: str, at: int | None = None) -> Step | None:
+        """Make `text` the text from step `at` on without its probabilities: one forced step holding the whole text
+        (the server can't score it, force_text said so), so the next request goes on from it."""
+        at = self._fork_point(at)
+        del self.steps[at:]
+        self.stopped = None
+        if not text:
+            return None
+        start = self.prompt_tokens if self.prompt_tokens is not None else 0
+        step = Step(index=at, position=start + at, token_id=-1, text=text, raw_prob=math.nan, prob=None,
+                    candidates=(), settings=self.settings, forced=True, unlisted=None)
+        self.steps.append(step)
+        return step
+
+    def _fork_point(self, at: int | None) -> int:
+        if self.chat:
+            raise RemoteError("a served chat reply can't be forked: llmtui sends plain prompts for that")
+        at = len(self.steps) if at is None else at
+        if not 0 <= at <= len(self.steps):
+            raise IndexError(f"no step {at}: the session has {len(self.steps)} steps")
+        return at
 
     def _steps_of(self, event: dict, settings: SamplingSettings) -> Iterator[Step]:
         choices = event.get("choices")

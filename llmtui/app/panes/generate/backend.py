@@ -46,6 +46,7 @@ class Backend(Protocol):
     def end(self, session: Any) -> None: ...
     def close(self) -> None: ...
     async def fork(self, session: Any, index: int, token_id: int) -> None: ...
+    async def force_text(self, session: Any, index: int, text: str) -> str | None: ...
     def prompt_ids(self, session: Any) -> list[int]: ...
     def prompt_pieces(self, ids: list[int]) -> list[Piece]: ...
     def texts(self, steps: Sequence[Step]) -> list[tuple[str, bool]]: ...
@@ -87,6 +88,24 @@ class LocalBackend:
 
     async def fork(self, session: GenerationSession, index: int, token_id: int) -> None:
         await call(session.fork, index, token_id)
+
+    async def force_text(self, session: GenerationSession, index: int, text: str) -> str | None:
+        """Make `text` the text from step `index` on: its tokens (as this tokenizer cuts it alone) forced in turn."""
+        def force() -> None:
+            ids = self.lm.encode(text)
+            room = self.lm.config.context_length - len(session.prompt_ids) - index
+            if len(ids) > room:
+                raise ValueError(f"that text is {len(ids):,} tokens; the context window has room for {max(room, 0):,} there")
+            if ids and index < len(session.steps):
+                session.fork(index, ids[0])
+                ids = ids[1:]
+            else:
+                session.restore(session.steps[:index])  # drop what followed (nothing when it goes at the end)
+            for token in ids:
+                session.force(token)
+
+        await call(force)
+        return None
 
     def prompt_ids(self, session: GenerationSession) -> list[int]:
         return list(session.prompt_ids)
@@ -195,6 +214,19 @@ class ServedBackend:
         if candidate is None:
             raise ValueError("that token is not among the candidates the server listed")
         await self._call(session.fork, index, candidate)
+
+    async def force_text(self, session: RemoteSession, index: int, text: str) -> str | None:
+        """Make `text` the text from step `index` on, with the server's probabilities where it can score a given
+        text; where it can't, the text goes on without them and the returned note says why."""
+        from llmtui.engine.remote.scoring import CannotScore
+
+        self.end(session)
+        try:
+            await self._call(session.force_text, text, index)
+            return None
+        except CannotScore as e:
+            await self._call(session.append_unscored, text, index)
+            return f"{e}: your text goes on without its probabilities"
 
     def prompt_ids(self, session: RemoteSession) -> list[int]:
         return []  # the server's tokens of the prompt are its own

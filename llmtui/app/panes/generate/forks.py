@@ -6,7 +6,8 @@ from __future__ import annotations
 from textual import work
 
 from llmtui.app.model_thread import call
-from llmtui.app.panes.generate.run import TOP_N, PromptRequest
+from llmtui.app.panes.generate.run import TOP_N, PromptRequest, typed_fork
+from llmtui.app.screens.value_input import ValueInputScreen
 from llmtui.app.widgets.prob_table import ProbabilityTable
 from llmtui.engine.branches import BranchTree
 
@@ -33,6 +34,44 @@ class ForksPart:
             return
         assert self._session_prompt is not None
         self._start("fork", self._session_prompt, limit=None if self._streaming else 0, fork=(event.index, event.token_id))
+
+    def action_fork_to_text(self) -> None:
+        """Type the text that replaces the shown token and what follows it; the text then goes on from yours."""
+        if not self.need_model():
+            return
+        if self.running:
+            self.say("Stop the generation first (escape): a fork to your text starts from a finished text.")
+            return
+        if self._session is None or not self._steps or self._session_prompt is None:
+            self.say("Nothing generated yet: generate first, pick a token (←/→ in the output), then t types the text "
+                     "that replaces it.")
+            return
+        if self.backend is not None and self.backend.served and self._session_prompt.chat:
+            self.say("Forking a served chat reply: not available (llmtui sends plain prompts for that; ctrl+o re-runs a turn).")
+            return
+        selected = self.output.selected
+        index = selected if selected is not None and selected < len(self._steps) else len(self._steps) - 1
+        session = self._session
+
+        def done(result: tuple[str] | None) -> None:
+            if result is None or self.running or self._session is not session:
+                return  # cancelled, or the text changed while the box was open
+            at, rest = typed_fork([s.text for s in self._steps], index, result[0])
+            if at >= len(self._steps) and not rest:
+                self.say("That is the text already there.")
+                return
+            assert self._session_prompt is not None
+            self._start("type", self._session_prompt, limit=None if self._streaming else 0, fork=(at, rest))
+
+        def check(text: str) -> str:
+            if not text:
+                raise ValueError("type the text that replaces it")
+            return text
+
+        hint = (f"Your text replaces token {index + 1} and what follows; the text goes on from yours"
+                + (" (the server scores it where it can)." if self.backend is not None and self.backend.served else "."))
+        self.app.push_screen(ValueInputScreen(f"the text from token {index + 1}", self._steps[index].text, check, hint),
+                             done)
 
     def action_compare(self, b_words: str | None = None, mode: str = "same-text") -> None:
         """Open Compare on the shown prompt (or the editor's) with these knobs as A."""

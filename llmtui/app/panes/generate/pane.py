@@ -73,6 +73,8 @@ class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ForksPart, Runn
         Binding("x", "ban", "Ban", show=False, tooltip="In the table: ban the highlighted token (again: unban)"),
         Binding("plus,equals_sign", "bias(1)", "Bias +", key_display="+", show=False, tooltip="In the table: raise the highlighted token's logit by 2"),
         Binding("minus", "bias(-1)", "Bias −", key_display="-", show=False, tooltip="In the table: lower the highlighted token's logit by 2"),
+        Binding("t", "fork_to_text", "Fork to text", show=False,
+                tooltip="In the output or the table: type the text that replaces the shown token and what follows"),
         Binding("ctrl+z", "undo_fork", "Undo fork", show=False, tooltip="Take back the last new branch"),
         Binding("ctrl+y", "redo_fork", "Redo fork", show=False, tooltip="Bring back the branch last taken back"),
     ]

@@ -9,6 +9,7 @@ or was cancelled by a newer run).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from llmtui.engine.lm import LanguageModel
     from llmtui.engine.settings import SamplingSettings
 
-RunKind = Literal["generate", "step", "continue", "fork", "force"]
+RunKind = Literal["generate", "step", "continue", "fork", "force", "type"]
 
 TOP_N = 10
 """Candidates per step in the table (the drawn token is added when it is not among them)."""
@@ -53,6 +54,7 @@ class Run:
     ended: bool = False
     produced: int = 0  # tokens this run has drawn so far (set by the worker)
     rate: float | None = None  # tokens per second so far
+    note: str | None = None  # said after the run's end line: what a fork to typed text could not do
 
     @property
     def state(self) -> Literal["running", "stopping", "ended"]:
@@ -75,3 +77,17 @@ def check_fits(request: PromptRequest, n_tokens: int, window: int) -> None:
     full = ", no room for one more token" if n_tokens == window else ""
     raise ValueError(f"the {what} is {n_tokens:,} tokens; the model's context window holds {window:,}{full}: "
                      f"shorten it (it is kept)")
+
+
+def typed_fork(texts: Sequence[str], index: int, typed: str) -> tuple[int, str]:
+    """Where a fork to `typed` text at step `index` really starts, and what is left to force: the steps from
+    `index` whose texts begin the typed text are kept as drawn (their probabilities stay the model's choices).
+
+    >>> typed_fork([" Paris", ".", " It"], 0, " Paris, the city")
+    (1, ', the city')
+    """
+    at = index
+    while at < len(texts) and texts[at] and typed.startswith(texts[at]):
+        typed = typed[len(texts[at]):]
+        at += 1
+    return at, typed

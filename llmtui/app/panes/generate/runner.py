@@ -28,7 +28,8 @@ class RunnerPart:
     """Mixed into GeneratePane: one run at a time, in an exclusive worker awaiting the model thread."""
 
     def _start(self, kind: RunKind, prompt: PromptRequest, *, new_session: bool = False, limit: int | None = None,
-               fork: tuple[int, int] | None = None) -> None:
+               fork: tuple[int, int | str] | None = None) -> None:
+        """fork: (step, token id) for a fork to a candidate, (step, text) for a fork to typed text ("type")."""
         if self._run is not None and not self._run.ended:
             self._run.stop.set()
         self.workers.cancel_group(self, "preview")  # a pending preview is stale now
@@ -41,7 +42,7 @@ class RunnerPart:
         self.refresh_bindings()
 
     @work(exclusive=True, group="generation", exit_on_error=False)
-    async def _worker(self, run: Run, fork: tuple[int, int] | None) -> None:
+    async def _worker(self, run: Run, fork: tuple[int, int | str] | None) -> None:
         """One run, its failure said as one line, and a served model's stream closed however it ends."""
         backend = self.backend
         assert backend is not None
@@ -52,7 +53,7 @@ class RunnerPart:
             if run.session is not None:
                 backend.end(run.session)  # a served model's stream still open (stopped, paused, cancelled)
 
-    async def _advance(self, run: Run, backend: Backend, fork: tuple[int, int] | None) -> None:
+    async def _advance(self, run: Run, backend: Backend, fork: tuple[int, int | str] | None) -> None:
         """Advance the session a step at a time through the backend (the model thread, or a served model's
         stream); show the steps at most every POST_EVERY seconds, drawn while the next step is computed."""
         first_at, last_post = 0.0, 0.0
@@ -61,7 +62,9 @@ class RunnerPart:
             session = run.session = await backend.open(run.prompt, run.settings)
         if fork is not None:
             index, token = fork
-            if run.kind == "force":
+            if isinstance(token, str):  # a fork to typed text
+                run.note = await backend.force_text(session, index, token)
+            elif run.kind == "force":
                 step = await backend.step(session, run.settings, 1)
                 if step is None:
                     raise ValueError(f"the text has finished ({session.finish_reason}): no token comes next")
@@ -73,7 +76,8 @@ class RunnerPart:
         shown: tuple[Step, ...] | None = None  # steps to draw while the next one is computed
         while True:
             if run.limit is not None and run.produced >= run.limit:
-                reason = session.finish_reason or ("forked" if fork is not None and run.produced == 0 else "paused")
+                reason = session.finish_reason or (("typed" if run.kind == "type" else "forked")
+                                                   if fork is not None and run.produced == 0 else "paused")
                 break
             if run.stop.is_set():
                 reason = "stopped"
@@ -149,4 +153,5 @@ class RunnerPart:
             self.say(view.failed_line(error, self._session.finish_reason), "error")
         else:
             text, kind = view.ended_line(reason, self._steps, self._last_seed, self.context_used, self.backend.window)
-            self.say(text + self.backend.notes(self._session), kind)
+            note = f" · {run.note}" if run.note else self.backend.notes(self._session)
+            self.say(text + note, kind)

@@ -7,6 +7,7 @@ the line that says how a run ended, the export, so they are tested without an ap
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING
@@ -43,6 +44,7 @@ MORE_KEYS = [
     ("r, f", "On the seed knob: random seed, or fix the last seed used"),
     ("←/→, home/end", "In the output: pick a past token (end: follow the newest)"),
     ("↑/↓, enter", "In the table: choose a candidate, fork the text there"),
+    ("t", "In the output or the table: type the text that replaces the shown token and what follows, and go on from it"),
     ("x", "In the table: ban the highlighted token (again: unban)"),
     ("+, −", "In the table: raise or lower the highlighted token's logit by 2 (its logit bias)"),
     ("F2", "Compare these knobs with others, or with another model (F4 there), token by token (KL, TV, top-1)"),
@@ -63,7 +65,7 @@ def output_pieces(steps: Sequence[Step], texts: Sequence[tuple[str, bool]], by_m
     pieces = []
     for i, (step, (text, special)) in enumerate(zip(steps, texts)):
         p = step.raw_prob if by_model else step.prob
-        style = prob_style(p) if p is not None else UNKNOWN_STYLE
+        style = prob_style(p) if p is not None and not math.isnan(p) else UNKNOWN_STYLE
         if step.forced:
             style += Style(underline=True, italic=True)
         if special:
@@ -102,7 +104,10 @@ def step_view(tokenizer: Tokenizer, step: Step, n_steps: int) -> TableView:
 
 def served_step_view(step: Step, n_steps: int) -> TableView:
     """A served model's step: its listed candidates, titled with the drawn token and the mass the server did not list."""
-    how = "forced" if step.forced else f"drew {table_label(step.text)}"
+    if not step.candidates:  # a typed text the server could not score (RemoteSession.append_unscored)
+        how = "your text · the server gave no probabilities for it"
+    else:
+        how = "forced" if step.forced else f"drew {table_label(step.text)}"
     unlisted = f" · {percent(step.unlisted)} unlisted" if step.unlisted is not None else ""
     return TableView(
         title=f"Token {step.index + 1} of {n_steps} · {how}{unlisted}",
@@ -148,6 +153,8 @@ def ended_line(reason: str, steps: Sequence[Step], seed: int | None, context_use
         return f"{n} · {seed_text} · F6 one more, F7 go on", "info"
     if reason == "forked":
         return (f"Forked at token {steps[-1].index + 1} · F6 one more, F7 go on" if steps else "Forked"), "info"
+    if reason == "typed":
+        return f"Forked to your text: {n} now · F6 one more, F7 go on", "info"
     if reason == "max new tokens":
         return f"Max tokens reached: {n} · {seed_text} · raise it and F7 goes on", "info"
     if reason == "context window full" and window is None:
