@@ -93,7 +93,7 @@ def _served_step(cands, settings=SamplingSettings(temperature=2.0, top_p=0.5), u
 def test_the_table_title_says_how_much_the_server_did_not_list():
     step = _served_step([Candidate(-1, " a", 0.5, None, None), Candidate(-2, "\x1b[31m", 0.3, None, UNDECIDED)])
     table = view.served_step_view(step, 4)
-    assert table.title == "Token 1 of 4 · drew ␣a · 20.0% unlisted"
+    assert table.title == "Token 1 of 4 · 20.0% unlisted · drew ␣a"  # the unlisted mass before what a narrow title cuts
     assert table.labels == ("␣a", "\\x1b[31m")  # escapes shown, never obeyed
 
 

@@ -306,8 +306,8 @@ class RemoteSession:
                               "(vLLM: raise --max-logprobs; llama.cpp: a build with logprobs support)")
         for drawn, top in tokens:
             if len(top) < self.top_n and not self.notes:
-                self.notes.append(f"the server listed {len(top)} candidates of the {self.top_n} asked "
-                                  "(its maximum?); the rest is the unlisted tail")
+                # short: it follows a run's end line on an 80-column message line
+                self.notes.append(f"only {len(top)} of {self.top_n} candidates listed")
             start = self.prompt_tokens if self.prompt_tokens is not None else 0
             step = step_record(len(self.steps), start + len(self.steps), drawn, top, settings)
             self.steps.append(step)

@@ -108,9 +108,10 @@ def served_step_view(step: Step, n_steps: int) -> TableView:
         how = "your text · the server gave no probabilities for it"
     else:
         how = "forced" if step.forced else f"drew {table_label(step.text)}"
+    # the unlisted mass before the drawn token: at 80 columns the title is cut at its end, and ▶ marks the drawn row
     unlisted = f" · {percent(step.unlisted)} unlisted" if step.unlisted is not None else ""
     return TableView(
-        title=f"Token {step.index + 1} of {n_steps} · {how}{unlisted}",
+        title=f"Token {step.index + 1} of {n_steps}{unlisted} · {how}",
         index=step.index,
         candidates=step.candidates,
         labels=tuple(table_label(c.text) for c in step.candidates),

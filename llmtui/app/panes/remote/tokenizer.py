@@ -12,7 +12,7 @@ from textual.timer import Timer
 from textual.widgets import Static, TextArea
 
 from llmtui.app.messages import RemoteConnected, RemoteFailed
-from llmtui.app.panes.base import Pane
+from llmtui.app.panes.base import Pane, prompt_box
 from llmtui.app.panes.remote.view import token_chips
 from llmtui.app.widgets.prompt_editor import PromptEditor
 
@@ -41,11 +41,10 @@ class RemoteTokenizerPane(Pane):
         self.pairs: list[tuple[int, str]] = []
 
     def compose(self) -> ComposeResult:
-        editor = PromptEditor(id="tok-input", soft_wrap=True, show_line_numbers=False, placeholder="Type text to tokenize")
-        editor.border_title = "Text"
-        yield editor
+        yield prompt_box(PromptEditor, id="tok-input", title="Text", placeholder="Type text to tokenize")
         yield Static(id="tok-message")
-        with VerticalScroll(id="tok-chips-scroll"):
+        with VerticalScroll(id="tok-chips-scroll") as chips:
+            chips.border_title = "Tokens"
             yield Static(id="tok-chips")
 
     @property
@@ -67,6 +66,7 @@ class RemoteTokenizerPane(Pane):
 
         self.remote = message.remote
         self.tokenizer = ServedTokenizer(message.remote, message.remote.endpoint.tokenizer)
+        self.query_one("#tok-chips-scroll").border_title = f"Tokens · {message.remote.model or 'served model'}"
         self._tokenize()
 
     def on_remote_failed(self, message: RemoteFailed) -> None:
