@@ -196,3 +196,37 @@ def test_a_chat_with_history_streams_what_the_server_answers_that_conversation(l
     own = json.loads(urllib.request.urlopen(req, timeout=120).read())["choices"][0]["message"]["content"]
     assert [m["role"] for m in session.messages] == ["system", "user", "assistant", "user"]
     assert steps and session.text == own
+
+
+async def test_a_fork_to_typed_text_on_llama_cpp_goes_on_from_it_without_probabilities(llama_server):
+    """llama-cpp-python can't score a given text on the default model (misaligned echo, above): the pane says so in
+    one line, keeps the typed text as one unscored step, and the next token is the server's greedy one after it."""
+    from app_fixtures import settle, wait_for
+
+    from llmtui.app.app import LLMTuiApp
+    from llmtui.app.panes.generate import GeneratePane
+    from llmtui.app.screens.value_input import ValueInputScreen
+
+    app = LLMTuiApp(endpoint=Endpoint.parse(llama_server), pane="generate", prompt=PROMPT,
+                    settings=SamplingSettings(temperature=0, max_new_tokens=STEPS))
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = app.query_one(GeneratePane)
+        await wait_for(pilot, lambda: pane.remote is not None, what="the connection")
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: pane.steps and not pane.running, timeout=120, what="the step")
+        await settle(pilot)
+        pane.output.focus()
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, ValueInputScreen), what="the text box")
+        app.screen.query_one("#value-input").value = " Rome, the capital of Italy"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: pane.run.kind == "type" and not pane.running, timeout=120, what="the fork")
+        await settle(pilot)
+        assert "misaligned" in pane.message and "goes on without its probabilities" in pane.message
+        assert [s.text for s in pane.steps] == [" Rome, the capital of Italy"] and math.isnan(pane.steps[0].raw_prob)
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: len(pane.steps) == 2 and not pane.running, timeout=120, what="the next step")
+        own = _server_completion(llama_server, {"prompt": PROMPT + " Rome, the capital of Italy", "max_tokens": 1,
+                                                "temperature": 0, "top_k": 0, "top_p": 1.0, "min_p": 0.0,
+                                                "repeat_penalty": 1.0})["choices"][0]["text"]
+        assert pane.steps[1].text == own
