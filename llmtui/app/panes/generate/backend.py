@@ -226,7 +226,7 @@ class ServedBackend:
             return None
         except CannotScore as e:
             await self._call(session.append_unscored, text, index)
-            return f"{e}: your text goes on without its probabilities"
+            return f"Your text goes on without its probabilities: {e}"
 
     def prompt_ids(self, session: RemoteSession) -> list[int]:
         return []  # the server's tokens of the prompt are its own

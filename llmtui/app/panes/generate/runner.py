@@ -153,5 +153,7 @@ class RunnerPart:
             self.say(view.failed_line(error, self._session.finish_reason), "error")
         else:
             text, kind = view.ended_line(reason, self._steps, self._last_seed, self.context_used, self.backend.window)
-            note = f" · {run.note}" if run.note else self.backend.notes(self._session)
-            self.say(text + note, kind)
+            if run.note:  # what a fork to typed text could not do goes first: an 80-column line cuts its end
+                self.say(f"{run.note} · {text}", kind)
+            else:
+                self.say(text + self.backend.notes(self._session), kind)

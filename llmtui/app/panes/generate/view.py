@@ -105,7 +105,7 @@ def step_view(tokenizer: Tokenizer, step: Step, n_steps: int) -> TableView:
 def served_step_view(step: Step, n_steps: int) -> TableView:
     """A served model's step: its listed candidates, titled with the drawn token and the mass the server did not list."""
     if not step.candidates:  # a typed text the server could not score (RemoteSession.append_unscored)
-        how = "your text · the server gave no probabilities for it"
+        how = "your text, unscored"
     else:
         how = "forced" if step.forced else f"drew {table_label(step.text)}"
     # the unlisted mass before the drawn token: at 80 columns the title is cut at its end, and ▶ marks the drawn row
@@ -121,7 +121,9 @@ def served_step_view(step: Step, n_steps: int) -> TableView:
 
 
 def undecided_note(step: Step) -> str | None:
-    """Why some rows of a served model's table show '?', in one line; None when every row is decided."""
+    """Why some rows of a served model's table show '?' (or why it has none), in one line; None when every row is decided."""
+    if not step.candidates:
+        return "Your text: the server can't score a given text, so it has no probabilities (the text goes on from it)"
     if not any(c.cut_by == UNDECIDED or c.prob is None for c in step.candidates):
         return None
     if step.settings.repetition_penalty != 1:
