@@ -87,13 +87,13 @@ class BranchTree:
         node, i = self.nodes[ROOT], 0
         created: int | None = None
         while i < len(steps):
-            child = next((self.nodes[c] for c in node.children if self.nodes[c].steps[0].token_id == steps[i].token_id), None)
+            child = next((self.nodes[c] for c in node.children if self.same_token(self.nodes[c].steps[0], steps[i])), None)
             if child is None:
                 created = self._new(node, list(steps[i:]))
                 node, i = self.nodes[created], len(steps)
                 break
             j = 0
-            while j < len(child.steps) and i + j < len(steps) and child.steps[j].token_id == steps[i + j].token_id:
+            while j < len(child.steps) and i + j < len(steps) and self.same_token(child.steps[j], steps[i + j]):
                 j += 1
             if j < len(child.steps):
                 child = self._split(child, j)
@@ -104,6 +104,18 @@ class BranchTree:
         node.ends = node.id != ROOT
         self.current = node.id
         return node.id
+
+    def same_token(self, a: Step, b: Step) -> bool:
+        """Whether two steps took the same token (and so share a node)."""
+        return a.token_id == b.token_id
+
+    def text_of(self, steps: Sequence[Step]) -> str:
+        """A branch's text: its tokens decoded together (a character may span two byte tokens)."""
+        return self.decode([s.token_id for s in steps])
+
+    @property
+    def prompt_text(self) -> str:
+        return self.decode(self.prompt_ids)
 
     def _new(self, parent: Node, steps: list[Step], name: str = "") -> int:
         node = Node(self._next_id, parent.id, steps, name)
@@ -137,7 +149,7 @@ class BranchTree:
 
     def branch(self, node_id: int) -> Branch:
         steps = tuple(self.steps(node_id))
-        return Branch(node_id, self._node(node_id).name, steps, self.decode([s.token_id for s in steps]),
+        return Branch(node_id, self._node(node_id).name, steps, self.text_of(steps),
                       sum(_log(s.raw_prob) for s in steps), sum(_log(s.prob) for s in steps))
 
     def leaves(self) -> list[int]:
@@ -234,7 +246,7 @@ class BranchTree:
             "version": SESSION_VERSION,
             "model": self.model,
             "prompt_ids": self.prompt_ids,
-            "prompt": self.decode(self.prompt_ids),
+            "prompt": self.prompt_text,
             "current": self.current,
             "nodes": [{"id": n.id, "parent": n.parent, "name": n.name, "children": n.children, "ends": n.ends,
                        "steps": [step(s) for s in n.steps]} for n in self.nodes.values()],
