@@ -144,6 +144,52 @@ def compare_branches(a: Sequence[Step], b: Sequence[Step]) -> tuple[int, list[Re
     return shared, paired(a[shared:], b[shared:], shared)
 
 
+def summarize(positions: Sequence[RemotePosition]) -> dict[str, Any]:
+    """Counts of exact, bounded and unknown divergences, their means, top-1 differences, raw perplexities."""
+    exact = [p.divergence.kl for p in positions if p.divergence.kind == "value"]
+    bounds = [p.divergence.kl for p in positions if p.divergence.kind == "lower bound"]
+
+    def mean(xs: list) -> float | None:  # over the finite ones: the infinite are listed apart
+        finite = [x for x in xs if math.isfinite(x)]
+        return math.fsum(finite) / len(finite) if finite else None
+
+    def raw_perplexity(steps: list[Step]) -> float | None:
+        logs = [math.log(s.raw_prob) for s in steps if s.raw_prob > 0]
+        return math.exp(-math.fsum(logs) / len(logs)) if logs and len(logs) == len(steps) else None
+
+    return {"positions": len(positions), "kl_values": len(exact), "kl_lower_bounds": len(bounds),
+            "kl_unknown": sum(p.divergence.kind == "unknown" and p.a is not None and p.b is not None
+                          for p in positions),
+            "one_side_ended": sum(p.a is None or p.b is None for p in positions),
+            "mean_kl": mean(exact), "mean_kl_lower_bound": mean(bounds),
+            "infinite_kl_positions": [p.index for p in positions if p.divergence.kl == math.inf],
+            "top1_differs_at": [p.index for p in positions if p.top1_differs],
+            "raw_perplexity_a": raw_perplexity([p.a for p in positions if p.a]),
+            "raw_perplexity_b": raw_perplexity([p.b for p in positions if p.b])}
+
+
+def describe(positions: Sequence[RemotePosition]) -> str:
+    """The summary in one line, saying where the unlisted tail makes KL a bound, or leaves it unknown."""
+    s = summarize(positions)
+
+    def number(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.3g}"
+
+    parts = [f"KL(A||B) exact at {s['kl_values']} of {s['positions']} positions (mean {number(s['mean_kl'])} nats)"]
+    if s["infinite_kl_positions"]:
+        parts.append(f"infinite at {len(s['infinite_kl_positions'])} (B cuts what A may draw; left out of the means)")
+    if s["kl_lower_bounds"]:
+        parts.append(f"a lower bound at {s['kl_lower_bounds']} (mean ≥ {number(s['mean_kl_lower_bound'])}: "
+                     "the unlisted tail lumped into one outcome)")
+    if s["kl_unknown"]:
+        parts.append(f"unknown at {s['kl_unknown']} (the knobs' probabilities depend on the unlisted tail)")
+    if s["one_side_ended"]:
+        parts.append(f"one side ended before the other at {s['one_side_ended']}")
+    parts.append(f"top-1 differs at {len(s['top1_differs_at'])}")
+    parts.append(f"raw perplexity A {number(s['raw_perplexity_a'])} vs B {number(s['raw_perplexity_b'])}")
+    return "; ".join(parts)
+
+
 class RemoteComparison:
     """A and B on a served model (or two served by one endpoint), run in full by `run()`."""
 
@@ -212,44 +258,10 @@ class RemoteComparison:
         return self.session_b.text if self.session_b else self.session_a.text
 
     def summary(self) -> dict[str, Any]:
-        """Counts of exact, bounded and unknown divergences, their means, top-1 differences, raw perplexities."""
-        exact = [p.divergence.kl for p in self.positions if p.divergence.kind == "value"]
-        bounds = [p.divergence.kl for p in self.positions if p.divergence.kind == "lower bound"]
-
-        def mean(xs: list) -> float | None:  # over the finite ones: the infinite are listed apart
-            finite = [x for x in xs if math.isfinite(x)]
-            return math.fsum(finite) / len(finite) if finite else None
-
-        def raw_perplexity(steps: list[Step]) -> float | None:
-            logs = [math.log(s.raw_prob) for s in steps if s.raw_prob > 0]
-            return math.exp(-math.fsum(logs) / len(logs)) if logs and len(logs) == len(steps) else None
-
-        return {"positions": len(self.positions), "kl_values": len(exact), "kl_lower_bounds": len(bounds),
-                "kl_unknown": sum(p.divergence.kind == "unknown" for p in self.positions),
-                "mean_kl": mean(exact), "mean_kl_lower_bound": mean(bounds),
-                "infinite_kl_positions": [p.index for p in self.positions if p.divergence.kl == math.inf],
-                "top1_differs_at": [p.index for p in self.positions if p.top1_differs],
-                "raw_perplexity_a": raw_perplexity([p.a for p in self.positions if p.a]),
-                "raw_perplexity_b": raw_perplexity([p.b for p in self.positions if p.b])}
+        return summarize(self.positions)
 
     def describe(self) -> str:
-        """The summary in one line, saying where the unlisted tail makes KL a bound, or leaves it unknown."""
-        s = self.summary()
-
-        def number(x: float | None) -> str:
-            return "n/a" if x is None else f"{x:.3g}"
-
-        parts = [f"KL(A||B) exact at {s['kl_values']} of {s['positions']} positions (mean {number(s['mean_kl'])} nats)"]
-        if s["infinite_kl_positions"]:
-            parts.append(f"infinite at {len(s['infinite_kl_positions'])} (B cuts what A may draw; left out of the means)")
-        if s["kl_lower_bounds"]:
-            parts.append(f"a lower bound at {s['kl_lower_bounds']} (mean ≥ {number(s['mean_kl_lower_bound'])}: "
-                         "the unlisted tail lumped into one outcome)")
-        if s["kl_unknown"]:
-            parts.append(f"unknown at {s['kl_unknown']} (the knobs' probabilities depend on the unlisted tail)")
-        parts.append(f"top-1 differs at {len(s['top1_differs_at'])}")
-        parts.append(f"raw perplexity A {number(s['raw_perplexity_a'])} vs B {number(s['raw_perplexity_b'])}")
-        return "; ".join(parts)
+        return describe(self.positions)
 
     def to_json(self) -> dict[str, Any]:
         def side(model: RemoteModel, settings: SamplingSettings, text: str, session: RemoteSession | None) -> dict:
