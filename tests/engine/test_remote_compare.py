@@ -206,3 +206,31 @@ def test_a_served_tree_matches_steps_by_text_not_by_stand_in_ids():
     assert len(tree.leaves()) == 2 and [b.text for b in tree.branches()] == [" Paris. It is", " Paris. The"]
     assert tree.to_json()["prompt"] == PROMPT and tree.grows_from(PROMPT, chat=False)
     assert not tree.grows_from(PROMPT, chat=True)
+
+
+def test_a_served_tree_round_trips_through_json_and_each_kind_refuses_the_other(tmp_path):
+    from llmtui.engine.branches import BranchTree
+    from llmtui.engine.remote.branches import ServedBranchTree
+    from llmtui.engine.remote.session import RemoteSession
+
+    with fake_server() as srv:
+        model = RemoteModel.connect(Endpoint.parse(srv.url))
+        session = RemoteSession(model, PROMPT, SamplingSettings(temperature=2.0, top_p=0.5), top_n=4)
+        steps = list(session.stream())
+    assert any(c.prob is None for s in steps for c in s.candidates)  # undecided rows: None must survive the file
+    tree = ServedBranchTree(PROMPT, model=model.name)
+    tree.add(steps)
+    tree.save(tmp_path / "served.json")
+    loaded = ServedBranchTree.load(tmp_path / "served.json", lambda ids: "")
+    assert isinstance(loaded, ServedBranchTree) and loaded.prompt == PROMPT and loaded.model == model.name
+    back = loaded.steps(loaded.current)
+    assert [s.text for s in back] == [s.text for s in steps] and [s.unlisted for s in back] == [s.unlisted for s in steps]
+    assert [[(c.text, c.raw_prob, c.prob, c.cut_by) for c in s.candidates] for s in back] == \
+        [[(c.text, c.raw_prob, c.prob, c.cut_by) for c in s.candidates] for s in steps]
+    assert all(s.token_id == next(c.id for c in s.candidates if c.text == s.text) for s in back)  # stand-ins agree
+    with pytest.raises(ValueError, match="served model"):
+        BranchTree.load(tmp_path / "served.json", lambda ids: "")
+    local = BranchTree([1, 2], lambda ids: "x", model="tiny")
+    local.save(tmp_path / "local.json")
+    with pytest.raises(ValueError, match="local model"):
+        ServedBranchTree.load(tmp_path / "local.json", lambda ids: "")

@@ -3,12 +3,21 @@
 Mixed in before ForksPart: on a served backend these take over, on a local one they hand on to it.
 The tree keeps each served step with its top-N table as received (engine/remote/branches.py);
 reopening a branch puts its steps back in the pane's RemoteSession, so F6, F7 and a fork go on
-from it by sending its text as the prompt (the server keeps no session).
+from it by sending its text as the prompt (the server keeps no session). A loaded session of
+another prompt opens a session of its own on the server.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from textual import work
+
+from llmtui.app.panes.generate.run import PromptRequest
 from llmtui.engine.branches import ROOT, BranchTree
+
+if TYPE_CHECKING:
+    from llmtui.engine.remote.branches import ServedBranchTree
 
 
 class ServedForksPart:
@@ -61,24 +70,35 @@ class ServedForksPart:
                              self._follow_tree)
 
     def _follow_tree(self, tree: BranchTree | None) -> None:
-        """Show the tree's current branch: its steps, as received, become the session's (no request)."""
+        """Show the tree's current branch: its steps, as received, become the session's (no request for them)."""
         if not self._on_server():
             super()._follow_tree(tree)  # type: ignore[misc]
             return
-        session = self._session
-        if tree is None or session is None or self.running:
+        if tree is None or self._session is None or self.running:
             return
         self._tree = tree
-        self.backend.end(session)  # a stream left open by a paused run belongs to the old text
-        session.steps = tree.steps(tree.current)
-        session.stopped = None
-        self._steps = tuple(session.steps)
-        self.output.allow_next(True)
-        self._render_output()
-        self._refresh_table()
-        if tree.current == ROOT or tree.current not in tree.nodes:
-            self.say("Back at the prompt.")
-            return
-        branch = tree.branch(tree.current)
-        self.say(f"Branch {branch.name or '#' + str(branch.node)}: {branch.length} tokens, log p {branch.logprob:.2f}"
-                 " · F7 goes on (its text sent as the prompt), enter on a candidate forks")
+        self._served_restore(tree)
+
+    @work(exclusive=True, group="generation", exit_on_error=False)
+    async def _served_restore(self, tree: ServedBranchTree) -> None:
+        session = self._session
+        with self.reporting():  # a loaded session of another prompt needs a session of its own: the server may fail
+            if not tree.grows_from(session.prompt, session.chat):
+                prompt = PromptRequest(tree.prompt, chat=tree.chat)
+                session = await self.backend.open(prompt, self.settings)
+                self._session, self._session_prompt = session, prompt
+                if not prompt.chat:
+                    self.set_prompt(prompt.text)  # so F6 and F7 go on from the loaded branch, not the editor's text
+            self.backend.end(session)  # a stream left open by a paused run belongs to the old text
+            session.steps = tree.steps(tree.current)
+            session.stopped = None
+            self._steps = tuple(session.steps)
+            self.output.allow_next(True)
+            self._render_output()
+            self._refresh_table()
+            if tree.current == ROOT or tree.current not in tree.nodes:
+                self.say("Back at the prompt.")
+                return
+            branch = tree.branch(tree.current)
+            self.say(f"Branch {branch.name or '#' + str(branch.node)}: {branch.length} tokens, log p "
+                     f"{branch.logprob:.2f} · F7 goes on (its text sent as the prompt), enter on a candidate forks")

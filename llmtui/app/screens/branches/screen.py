@@ -179,18 +179,7 @@ class BranchesScreen(WholeScreenCard["BranchTree | None"]):
         self._say("Undone: the last new branch is put aside (ctrl+y brings it back)." if which == "undo"
                   else "Redone.")
 
-    def _served_session_files(self) -> bool:
-        """Whether the tree is a served model's: its session files are not offered (one line says so)."""
-        if self.remote is None:
-            return False
-        self._say("Session files hold a local model's token ids: a served model's branches are kept while the "
-                  "app runs, not saved.")
-        return True
-
     def action_save(self) -> None:
-        if self._served_session_files():
-            return
-
         def check(text: str) -> Path:
             return Path(text.strip() or DEFAULT_SESSION).expanduser()
 
@@ -207,11 +196,9 @@ class BranchesScreen(WholeScreenCard["BranchTree | None"]):
         self.app.push_screen(ValueInputScreen("session file to write", DEFAULT_SESSION, check), done)
 
     def action_load(self) -> None:
-        if self._served_session_files():
-            return
-
         def check(text: str) -> BranchTree:
-            tree = BranchTree.load(Path(text.strip() or DEFAULT_SESSION).expanduser(), self.decode)
+            # a served tree loads served sessions (texts), a local one local sessions (token ids)
+            tree = type(self.branch_tree).load(Path(text.strip() or DEFAULT_SESSION).expanduser(), self.decode)
             if tree.model != self.model:  # its token ids mean other tokens here
                 raise ValueError(f"that session was made with {tree.model or 'another model'}, not {self.model}")
             return tree
