@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
 
@@ -74,6 +75,14 @@ class Debounce:
         self._callback()
 
 
+@dataclass(frozen=True)
+class FollowedText:
+    """Text a pane put in its text box to show the app's current token: not typed by the user."""
+
+    text: str
+    selection: TokenSelection
+
+
 class Pane(Vertical):
     """One concept of the model, shown in one tab."""
 
@@ -103,6 +112,8 @@ class Pane(Vertical):
         self.model_state = ModelState()
         self.selection: TokenSelection | None = None
         """The app's current token (set by the app on every pane; `follow_selection` is what a pane does with it)."""
+        self.followed: FollowedText | None = None
+        """What following a selection last put in the pane's text box (`put_followed`), if it did."""
 
     @property
     def ready(self) -> bool:
@@ -121,6 +132,17 @@ class Pane(Vertical):
     def select_token(self, ids: Sequence[int], position: int) -> None:
         """The user picked `ids[position]` here: ask the app to make it the current token (it drops a repeat)."""
         self.post_message(TokenSelected(TokenSelection.at(ids, position, self.PANE_ID)))
+
+    def put_followed(self, text: str, selection: TokenSelection) -> None:
+        """Following `selection`, the pane put its text in its box: until the user edits it, the box holds nothing
+        the user typed and stands for the selection's own ids (see `followed_in`)."""
+        self.followed = FollowedText(text, selection)
+
+    def followed_in(self, text: str) -> TokenSelection | None:
+        """The selection whose text the box holds (`text`), while it is what following put there; None once the
+        user typed there. The one test every pane makes before replacing or re-encoding the box's text."""
+        followed = self.followed
+        return followed.selection if followed is not None and followed.text == text else None
 
     def say(self, text: str | Text, kind: MessageKind = "info", where: str | None = None) -> None:
         """Show one message on the pane's message line (or `where`, a Static or a MessageLine): plain text,

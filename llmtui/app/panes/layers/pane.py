@@ -68,8 +68,6 @@ class LayersPane(CursorPart, Pane):
         super().__init__()
         self._last_key: tuple[object, ...] | None = None
         self._data: LensData | None = None
-        self._pinned: tuple[str, tuple[int, ...]] | None = None  # (text, ids) of a followed selection
-        self._pinned_from = ""  # the title of the pane it was selected in
         self._want: Cursor | None = None  # where the cursor goes when the next grid arrives
         self._pending_follow: TokenSelection | None = None
         self._typing = Debounce(self, RECOMPUTE_DELAY, self._request)
@@ -152,7 +150,8 @@ class LayersPane(CursorPart, Pane):
         if self.lm is None:
             return
         text = self.editor.text
-        pinned = self._pinned[1] if self._pinned is not None and self._pinned[0] == text else None
+        followed = self.followed_in(text)
+        pinned = followed.ids if followed is not None else None  # read as they were selected, not re-encoded
         key = ("ids", pinned) if pinned is not None else ("text", text)
         if key == self._last_key:
             return
@@ -228,8 +227,9 @@ class LayersPane(CursorPart, Pane):
         data = self._data
         if data is None:
             return
-        pinned = self._pinned is not None and self._pinned[1] == data.ids and self.editor.text == self._pinned[0]
-        self.say(view.ready_line(data, self._pinned_from if pinned else None))
+        followed = self.followed_in(self.editor.text)
+        pinned = followed is not None and followed.ids == data.ids
+        self.say(view.ready_line(data, (followed.source_title or followed.source) if pinned else None))
 
     # -- following the app's token -------------------------------------------------------------
 
@@ -249,8 +249,7 @@ class LayersPane(CursorPart, Pane):
             )
             return
         text = self.lm.tokenizer.decode(list(selection.ids))
-        self._pinned = (text, selection.ids)
-        self._pinned_from = selection.source_title or selection.source
+        self.put_followed(text, selection)
         self._want = Cursor(self.grid.cursor.row if data is not None else -1, selection.position)
         if self.editor.text != text:
             # An edit, not load_text: ctrl+z in the prompt brings the user's own text back.
