@@ -133,6 +133,10 @@ class LayersPane(CursorPart, Pane):
         super().model_state_changed(state)
 
     def model_ready(self, lm: LanguageModel) -> None:
+        # Another model, or new weights (training): the text shown is read again, on the cell looked at.
+        if self._data is not None:
+            self._want = self._want or self.grid.cursor
+        self._data, self._last_key = None, None
         if self._pending_follow is not None:
             selection, self._pending_follow = self._pending_follow, None
             self.follow_selection(selection)
