@@ -124,6 +124,8 @@ class Pane(Vertical):
         """The app's one channel for the model: where it is (loading, failed, ready) and, once ready, the model."""
         was_ready, self.model_state = self.model_state.ready, state
         if lm is not None and (lm is not self.lm or not was_ready):  # not was_ready: a failed switch kept this model
+            if lm is not self.lm:
+                self.followed = None  # its ids are the old model's: the box's text is the user's to keep now
             self.lm = lm
             self.model_ready(lm)
         elif not state.ready:
