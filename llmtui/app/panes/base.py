@@ -97,6 +97,8 @@ class Pane(Vertical):
 
     MESSAGE_LINE: ClassVar[str] = ""
     """The id ("#...") of the pane's message line, where `say` writes."""
+    running: bool = False
+    """A run under way (a generation, a training run): Escape in a text box stops it first (`action_stop`)."""
     TYPED: ClassVar[str] = "your prompt"
     """What the user types here, named in the lines that say it is kept while there is no model."""
     TYPE_MEANWHILE: ClassVar[str] = "you can type the prompt meanwhile"
@@ -153,6 +155,11 @@ class Pane(Vertical):
         line.update(text if isinstance(text, Text) else Text(escape_controls(text, keep="")))
         for k in ("info", "error", "busy", "hint"):
             line.set_class(k == kind, f"-{k}")
+
+    @property
+    def message(self) -> str:
+        """The text of the pane's message line (MESSAGE_LINE), as shown."""
+        return self.line_text()
 
     def line_text(self, selector: str | None = None) -> str:
         """A line's text as shown (default: the message line), for tests and the pane's own properties."""
@@ -236,9 +243,16 @@ class Pane(Vertical):
         """Focus the pane's first widget on screen that is not a text box (pane switches, Escape from a text box)."""
         self._focus_first(lambda widget: not is_text_box(widget))
 
+    def action_stop(self) -> None:
+        """Stop the pane's run (`running`) before its next step."""
+
     def leave_text(self) -> None:
-        """Escape in one of the pane's text boxes: back to its main widget."""
-        self.focus_main()
+        """Escape in one of the pane's text boxes: stops a run first (the key a speaker reaches for), else back to
+        the pane's main widget."""
+        if self.running:
+            self.action_stop()
+        else:
+            self.focus_main()
 
     def focus_text(self) -> None:
         """Put the cursor in the pane's first text box on screen (ctrl+l in every pane)."""

@@ -124,11 +124,6 @@ class EmbeddingsPane(Pane):
         return self.lm is not None and self._index is not None
 
     @property
-    def message(self) -> str:
-        """The vocabulary view's message line, as text."""
-        return self.line_text()
-
-    @property
     def context_message(self) -> str:
         return self.line_text("#emb-ctx-message")
 

@@ -104,10 +104,6 @@ class LayersPane(CursorPart, Pane):
         return self._data
 
     @property
-    def message(self) -> str:
-        return self.line_text()
-
-    @property
     def cell_text(self) -> str:
         """The side panel's selected-cell section, as plain text."""
         return self.line_text("#lens-cell")

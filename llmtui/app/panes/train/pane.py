@@ -186,13 +186,6 @@ class TrainPane(RunnerPart, Pane):
         self.run = None  # a paused run keeps its own method: the next F5 starts a new one
         self._show_mode()
 
-    def leave_text(self) -> None:
-        """Escape in a text box: stops a run first (the key a speaker reaches for), else leaves the box."""
-        if self.running:
-            self.action_stop()
-        else:
-            super().leave_text()
-
     def model_ready(self, lm: LanguageModel) -> None:
         if self.tuning is not None and self.tuning.model is not lm.model:
             self.tuning, self.run = None, None  # another model was opened: the old one's tuning went with it
