@@ -160,13 +160,8 @@ class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ServedForksPart
         return self._run
 
     @property
-    def running(self) -> bool:
+    def running(self) -> bool:  # a generation under way: Escape stops it first (Pane.leave_text)
         return self._run is not None and not self._run.ended
-
-    @property
-    def message(self) -> str:
-        """The text of the pane's message line."""
-        return self.line_text()
 
     def knob(self, name: str) -> Knob:
         return self.query_one(f"#knob-{name.replace('_', '-')}", Knob)
@@ -228,13 +223,6 @@ class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ServedForksPart
             return
         run.stop.set()  # the worker ends the run (and says so) once the token being computed lands
         self.say("Stopping…", "busy")
-
-    def leave_text(self) -> None:
-        """Escape in the prompt stops a running generation (the key a speaker reaches for); else it leaves the prompt."""
-        if self.running:
-            self.action_stop()
-        else:
-            super().leave_text()
 
     def action_focus_table(self) -> None:
         self.table.focus()
