@@ -46,7 +46,8 @@ class Branch:
     steps: tuple[Step, ...]
     text: str
     logprob: float  # sum of log p of its tokens under the model (raw): how likely the model found this text
-    sampled_logprob: float  # the same under the knobs it was drawn with (-inf where a fork took a cut token)
+    sampled_logprob: float | None  # the same under the knobs it was drawn with (-inf where a fork took a cut token;
+    # None where a served model's list leaves a probability after the knobs undecided)
 
     @property
     def length(self) -> int:
@@ -87,13 +88,13 @@ class BranchTree:
         node, i = self.nodes[ROOT], 0
         created: int | None = None
         while i < len(steps):
-            child = next((self.nodes[c] for c in node.children if self.nodes[c].steps[0].token_id == steps[i].token_id), None)
+            child = next((self.nodes[c] for c in node.children if self.same_token(self.nodes[c].steps[0], steps[i])), None)
             if child is None:
                 created = self._new(node, list(steps[i:]))
                 node, i = self.nodes[created], len(steps)
                 break
             j = 0
-            while j < len(child.steps) and i + j < len(steps) and child.steps[j].token_id == steps[i + j].token_id:
+            while j < len(child.steps) and i + j < len(steps) and self.same_token(child.steps[j], steps[i + j]):
                 j += 1
             if j < len(child.steps):
                 child = self._split(child, j)
@@ -104,6 +105,18 @@ class BranchTree:
         node.ends = node.id != ROOT
         self.current = node.id
         return node.id
+
+    def same_token(self, a: Step, b: Step) -> bool:
+        """Whether two steps took the same token (and so share a node)."""
+        return a.token_id == b.token_id
+
+    def text_of(self, steps: Sequence[Step]) -> str:
+        """A branch's text: its tokens decoded together (a character may span two byte tokens)."""
+        return self.decode([s.token_id for s in steps])
+
+    @property
+    def prompt_text(self) -> str:
+        return self.decode(self.prompt_ids)
 
     def _new(self, parent: Node, steps: list[Step], name: str = "") -> int:
         node = Node(self._next_id, parent.id, steps, name)
@@ -137,8 +150,9 @@ class BranchTree:
 
     def branch(self, node_id: int) -> Branch:
         steps = tuple(self.steps(node_id))
-        return Branch(node_id, self._node(node_id).name, steps, self.decode([s.token_id for s in steps]),
-                      sum(_log(s.raw_prob) for s in steps), sum(_log(s.prob) for s in steps))
+        return Branch(node_id, self._node(node_id).name, steps, self.text_of(steps),
+                      sum(_log(s.raw_prob) for s in steps),
+                      None if any(s.prob is None for s in steps) else sum(_log(s.prob) for s in steps))
 
     def leaves(self) -> list[int]:
         """The branches' ends, in the order they were made."""
@@ -234,7 +248,7 @@ class BranchTree:
             "version": SESSION_VERSION,
             "model": self.model,
             "prompt_ids": self.prompt_ids,
-            "prompt": self.decode(self.prompt_ids),
+            "prompt": self.prompt_text,
             "current": self.current,
             "nodes": [{"id": n.id, "parent": n.parent, "name": n.name, "children": n.children, "ends": n.ends,
                        "steps": [step(s) for s in n.steps]} for n in self.nodes.values()],
@@ -250,7 +264,7 @@ class BranchTree:
                 raise ValueError("not an llmtui branches session")
             if data.get("version") != SESSION_VERSION:
                 raise ValueError(f"session version {data.get('version')!r}; this llmtui reads {SESSION_VERSION}")
-            tree = cls([int(i) for i in data["prompt_ids"]], decode, model=str(data.get("model", "")))
+            tree = cls._empty_from_json(data, decode)
             raw_nodes = list(data["nodes"])
             if not raw_nodes or int(raw_nodes[0]["id"]) != ROOT or raw_nodes[0]["parent"] is not None:
                 raise ValueError("the session's first node must be the prompt")
@@ -278,6 +292,13 @@ class BranchTree:
         except (KeyError, TypeError, AttributeError) as err:
             raise ValueError(f"the session file is incomplete or damaged ({type(err).__name__}: {err})") from None
 
+    @classmethod
+    def _empty_from_json(cls, data: Any, decode: Callable[[list[int]], str]) -> BranchTree:
+        """The tree a session's nodes are put in: its prompt and model, no branches yet."""
+        if data.get("served"):
+            raise ValueError("that session was made on a served model: open it with --endpoint")
+        return cls([int(i) for i in data["prompt_ids"]], decode, model=str(data.get("model", "")))
+
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_json(), ensure_ascii=False), encoding="utf-8")
 
@@ -291,17 +312,30 @@ class BranchTree:
 
 
 def _step_from_json(s: dict[str, Any]) -> Step:
+    """A step as to_json wrote it. A served model's steps may lack ids (the server sent texts only: stand-ins,
+    one per text, as session.py makes them) and probabilities after the knobs (undecided: None)."""
     from llmtui.engine.generation import Candidate, Step
 
+    stand_ins: dict[str, int] = {}
+
+    def token_id(value: Any, text: str) -> int:
+        return int(value) if value is not None else stand_ins.setdefault(text, -1 - len(stand_ins))
+
+    def prob(value: Any) -> float | None:
+        return None if value is None else float(value)
+
+    candidates = tuple(Candidate(token_id(c["id"], str(c["text"])), str(c["text"]), float(c["raw_prob"]), prob(c["prob"]),
+                                 c["cut_by"] if isinstance(c["cut_by"], str) else None) for c in s["candidates"])
+    text = str(s["token"]["text"])
     return Step(
         index=int(s["index"]),
         position=int(s["position"]),
-        token_id=int(s["token"]["id"]),
-        text=str(s["token"]["text"]),
-        raw_prob=float(s["raw_prob"]),
-        prob=float(s["prob"]),
-        candidates=tuple(Candidate(int(c["id"]), str(c["text"]), float(c["raw_prob"]), float(c["prob"]),
-                                   c["cut_by"] if isinstance(c["cut_by"], str) else None) for c in s["candidates"]),
+        token_id=token_id(s["token"]["id"], text),
+        text=text,
+        raw_prob=math.nan if s["raw_prob"] is None else float(s["raw_prob"]),  # None: a typed text a server didn't score
+        prob=prob(s["prob"]),
+        candidates=candidates,
         settings=SamplingSettings.from_json(s["settings"]),
         forced=bool(s["forced"]),
+        unlisted=prob(s.get("unlisted")),
     )

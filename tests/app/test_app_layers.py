@@ -212,6 +212,28 @@ class TestPrompt:
             await settle(pilot)
             assert shown == [tuple(tiny_lm.encode("Hello again"))]
 
+    async def test_new_weights_are_read_again_for_the_same_prompt(self, tiny_hf_llama_dir):
+        """Training (or F7) changes the weights of the same model: the app hands it down again (WeightsChanged)
+        and the grid shows the new weights' predictions, not the old ones kept as 'already read'."""
+        from llmtui.app.messages import WeightsChanged
+        from llmtui.engine.lm import LanguageModel
+
+        lm = LanguageModel.load(str(tiny_hf_llama_dir))  # its own: the test changes its weights
+        app = layers_app(lm, prompt=PROMPT)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await lens_ready(pilot)
+            before, cursor = pane.data, Cursor(1, 2)
+            pane.grid.cursor = cursor
+            with torch.no_grad():
+                lm.model.unembedding.mul_(-1.0)  # every prediction becomes the least likely token
+            app.post_message(WeightsChanged("tuned"))
+            await wait_for(pilot, lambda: pane.data not in (None, before) and pane.data.complete, what="the new lens")
+            await settle(pilot)
+            assert pane.data.ids == before.ids
+            logits = lm.run(list(before.ids), capture=False).logits[0]
+            assert pane.data.answer_ids.tolist() == logits.argmax(-1).tolist() != before.answer_ids.tolist()
+            assert pane.grid.cursor == cursor  # the cell looked at stays
+
     async def test_an_empty_prompt_says_so_and_nothing_breaks(self, tiny_lm):
         app = layers_app(tiny_lm, prompt="Hi")
         async with app.run_test(size=(80, 24)) as pilot:

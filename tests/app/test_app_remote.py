@@ -232,10 +232,7 @@ async def test_what_needs_the_weights_is_one_line_never_faked():
             pane = await attached(pilot)
             assert pane.table.view is None and pane.output.border_title == "Output"  # no preview, no context window
             assert "no next-token preview and no context window" in pane.output.plain_text
-            for key, what in (("f2", "Compare"), ("f3", "The branch tree")):
-                await pilot.press(key)
-                await settle(pilot)
-                assert pane.message.startswith(f"{what}: not available on a served model") and "\n" not in pane.message
+            # Compare, the branch tree (test_app_remote_compare_branches) and the system prompt work on a served model
             await run(pilot, pane)
             pane.table.focus()
             await pilot.press("x")

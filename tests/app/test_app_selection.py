@@ -248,3 +248,51 @@ class TestEachPane:
             await settle(pilot)
             assert layers.grid.cursor.position == 1
             assert "Tokenizer" in layers.message
+
+
+class TestTypedTextIsKept:
+    """Following the app's token never overwrites what the user typed. Attention and Generate leave their
+    prompt boxes alone (Tokenizer and Embeddings have their own tests); Layers shows a new selection's text in
+    its prompt (ctrl+z brings the prompt back), and the app never hands it the same selection again."""
+
+    async def test_text_typed_in_layers_after_following_stays_when_the_user_comes_back(self, tiny_lm):
+        other = tuple(tiny_lm.encode("Hello there"))
+        app = make_app(tiny_lm, pane="layers", prompt=PROMPT)
+        async with app.run_test(size=(100, 30)) as pilot:
+            layers = await lens_ready(pilot)
+            app.post_message(TokenSelected(TokenSelection.at(other, 1, "generate")))
+            await wait_for(pilot, lambda: layers.data is not None and layers.data.ids == other and layers.data.complete,
+                           what="the followed text's lens")
+            await settle(pilot)
+            layers.editor.focus()
+            await pilot.press("end", *" friend")
+            typed = layers.editor.text
+            assert typed == tiny_lm.tokenizer.decode(list(other)) + " friend"
+            for pane_id in ("tokenizer", "layers"):  # away and back: the selection is still the app's
+                await switch_to(pilot, pane_id)
+            await lens_ready(pilot)
+            assert layers.editor.text == typed
+            assert layers.data.ids == tuple(tiny_lm.prompt_ids(typed))  # what was typed is read, not the followed ids
+            assert "Generate" not in layers.message
+
+    async def test_attention_and_generate_follow_without_touching_their_prompts(self, tiny_lm):
+        from test_app_attention import captured
+
+        other = tuple(tiny_lm.encode("Once upon a time there was"))
+        app = make_app(tiny_lm, pane="attention", prompt=PROMPT)
+        async with app.run_test(size=(100, 30)) as pilot:
+            attention = await captured(pilot)
+            attention.prompt.focus()
+            await pilot.press("end", *" Paris")
+            await wait_for(pilot, lambda: attention.attention.ids == tuple(tiny_lm.prompt_ids(PROMPT + " Paris")),
+                           what="the typed prompt's capture")
+            await settle(pilot)
+            app.post_message(TokenSelected(TokenSelection.at(other, 3, "layers")))
+            await wait_for(pilot, lambda: attention.attention.ids == other, what="the followed text's capture")
+            await settle(pilot)
+            assert attention.heatmap.cursor[0] == 3
+            assert attention.prompt.value == PROMPT + " Paris"
+            generate = app.query_one("#generate")
+            await switch_to(pilot, "generate")
+            await settle(pilot)
+            assert generate.editor.text == PROMPT

@@ -87,3 +87,15 @@ def test_panes_read_nothing_of_the_app_but_textuals_own():
                     and isinstance(node.args[0], ast.Attribute) and node.args[0].attr == "app":
                 read.add(f"{file.name}: getattr(app, ...)")
     assert read == set()
+
+
+def test_no_pane_module_is_over_300_lines():
+    """A pane's part with a life of its own goes in a module named for it (ARCHITECTURE.md: Panes), so
+    that every module under llmtui/app/panes reads in one sitting."""
+    from pathlib import Path
+
+    import llmtui.app.panes as panes
+
+    root = Path(panes.__path__[0])
+    long = {str(f.relative_to(root)): n for f in sorted(root.rglob("*.py")) if (n := len(f.read_text().splitlines())) > 300}
+    assert long == {}

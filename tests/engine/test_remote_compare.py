@@ -130,3 +130,126 @@ def test_chat_mode_compares_two_chat_replies_and_refuses_same_text_across_models
         other = RemoteModel.connect(Endpoint.parse(srv.url, MODEL_B))
         with pytest.raises(RemoteError, match="needs a plain prompt"):
             RemoteComparison(PROMPT, (model, SamplingSettings()), (other, SamplingSettings()), chat=True)
+
+
+# -- what the app's Compare and branch tree ask of it: faults keep what came, branches compared as received --
+
+
+def test_a_stream_dropped_midway_keeps_the_positions_received():
+    with fake_server("drop") as srv:
+        model = RemoteModel.connect(Endpoint.parse(srv.url))
+        c = RemoteComparison(PROMPT, (model, SamplingSettings(temperature=1, top_k=2)),
+                             (model, SamplingSettings(temperature=1, top_k=3)), top_n=4)
+        with pytest.raises(RemoteError, match="kept 2 tokens"):
+            c.run()
+    # the two tokens that came before the drop, B's view of each read from A's listed candidates
+    assert [p.a.text for p in c.positions] == [t for t, _ in SCRIPT[:2]] == [p.b.text for p in c.positions]
+    assert all(p.divergence.kind == "value" for p in c.positions)
+
+
+def test_progress_is_reported_per_token_and_stop_ends_the_stream_early():
+    import threading
+
+    with fake_server() as srv:
+        model = RemoteModel.connect(Endpoint.parse(srv.url))
+        stop, seen = threading.Event(), []
+
+        def progress(side: str, n: int) -> None:
+            seen.append((side, n))
+            if n == 2:
+                stop.set()
+
+        c = RemoteComparison(PROMPT, (model, SamplingSettings(temperature=1)), (model, SamplingSettings(temperature=1)),
+                             mode="free", top_n=4)
+        c.run(progress, stop)
+        assert len([p for p, _, _ in srv.requests if p == "/v1/completions"]) == 1  # B was not started
+    assert seen == [("A", 1), ("A", 2)] and [p.b for p in c.positions] == [None, None]
+
+
+def test_two_branches_are_compared_from_where_they_part_as_received():
+    from llmtui.engine.remote.comparison import compare_branches
+    from llmtui.engine.remote.session import RemoteSession
+
+    with fake_server() as srv:
+        model = RemoteModel.connect(Endpoint.parse(srv.url))
+        session = RemoteSession(model, PROMPT, SamplingSettings(temperature=1, top_k=3), top_n=4)
+        a = list(session.stream())
+        fork = next(c for c in a[1].candidates if c.text == ",")
+        session.fork(1, fork)
+        b = list(session.steps)
+        requests = len(srv.requests)
+        shared, positions = compare_branches(a, b)
+        assert len(srv.requests) == requests  # nothing re-asked: the tables as received
+    assert shared == 1 and [p.index for p in positions] == [1, 2, 3]
+    assert positions[0].a.text == "." and positions[0].b.text == ","
+    # at the fork both read one context under the same knobs: the same distribution, exactly
+    assert positions[0].divergence.kind == "value" and positions[0].divergence.kl == pytest.approx(0)
+    assert positions[1].b is None and positions[1].divergence.kind == "unknown"  # B ends at the fork
+    with pytest.raises(ValueError, match="same text"):
+        compare_branches(a, a)
+
+
+def test_a_served_tree_matches_steps_by_text_not_by_stand_in_ids():
+    from dataclasses import replace
+
+    from llmtui.engine.remote.branches import ServedBranchTree
+    from llmtui.engine.remote.session import RemoteSession
+
+    with fake_server() as srv:
+        model = RemoteModel.connect(Endpoint.parse(srv.url))
+        steps = list(RemoteSession(model, PROMPT, SamplingSettings(temperature=1), top_n=4).stream())
+    tree = ServedBranchTree(PROMPT, model=model.name)
+    first = tree.add(steps)
+    # the same text with other stand-in ids (a server without ids numbers them per step): one branch still
+    assert tree.add([replace(s, token_id=s.token_id - 7) for s in steps]) == first and len(tree.leaves()) == 1
+    tree.add([*steps[:2], replace(steps[2], text=" The")])
+    assert len(tree.leaves()) == 2 and [b.text for b in tree.branches()] == [" Paris. It is", " Paris. The"]
+    assert tree.to_json()["prompt"] == PROMPT and tree.grows_from(PROMPT, chat=False)
+    assert not tree.grows_from(PROMPT, chat=True)
+
+
+def test_a_served_tree_round_trips_through_json_and_each_kind_refuses_the_other(tmp_path):
+    from llmtui.engine.branches import BranchTree
+    from llmtui.engine.remote.branches import ServedBranchTree
+    from llmtui.engine.remote.session import RemoteSession
+
+    with fake_server() as srv:
+        model = RemoteModel.connect(Endpoint.parse(srv.url))
+        session = RemoteSession(model, PROMPT, SamplingSettings(temperature=2.0, top_p=0.5), top_n=4)
+        steps = list(session.stream())
+    assert any(c.prob is None for s in steps for c in s.candidates)  # undecided rows: None must survive the file
+    tree = ServedBranchTree(PROMPT, model=model.name)
+    tree.add(steps)
+    tree.save(tmp_path / "served.json")
+    loaded = ServedBranchTree.load(tmp_path / "served.json", lambda ids: "")
+    assert isinstance(loaded, ServedBranchTree) and loaded.prompt == PROMPT and loaded.model == model.name
+    back = loaded.steps(loaded.current)
+    assert [s.text for s in back] == [s.text for s in steps] and [s.unlisted for s in back] == [s.unlisted for s in steps]
+    assert [[(c.text, c.raw_prob, c.prob, c.cut_by) for c in s.candidates] for s in back] == \
+        [[(c.text, c.raw_prob, c.prob, c.cut_by) for c in s.candidates] for s in steps]
+    assert all(s.token_id == next(c.id for c in s.candidates if c.text == s.text) for s in back)  # stand-ins agree
+    with pytest.raises(ValueError, match="served model"):
+        BranchTree.load(tmp_path / "served.json", lambda ids: "")
+    local = BranchTree([1, 2], lambda ids: "x", model="tiny")
+    local.save(tmp_path / "local.json")
+    with pytest.raises(ValueError, match="local model"):
+        ServedBranchTree.load(tmp_path / "local.json", lambda ids: "")
+
+
+def test_a_served_tree_keeps_a_typed_text_the_server_could_not_score_through_json(tmp_path):
+    """RemoteSession.append_unscored's step (no probability, no candidates) is saved and loaded as it was."""
+    import math
+
+    from llmtui.engine.remote.branches import ServedBranchTree
+    from llmtui.engine.remote.session import RemoteSession
+
+    with fake_server(fault="no-scoring") as srv:
+        model = RemoteModel.connect(Endpoint.parse(srv.url))
+        session = RemoteSession(model, PROMPT, SamplingSettings(), top_n=4)
+        list(session.stream())
+        session.append_unscored(", a city", at=1)
+    tree = ServedBranchTree(PROMPT, model=model.name)
+    tree.add(session.steps)
+    tree.save(tmp_path / "served.json")
+    back = ServedBranchTree.load(tmp_path / "served.json", lambda ids: "").steps(tree.current)
+    assert [s.text for s in back] == [" Paris", ", a city"] and math.isnan(back[1].raw_prob) and back[1].candidates == ()

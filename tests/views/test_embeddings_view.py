@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmtui.app.panes.embeddings import view
+from llmtui.app.panes.embeddings import context_answer, view
 from llmtui.app.panes.embeddings.history import History, HistoryEntry
 
 
@@ -27,9 +27,9 @@ def test_a_mistake_is_shown_in_place_with_a_little_either_side():
 
 
 def test_the_context_note_explains_layer_zero_and_identical_vectors():
-    assert view.context_note(0, 1.0, "cat").startswith("Layer 0 is the embedding itself")
-    assert view.context_note(3, 1.0, "cat").startswith("Identical at layer 3")
-    assert view.context_note(3, 0.5, "␣cat") == "Layer 3 · after B's tokens: their cosine with A's ␣cat · ←/→ on the chart"
+    assert context_answer.context_note(0, 1.0, "cat").startswith("Layer 0 is the embedding itself")
+    assert context_answer.context_note(3, 1.0, "cat").startswith("Identical at layer 3")
+    assert context_answer.context_note(3, 0.5, "␣cat") == "Layer 3 · after B's tokens: their cosine with A's ␣cat · ←/→ on the chart"
 
 
 def test_the_map_labels_more_neighbours_on_a_bigger_map_within_bounds():

@@ -75,6 +75,27 @@ def test_a_pane_words_its_own_promise_and_where_the_error_shows():
     ]
 
 
+def test_a_followed_text_stands_for_its_selection_until_the_user_edits_it():
+    from llmtui.app.selection import TokenSelection
+
+    pane = RecordingPane()
+    assert pane.followed_in("") is None and pane.followed_in("Hello") is None  # nothing followed yet
+    selection = TokenSelection.at((5, 6, 7), 1, "generate")
+    pane.put_followed("Hello there", selection)
+    assert pane.followed_in("Hello there") == selection
+    assert pane.followed_in("Hello there!") is None  # typed on: the user's own text now
+    later = TokenSelection.at((8,), 0, "layers")
+    pane.put_followed("Hi", later)
+    assert pane.followed_in("Hello there") is None and pane.followed_in("Hi") == later
+    ready = ModelState("ready", "m", "ready", 1.0)
+    pane.set_model(ready, lm := object())  # type: ignore[arg-type]
+    pane.put_followed("Hi", later)
+    pane.set_model(ready, lm)  # type: ignore[arg-type]  # the same model (new weights keep the vocabulary)
+    assert pane.followed_in("Hi") == later
+    pane.set_model(ready, object())  # type: ignore[arg-type]  # another model: the followed ids mean nothing there
+    assert pane.followed_in("Hi") is None
+
+
 class FakeTimer:
     def __init__(self, callback) -> None:
         self.callback, self.stopped = callback, False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
 
@@ -74,6 +75,14 @@ class Debounce:
         self._callback()
 
 
+@dataclass(frozen=True)
+class FollowedText:
+    """Text a pane put in its text box to show the app's current token: not typed by the user."""
+
+    text: str
+    selection: TokenSelection
+
+
 class Pane(Vertical):
     """One concept of the model, shown in one tab."""
 
@@ -88,6 +97,8 @@ class Pane(Vertical):
 
     MESSAGE_LINE: ClassVar[str] = ""
     """The id ("#...") of the pane's message line, where `say` writes."""
+    running: bool = False
+    """A run under way (a generation, a training run): Escape in a text box stops it first (`action_stop`)."""
     TYPED: ClassVar[str] = "your prompt"
     """What the user types here, named in the lines that say it is kept while there is no model."""
     TYPE_MEANWHILE: ClassVar[str] = "you can type the prompt meanwhile"
@@ -103,6 +114,8 @@ class Pane(Vertical):
         self.model_state = ModelState()
         self.selection: TokenSelection | None = None
         """The app's current token (set by the app on every pane; `follow_selection` is what a pane does with it)."""
+        self.followed: FollowedText | None = None
+        """What following a selection last put in the pane's text box (`put_followed`), if it did."""
 
     @property
     def ready(self) -> bool:
@@ -113,6 +126,8 @@ class Pane(Vertical):
         """The app's one channel for the model: where it is (loading, failed, ready) and, once ready, the model."""
         was_ready, self.model_state = self.model_state.ready, state
         if lm is not None and (lm is not self.lm or not was_ready):  # not was_ready: a failed switch kept this model
+            if lm is not self.lm:
+                self.followed = None  # its ids are the old model's: the box's text is the user's to keep now
             self.lm = lm
             self.model_ready(lm)
         elif not state.ready:
@@ -122,6 +137,17 @@ class Pane(Vertical):
         """The user picked `ids[position]` here: ask the app to make it the current token (it drops a repeat)."""
         self.post_message(TokenSelected(TokenSelection.at(ids, position, self.PANE_ID)))
 
+    def put_followed(self, text: str, selection: TokenSelection) -> None:
+        """Following `selection`, the pane put its text in its box: until the user edits it, the box holds nothing
+        the user typed and stands for the selection's own ids (see `followed_in`)."""
+        self.followed = FollowedText(text, selection)
+
+    def followed_in(self, text: str) -> TokenSelection | None:
+        """The selection whose text the box holds (`text`), while it is what following put there; None once the
+        user typed there. The one test every pane makes before replacing or re-encoding the box's text."""
+        followed = self.followed
+        return followed.selection if followed is not None and followed.text == text else None
+
     def say(self, text: str | Text, kind: MessageKind = "info", where: str | None = None) -> None:
         """Show one message on the pane's message line (or `where`, a Static or a MessageLine): plain text,
         never markup, controls escaped."""
@@ -129,6 +155,11 @@ class Pane(Vertical):
         line.update(text if isinstance(text, Text) else Text(escape_controls(text, keep="")))
         for k in ("info", "error", "busy", "hint"):
             line.set_class(k == kind, f"-{k}")
+
+    @property
+    def message(self) -> str:
+        """The text of the pane's message line (MESSAGE_LINE), as shown."""
+        return self.line_text()
 
     def line_text(self, selector: str | None = None) -> str:
         """A line's text as shown (default: the message line), for tests and the pane's own properties."""
@@ -212,9 +243,16 @@ class Pane(Vertical):
         """Focus the pane's first widget on screen that is not a text box (pane switches, Escape from a text box)."""
         self._focus_first(lambda widget: not is_text_box(widget))
 
+    def action_stop(self) -> None:
+        """Stop the pane's run (`running`) before its next step."""
+
     def leave_text(self) -> None:
-        """Escape in one of the pane's text boxes: back to its main widget."""
-        self.focus_main()
+        """Escape in one of the pane's text boxes: stops a run first (the key a speaker reaches for), else back to
+        the pane's main widget."""
+        if self.running:
+            self.action_stop()
+        else:
+            self.focus_main()
 
     def focus_text(self) -> None:
         """Put the cursor in the pane's first text box on screen (ctrl+l in every pane)."""

@@ -7,6 +7,7 @@
     judge.py      what the knobs would cut among the listed top-N, where the list decides it
     scoring.py    a given text's probabilities (echo + logprobs, or vLLM's prompt_logprobs)
     comparison.py compare on a served model: KL exact where the list decides it, else a bound or nothing
+    branches.py   the branch tree of served steps, keyed by text, their tables as received
     tokenizing.py the server's tokenizer route, else the model's tokenizer files found here
 
 Nothing is imported here: the CLI reads endpoint.py without pulling in torch (session.py does).

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from llmtui.engine.errors import RemoteError
 from llmtui.engine.generation import Step
@@ -123,6 +124,72 @@ def _rejudged(step: Step, settings: SamplingSettings) -> Step:
                        forced=True)
 
 
+def paired(steps_a: Sequence[Step], steps_b: Sequence[Step], first: int = 0) -> list[RemotePosition]:
+    """Positions side by side from index `first`, with their divergence where both sides have a step."""
+    n = max(len(steps_a), len(steps_b))
+    return [RemotePosition(first + i, steps_a[i] if i < len(steps_a) else None, steps_b[i] if i < len(steps_b) else None,
+                           divergence(steps_a[i], steps_b[i]) if i < min(len(steps_a), len(steps_b))
+                           else Divergence(None, None, False))
+            for i in range(n)]
+
+
+def compare_branches(a: Sequence[Step], b: Sequence[Step]) -> tuple[int, list[RemotePosition]]:
+    """Two branches of one served prompt, from where they part: (tokens they share, the positions after).
+
+    Each step is compared as received (its top-N table from its own context; no request): at the
+    fork both read one context, after it each its own text. ValueError when the texts are the same."""
+    shared = next((i for i, (x, y) in enumerate(zip(a, b)) if x.text != y.text), min(len(a), len(b)))
+    if shared == len(a) and shared == len(b):
+        raise ValueError("the two branches are the same text: mark two different ones")
+    return shared, paired(a[shared:], b[shared:], shared)
+
+
+def summarize(positions: Sequence[RemotePosition]) -> dict[str, Any]:
+    """Counts of exact, bounded and unknown divergences, their means, top-1 differences, raw perplexities."""
+    exact = [p.divergence.kl for p in positions if p.divergence.kind == "value"]
+    bounds = [p.divergence.kl for p in positions if p.divergence.kind == "lower bound"]
+
+    def mean(xs: list) -> float | None:  # over the finite ones: the infinite are listed apart
+        finite = [x for x in xs if math.isfinite(x)]
+        return math.fsum(finite) / len(finite) if finite else None
+
+    def raw_perplexity(steps: list[Step]) -> float | None:
+        logs = [math.log(s.raw_prob) for s in steps if s.raw_prob > 0]
+        return math.exp(-math.fsum(logs) / len(logs)) if logs and len(logs) == len(steps) else None
+
+    return {"positions": len(positions), "kl_values": len(exact), "kl_lower_bounds": len(bounds),
+            "kl_unknown": sum(p.divergence.kind == "unknown" and p.a is not None and p.b is not None
+                          for p in positions),
+            "one_side_ended": sum(p.a is None or p.b is None for p in positions),
+            "mean_kl": mean(exact), "mean_kl_lower_bound": mean(bounds),
+            "infinite_kl_positions": [p.index for p in positions if p.divergence.kl == math.inf],
+            "top1_differs_at": [p.index for p in positions if p.top1_differs],
+            "raw_perplexity_a": raw_perplexity([p.a for p in positions if p.a]),
+            "raw_perplexity_b": raw_perplexity([p.b for p in positions if p.b])}
+
+
+def describe(positions: Sequence[RemotePosition]) -> str:
+    """The summary in one line, saying where the unlisted tail makes KL a bound, or leaves it unknown."""
+    s = summarize(positions)
+
+    def number(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.3g}"
+
+    parts = [f"KL(A||B) exact at {s['kl_values']} of {s['positions']} positions (mean {number(s['mean_kl'])} nats)"]
+    if s["infinite_kl_positions"]:
+        parts.append(f"infinite at {len(s['infinite_kl_positions'])} (B cuts what A may draw; left out of the means)")
+    if s["kl_lower_bounds"]:
+        parts.append(f"a lower bound at {s['kl_lower_bounds']} (mean ≥ {number(s['mean_kl_lower_bound'])}: "
+                     "the unlisted tail lumped into one outcome)")
+    if s["kl_unknown"]:
+        parts.append(f"unknown at {s['kl_unknown']} (the knobs' probabilities depend on the unlisted tail)")
+    if s["one_side_ended"]:
+        parts.append(f"one side ended before the other at {s['one_side_ended']}")
+    parts.append(f"top-1 differs at {len(s['top1_differs_at'])}")
+    parts.append(f"raw perplexity A {number(s['raw_perplexity_a'])} vs B {number(s['raw_perplexity_b'])}")
+    return "; ".join(parts)
+
+
 class RemoteComparison:
     """A and B on a served model (or two served by one endpoint), run in full by `run()`."""
 
@@ -142,70 +209,59 @@ class RemoteComparison:
         self.session_b: RemoteSession | None = None
         self.positions: list[RemotePosition] = []
 
-    def run(self) -> list[RemotePosition]:
-        """Stream A (and B in free mode), then pair the positions. RemoteError, one line, on a fault."""
-        steps_a = list(self.session_a.stream())
-        if self.mode == "free":
-            self.session_b = RemoteSession(self.model_b, self.prompt, self.settings_b, top_n=self.top_n, chat=self.chat)
-            steps_b: list[Step] = list(self.session_b.stream())
-        elif self.model_b.model == self.model_a.model:
-            steps_b = [_rejudged(s, self.settings_b) for s in steps_a]
-        else:
-            steps_b = score_text(self.model_b, self.prompt, self.session_a.text, self.settings_b, self.top_n)
-            if [s.text for s in steps_b] != [s.text for s in steps_a]:
-                raise RemoteError(f"{self.model_b.model} cut A's text into other tokens than {self.model_a.model}: "
-                                  "same-text needs one tokenizer (try --mode free)")
-        n = max(len(steps_a), len(steps_b))
-        self.positions = [RemotePosition(i, steps_a[i] if i < len(steps_a) else None,
-                                         steps_b[i] if i < len(steps_b) else None,
-                                         divergence(steps_a[i], steps_b[i]) if i < min(len(steps_a), len(steps_b))
-                                         else Divergence(None, None, False))
-                          for i in range(n)]
+    def run(self, progress: Callable[[str, int], None] | None = None,
+            stop: threading.Event | None = None) -> list[RemotePosition]:
+        """Stream A (and B in free mode), then pair the positions. RemoteError, one line, on a fault: then
+        `positions` pairs what was received before it (a dropped stream's tokens are kept).
+
+        progress(side, tokens) is called after each streamed token (on the calling thread); `stop` set ends
+        the streams early (their connections closed), keeping what came."""
+        steps_b: list[Step] = []
+        try:
+            self._stream(self.session_a, "A", progress, stop)
+            if stop is not None and stop.is_set():
+                pass  # stopped: B reads nothing more (in same text on one model it is A's tables, below)
+            elif self.mode == "free":
+                self.session_b = RemoteSession(self.model_b, self.prompt, self.settings_b, top_n=self.top_n,
+                                               chat=self.chat)
+                self._stream(self.session_b, "B", progress, stop)
+            elif self.model_b.model != self.model_a.model and self.session_a.steps:
+                scored = score_text(self.model_b, self.prompt, self.session_a.text, self.settings_b, self.top_n)
+                if [s.text for s in scored] != [s.text for s in self.session_a.steps]:
+                    raise RemoteError(f"{self.model_b.model} cut A's text into other tokens than {self.model_a.model}: "
+                                      "same-text needs one tokenizer (try --mode free)")
+                steps_b = scored
+        finally:
+            steps_a = list(self.session_a.steps)
+            if self.session_b is not None:
+                steps_b = list(self.session_b.steps)
+            elif self.mode == "same-text" and self.model_b.model == self.model_a.model:
+                steps_b = [_rejudged(s, self.settings_b) for s in steps_a]
+            self.positions = paired(steps_a, steps_b)
         return self.positions
+
+    @staticmethod
+    def _stream(session: RemoteSession, side: str, progress: Callable[[str, int], None] | None,
+                stop: threading.Event | None) -> None:
+        steps = session.stream()
+        try:
+            for n, _ in enumerate(steps, 1):
+                if progress is not None:
+                    progress(side, n)
+                if stop is not None and stop.is_set():
+                    break
+        finally:
+            steps.close()  # type: ignore[attr-defined]  # its connection, when stopped early
 
     @property
     def text_b(self) -> str:
         return self.session_b.text if self.session_b else self.session_a.text
 
     def summary(self) -> dict[str, Any]:
-        """Counts of exact, bounded and unknown divergences, their means, top-1 differences, raw perplexities."""
-        exact = [p.divergence.kl for p in self.positions if p.divergence.kind == "value"]
-        bounds = [p.divergence.kl for p in self.positions if p.divergence.kind == "lower bound"]
-
-        def mean(xs: list) -> float | None:  # over the finite ones: the infinite are listed apart
-            finite = [x for x in xs if math.isfinite(x)]
-            return math.fsum(finite) / len(finite) if finite else None
-
-        def raw_perplexity(steps: list[Step]) -> float | None:
-            logs = [math.log(s.raw_prob) for s in steps if s.raw_prob > 0]
-            return math.exp(-math.fsum(logs) / len(logs)) if logs and len(logs) == len(steps) else None
-
-        return {"positions": len(self.positions), "kl_values": len(exact), "kl_lower_bounds": len(bounds),
-                "kl_unknown": sum(p.divergence.kind == "unknown" for p in self.positions),
-                "mean_kl": mean(exact), "mean_kl_lower_bound": mean(bounds),
-                "infinite_kl_positions": [p.index for p in self.positions if p.divergence.kl == math.inf],
-                "top1_differs_at": [p.index for p in self.positions if p.top1_differs],
-                "raw_perplexity_a": raw_perplexity([p.a for p in self.positions if p.a]),
-                "raw_perplexity_b": raw_perplexity([p.b for p in self.positions if p.b])}
+        return summarize(self.positions)
 
     def describe(self) -> str:
-        """The summary in one line, saying where the unlisted tail makes KL a bound, or leaves it unknown."""
-        s = self.summary()
-
-        def number(x: float | None) -> str:
-            return "n/a" if x is None else f"{x:.3g}"
-
-        parts = [f"KL(A||B) exact at {s['kl_values']} of {s['positions']} positions (mean {number(s['mean_kl'])} nats)"]
-        if s["infinite_kl_positions"]:
-            parts.append(f"infinite at {len(s['infinite_kl_positions'])} (B cuts what A may draw; left out of the means)")
-        if s["kl_lower_bounds"]:
-            parts.append(f"a lower bound at {s['kl_lower_bounds']} (mean ≥ {number(s['mean_kl_lower_bound'])}: "
-                         "the unlisted tail lumped into one outcome)")
-        if s["kl_unknown"]:
-            parts.append(f"unknown at {s['kl_unknown']} (the knobs' probabilities depend on the unlisted tail)")
-        parts.append(f"top-1 differs at {len(s['top1_differs_at'])}")
-        parts.append(f"raw perplexity A {number(s['raw_perplexity_a'])} vs B {number(s['raw_perplexity_b'])}")
-        return "; ".join(parts)
+        return describe(self.positions)
 
     def to_json(self) -> dict[str, Any]:
         def side(model: RemoteModel, settings: SamplingSettings, text: str, session: RemoteSession | None) -> dict:

@@ -143,11 +143,6 @@ class AttentionPane(CapturePart, NavigationPart, Pane):
         return self.showing.view
 
     @property
-    def message(self) -> str:
-        """The text of the pane's message line."""
-        return self.line_text()
-
-    @property
     def shown_weights(self) -> np.ndarray:
         """The (T, T) weights on the map now: one head's, or the layer's mean."""
         return self.heatmap.values

@@ -18,7 +18,9 @@ from textual.widgets import Input, Label, Static
 from llmtui.app.display import table_label
 from llmtui.app.model_thread import call
 from llmtui.app.panes.base import Debounce, Pane
-from llmtui.app.panes.embeddings.view import DEFAULT_SENTENCES, TYPING_DELAY, ContextAnswer, compute_context, context_note, sentence_line
+from llmtui.app.panes.embeddings.context_answer import (DEFAULT_SENTENCES, ContextAnswer, compute_context, context_note,
+                                                        sentence_line)
+from llmtui.app.panes.embeddings.view import TYPING_DELAY
 from llmtui.app.widgets.layer_chart import LayerChart
 from llmtui.app.widgets.neighbour_list import NeighbourColumns
 from llmtui.app.widgets.safe_input import SafeInput

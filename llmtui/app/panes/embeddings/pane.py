@@ -25,7 +25,8 @@ from llmtui.app.model_thread import call
 from llmtui.app.panes.base import Pane
 from llmtui.app.panes.embeddings import view
 from llmtui.app.panes.embeddings.context_view import ContextView
-from llmtui.app.panes.embeddings.view import Answer, ContextAnswer, View
+from llmtui.app.panes.embeddings.context_answer import ContextAnswer, export_context
+from llmtui.app.panes.embeddings.view import Answer, View
 from llmtui.app.panes.embeddings.vocab_view import VocabView
 from llmtui.app.state import ModelState
 from llmtui.app.widgets.loading import LoadingNotice
@@ -121,11 +122,6 @@ class EmbeddingsPane(Pane):
     @property
     def ready(self) -> bool:
         return self.lm is not None and self._index is not None
-
-    @property
-    def message(self) -> str:
-        """The vocabulary view's message line, as text."""
-        return self.line_text()
 
     @property
     def context_message(self) -> str:
@@ -280,7 +276,7 @@ class EmbeddingsPane(Pane):
         """What the view on screen shows: the vocabulary's neighbour list, or the word in context by layer."""
         if self.view == "context":
             answer = self.context_view.answer
-            return None if answer is None or self.lm is None else view.export_context(answer, self.lm.tokenizer)
+            return None if answer is None or self.lm is None else export_context(answer, self.lm.tokenizer)
         answer = self.vocab_view.answer
         return None if answer is None else view.export_vocab(answer)
 

@@ -1,5 +1,6 @@
-"""What the Embeddings pane computes and draws, apart from its widgets: the answers to a query and to two
-sentences (engine calls and formatting, run on the model thread), and the lines that describe them.
+"""What the Embeddings pane computes and draws, apart from its widgets: the answers to a query (engine calls
+and formatting, run on the model thread), the lines that describe them, the help and the exports' table.
+The context view's answers are in context_answer.py.
 
 Plain functions and dataclasses: they take the tokenizer, the embedding index and a request, and
 return what the list, the map and the chart show.
@@ -7,7 +8,6 @@ return what the list, the map and the chart show.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -19,8 +19,7 @@ from llmtui.app.widgets.scatter import MapPoint, shorten
 from llmtui.engine.text import escape_controls
 
 if TYPE_CHECKING:
-    from llmtui.engine.studies.embeddings import EmbeddingIndex, Neighbour, Query, SentenceVectors, Term
-    from llmtui.engine.lm import LanguageModel
+    from llmtui.engine.studies.embeddings import EmbeddingIndex, Query, Term
     from llmtui.engine.tokenizer.tokenizer import Tokenizer
 
 LIST_SIZE = 30
@@ -30,7 +29,6 @@ CONTEXT_CHARS = 60
 TYPING_DELAY = 0.25
 """Seconds after the last key press before a query is answered as you type."""
 DEFAULT_QUERY = "dog"
-DEFAULT_SENTENCES = ("The cat chased the dog", "I pet the cat", "cat")
 
 HELP = (
     "Each token id picks a row of a learned matrix: a vector (576 numbers for SmolLM2). Tokens used alike get "
@@ -75,21 +73,6 @@ class Answer:
     points: tuple[MapPoint, ...]
     explained: tuple[float, float]
     title: str  # the list's title: "Nearest to ␣dog"
-
-
-@dataclass(frozen=True)
-class ContextAnswer:
-    """Two sentences through the model, the word located in each, compared at every layer."""
-
-    a: SentenceVectors
-    b: SentenceVectors
-    word: str
-    by_layer: tuple[float, ...]
-    others: tuple[float, ...] | None
-    layer: int
-    near_a: tuple[Neighbour, ...]
-    near_b: tuple[Neighbour, ...]
-    to_tokens_b: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -255,73 +238,6 @@ def describe_query(answer: Answer, tokenizer: Tokenizer, hide_inputs: bool) -> T
     return text
 
 
-def compute_context(
-    lm: LanguageModel,
-    index: EmbeddingIndex,
-    a_text: str,
-    b_text: str,
-    word: str,
-    layer: int | None,
-    cached: tuple[SentenceVectors, SentenceVectors] | None = None,
-    k: int = 10,
-) -> ContextAnswer:
-    """Run both sentences (or reuse `cached`), compare the word's vectors by layer, and read one layer."""
-    from llmtui.engine.studies.embeddings import cosine_by_layer, cosine_to_others_by_layer, sentence_vectors
-
-    if cached is None:
-        try:
-            a = sentence_vectors(lm, a_text, word)
-        except ValueError as e:
-            raise ValueError(f"Sentence A: {e}") from None
-        try:
-            b = sentence_vectors(lm, b_text, word)
-        except ValueError as e:
-            raise ValueError(f"Sentence B: {e}") from None
-    else:
-        a, b = cached
-    others = cosine_to_others_by_layer(a, b)
-    layer = a.n_layers // 2 if layer is None else max(0, min(layer, a.n_layers))
-    return read_layer(
-        lm,
-        index,
-        ContextAnswer(a, b, word, tuple(cosine_by_layer(a, b)), tuple(others) if others else None, layer, (), (), ()),
-        layer,
-        k,
-    )
-
-
-def read_layer(
-    lm: LanguageModel, index: EmbeddingIndex, answer: ContextAnswer, layer: int, k: int = 10
-) -> ContextAnswer:
-    """The answer with one layer read: nearest tokens of both vectors, and A's word against each token of B."""
-    from llmtui.engine.studies.embeddings import cosine_to_tokens, layer_neighbours
-
-    va, vb = answer.a.word_vector(layer), answer.b.word_vector(layer)
-    return ContextAnswer(
-        answer.a,
-        answer.b,
-        answer.word,
-        answer.by_layer,
-        answer.others,
-        layer,
-        tuple(layer_neighbours(lm, index, va, k)),
-        tuple(layer_neighbours(lm, index, vb, k)),
-        tuple(cosine_to_tokens(va, answer.b, layer)),
-    )
-
-
-def sentence_line(name: str, tokenizer: Tokenizer, s: SentenceVectors, sims: Sequence[float] | None = None) -> Text:
-    """A sentence as its tokens, the word's tokens highlighted; with `sims`, each token's cosine after it."""
-    text = Text(f"{name} ", style="bold")
-    for p, token_id in enumerate(s.ids):
-        in_word = s.span[0] <= p < s.span[1]
-        text.append(table_label(tokenizer.token_text(token_id)), style="reverse bold" if in_word else "")
-        if sims is not None:
-            text.append(f" {sims[p]:.2f}", style="bold" if in_word else "dim")
-        text.append("  " if sims is not None else " ")
-    return text
-
-
 def mistake_line(text: str, start: int, end: int) -> Text:
     """Where a query went wrong, in what was typed: the span reversed, with a little either side (a pasted
     megabyte would make this line thousands of lines long)."""
@@ -331,15 +247,6 @@ def mistake_line(text: str, start: int, end: int) -> Text:
     line.append(escape_controls(text[start:end][:CONTEXT_CHARS * 2], keep=""), style="reverse")
     line.append(escape_controls(after, keep="") + ("…" if end + CONTEXT_CHARS < len(text) else ""))
     return line
-
-
-def context_note(layer: int, same: float, word: str) -> str:
-    """The context view's message line for the layer shown (`same`: the word's cosine A·B there)."""
-    if layer == 0:
-        return "Layer 0 is the embedding itself: the same token has the same vector in any sentence."
-    if same > 0.9999:
-        return f"Identical at layer {layer}: the sentences are the same up to this word, and a causal model only looks back."
-    return f"Layer {layer} · after B's tokens: their cosine with A's {word} · ←/→ on the chart"
 
 
 def export_vocab(answer: Answer) -> dict:
@@ -353,27 +260,6 @@ def export_vocab(answer: Answer) -> dict:
              "similarity": row.similarity, "note": row.note}
             for row in answer.rows
         ],
-    }
-
-
-def export_context(answer: ContextAnswer, tokenizer: Tokenizer) -> dict:
-    """The context view's export: the sentences, the word, its cosine A·B at every layer, and the layer's read-outs."""
-
-    def readouts(near: tuple[Neighbour, ...]) -> list[dict]:
-        return [{"id": n.id, "text": n.text, "similarity": n.similarity} for n in near]
-
-    return {
-        "view": "context",
-        "sentence_a": answer.a.text,
-        "sentence_b": answer.b.text,
-        "word": answer.word,
-        "word_tokens_a": [tokenizer.token_text(i) for i in answer.a.ids[answer.a.span[0]:answer.a.span[1]]],
-        "layer": answer.layer,
-        "by_layer": [
-            {"layer": n, "cosine_a_b": same, "cosine_a_others_of_b": answer.others[n] if answer.others else None}
-            for n, same in enumerate(answer.by_layer)
-        ],
-        "next_token_readouts": {"a": readouts(answer.near_a), "b": readouts(answer.near_b)},
     }
 
 

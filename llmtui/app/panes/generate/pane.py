@@ -4,9 +4,10 @@ A prompt editor, the sampling knobs, the output (each token coloured by the
 probability it had) and the probability table of one step. This module lays the pane
 out and holds its keys; the rest is in parts mixed into the class, each in its own
 module: knobs.py, chat.py, preview.py (the next-token table), forks.py (forks, the
-branch tree, Compare), runner.py (a run's worker), output.py (output and table). Runs
-and previews are exclusive workers on the UI's event loop that await the model thread
-(`model_thread.call`), so a newer one cancels the older at its await.
+branch tree, Compare), served_forks.py (the tree and Compare on a served model),
+runner.py (a run's worker), output.py (output and table). Runs and previews are
+exclusive workers on the UI's event loop that await the model thread (`model_thread.call`),
+so a newer one cancels the older at its await.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from llmtui.app.panes.generate.output import OutputPart
 from llmtui.app.panes.generate.preview import PREVIEW_DELAY, PreviewPart
 from llmtui.app.panes.generate.run import PromptRequest, Run
 from llmtui.app.panes.generate.runner import RunnerPart
+from llmtui.app.panes.generate.served_forks import ServedForksPart
 from llmtui.app.widgets.knob import KNOBS, Knob
 from llmtui.app.widgets.message_line import MessageLine
 from llmtui.app.widgets.prob_table import ProbabilityTable, TableView
@@ -43,7 +45,8 @@ if TYPE_CHECKING:
     from llmtui.engine.remote.session import RemoteSession
 
 
-class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ForksPart, RunnerPart, OutputPart, Pane):
+class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ServedForksPart, ForksPart, RunnerPart, OutputPart,
+                   Pane):
     """Streamed generation with live probability tables and sampling knobs."""
 
     PANE_ID = "generate"
@@ -159,13 +162,8 @@ class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ForksPart, Runn
         return self._run
 
     @property
-    def running(self) -> bool:
+    def running(self) -> bool:  # a generation under way: Escape stops it first (Pane.leave_text)
         return self._run is not None and not self._run.ended
-
-    @property
-    def message(self) -> str:
-        """The text of the pane's message line."""
-        return self.line_text()
 
     def knob(self, name: str) -> Knob:
         return self.query_one(f"#knob-{name.replace('_', '-')}", Knob)
@@ -227,13 +225,6 @@ class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ForksPart, Runn
             return
         run.stop.set()  # the worker ends the run (and says so) once the token being computed lands
         self.say("Stopping…", "busy")
-
-    def leave_text(self) -> None:
-        """Escape in the prompt stops a running generation (the key a speaker reaches for); else it leaves the prompt."""
-        if self.running:
-            self.action_stop()
-        else:
-            super().leave_text()
 
     def action_focus_table(self) -> None:
         self.table.focus()

@@ -9,13 +9,15 @@ probability, layer by layer, of the token the model finally predicts there.
 The lens is computed on the model thread by an exclusive worker (one forward pass,
 then the projection in blocks of positions, so that a long prompt fills in as it
 goes); a newer request cancels the older worker, so a stale block never lands.
+
+This module lays the pane out, reads the lens and follows the app's current token; the
+grid's cursor (the side panel, the column picked, the keys that move it) is cursor.py's part.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -23,8 +25,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static, TextArea
 
 from llmtui.app.model_thread import call
-from llmtui.app.palette import legend
 from llmtui.app.panes.base import Debounce, Pane, prompt_box
+from llmtui.app.panes.layers.cursor import CursorPart
 from llmtui.app.panes.layers import view
 from llmtui.app.selection import TokenSelection
 from llmtui.app.state import ModelState
@@ -46,7 +48,7 @@ RECOMPUTE_DELAY = 0.4
 """Seconds after the last key press in the prompt before the lens is computed again."""
 
 
-class LayersPane(Pane):
+class LayersPane(CursorPart, Pane):
     """The logit lens: layer × position grid, a selected cell's predictions, and when the answer appears."""
 
     PANE_ID = "layers"
@@ -66,8 +68,6 @@ class LayersPane(Pane):
         super().__init__()
         self._last_key: tuple[object, ...] | None = None
         self._data: LensData | None = None
-        self._pinned: tuple[str, tuple[int, ...]] | None = None  # (text, ids) of a followed selection
-        self._pinned_from = ""  # the title of the pane it was selected in
         self._want: Cursor | None = None  # where the cursor goes when the next grid arrives
         self._pending_follow: TokenSelection | None = None
         self._typing = Debounce(self, RECOMPUTE_DELAY, self._request)
@@ -104,10 +104,6 @@ class LayersPane(Pane):
         return self._data
 
     @property
-    def message(self) -> str:
-        return self.line_text()
-
-    @property
     def cell_text(self) -> str:
         """The side panel's selected-cell section, as plain text."""
         return self.line_text("#lens-cell")
@@ -124,9 +120,6 @@ class LayersPane(Pane):
         self.editor.load_text(text)
         self.editor.move_cursor(self.editor.document.end)
 
-    def _update_legend(self) -> None:
-        self.grid.border_subtitle = legend("p top " if self.grid.colour_by == "top" else "p answer ")
-
     # -- the model -------------------------------------------------------------------------
 
     def model_state_changed(self, state: ModelState) -> None:
@@ -136,6 +129,10 @@ class LayersPane(Pane):
         super().model_state_changed(state)
 
     def model_ready(self, lm: LanguageModel) -> None:
+        # Another model, or new weights (training): the text shown is read again, on the cell looked at.
+        if self._data is not None:
+            self._want = self._want or self.grid.cursor
+        self._data, self._last_key = None, None
         if self._pending_follow is not None:
             selection, self._pending_follow = self._pending_follow, None
             self.follow_selection(selection)
@@ -153,7 +150,8 @@ class LayersPane(Pane):
         if self.lm is None:
             return
         text = self.editor.text
-        pinned = self._pinned[1] if self._pinned is not None and self._pinned[0] == text else None
+        followed = self.followed_in(text)
+        pinned = followed.ids if followed is not None else None  # read as they were selected, not re-encoded
         key = ("ids", pinned) if pinned is not None else ("text", text)
         if key == self._last_key:
             return
@@ -229,41 +227,11 @@ class LayersPane(Pane):
         data = self._data
         if data is None:
             return
-        pinned = self._pinned is not None and self._pinned[1] == data.ids and self.editor.text == self._pinned[0]
-        self.say(view.ready_line(data, self._pinned_from if pinned else None))
+        followed = self.followed_in(self.editor.text)
+        pinned = followed is not None and followed.ids == data.ids
+        self.say(view.ready_line(data, (followed.source_title or followed.source) if pinned else None))
 
-    # -- showing a cell ----------------------------------------------------------------------
-
-    def _token_label(self, token_id: int) -> str:
-        assert self.lm is not None
-        return view.token_label(self.lm.tokenizer, token_id)
-
-    def _show_side(self) -> None:
-        cell_view = self.query_one("#lens-cell", Static)
-        answer_view = self.query_one("#lens-answer", Static)
-        side = self.query_one("#lens-side", VerticalScroll)
-        data = self._data
-        if data is None or self.lm is None:
-            cell_view.update(Text(""))
-            answer_view.update(Text(""))
-            side.border_title = ""
-            return
-        cursor = self.grid.cursor
-        row, pos = cursor.row, cursor.position
-        width = max(20, cell_view.content_region.width or side.scrollable_content_region.width or 30)
-        side.border_title = f"{view.layer_name(row)} · position {pos}"
-        cell_view.update(view.cell_text(data, row, pos, width, self._token_label))
-        answer_view.update(view.answer_text(data, row, pos, width, self._token_label))
-
-    # -- selecting ---------------------------------------------------------------------------
-
-    @on(LensGrid.CellSelected, "#lens-grid")
-    def _cell_selected(self, event: LensGrid.CellSelected) -> None:
-        """The user picked a cell: its column's token becomes the app's current token."""
-        event.stop()
-        data = self._data
-        if data is not None and event.data is data:  # not a cell of a text the grid no longer shows
-            self.select_token(data.ids, event.cursor.position)
+    # -- following the app's token -------------------------------------------------------------
 
     def follow_selection(self, selection: TokenSelection) -> None:
         """Show the column of the app's current token; another text is read through the lens first."""
@@ -281,37 +249,12 @@ class LayersPane(Pane):
             )
             return
         text = self.lm.tokenizer.decode(list(selection.ids))
-        self._pinned = (text, selection.ids)
-        self._pinned_from = selection.source_title or selection.source
+        self.put_followed(text, selection)
         self._want = Cursor(self.grid.cursor.row if data is not None else -1, selection.position)
         if self.editor.text != text:
             # An edit, not load_text: ctrl+z in the prompt brings the user's own text back.
             self.editor.replace(text, (0, 0), self.editor.document.end)
         self._request()
-
-    # -- actions ---------------------------------------------------------------------------
-
-    def action_answer_layer(self) -> None:
-        data = self._data
-        if data is None:
-            return
-        row = data.answer_layer(self.grid.cursor.position)
-        if row is not None:
-            self.grid.cursor = Cursor(row, self.grid.cursor.position)
-
-    def action_toggle_colour(self) -> None:
-        self.grid.colour_by = "answer" if self.grid.colour_by == "top" else "top"
-        self._update_legend()
-
-    def advance(self) -> bool:
-        """The advance key (F8): one layer down the selected column; after the last layer, the next column's first."""
-        if self._data is None:
-            return False
-        self.grid.cursor = view.next_cell(self._data, self.grid.cursor)
-        return True
-
-    def on_resize(self) -> None:
-        self._show_side()
 
     # -- export ----------------------------------------------------------------------------
 

@@ -51,10 +51,6 @@ class RemoteTokenizerPane(Pane):
     def ready(self) -> bool:
         return self.remote is not None
 
-    @property
-    def message(self) -> str:
-        return str(self.query_one("#tok-message", Static).render())
-
     def set_prompt(self, text: str) -> None:
         self.query_one("#tok-input", TextArea).load_text(text)
 

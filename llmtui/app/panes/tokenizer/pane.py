@@ -71,7 +71,6 @@ class TokenizerPane(TokenizingPart, SelectingPart, Pane):
         self._shown: dict[str, Tokenization] = {}  # the tokens on screen, per encoding
         self._typing = True  # the selection follows the editor's cursor (until the tokens are focused)
         self._tokenized: str | None = None  # the text the shown tokens are of
-        self._followed_text: str | None = None  # text put in the editor by follow_selection, not typed
 
     # -- layout ----------------------------------------------------------------------------
 

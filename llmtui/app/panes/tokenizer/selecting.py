@@ -58,13 +58,13 @@ class SelectingPart:
         except ValueError:  # ids of another vocabulary
             return
         typed = self.editor.text
-        if typed and typed != self._followed_text:
+        if typed and self.followed_in(typed) is None:  # the user's own text: only selected in, never replaced
             self._select_if_same(selection)
             return
         if any(self.lm.tokenizer.is_special(i) for i in selection.ids):
             self.allow_special = True  # a chat from the Generate pane: its template tokens stay whole
         self.encoding = MODEL
-        self._followed_text = text
+        self.put_followed(text, selection)
         self.set_prompt(text)
         self._select_if_same(selection)
 

@@ -1,4 +1,5 @@
-"""The Train pane: watch a model learn (teach, pretrain, prefer). pane.py lays it out; view.py draws."""
+"""The Train pane: watch a model learn (teach, pretrain, prefer). pane.py lays it out, runner.py
+runs the training, view.py draws."""
 
 from llmtui.app.panes.train.pane import TrainPane
 

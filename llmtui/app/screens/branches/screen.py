@@ -26,6 +26,7 @@ from llmtui.engine.branches import BranchTree
 
 if TYPE_CHECKING:
     from llmtui.app.app import LLMTuiApp
+    from llmtui.engine.remote.client import RemoteModel
 
 DEFAULT_SESSION = "llmtui-branches.json"
 
@@ -51,8 +52,11 @@ class BranchesScreen(WholeScreenCard["BranchTree | None"]):
         Binding("c", "compare", "Compare A/B"),
     ]
 
-    def __init__(self, tree: BranchTree, decode: Callable[[list[int]], str], model: str) -> None:
+    def __init__(self, tree: BranchTree, decode: Callable[[list[int]], str], model: str, *,
+                 remote: RemoteModel | None = None) -> None:
+        """remote: the served model that wrote the tree (its steps are the server's, compared as received)."""
         super().__init__()
+        self.remote = remote
         self.branch_tree = tree
         self.decode = decode
         self.model = model
@@ -143,6 +147,13 @@ class BranchesScreen(WholeScreenCard["BranchTree | None"]):
         if len(pair) != 2 or pair[0] == pair[1] or pair[1] is None:
             self._say("Mark two branches (m on each, or one and move to the other), then c compares them.")
             return
+        if self.remote is not None:
+            from llmtui.app.screens.compare.served_screen import ServedBranchPair, ServedCompareScreen
+
+            a, b = (self.branch_tree.branch(n) for n in pair)
+            self.app.push_screen(ServedCompareScreen.for_branches(
+                self.remote, ServedBranchPair(a.steps, b.steps, (label(a), label(b)))))
+            return
         lm = cast("LLMTuiApp", self.app).lm
         if lm is None or lm.name != self.model:  # the tree's token ids mean this model's tokens
             self._say(f"These branches were written by {self.model}; load it to compare them.")
@@ -186,7 +197,8 @@ class BranchesScreen(WholeScreenCard["BranchTree | None"]):
 
     def action_load(self) -> None:
         def check(text: str) -> BranchTree:
-            tree = BranchTree.load(Path(text.strip() or DEFAULT_SESSION).expanduser(), self.decode)
+            # a served tree loads served sessions (texts), a local one local sessions (token ids)
+            tree = type(self.branch_tree).load(Path(text.strip() or DEFAULT_SESSION).expanduser(), self.decode)
             if tree.model != self.model:  # its token ids mean other tokens here
                 raise ValueError(f"that session was made with {tree.model or 'another model'}, not {self.model}")
             return tree
