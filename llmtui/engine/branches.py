@@ -46,6 +46,7 @@ class Branch:
     steps: tuple[Step, ...]
     text: str
     logprob: float  # sum of log p of its tokens under the model (raw): how likely the model found this text
+    # (nan where a served model's text was taken unscored: its probability is unknown, not zero)
     sampled_logprob: float | None  # the same under the knobs it was drawn with (-inf where a fork took a cut token;
     # None where a served model's list leaves a probability after the knobs undecided)
 
@@ -60,6 +61,11 @@ class Branch:
     @property
     def token_ids(self) -> list[int]:
         return [s.token_id for s in self.steps]
+
+
+def _known(value: float) -> float | None:
+    """A number for JSON: None where it is unknown (nan is not JSON)."""
+    return None if math.isnan(value) else value
 
 
 def _log(p: float) -> float:
@@ -151,7 +157,7 @@ class BranchTree:
     def branch(self, node_id: int) -> Branch:
         steps = tuple(self.steps(node_id))
         return Branch(node_id, self._node(node_id).name, steps, self.text_of(steps),
-                      sum(_log(s.raw_prob) for s in steps),
+                      math.nan if any(math.isnan(s.raw_prob) for s in steps) else sum(_log(s.raw_prob) for s in steps),
                       None if any(s.prob is None for s in steps) else sum(_log(s.prob) for s in steps))
 
     def leaves(self) -> list[int]:
@@ -253,7 +259,8 @@ class BranchTree:
             "nodes": [{"id": n.id, "parent": n.parent, "name": n.name, "children": n.children, "ends": n.ends,
                        "steps": [step(s) for s in n.steps]} for n in self.nodes.values()],
             "branches": [{"node": b.node, "name": b.name, "text": b.text, "length": b.length,
-                          "logprob": b.logprob, "logprob_per_token": b.logprob_per_token} for b in self.branches()],
+                          "logprob": _known(b.logprob), "logprob_per_token": _known(b.logprob_per_token)}
+                         for b in self.branches()],
         }
 
     @classmethod

@@ -32,3 +32,17 @@ def test_at_most_two_marks_a_third_drops_the_oldest_and_a_second_press_unmarks()
     assert toggle_mark([3], 5) == [3, 5]
     assert toggle_mark([3, 5], 7) == [5, 7]
     assert toggle_mark([3, 5], 3) == [5]
+
+
+def test_a_branch_holding_text_a_served_model_did_not_score_shows_its_log_p_as_unknown():
+    """An unscored step (raw_prob nan) makes the branch's log p unknown: "?", never -inf, and null in JSON."""
+    tree = BranchTree([0, 1], lambda ids: "x" * len(ids))
+    scored = tree.add(steps([1, 2]))
+    unscored = Step(2, 4, -1, ", a city", math.nan, None, (), SamplingSettings(), forced=True)
+    mixed = tree.add([*steps([1]), unscored])
+    cells = {node: [c.plain for c in row] for node, row in rows(tree)}
+    assert cells[mixed][4:6] == ["?", "?"]
+    assert cells[scored][4] == f"{2 * math.log(0.5):.2f}"
+    listed = {b["node"]: b for b in tree.to_json()["branches"]}
+    assert listed[mixed]["logprob"] is None and listed[mixed]["logprob_per_token"] is None
+    assert listed[scored]["logprob"] == 2 * math.log(0.5)

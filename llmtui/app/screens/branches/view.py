@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from rich.text import Text
@@ -23,14 +24,19 @@ def label(branch: Branch) -> str:
     return one_line(branch.name, 20) or f"#{branch.node}"
 
 
+def _number(value: float) -> str:
+    """A log p, or "?" where the branch holds text a served model did not score."""
+    return "?" if math.isnan(value) else f"{value:.2f}"
+
+
 def row(branch: Branch, current: bool, mark: str = "") -> tuple[Text, ...]:
     return (
         Text("▶" if current else " ", style="bold"),
         Text(mark, style="bold reverse" if mark else ""),
         Text(label(branch)),
         Text(str(branch.length), justify="right"),
-        Text(f"{branch.logprob:.2f}", justify="right"),
-        Text(f"{branch.logprob_per_token:.2f}", justify="right"),
+        Text(_number(branch.logprob), justify="right"),
+        Text(_number(branch.logprob_per_token), justify="right"),
         Text(one_line(branch.text)),
     )
 
