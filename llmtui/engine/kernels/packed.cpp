@@ -1,12 +1,13 @@
 // Matrix-vector products with GGUF-packed weights, exactly as float32 dequantized weights give.
 //
-// Each weight is unpacked with the same float32 operations, in the same order, as
-// gguf.quants.dequantize (numpy: one rounding per multiply and per add), so the
-// values are bit-identical to the float32 tensors of the dequantizing loader. Only the
-// order of the dot product's additions differs from a BLAS call: results agree within
-// float rounding. Compiled with -ffp-contract=off so the compiler never fuses an
-// unpacking multiply and add into one FMA (which would round once, not twice); the dot
-// product's accumulation uses an explicit FMA where the CPU has one.
+// Dequantizing (the unpack functions) uses the same float32 operations, in the same order, as
+// gguf.quants.dequantize (numpy: one rounding per multiply and per add), so the values are
+// bit-identical to the float32 tensors of the dequantizing loader. Compiled with
+// -ffp-contract=off so the compiler never fuses an unpacking multiply and add into one FMA
+// (which would round once, not twice). The products (the Dot types) never build the float
+// weights: they multiply the blocks' integer codes by x and apply each block's scales once per
+// sub-block, which changes only where float32 rounds, as a BLAS call's order does (the bound is
+// argued above the Dot types); their accumulation uses an explicit FMA where the CPU has one.
 //
 // Plain C ABI, called through ctypes (llmtui/engine/kernels/native.py); OpenMP threads
 // are torch's own (the same libgomp), so torch.set_num_threads applies.
