@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 #if defined(__AVX__) || defined(__AVX2__) || defined(__AVX512F__) || defined(__F16C__)
 #include <immintrin.h>
@@ -108,6 +109,18 @@ inline f32x16 fma16(f32x16 a, f32x16 b, f32x16 acc) {
 #if defined(__AVX512F__)
     return reinterpret_cast<f32x16>(_mm512_fmadd_ps(reinterpret_cast<__m512>(a), reinterpret_cast<__m512>(b),
                                                     reinterpret_cast<__m512>(acc)));
+#elif defined(__FMA__) && defined(__AVX__)
+    // Two 8-lane FMAs: GCC 12 turned the lane loop below into 16 scalar FMAs and shuffles on AVX2
+    // (-march=haswell products ran at 1-2 G weights/s).
+    // (__m256 may alias any type; memcpy of halves kept the vectors in memory.)
+    const __m256* a2 = reinterpret_cast<const __m256*>(&a);
+    const __m256* b2 = reinterpret_cast<const __m256*>(&b);
+    const __m256* c2 = reinterpret_cast<const __m256*>(&acc);
+    f32x16 r;
+    __m256* r2 = reinterpret_cast<__m256*>(&r);
+    r2[0] = _mm256_fmadd_ps(a2[0], b2[0], c2[0]);
+    r2[1] = _mm256_fmadd_ps(a2[1], b2[1], c2[1]);
+    return r;
 #elif defined(__FMA__) || defined(__ARM_FEATURE_FMA)
     f32x16 r;
     for (int l = 0; l < 16; ++l) r[l] = __builtin_fmaf(a[l], b[l], acc[l]);
@@ -223,8 +236,8 @@ void sums_of_32(const float* x, int64_t n, float* out) {
 
 // Each Dot type adds one block's products with M rows of x (row m at x + m * K; xs, the sums of
 // 32 of row m at xs + m * S) to acc[m] (two accumulators, to hide the FMA latency) and off[m].
-template <int M>
-inline void add_32(f32x16 lo, f32x16 hi, f32x16 s, const float* x, int64_t K, f32x16 (&acc)[M][2], int slot) {
+template <int M, int slot>
+inline void add_32(f32x16 lo, f32x16 hi, f32x16 s, const float* x, int64_t K, f32x16 (&acc)[M][2]) {
     for (int m = 0; m < M; ++m) {
         const float* xm = x + m * K;
         const f32x16 t = fma16(hi, load_f32(xm + 16), lo * load_f32(xm));
@@ -235,22 +248,22 @@ inline void add_32(f32x16 lo, f32x16 hi, f32x16 s, const float* x, int64_t K, f3
 struct Q4_0_dot {
     static constexpr int size = 32, bytes = 18;
     static constexpr bool needs_sums = false;
-    template <int M>
+    template <int M, int slot>
     static void block(const uint8_t* b, const float* x, int64_t K, const float*, int64_t, f32x16 (&acc)[M][2],
-                      float (&)[M], int slot) {
+                      float (&)[M]) {
         const u8x16 q = load_u8(b + 2);
-        add_32<M>(codes(i8x16(q & 0x0f) - 8), codes(i8x16(q >> 4) - 8), splat(load_half(b)), x, K, acc, slot);
+        add_32<M, slot>(codes(i8x16(q & 0x0f) - 8), codes(i8x16(q >> 4) - 8), splat(load_half(b)), x, K, acc);
     }
 };
 
 struct Q4_1_dot {
     static constexpr int size = 32, bytes = 20;
     static constexpr bool needs_sums = true;
-    template <int M>
+    template <int M, int slot>
     static void block(const uint8_t* b, const float* x, int64_t K, const float* xs, int64_t S, f32x16 (&acc)[M][2],
-                      float (&off)[M], int slot) {
+                      float (&off)[M]) {
         const u8x16 q = load_u8(b + 4);
-        add_32<M>(codes(u8x16(q & 0x0f)), codes(u8x16(q >> 4)), splat(load_half(b)), x, K, acc, slot);
+        add_32<M, slot>(codes(u8x16(q & 0x0f)), codes(u8x16(q >> 4)), splat(load_half(b)), x, K, acc);
         const float m0 = load_half(b + 2);
         for (int m = 0; m < M; ++m) off[m] += m0 * xs[m * S];
     }
@@ -259,25 +272,26 @@ struct Q4_1_dot {
 struct Q8_0_dot {
     static constexpr int size = 32, bytes = 34;
     static constexpr bool needs_sums = false;
-    template <int M>
+    template <int M, int slot>
     static void block(const uint8_t* b, const float* x, int64_t K, const float*, int64_t, f32x16 (&acc)[M][2],
-                      float (&)[M], int slot) {
-        add_32<M>(codes(load_i8(b + 2)), codes(load_i8(b + 18)), splat(load_half(b)), x, K, acc, slot);
+                      float (&)[M]) {
+        add_32<M, slot>(codes(load_i8(b + 2)), codes(load_i8(b + 18)), splat(load_half(b)), x, K, acc);
     }
 };
 
 struct Q4_K_dot {
     static constexpr int size = 256, bytes = 144;
     static constexpr bool needs_sums = true;
-    template <int M>
+    template <int M, int slot>
     static void block(const uint8_t* b, const float* x, int64_t K, const float* xs, int64_t S, f32x16 (&acc)[M][2],
-                      float (&off)[M], int) {
+                      float (&off)[M]) {
         const float d = load_half(b), dmin = load_half(b + 2);
         const uint8_t* s = b + 4;
         for (int p = 0; p < 4; ++p) {  // 32 bytes: their low nibbles are sub-block 2p, their high ones 2p + 1
             const u8x32 v = load_u8x32(b + 16 + 32 * p);
             const u8x32 nib[2] = {v & 0x0f, v >> 4};
-            for (int h = 0; h < 2; ++h) {
+            const auto sub_block = [&](auto half) {  // half: a constant, so acc[m][h] stays a register
+                constexpr int h = decltype(half)::value;
                 const int j = 2 * p + h;
                 int sc, mn;
                 if (j < 4) {
@@ -290,10 +304,12 @@ struct Q4_K_dot {
                 u8x16 lo, hi;
                 std::memcpy(&lo, &nib[h], 16);
                 std::memcpy(&hi, reinterpret_cast<const uint8_t*>(&nib[h]) + 16, 16);
-                add_32<M>(codes(lo), codes(hi), splat(d * static_cast<float>(sc)), x + 32 * j, K, acc, h);
+                add_32<M, h>(codes(lo), codes(hi), splat(d * static_cast<float>(sc)), x + 32 * j, K, acc);
                 const float dm = dmin * static_cast<float>(mn);
                 for (int m = 0; m < M; ++m) off[m] -= dm * xs[m * S + j];
-            }
+            };
+            sub_block(std::integral_constant<int, 0>());
+            sub_block(std::integral_constant<int, 1>());
         }
     }
 };
@@ -301,9 +317,9 @@ struct Q4_K_dot {
 struct Q6_K_dot {
     static constexpr int size = 256, bytes = 210;
     static constexpr bool needs_sums = false;
-    template <int M>
+    template <int M, int slot>
     static void block(const uint8_t* b, const float* x, int64_t K, const float*, int64_t, f32x16 (&acc)[M][2],
-                      float (&)[M], int) {
+                      float (&)[M]) {
         const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
         alignas(32) int8_t q[256];  // the codes minus 32, assembled 32 at a time
         for (int h = 0; h < 2; ++h)
@@ -315,9 +331,13 @@ struct Q6_K_dot {
             }
         // sc * (code - 32) is an integer below 2^13: exact, shared by the M rows; d once per block.
         f32x16 t[M][2] = {};
-        for (int g = 0; g < 16; ++g) {
-            const f32x16 w = codes_at(q + 16 * g) * splat(static_cast<float>(sc[g]));
-            for (int m = 0; m < M; ++m) t[m][g % 2] = fma16(w, load_f32(x + m * K + 16 * g), t[m][g % 2]);
+        for (int g = 0; g < 16; g += 2) {  // two at a time: constant indices keep t in registers on AVX2
+            const f32x16 w0 = codes_at(q + 16 * g) * splat(static_cast<float>(sc[g]));
+            const f32x16 w1 = codes_at(q + 16 * g + 16) * splat(static_cast<float>(sc[g + 1]));
+            for (int m = 0; m < M; ++m) {
+                t[m][0] = fma16(w0, load_f32(x + m * K + 16 * g), t[m][0]);
+                t[m][1] = fma16(w1, load_f32(x + m * K + 16 * g + 16), t[m][1]);
+            }
         }
         const f32x16 d = splat(load_half(b + 208));
         for (int m = 0; m < M; ++m) {
@@ -337,9 +357,13 @@ void gemv(const float* x, int64_t K, const float* xs, const uint8_t* w, int64_t 
         f32x16 acc[M][2] = {};
         float off[M] = {};
         const uint8_t* row = w + n * row_bytes;
-        for (int64_t b = 0; b < nb; ++b)
-            B::template block<M>(row + b * B::bytes, x + b * B::size, K, xs + b * (B::size / 32), S, acc, off,
-                                 static_cast<int>(b & 1));
+        int64_t b = 0;
+        for (; b + 1 < nb; b += 2) {  // blocks in pairs, each with its own accumulators (a constant index)
+            B::template block<M, 0>(row + b * B::bytes, x + b * B::size, K, xs + b * (B::size / 32), S, acc, off);
+            B::template block<M, 1>(row + (b + 1) * B::bytes, x + (b + 1) * B::size, K,
+                                    xs + (b + 1) * (B::size / 32), S, acc, off);
+        }
+        if (b < nb) B::template block<M, 0>(row + b * B::bytes, x + b * B::size, K, xs + b * (B::size / 32), S, acc, off);
         for (int m = 0; m < M; ++m) out[m * ldo + n] = lane_sum(acc[m][0] + acc[m][1]) + off[m];
     }
 }
