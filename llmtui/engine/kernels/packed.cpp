@@ -205,7 +205,7 @@ struct Q6_K {  // 128 bytes of low nibbles, 64 of high bit pairs, 16 int8 scales
 // --- products: the codes times x, each block's scales applied once per sub-block ---------------
 //
 // A sub-block's weights are w_k = s * q_k + c (Q4_0: s = d, q = nibble - 8, c = 0; Q4_1: s = d,
-// c = m; Q8_0: s = d; Q4_K: s = d * sc, c = -dmin * mn; Q6_K: s = d * sc, q = code - 32), so
+// c = m; Q8_0: s = d; Q4_K: s = d * sc, c = -dmin * mn), so
 // sum_k w_k x_k = s * sum_k q_k x_k + c * sum_k x_k. The codes are small integers, exact in float32,
 // so the per-weight multiply and add of unpacking go; the sums of x over each run of 32 (for c)
 // are made once per call and shared by all N rows.
@@ -314,6 +314,8 @@ struct Q4_K_dot {
     }
 };
 
+// Q6_K's scale changes every 16 weights, so factoring saves little there: it multiplies float weights
+// (bit-identical to gguf.quants') into x, and gains by assembling its 6-bit codes 32 at a time.
 struct Q6_K_dot {
     static constexpr int size = 256, bytes = 210;
     static constexpr bool needs_sums = false;
@@ -329,20 +331,16 @@ struct Q6_K_dot {
                 const i8x32 c = i8x32(lo | u8x32(hi << 4)) - 32;
                 std::memcpy(q + 128 * h + 32 * r, &c, 32);
             }
-        // sc * (code - 32) is an integer below 2^13: exact, shared by the M rows; d once per block.
-        f32x16 t[M][2] = {};
-        for (int g = 0; g < 16; g += 2) {  // two at a time: constant indices keep t in registers on AVX2
-            const f32x16 w0 = codes_at(q + 16 * g) * splat(static_cast<float>(sc[g]));
-            const f32x16 w1 = codes_at(q + 16 * g + 16) * splat(static_cast<float>(sc[g + 1]));
+        // The weights themselves, d * sc rounded then times the code (as gguf.quants), shared by the M rows:
+        // accumulating into acc directly keeps every vector in registers on AVX2 too.
+        const float d = load_half(b + 208);
+        for (int g = 0; g < 16; g += 2) {
+            const f32x16 w0 = splat(d * static_cast<float>(sc[g])) * codes_at(q + 16 * g);
+            const f32x16 w1 = splat(d * static_cast<float>(sc[g + 1])) * codes_at(q + 16 * g + 16);
             for (int m = 0; m < M; ++m) {
-                t[m][0] = fma16(w0, load_f32(x + m * K + 16 * g), t[m][0]);
-                t[m][1] = fma16(w1, load_f32(x + m * K + 16 * g + 16), t[m][1]);
+                acc[m][0] = fma16(w0, load_f32(x + m * K + 16 * g), acc[m][0]);
+                acc[m][1] = fma16(w1, load_f32(x + m * K + 16 * g + 16), acc[m][1]);
             }
-        }
-        const f32x16 d = splat(load_half(b + 208));
-        for (int m = 0; m < M; ++m) {
-            acc[m][0] = fma16(d, t[m][0], acc[m][0]);
-            acc[m][1] = fma16(d, t[m][1], acc[m][1]);
         }
     }
 };
