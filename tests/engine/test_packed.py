@@ -7,6 +7,8 @@ on the C++ kernels and on the plain-torch fallback that runs without a compiler.
 
 from __future__ import annotations
 
+import platform
+
 import numpy as np
 import pytest
 import torch
@@ -174,17 +176,65 @@ class TestBuild:
 
     @pytest.mark.parametrize("fallback", [["-fopenmp"], []], ids=["portable", "portable-one-thread"])
     def test_portable_build_when_native_flags_fail(self, built_kernels, monkeypatch, tmp_path, fallback):
-        """Where -march=native fails (an old compiler, an unknown CPU; no OpenMP on Apple's clang): portable code."""
+        """Where -march=native fails (an old compiler, an unknown CPU; no OpenMP on Apple's clang): portable code,
+        exact for every block type (the vector code's plain-loop branches)."""
         monkeypatch.setattr(native, "FLAG_SETS", (("native", ["-march=no-such-cpu"]), ("portable", fallback)))
         lib, how = native.build(tmp_path, native.find_compiler())
         assert how.startswith("portable")
-        kernels = native.NativeKernels()
-        kernels.lib = native._bind(lib)
-        raw = random_blocks(Q.Q4_K, 8, 256)
-        monkeypatch.setattr(packed_module, "KERNELS", kernels)
-        layer = PackedLinear([PackedMatrix(Q.Q4_K, torch.from_numpy(raw), 256)])
-        x = torch.randn(1, 256)
-        assert_float32_product(layer(x), x, reference(Q.Q4_K, raw))
+        _assert_every_block_type_exact(lib, monkeypatch)
+
+    @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="-march=haswell is an x86 target")
+    def test_avx2_build_without_avx512(self, built_kernels, monkeypatch, tmp_path):
+        """The AVX2 machines' build (two 8-lane registers per vector, no AVX-512 instructions): exact too."""
+        monkeypatch.setattr(native, "FLAG_SETS", (("haswell", ["-fopenmp", "-march=haswell"]),))
+        lib, _ = native.build(tmp_path, native.find_compiler())
+        _assert_every_block_type_exact(lib, monkeypatch)
+
+
+def _assert_every_block_type_exact(lib, monkeypatch) -> None:
+    """Products of every block type, 1, 2 and 5 rows of x, on this library, within float32 rounding."""
+    kernels = native.NativeKernels()
+    kernels.lib = native._bind(lib)
+    monkeypatch.setattr(packed_module, "KERNELS", kernels)
+    for qtype in QTYPES:
+        raw = random_blocks(qtype, 12, 512, seed=qtype)
+        layer = PackedLinear([PackedMatrix(qtype, torch.from_numpy(raw), 512)])
+        for rows in (1, 2, 5):
+            x = torch.randn(rows, 512, generator=torch.Generator().manual_seed(rows))
+            assert_float32_product(layer(x), x, reference(qtype, raw))
+
+
+@pytest.mark.parametrize("qtype", [Q.Q4_1, Q.Q4_K], ids=["Q4_1", "Q4_K"])
+def test_rows_longer_than_the_stack_buffer_of_sums(qtype, built_kernels, monkeypatch):
+    """The offset terms use sums of x over each 32 columns, kept on the stack up to 16384 columns, beyond on the heap."""
+    monkeypatch.setattr(packed_module, "KERNELS", built_kernels)
+    raw = random_blocks(qtype, 4, 16384 + 512, seed=3)
+    layer = PackedLinear([PackedMatrix(qtype, torch.from_numpy(raw), 16384 + 512)])
+    for rows in (1, 8):
+        x = torch.randn(rows, 16384 + 512, generator=torch.Generator().manual_seed(rows))
+        assert_float32_product(layer(x), x, reference(qtype, raw))
+
+
+def test_offsets_that_cancel_the_scaled_codes(kernel_path):
+    """The factored products' worst case: weights d q + m of nearly 0 (d q and m cancel) but for one large
+    weight per 32, whose block set m. Their rounding grows with sum |d q x| + |m| sum |x|, here about 30
+    times sum |w x|: still within float32's 1e-5."""
+    from gguf.quants import quantize
+
+    w = np.random.default_rng(5).normal(0, 1e-3, size=(16, 1024)).astype(np.float32)
+    w[:, ::32] = -1.0
+    q4_k = random_blocks(Q.Q4_K, 16, 1024, seed=5).reshape(-1, BLOCK_BYTES[Q.Q4_K])
+    d = np.float16(1e-3)
+    q4_k[:, 0:2] = np.full(len(q4_k), d).view(np.uint8).reshape(-1, 2)  # d
+    q4_k[:, 2:4] = np.full(len(q4_k), np.float16(8 * d)).view(np.uint8).reshape(-1, 2)  # dmin = 8 d
+    q4_k[:, 4:16] = 0xFF  # every sub-block's scale and min 63: w = 63 d (q - 8)
+    q4_k[:, 16:] = 0x88  # codes 8: weights of exactly 0...
+    q4_k[:, 16::32] = 0x00  # ...but for the first of each sub-block: -504 d
+    for qtype, raw in ((Q.Q4_1, quantize(w, Q.Q4_1)), (Q.Q4_K, q4_k.reshape(16, -1))):
+        layer = PackedLinear([PackedMatrix(qtype, torch.from_numpy(raw), 1024)])
+        x = torch.randn(3, 1024, generator=torch.Generator().manual_seed(0))
+        assert_float32_product(layer(x), x, reference(qtype, raw))
+
 
 
 def test_damaged_scale_is_a_load_error(tmp_path, hf_llama, tiny_tokenizer):

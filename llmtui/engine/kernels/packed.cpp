@@ -1,18 +1,21 @@
 // Matrix-vector products with GGUF-packed weights, exactly as float32 dequantized weights give.
 //
-// Each weight is unpacked with the same float32 operations, in the same order, as
-// gguf.quants.dequantize (numpy: one rounding per multiply and per add), so the
-// values are bit-identical to the float32 tensors of the dequantizing loader. Only the
-// order of the dot product's additions differs from a BLAS call: results agree within
-// float rounding. Compiled with -ffp-contract=off so the compiler never fuses an
-// unpacking multiply and add into one FMA (which would round once, not twice); the dot
-// product's accumulation uses an explicit FMA where the CPU has one.
+// Dequantizing (the unpack functions) uses the same float32 operations, in the same order, as
+// gguf.quants.dequantize (numpy: one rounding per multiply and per add), so the values are
+// bit-identical to the float32 tensors of the dequantizing loader. Compiled with
+// -ffp-contract=off so the compiler never fuses an unpacking multiply and add into one FMA
+// (which would round once, not twice). The products (the Dot types) never build the float
+// weights: they multiply the blocks' integer codes by x and apply each block's scales once per
+// sub-block, which changes only where float32 rounds, as a BLAS call's order does (the bound is
+// argued above the Dot types); their accumulation uses an explicit FMA where the CPU has one.
 //
 // Plain C ABI, called through ctypes (llmtui/engine/kernels/native.py); OpenMP threads
 // are torch's own (the same libgomp), so torch.set_num_threads applies.
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
+#include <vector>
 #if defined(__AVX__) || defined(__AVX2__) || defined(__AVX512F__) || defined(__F16C__)
 #include <immintrin.h>
 #endif
@@ -106,6 +109,18 @@ inline f32x16 fma16(f32x16 a, f32x16 b, f32x16 acc) {
 #if defined(__AVX512F__)
     return reinterpret_cast<f32x16>(_mm512_fmadd_ps(reinterpret_cast<__m512>(a), reinterpret_cast<__m512>(b),
                                                     reinterpret_cast<__m512>(acc)));
+#elif defined(__FMA__) && defined(__AVX__)
+    // Two 8-lane FMAs: GCC 12 turned the lane loop below into 16 scalar FMAs and shuffles on AVX2
+    // (-march=haswell products ran at 1-2 G weights/s).
+    // (__m256 may alias any type; memcpy of halves kept the vectors in memory.)
+    const __m256* a2 = reinterpret_cast<const __m256*>(&a);
+    const __m256* b2 = reinterpret_cast<const __m256*>(&b);
+    const __m256* c2 = reinterpret_cast<const __m256*>(&acc);
+    f32x16 r;
+    __m256* r2 = reinterpret_cast<__m256*>(&r);
+    r2[0] = _mm256_fmadd_ps(a2[0], b2[0], c2[0]);
+    r2[1] = _mm256_fmadd_ps(a2[1], b2[1], c2[1]);
+    return r;
 #elif defined(__FMA__) || defined(__ARM_FEATURE_FMA)
     f32x16 r;
     for (int l = 0; l < 16; ++l) r[l] = __builtin_fmaf(a[l], b[l], acc[l]);
@@ -187,44 +202,196 @@ struct Q6_K {  // 128 bytes of low nibbles, 64 of high bit pairs, 16 int8 scales
     }
 };
 
+// --- products: the codes times x, each block's scales applied once per sub-block ---------------
+//
+// A sub-block's weights are w_k = s * q_k + c (Q4_0: s = d, q = nibble - 8, c = 0; Q4_1: s = d,
+// c = m; Q8_0: s = d; Q4_K: s = d * sc, c = -dmin * mn), so
+// sum_k w_k x_k = s * sum_k q_k x_k + c * sum_k x_k. The codes are small integers, exact in float32,
+// so the per-weight multiply and add of unpacking go; the sums of x over each run of 32 (for c)
+// are made once per call and shared by all N rows.
+// Why this keeps the float32 contract (products within 1e-5 of sum |x w|, tests/engine/test_packed.py):
+// s * q_k is the exact weight (gguf.quants rounds it once: a relative 2^-24), each sum of exact
+// values rounds like any float32 dot product, and the scaling adds one rounding per sub-block. The
+// rounding errors scale with sum |s q x| + |c| sum |x| instead of sum |w x|: a few times more where
+// the offset cancels part of s * q (codes spread around it), still far inside 1e-5 (about 2^-24
+// times the square root of the number of terms, in practice).
+
+typedef uint8_t u8x32 __attribute__((vector_size(32)));
+typedef int8_t i8x32 __attribute__((vector_size(32)));
+
+inline u8x32 load_u8x32(const uint8_t* p) { u8x32 v; std::memcpy(&v, p, 32); return v; }
+inline f32x16 codes(u8x16 q) { return to_f32(widen(q)); }
+inline f32x16 codes(i8x16 q) { return to_f32(widen(q)); }
+inline f32x16 codes_at(const int8_t* q) { return codes(load_i8(reinterpret_cast<const uint8_t*>(q))); }
+inline float lane_sum(f32x16 a) {
+    float s = 0.0f;
+    for (int l = 0; l < 16; ++l) s += a[l];
+    return s;
+}
+
+// out[i] = x[32 i] + ... + x[32 i + 31], over the n floats of x (n a multiple of 32).
+void sums_of_32(const float* x, int64_t n, float* out) {
+    for (int64_t i = 0; i < n / 32; ++i) out[i] = lane_sum(load_f32(x + 32 * i) + load_f32(x + 32 * i + 16));
+}
+
+// Each Dot type adds one block's products with M rows of x (row m at x + m * K; xs, the sums of
+// 32 of row m at xs + m * S) to acc[m] (two accumulators, to hide the FMA latency) and off[m].
+template <int M, int slot>
+inline void add_32(f32x16 lo, f32x16 hi, f32x16 s, const float* x, int64_t K, f32x16 (&acc)[M][2]) {
+    for (int m = 0; m < M; ++m) {
+        const float* xm = x + m * K;
+        const f32x16 t = fma16(hi, load_f32(xm + 16), lo * load_f32(xm));
+        acc[m][slot] = fma16(s, t, acc[m][slot]);
+    }
+}
+
+struct Q4_0_dot {
+    static constexpr int size = 32, bytes = 18;
+    static constexpr bool needs_sums = false;
+    template <int M, int slot>
+    static void block(const uint8_t* b, const float* x, int64_t K, const float*, int64_t, f32x16 (&acc)[M][2],
+                      float (&)[M]) {
+        const u8x16 q = load_u8(b + 2);
+        add_32<M, slot>(codes(i8x16(q & 0x0f) - 8), codes(i8x16(q >> 4) - 8), splat(load_half(b)), x, K, acc);
+    }
+};
+
+struct Q4_1_dot {
+    static constexpr int size = 32, bytes = 20;
+    static constexpr bool needs_sums = true;
+    template <int M, int slot>
+    static void block(const uint8_t* b, const float* x, int64_t K, const float* xs, int64_t S, f32x16 (&acc)[M][2],
+                      float (&off)[M]) {
+        const u8x16 q = load_u8(b + 4);
+        add_32<M, slot>(codes(u8x16(q & 0x0f)), codes(u8x16(q >> 4)), splat(load_half(b)), x, K, acc);
+        const float m0 = load_half(b + 2);
+        for (int m = 0; m < M; ++m) off[m] += m0 * xs[m * S];
+    }
+};
+
+struct Q8_0_dot {
+    static constexpr int size = 32, bytes = 34;
+    static constexpr bool needs_sums = false;
+    template <int M, int slot>
+    static void block(const uint8_t* b, const float* x, int64_t K, const float*, int64_t, f32x16 (&acc)[M][2],
+                      float (&)[M]) {
+        add_32<M, slot>(codes(load_i8(b + 2)), codes(load_i8(b + 18)), splat(load_half(b)), x, K, acc);
+    }
+};
+
+struct Q4_K_dot {
+    static constexpr int size = 256, bytes = 144;
+    static constexpr bool needs_sums = true;
+    template <int M, int slot>
+    static void block(const uint8_t* b, const float* x, int64_t K, const float* xs, int64_t S, f32x16 (&acc)[M][2],
+                      float (&off)[M]) {
+        const float d = load_half(b), dmin = load_half(b + 2);
+        const uint8_t* s = b + 4;
+        for (int p = 0; p < 4; ++p) {  // 32 bytes: their low nibbles are sub-block 2p, their high ones 2p + 1
+            const u8x32 v = load_u8x32(b + 16 + 32 * p);
+            const u8x32 nib[2] = {v & 0x0f, v >> 4};
+            const auto sub_block = [&](auto half) {  // half: a constant, so acc[m][h] stays a register
+                constexpr int h = decltype(half)::value;
+                const int j = 2 * p + h;
+                int sc, mn;
+                if (j < 4) {
+                    sc = s[j] & 0x3f;
+                    mn = s[j + 4] & 0x3f;
+                } else {
+                    sc = (s[j + 4] & 0x0f) | ((s[j - 4] >> 2) & 0x30);
+                    mn = (s[j + 4] >> 4) | ((s[j] >> 2) & 0x30);
+                }
+                u8x16 lo, hi;
+                std::memcpy(&lo, &nib[h], 16);
+                std::memcpy(&hi, reinterpret_cast<const uint8_t*>(&nib[h]) + 16, 16);
+                add_32<M, h>(codes(lo), codes(hi), splat(d * static_cast<float>(sc)), x + 32 * j, K, acc);
+                const float dm = dmin * static_cast<float>(mn);
+                for (int m = 0; m < M; ++m) off[m] -= dm * xs[m * S + j];
+            };
+            sub_block(std::integral_constant<int, 0>());
+            sub_block(std::integral_constant<int, 1>());
+        }
+    }
+};
+
+// Q6_K's scale changes every 16 weights, so factoring saves little there: it multiplies float weights
+// (bit-identical to gguf.quants') into x, and gains by assembling its 6-bit codes 32 at a time.
+struct Q6_K_dot {
+    static constexpr int size = 256, bytes = 210;
+    static constexpr bool needs_sums = false;
+    template <int M, int slot>
+    static void block(const uint8_t* b, const float* x, int64_t K, const float*, int64_t, f32x16 (&acc)[M][2],
+                      float (&)[M]) {
+        const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
+        alignas(32) int8_t q[256];  // the codes minus 32, assembled 32 at a time
+        for (int h = 0; h < 2; ++h)
+            for (int r = 0; r < 4; ++r) {  // weights 128h + 32r + i: low nibble and high bit pair
+                const u8x32 lo = (load_u8x32(b + 64 * h + 32 * (r % 2)) >> (4 * (r / 2))) & 0x0f;
+                const u8x32 hi = (load_u8x32(b + 128 + 32 * h) >> (2 * r)) & 0x03;
+                const i8x32 c = i8x32(lo | u8x32(hi << 4)) - 32;
+                std::memcpy(q + 128 * h + 32 * r, &c, 32);
+            }
+        // The weights themselves, d * sc rounded then times the code (as gguf.quants), shared by the M rows:
+        // accumulating into acc directly keeps every vector in registers on AVX2 too.
+        const float d = load_half(b + 208);
+        for (int g = 0; g < 16; g += 2) {
+            const f32x16 w0 = splat(d * static_cast<float>(sc[g])) * codes_at(q + 16 * g);
+            const f32x16 w1 = splat(d * static_cast<float>(sc[g + 1])) * codes_at(q + 16 * g + 16);
+            for (int m = 0; m < M; ++m) {
+                acc[m][0] = fma16(w0, load_f32(x + m * K + 16 * g), acc[m][0]);
+                acc[m][1] = fma16(w1, load_f32(x + m * K + 16 * g + 16), acc[m][1]);
+            }
+        }
+    }
+};
+
 // out[m * ldo + n] = sum_k W[n, k] * x[m * K + k] for m < M, n < N. M is a template
 // parameter so the partial sums (two per input row) live in registers.
 template <typename B, int M>
-void gemv(const float* x, int64_t K, const uint8_t* w, int64_t N, float* out, int64_t ldo) {
-    constexpr int V = B::size / 16;
-    const int64_t nb = K / B::size, row_bytes = nb * B::bytes;
+void gemv(const float* x, int64_t K, const float* xs, const uint8_t* w, int64_t N, float* out, int64_t ldo) {
+    const int64_t nb = K / B::size, row_bytes = nb * B::bytes, S = K / 32;
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; ++n) {
         f32x16 acc[M][2] = {};
-        f32x16 v[V];
+        float off[M] = {};
         const uint8_t* row = w + n * row_bytes;
-        for (int64_t b = 0; b < nb; ++b) {
-            B::unpack(row + b * B::bytes, v);
-            for (int m = 0; m < M; ++m) {
-                const float* xb = x + m * K + b * B::size;
-                for (int i = 0; i < V; ++i) acc[m][i % 2] = fma16(v[i], load_f32(xb + 16 * i), acc[m][i % 2]);
-            }
+        int64_t b = 0;
+        for (; b + 1 < nb; b += 2) {  // blocks in pairs, each with its own accumulators (a constant index)
+            B::template block<M, 0>(row + b * B::bytes, x + b * B::size, K, xs + b * (B::size / 32), S, acc, off);
+            B::template block<M, 1>(row + (b + 1) * B::bytes, x + (b + 1) * B::size, K,
+                                    xs + (b + 1) * (B::size / 32), S, acc, off);
         }
-        for (int m = 0; m < M; ++m) {
-            const f32x16 a = acc[m][0] + acc[m][1];
-            float s = 0.0f;
-            for (int l = 0; l < 16; ++l) s += a[l];
-            out[m * ldo + n] = s;
-        }
+        if (b < nb) B::template block<M, 0>(row + b * B::bytes, x + b * B::size, K, xs + b * (B::size / 32), S, acc, off);
+        for (int m = 0; m < M; ++m) out[m * ldo + n] = lane_sum(acc[m][0] + acc[m][1]) + off[m];
     }
+}
+
+template <typename B, int M>
+void gemv_with_sums(const float* x, int64_t K, const uint8_t* w, int64_t N, float* out, int64_t ldo) {
+    float sums[M * 512];  // K up to 16384 here; longer rows go to the heap
+    std::vector<float> heap;
+    float* xs = sums;
+    if (B::needs_sums) {
+        if (M * K / 32 > M * 512) {
+            heap.resize(M * K / 32);
+            xs = heap.data();
+        }
+        sums_of_32(x, M * K, xs);
+    }
+    gemv<B, M>(x, K, xs, w, N, out, ldo);
 }
 
 template <typename B>
 int gemv_rows(const float* x, int64_t M, int64_t K, const uint8_t* w, int64_t N, float* out, int64_t ldo) {
     switch (M) {
-        case 1: gemv<B, 1>(x, K, w, N, out, ldo); return 0;
-        case 2: gemv<B, 2>(x, K, w, N, out, ldo); return 0;
-        case 3: gemv<B, 3>(x, K, w, N, out, ldo); return 0;
-        case 4: gemv<B, 4>(x, K, w, N, out, ldo); return 0;
-        case 5: gemv<B, 5>(x, K, w, N, out, ldo); return 0;
-        case 6: gemv<B, 6>(x, K, w, N, out, ldo); return 0;
-        case 7: gemv<B, 7>(x, K, w, N, out, ldo); return 0;
-        case 8: gemv<B, 8>(x, K, w, N, out, ldo); return 0;
+        case 1: gemv_with_sums<B, 1>(x, K, w, N, out, ldo); return 0;
+        case 2: gemv_with_sums<B, 2>(x, K, w, N, out, ldo); return 0;
+        case 3: gemv_with_sums<B, 3>(x, K, w, N, out, ldo); return 0;
+        case 4: gemv_with_sums<B, 4>(x, K, w, N, out, ldo); return 0;
+        case 5: gemv_with_sums<B, 5>(x, K, w, N, out, ldo); return 0;
+        case 6: gemv_with_sums<B, 6>(x, K, w, N, out, ldo); return 0;
+        case 7: gemv_with_sums<B, 7>(x, K, w, N, out, ldo); return 0;
+        case 8: gemv_with_sums<B, 8>(x, K, w, N, out, ldo); return 0;
         default: return -1;  // more rows: the caller unpacks and uses BLAS
     }
 }
@@ -254,11 +421,11 @@ extern "C" {
 int llmtui_gemv(int qtype, const float* x, int64_t M, int64_t K, const uint8_t* w, int64_t N, float* out,
                 int64_t ldo) {
     switch (qtype) {
-        case T_Q4_0: return gemv_rows<Q4_0>(x, M, K, w, N, out, ldo);
-        case T_Q4_1: return gemv_rows<Q4_1>(x, M, K, w, N, out, ldo);
-        case T_Q8_0: return gemv_rows<Q8_0>(x, M, K, w, N, out, ldo);
-        case T_Q4_K: return gemv_rows<Q4_K>(x, M, K, w, N, out, ldo);
-        case T_Q6_K: return gemv_rows<Q6_K>(x, M, K, w, N, out, ldo);
+        case T_Q4_0: return gemv_rows<Q4_0_dot>(x, M, K, w, N, out, ldo);
+        case T_Q4_1: return gemv_rows<Q4_1_dot>(x, M, K, w, N, out, ldo);
+        case T_Q8_0: return gemv_rows<Q8_0_dot>(x, M, K, w, N, out, ldo);
+        case T_Q4_K: return gemv_rows<Q4_K_dot>(x, M, K, w, N, out, ldo);
+        case T_Q6_K: return gemv_rows<Q6_K_dot>(x, M, K, w, N, out, ldo);
         default: return -2;
     }
 }
