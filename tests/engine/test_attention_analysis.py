@@ -152,6 +152,24 @@ class TestHeadPatterns:
         assert s["self"] == pytest.approx(0.0)
         assert math.isnan(s["same"])  # no token repeats: can't tell
 
+    def test_scores_match_a_query_by_query_reference(self):
+        """Every pattern on random causal weights (several layers and heads, tokens repeated up to three
+        times) equals the definition spelled out one query at a time."""
+        g = torch.Generator().manual_seed(3)
+        ids = [5, 1, 5, 2, 1, 5, 3, 2, 7, 1, 4, 4]
+        T = len(ids)
+        w = torch.rand(3, 2, T, T, generator=g).tril()
+        w = w / w.sum(-1, keepdim=True)
+        got = head_scores(w, ids).values
+        for layer in range(3):
+            for head in range(2):
+                m = w[layer, head].tolist()
+                same_rows = [sum(m[i][j] for j in range(i) if ids[j] == ids[i])
+                             for i in range(T) if ids[i] in ids[:i]]
+                want = [sum(m[i][i - 1] for i in range(2, T)) / (T - 2), sum(m[i][0] for i in range(2, T)) / (T - 2),
+                        sum(m[i][i] for i in range(1, T)) / (T - 1), sum(same_rows) / len(same_rows)]
+                assert got[layer, head].tolist() == pytest.approx(want, abs=1e-6), (layer, head)
+
     def test_labels_need_the_threshold(self):
         ids = list(range(6))
         w = torch.full((1, 1, 6, 6), 0.0)

@@ -84,6 +84,16 @@ class TestTinyModel:
         assert torch.equal(grid.answer_ranks, whole.answer_ranks)
         torch.testing.assert_close(grid.top_probs, whole.top_probs)
 
+    def test_small_slices_keep_every_cells_top_k_exact(self, tiny, monkeypatch):
+        """With 7 vocabulary rows a slice, a cell's top-k changes in some slices only (the others are skipped
+        after a max pass): every cell still equals a direct computation."""
+        monkeypatch.setattr(lens_module, "SLICE_WEIGHTS", 7 * tiny.config.d_model)
+        ids = tiny.encode("Hello there, how are you today?")
+        grid = logit_lens(tiny, ids)
+        for row in range(grid.n_rows):
+            for position in range(len(ids)):
+                check_cell(tiny, ids, grid, row, position)
+
     def test_a_partly_computed_grid_says_so(self, tiny):
         ids = tiny.encode("Hello world! Hello there")
         lens = LogitLens(tiny, ids)

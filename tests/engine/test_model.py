@@ -110,6 +110,31 @@ def test_a_capture_without_logits_skips_the_unembedding_and_keeps_the_same_inter
             assert torch.equal(mine, theirs), name
 
 
+def test_a_capture_of_attention_weights_alone_skips_the_last_blocks_output_and_mlp(monkeypatch):
+    """What the Attention pane captures (weights, no logits) needs neither the last block's attention output
+    nor its MLP; its weights and the KV cache it fills are those of the full pass."""
+    model = tiny("llama")
+    ids = torch.arange(12)[None]
+    with torch.no_grad():
+        full_cache, bare_cache = model.new_cache(), model.new_cache()
+        full = model(ids, full_cache, capture=True)
+        last, ran = model.blocks[-1], []
+        mlp, o_proj = last.mlp.forward, last.attn.o_proj.forward
+        monkeypatch.setattr(last.mlp, "forward", lambda x: ran.append("mlp") or mlp(x))
+        monkeypatch.setattr(last.attn.o_proj, "forward", lambda x: ran.append("o_proj") or o_proj(x))
+        bare = model(ids, bare_cache, capture={"attn_weights"}, logits=False)
+        assert ran == []
+        for mine, theirs in zip(bare.attentions, full.attentions):
+            assert torch.equal(mine, theirs)
+        assert bare_cache.length == full_cache.length == 12
+        more = torch.arange(12, 15)[None]  # the caches continue alike
+        assert torch.equal(model(more, bare_cache, capture={"attn_weights"}, logits=False).attentions[-1],
+                           model(more, full_cache, capture={"attn_weights"}, logits=False).attentions[-1])
+        ran.clear()
+        model(ids, capture={"attn_weights", "mlp_out"}, logits=False)  # anything else still runs the whole pass
+        assert ran == ["o_proj", "mlp"]
+
+
 def test_plain_forward_captures_nothing():
     out = tiny("gpt2")(torch.arange(5)[None])
     assert out.attentions == [] and out.residuals == [] and out.mlp_outputs == []

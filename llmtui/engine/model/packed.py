@@ -136,7 +136,11 @@ class PackedWeight(nn.Module):
                 for start in range(0, part.rows, step):
                     stop = min(start + step, part.rows)
                     w = part.unpack(start, stop, _scratch_rows(stop - start, self.in_features))
-                    out[:, row + start : row + stop] = x2 @ w.T
+                    if stop - start == self.out_features and not (x2.requires_grad and torch.is_grad_enabled()):
+                        torch.mm(x2, w.T, out=out)  # the whole matrix in one slice: BLAS writes out itself, no
+                        # product copied into out afterwards (out= takes no gradient, hence the check)
+                    else:
+                        out[:, row + start : row + stop] = x2 @ w.T
             row += part.rows
         return out.reshape(*lead, self.out_features)
 

@@ -253,8 +253,16 @@ class Attention(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(
-        self, x: Tensor, rope: tuple[Tensor, Tensor] | None, cache: KVCache | None, past: int, keep_weights: bool
-    ) -> tuple[Tensor, Tensor | None]:
+        self,
+        x: Tensor,
+        rope: tuple[Tensor, Tensor] | None,
+        cache: KVCache | None,
+        past: int,
+        keep_weights: bool,
+        output: bool = True,
+    ) -> tuple[Tensor | None, Tensor | None]:
+        """(the output (B, T, D), the probabilities (B, nh, T, Tk) if keep_weights); output=False (with
+        keep_weights) stops at the probabilities: the output is None, the keys and values are still cached."""
         c = self.config
         B, T, _ = x.shape
         nq, nkv = c.n_head, c.n_kv_head
@@ -284,6 +292,8 @@ class Attention(nn.Module):
                 scores = torch.tanh(scores / c.attn_softcap) * c.attn_softcap
             scores = scores.masked_fill(~causal_mask(T, Tk, past, x.device, self.window), float("-inf"))
             probs = scores.softmax(dim=-1)
+            if not output:
+                return None, probs
             y = probs @ v
         else:
             probs = None
@@ -404,6 +414,14 @@ class Block(nn.Module):
         if c.post_norm:
             m = self.mlp_post_norm(m)
         return BlockOutput(x + m, a, m, weights)
+
+    def attention_weights(self, x: Tensor, rope: tuple[Tensor, Tensor] | None, cache: KVCache | None,
+                          past: int) -> Tensor:
+        """Only this block's attention probabilities (B, nh, T, Tk), its keys and values cached: no attention
+        output, no MLP (what a capture of the last layer's weights alone needs)."""
+        weights = self.attn(self.attn_norm(x) if self.config.pre_norm else x, rope, cache, past, True, output=False)[1]
+        assert weights is not None
+        return weights
 
 
 # --- the model ------------------------------------------------------------------------
@@ -530,8 +548,17 @@ class Transformer(nn.Module):
         embeddings = x
         n = self.config.n_layer
         kept = {name: [None] * n for name in want.names}
+        # The last block's output feeds the logits and its captured stream alone: a pass that keeps only
+        # its attention weights (the Attention pane's capture) skips its attention output and MLP (on
+        # SmolLM2, 1/30 of those products: ~3% of the pass's multiply-adds).
+        weights_only = not logits and want.wants("attn_weights", n - 1) and not any(
+            want.wants(name, n - 1) for name in ("resid_post", "attn_out", "mlp_out"))
         for i, block in enumerate(self.blocks):
-            step = block(x, local_rope if block.attn.window else rope, cache, past, want.wants("attn_weights", i))
+            block_rope = local_rope if block.attn.window else rope
+            if weights_only and i == n - 1:
+                kept["attn_weights"][i] = block.attention_weights(x, block_rope, cache, past)
+                break
+            step = block(x, block_rope, cache, past, want.wants("attn_weights", i))
             x = step.x
             for name, value in (("attn_weights", step.attn_weights), ("resid_post", x),
                                 ("attn_out", step.attn_out), ("mlp_out", step.mlp_out)):  # fmt: skip

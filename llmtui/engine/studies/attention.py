@@ -82,17 +82,21 @@ def head_scores(weights: Tensor, ids: Sequence[int]) -> HeadScores:
     L, H, T, _ = weights.shape
     w = weights.float()
     nan = torch.full((L, H), float("nan"))
-    q = torch.arange(2, max(T, 2))  # empty for T < 3 (arange(2, 1) would raise)
-    previous = w[:, :, q, q - 1].mean(-1) if T > 2 else nan  # (L, H)
-    first = w[:, :, q, 0].mean(-1) if T > 2 else nan
-    q1 = torch.arange(1, max(T, 1))
-    self_ = w[:, :, q1, q1].mean(-1) if T > 1 else nan
+    # Diagonals and a column are views, read in place (indexing with index tensors copied each one out).
+    previous = w.diagonal(-1, 2, 3)[:, :, 1:].mean(-1) if T > 2 else nan  # queries 2.. on keys 1..: (L, H)
+    first = w[:, :, 2:, 0].mean(-1) if T > 2 else nan
+    self_ = w.diagonal(0, 2, 3)[:, :, 1:].mean(-1) if T > 1 else nan
     tokens = torch.tensor(list(ids))
     earlier = torch.ones(T, T, dtype=torch.bool).tril(-1)  # (T, T): j < i
     same_mask = (tokens[:, None] == tokens[None, :]) & earlier  # (T, T): an earlier copy of the same id
     repeated = same_mask.any(-1)  # queries with an earlier copy of themselves
     if repeated.any():
-        same = (w[:, :, repeated] * same_mask[repeated]).sum(-1).mean(-1)  # only those rows: (L, H, R, T) -> (L, H)
+        # Only the (query, key) pairs of the mask, a few per repeated token, summed per query, instead of
+        # whole (L, H, R, T) rows multiplied by the mask: all four scores of a 128-token SmolLM2 map took
+        # 2.8 ms instead of 7.3 (1 thread), ~1% of a capture.
+        query, key = same_mask.nonzero(as_tuple=True)  # (P,) each, queries ascending
+        per_query = w.new_zeros(L, H, T).index_add_(2, query, w[:, :, query, key])  # (L, H, T)
+        same = per_query[:, :, repeated].mean(-1)
     else:
         same = nan
     return HeadScores(torch.stack([previous, first, self_, same], dim=-1))

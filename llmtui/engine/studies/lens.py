@@ -287,16 +287,27 @@ def read_unembedding(
     for first, weight in unembedding_slices(model, step):
         logits = _logits(cells, weight, cap)  # (N, S)
         S = logits.shape[1]
-        values, ids = logits.topk(min(top_k, S), dim=-1)
-        top_logits, keep = torch.cat([top_logits, values], dim=1).topk(min(top_k, top_logits.shape[1] + S), dim=1)
-        top_ids = torch.cat([top_ids, ids + first], dim=1).gather(1, keep)
+        slice_max = logits.amax(dim=-1, keepdim=True)  # (N, 1)
+        if top_logits.shape[1] < top_k:  # the running top-k still filling: every cell merges this slice
+            values, ids = logits.topk(min(top_k, S), dim=-1)
+            top_logits, keep = torch.cat([top_logits, values], dim=1).topk(min(top_k, top_logits.shape[1] + S), dim=1)
+            top_ids = torch.cat([top_ids, ids + first], dim=1).gather(1, keep)
+        else:
+            # Only cells where this slice beats their k-th best can change their top-k: a max pass over the
+            # slice costs a fraction of a top-k pass, and after the first slices most cells have none.
+            rows = (slice_max[:, 0] > top_logits[:, -1]).nonzero(as_tuple=True)[0]
+            if rows.numel():
+                values, ids = logits[rows].topk(min(top_k, S), dim=-1)
+                merged, keep = torch.cat([top_logits[rows], values], dim=1).topk(top_k, dim=1)
+                top_logits[rows] = merged
+                top_ids[rows] = torch.cat([top_ids[rows], ids + first], dim=1).gather(1, keep)
         if targets is not None:
             here = (targets >= first) & (targets < first + S)  # cells whose target is in this slice
             own = logits[here, targets[here] - first]
             target_logits[here] = own
             ranks += (logits > threshold).sum(dim=-1, dtype=torch.int32)
             ranks[here] -= (own > threshold[here, 0]).int()  # never the target itself
-        new_peak = torch.maximum(peak, values[:, :1])
+        new_peak = torch.maximum(peak, slice_max)
         total = total * (peak - new_peak).exp() + logits.sub_(new_peak).exp_().sum(dim=-1, keepdim=True)
         peak = new_peak
     lse = peak + total.log()  # (N, 1)
