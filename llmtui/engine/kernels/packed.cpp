@@ -187,46 +187,64 @@ struct Q6_K {  // 128 bytes of low nibbles, 64 of high bit pairs, 16 int8 scales
     }
 };
 
-// out[m * ldo + n] = sum_k W[n, k] * x[m * K + k] for m < M, n < N. M is a template
-// parameter so the partial sums (two per input row) live in registers.
+// out[m * ldo] = sum_k row[k] * x[m * K + k] for m < M: one weight row against M inputs. M is a
+// template parameter so the partial sums (two per input) live in registers. Every product goes
+// through here, whoever splits the rows.
 template <typename B, int M>
-void gemv(const float* x, int64_t K, const uint8_t* w, int64_t N, float* out, int64_t ldo) {
+inline void gemv_row(const float* x, int64_t K, const uint8_t* row, float* out, int64_t ldo) {
     constexpr int V = B::size / 16;
-    const int64_t nb = K / B::size, row_bytes = nb * B::bytes;
-#pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < N; ++n) {
-        f32x16 acc[M][2] = {};
-        f32x16 v[V];
-        const uint8_t* row = w + n * row_bytes;
-        for (int64_t b = 0; b < nb; ++b) {
-            B::unpack(row + b * B::bytes, v);
-            for (int m = 0; m < M; ++m) {
-                const float* xb = x + m * K + b * B::size;
-                for (int i = 0; i < V; ++i) acc[m][i % 2] = fma16(v[i], load_f32(xb + 16 * i), acc[m][i % 2]);
-            }
-        }
+    const int64_t nb = K / B::size;
+    f32x16 acc[M][2] = {};
+    f32x16 v[V];
+    for (int64_t b = 0; b < nb; ++b) {
+        B::unpack(row + b * B::bytes, v);
         for (int m = 0; m < M; ++m) {
-            const f32x16 a = acc[m][0] + acc[m][1];
-            float s = 0.0f;
-            for (int l = 0; l < 16; ++l) s += a[l];
-            out[m * ldo + n] = s;
+            const float* xb = x + m * K + b * B::size;
+            for (int i = 0; i < V; ++i) acc[m][i % 2] = fma16(v[i], load_f32(xb + 16 * i), acc[m][i % 2]);
         }
+    }
+    for (int m = 0; m < M; ++m) {
+        const f32x16 a = acc[m][0] + acc[m][1];
+        float s = 0.0f;
+        for (int l = 0; l < 16; ++l) s += a[l];
+        out[m * ldo] = s;
+    }
+}
+
+// out[m * ldo + n] = sum_k W[n, k] * x[m * K + k] for m < M, begin <= n < end: in a parallel region
+// of its own (own_region), else on the calling thread alone (a thread of the caller's region, which
+// split the rows: decode_step.cpp).
+template <typename B, int M>
+void gemv(const float* x, int64_t K, const uint8_t* w, int64_t begin, int64_t end, float* out, int64_t ldo,
+          bool own_region) {
+    const int64_t row_bytes = K / B::size * B::bytes;
+    if (own_region) {
+#pragma omp parallel for schedule(static)
+        for (int64_t n = begin; n < end; ++n) gemv_row<B, M>(x, K, w + n * row_bytes, out + n, ldo);
+    } else {
+        for (int64_t n = begin; n < end; ++n) gemv_row<B, M>(x, K, w + n * row_bytes, out + n, ldo);
+    }
+}
+
+template <typename B>
+int gemv_rows(const float* x, int64_t M, int64_t K, const uint8_t* w, int64_t begin, int64_t end, float* out,
+              int64_t ldo, bool own_region) {
+    switch (M) {
+        case 1: gemv<B, 1>(x, K, w, begin, end, out, ldo, own_region); return 0;
+        case 2: gemv<B, 2>(x, K, w, begin, end, out, ldo, own_region); return 0;
+        case 3: gemv<B, 3>(x, K, w, begin, end, out, ldo, own_region); return 0;
+        case 4: gemv<B, 4>(x, K, w, begin, end, out, ldo, own_region); return 0;
+        case 5: gemv<B, 5>(x, K, w, begin, end, out, ldo, own_region); return 0;
+        case 6: gemv<B, 6>(x, K, w, begin, end, out, ldo, own_region); return 0;
+        case 7: gemv<B, 7>(x, K, w, begin, end, out, ldo, own_region); return 0;
+        case 8: gemv<B, 8>(x, K, w, begin, end, out, ldo, own_region); return 0;
+        default: return -1;  // more rows: the caller unpacks and uses BLAS
     }
 }
 
 template <typename B>
 int gemv_rows(const float* x, int64_t M, int64_t K, const uint8_t* w, int64_t N, float* out, int64_t ldo) {
-    switch (M) {
-        case 1: gemv<B, 1>(x, K, w, N, out, ldo); return 0;
-        case 2: gemv<B, 2>(x, K, w, N, out, ldo); return 0;
-        case 3: gemv<B, 3>(x, K, w, N, out, ldo); return 0;
-        case 4: gemv<B, 4>(x, K, w, N, out, ldo); return 0;
-        case 5: gemv<B, 5>(x, K, w, N, out, ldo); return 0;
-        case 6: gemv<B, 6>(x, K, w, N, out, ldo); return 0;
-        case 7: gemv<B, 7>(x, K, w, N, out, ldo); return 0;
-        case 8: gemv<B, 8>(x, K, w, N, out, ldo); return 0;
-        default: return -1;  // more rows: the caller unpacks and uses BLAS
-    }
+    return gemv_rows<B>(x, M, K, w, 0, N, out, ldo, true);
 }
 
 // out[r, :] = W[rows[r], :] dequantized (rows == nullptr: every row, in order).
@@ -259,6 +277,20 @@ int llmtui_gemv(int qtype, const float* x, int64_t M, int64_t K, const uint8_t* 
         case T_Q8_0: return gemv_rows<Q8_0>(x, M, K, w, N, out, ldo);
         case T_Q4_K: return gemv_rows<Q4_K>(x, M, K, w, N, out, ldo);
         case T_Q6_K: return gemv_rows<Q6_K>(x, M, K, w, N, out, ldo);
+        default: return -2;
+    }
+}
+
+// Rows [begin, end) of llmtui_gemv's product, on the calling thread only (no parallel region): for
+// a caller that runs its own region and splits the rows among its threads.
+int llmtui_gemv_span(int qtype, const float* x, int64_t M, int64_t K, const uint8_t* w, int64_t begin, int64_t end,
+                     float* out, int64_t ldo) {
+    switch (qtype) {
+        case T_Q4_0: return gemv_rows<Q4_0>(x, M, K, w, begin, end, out, ldo, false);
+        case T_Q4_1: return gemv_rows<Q4_1>(x, M, K, w, begin, end, out, ldo, false);
+        case T_Q8_0: return gemv_rows<Q8_0>(x, M, K, w, begin, end, out, ldo, false);
+        case T_Q4_K: return gemv_rows<Q4_K>(x, M, K, w, begin, end, out, ldo, false);
+        case T_Q6_K: return gemv_rows<Q6_K>(x, M, K, w, begin, end, out, ldo, false);
         default: return -2;
     }
 }
