@@ -337,3 +337,20 @@ def test_angles_written_in_place_are_rotary_bits(scaling):
         cos, sin = model.rotary(pos, 1)
         angles.at(pos)
         assert torch.equal(angles.cos, cos[0]) and torch.equal(angles.sin, sin[0])
+
+
+def test_a_generation_never_moves_its_cache(fused_steps, tiny_lm):
+    """A session makes room for its prompt and every token it asks for up front: the fused steps write into the
+    same storage from the first token to the last (no doubling, no copy mid-generation)."""
+    from llmtui.engine.generation import GenerationSession
+    from llmtui.engine.lm import LanguageModel
+    from llmtui.engine.sampling import SamplingSettings
+
+    _, model = packed_twins(tiny(vocab_size=tiny_lm.config.vocab_size), [Q.Q8_0])
+    session = GenerationSession(LanguageModel("t", "t", model, tiny_lm.tokenizer, torch.device("cpu")), [5, 6, 7],
+                                SamplingSettings(temperature=0, max_new_tokens=300), stop_ids=[])
+    storage = set()
+    while session.step():
+        storage.add(session.kv_cache.k[0].data_ptr())
+    assert len(session.steps) == 300 and len(storage) == 1
+    assert len(fused_steps) == 299

@@ -151,14 +151,17 @@ class FusedDecoder:
         """Point the layers at the cache's storage; done again only when the cache or its room changes."""
         # The cache itself (weakly: a new cache may get a freed one's id) and its room: its tensors change only
         # when it grows, which changes its room.
-        # The thread count too: each thread has its own part of the scratch.
-        key = (cache.capacity, cache.k[0].data_ptr(), torch.get_num_threads())
+        # The thread count too: each thread has its own part of the scratch. OpenMP's count on this thread may
+        # differ from torch's (torch sets it on the thread that called set_num_threads): room for the larger, or
+        # for every core (a few hundred floats a thread); the C++ step uses no more threads than it has room for.
+        threads = max(torch.get_num_threads(), os.cpu_count() or 1)
+        key = (cache.capacity, cache.k[0].data_ptr(), threads)
         if self._cache is not None and self._cache() is cache and key == self._cache_key:
             return
         for layer, k, v in zip(self.layers, cache.k, cache.v):
             layer.k_cache, layer.v_cache = k.data_ptr(), v.data_ptr()
         self.dims.room = cache.capacity
-        need = lib.llmtui_decode_scratch(ctypes.byref(self.dims), torch.get_num_threads())
+        need = lib.llmtui_decode_scratch(ctypes.byref(self.dims), threads)
         if self._scratch.numel() < need:
             self._scratch = torch.empty(need, dtype=torch.float32)
         self._cache, self._cache_key = weakref.ref(cache), key
