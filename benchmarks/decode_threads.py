@@ -4,8 +4,9 @@ Before: the C++ step of a given git revision (default 71e6387, the region-per-pr
 kernel), exported with `git archive` to a temporary folder and run from there. After: this
 tree. Each cell is a fresh process (OMP_WAIT_POLICY is read when OpenMP starts) that loads
 the default model (exact, packed), prefills a 32-token prompt, decodes 8 tokens to warm up,
-then times --tokens greedy tokens: wall-clock rate and CPU time per token (every thread of
-the process: spinning shows here). Cells take turns round after round; the table shows the
+then times --tokens greedy tokens: wall-clock rate, CPU time per token (every thread of
+the process: spinning shows here) and voluntary context switches per token (a thread going to
+sleep in the kernel: a passive OpenMP wait; each costs a wake-up on the critical path). Cells take turns round after round; the table shows the
 best round of each (the least disturbed), and the load average around the run. Optional
 neighbours: processes spinning on a core each, as in busy_machine.py.
 
@@ -24,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = """
-import sys, time, torch
+import resource, sys, time, torch
 from llmtui.engine.kernels.native import KERNELS
 from llmtui.engine.lm import LanguageModel
 torch.set_num_threads(int(sys.argv[1]))
@@ -36,19 +37,20 @@ with torch.inference_mode():
     logits = lm.model(prompt, cache, last_only=True).logits[0, -1]
     for _ in range(8):
         logits = lm.model(logits.argmax().view(1, 1), cache, last_only=True).logits[0, -1]
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0, s0 = time.perf_counter(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
     for _ in range(n):
         logits = lm.model(logits.argmax().view(1, 1), cache, last_only=True).logits[0, -1]
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-print(n / wall, 1000 * cpu / n)
+    sleeps = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw - s0
+print(n / wall, 1000 * cpu / n, sleeps / n)
 """
 # OMP_WAIT_POLICY values; "default": libgomp's own (spin 300,000 times, then sleep); "spin:N": no policy and
 # GOMP_SPINCOUNT=N (spin N times at a barrier or between regions, then sleep).
 POLICIES = ("PASSIVE", "default", "ACTIVE")
 
 
-def probe(tree: Path, threads: int, policy: str, tokens: int) -> tuple[float, float]:
-    """(tokens per second, CPU milliseconds per token) of one fresh process running `tree`'s code."""
+def probe(tree: Path, threads: int, policy: str, tokens: int) -> tuple[float, float, float]:
+    """(tokens per second, CPU ms per token, sleeps per token) of one fresh process running `tree`'s code."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")}
     env["PYTHONPATH"] = str(tree)
     if policy.startswith("spin:"):
@@ -57,8 +59,8 @@ def probe(tree: Path, threads: int, policy: str, tokens: int) -> tuple[float, fl
         env["OMP_WAIT_POLICY"] = policy
     out = subprocess.run([sys.executable, "-c", PROBE, str(threads), str(tokens)], env=env, cwd=tree,
                          capture_output=True, text=True, check=True)
-    rate, cpu = out.stdout.split()[-2:]
-    return float(rate), float(cpu)
+    rate, cpu, sleeps = out.stdout.split()[-3:]
+    return float(rate), float(cpu), float(sleeps)
 
 
 def main() -> None:
@@ -76,7 +78,7 @@ def main() -> None:
         subprocess.run(["tar", "-x", "-C", str(before)], input=archive.stdout, check=True)
         cells = [(name, tree, t, p) for t in args.threads for p in args.policies
                  for name, tree in (("before", before), ("after", ROOT))]
-        results: dict[tuple, list[tuple[float, float]]] = {c[::2] + (c[3],): [] for c in cells}
+        results: dict[tuple, list[tuple[float, float, float]]] = {c[::2] + (c[3],): [] for c in cells}
         loads = [os.getloadavg()[0]]
         spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.neighbours)]
         try:
@@ -90,14 +92,17 @@ def main() -> None:
                 s.wait()
     print(f"cores: {os.cpu_count()}, neighbours: {args.neighbours}, rounds: {args.rounds}, tokens: {args.tokens}, "
           f"load average (1 min) during the run: {min(loads):.1f}-{max(loads):.1f}")
-    print("| threads | wait policy | before tok/s | after tok/s | after/before | before CPU ms/token | after CPU ms/token |")
+    print("| threads | wait policy | before tok/s | after tok/s | after/before | CPU ms/token before, after "
+          "| sleeps/token before, after |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for threads in args.threads:
         for policy in args.policies:
             b, a = results[("before", threads, policy)], results[("after", threads, policy)]
-            rb, ra = max(r for r, _ in b), max(r for r, _ in a)
-            cb, ca = min(c for _, c in b), min(c for _, c in a)
-            print(f"| {threads} | {policy} | {rb:.1f} | {ra:.1f} | {ra / rb:.2f}x | {cb:.1f} | {ca:.1f} |")
+            rb, ra = max(r[0] for r in b), max(r[0] for r in a)
+            cb, ca = min(r[1] for r in b), min(r[1] for r in a)
+            sb, sa = min(r[2] for r in b), min(r[2] for r in a)
+            print(f"| {threads} | {policy} | {rb:.1f} | {ra:.1f} | {ra / rb:.2f}x | {cb:.1f}, {ca:.1f} "
+                  f"| {sb:.0f}, {sa:.0f} |")
 
 
 if __name__ == "__main__":
