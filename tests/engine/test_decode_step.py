@@ -118,8 +118,17 @@ SHAPES = {
 }
 
 
+@pytest.fixture(params=[1, 2], ids=["1 thread", "2 threads"])
+def threads(request) -> int:
+    """torch's (and so OpenMP's) thread count for the test; the fused step splits rows and heads among them."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("config", SHAPES.values(), ids=SHAPES.keys())
-def test_fused_steps_give_float32_probabilities(config, fused_steps):
+def test_fused_steps_give_float32_probabilities(config, fused_steps, threads):
     reference, model = packed_twins(config, [Q.Q8_0])
     assert why_not_fused(model) is None
     assert greedy_gap(reference, model, list(range(3, 23)), steps=128) < BOUND
@@ -127,13 +136,13 @@ def test_fused_steps_give_float32_probabilities(config, fused_steps):
 
 
 @pytest.mark.parametrize("qtypes", [[Q.Q4_1], [Q.Q4_0], [Q.Q8_0, Q.Q4_1]], ids=["Q4_1", "Q4_0", "Q8_0+Q4_1 parts"])
-def test_block_types_and_stacked_parts(qtypes, fused_steps):
+def test_block_types_and_stacked_parts(qtypes, fused_steps, threads):
     reference, model = packed_twins(tiny(), qtypes)
     assert greedy_gap(reference, model, [5, 6, 7], steps=40) < BOUND
     assert fused_steps
 
 
-def test_long_prompt_past_the_window(fused_steps):
+def test_long_prompt_past_the_window(fused_steps, threads):
     reference, model = packed_twins(tiny("mistral", sliding_window=16), [Q.Q8_0], seed=1)
     assert greedy_gap(reference, model, [int(i) for i in torch.randint(3, 96, (300,))], steps=40) < BOUND
     assert fused_steps[0] == 300
@@ -234,11 +243,13 @@ def test_a_swapped_layer_is_noticed(fused_steps):
 
 
 def test_structures_match_the_cpp_sizes(built_kernels):
-    """The ctypes layout and the C++ one agree: scratch size computed by C++ from a ctypes-filled struct."""
+    """The ctypes layout and the C++ one agree: scratch size computed by C++ from a ctypes-filled struct (shared
+    buffers, then the normed stream, a query and a key for each thread)."""
     dims = decode_step._Dims(d_model=64, n_head=4, n_kv_head=2, head_dim=16, d_ff=128, rotary_dim=16, room=10,
                              eps=1e-5, scale=0.25)
-    expected = 64 + (4 + 4) * 16 + 4 * 16 + 3 * 128 + 4 * 10
-    assert built_kernels.lib.llmtui_decode_scratch(ctypes.byref(dims)) == expected
+    shared = 64 + (4 + 4) * 16 + 4 * 16 + 3 * 128 + 4 * 10
+    for threads in (1, 2, 3):
+        assert built_kernels.lib.llmtui_decode_scratch(ctypes.byref(dims), threads) == shared + threads * (64 + 2 * 16)
 
 
 def test_generation_session_forks_on_the_fused_step(fused_steps, tiny_lm):
@@ -262,3 +273,84 @@ def test_generation_session_forks_on_the_fused_step(fused_steps, tiny_lm):
     assert [s.token_id for s in ours] == [s.token_id for s in theirs] and len(ours) == 40
     assert max(abs(a.raw_prob - b.raw_prob) for a, b in zip(ours, theirs)) < BOUND
     assert len(fused_steps) >= 38  # all but the prefill and the fork's refeed
+
+
+def test_thread_count_changing_between_steps_gives_the_same_bits(fused_steps):
+    """Rows and heads split among 1, 2 or 3 threads give the very logits one thread gives, step after step, with
+    the count changed mid-generation (each thread has its own scratch: the decoder makes room for more)."""
+    _, model = packed_twins(tiny("mistral", sliding_window=8), [Q.Q8_0, Q.Q4_1])
+    before = torch.get_num_threads()
+    try:
+        runs = []
+        for counts in ([1], [2, 1, 3]):
+            with torch.inference_mode():
+                cache = model.new_cache(initial=40)
+                model(torch.tensor([[3, 4, 5]]), cache)
+                got = []
+                for t in range(30):
+                    torch.set_num_threads(counts[t % len(counts)])
+                    got.append(model(torch.tensor([[10 + t]]), cache, last_only=True).logits)
+            runs.append(torch.cat(got))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(runs[0], runs[1])
+    assert len(fused_steps) == 60
+
+
+def _allocations(steps) -> list[int]:
+    """Bytes of each tensor allocation torch's allocator makes while `steps()` runs (the innermost op that made it)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        steps()
+    return [e.cpu_memory_usage for e in prof.events() if e.cpu_memory_usage > 0
+            and not any(c.cpu_memory_usage > 0 for c in e.cpu_children)]
+
+
+@pytest.mark.parametrize("config", [tiny(), tiny(sliding_window=6, sliding_layers=(True, False, True),
+                                                  rope_local_theta=500.0, rope_scaling=RopeScaling(
+                                                      kind="yarn", factor=4.0, original_context=128))],
+                         ids=["llama", "local RoPE base, YaRN"])
+def test_a_step_allocates_only_the_logits_it_returns(config, fused_steps):
+    """20 fused steps make 20 allocations, each the (1, 1, V) logits handed to the caller: the stream, the angles,
+    the final norm and the scratch are the decoder's buffers, reused."""
+    _, model = packed_twins(config, [Q.Q8_0])
+    with torch.inference_mode():
+        cache = model.new_cache(initial=64)
+        model(torch.tensor([[1, 2, 3]]), cache)
+        model(torch.tensor([[4]]), cache)  # the first step makes the buffers
+        ids = torch.tensor([[5]])
+        assert _allocations(lambda: [model(ids, cache, last_only=True) for _ in range(20)]) == [4 * 96] * 20
+    assert len(fused_steps) == 21
+
+
+@pytest.mark.parametrize("scaling", [None, RopeScaling(kind="yarn", factor=4.0, original_context=128),
+                                     RopeScaling(kind="longrope", factor=4.0, original_context=64,
+                                                 short_factor=(1.0,) * 12, long_factor=(2.0,) * 12)],
+                         ids=["plain", "YaRN", "longrope"])
+def test_angles_written_in_place_are_rotary_bits(scaling):
+    """The decoder's reused cos/sin rows are Rotary.forward's, bit for bit, at every position (longrope's switch
+    to its long factors included; rotary_dim 24: lengths where torch mixes vector and scalar loops)."""
+    model = Transformer(tiny(n_head=2, n_kv_head=2, rotary_dim=24, rope_scaling=scaling))  # head_dim 32
+    angles = decode_step._Angles(model.rotary)
+    for pos in (0, 1, 7, 63, 64, 65, 300):
+        cos, sin = model.rotary(pos, 1)
+        angles.at(pos)
+        assert torch.equal(angles.cos, cos[0]) and torch.equal(angles.sin, sin[0])
+
+
+def test_a_generation_never_moves_its_cache(fused_steps, tiny_lm):
+    """A session makes room for its prompt and every token it asks for up front: the fused steps write into the
+    same storage from the first token to the last (no doubling, no copy mid-generation)."""
+    from llmtui.engine.generation import GenerationSession
+    from llmtui.engine.lm import LanguageModel
+    from llmtui.engine.sampling import SamplingSettings
+
+    _, model = packed_twins(tiny(vocab_size=tiny_lm.config.vocab_size), [Q.Q8_0])
+    session = GenerationSession(LanguageModel("t", "t", model, tiny_lm.tokenizer, torch.device("cpu")), [5, 6, 7],
+                                SamplingSettings(temperature=0, max_new_tokens=300), stop_ids=[])
+    storage = set()
+    while session.step():
+        storage.add(session.kv_cache.k[0].data_ptr())
+    assert len(session.steps) == 300 and len(storage) == 1
+    assert len(fused_steps) == 299

@@ -345,29 +345,44 @@ struct Q6_K_dot {
     }
 };
 
-// out[m * ldo + n] = sum_k W[n, k] * x[m * K + k] for m < M, n < N. M is a template
-// parameter so the partial sums (two per input row) live in registers.
+// out[m * ldo] = sum_k row[k] * x[m * K + k] for m < M: one weight row against M inputs (xs: the sums of
+// 32 of each input, where the block type needs them). M is a template parameter so the partial sums
+// live in registers. Every product goes through here, whoever splits the rows.
 template <typename B, int M>
-void gemv(const float* x, int64_t K, const float* xs, const uint8_t* w, int64_t N, float* out, int64_t ldo) {
-    const int64_t nb = K / B::size, row_bytes = nb * B::bytes, S = K / 32;
+inline void gemv_row(const float* x, int64_t K, const float* xs, const uint8_t* row, float* out, int64_t ldo) {
+    const int64_t nb = K / B::size, S = K / 32;
+    f32x16 acc[M][2] = {};
+    float off[M] = {};
+    int64_t b = 0;
+    for (; b + 1 < nb; b += 2) {  // blocks in pairs, each with its own accumulators (a constant index)
+        B::template block<M, 0>(row + b * B::bytes, x + b * B::size, K, xs + b * (B::size / 32), S, acc, off);
+        B::template block<M, 1>(row + (b + 1) * B::bytes, x + (b + 1) * B::size, K, xs + (b + 1) * (B::size / 32),
+                                S, acc, off);
+    }
+    if (b < nb) B::template block<M, 0>(row + b * B::bytes, x + b * B::size, K, xs + b * (B::size / 32), S, acc, off);
+    for (int m = 0; m < M; ++m) out[m * ldo] = lane_sum(acc[m][0] + acc[m][1]) + off[m];
+}
+
+// out[m * ldo + n] = sum_k W[n, k] * x[m * K + k] for m < M, begin <= n < end: in a parallel region
+// of its own (own_region), else on the calling thread alone (a thread of the caller's region, which
+// split the rows: decode_step.cpp).
+template <typename B, int M>
+void gemv(const float* x, int64_t K, const float* xs, const uint8_t* w, int64_t begin, int64_t end, float* out,
+          int64_t ldo, bool own_region) {
+    const int64_t row_bytes = K / B::size * B::bytes;
+    if (own_region) {
 #pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < N; ++n) {
-        f32x16 acc[M][2] = {};
-        float off[M] = {};
-        const uint8_t* row = w + n * row_bytes;
-        int64_t b = 0;
-        for (; b + 1 < nb; b += 2) {  // blocks in pairs, each with its own accumulators (a constant index)
-            B::template block<M, 0>(row + b * B::bytes, x + b * B::size, K, xs + b * (B::size / 32), S, acc, off);
-            B::template block<M, 1>(row + (b + 1) * B::bytes, x + (b + 1) * B::size, K,
-                                    xs + (b + 1) * (B::size / 32), S, acc, off);
-        }
-        if (b < nb) B::template block<M, 0>(row + b * B::bytes, x + b * B::size, K, xs + b * (B::size / 32), S, acc, off);
-        for (int m = 0; m < M; ++m) out[m * ldo + n] = lane_sum(acc[m][0] + acc[m][1]) + off[m];
+        for (int64_t n = begin; n < end; ++n) gemv_row<B, M>(x, K, xs, w + n * row_bytes, out + n, ldo);
+    } else {
+        for (int64_t n = begin; n < end; ++n) gemv_row<B, M>(x, K, xs, w + n * row_bytes, out + n, ldo);
     }
 }
 
+// The sums of 32 of x (on the stack, or the heap for long rows), then the product. A caller splitting
+// rows among its threads has each thread make its own sums: K floats, nothing next to the rows' work.
 template <typename B, int M>
-void gemv_with_sums(const float* x, int64_t K, const uint8_t* w, int64_t N, float* out, int64_t ldo) {
+void gemv_with_sums(const float* x, int64_t K, const uint8_t* w, int64_t begin, int64_t end, float* out,
+                    int64_t ldo, bool own_region) {
     float sums[M * 512];  // K up to 16384 here; longer rows go to the heap
     std::vector<float> heap;
     float* xs = sums;
@@ -378,22 +393,28 @@ void gemv_with_sums(const float* x, int64_t K, const uint8_t* w, int64_t N, floa
         }
         sums_of_32(x, M * K, xs);
     }
-    gemv<B, M>(x, K, xs, w, N, out, ldo);
+    gemv<B, M>(x, K, xs, w, begin, end, out, ldo, own_region);
+}
+
+template <typename B>
+int gemv_rows(const float* x, int64_t M, int64_t K, const uint8_t* w, int64_t begin, int64_t end, float* out,
+              int64_t ldo, bool own_region) {
+    switch (M) {
+        case 1: gemv_with_sums<B, 1>(x, K, w, begin, end, out, ldo, own_region); return 0;
+        case 2: gemv_with_sums<B, 2>(x, K, w, begin, end, out, ldo, own_region); return 0;
+        case 3: gemv_with_sums<B, 3>(x, K, w, begin, end, out, ldo, own_region); return 0;
+        case 4: gemv_with_sums<B, 4>(x, K, w, begin, end, out, ldo, own_region); return 0;
+        case 5: gemv_with_sums<B, 5>(x, K, w, begin, end, out, ldo, own_region); return 0;
+        case 6: gemv_with_sums<B, 6>(x, K, w, begin, end, out, ldo, own_region); return 0;
+        case 7: gemv_with_sums<B, 7>(x, K, w, begin, end, out, ldo, own_region); return 0;
+        case 8: gemv_with_sums<B, 8>(x, K, w, begin, end, out, ldo, own_region); return 0;
+        default: return -1;  // more rows: the caller unpacks and uses BLAS
+    }
 }
 
 template <typename B>
 int gemv_rows(const float* x, int64_t M, int64_t K, const uint8_t* w, int64_t N, float* out, int64_t ldo) {
-    switch (M) {
-        case 1: gemv_with_sums<B, 1>(x, K, w, N, out, ldo); return 0;
-        case 2: gemv_with_sums<B, 2>(x, K, w, N, out, ldo); return 0;
-        case 3: gemv_with_sums<B, 3>(x, K, w, N, out, ldo); return 0;
-        case 4: gemv_with_sums<B, 4>(x, K, w, N, out, ldo); return 0;
-        case 5: gemv_with_sums<B, 5>(x, K, w, N, out, ldo); return 0;
-        case 6: gemv_with_sums<B, 6>(x, K, w, N, out, ldo); return 0;
-        case 7: gemv_with_sums<B, 7>(x, K, w, N, out, ldo); return 0;
-        case 8: gemv_with_sums<B, 8>(x, K, w, N, out, ldo); return 0;
-        default: return -1;  // more rows: the caller unpacks and uses BLAS
-    }
+    return gemv_rows<B>(x, M, K, w, 0, N, out, ldo, true);
 }
 
 // out[r, :] = W[rows[r], :] dequantized (rows == nullptr: every row, in order).
@@ -426,6 +447,20 @@ int llmtui_gemv(int qtype, const float* x, int64_t M, int64_t K, const uint8_t* 
         case T_Q8_0: return gemv_rows<Q8_0_dot>(x, M, K, w, N, out, ldo);
         case T_Q4_K: return gemv_rows<Q4_K_dot>(x, M, K, w, N, out, ldo);
         case T_Q6_K: return gemv_rows<Q6_K_dot>(x, M, K, w, N, out, ldo);
+        default: return -2;
+    }
+}
+
+// Rows [begin, end) of llmtui_gemv's product, on the calling thread only (no parallel region): for
+// a caller that runs its own region and splits the rows among its threads.
+int llmtui_gemv_span(int qtype, const float* x, int64_t M, int64_t K, const uint8_t* w, int64_t begin, int64_t end,
+                     float* out, int64_t ldo) {
+    switch (qtype) {
+        case T_Q4_0: return gemv_rows<Q4_0_dot>(x, M, K, w, begin, end, out, ldo, false);
+        case T_Q4_1: return gemv_rows<Q4_1_dot>(x, M, K, w, begin, end, out, ldo, false);
+        case T_Q8_0: return gemv_rows<Q8_0_dot>(x, M, K, w, begin, end, out, ldo, false);
+        case T_Q4_K: return gemv_rows<Q4_K_dot>(x, M, K, w, begin, end, out, ldo, false);
+        case T_Q6_K: return gemv_rows<Q6_K_dot>(x, M, K, w, begin, end, out, ldo, false);
         default: return -2;
     }
 }

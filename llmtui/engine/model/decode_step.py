@@ -5,7 +5,14 @@ attention over the cache, activations), each a few microseconds of dispatch for 
 hundred floats: most of a step's time once the weights are packed. The fused step does
 the same float32 arithmetic in plain loops, writing the KV cache in place, and calls the
 packed matrix-vector kernel for the products; the embedding, the rotary angles and the
-unembedding stay in torch (three small calls a token).
+unembedding stay in torch (a few small calls a token). A step allocates one tensor, the
+logits it returns (the caller keeps them): the stream, the angles, the final norm and the
+C++ scratch are buffers of the decoder, reused from step to step.
+
+The KV cache never grows inside a step: the model reserves the positions before it calls
+`step` (Transformer.forward), and a generation makes its cache with room for the prompt and
+every token it asks for (GenerationSession), so it grows only when a knob or "go on" asks for
+more; the decoder then points at the new storage (`_point_at`).
 
 It applies to pre-norm Llama-style models (RMSNorm, RoPE, gated SiLU MLP, optional
 biases, grouped-query and sliding-window attention: SmolLM, Llama, Qwen2, Mistral...)
@@ -24,10 +31,10 @@ import weakref
 from typing import TYPE_CHECKING
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from llmtui.engine.model import packed
-from llmtui.engine.model.packed import PackedLinear
+from llmtui.engine.model.packed import PackedLinear, PackedWeight
 
 if TYPE_CHECKING:
     from llmtui.engine.model.kv_cache import KVCache
@@ -83,6 +90,31 @@ def _matrix(layer: PackedLinear) -> _Matrix:
     return m
 
 
+class _Angles:
+    """cos and sin of one position for one Rotary, written into buffers made once (the same float32
+    operations as Rotary.forward, over a row of the same length, so the same bits)."""
+
+    def __init__(self, rotary: nn.Module) -> None:
+        self.rotary = rotary
+        rd = 2 * rotary.inv_freq.shape[0]
+        self.angles = torch.empty(rd, dtype=torch.float32)
+        self._low, self._high = self.angles[: rd // 2], self.angles[rd // 2 :]  # views made once, not per step
+        self.cos, self.sin = torch.empty(rd, dtype=torch.float32), torch.empty(rd, dtype=torch.float32)
+        # Operands as tensors made once: torch wraps a Python number in a new tensor at every call.
+        self._pos = torch.empty(1, dtype=torch.float32)
+        self._factor = torch.tensor(rotary.attention_factor, dtype=torch.float32)
+
+    def at(self, pos: int) -> None:
+        self._pos.fill_(pos)
+        torch.mul(self._pos, self.rotary.frequencies(pos, 1), out=self._low)  # Rotary.forward's outer(t, inv_freq)
+        self._high.copy_(self._low)
+        torch.cos(self.angles, out=self.cos)
+        torch.sin(self.angles, out=self.sin)
+        if self.rotary.attention_factor != 1.0:
+            self.cos.mul_(self._factor)
+            self.sin.mul_(self._factor)
+
+
 class FusedDecoder:
     """The ctypes structures describing one model's layers, built once; `step` runs one token."""
 
@@ -101,7 +133,13 @@ class FusedDecoder:
         self._cache: weakref.ref[KVCache] | None = None
         self._cache_key: tuple[int, ...] = ()
         self._scratch = torch.empty(0)
-        self._lock = threading.Lock()  # the structures point at one cache at a time: one step at a time
+        self._lock = threading.Lock()  # the structures and buffers serve one cache at a time: one step at a time
+        self._x = torch.empty(c.d_model, dtype=torch.float32)  # the stream, updated in place by every layer
+        self._ids = torch.empty(1, dtype=torch.int64)
+        self._embed_scale = torch.tensor(c.embed_scale, dtype=torch.float32)  # made once (see _Angles)
+        self._normed = torch.empty(c.d_model, dtype=torch.float32)  # after the final norm: the unembedding's input
+        self._angles = _Angles(model.rotary)
+        self._local_angles = _Angles(model.local_rotary) if model.local_rotary is not None else self._angles
 
     def describes(self, model: Transformer) -> bool:
         """Whether the structures still point at this model's weights (training swaps layers, then puts them back)."""
@@ -113,32 +151,78 @@ class FusedDecoder:
         """Point the layers at the cache's storage; done again only when the cache or its room changes."""
         # The cache itself (weakly: a new cache may get a freed one's id) and its room: its tensors change only
         # when it grows, which changes its room.
-        key = (cache.capacity, cache.k[0].data_ptr())
+        # The thread count too: each thread has its own part of the scratch. OpenMP's count on this thread may
+        # differ from torch's (torch sets it on the thread that called set_num_threads): room for the larger, or
+        # for every core (a few hundred floats a thread); the C++ step uses no more threads than it has room for.
+        threads = max(torch.get_num_threads(), os.cpu_count() or 1)
+        key = (cache.capacity, cache.k[0].data_ptr(), threads)
         if self._cache is not None and self._cache() is cache and key == self._cache_key:
             return
         for layer, k, v in zip(self.layers, cache.k, cache.v):
             layer.k_cache, layer.v_cache = k.data_ptr(), v.data_ptr()
         self.dims.room = cache.capacity
-        need = lib.llmtui_decode_scratch(ctypes.byref(self.dims))
+        need = lib.llmtui_decode_scratch(ctypes.byref(self.dims), threads)
         if self._scratch.numel() < need:
             self._scratch = torch.empty(need, dtype=torch.float32)
         self._cache, self._cache_key = weakref.ref(cache), key
 
+    def _embed(self, model: Transformer, ids: Tensor, lib: ctypes.CDLL) -> None:
+        """The token's embedding into self._x (model.embed's values: a RoPE model has no position table)."""
+        self._ids.copy_(ids.reshape(1))
+        table = model.tok_emb
+        if isinstance(table, PackedWeight):
+            part = table.parts[0]
+            rc = lib.llmtui_dequantize(part.qtype, part.data.data_ptr(), part.columns, self._ids.data_ptr(), 1,
+                                       self._x.data_ptr())
+            if rc != 0:
+                raise RuntimeError(f"the fused decoding step's embedding failed (code {rc})")
+        elif isinstance(table, nn.Embedding) and table.weight.dtype == torch.float32:
+            torch.index_select(table.weight, 0, self._ids, out=self._x.view(1, -1))
+        else:  # another kind of table (a precision mode's): its own lookup, allocating
+            self._x.copy_(table(self._ids).reshape(-1))
+        if model.config.embed_scale != 1.0:
+            self._x.mul_(self._embed_scale)
+
+    def _unembed(self, model: Transformer, lib: ctypes.CDLL) -> Tensor:
+        """Logits (1, 1, V) of self._normed: the one tensor a step allocates (the caller keeps it)."""
+        head = model.tok_emb if model.lm_head is None else model.lm_head
+        vocab = model.config.vocab_size
+        logits = torch.empty(1, 1, vocab, dtype=torch.float32)
+        if isinstance(head, PackedWeight):
+            row = 0
+            for part in head.parts:
+                rc = lib.llmtui_gemv(part.qtype, self._normed.data_ptr(), 1, head.in_features, part.data.data_ptr(),
+                                     part.rows, logits.data_ptr() + 4 * row, vocab)
+                if rc != 0:
+                    raise RuntimeError(f"the fused decoding step's unembedding failed (code {rc})")
+                row += part.rows
+        elif hasattr(head, "linear"):  # another kind of packed head (a precision mode's): its own product
+            logits.copy_(head.linear(self._normed).view(1, 1, -1))
+        else:
+            torch.mv(model.unembedding, self._normed, out=logits.view(-1))
+        cap = model.config.final_softcap
+        if cap:
+            logits.div_(cap).tanh_().mul_(cap)
+        return logits
+
     def step(self, model: Transformer, ids: Tensor, cache: KVCache) -> Tensor:
         """Logits (1, 1, V) of the token ids (1, 1) at position cache.length; its keys and values join the cache."""
         lib, past = packed.KERNELS.lib, cache.length
-        x = model.embed(ids, past).reshape(-1).contiguous()  # (D,): the stream, updated in place by every layer
-        cos, sin = model.rotary(past, 1)
-        local_cos, local_sin = model.local_rotary(past, 1) if model.local_rotary is not None else (cos, sin)
         with self._lock:
+            self._embed(model, ids, lib)
+            self._angles.at(past)
+            if self._local_angles is not self._angles:
+                self._local_angles.at(past)
             self._point_at(cache, lib)
-            rc = lib.llmtui_decode_step(ctypes.byref(self.dims), self.layers, len(self.layers), x.data_ptr(),
-                                        cos.data_ptr(), sin.data_ptr(), local_cos.data_ptr(), local_sin.data_ptr(),
-                                        past, self._scratch.data_ptr())
-        if rc != 0:  # the cache's length did not move: the keys half written past it are never read
-            raise RuntimeError(f"the fused decoding step failed (code {rc})")
-        cache.advance(1)
-        return model.unembed(x.view(1, 1, -1))
+            a, local = self._angles, self._local_angles
+            rc = lib.llmtui_decode_step(ctypes.byref(self.dims), self.layers, len(self.layers), self._x.data_ptr(),
+                                        a.cos.data_ptr(), a.sin.data_ptr(), local.cos.data_ptr(), local.sin.data_ptr(),
+                                        past, model.final_norm.weight.data_ptr(), self._normed.data_ptr(),
+                                        self._scratch.data_ptr(), self._scratch.numel())
+            if rc != 0:  # the cache's length did not move: the keys half written past it are never read
+                raise RuntimeError(f"the fused decoding step failed (code {rc})")
+            cache.advance(1)
+            return self._unembed(model, lib)
 
 
 def fused_decoder(model: Transformer, cache: KVCache) -> FusedDecoder | None:

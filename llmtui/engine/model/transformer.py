@@ -145,9 +145,13 @@ class Rotary(nn.Module):
             long_inv_freq = rope_frequencies(config, theta, scaling, long=True)[0]
             self.register_buffer("long_inv_freq", long_inv_freq, persistent=False)
 
+    def frequencies(self, past: int, T: int) -> Tensor:
+        """The inverse frequencies (rotary_dim/2,) for positions past .. past+T-1 (longrope: long ones past its switch)."""
+        return self.long_inv_freq if self.long_after and past + T > self.long_after else self.inv_freq
+
     def forward(self, past: int, T: int) -> tuple[Tensor, Tensor]:
         """cos, sin for positions past .. past+T-1, each (T, rotary_dim) in the rotate-half layout."""
-        inv_freq = self.long_inv_freq if self.long_after and past + T > self.long_after else self.inv_freq
+        inv_freq = self.frequencies(past, T)
         t = torch.arange(past, past + T, dtype=torch.float32, device=inv_freq.device)
         freqs = torch.outer(t, inv_freq.float())  # (T, rd/2)
         emb = torch.cat([freqs, freqs], dim=-1)  # (T, rd)
