@@ -200,3 +200,19 @@ def slow_steps(monkeypatch) -> Callable[[float], None]:
         monkeypatch.setattr(GenerationSession, "step", step)
 
     return slow
+
+
+@pytest.fixture(autouse=True)
+def steady_cursors_in_snapshots(request, monkeypatch) -> None:
+    """In a snapshot test every text box's cursor is drawn, never blinked off.
+
+    A blinking cursor is hidden for half of each second: a picture taken later than usual
+    (a loaded machine, or a second pytest-xdist worker on the same cores) missed it and the
+    snapshot failed. Tests that set `cursor_blink = False` themselves are unaffected.
+    """
+    if "snap_compare" not in request.fixturenames:
+        return
+    from textual.widgets import Input, TextArea
+
+    for widget in (Input, TextArea):
+        monkeypatch.setattr(widget.__dict__["cursor_blink"], "_default", False)
