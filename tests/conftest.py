@@ -216,3 +216,18 @@ def steady_cursors_in_snapshots(request, monkeypatch) -> None:
 
     for widget in (Input, TextArea):
         monkeypatch.setattr(widget.__dict__["cursor_blink"], "_default", False)
+
+
+LONGEST_FIRST = ("tests/robustness/test_soak.py::",)
+"""Tests that take minutes on their own (the soak walk: 80-180 s quiet)."""
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Under pytest-xdist, start the longest tests first.
+
+    Workers take tests in collection order, and the soak walk comes near the end: one worker
+    would still be walking when the other has run out of tests. Started first, it runs while
+    the other worker takes the rest. A single process keeps the usual order.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))  # stable: the rest keep their order
