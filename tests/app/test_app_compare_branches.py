@@ -7,6 +7,7 @@ import json
 import math
 import shlex
 
+import app_fixtures
 import pytest
 from app_fixtures import finished, generate, greedy, make_app, ready, wait_for
 from textual.containers import Vertical
@@ -17,7 +18,6 @@ from llmtui.app.screens.chat.screen import ChatTurnsScreen
 from llmtui.app.screens.compare.model_picker import ModelPickerScreen
 from llmtui.app.screens.compare.screen import CompareScreen
 from llmtui.app.screens.value_input import ValueInputScreen
-from llmtui.app.widgets.prob_table import ProbabilityTable
 from llmtui.engine.chat import Chat
 from llmtui.engine.generation import GenerationSession
 from llmtui.engine.sampling import SamplingSettings
@@ -27,11 +27,9 @@ PROMPT = "The capital of France is"
 
 
 async def fork(pilot, pane, index: int, row: int = 1) -> None:
-    table = pane.query_one(ProbabilityTable)
     pane.output.selected = index
     await pilot.pause()
-    table.choose(row)
-    await finished(pilot, pane)
+    await app_fixtures.choose_and_finish(pilot, pane, row)
 
 
 async def test_f2_compares_the_knobs_with_b_as_typed(tiny_lm):

@@ -98,8 +98,7 @@ class TestWindowFull:
             await pilot.pause()
             table = pane.query_one(ProbabilityTable)
             chosen = table.view.candidates[1].id
-            table.choose(1)
-            await finished(pilot, pane)
+            await app_fixtures.choose_and_finish(pilot, pane, 1)
             assert pane.steps[5].forced and pane.steps[5].token_id == chosen
             assert_full_notice(pane)
 

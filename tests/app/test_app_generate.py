@@ -404,8 +404,7 @@ class TestSelectAndFork:
             table = pane.query_one(ProbabilityTable)
             pane.output.selected = 2
             await pilot.pause()
-            table.choose(1)
-            await finished(pilot, pane)
+            await app_fixtures.choose_and_finish(pilot, pane, 1)
             assert len(pane.steps) == 3 and pane.steps[2].forced
             assert pane.steps[2].token_id == table.view.candidates[1].id
 
@@ -421,8 +420,7 @@ class TestSelectAndFork:
             await settle(pilot)
             assert table.view.preview and table.view.index == 1
             wanted = table.view.candidates[3].id
-            table.choose(3)
-            await finished(pilot, pane)
+            await app_fixtures.choose_and_finish(pilot, pane, 3)
             assert [s.forced for s in pane.steps] == [False, True]
             assert pane.steps[1].token_id == wanted
 
