@@ -177,13 +177,24 @@ SHARPEN = 8.0
 """The tiny model's unembedding is multiplied by this: random weights give nearly flat distributions."""
 
 
-@pytest.fixture(scope="session")
-def tiny_lm(tiny_hf_llama_dir) -> LanguageModel:
-    """A tiny random Llama (2 layers, 320 tokens, 128 positions, ChatML template), loaded by the engine."""
-    lm = LanguageModel.load(str(tiny_hf_llama_dir))
+def _load_tiny(folder: Path) -> LanguageModel:
+    lm = LanguageModel.load(str(folder))
     with torch.no_grad():
         lm.model.unembedding.mul_(SHARPEN)
     return lm
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tiny_hf_llama_dir) -> LanguageModel:
+    """A tiny random Llama (2 layers, 320 tokens, 128 positions, ChatML template), loaded by the engine.
+    Shared by the whole session: a test that changes its weights (training) takes `own_tiny_lm`."""
+    return _load_tiny(tiny_hf_llama_dir)
+
+
+@pytest.fixture
+def own_tiny_lm(tiny_hf_llama_dir) -> LanguageModel:
+    """The same tiny model, loaded for this test alone: its weights may change (the soak walk trains)."""
+    return _load_tiny(tiny_hf_llama_dir)
 
 
 @pytest.fixture

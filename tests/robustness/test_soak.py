@@ -845,11 +845,12 @@ async def run_walk(tiny_lm, seed: int, steps: int, tmp_path, model_b: str) -> Wa
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-async def test_soak_random_walk(tiny_lm, tiny_hf_gpt2_dir, seed, tmp_path):
+async def test_soak_random_walk(own_tiny_lm, tiny_hf_gpt2_dir, seed, tmp_path):
     """STEPS random key presses and clicks (and more input) in every pane: the app survives, settles, answers.
-    Compare's B model is another tiny model (--model-b): the walk compares two models too."""
+    Compare's B model is another tiny model (--model-b): the walk compares two models too. The walk trains
+    its model (Train pane), so it has its own: the session's tiny model stays as every snapshot drew it."""
     started = time.perf_counter()
-    walk = await run_walk(tiny_lm, seed, STEPS, tmp_path, str(tiny_hf_gpt2_dir))
+    walk = await run_walk(own_tiny_lm, seed, STEPS, tmp_path, str(tiny_hf_gpt2_dir))
     elapsed = time.perf_counter() - started
     print(f"\nseed {seed}: {walk.events} events ({walk.keys} keys, {walk.clicks} clicks) in {elapsed:.1f}s; "
           f"per pane {dict(walk.per_pane)}; extremes generated {dict(walk.generated_at)}; runs {dict(walk.run_kinds)}; "

@@ -158,8 +158,8 @@ class Pane(Vertical):
 
     @property
     def message(self) -> str:
-        """The text of the pane's message line (MESSAGE_LINE), as shown."""
-        return self.line_text()
+        """The text of the pane's message line (MESSAGE_LINE), as shown; "" for a pane without one (Tokenizer)."""
+        return self.line_text() if self.MESSAGE_LINE else ""
 
     def line_text(self, selector: str | None = None) -> str:
         """A line's text as shown (default: the message line), for tests and the pane's own properties."""
