@@ -27,8 +27,8 @@ from textual.widgets import DataTable, Input, Static
 from llmtui.app.model_thread import call
 from llmtui.app.panes.base import error_line
 from llmtui.app.screens.compare.model_picker import ModelPickerScreen
-from llmtui.app.screens.compare.view import COLUMNS, row, side_header, tops_side_by_side, with_model
-from llmtui.app.screens.whole_screen import WholeScreenCard
+from llmtui.app.screens.compare.card import CompareCard
+from llmtui.app.screens.compare.view import COLUMNS, default_b, row, side_header, tops_side_by_side, with_model
 from llmtui.app.widgets.safe_input import SafeInput
 from llmtui.engine.settings import SamplingSettings, apply_knob_words
 from llmtui.engine.studies.compare import BRANCHES, MODES, Comparison, Position, Side
@@ -44,14 +44,6 @@ TOPS = 6
 """Candidates of each side shown for the selected position (the table keeps the room at 80x24)."""
 
 
-def default_b(settings: SamplingSettings, model_b: str | None = None) -> str:
-    """A first B worth looking at: another model under the same knobs (--model-b), else the same knobs, hotter
-    (or, when A is hot, colder)."""
-    if model_b is not None:
-        return with_model("", model_b)
-    return "temperature=0.3" if settings.temperature > 1 else f"temperature={max(1.0, settings.temperature * 2):g}"
-
-
 @dataclass(frozen=True)
 class BranchPair:
     """Two branches of one prompt, to compare as they were written (each its steps from the first token)."""
@@ -62,20 +54,10 @@ class BranchPair:
     names: tuple[str, str]
 
 
-class CompareScreen(WholeScreenCard[None]):
+class CompareScreen(CompareCard):
     """Two sides side by side; `positions` holds what was compared so far, `lm_b` B's model once known."""
 
-    DEFAULT_CSS = """
-    CompareScreen {
-        & #cmp-b { height: 3; }
-        & #cmp-table { height: 1fr; min-height: 4; }
-        & #cmp-tops { height: auto; max-height: 35%; }
-        & #cmp-a, & #cmp-b-head, & #cmp-summary, & #cmp-message { height: auto; }
-    }
-    """
     BINDINGS = [
-        Binding("ctrl+o", "toggle_mode", "Mode", priority=True, tooltip="Same text (B read on A's tokens) or free"),
-        Binding("f5", "run", "Compare", priority=True, tooltip="Compare again with B's words as typed"),
         Binding("f4", "pick_model", "B's model", priority=True, tooltip="B's model: A's own or a catalogue model"),
     ]
 
@@ -136,13 +118,6 @@ class CompareScreen(WholeScreenCard[None]):
             return Text("B: (enter compares)")
         return side_header("B", self.lm_b.name, (settings_b or self.settings_a).changed_words())
 
-    def on_mount(self) -> None:
-        self.query_one("#cmp-table", DataTable).focus()
-        self.action_run()
-
-    def _say(self, text: str) -> None:
-        self.query_one("#cmp-message", Static).update(Text(text))
-
     @on(LoadProgress)
     def _load_progress(self, message: LoadProgress) -> None:
         self._say(message.text)
@@ -172,11 +147,6 @@ class CompareScreen(WholeScreenCard[None]):
             self.action_run()
 
         self.app.push_screen(ModelPickerScreen(self.lm.name, self.second_model.spec), chosen)
-
-    @on(Input.Submitted, "#cmp-b")
-    def _submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_run()
 
     def action_run(self) -> None:
         settings_b, model = self.settings_a, None
@@ -246,10 +216,6 @@ class CompareScreen(WholeScreenCard[None]):
             self._say(f"Done: {len(self.positions)} positions{seed}.")
         except Exception as e:  # the prompt too long, bad knobs, a model that can't load or compare, a bug: one line
             self._say(error_line(e))
-
-    @on(DataTable.RowHighlighted, "#cmp-table")
-    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._show_tops(event.cursor_row)
 
     def _show_tops(self, index: int) -> None:
         if 0 <= index < len(self.positions):

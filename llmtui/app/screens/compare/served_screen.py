@@ -18,15 +18,14 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
 from llmtui.app.panes.base import error_line
 from llmtui.app.screens.compare.served_view import COLUMNS, LEGEND, row, tops_side_by_side
-from llmtui.app.screens.compare.view import side_header
-from llmtui.app.screens.whole_screen import WholeScreenCard
+from llmtui.app.screens.compare.card import CompareCard
+from llmtui.app.screens.compare.view import default_b, side_header
 from llmtui.app.widgets.safe_input import SafeInput
 from llmtui.engine.settings import SamplingSettings, apply_knob_words
 
@@ -40,11 +39,6 @@ TOPS = 6
 TOP_N = 10  # candidates asked per token: enough for the table, well under servers' limits
 
 
-def default_b(settings: SamplingSettings) -> str:
-    """A first B worth looking at: the same knobs, hotter (or, when A is hot, colder)."""
-    return "temperature=0.3" if settings.temperature > 1 else f"temperature={max(1.0, settings.temperature * 2):g}"
-
-
 @dataclass(frozen=True)
 class ServedBranchPair:
     """Two branches of one served prompt, each its steps (as received) from the first token."""
@@ -54,22 +48,8 @@ class ServedBranchPair:
     names: tuple[str, str]
 
 
-class ServedCompareScreen(WholeScreenCard[None]):
+class ServedCompareScreen(CompareCard):
     """Two sides on a served model side by side; `positions` holds what was compared (or received before a fault)."""
-
-    DEFAULT_CSS = """
-    ServedCompareScreen {
-        & #cmp-b { height: 3; }
-        & #cmp-table { height: 1fr; min-height: 4; }
-        & #cmp-tops { height: auto; max-height: 35%; }
-        & #cmp-a, & #cmp-b-head, & #cmp-summary, & #cmp-message, & #cmp-legend { height: auto; }
-        & #cmp-legend { color: $text-muted; }
-    }
-    """
-    BINDINGS = [
-        Binding("ctrl+o", "toggle_mode", "Mode", priority=True, tooltip="Same text (B read on A's tokens) or free"),
-        Binding("f5", "run", "Compare", priority=True, tooltip="Compare again with B's words as typed"),
-    ]
 
     class Progress(Message):
         """Tokens received so far (posted from the comparison's thread)."""
@@ -119,15 +99,8 @@ class ServedCompareScreen(WholeScreenCard[None]):
             yield Static(LEGEND, id="cmp-legend")
             yield Static("", id="cmp-message")
 
-    def on_mount(self) -> None:
-        self.query_one("#cmp-table", DataTable).focus()
-        self.action_run()
-
     def on_unmount(self) -> None:
         self._stop.set()  # a comparison still streaming closes its connection at its next token
-
-    def _say(self, text: str) -> None:
-        self.query_one("#cmp-message", Static).update(Text(text))
 
     def _title(self, text: str) -> None:
         self.query_one("#cmp-box", Vertical).border_title = f"Compare · {text}"
@@ -135,11 +108,6 @@ class ServedCompareScreen(WholeScreenCard[None]):
     @on(Progress)
     def _progress(self, message: Progress) -> None:
         self._say(f"Comparing… {message.side}: {message.tokens} tokens received")
-
-    @on(Input.Submitted, "#cmp-b")
-    def _submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_run()
 
     def action_toggle_mode(self) -> None:
         if self.branches is not None:
@@ -234,10 +202,6 @@ class ServedCompareScreen(WholeScreenCard[None]):
         for position in self.positions:
             table.add_row(*row(position))
         self._show_tops(0)
-
-    @on(DataTable.RowHighlighted, "#cmp-table")
-    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._show_tops(event.cursor_row)
 
     def _show_tops(self, index: int) -> None:
         if 0 <= index < len(self.positions):

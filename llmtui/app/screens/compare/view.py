@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from rich.text import Text
 
 from llmtui.engine.generation import Step
+from llmtui.engine.settings import SamplingSettings
 from llmtui.engine.studies.compare import Position
 from llmtui.engine.text import escape_controls
 
@@ -106,3 +107,11 @@ def model_choices(a_name: str, rows: Iterable[Mapping[str, object]], extra: str 
         fits = "; too big for this machine" if r["fits"] is False else ""
         out.append((str(r["name"]), f"{r['display_name']} · {r['family']} · {where}{fits}"))
     return out
+
+
+def default_b(settings: SamplingSettings, model_b: str | None = None) -> str:
+    """A first B worth looking at: another model under the same knobs (--model-b), else the same knobs, hotter
+    (or, when A is hot, colder)."""
+    if model_b is not None:
+        return with_model("", model_b)
+    return "temperature=0.3" if settings.temperature > 1 else f"temperature={max(1.0, settings.temperature * 2):g}"
