@@ -59,6 +59,11 @@ def model_thread_idle() -> bool:
         return _pending == 0
 
 
+def jobs_waiting() -> bool:
+    """Whether a job is queued behind the running one: a long job (a generation's run of steps) yields to it."""
+    return not _jobs.empty()
+
+
 def on_model_thread() -> bool:
     return threading.current_thread().name == _NAME
 

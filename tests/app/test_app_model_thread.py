@@ -6,7 +6,7 @@ import threading
 
 import app_fixtures
 import pytest
-from app_fixtures import finished, greedy, make_app, ready
+from app_fixtures import finished, greedy, make_app, press_now, ready
 
 from llmtui.app.model_thread import (
     model_thread_idle,
@@ -77,3 +77,37 @@ async def test_an_ended_app_thaws_what_it_froze(tiny_lm):
         await finished(pilot, pane)
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
+
+
+async def test_a_generation_takes_its_steps_in_one_job_and_yields_to_a_job_queued_behind_it(tiny_lm, slow_steps):
+    """The steps of a run go one after another on the model thread (no wait for the event loop between
+    tokens), yet a capture or a preview asked for mid-stream runs before the stream ends, not after it."""
+    from llmtui.app.model_thread import call
+
+    slow_steps(0.01)
+    app = make_app(tiny_lm, prompt="The capital of France is", settings=greedy(max_new_tokens=100))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await ready(pilot)
+        await press_now(pilot, "f5")
+        await app_fixtures.wait_for(pilot, lambda: len(pane.steps) >= 5, what="a few tokens")
+        produced_when_it_ran = await call(lambda: pane.run.produced)
+        assert produced_when_it_ran < 100 and pane.running  # it ran mid-stream
+        await finished(pilot, pane)
+        assert len(pane.steps) == 100  # and the stream went on to its end
+
+
+async def test_a_cancelled_run_stops_taking_steps_on_the_model_thread(tiny_lm, slow_steps):
+    """The model thread's run of steps reads the run's state before each step: cancelled (a newer run
+    replaced it, the pane went), it stops after the step under way instead of generating to the end."""
+    slow_steps(0.01)
+    app = make_app(tiny_lm, prompt="The capital of France is", settings=greedy(max_new_tokens=100))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await ready(pilot)
+        await press_now(pilot, "f5")
+        await app_fixtures.wait_for(pilot, lambda: pane.run is not None and pane.run.produced >= 3, what="tokens")
+        run = pane.run
+        pane.workers.cancel_group(pane, "generation")
+        await app_fixtures.wait_for(pilot, model_thread_idle, what="the model thread to be idle")
+        stopped_at = run.produced
+        await pilot.pause(0.2)
+        assert run.halt and run.produced == stopped_at < 100

@@ -9,6 +9,7 @@ or was cancelled by a newer run).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -52,13 +53,34 @@ class Run:
     limit: int | None = None  # steps to take; None: until the session finishes (the UI may raise it)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     ended: bool = False
-    produced: int = 0  # tokens this run has drawn so far (set by the worker)
+    produced: int = 0  # tokens this run has drawn so far (counted by whichever thread draws them)
     rate: float | None = None  # tokens per second so far
+    halt: bool = False  # the worker was cancelled: the model thread's loop stops after its step
+    first_at: float = 0.0  # when the first token was drawn (perf_counter)
     note: str | None = None  # said after the run's end line: what a fork to typed text could not do
 
     @property
     def state(self) -> Literal["running", "stopping", "ended"]:
         return "ended" if self.ended else "stopping" if self.stop.is_set() else "running"
+
+    @property
+    def wanted(self) -> int | None:
+        """Steps still to take before the limit (None: no limit)."""
+        return None if self.limit is None else self.limit - self.produced
+
+    @property
+    def should_pause(self) -> bool:
+        """Whether the next step must wait: stop pressed, the worker cancelled, or the limit reached."""
+        return self.halt or self.stop.is_set() or (self.limit is not None and self.produced >= self.limit)
+
+    def count_step(self) -> None:
+        """One more token drawn: the count, and the rate from the first token to this one (the prefill left out)."""
+        self.produced += 1
+        now = time.perf_counter()
+        if self.produced == 1:
+            self.first_at = now
+        else:
+            self.rate = (self.produced - 1) / (now - self.first_at)
 
     @property
     def pending(self) -> int:

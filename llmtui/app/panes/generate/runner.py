@@ -54,9 +54,8 @@ class RunnerPart:
                 backend.end(run.session)  # a served model's stream still open (stopped, paused, cancelled)
 
     async def _advance(self, run: Run, backend: Backend, fork: tuple[int, int | str] | None) -> None:
-        """Advance the session a step at a time through the backend (the model thread, or a served model's
-        stream); show the steps at most every POST_EVERY seconds, drawn while the next step is computed."""
-        first_at, last_post = 0.0, 0.0
+        """Advance the session through the backend (the model thread, or a served model's stream), which takes
+        steps until the run must pause; show them at most every POST_EVERY seconds, drawn while it goes on."""
         session = run.session
         if session is None:
             session = run.session = await backend.open(run.prompt, run.settings)
@@ -73,7 +72,17 @@ class RunnerPart:
             else:
                 await backend.fork(session, index, token)
             self._show_steps(run, tuple(session.steps), None)
-        shown: tuple[Step, ...] | None = None  # steps to draw while the next one is computed
+        loop = asyncio.get_running_loop()
+        due = asyncio.Event()  # set when steps drawn since the last post are due on screen
+        last_post = 0.0
+
+        def drawn() -> None:  # after each step, on the thread that took it
+            nonlocal last_post
+            now = time.perf_counter()
+            if now - last_post >= POST_EVERY:
+                last_post = now
+                loop.call_soon_threadsafe(due.set)
+
         while True:
             if run.limit is not None and run.produced >= run.limit:
                 reason = session.finish_reason or (("typed" if run.kind == "type" else "forked")
@@ -82,24 +91,22 @@ class RunnerPart:
             if run.stop.is_set():
                 reason = "stopped"
                 break
-            want = None if run.limit is None else run.limit - run.produced
-            next_step = asyncio.ensure_future(backend.step(session, run.settings, want))
-            if shown is not None:
-                self._show_steps(run, shown, run.rate)
-                shown = None
-            step = await next_step
-            if step is None:
+            taking = asyncio.ensure_future(backend.take(session, run, drawn))
+            try:
+                while not taking.done():
+                    posted = asyncio.ensure_future(due.wait())
+                    await asyncio.wait((taking, posted), return_when=asyncio.FIRST_COMPLETED)
+                    posted.cancel()
+                    if due.is_set() and not taking.done():
+                        due.clear()
+                        self._show_steps(run, tuple(session.steps), run.rate)
+            except asyncio.CancelledError:
+                run.halt = True  # a newer run replaced this one: the model thread's loop stops after its step
+                taking.cancel()
+                raise
+            if not taking.result():
                 reason = session.finish_reason or "finished"
                 break
-            run.produced += 1
-            now = time.perf_counter()
-            if run.produced == 1:
-                first_at = now
-            else:
-                run.rate = (run.produced - 1) / (now - first_at)
-            if now - last_post >= POST_EVERY:
-                last_post = now
-                shown = tuple(session.steps)
         self._ended(run, tuple(session.steps), reason)
 
     def _adopt(self, run: Run) -> None:
