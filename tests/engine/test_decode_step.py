@@ -118,12 +118,18 @@ SHAPES = {
 }
 
 
-@pytest.fixture(params=[1, 2], ids=["1 thread", "2 threads"])
-def threads(request) -> int:
-    """torch's (and so OpenMP's) thread count for the test; the fused step splits rows and heads among them."""
+@pytest.fixture(params=[(1, 0), (2, 0), (2, 50)], ids=["1 thread", "2 threads sleeping", "2 threads spinning"])
+def threads(request, monkeypatch) -> int:
+    """torch's (and so OpenMP's) thread count for the test, fixed (no tuner), and how long a thread spins at a
+    meeting before it sleeps; the fused step splits rows and heads among the threads."""
+    from llmtui.engine.model import decode_step
+
+    count, spin_us = request.param
+    monkeypatch.setattr(decode_step, "ADAPTIVE", False)
+    monkeypatch.setattr(decode_step, "SPIN_US", spin_us)
     before = torch.get_num_threads()
-    torch.set_num_threads(request.param)
-    yield request.param
+    torch.set_num_threads(count)
+    yield count
     torch.set_num_threads(before)
 
 

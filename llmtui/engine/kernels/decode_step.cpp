@@ -6,8 +6,9 @@
 //
 // One OpenMP parallel region runs the whole token: each thread takes a fixed share of every
 // product's rows (packed.cpp's llmtui_gemv_span) and of the attention heads, and the threads meet
-// at five barriers a layer. A region per product (about 120 a token) woke the second thread
-// through a futex each time under OMP_WAIT_POLICY=PASSIVE, which cost what it gained. The small
+// five times a layer (`meet`: spin, then sleep, the spin budget the caller's). A region per product
+// (about 120 a token) woke the second thread through a futex each time under
+// OMP_WAIT_POLICY=PASSIVE, which cost what it gained. The small
 // serial parts need no barrier of their own: each thread norms the whole stream into its own
 // buffer (a few hundred floats), adds its own rows of a product to the stream, ropes the heads it
 // attends with, and reads the new position's key from that rope rather than from the cache, which
@@ -19,11 +20,23 @@
 // and head is computed by the same code, whoever runs it). Built with packed.cpp into one
 // library (native.py); llmtui/engine/model/decode_step.py calls it and decides when it applies.
 
+#include <atomic>
+#include <chrono>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
 #endif
 
 extern "C" int llmtui_gemv_span(int qtype, const float* x, int64_t M, int64_t K, const uint8_t* w, int64_t begin,
@@ -145,6 +158,67 @@ void attend_head(const LlmtuiDims& d, const float* q, const float* keys, const f
     }
 }
 
+// Where the threads meet between the parts of a step (five times a layer). A thread that
+// arrives first spins for up to `spin_us` microseconds, then sleeps (a futex on Linux,
+// yielding elsewhere) until the last one arrives. Spinning is what an idle machine wants
+// (a meeting every ~50 microseconds; waking a sleeper costs about that much), sleeping what
+// a busy one wants (a spinning thread takes the core its partner waits for); the caller
+// picks the budget from the steps' timings (thread_tuner.py), which OMP_WAIT_POLICY, read
+// once at start, cannot do.
+struct Meeting {
+    alignas(64) std::atomic<int> arrived{0};
+    alignas(64) std::atomic<int> round{0};
+    std::atomic<int> sleepers{0};
+};
+
+inline void relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+
+void sleep_while(std::atomic<int>& word, int value) {
+#ifdef __linux__
+    // returns at once if the word no longer holds value (the kernel compares): no lost wake-up
+    syscall(SYS_futex, reinterpret_cast<int*>(&word), FUTEX_WAIT_PRIVATE, value, nullptr, nullptr, 0);
+#else
+    (void)word, (void)value;
+    std::this_thread::yield();
+#endif
+}
+
+void wake_all(std::atomic<int>& word) {
+#ifdef __linux__
+    syscall(SYS_futex, reinterpret_cast<int*>(&word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+#else
+    (void)word;
+#endif
+}
+
+void meet(Meeting& m, int nt, int64_t spin_us) {
+    if (nt == 1) return;
+    const int round = m.round.load(std::memory_order_acquire);
+    if (m.arrived.fetch_add(1, std::memory_order_acq_rel) == nt - 1) {  // the last to arrive lets all go
+        m.arrived.store(0, std::memory_order_relaxed);
+        m.round.store(round + 1, std::memory_order_seq_cst);
+        if (m.sleepers.load(std::memory_order_seq_cst) > 0) wake_all(m.round);
+        return;
+    }
+    if (spin_us > 0) {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us);
+        for (int i = 1;; ++i) {
+            if (m.round.load(std::memory_order_acquire) != round) return;
+            relax();
+            if (i % 64 == 0 && std::chrono::steady_clock::now() > until) break;
+        }
+    }
+    m.sleepers.fetch_add(1, std::memory_order_seq_cst);  // seen by the last arriver, or it sees the new round
+    while (m.round.load(std::memory_order_seq_cst) == round) sleep_while(m.round, round);
+    m.sleepers.fetch_sub(1, std::memory_order_seq_cst);
+}
+
 // Floats of scratch shared by the threads, and each thread's own.
 int64_t shared_floats(const LlmtuiDims& d) {
     return d.d_model + (d.n_head + 2 * d.n_kv_head) * d.head_dim + d.n_head * d.head_dim + 3 * d.d_ff +
@@ -170,7 +244,7 @@ int64_t llmtui_decode_scratch(const LlmtuiDims* d, int64_t threads) {
 // 0 on success.
 int llmtui_decode_step(const LlmtuiDims* dims, const LlmtuiLayer* layers, int64_t n_layer, float* x, const float* cos,
                        const float* sin, const float* local_cos, const float* local_sin, int64_t pos, const float* final_norm,
-                       float* normed, float* scratch, int64_t scratch_floats) {
+                       float* normed, float* scratch, int64_t scratch_floats, int64_t spin_us) {
     const LlmtuiDims& d = *dims;
     const int64_t D = d.d_model, hd = d.head_dim, nq = d.n_head, nkv = d.n_kv_head, ff = d.d_ff;
     if (d.rotary_dim > 512 || d.rotary_dim > hd || nq % nkv || pos >= d.room || pos < 0) return -3;
@@ -193,6 +267,7 @@ int llmtui_decode_step(const LlmtuiDims* dims, const LlmtuiLayer* layers, int64_
     float* scores = act + ff;              // nq room
     float* own = scores + nq * d.room;     // per thread: D (the normed stream), hd (a query), hd (the new key)
     const int64_t n_rep = nq / nkv;
+    Meeting meeting;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         int t = 0, nt = 1;
@@ -212,7 +287,7 @@ int llmtui_decode_step(const LlmtuiDims* dims, const LlmtuiLayer* layers, int64_
             const int64_t n_qkv = (nq + 2 * nkv) * hd;
             const Span qkv_rows = share(n_qkv, t, nt, 16);
             matvec_rows(L.qkv, h, D, qkv, qkv_rows.begin, qkv_rows.end);
-#pragma omp barrier
+            meet(meeting, nt, spin_us);
             const int64_t first = L.window && pos + 1 > L.window ? pos + 1 - L.window : 0;
             for (int64_t head = heads.begin; head < heads.end; ++head) {
                 const int64_t g = head / n_rep;
@@ -230,10 +305,10 @@ int llmtui_decode_step(const LlmtuiDims* dims, const LlmtuiLayer* layers, int64_
                 attend_head(d, q_now, keys + first * hd, values + first * hd, k_now, v_now, first, pos,
                             scores + head * d.room, y + head * hd);
             }
-#pragma omp barrier
+            meet(meeting, nt, spin_us);
             matvec_rows(L.o, y, nq * hd, out, rows.begin, rows.end);
             for (int64_t i = rows.begin; i < rows.end; ++i) x[i] += out[i];
-#pragma omp barrier
+            meet(meeting, nt, spin_us);
             rms_norm(x, L.mlp_norm, D, d.eps, h);
             // gate row i and up row i on one thread, which then has both halves of act[i]
             matvec_rows(L.gate_up, h, D, gu, units.begin, units.end);
@@ -242,10 +317,10 @@ int llmtui_decode_step(const LlmtuiDims* dims, const LlmtuiLayer* layers, int64_
                 const float g = gu[i];
                 act[i] = g / (1.0f + std::exp(-g)) * gu[ff + i];
             }
-#pragma omp barrier
+            meet(meeting, nt, spin_us);
             matvec_rows(L.down, act, ff, out, rows.begin, rows.end);
             for (int64_t i = rows.begin; i < rows.end; ++i) x[i] += out[i];
-#pragma omp barrier
+            meet(meeting, nt, spin_us);
         }
     }
     if (final_norm) rms_norm(x, final_norm, D, d.eps, normed);

@@ -20,6 +20,10 @@ whose linear layers are packed, on the CPU, one sequence, one new token, no capt
 no gradients. Everything else, and every machine without the C++ kernels, takes the
 torch path of transformer.py, which gives the same numbers (tests/engine/test_decode_step.py);
 `LLMTUI_DECODE=torch` forces that path (a benchmark's peer, a suspected bug).
+
+Each step runs with the setting a `ThreadTuner` chooses from the steps' timings (how many
+threads, and whether a waiting thread spins or sleeps: fewer threads, sleeping, when other
+processes want the cores); `LLMTUI_THREADS=fixed` keeps torch's count, spinning briefly.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import time
 import weakref
 from typing import TYPE_CHECKING
 
@@ -35,6 +40,7 @@ from torch import Tensor, nn
 
 from llmtui.engine.model import packed
 from llmtui.engine.model.packed import PackedLinear, PackedWeight
+from llmtui.engine.model.thread_tuner import SPIN_US, Setting, ThreadTuner
 
 if TYPE_CHECKING:
     from llmtui.engine.model.kv_cache import KVCache
@@ -43,6 +49,7 @@ if TYPE_CHECKING:
 MAX_PARTS = 4  # decode_step.cpp's MAX_PARTS: stacked parts of one matrix
 MAX_ROTARY_DIM = 512  # decode_step.cpp's rope buffer
 FUSED = os.environ.get("LLMTUI_DECODE", "").lower() != "torch"  # False: every step takes the torch path
+ADAPTIVE = os.environ.get("LLMTUI_THREADS", "").lower() != "fixed"  # False: every step on torch's thread count
 
 
 class _Matrix(ctypes.Structure):
@@ -140,6 +147,7 @@ class FusedDecoder:
         self._normed = torch.empty(c.d_model, dtype=torch.float32)  # after the final norm: the unembedding's input
         self._angles = _Angles(model.rotary)
         self._local_angles = _Angles(model.local_rotary) if model.local_rotary is not None else self._angles
+        self.tuner = ThreadTuner(torch.get_num_threads())  # how many threads run each step (thread_tuner.py)
 
     def describes(self, model: Transformer) -> bool:
         """Whether the structures still point at this model's weights (training swaps layers, then puts them back)."""
@@ -206,23 +214,42 @@ class FusedDecoder:
         return logits
 
     def step(self, model: Transformer, ids: Tensor, cache: KVCache) -> Tensor:
-        """Logits (1, 1, V) of the token ids (1, 1) at position cache.length; its keys and values join the cache."""
+        """Logits (1, 1, V) of the token ids (1, 1) at position cache.length; its keys and values join the cache.
+
+        It runs on as many threads as the tuner says (at most torch's count, which is restored after)."""
         lib, past = packed.KERNELS.lib, cache.length
         with self._lock:
-            self._embed(model, ids, lib)
-            self._angles.at(past)
-            if self._local_angles is not self._angles:
-                self._local_angles.at(past)
-            self._point_at(cache, lib)
-            a, local = self._angles, self._local_angles
-            rc = lib.llmtui_decode_step(ctypes.byref(self.dims), self.layers, len(self.layers), self._x.data_ptr(),
-                                        a.cos.data_ptr(), a.sin.data_ptr(), local.cos.data_ptr(), local.sin.data_ptr(),
-                                        past, model.final_norm.weight.data_ptr(), self._normed.data_ptr(),
-                                        self._scratch.data_ptr(), self._scratch.numel())
-            if rc != 0:  # the cache's length did not move: the keys half written past it are never read
-                raise RuntimeError(f"the fused decoding step failed (code {rc})")
-            cache.advance(1)
-            return self._unembed(model, lib)
+            most = torch.get_num_threads()
+            if self.tuner.most != most:  # the user changed torch's count: choose anew up to it
+                self.tuner = ThreadTuner(most)
+            setting = self.tuner.setting() if ADAPTIVE else Setting(most, SPIN_US)
+            if setting.threads != most:
+                torch.set_num_threads(setting.threads)  # OpenMP's count on this thread: the C++ step's and the unembedding's
+            try:
+                started = time.perf_counter()
+                logits = self._step(model, ids, cache, lib, past, setting.spin_us)
+                self.tuner.record(setting, time.perf_counter() - started)
+                return logits
+            finally:
+                if setting.threads != most:
+                    torch.set_num_threads(most)
+
+    def _step(self, model: Transformer, ids: Tensor, cache: KVCache, lib: ctypes.CDLL, past: int,
+              spin_us: int) -> Tensor:
+        self._embed(model, ids, lib)
+        self._angles.at(past)
+        if self._local_angles is not self._angles:
+            self._local_angles.at(past)
+        self._point_at(cache, lib)
+        a, local = self._angles, self._local_angles
+        rc = lib.llmtui_decode_step(ctypes.byref(self.dims), self.layers, len(self.layers), self._x.data_ptr(),
+                                    a.cos.data_ptr(), a.sin.data_ptr(), local.cos.data_ptr(), local.sin.data_ptr(),
+                                    past, model.final_norm.weight.data_ptr(), self._normed.data_ptr(),
+                                    self._scratch.data_ptr(), self._scratch.numel(), spin_us)
+        if rc != 0:  # the cache's length did not move: the keys half written past it are never read
+            raise RuntimeError(f"the fused decoding step failed (code {rc})")
+        cache.advance(1)
+        return self._unembed(model, lib)
 
 
 def fused_decoder(model: Transformer, cache: KVCache) -> FusedDecoder | None:
