@@ -33,10 +33,12 @@ import statistics
 import time
 
 import sys
+import os
 from pathlib import Path
 
 import torch
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the app runs (llmtui/cli.py); before torch loads OpenMP
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's llmtui, not an installed one
 
 from llmtui.engine.studies import lens as lens_module  # noqa: E402

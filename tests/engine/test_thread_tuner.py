@@ -94,3 +94,12 @@ def test_the_tuned_steps_give_the_same_numbers_and_leave_torch_s_threads_alone(d
         assert all(torch.equal(first, other) for other in logits.values())
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_single_slow_step_is_a_burst_of_other_work_not_a_busy_machine():
+    """The app draws now and then: one step in a while takes twice as long. That brings no probe."""
+    tuner = ThreadTuner(2)
+    run(tuner, IDLE.get, 3000)
+    steps = iter(range(10**6))
+    used = run(tuner, lambda s: 2 * IDLE[s] if next(steps) % 10 == 0 else IDLE[s], 400)
+    assert used.count(Setting(2, 50)) >= 398

@@ -15,7 +15,8 @@ runs it), only the speed.
 
 Probes cost the slower setting's time, so they grow rare while the choice holds (8, 16,
 32 ... 512 steps apart); a probe whose first step is clearly slower ends there; and a
-step much slower than the ones before (the machine changed) brings the next probe near.
+few steps in a row much slower than the ones before (the machine changed; one slow step is
+only the app drawing) bring the next probe near.
 
     >>> tuner = ThreadTuner(most=2)
     >>> tuner.setting()
@@ -35,7 +36,8 @@ PROBE_STEPS = 3  # steps timed with the other setting
 WINDOW = 8  # recent steps with the current setting: the probe's yardstick
 BETTER = 0.95  # the other setting must be this much faster (a margin against noise)
 WORSE = 1.15  # a probe's first step this much slower ends the probe at once
-JUMP = 1.5  # a step this much slower than the recent ones: something changed, probe soon
+JUMP = 1.5  # steps this much slower than the recent ones: something changed, probe soon
+JUMP_STEPS = 3  # ... this many in a row (one slow step is a burst of other work, the app's redraw)
 
 
 class Setting(NamedTuple):
@@ -64,6 +66,7 @@ class ThreadTuner:
         self._until_probe = FIRST_GAP
         self._probe: int | None = None  # index of the setting being tried, during a probe
         self._probe_times: list[float] = []
+        self._slow = 0  # steps in a row much slower than the recent ones
         self._toward = 1  # which neighbour of the current setting the next probe tries: +1 the more modest one
 
     @property
@@ -85,8 +88,12 @@ class ThreadTuner:
             return
         if used != self.current:
             return
-        if len(self._recent) == WINDOW and seconds > JUMP * statistics.median(self._recent):
+        self._slow = self._slow + 1 if len(self._recent) == WINDOW and seconds > JUMP * statistics.median(self._recent) else 0
+        if self._slow:
+            if self._slow < JUMP_STEPS:
+                return  # not counted: a burst of other work should not move the yardstick
             self._recent.clear()  # the old timings no longer describe the machine
+            self._slow = 0
             self._gap = FIRST_GAP
             self._until_probe = PROBE_STEPS
         self._recent.append(seconds)
