@@ -180,13 +180,16 @@ def distribution(
     previous_ids is the whole text so far (the repetition penalty's), generated_ids the part the model
     wrote (OpenAI's frequency and presence penalties count only those)."""
     logits = logits.float()
-    if not torch.isfinite(logits).all():  # else multinomial fails deep in torch, or argmax picks garbage
+    # Else multinomial fails deep in torch, or argmax picks garbage. The sum is NaN or infinite when any
+    # logit is (one pass over the logits instead of two); huge finite logits can overflow it: then look closer.
+    if not torch.isfinite(logits.sum()) and not torch.isfinite(logits).all():
         raise ModelOutputError()
     raw = logits.softmax(-1)
     penalised = apply_logit_bias(logits, settings.logit_bias, settings.banned)
     penalised = apply_repetition_penalty(penalised, previous_ids, settings.repetition_penalty)
     penalised = apply_frequency_presence(penalised, generated_ids, settings.frequency_penalty, settings.presence_penalty)
-    banned = ~torch.isfinite(penalised)
+    # only a bias or a ban makes a logit -inf (the logits were finite, penalties scale them)
+    banned = ~torch.isfinite(penalised) if penalised is not logits else torch.zeros_like(logits, dtype=torch.bool)
     none = torch.zeros_like(banned)
     if settings.greedy:
         # Temperature 0 is the limit of ever sharper softmax: all mass on the top token.
