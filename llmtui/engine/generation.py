@@ -76,7 +76,8 @@ def candidates(lm: LanguageModel, dist: Distribution, n: int, include: int | Non
         top.append(include)
     raw, final = dist.raw[top].tolist(), dist.final[top].tolist()
     return tuple(
-        Candidate(i, lm.tokenizer.token_text(i), r, f, dist.cut_reason(i)) for i, r, f in zip(top, raw, final)
+        Candidate(i, lm.tokenizer.token_text(i), r, f, cut)
+        for i, r, f, cut in zip(top, raw, final, dist.cut_reasons(top))
     )
 
 

@@ -297,3 +297,26 @@ def test_settings_round_trip_through_json():
     assert again == s and again.logit_bias == ((1, 1.0), (5, -2.5)) and again.banned == (3, 9)
     with pytest.raises(ValueError, match="unknown knob"):
         SamplingSettings.from_json({"temprature": 1})
+
+
+@pytest.mark.parametrize("settings", [
+    SamplingSettings(temperature=0.0),
+    SamplingSettings(temperature=0.8, top_k=5, top_p=0.9, banned=(3,)),
+    SamplingSettings(temperature=1.2, min_p=0.05, typical_p=0.8, logit_bias=((7, -100.0),)),
+])
+def test_cut_reasons_of_many_tokens_read_as_each_token_asked_alone(settings):
+    """The table asks for its candidates' reasons at once; each is the first stage whose mask removed the
+    token, 'greedy' for a token temperature 0 left out, None for a token that can be drawn."""
+    logits = torch.randn(200, generator=torch.Generator().manual_seed(1)) * 3
+    dist = distribution(logits, settings, [1, 2, 3])
+    ids = list(range(200))
+
+    def alone(i: int) -> str | None:
+        for name, mask in dist.cuts.items():
+            if bool(mask[i]):
+                return name
+        return "greedy" if float(dist.final[i]) == 0 else None
+
+    reasons = dist.cut_reasons(ids)
+    assert reasons == [alone(i) for i in ids]
+    assert len(set(reasons)) >= 2  # the settings cut something: the test sees more than one answer
