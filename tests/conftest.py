@@ -165,6 +165,18 @@ def default_lm(default_model_path):
     return LanguageModel.load(DEFAULT_MODEL)
 
 
+@pytest.fixture(autouse=True)
+def default_model_left_untuned(request):
+    """A test that fails mid-lesson (a demo that teaches the default model) must not leave the shared model
+    tuned for every test after it on its worker: its LoRA adapters come out (they leave the base weights as
+    they were; full fine-tuning is tested on models of the tests' own)."""
+    yield
+    if "default_lm" in request.fixturenames:
+        from llmtui.engine.training.lora import detach_lora
+
+        detach_lora(request.getfixturevalue("default_lm").model)
+
+
 @pytest.fixture
 def isolated_cache(tmp_path, monkeypatch) -> Path:
     """An empty llmtui cache for one test (LLMTUI_CACHE_DIR points at it too)."""

@@ -244,7 +244,7 @@ int64_t llmtui_decode_scratch(const LlmtuiDims* d, int64_t threads) {
 // 0 on success.
 int llmtui_decode_step(const LlmtuiDims* dims, const LlmtuiLayer* layers, int64_t n_layer, float* x, const float* cos,
                        const float* sin, const float* local_cos, const float* local_sin, int64_t pos, const float* final_norm,
-                       float* normed, float* scratch, int64_t scratch_floats, int64_t spin_us) {
+                       float* normed, float* scratch, int64_t scratch_floats, int64_t spin_us, int64_t threads_asked) {
     const LlmtuiDims& d = *dims;
     const int64_t D = d.d_model, hd = d.head_dim, nq = d.n_head, nkv = d.n_kv_head, ff = d.d_ff;
     if (d.rotary_dim > 512 || d.rotary_dim > hd || nq % nkv || pos >= d.room || pos < 0) return -3;
@@ -254,11 +254,14 @@ int llmtui_decode_step(const LlmtuiDims* dims, const LlmtuiLayer* layers, int64_
     }
     int64_t fit = (scratch_floats - shared_floats(d)) / own_floats(d);
     if (fit < 1) return -3;
-    int threads = 1;
+    int64_t threads = threads_asked;  // the caller's choice (thread_tuner.py): no global thread count changes
+    if (threads < 1) {
+        threads = 1;
 #ifdef _OPENMP
-    threads = omp_get_max_threads();
+        threads = omp_get_max_threads();
 #endif
-    threads = fit < threads ? static_cast<int>(fit) : threads;
+    }
+    threads = fit < threads ? fit : threads;
     float* out = scratch;                  // D: the o and down products, added to the stream row by row
     float* qkv = out + D;                  // (nq + 2 nkv) hd
     float* y = qkv + (nq + 2 * nkv) * hd;  // nq hd: attention's output
@@ -268,7 +271,7 @@ int llmtui_decode_step(const LlmtuiDims* dims, const LlmtuiLayer* layers, int64_
     float* own = scores + nq * d.room;     // per thread: D (the normed stream), hd (a query), hd (the new key)
     const int64_t n_rep = nq / nkv;
     Meeting meeting;
-#pragma omp parallel num_threads(threads) if (threads > 1)
+#pragma omp parallel num_threads(static_cast<int>(threads)) if (threads > 1)
     {
         int t = 0, nt = 1;
 #ifdef _OPENMP
@@ -324,6 +327,24 @@ int llmtui_decode_step(const LlmtuiDims* dims, const LlmtuiLayer* layers, int64_
         }
     }
     if (final_norm) rms_norm(x, final_norm, D, d.eps, normed);
+    return 0;
+}
+
+// The unembedding of one vector (logits[n] = row n of w . x, n < N) on `threads` threads: the
+// decoding step's own count, not OpenMP's (which torch's set_num_threads would have to change).
+int llmtui_unembed(int qtype, const float* x, int64_t K, const uint8_t* w, int64_t N, float* out, int64_t threads) {
+    int rc = llmtui_gemv_span(qtype, nullptr, 1, 0, nullptr, 0, 0, nullptr, 0);  // a known block type?
+    if (rc != 0) return rc;
+#pragma omp parallel num_threads(static_cast<int>(threads)) if (threads > 1)
+    {
+        int t = 0, nt = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        nt = omp_get_num_threads();
+#endif
+        const Span rows = share(N, t, nt, 16);
+        llmtui_gemv_span(qtype, x, 1, K, w, rows.begin, rows.end, out, 0);
+    }
     return 0;
 }
 

@@ -106,7 +106,9 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.llmtui_gemv.restype = lib.llmtui_dequantize.restype = ctypes.c_int
     lib.llmtui_gemv_span.argtypes = [ctypes.c_int, ptr, i64, i64, ptr, i64, i64, ptr, i64]
     lib.llmtui_gemv_span.restype = ctypes.c_int
-    lib.llmtui_decode_step.argtypes = [ptr, ptr, i64, ptr, ptr, ptr, ptr, ptr, i64, ptr, ptr, ptr, i64, i64]
+    lib.llmtui_decode_step.argtypes = [ptr, ptr, i64, ptr, ptr, ptr, ptr, ptr, i64, ptr, ptr, ptr, i64, i64, i64]
+    lib.llmtui_unembed.argtypes = [ctypes.c_int, ptr, i64, ptr, i64, ptr, i64]
+    lib.llmtui_unembed.restype = ctypes.c_int
     lib.llmtui_decode_step.restype = ctypes.c_int
     lib.llmtui_decode_scratch.argtypes = [ptr, i64]
     lib.llmtui_decode_scratch.restype = i64

@@ -191,7 +191,7 @@ class FusedDecoder:
         if model.config.embed_scale != 1.0:
             self._x.mul_(self._embed_scale)
 
-    def _unembed(self, model: Transformer, lib: ctypes.CDLL) -> Tensor:
+    def _unembed(self, model: Transformer, lib: ctypes.CDLL, threads: int) -> Tensor:
         """Logits (1, 1, V) of self._normed: the one tensor a step allocates (the caller keeps it)."""
         head = model.tok_emb if model.lm_head is None else model.lm_head
         vocab = model.config.vocab_size
@@ -199,8 +199,8 @@ class FusedDecoder:
         if isinstance(head, PackedWeight):
             row = 0
             for part in head.parts:
-                rc = lib.llmtui_gemv(part.qtype, self._normed.data_ptr(), 1, head.in_features, part.data.data_ptr(),
-                                     part.rows, logits.data_ptr() + 4 * row, vocab)
+                rc = lib.llmtui_unembed(part.qtype, self._normed.data_ptr(), head.in_features, part.data.data_ptr(),
+                                        part.rows, logits.data_ptr() + 4 * row, threads)
                 if rc != 0:
                     raise RuntimeError(f"the fused decoding step's unembedding failed (code {rc})")
                 row += part.rows
@@ -216,26 +216,21 @@ class FusedDecoder:
     def step(self, model: Transformer, ids: Tensor, cache: KVCache) -> Tensor:
         """Logits (1, 1, V) of the token ids (1, 1) at position cache.length; its keys and values join the cache.
 
-        It runs on as many threads as the tuner says (at most torch's count, which is restored after)."""
+        It runs on as many threads as the tuner says, at most torch's count (which it never changes)."""
         lib, past = packed.KERNELS.lib, cache.length
         with self._lock:
             most = torch.get_num_threads()
             if self.tuner.most != most:  # the user changed torch's count: choose anew up to it
                 self.tuner = ThreadTuner(most)
+            # passed to the C++ step and the unembedding: torch's own count (and MKL's) stay as they are
             setting = self.tuner.setting() if ADAPTIVE else Setting(most, SPIN_US)
-            if setting.threads != most:
-                torch.set_num_threads(setting.threads)  # OpenMP's count on this thread: the C++ step's and the unembedding's
-            try:
-                started = time.perf_counter()
-                logits = self._step(model, ids, cache, lib, past, setting.spin_us)
-                self.tuner.record(setting, time.perf_counter() - started)
-                return logits
-            finally:
-                if setting.threads != most:
-                    torch.set_num_threads(most)
+            started = time.perf_counter()
+            logits = self._step(model, ids, cache, lib, past, setting)
+            self.tuner.record(setting, time.perf_counter() - started)
+            return logits
 
     def _step(self, model: Transformer, ids: Tensor, cache: KVCache, lib: ctypes.CDLL, past: int,
-              spin_us: int) -> Tensor:
+              setting: Setting) -> Tensor:
         self._embed(model, ids, lib)
         self._angles.at(past)
         if self._local_angles is not self._angles:
@@ -245,11 +240,12 @@ class FusedDecoder:
         rc = lib.llmtui_decode_step(ctypes.byref(self.dims), self.layers, len(self.layers), self._x.data_ptr(),
                                     a.cos.data_ptr(), a.sin.data_ptr(), local.cos.data_ptr(), local.sin.data_ptr(),
                                     past, model.final_norm.weight.data_ptr(), self._normed.data_ptr(),
-                                    self._scratch.data_ptr(), self._scratch.numel(), spin_us)
+                                    self._scratch.data_ptr(), self._scratch.numel(), setting.spin_us,
+                                    setting.threads)
         if rc != 0:  # the cache's length did not move: the keys half written past it are never read
             raise RuntimeError(f"the fused decoding step failed (code {rc})")
         cache.advance(1)
-        return self._unembed(model, lib)
+        return self._unembed(model, lib, setting.threads)
 
 
 def fused_decoder(model: Transformer, cache: KVCache) -> FusedDecoder | None:
