@@ -223,10 +223,16 @@ def _shown(app: LLMTuiApp) -> dict:
 
 @pytest.mark.default_model
 @pytest.mark.parametrize("name", SHIPPED)
-async def test_every_step_reached_backwards_equals_it_reached_forwards(default_lm, name):
-    """shift+F8 to a step restores its whole state: going back from a chat step used to leave chat mode on."""
+async def test_every_step_reached_backwards_equals_it_reached_forwards(default_model_path, name):
+    """shift+F8 to a step restores its whole state: going back from a chat step used to leave chat mode on.
+
+    A model of its own: a lesson is taught twice here (forwards, then again going back over its reset) and
+    must give the same numbers both times; the session's shared default model is what every other test
+    on this worker has used (run full-suite under xdist, this test twice saw other numbers backwards)."""
+    from llmtui.engine.lm import DEFAULT_MODEL, LanguageModel
+
     demo = load_demo(name)
-    app = LLMTuiApp(lm=default_lm, demo=demo)
+    app = LLMTuiApp(lm=LanguageModel.load(DEFAULT_MODEL), demo=demo)
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_for(pilot, lambda: app.lm is not None, what="the model")
         forwards = []
@@ -238,7 +244,19 @@ async def test_every_step_reached_backwards_equals_it_reached_forwards(default_l
         for step in reversed(demo.steps[:-1]):
             await pilot.press("shift+f8")
             await _step_done(pilot, app, step)
-            assert _shown(app) == forwards[step.number - 1], f"step {step.number} differs when reached backwards"
+            shown = _shown(app)
+            assert shown == forwards[step.number - 1], f"step {step.number} differs when reached backwards: " + _diff(
+                shown, forwards[step.number - 1])
+
+
+def _diff(backwards: dict, forwards: dict) -> str:
+    """What differs, short enough to read in a CI log: the differing keys, and for a table its candidates."""
+    keys = [k for k in forwards if backwards.get(k) != forwards.get(k)]
+    out = [f"keys {keys}"]
+    for side, state in (("backwards", backwards), ("forwards", forwards)):
+        table = (state.get("data") or {}).get("table") or {}
+        out.append(f"{side}: " + ", ".join(f"{c.get('label')}={c.get('raw_prob')!r}" for c in table.get("candidates", [])[:5]))
+    return "; ".join(out)
 
 
 async def test_a_step_opens_a_comparison_with_its_knobs_as_a(tiny_lm):
