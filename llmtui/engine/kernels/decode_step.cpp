@@ -219,6 +219,16 @@ void meet(Meeting& m, int nt, int64_t spin_us) {
     m.sleepers.fetch_sub(1, std::memory_order_seq_cst);
 }
 
+// Which thread of its parallel region the caller is, and how many there are (0 of 1 without OpenMP).
+inline void this_thread(int& t, int& nt) {
+#ifdef _OPENMP
+    t = omp_get_thread_num();
+    nt = omp_get_num_threads();
+#else
+    t = 0, nt = 1;
+#endif
+}
+
 // Floats of scratch shared by the threads, and each thread's own.
 int64_t shared_floats(const LlmtuiDims& d) {
     return d.d_model + (d.n_head + 2 * d.n_kv_head) * d.head_dim + d.n_head * d.head_dim + 3 * d.d_ff +
@@ -274,10 +284,7 @@ int llmtui_decode_step(const LlmtuiDims* dims, const LlmtuiLayer* layers, int64_
 #pragma omp parallel num_threads(static_cast<int>(threads)) if (threads > 1)
     {
         int t = 0, nt = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        nt = omp_get_num_threads();
-#endif
+        this_thread(t, nt);
         float* h = own + t * own_floats(d);
         float* q_now = h + D;
         float* k_now = q_now + hd;
@@ -338,10 +345,7 @@ int llmtui_unembed(int qtype, const float* x, int64_t K, const uint8_t* w, int64
 #pragma omp parallel num_threads(static_cast<int>(threads)) if (threads > 1)
     {
         int t = 0, nt = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        nt = omp_get_num_threads();
-#endif
+        this_thread(t, nt);
         const Span rows = share(N, t, nt, 16);
         llmtui_gemv_span(qtype, x, 1, K, w, rows.begin, rows.end, out, 0);
     }
