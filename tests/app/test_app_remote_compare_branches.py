@@ -69,7 +69,10 @@ async def fork(pilot, pane: GeneratePane, index: int, row: int) -> None:
 async def compared(pilot) -> ServedCompareScreen:
     screen = pilot.app.screen
     assert isinstance(screen, ServedCompareScreen)
-    await wait_for(pilot, lambda: not screen.workers or all(w.is_finished for w in screen.workers), what="the compare")
+    # done when its workers are and its message line no longer says "Comparing…" (right after F2 or F5
+    # the worker may not have started yet: no workers is not the end; under load that raced)
+    await wait_for(pilot, lambda: (not screen.workers or all(w.is_finished for w in screen.workers))
+                   and not said(screen).startswith("Comparing…"), what="the compare")
     await settle(pilot)
     return screen
 
@@ -264,6 +267,9 @@ async def test_a_server_dropping_or_refusing_mid_compare_is_one_line_and_the_app
             screen = await compared(pilot)
             message = said(screen)
             assert "kept 2 tokens" in message and "showing the 2 positions received" in message and "\n" not in message
+            screen.post_message(screen.Progress("A", 2, screen._stop))  # the ended run's progress, landing late
+            await settle(pilot)
+            assert said(screen) == message  # it no longer puts "Comparing…" back over the result line
             assert [p.a.text for p in screen.positions] == [t for t, _ in SCRIPT[:2]]
             assert screen.query_one("#cmp-table", DataTable).row_count == 2
             srv.fault = "503"

@@ -54,9 +54,9 @@ class ServedCompareScreen(CompareCard):
     class Progress(Message):
         """Tokens received so far (posted from the comparison's thread)."""
 
-        def __init__(self, side: str, tokens: int) -> None:
+        def __init__(self, side: str, tokens: int, run: threading.Event) -> None:
             super().__init__()
-            self.side, self.tokens = side, tokens
+            self.side, self.tokens, self.run = side, tokens, run  # run: the comparison's stop event, its identity
 
     def __init__(self, remote: RemoteModel, prompt: str, settings: SamplingSettings, *, chat: bool = False,
                  b_words: str | None = None, mode: str = "same-text", branches: ServedBranchPair | None = None) -> None:
@@ -69,6 +69,7 @@ class ServedCompareScreen(CompareCard):
         self.comparison: RemoteComparison | None = None
         self._names = ("", "")  # the models over the tops' columns, where they differ (or the branches' names)
         self._stop = threading.Event()  # the running comparison's: set to end its streams
+        self._running: threading.Event | None = None  # the stop event of the comparison under way (None: none)
 
     @classmethod
     def for_branches(cls, remote: RemoteModel, pair: ServedBranchPair) -> ServedCompareScreen:
@@ -107,7 +108,10 @@ class ServedCompareScreen(CompareCard):
 
     @on(Progress)
     def _progress(self, message: Progress) -> None:
-        self._say(f"Comparing… {message.side}: {message.tokens} tokens received")
+        # a comparison that has ended (or was replaced) says nothing more: posted from its thread, the last
+        # progress could land after the result line and put "Comparing…" back over it
+        if message.run is self._running:
+            self._say(f"Comparing… {message.side}: {message.tokens} tokens received")
 
     def action_toggle_mode(self) -> None:
         if self.branches is not None:
@@ -160,6 +164,7 @@ class ServedCompareScreen(CompareCard):
         from llmtui.engine.remote.comparison import RemoteComparison
 
         comparison: RemoteComparison | None = None
+        self._running = stop
         try:
             remote_b = self.remote if model_b is None or model_b == self.remote.model else \
                 await asyncio.to_thread(self._other_model, model_b)
@@ -172,7 +177,7 @@ class ServedCompareScreen(CompareCard):
             self.comparison = comparison
 
             def progress(side: str, tokens: int) -> None:  # on the comparison's thread: post, never touch widgets
-                self.post_message(self.Progress(side, tokens))
+                self.post_message(self.Progress(side, tokens, stop))
 
             await asyncio.to_thread(comparison.run, progress, stop)
             self._show(comparison.positions)
@@ -188,6 +193,9 @@ class ServedCompareScreen(CompareCard):
                 self._say(f"{error_line(e)} · showing the {len(comparison.positions)} positions received")
             else:
                 self._say(error_line(e))
+        finally:
+            if self._running is stop:
+                self._running = None
 
     def _other_model(self, name: str) -> RemoteModel:
         """Another model of the same server (checked against its list; a name it does not serve is one line)."""
