@@ -28,11 +28,11 @@ from llmtui import __version__
 from llmtui.cli_train import add_train_parser, cmd_train
 
 # OpenMP threads that finish a parallel region sleep instead of spinning for the next one
-# (read once, when torch loads OpenMP: here, before anything imports torch). Decoding waits
-# at over a hundred barriers a token (the fused step: one region, five barriers a layer);
-# on a busy machine spinning threads steal the cores they wait for: 0.3 tok/s against 14.8
-# (benchmarks/busy_machine.py), and even 1,000 spins a wait lose to sleeping
-# (benchmarks/decode_threads.py). OMP_WAIT_POLICY set by the user wins.
+# (read once, when torch loads OpenMP: here, before anything imports torch): on a busy machine
+# spinning threads steal the cores they wait for (benchmarks/busy_machine.py). The fused decoding
+# step meets at barriers of its own, whose spinning its ThreadTuner chooses while it runs
+# (engine/model/thread_tuner.py); this is for OpenMP's own regions (prompts, captures, training).
+# OMP_WAIT_POLICY set by the user wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 PANES = ("tokenizer", "embeddings", "attention", "layers", "generate", "train")

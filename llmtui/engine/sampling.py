@@ -195,7 +195,7 @@ def distribution(
     penalised = apply_logit_bias(logits, settings.logit_bias, settings.banned)
     penalised = apply_repetition_penalty(penalised, previous_ids, settings.repetition_penalty)
     penalised = apply_frequency_presence(penalised, generated_ids, settings.frequency_penalty, settings.presence_penalty)
-    # only a bias or a ban makes a logit -inf (the logits were finite, penalties scale them)
+    # penalised is the logits themselves when no bias, ban or penalty applies: finite, as checked above
     banned = ~torch.isfinite(penalised) if penalised is not logits else torch.zeros_like(logits, dtype=torch.bool)
     none = torch.zeros_like(banned)
     if settings.greedy:

@@ -19,7 +19,6 @@ from llmtui.app.screens.compare.model_picker import ModelPickerScreen
 from llmtui.app.screens.compare.screen import CompareScreen
 from llmtui.app.screens.value_input import ValueInputScreen
 from llmtui.engine.chat import Chat
-from llmtui.engine.generation import GenerationSession
 from llmtui.engine.sampling import SamplingSettings
 from llmtui.engine.studies.compare import Comparison, Side
 

@@ -26,7 +26,6 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import app_fixtures
 import pytest
 from app_fixtures import make_app, wait_for
 from textual import events

@@ -9,7 +9,7 @@ a spinning thread takes the core its partner waits for, and even sleeping thread
 each other up: one thread decodes faster (benchmarks/busy_machine.py). Which case holds
 changes while the app runs (a test suite starts beside it), so the decoder measures
 instead of guessing: every so often it times a few steps with a neighbouring setting
-(SETTINGS: spinning, sleeping, one thread fewer ...) and keeps whichever was faster.
+(`settings_for`: spinning, sleeping, one thread fewer ...) and keeps whichever was faster.
 No setting changes a number (every row and head is computed by the same code, whoever
 runs it), only the speed.
 
