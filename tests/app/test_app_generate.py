@@ -240,6 +240,28 @@ class TestStreaming:
             await finished(pilot, pane)
             assert busy < 0.1 or busy < idle + 0.05, (busy, idle)
 
+    async def test_a_streamed_text_is_laid_out_as_the_whole_text_would_be(self, tiny_lm, slow_steps, monkeypatch):
+        """While tokens stream, each frame lays out only the new tokens after the old lines; the lines are
+        those of laying out the whole text at once (wrapped at the same places, every token where it was)."""
+        from llmtui.app.panes.generate import runner
+        from llmtui.app.widgets.token_text import TokenText, wrap
+
+        slow_steps(0.004)
+        monkeypatch.setattr(runner, "POST_EVERY", 0.01)  # many frames
+        appended: list[int] = []
+        append = TokenText._append
+        monkeypatch.setattr(TokenText, "_append", lambda self, new: (appended.append(len(new)), append(self, new))[1])
+        app = make_app(tiny_lm, prompt=PROMPT, settings=SamplingSettings(temperature=1.0, seed=5, max_new_tokens=80))
+        async with app.run_test(size=(70, 30)) as pilot:
+            pane = await ready(pilot)
+            await generate(pilot, pane)
+            output = pane.output
+            assert len(appended) >= 3  # frames that laid out only their new tokens
+            assert len(output._lines) > 3  # the text wraps
+            assert output._lines == wrap(output._pieces(), output._layout_width)
+            assert output.plain_text == "".join(p.text for p in output._pieces())
+            assert [p.step for p in output._steps] == list(range(80))
+
     async def test_colours_follow_the_probabilities(self, tiny_lm):
         from llmtui.app.palette import prob_style
 

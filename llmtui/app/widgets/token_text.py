@@ -71,11 +71,14 @@ def split_words(piece: Piece) -> list[Piece]:
     return [Piece(w, piece.style, piece.step, piece.role) for w in _WORDS.findall(piece.text)]
 
 
-def wrap(pieces: list[Piece], width: int) -> list[list[_Chunk]]:
-    """Lay pieces out in lines of `width` cells: a piece moves to the next line whole when it fits there."""
+def wrap(pieces: list[Piece], width: int, after: list[list[_Chunk]] | None = None) -> list[list[_Chunk]]:
+    """Lay pieces out in lines of `width` cells: a piece moves to the next line whole when it fits there.
+
+    `after`: lines already laid out (left unchanged) that the pieces continue, from the end of the last one.
+    """
     width = max(1, width)
-    lines: list[list[_Chunk]] = [[]]
-    x = 0
+    lines: list[list[_Chunk]] = [*after[:-1], list(after[-1])] if after else [[]]
+    x = lines[-1][-1].end if lines[-1] else 0
     for piece in pieces:
         for k, part in enumerate(piece.text.split("\n")):
             if k:
@@ -162,16 +165,26 @@ class TokenText(ScrollView, can_focus=True):
         self._base = Style()
         self._width = 0
         self._styles: dict[tuple[str, bool], Style] = {}
+        self._title_set: str | None = None
 
     # -- content ---------------------------------------------------------------------------
 
     def set_content(self, prompt: list[Piece], steps: list[Piece], n_steps: int) -> None:
-        """Show the prompt pieces, then the step pieces (steps 0..n_steps-1)."""
+        """Show the prompt pieces, then the step pieces (steps 0..n_steps-1).
+
+        While tokens stream, the new pieces extend the old ones (the same objects): only they are laid out.
+        """
+        old_prompt, old_steps, following = self._prompt, self._steps, self.selected is None
         self._prompt, self._steps, self._n_steps = prompt, steps, n_steps
         if self.selected is not None and self.selected > self._max_index():
-            self.selected = None
+            self.selected = None  # laid out again, by watch_selected
+        extends = (following and self._placeholder is None and prompt is old_prompt
+                   and len(steps) >= len(old_steps) and all(a is b for a, b in zip(old_steps, steps)))
         self._placeholder = None
-        self._relayout()
+        if extends and self._lines and self._layout_width == self._content_width():
+            self._append(steps[len(old_steps):])
+        else:
+            self._relayout()
 
     def set_placeholder(self, message: str, kind: str = "placeholder") -> None:
         """Show a message instead of text (kind: 'placeholder' or 'error')."""
@@ -179,6 +192,22 @@ class TokenText(ScrollView, can_focus=True):
         self._prompt, self._steps, self._n_steps = [], [], 0
         self.selected = None
         self._relayout()
+
+    def set_title(self, title: str) -> None:
+        """The border's title, redrawing only the border's top line.
+
+        Textual's `border_title` setter redraws the whole widget, even for the same title; the output's
+        title counts the context used, which changes with every frame of a stream.
+        """
+        if title == self._title_set:
+            return
+        self._title_set = title
+        if not hasattr(self, "_border_title") or not self.is_mounted:  # a Textual that keeps it elsewhere
+            self.border_title = title
+            return
+        self._border_title = self.render_str(title).expand_tabs(4).split()[0]  # as the setter stores it
+        left, top = self.content_offset
+        self.refresh(Region(-left, -top, self.outer_size.width, 1))
 
     @property
     def plain_text(self) -> str:
@@ -210,14 +239,20 @@ class TokenText(ScrollView, can_focus=True):
         ]
         steps = []
         for piece in self._steps:
-            if piece.role in roles:
-                piece = Piece(piece.text, roles[piece.role] + piece.style, piece.step)
+            piece = self._styled(piece, roles)
             if piece.step is not None and piece.step == self.selected:
                 piece = Piece(piece.text or "▏", piece.style + cursor, piece.step)
             steps.append(piece)
         if self.selected is not None and self.selected == self._n_steps:
             steps.append(Piece("▏", cursor, self._n_steps))  # the next token, not drawn yet
         return prompt + steps
+
+    def _styled(self, piece: Piece, roles: dict[str, Style] | None = None) -> Piece:
+        """A step's piece with its role's style (the theme's) under its own."""
+        if piece.role not in ("prompt", "special"):
+            return piece
+        style = roles[piece.role] if roles else self._component(piece.role)
+        return Piece(piece.text, style + piece.style, piece.step)
 
     def _component(self, name: str, partial: bool = False) -> Style:
         """A component class's style, cached until the styles change (it is asked for on every redraw)."""
@@ -232,12 +267,28 @@ class TokenText(ScrollView, can_focus=True):
         if self.is_mounted and (self._prompt or self._steps or self._placeholder):
             self._relayout()  # a new theme: the pieces take its colours
 
+    def _content_width(self) -> int:
+        return self.scrollable_content_region.width or self.size.width or 80
+
     def _relayout(self) -> None:
-        width = self.scrollable_content_region.width or self.size.width or 80
+        width = self._content_width()
         self._layout_width = width
         self._shown = self._pieces()
+        self._lay_out(wrap(self._shown, width))
+
+    def _append(self, new: list[Piece]) -> None:
+        """Steps added after the shown ones, with no cursor among them: the text's end is laid out again."""
+        if not new:
+            return
+        shown = [self._styled(piece) for piece in new]
+        self._shown.extend(shown)
+        self._lay_out(wrap(shown, self._layout_width, after=self._lines))
+
+    def _lay_out(self, lines: list[list[_Chunk]]) -> None:
+        """Show the lines laid out, scrolled as the reader had it, and redraw those that changed."""
+        width = self._layout_width
         at_end = self.scroll_offset.y >= self.max_scroll_y  # a reader who scrolled up is left in peace
-        old_lines, self._lines = self._lines, wrap(self._shown, width)
+        old_lines, self._lines = self._lines, lines
         old_scroll = self.scroll_offset.y
         self._set_virtual_size(Size(width, len(self._lines)))
         if self.selected is None:
@@ -269,7 +320,7 @@ class TokenText(ScrollView, can_focus=True):
             return
         first = 0
         for first, (old, new) in enumerate(zip(old_lines, self._lines)):
-            if old != new:
+            if old is not new and old != new:  # lines kept from an append are the same lists
                 break
         else:
             first = min(len(old_lines), len(self._lines))

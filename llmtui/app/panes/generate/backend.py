@@ -50,7 +50,7 @@ class Backend(Protocol):
     async def force_text(self, session: Any, index: int, text: str) -> str | None: ...
     def prompt_ids(self, session: Any) -> list[int]: ...
     def prompt_pieces(self, ids: list[int]) -> list[Piece]: ...
-    def texts(self, steps: Sequence[Step]) -> list[tuple[str, bool]]: ...
+    def texts(self, steps: Sequence[Step], first: int = 0) -> list[tuple[str, bool]]: ...
     def reply_text(self, steps: Sequence[Step]) -> str: ...
     def seed(self, session: Any) -> int | None: ...
     def notes(self, session: Any) -> str: ...
@@ -135,10 +135,10 @@ class LocalBackend:
         """The prompt as the model sees it: its text, the template's special tokens marked."""
         return [Piece(p.text, role="special" if p.special else "prompt") for p in prompt_pieces(self.lm.tokenizer, ids)]
 
-    def texts(self, steps: Sequence[Step]) -> list[tuple[str, bool]]:
-        """Each step's text (decoded as UTF-8 across steps) and whether it is a special token."""
+    def texts(self, steps: Sequence[Step], first: int = 0) -> list[tuple[str, bool]]:
+        """Each step's text from `first` on (decoded as UTF-8 across steps) and whether it is a special token."""
         texts = self._texts.update(steps)
-        return [(text, self._texts.is_special(i)) for i, text in enumerate(texts)]
+        return [(texts[i], self._texts.is_special(i)) for i in range(first, len(texts))]
 
     def reply_text(self, steps: Sequence[Step]) -> str:
         """A chat reply as the next turn's history holds it: the generated text without the stop token."""
@@ -263,8 +263,8 @@ class ServedBackend:
     def prompt_pieces(self, ids: list[int]) -> list[Piece]:
         return []  # so the output shows the generated text only
 
-    def texts(self, steps: Sequence[Step]) -> list[tuple[str, bool]]:
-        return [(safe(step.text), False) for step in steps]
+    def texts(self, steps: Sequence[Step], first: int = 0) -> list[tuple[str, bool]]:
+        return [(safe(step.text), False) for step in steps[first:]]
 
     def reply_text(self, steps: Sequence[Step]) -> str:
         """A chat reply as received (a chat completion's content leaves out the stop token)."""

@@ -3,6 +3,7 @@ step's table, and the app's current token (selected here, or followed from anoth
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from llmtui.app.palette import legend
@@ -10,7 +11,33 @@ from llmtui.app.panes.generate import view
 from llmtui.app.widgets.token_text import TokenText
 
 if TYPE_CHECKING:
+    from llmtui.app.panes.generate.backend import Backend
     from llmtui.app.selection import TokenSelection
+    from llmtui.app.widgets.token_text import Piece
+    from llmtui.engine.generation import Step
+
+
+class OutputPieces:
+    """The output's pieces, each step's built once: steps never change, so while tokens stream only the new
+    ones are coloured (a fork keeps the pieces of the steps before it). The output widget then lays out
+    only the pieces that extend the ones it has (TokenText.set_content)."""
+
+    def __init__(self) -> None:
+        self._steps: list[Step] = []
+        self._pieces: list[Piece] = []
+        self._key: tuple[Backend, bool] | None = None
+
+    def of(self, steps: Sequence[Step], backend: Backend, by_model: bool) -> list[Piece]:
+        """The pieces of `steps` (a new list; the pieces of steps seen before are the same objects)."""
+        if self._key != (backend, by_model):
+            self._steps, self._pieces, self._key = [], [], (backend, by_model)
+        keep, most = 0, min(len(steps), len(self._steps))
+        while keep < most and steps[keep] is self._steps[keep]:
+            keep += 1
+        del self._steps[keep:], self._pieces[keep:]
+        self._steps.extend(steps[keep:])
+        self._pieces.extend(view.output_pieces(steps[keep:], backend.texts(steps, keep), by_model, first=keep))
+        return list(self._pieces)
 
 
 class OutputPart:
@@ -31,10 +58,10 @@ class OutputPart:
         used = self.context_used
         window = self.backend.window if self.backend is not None else None
         if window is None or not used:  # a served model's window is the server's business: not shown
-            self.output.border_title = "Output"
+            self.output.set_title("Output")
             return
         full = " · full" if used >= window else ""
-        self.output.border_title = f"Output · context {used:,} / {window:,}{full}"
+        self.output.set_title(f"Output · context {used:,} / {window:,}{full}")
 
     def _show_idle_output(self) -> None:
         if not self._steps and not self._prompt_pieces:
@@ -52,7 +79,7 @@ class OutputPart:
         if not self._steps and not self._prompt_pieces:
             self._show_idle_output()
             return
-        pieces = view.output_pieces(self._steps, self.backend.texts(self._steps), self.colour_by == "model")
+        pieces = self._output_pieces.of(self._steps, self.backend, self.colour_by == "model")
         self.output.set_content(self._prompt_pieces, pieces, len(self._steps))
 
     def on_token_text_selected(self, event: TokenText.Selected) -> None:

@@ -26,7 +26,7 @@ from llmtui.app.panes.generate.attach import AttachPart
 from llmtui.app.panes.generate.chat import ChatPart
 from llmtui.app.panes.generate.forks import ForksPart
 from llmtui.app.panes.generate.knobs import KnobsPart
-from llmtui.app.panes.generate.output import OutputPart
+from llmtui.app.panes.generate.output import OutputPart, OutputPieces
 from llmtui.app.panes.generate.preview import PREVIEW_DELAY, PreviewPart
 from llmtui.app.panes.generate.run import PromptRequest, Run
 from llmtui.app.panes.generate.runner import RunnerPart
@@ -101,6 +101,7 @@ class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ServedForksPart
         self._steps: tuple[Step, ...] = ()
         self._prompt_ids: list[int] = []
         self._prompt_pieces: list[Piece] = []
+        self._output_pieces = OutputPieces()  # the steps' pieces, built once each
         self._preview: TableView | None = None
         self._preview_pause = Debounce(self, PREVIEW_DELAY, self._request_preview)  # the preview waits for a typing pause
         self._streaming = True  # after a fork, go on generating (False after single steps)

@@ -59,11 +59,12 @@ UNKNOWN_STYLE = Style(dim=True, italic=True)
 """A token whose probability after the knobs a served model's list does not decide."""
 
 
-def output_pieces(steps: Sequence[Step], texts: Sequence[tuple[str, bool]], by_model: bool) -> list[Piece]:
+def output_pieces(steps: Sequence[Step], texts: Sequence[tuple[str, bool]], by_model: bool, first: int = 0) -> list[Piece]:
     """The generated tokens (`texts`: each one's text and whether it is a special token), coloured by the
-    model's probability or the one after the knobs (dim where a served model's list does not decide it)."""
+    model's probability or the one after the knobs (dim where a served model's list does not decide it);
+    `first`: the index of the first step given."""
     pieces = []
-    for i, (step, (text, special)) in enumerate(zip(steps, texts)):
+    for i, (step, (text, special)) in enumerate(zip(steps, texts), start=first):
         p = step.raw_prob if by_model else step.prob
         style = prob_style(p) if p is not None and not math.isnan(p) else UNKNOWN_STYLE
         if step.forced:
