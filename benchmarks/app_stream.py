@@ -5,8 +5,8 @@
 It loads the model once, then for each run
 
 1. decodes greedily headless (a `GenerationSession` loop, nothing else running),
-2. drives the app headless (`App.run_test`) on the Generate pane with the same prompt
-   and knobs, pressing F5, while
+2. drives the app (`App.run_test`, each screen update rendered to escape codes as for a
+   terminal, then dropped) on the Generate pane with the same prompt and knobs, pressing F5, while
    - a repeating timer (every 20 ms) records how late each tick fires, and
    - a key is sent every 100 ms and the time until its action runs is recorded,
 3. decodes headless again; the two headless runs' mean is that run's baseline.
@@ -67,9 +67,15 @@ def _decode(lm: LanguageModel, ids: list[int], settings: SamplingSettings) -> tu
 
 
 class BenchApp(LLMTuiApp):
-    """The app plus one key whose action notes when it ran (for the key round trip)."""
+    """The app plus one key whose action notes when it ran (for the key round trip), rendering each
+    screen update to the terminal's escape codes as a real terminal's app does (a headless app skips
+    that; the driver here then drops them instead of writing them to a terminal)."""
 
     BINDINGS = [Binding("f12", "ping", "ping", show=False, priority=True)]
+
+    @property
+    def is_headless(self) -> bool:
+        return False
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -93,6 +99,15 @@ async def app_run(lm: LanguageModel, settings: SamplingSettings, size: tuple[int
         await pilot.pause(0.3)  # let the first preview settle
         while not model_thread_idle():  # and what the other panes compute for the prompt (a lens, neighbours)
             await pilot.pause(0.05)
+        frames = 0  # the pane's frames while the tokens stream (runner.FramePace spaces them)
+        show_steps = pane._show_steps
+
+        def counting(*args, **kwargs):
+            nonlocal frames
+            frames += 1
+            return show_steps(*args, **kwargs)
+
+        pane._show_steps = counting
         ticks: list[float] = []
         app.set_interval(TICK, lambda: ticks.append(time.perf_counter()))
         round_trips: list[float] = []
@@ -124,6 +139,7 @@ async def app_run(lm: LanguageModel, settings: SamplingSettings, size: tuple[int
         "key_max": max(round_trips) if round_trips else float("nan"),
         "key_p99": percentile(round_trips, 0.99) if round_trips else float("nan"),
         "key_n": len(round_trips),
+        "fps": frames / streamed,
         "ui_cpu_share": ui_cpu / streamed,  # of one core, over the stream (a little more: the last key's wait)
     }
 
@@ -167,7 +183,8 @@ def main() -> None:
         print(f"run {run + 1}: headless {rate:7.1f} tok/s ({before:.1f}, {after:.1f}; {n} tokens) | app {app['rate']:7.1f} tok/s "
               f"({app['tokens']} tokens) = {app['rate'] / rate:5.1%} | timer late max {app['tick_late_max'] * 1000:5.1f} ms "
               f"p99 {app['tick_late_p99'] * 1000:5.1f} ms | key round trip max {app['key_max'] * 1000:5.1f} ms "
-              f"p99 {app['key_p99'] * 1000:5.1f} ms (n={app['key_n']}) | UI thread CPU {app['ui_cpu_share']:.0%} of a core")
+              f"p99 {app['key_p99'] * 1000:5.1f} ms (n={app['key_n']}) | UI thread CPU {app['ui_cpu_share']:.0%} of a core, "
+              f"{app['fps']:.1f} frames/s")
     if args.main_thread:
         out = subprocess.run(
             [sys.executable, __file__, "--only-main-thread", "--model", args.model, "--device", args.device,

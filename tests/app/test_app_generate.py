@@ -247,7 +247,8 @@ class TestStreaming:
         from llmtui.app.widgets.token_text import TokenText, wrap
 
         slow_steps(0.004)
-        monkeypatch.setattr(runner, "POST_EVERY", 0.01)  # many frames
+        monkeypatch.setattr(runner, "POST_EVERY", 0.01)  # many frames, however long each takes to draw
+        monkeypatch.setattr(runner, "UI_BUDGET", 1.0)
         appended: list[int] = []
         append = TokenText._append
         monkeypatch.setattr(TokenText, "_append", lambda self, new: (appended.append(len(new)), append(self, new))[1])

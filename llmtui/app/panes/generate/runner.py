@@ -19,9 +19,36 @@ if TYPE_CHECKING:
 
 POST_EVERY = 0.1
 """The worker posts the steps at most this often (seconds). Ten redraws a second still read as a
-stream (a fast model shows a few tokens per frame), and leave the CPU and the GIL to the model:
-on two cores, 20 redraws a second cost the model ~20% of its speed, 10 about half that
-(benchmarks/app_stream.py)."""
+stream (a fast model shows a few tokens per frame), and leave the CPU to the model: on two cores,
+20 redraws a second cost the model ~20% of its speed, 10 about half that (benchmarks/app_stream.py)."""
+UI_BUDGET = 0.06
+"""The share of a core the UI thread may take while tokens stream; frames that cost more come further apart.
+Each ms the UI thread runs is a ms one of the model's threads waits (on two cores, a little more: the other
+thread waits for it at the step's next barrier), so this bounds what drawing costs the model (~7%)."""
+LONGEST_GAP = 0.25
+"""Frames never come further apart than this (seconds): four a second still read as a stream."""
+
+
+class FramePace:
+    """The time between a stream's frames: POST_EVERY, longer where drawing costs the UI thread more than
+    UI_BUDGET of a core (a big terminal, a slow machine, a slow terminal emulator), never over LONGEST_GAP.
+
+    A frame's cost is the UI thread's CPU time from one frame to the next: the frame's own drawing (the
+    screen's update comes after the pane's), and whatever else the UI did meanwhile (keys, timers)."""
+
+    def __init__(self) -> None:
+        self.gap = POST_EVERY
+        self._cpu: float | None = None  # the UI thread's CPU time at the last frame
+        self._cost: float | None = None  # a frame's cost, smoothed
+
+    def drawn(self, cpu: float) -> None:
+        """A frame was drawn; cpu: the UI thread's CPU time now (time.thread_time() on it). Sets the gap
+        to the next frame. The first frame only starts the count: before it, the UI started the run."""
+        if self._cpu is not None:
+            cost = cpu - self._cpu
+            self._cost = cost if self._cost is None else (self._cost + cost) / 2
+            self.gap = min(LONGEST_GAP, max(POST_EVERY, self._cost / UI_BUDGET))
+        self._cpu = cpu
 
 
 class RunnerPart:
@@ -55,7 +82,7 @@ class RunnerPart:
 
     async def _advance(self, run: Run, backend: Backend, fork: tuple[int, int | str] | None) -> None:
         """Advance the session through the backend (the model thread, or a served model's stream), which takes
-        steps until the run must pause; show them at most every POST_EVERY seconds, drawn while it goes on."""
+        steps until the run must pause; show them every POST_EVERY seconds or more (FramePace), drawn while it goes on."""
         session = run.session
         if session is None:
             session = run.session = await backend.open(run.prompt, run.settings)
@@ -75,11 +102,12 @@ class RunnerPart:
         loop = asyncio.get_running_loop()
         due = asyncio.Event()  # set when steps drawn since the last post are due on screen
         last_post = 0.0
+        pace = FramePace()
 
         def drawn() -> None:  # after each step, on the thread that took it
             nonlocal last_post
             now = time.perf_counter()
-            if now - last_post >= POST_EVERY:
+            if now - last_post >= pace.gap:
                 last_post = now
                 loop.call_soon_threadsafe(due.set)
 
@@ -100,6 +128,7 @@ class RunnerPart:
                     if due.is_set() and not taking.done():
                         due.clear()
                         self._show_steps(run, tuple(session.steps), run.rate)
+                        pace.drawn(time.thread_time())
             except asyncio.CancelledError:
                 run.halt = True  # a newer run replaced this one: the model thread's loop stops after its step
                 taking.cancel()
