@@ -13,8 +13,11 @@ It loads the model once, then for each length
    cache reused: typing on, a generation growing), where the code has it;
 2. drives the app headless (`App.run_test`, 160x45) on the Attention pane:
    - request → map: from `capture_text` until the heatmap holds the new text and the
-     screen has been drawn (capture in the worker, message, set_matrix, a refresh); each
-     run's text starts differently, so nothing of the last map can be reused;
+     screen has been drawn (capture in the worker, message, set_matrix, a refresh): the
+     layer shown (layer 0) is drawn as soon as its block has run; then request → whole
+     map, until the other layers have run too and the pane holds them (the overviews and
+     other layers need them); each run's text starts differently, so
+     nothing of the last map can be reused;
    - next head: the pane's action plus drawing every line of the heatmap (what a key
      press costs the UI thread; no model runs), and from a key sent as a terminal sends
      it until the heatmap has been drawn on screen again;
@@ -80,7 +83,7 @@ async def drive_app(lm: LanguageModel, texts: dict[int, str], runs: int) -> dict
             await pilot.pause(0.01)
         heatmap = pane.heatmap
         for n, text in texts.items():
-            r: dict[str, list[float]] = {"request": [], "head": [], "head_key": [], "overview": []}
+            r: dict[str, list[float]] = {"request": [], "whole": [], "head": [], "head_key": [], "overview": []}
             ids = tuple(lm.encode(text))
             landed = asyncio.Event()
             set_matrix = heatmap.set_matrix
@@ -90,14 +93,44 @@ async def drive_app(lm: LanguageModel, texts: dict[int, str], runs: int) -> dict
                 landed.set()
 
             heatmap.set_matrix = set_and_signal  # type: ignore[method-assign]
+            painted: list[float] = []  # when the heatmap's lines were drawn (the screen's update)
+            render_lines = heatmap.render_lines
+
+            def painting(crop: Region, render_lines=render_lines, painted=painted) -> list:
+                strips = render_lines(crop)
+                painted.append(time.perf_counter())
+                return strips
+
+            heatmap.render_lines = painting  # type: ignore[method-assign]
+
+            whole = asyncio.Event()  # set when the pane holds a whole map (not a partial one)
+            show = pane._show
+
+            def show_and_signal(attention, *args, show=show, whole=whole, **kwargs) -> None:
+                show(attention, *args, **kwargs)
+                if attention.partial is None:
+                    whole.set()
+
+            pane._show = show_and_signal  # type: ignore[method-assign]
+
+            async def drawn_after(moment: float) -> float:
+                """When the heatmap was next drawn after `moment` (Pilot.pause would wait for the capture's worker).
+                Polled every 10 ms: the UI thread waking more often slows the capture running meanwhile."""
+                while not painted or painted[-1] < moment:
+                    await asyncio.sleep(0.01)
+                return next(t for t in painted if t >= moment)
+
             for run in range(runs):
                 landed.clear()
+                whole.clear()
                 started = time.perf_counter()
                 pane.capture_text(f"{run} {text}")  # a different start each run: nothing to reuse
                 await landed.wait()  # no polling: the event loop idles as it would for a user
-                await pilot.pause()  # let the screen draw
-                r["request"].append(time.perf_counter() - started)
-            del heatmap.set_matrix
+                r["request"].append(await drawn_after(time.perf_counter()) - started)
+                await whole.wait()  # the other layers (the map drawn does not change: its layer was complete)
+                r["whole"].append(time.perf_counter() - started)
+                await pilot.pause()
+            del heatmap.set_matrix, heatmap.render_lines, pane._show
             assert abs(len(pane.attention.ids) - len(ids)) <= 3
             heatmap.focus()
             region = Region(0, 0, heatmap.size.width, heatmap.size.height)
@@ -202,9 +235,9 @@ def main() -> None:
         return
     results = asyncio.run(drive_app(lm, texts, args.runs))
     print("\nthe app, 160x45 (medians):")
-    print("  tokens  request→map             next head (action+draw)    key → heatmap drawn        all-heads overview")
+    print("  tokens  request→map (shown layer)   request→whole map      next head (action+draw)    key → heatmap drawn        all-heads overview")
     for n, r in results.items():
-        print(f"  {n:6d}  {ms(r['request'])}  {ms(r['head'])}  {ms(r['head_key'])}  {ms(r['overview'])}")
+        print(f"  {n:6d}  {ms(r['request'])}      {ms(r['whole'])}  {ms(r['head'])}  {ms(r['head_key'])}  {ms(r['overview'])}")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ def cell_backgrounds(heatmap: Heatmap, row: int, n_cols: int) -> list:
 async def captured(pilot, pane: AttentionPane | None = None) -> AttentionPane:
     """Wait until the pane shows a captured text and every worker has finished."""
     pane = pane or pilot.app.query_one(AttentionPane)
-    await wait_for(pilot, lambda: pane.attention is not None, what="the attention capture")
+    await wait_for(pilot, lambda: pane.attention is not None and pane.attention.partial is None,
+                   what="the attention capture")
     await settle(pilot)
     return pane
 
@@ -383,11 +384,56 @@ class TestPrompts:
             await pilot.pause(0.05)
             pane.capture_text("second text")
             newer_asked.set()
-            await wait_for(pilot, lambda: pane.attention is not None, what="the second capture")
+            await wait_for(pilot, lambda: pane.attention is not None and pane.attention.partial is None,
+                           what="the second capture")
             await settle(pilot)
             await pilot.pause(0.4)
             assert pane.attention.ids == tuple(tiny_lm.encode("second text"))
             assert shown == ["second␣text"]
+
+
+class TestShownLayerFirst:
+    async def test_the_shown_layer_is_drawn_while_the_others_run(self, tiny_lm, monkeypatch):
+        """On the map, layer 0 is drawn before the last layer's block has run. Meanwhile the cursor moves, a
+        later layer and the overviews wait with a message; the whole map then lands with the cursor kept."""
+        import threading
+
+        reference = engine_weights(tiny_lm, PROMPT)
+        last = tiny_lm.model.blocks[-1]
+        release = threading.Event()
+        attention_weights = last.attention_weights  # the capture runs the last block's attention alone
+
+        def held(*args, **kwargs):
+            release.wait(10)
+            return attention_weights(*args, **kwargs)
+
+        monkeypatch.setattr(last, "attention_weights", held)
+        app = attention_app(tiny_lm, prompt=None)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = app.query_one(AttentionPane)
+            await wait_for(pilot, lambda: pane.lm is not None, what="the model")
+            pane.set_prompt(PROMPT)
+            pane.prompt.focus()
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: pane.attention is not None, what="the first layer")
+            assert pane.attention.partial == 1 and not release.is_set()
+            assert "layers 1–1 still running" in pane.message
+            np.testing.assert_allclose(pane.shown_weights, reference[0, 0].numpy(), atol=1e-6)
+            assert app.focused is pane.heatmap
+            await pilot.press("up")  # the cursor moves on the partial map
+            cursor = pane.heatmap.cursor
+            await pilot.press("right_square_bracket")
+            assert pane.layer_index == 1 and "Layer 1 is still running" in pane.message
+            np.testing.assert_allclose(pane.shown_weights, reference[0, 0].numpy(), atol=1e-6)  # not drawn yet
+            await pilot.press("o")
+            assert pane.view == "map" and "still running" in pane.message
+            release.set()
+            await captured(pilot, pane)
+            assert pane.layer_index == 1 and pane.heatmap.cursor == cursor
+            np.testing.assert_allclose(pane.shown_weights, reference[1, 0].numpy(), atol=1e-6)
+            assert "still running" not in pane.message
+            await pilot.press("o")  # every head of layer 1, now that it has run
+            assert pane.view == "layer"
 
 
 class TestFollowGeneration:

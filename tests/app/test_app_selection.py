@@ -180,7 +180,8 @@ class TestEachPane:
             attention = app.query_one("#attention")
             await wait_for(
                 pilot,
-                lambda: attention.attention is not None and attention.attention.ids == layers.data.ids,
+                lambda: attention.attention is not None and attention.attention.partial is None
+                and attention.attention.ids == layers.data.ids,
                 what="the Layers text in Attention",
             )
             await settle(pilot)

@@ -163,7 +163,7 @@ async def _step_done(pilot, app: LLMTuiApp, step) -> None:
     elif step.pane == "embeddings":
         await wait_for(pilot, lambda: pane.answer is not None and pane.answer.text == step.prompt, what="neighbours")
     elif step.pane == "attention":
-        await wait_for(pilot, lambda: pane.attention is not None
+        await wait_for(pilot, lambda: pane.attention is not None and pane.attention.partial is None
                        and pane.attention.ids == tuple(app.lm.encode(step.prompt)), what="attention")
         assert (pane.layer_index, pane.head_index) == (step.layer, step.head)
     elif step.pane == "layers":

@@ -137,7 +137,7 @@ async def test_every_pane_exports_what_it_shows(tiny_lm, tmp_path):
         att = app.pane("attention")
         att.set_prompt("The capital of France")
         att.capture_text("The capital of France")
-        await wait_for(pilot, lambda: att.attention is not None, what="attention")
+        await wait_for(pilot, lambda: att.attention is not None and att.attention.partial is None, what="attention")
         await pilot.press("f8")  # the advance key: the next head
         assert att.head_index == 1
         data = await _export(pilot, notes, folder, "attention")

@@ -56,6 +56,40 @@ class TestCapture:
             attention.matrix(layer, None)
         assert len(calls) == 1
 
+    def test_early_gets_the_first_layers_before_the_others_run(self, lm, monkeypatch):
+        """With `early`, a partial map of layers 0..first comes out before the next block runs; its weights
+        and scores are the whole map's for those layers, the later ones unscored."""
+        ids = lm.encode(TEXT)
+        events, partials = [], []
+        last_block = lm.model.blocks[-1]
+        forward = last_block.forward
+        monkeypatch.setattr(last_block, "forward", lambda *a, **k: (events.append("last block"), forward(*a, **k))[1])
+        # (the capture runs the last block's attention alone: weights only, no logits)
+        attention_weights = last_block.attention_weights
+        monkeypatch.setattr(last_block, "attention_weights",
+                            lambda *a, **k: (events.append("last block"), attention_weights(*a, **k))[1])
+
+        def early(partial: AttentionMap) -> None:
+            events.append("early")
+            partials.append((partial, partial.weights[0].clone()))
+
+        whole = capture_attention(lm, ids, first=0, early=early)
+        assert events == ["early", "last block"]
+        (partial, layer0), = partials
+        assert partial.ready == 1 and partial.partial == 1 and whole.ready == whole.n_layer and whole.partial is None
+        assert partial.ids == whole.ids and partial.continuation is None
+        torch.testing.assert_close(layer0, whole.weights[0], rtol=0, atol=0)
+        torch.testing.assert_close(partial.scores.values[0], whole.scores.values[0], equal_nan=True)
+        assert torch.isnan(partial.scores.values[1:]).all()
+
+    def test_early_is_not_called_for_the_last_layer_or_a_whole_reuse(self, lm):
+        """Nothing runs after the last layer, so a partial map of it would be the whole one."""
+        ids = lm.encode(TEXT)
+        calls = []
+        first = capture_attention(lm, ids, first=lm.config.n_layer - 1, early=calls.append)
+        capture_attention(lm, ids, previous=first, first=0, early=calls.append)  # the same text: nothing runs
+        assert calls == []
+
     def test_rows_sum_to_one_and_never_look_ahead(self, lm):
         attention = capture_attention(lm, lm.encode(TEXT))
         w = attention.weights

@@ -522,6 +522,7 @@ class Transformer(nn.Module):
         capture: bool | Iterable[str] | Capture | None = False,
         last_only: bool = False,
         logits: bool = True,
+        on_attention: Callable[[int, Tensor], None] | None = None,
     ) -> ForwardOutput:
         """Run ids (B, T) through the model.
 
@@ -530,7 +531,9 @@ class Transformer(nn.Module):
         position alone (decoding needs no more); logits=False computes none (a capture
         that only reads internals skips the unembedding, the largest matrix). capture
         names the internals to keep: True for all of them, a set of CAPTURE_NAMES, or a
-        Capture with layers.
+        Capture with layers. on_attention, with attention weights captured, receives each layer's
+        (B, n_head, T, past + T) weights as soon as its block has run (out.attentions then holds None
+        for them): a caller can show the first layers while the others run.
         """
         B, T = ids.shape
         want = Capture.of(capture)
@@ -560,14 +563,21 @@ class Transformer(nn.Module):
         for i, block in enumerate(self.blocks):
             block_rope = local_rope if block.attn.window else rope
             if weights_only and i == n - 1:
-                kept["attn_weights"][i] = block.attention_weights(x, block_rope, cache, past)
+                weights = block.attention_weights(x, block_rope, cache, past)
+                if on_attention is None:
+                    kept["attn_weights"][i] = weights
+                else:
+                    on_attention(i, weights)
                 break
             step = block(x, block_rope, cache, past, want.wants("attn_weights", i))
             x = step.x
             for name, value in (("attn_weights", step.attn_weights), ("resid_post", x),
                                 ("attn_out", step.attn_out), ("mlp_out", step.mlp_out)):  # fmt: skip
                 if want.wants(name, i):
-                    kept[name][i] = value
+                    if name == "attn_weights" and on_attention is not None:
+                        on_attention(i, value)
+                    else:
+                        kept[name][i] = value
         out = ForwardOutput(logits=None)
         if "attn_weights" in kept:
             out.attentions = kept["attn_weights"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -154,6 +154,9 @@ class AttentionMap:
     weights: Tensor  # (n_layer, n_head, T, T), float32, on the CPU
     scores: HeadScores  # each head's pattern scores
     continuation: Continuation | None = field(default=None, compare=False, repr=False)
+    partial: int | None = field(default=None, compare=False)
+    """A map handed out while its capture still runs: layers 0..partial-1 hold their weights and scores,
+    the others are not computed yet (None: a whole map)."""
 
     @classmethod
     def from_weights(
@@ -164,6 +167,19 @@ class AttentionMap:
             raise ValueError(f"weights must be (n_layer, n_head, T, T) with T = {len(ids)} tokens, "
                              f"not {tuple(weights.shape)}")
         return cls(tuple(ids), weights, head_scores(weights, ids), continuation)
+
+    @classmethod
+    def partial_of(cls, ids: Sequence[int], weights: Tensor, ready: int) -> AttentionMap:
+        """The map of a capture still running, whose layers 0..ready-1 are in `weights` (read, not copied:
+        the capture writes only the later layers)."""
+        scores = head_scores(weights[:ready], ids).values
+        missing = torch.full((weights.shape[0] - ready, *scores.shape[1:]), float("nan"))
+        return cls(tuple(ids), weights, HeadScores(torch.cat([scores, missing])), None, ready)
+
+    @property
+    def ready(self) -> int:
+        """How many layers hold weights: all of them, but for a partial map."""
+        return self.n_layer if self.partial is None else self.partial
 
     def shared_with(self, model: Transformer, ids: Sequence[int]) -> int:
         """How many leading tokens a capture of ids on model can take from this map as they are (0: none):
@@ -223,12 +239,16 @@ def check_length(n_tokens: int, context_length: int, max_tokens: int = MAX_TOKEN
 
 
 def capture_attention(
-    lm: LanguageModel, ids: Sequence[int], max_tokens: int = MAX_TOKENS, previous: AttentionMap | None = None
+    lm: LanguageModel, ids: Sequence[int], max_tokens: int = MAX_TOKENS, previous: AttentionMap | None = None,
+    *, first: int | None = None, early: Callable[[AttentionMap], None] | None = None,
 ) -> AttentionMap:
     """Run the model over ids and keep every layer's attention weights.
 
     With `previous` (the last map captured on this model), a text that continues its text
     runs only the new tokens (see the module's docstring); anything else runs in full.
+    With `early`, it is called, on this thread, with a partial map (`AttentionMap.ready`) as soon as
+    layers 0..`first` have run, when layers remain after it: the layer a pane shows can be drawn while
+    the others run (the later layers are most of a capture's time).
     Raises ValueError (with a user-facing message) for an empty text or one too long, and
     ModelOutputError (a ValueError) when damaged weights overflow into NaN attention.
     """
@@ -247,13 +267,15 @@ def capture_attention(
         cache = model.new_cache(initial=T)
     stamp = WeightsStamp(model)
     if past < T:
+        def keep(layer: int, layer_weights: Tensor) -> None:  # each layer's as its block has run
+            weights[layer, :, past:] = layer_weights[0]  # (nh, T - past, T): the new rows
+            check_finite(weights[layer, :, past:])
+            if early is not None and layer == first and layer < c.n_layer - 1:
+                early(AttentionMap.partial_of(ids, weights, layer + 1))
+
         with torch.inference_mode():
             new = torch.tensor([ids[past:]], device=lm.device)
-            out = model(new, cache, capture={"attn_weights"}, logits=False)
-        for layer in range(c.n_layer):
-            weights[layer, :, past:] = out.attentions[layer][0]  # (nh, T - past, T): the new rows
-            out.attentions[layer] = None  # drop the copy now: long texts hold hundreds of MB
-            check_finite(weights[layer, :, past:])
+            model(new, cache, capture={"attn_weights"}, logits=False, on_attention=keep)
     return AttentionMap.from_weights(ids, weights, Continuation(cache, stamp))
 
 

@@ -75,6 +75,12 @@ class AttentionMaps(Horizontal):
         self.update_side(showing)
         return row
 
+    def complete(self, attention: AttentionMap, showing: Showing) -> None:
+        """The whole map of the text a partial map showed: the other layers now; the cursor stays put."""
+        self.attention = attention
+        self._overview_key = None
+        self.redraw(showing)
+
     def clear(self, error: str) -> None:
         """No weights (a failed capture): the map says why, so that it never shows another text's attention."""
         self.attention, self.labels = None, ()
@@ -84,7 +90,9 @@ class AttentionMaps(Horizontal):
         self.bars.show(Text(""), [])
 
     def redraw(self, showing: Showing) -> None:
-        """The layer, head or mode changed: redraw from the captured weights."""
+        """The layer, head or mode changed: redraw from the captured weights (a layer still running: later)."""
+        if self.attention is not None and showing.layer >= self.attention.ready:
+            return
         if self.attention is not None:
             self.heatmap.set_values(self.matrix(showing), self._mask)
             if showing.view != "map":

@@ -33,13 +33,16 @@ class NavigationPart:
         self.showing = replace(self.showing, average=not self.showing.average)
         if self.view != "map":
             self._set_view("map")
-        else:
-            self._redraw()
+        elif not self._redraw():
+            return
         self.say(f"Showing {self._head_name()}.")
 
     def action_overview(self, which: view.View) -> None:
         """Every head of the layer (or of the model) small; the same key again goes back to the map."""
         if not self._need_attention():
+            return
+        if self.attention is not None and self.attention.partial is not None:
+            self.say("The other layers are still running: a moment.", "busy")
             return
         self._set_view("map" if self.view == which else which)
         if self.view != "map":
@@ -59,8 +62,8 @@ class NavigationPart:
             self.showing = self.showing.within(self.attention.n_layer, self.attention.n_head)
             if self.view != "map":
                 self._set_view("map")
-            self._redraw()
-            self.say(f"Showing {self._head_name()}.")
+            if self._redraw():
+                self.say(f"Showing {self._head_name()}.")
 
     def advance(self) -> bool:
         """The advance key: the next head; after a layer's last head, the next layer's first."""
@@ -92,8 +95,8 @@ class NavigationPart:
             self.say(why_not)
             return
         self.showing = showing
-        self._redraw()
-        self.say(f"Showing {self._head_name()}.")
+        if self._redraw():
+            self.say(f"Showing {self._head_name()}.")
 
     def _set_view(self, which: view.View) -> None:
         self.showing = replace(self.showing, view=which)
@@ -101,10 +104,15 @@ class NavigationPart:
         self.maps.switch(self.showing)
         self._update_nav()
 
-    def _redraw(self) -> None:
-        """The layer, head or mode changed: redraw from the captured weights (no model run)."""
+    def _redraw(self) -> bool:
+        """The layer, head or mode changed: redraw from the captured weights (no model run). A layer whose
+        block is still running (a partial map) is drawn when the whole map lands: False, and the pane says so."""
         self.maps.redraw(self.showing)
         self._update_nav()
+        if self.attention is not None and self.showing.layer >= self.attention.ready:
+            self.say(f"Layer {self.showing.layer} is still running: it shows in a moment.", "busy")
+            return False
+        return True
 
     def _head_name(self) -> str:
         if self.attention is None:
