@@ -9,7 +9,7 @@ import shlex
 
 import app_fixtures
 import pytest
-from app_fixtures import finished, generate, greedy, make_app, ready, wait_for
+from app_fixtures import finished, generate, greedy, make_app, ready, settle, wait_for
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input
 
@@ -102,6 +102,27 @@ async def test_b_gets_its_own_model_and_same_text_kl_is_between_the_two_models(t
         await wait_for(pilot, lambda: "Comparing" not in message(screen) and "Loading" not in message(screen), 30)
         assert "internal error" not in message(screen).lower() and "missing" in message(screen)
         assert app.screen is screen
+
+
+async def test_an_undo_then_a_clear_in_one_burst_leaves_the_text_cleared(tiny_lm):
+    """ctrl+z then ctrl+n before the undo's worker starts (found by the soak test, seed 1): the text stays
+    cleared, the branch being restored never lands, and no worker fails."""
+    from textual.worker import Worker, WorkerState
+
+    app = make_app(tiny_lm, prompt=PROMPT, settings=greedy(max_new_tokens=8))
+    failed: list[str] = []
+    async with app.run_test(size=(100, 30), message_hook=lambda m: failed.append(m.worker.name) if (
+            isinstance(m, Worker.StateChanged) and m.state == WorkerState.ERROR) else None) as pilot:
+        pane = await ready(pilot)
+        await generate(pilot, pane)
+        await fork(pilot, pane, 3)
+        pane._tree_step("undo")  # as ctrl+z: its worker starts on a later turn of the event loop
+        pane.action_clear()  # as ctrl+n, in the same burst
+        await settle(pilot)
+        await pilot.pause(0.2)
+        assert failed == []
+        assert pane.session is None and pane.steps == ()
+        assert pane.output.n_steps == 0
 
 
 async def test_forks_are_branches_that_reopen_undo_and_redo(tiny_lm, tmp_path):

@@ -119,7 +119,8 @@ class ForksPart:
         from llmtui.engine.generation import GenerationSession
 
         session = self._session
-        assert session is not None and self.lm is not None
+        if session is None or self.lm is None or self.backend is None:
+            return  # cleared (ctrl+n) or the model switched between the key and this worker's start: nothing to show
         with self.reporting():  # tokens outside this model's vocabulary in a hand-edited session, or a bug
             if session.prompt_ids != tree.prompt_ids:  # a loaded session of another prompt
                 session = await call(GenerationSession, self.lm, tree.prompt_ids, self.settings, top_n=TOP_N)

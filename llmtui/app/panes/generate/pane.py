@@ -250,8 +250,8 @@ class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ServedForksPart
     def action_clear(self) -> None:
         """Forget the shown text (and the chat so far); the prompt stays in the editor."""
         if self.running:
-            self.workers.cancel_group(self, "generation")  # the run is dropped: nothing of it lands
             self.post_message(self.backend.speed_message(None, None))
+        self.workers.cancel_group(self, "generation")  # a run, or a branch being restored: nothing of it lands
         self._run = None
         self.refresh_bindings()
         self._session = None
