@@ -235,18 +235,27 @@ async def test_every_step_reached_backwards_equals_it_reached_forwards(default_m
     app = LLMTuiApp(lm=LanguageModel.load(DEFAULT_MODEL), demo=demo)
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_for(pilot, lambda: app.lm is not None, what="the model")
-        forwards = []
+        forwards, lessons = [], []
         for n, step in enumerate(demo.steps):
             if n:
                 await pilot.press("f8")
             await _step_done(pilot, app, step)
             forwards.append(_shown(app))
+            lessons.append(_lesson(app))
         for step in reversed(demo.steps[:-1]):
             await pilot.press("shift+f8")
             await _step_done(pilot, app, step)
             shown = _shown(app)
             assert shown == forwards[step.number - 1], f"step {step.number} differs when reached backwards: " + _diff(
-                shown, forwards[step.number - 1])
+                shown, forwards[step.number - 1]) + f"; the weights' lesson backwards: {_lesson(app)}, forwards: " \
+                f"{lessons[step.number - 1]}"
+
+
+def _lesson(app: LLMTuiApp) -> str:
+    """What the weights hold, for a failure's message: tuned or not, and the lesson's losses step by step."""
+    train = app.pane("train")
+    losses = ", ".join(f"{r.loss:.9g}" for r in train.history)
+    return f"tuned={train.tuned} method={getattr(train.tuning, 'method', None)} losses=[{losses}]"
 
 
 def _diff(backwards: dict, forwards: dict) -> str:
