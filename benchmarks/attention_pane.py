@@ -74,6 +74,20 @@ def ms(seconds: list[float]) -> str:
     return f"{statistics.median(seconds) * 1000:7.1f} ms (min {min(seconds) * 1000:.1f})"
 
 
+def stamp_paints(widget) -> list[float]:
+    """The times at which the widget's lines are drawn from now on (until `del widget.render_lines`)."""
+    painted: list[float] = []
+    render_lines = widget.render_lines
+
+    def painting(crop: Region) -> list:
+        strips = render_lines(crop)
+        painted.append(time.perf_counter())
+        return strips
+
+    widget.render_lines = painting
+    return painted
+
+
 async def drive_app(lm: LanguageModel, texts: dict[int, str], runs: int) -> dict[int, dict[str, list[float]]]:
     results: dict[int, dict[str, list[float]]] = {}
     app = LLMTuiApp(lm=lm, pane="attention")
@@ -93,15 +107,7 @@ async def drive_app(lm: LanguageModel, texts: dict[int, str], runs: int) -> dict
                 landed.set()
 
             heatmap.set_matrix = set_and_signal  # type: ignore[method-assign]
-            painted: list[float] = []  # when the heatmap's lines were drawn (the screen's update)
-            render_lines = heatmap.render_lines
-
-            def painting(crop: Region, render_lines=render_lines, painted=painted) -> list:
-                strips = render_lines(crop)
-                painted.append(time.perf_counter())
-                return strips
-
-            heatmap.render_lines = painting  # type: ignore[method-assign]
+            painted = stamp_paints(heatmap)  # when the heatmap's lines were drawn (the screen's update)
 
             whole = asyncio.Event()  # set when the pane holds a whole map (not a partial one)
             whole_at: list[float] = []
@@ -141,15 +147,7 @@ async def drive_app(lm: LanguageModel, texts: dict[int, str], runs: int) -> dict
                 pane.action_head(1 if pane.head_index < pane.attention.n_head - 1 else -1)
                 heatmap.render_lines(region)
                 r["head"].append(time.perf_counter() - started)
-            drawn: list[float] = []
-            render_lines = heatmap.render_lines
-
-            def stamped(crop: Region, render_lines=render_lines, drawn=drawn) -> list:
-                strips = render_lines(crop)
-                drawn.append(time.perf_counter())
-                return strips
-
-            heatmap.render_lines = stamped  # type: ignore[method-assign]
+            drawn = stamp_paints(heatmap)
             for _ in range(max(runs, 8)):
                 key = "full_stop" if pane.head_index < pane.attention.n_head - 1 else "comma"
                 head = pane.head_index

@@ -35,8 +35,8 @@ from gguf.quants import dequantize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from llmtui.engine.kernels.blocks import BLOCK_BYTES, BLOCK_SIZES, PACKED_TYPES, _HALF_OFFSETS  # noqa: E402
-from llmtui.engine.kernels.native import _COMMON_FLAGS, SOURCES  # noqa: E402
+from llmtui.engine.kernels.blocks import BLOCK_BYTES, BLOCK_SIZES, PACKED_TYPES, _HALF_OFFSETS
+from llmtui.engine.kernels.native import _COMMON_FLAGS, SOURCES
 
 DRIVER = Path(__file__).with_name("cross") / "check_kernels.cpp"
 K, N = 512, 48  # two K-quant super-blocks per row; rows enough for two threads
