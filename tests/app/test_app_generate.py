@@ -329,6 +329,23 @@ class TestTable:
             flat = distribution(tiny_lm.run(ids, capture=False).logits[0, -1], pane.settings, ids)
             assert abs(table.view.candidates[0].prob - float(flat.final[table.view.candidates[0].id])) < 1e-6
 
+    async def test_an_export_names_the_prompt_its_preview_is_for(self, tiny_lm):
+        """Typing ahead of the preview (it waits for a pause): the table still shows the last prompt's preview,
+        and an export says which prompt that is, not the editor's newer text (found by the teach-lyon demo test)."""
+        app = make_app(tiny_lm, prompt=PROMPT, settings=SamplingSettings(temperature=0.5))
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = await ready(pilot)
+            assert pane.preview_prompt == PROMPT
+            pane.editor.load_text("A newer prompt")  # the preview waits for a typing pause
+            data = pane.export_data()
+            assert data["prompt"]["text"] == PROMPT and data["table"]["preview"]
+            assert pane.preview_prompt == PROMPT
+            await wait_for(pilot, lambda: pane.preview_prompt == "A newer prompt", what="the new preview")
+            assert pane.export_data()["prompt"]["text"] == "A newer prompt"
+            pane.editor.load_text("")  # no prompt: no preview, and the export says no prompt
+            await wait_for(pilot, lambda: pane.table.view is None, what="the empty table")
+            assert pane.preview_prompt is None
+
     async def test_temperature_changes_the_bars(self, tiny_lm):
         app = make_app(tiny_lm, prompt=PROMPT, settings=SamplingSettings(temperature=1.0))
         async with app.run_test(size=(100, 30)) as pilot:

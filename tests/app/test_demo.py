@@ -170,8 +170,9 @@ async def _step_done(pilot, app: LLMTuiApp, step) -> None:
         await wait_for(pilot, lambda: pane.data is not None and pane.editor.text == step.prompt, what="the lens")
     elif step.pane == "generate":
         def done() -> bool:
-            if not step.generate:
-                return pane.session is None and pane.table.view is not None and pane.table.view.preview
+            if not step.generate:  # the preview of this step's prompt (not the one before it, still shown a moment)
+                return (pane.session is None and pane.table.view is not None and pane.table.view.preview
+                        and pane.preview_prompt == step.prompt)
             ended = pane.session is not None and pane.session.finish_reason == "stop token"
             return not pane.running and (len(pane.steps) == step.generate or ended and len(pane.steps) > 0)
 

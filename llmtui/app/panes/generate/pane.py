@@ -103,6 +103,7 @@ class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ServedForksPart
         self._prompt_pieces: list[Piece] = []
         self._output_pieces = OutputPieces()  # the steps' pieces, built once each
         self._preview: TableView | None = None
+        self._preview_for: PromptRequest | None = None  # the prompt the preview is for (the editor may be ahead)
         self._preview_pause = Debounce(self, PREVIEW_DELAY, self._request_preview)  # the preview waits for a typing pause
         self._streaming = True  # after a fork, go on generating (False after single steps)
         self._note_until = 0.0  # a knob's note stays on the message line until then (time.monotonic)
@@ -282,9 +283,15 @@ class GeneratePane(AttachPart, KnobsPart, ChatPart, PreviewPart, ServedForksPart
     def export_data(self) -> dict | None:
         """The probability table shown, and the whole generation with every step's candidates."""
         lm = self.lm
-        shown = self._session_prompt if self._session is not None else PromptRequest(self.editor.text, chat=self.chat_mode)
+        # the table's prompt: a preview's is the text it was computed for, which the editor may have left already
+        shown = self._session_prompt if self._session is not None else self._preview_for
         return view.export_data(self.backend.name if self.backend else None, self.table.view, shown, self._session,
                                 self._session_prompt, self._steps, lm.tokenizer if lm else None)
+
+    @property
+    def preview_prompt(self) -> str | None:
+        """The prompt the shown preview is for (None: no preview of a typed prompt); the editor may be ahead of it."""
+        return self._preview_for.text if self._preview_for is not None else None
 
     def export_table(self) -> tuple[list[str], list[list]] | None:
         return None if self.table.view is None else view.export_table(self.table.view)

@@ -40,7 +40,7 @@ class PreviewPart:
             return
         request = PromptRequest(self.editor.text, chat=self.chat_mode, system=self.system_prompt)
         if not request.text.strip() and not self.chat_mode:
-            self._preview = None
+            self._preview = self._preview_for = None
             self._prompt_pieces = []
             self._preview_len = 0
             self._show_context()
@@ -75,13 +75,15 @@ class PreviewPart:
                 check_fits(request, len(ids), lm.config.context_length)
             cands, position, ids = await call(next_token, ids)
             if not self.running:
-                self._show_preview(position, cands, settings, tuple(ids))
+                self._show_preview(position, cands, settings, tuple(ids), request)
 
     def _show_preview(self, position: int, cands: tuple[Candidate, ...], settings: SamplingSettings,
-                      prompt_ids: tuple[int, ...]) -> None:
-        """The distribution of the token that would come next, under the given knobs."""
+                      prompt_ids: tuple[int, ...], request: PromptRequest | None) -> None:
+        """The distribution of the token that would come next, under the given knobs (request: the prompt
+        it is for; None: the session's text)."""
         assert self.lm is not None
         self._preview = view.preview_view(self.lm.tokenizer, position, cands, settings)
+        self._preview_for = request
         if self._session is None:  # show the prompt as the model will see it
             self._preview_len = len(prompt_ids)
             self._prompt_pieces = self.backend.prompt_pieces(list(prompt_ids))
@@ -91,7 +93,7 @@ class PreviewPart:
         self._refresh_table()
 
     def _preview_failed(self, error: str) -> None:
-        self._preview = None
+        self._preview = self._preview_for = None
         if self._session is None:
             self._preview_len = 0
             self._show_context()
