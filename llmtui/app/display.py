@@ -72,6 +72,15 @@ def prompt_pieces(tokenizer: Tokenizer, ids: Sequence[int]) -> list[PromptPiece]
     return pieces
 
 
+def kept_prefix(new: Sequence[object], old: Sequence[object]) -> int:
+    """How many leading items of `new` are the very objects `old` starts with (steps never change, so a
+    stream or a fork keeps what was built for them)."""
+    keep, most = 0, min(len(new), len(old))
+    while keep < most and new[keep] is old[keep]:
+        keep += 1
+    return keep
+
+
 class StepTexts:
     """Display text of each generated step, decoded incrementally as UTF-8.
 
@@ -88,9 +97,7 @@ class StepTexts:
         self._states: list[tuple[bytes, int]] = []
 
     def update(self, steps: Sequence[Step]) -> list[str]:
-        keep = 0
-        while keep < min(len(steps), len(self._steps)) and steps[keep] is self._steps[keep]:
-            keep += 1
+        keep = kept_prefix(steps, self._steps)
         del self._steps[keep:], self._texts[keep:], self._states[keep:]
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         if keep:

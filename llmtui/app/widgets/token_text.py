@@ -235,7 +235,7 @@ class TokenText(ScrollView, can_focus=True):
         prompt = [
             word
             for p in self._prompt
-            for word in split_words(Piece(p.text, roles[p.role] + p.style, p.step) if p.role in roles else p)
+            for word in split_words(self._styled(p, roles))
         ]
         steps = []
         for piece in self._steps:
@@ -248,7 +248,7 @@ class TokenText(ScrollView, can_focus=True):
         return prompt + steps
 
     def _styled(self, piece: Piece, roles: dict[str, Style] | None = None) -> Piece:
-        """A step's piece with its role's style (the theme's) under its own."""
+        """A piece with its role's style (the theme's) under its own."""
         if piece.role not in ("prompt", "special"):
             return piece
         style = roles[piece.role] if roles else self._component(piece.role)

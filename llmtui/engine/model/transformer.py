@@ -560,24 +560,24 @@ class Transformer(nn.Module):
         # SmolLM2, 1/30 of those products: ~3% of the pass's multiply-adds).
         weights_only = not logits and want.wants("attn_weights", n - 1) and not any(
             want.wants(name, n - 1) for name in ("resid_post", "attn_out", "mlp_out"))
+
+        def keep(name: str, i: int, value: Tensor) -> None:
+            if name == "attn_weights" and on_attention is not None:
+                on_attention(i, value)
+            else:
+                kept[name][i] = value
+
         for i, block in enumerate(self.blocks):
             block_rope = local_rope if block.attn.window else rope
             if weights_only and i == n - 1:
-                weights = block.attention_weights(x, block_rope, cache, past)
-                if on_attention is None:
-                    kept["attn_weights"][i] = weights
-                else:
-                    on_attention(i, weights)
+                keep("attn_weights", i, block.attention_weights(x, block_rope, cache, past))
                 break
             step = block(x, block_rope, cache, past, want.wants("attn_weights", i))
             x = step.x
             for name, value in (("attn_weights", step.attn_weights), ("resid_post", x),
                                 ("attn_out", step.attn_out), ("mlp_out", step.mlp_out)):  # fmt: skip
                 if want.wants(name, i):
-                    if name == "attn_weights" and on_attention is not None:
-                        on_attention(i, value)
-                    else:
-                        kept[name][i] = value
+                    keep(name, i, value)
         out = ForwardOutput(logits=None)
         if "attn_weights" in kept:
             out.attentions = kept["attn_weights"]

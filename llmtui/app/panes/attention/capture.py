@@ -84,16 +84,16 @@ class CapturePart:
             def early(partial: AttentionMap) -> None:  # on the model thread
                 loop.call_soon_threadsafe(self._show_early, request, partial, labels, source)
 
-            # the last map's rows and KV cache are reused when the text continues it (typing on, a generation)
-            previous = self.attention if self.attention is not None and self.attention.partial is None else None
+            # the last map's rows and KV cache are reused when the text continues it (typing on, a generation;
+            # a partial map keeps no KV cache: nothing is reused from it)
             first = self.showing.layer if self.view == "map" else None  # an overview draws every layer
-            attention = await call(engine.capture_attention, lm, token_ids, previous=previous, first=first, early=early)
+            attention = await call(engine.capture_attention, lm, token_ids, previous=self.attention, first=first,
+                                   early=early)
             self._show(attention, labels, source, time.perf_counter() - started)
 
     def _show_early(self, request: int, partial: AttentionMap, labels: tuple[str, ...], source: str) -> None:
         """The shown layer of a capture still running (unless a newer request came, or the whole map already)."""
         if request == self._request and self.is_mounted and self.view == "map":
-            self._early = request
             self._show(partial, labels, source, None)
 
     def _show(self, attention: AttentionMap, labels: tuple[str, ...], source: str, seconds: float | None) -> None:
@@ -101,8 +101,7 @@ class CapturePart:
         self.source = source
         self.showing = self.showing.within(attention.n_layer, attention.n_head)
         shown = self.attention
-        if (attention.partial is None and self._early == self._request and shown is not None
-                and shown.partial is not None and shown.ids == attention.ids):
+        if attention.partial is None and shown is not None and shown.partial is not None and shown.ids == attention.ids:
             self.maps.complete(attention, self.showing)  # after its partial map: the cursor stays where it is
         else:
             row, self._pending_row = self._pending_row, None

@@ -89,15 +89,17 @@ class AttentionMaps(Horizontal):
         self._overview_key = None
         self.bars.show(Text(""), [])
 
-    def redraw(self, showing: Showing) -> None:
-        """The layer, head or mode changed: redraw from the captured weights (a layer still running: later)."""
+    def redraw(self, showing: Showing) -> bool:
+        """The layer, head or mode changed: redraw from the captured weights. False for a layer whose block
+        is still running (a partial map): it is drawn when the whole map lands."""
         if self.attention is not None and showing.layer >= self.attention.ready:
-            return
+            return False
         if self.attention is not None:
             self.heatmap.set_values(self.matrix(showing), self._mask)
             if showing.view != "map":
                 self.show_overview(showing)
         self.update_side(showing)
+        return True
 
     def switch(self, showing: Showing) -> None:
         """Show the map or an overview, as `showing.view` says, and focus it."""

@@ -107,12 +107,11 @@ class NavigationPart:
     def _redraw(self) -> bool:
         """The layer, head or mode changed: redraw from the captured weights (no model run). A layer whose
         block is still running (a partial map) is drawn when the whole map lands: False, and the pane says so."""
-        self.maps.redraw(self.showing)
+        drawn = self.maps.redraw(self.showing)
         self._update_nav()
-        if self.attention is not None and self.showing.layer >= self.attention.ready:
+        if not drawn:
             self.say(f"Layer {self.showing.layer} is still running: it shows in a moment.", "busy")
-            return False
-        return True
+        return drawn
 
     def _head_name(self) -> str:
         if self.attention is None:

@@ -82,7 +82,6 @@ class AttentionPane(CapturePart, NavigationPart, Pane):
         self._focus_map = False  # move the focus to the map when the capture lands (enter was pressed)
         self._cursor_at: tuple[tuple[int, ...] | None, int] = (None, -1)  # (text, row) at the last cursor move
         self._request = 0  # the captures asked for, counted: the newest one's partial map alone is shown
-        self._early = 0  # the request whose partial map was shown
 
     # -- layout ----------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from llmtui.app.display import kept_prefix
 from llmtui.app.palette import legend
 from llmtui.app.panes.generate import view
 from llmtui.app.widgets.token_text import TokenText
@@ -31,9 +32,7 @@ class OutputPieces:
         """The pieces of `steps` (a new list; the pieces of steps seen before are the same objects)."""
         if self._key != (backend, by_model):
             self._steps, self._pieces, self._key = [], [], (backend, by_model)
-        keep, most = 0, min(len(steps), len(self._steps))
-        while keep < most and steps[keep] is self._steps[keep]:
-            keep += 1
+        keep = kept_prefix(steps, self._steps)
         del self._steps[keep:], self._pieces[keep:]
         self._steps.extend(steps[keep:])
         self._pieces.extend(view.output_pieces(steps[keep:], backend.texts(steps, keep), by_model, first=keep))
